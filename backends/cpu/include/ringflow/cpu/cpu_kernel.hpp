@@ -1,0 +1,192 @@
+// ringflow/cpu/cpu_kernel.hpp — a persistent ring kernel on a CPU thread (the CPU backend).
+//
+// Contract
+//   * One cpu_kernel = one thread = one control_block, hosting any number of rings (channels).
+//     Each channel binds one ring kernel type K (ringflow/kernel.hpp) to a request ring and a
+//     response ring. Channels are added before start().
+//   * The thread runs a scheduler loop: each pass serves up to `max_batch` requests per channel
+//     (serve_one: type check, deadline check against the steady clock, handler, one reply per
+//     request), updates the heartbeat and progress, and rings the channel's reply doorbell.
+//     With no work it waits in a ladder: spin (PAUSE) -> yield -> park on a futex doorbell.
+//     Producers call notify() after pushing; a parked kernel wakes within microseconds.
+//     While parked it uses no CPU (stats().parks / passes stop moving).
+//   * stop(): sets the stop flag and wakes the thread; the kernel drains (serves every request
+//     that was in each ring when it saw the flag), publishes, sets `stopped`, wakes all clients,
+//     and exits; the host joins it. If the drain does not finish within the timeout (a client
+//     stopped reading replies), the kernel faults with kernel_error::reply_stuck and exits.
+//     Requests pushed after the drain are answered with status::stopped by the host client.
+//   * A handler that throws produces an error reply (status::handler_fault) with the exception's
+//     message; the kernel keeps serving.
+//   * start() after stop() starts a new incarnation (epoch + 1) on the same rings, resuming at the
+//     rings' shared positions; no client may be sweeping a channel concurrently.
+//
+// Thread-safety: start/stop/add_ring from one controlling thread; notify(), stats(), control()
+// readers from any thread. Each channel has one client (see host_client.hpp).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ringflow/control_block.hpp"
+#include "ringflow/cpu/doorbell.hpp"
+#include "ringflow/cpu/ring_storage.hpp"
+#include "ringflow/kernel.hpp"
+
+namespace ringflow::cpu {
+
+/// How an idle kernel (or a waiting client) waits: spin, then yield, then park.
+struct wait_policy {
+  std::uint32_t spin_iterations = 4000;  // PAUSE iterations (~10-40 us) before yielding
+  std::uint32_t yield_iterations = 16;   // sched_yield() calls before parking
+  bool park = true;                      // false: never park (lowest latency, burns a core)
+};
+
+struct kernel_config {
+  std::string name = "cpu-kernel";
+  wait_policy wait{};
+  std::uint32_t max_batch = 32;  // requests served per channel per pass (fairness across rings)
+};
+
+struct ring_options {
+  ring_config requests{};
+  ring_config replies{};
+};
+
+/// Counters the kernel thread keeps about itself (relaxed; for tests, metrics, the watchdog).
+struct kernel_stats {
+  std::uint64_t passes = 0;       // scheduler passes (awake iterations)
+  std::uint64_t idle_passes = 0;  // passes that found no work
+  std::uint64_t parks = 0;        // times it parked on the doorbell
+  std::uint64_t wakeups = 0;      // parks that ended because the doorbell rang
+  bool parked = false;            // parked right now
+};
+
+enum class stop_outcome { stopped, already_stopped, faulted };
+
+using serve_fn = serve_result (*)(ring_consumer&, ring_producer&, std::uint64_t, serve_tally&);
+
+/// One request ring + one response ring served by kernel type K.
+class channel {
+ public:
+  channel(std::string kernel_name, type_id request_type, type_id reply_type, serve_fn serve,
+          const ring_options& opts);
+  channel(const channel&) = delete;
+  channel& operator=(const channel&) = delete;
+
+  const std::string& kernel_name() const noexcept { return kernel_name_; }
+  type_id request_type() const noexcept { return request_type_; }
+  type_id reply_type() const noexcept { return reply_type_; }
+  ring_region requests() const noexcept { return requests_.region(); }
+  ring_region replies() const noexcept { return replies_.region(); }
+  std::uint64_t* request_producer_scratch() const noexcept { return requests_.producer_scratch(); }
+  /// Rung by the kernel after it published replies (and when it stops).
+  doorbell& reply_bell() noexcept { return reply_bell_; }
+  /// One client per channel: claims the client role (false if already claimed).
+  bool claim_client() noexcept { return !client_claimed_.exchange(true, std::memory_order_acq_rel); }
+  void release_client() noexcept { client_claimed_.store(false, std::memory_order_release); }
+
+ private:
+  friend class cpu_kernel;
+  std::string kernel_name_;
+  type_id request_type_;
+  type_id reply_type_;
+  serve_fn serve_;
+  ring_storage requests_;
+  ring_storage replies_;
+  // Kernel-side endpoints: touched only by the kernel thread (re-created at each start()).
+  ring_consumer kernel_requests_;
+  ring_producer kernel_replies_;
+  doorbell reply_bell_;
+  std::atomic<bool> client_claimed_{false};
+};
+
+class cpu_kernel {
+ public:
+  explicit cpu_kernel(kernel_config cfg = {});
+  ~cpu_kernel();  // stops (draining) if running
+  cpu_kernel(const cpu_kernel&) = delete;
+  cpu_kernel& operator=(const cpu_kernel&) = delete;
+
+  /// Adds a ring served by kernel K. Only before start() (throws std::logic_error otherwise);
+  /// throws std::invalid_argument for a bad ring configuration.
+  template <ring_kernel K>
+  channel& add_ring(const ring_options& opts = {}) {
+    return add_channel(std::make_unique<channel>(K::name, K::request::id, K::reply::id, &serve_guarded<K>, opts));
+  }
+
+  /// Launches the kernel thread (new epoch). Throws std::logic_error if already running.
+  void start();
+  /// Stop flag -> drain -> stopped; joins the thread. Waits at most `timeout` for the drain.
+  stop_outcome stop(std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));
+  bool running() const noexcept { return thread_.joinable(); }
+
+  /// Doorbell: call after pushing requests. Cheap (one fence + load) when the kernel is awake.
+  void notify() noexcept { bell_.ring(); }
+
+  control_block& control() noexcept { return *control_; }
+  kernel_stats stats() const noexcept;
+  const kernel_config& config() const noexcept { return cfg_; }
+  std::size_t ring_count() const noexcept { return channels_.size(); }
+  channel& ring(std::size_t i) { return *channels_.at(i); }
+
+ private:
+  channel& add_channel(std::unique_ptr<channel> ch);
+  void run() noexcept;
+  bool any_work() noexcept;
+  bool drain(std::chrono::steady_clock::time_point deadline) noexcept;
+  void wake_clients() noexcept;
+
+  // Serves with K, turning a thrown exception into a handler_fault error reply.
+  template <class K>
+  struct guarded {
+    using request = typename K::request;
+    using reply = typename K::reply;
+    static constexpr const char* name = K::name;
+    static std::uint32_t reply_capacity(const msg_view& in)
+      requires has_reply_capacity<K>
+    {
+      return K::reply_capacity(in);
+    }
+    static status handle(const msg_view& in, reply_writer& out) {
+      try {
+        return K::handle(in, out);
+      } catch (const std::exception& e) {
+        return out.fail(status::handler_fault, remember_detail(e.what()));
+      } catch (...) {
+        return out.fail(status::handler_fault, "handler threw a non-standard exception");
+      }
+    }
+  };
+  template <class K>
+  static serve_result serve_guarded(ring_consumer& rq, ring_producer& rp, std::uint64_t now, serve_tally& t) {
+    return serve_one<guarded<K>>(rq, rp, now, t);
+  }
+  /// Copies an exception message into thread-local storage that outlives the catch block.
+  static const char* remember_detail(const char* what) noexcept;
+
+  kernel_config cfg_;
+  std::vector<std::unique_ptr<channel>> channels_;
+  std::unique_ptr<control_block> control_;
+  doorbell bell_;
+  std::thread thread_;
+  std::uint64_t epoch_ = 0;
+  std::chrono::milliseconds stop_timeout_{5000};
+  // stats (written by the kernel thread, relaxed)
+  std::atomic<std::uint64_t> passes_{0}, idle_passes_{0}, parks_{0}, wakeups_{0};
+  std::atomic<bool> parked_{false};
+};
+
+/// The current time on the clock of slot_header::deadline_ns (steady clock, ns).
+inline std::uint64_t steady_now_ns() noexcept {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count());
+}
+
+}  // namespace ringflow::cpu

@@ -1,0 +1,39 @@
+// ringflow/cpu/ring_storage.hpp — RAII host memory for one ring region (CPU backend placement).
+//
+// Contract: allocates ring_layout{cfg}.bytes() 128-byte-aligned bytes, formats them as an empty
+// ring (ring_region::init) and owns the producer's private arena bookkeeping. Throws
+// std::invalid_argument naming the bad field when the configuration is invalid.
+// Thread-safety: immutable after construction; the region is shared by one producer and one
+// consumer as ring.hpp describes.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <new>
+
+#include "ringflow/ring.hpp"
+
+namespace ringflow::cpu {
+
+class ring_storage {
+ public:
+  explicit ring_storage(const ring_config& cfg);
+
+  ring_region region() const noexcept { return region_; }
+  /// Producer-private arena bookkeeping (nullptr when the ring has no arena).
+  std::uint64_t* producer_scratch() const noexcept { return scratch_.get(); }
+  const ring_config& config() const noexcept { return region_.config(); }
+
+  /// Throws std::invalid_argument with a message naming the offending field.
+  static void validate(const ring_config& cfg);
+
+ private:
+  struct aligned_delete {
+    void operator()(byte* p) const noexcept { ::operator delete[](p, std::align_val_t{128}); }
+  };
+  std::unique_ptr<byte[], aligned_delete> memory_;
+  std::unique_ptr<std::uint64_t[]> scratch_;
+  ring_region region_;
+};
+
+}  // namespace ringflow::cpu

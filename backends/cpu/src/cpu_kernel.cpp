@@ -1,0 +1,184 @@
+// The CPU backend's kernel thread: see ringflow/cpu/cpu_kernel.hpp for the contract.
+#include "ringflow/cpu/cpu_kernel.hpp"
+
+#include <sched.h>
+
+#include <cstring>
+#include <stdexcept>
+
+namespace ringflow::cpu {
+
+channel::channel(std::string kernel_name, type_id request_type, type_id reply_type, serve_fn serve,
+                 const ring_options& opts)
+    : kernel_name_(std::move(kernel_name)),
+      request_type_(request_type),
+      reply_type_(reply_type),
+      serve_(serve),
+      requests_(opts.requests),
+      replies_(opts.replies) {}
+
+cpu_kernel::cpu_kernel(kernel_config cfg) : cfg_(std::move(cfg)), control_(std::make_unique<control_block>()) {
+  if (cfg_.max_batch == 0) throw std::invalid_argument("kernel_config: max_batch must be >= 1");
+  control_->reset(0);
+  control_->state = static_cast<std::uint32_t>(kernel_state::idle);
+}
+
+cpu_kernel::~cpu_kernel() {
+  if (running()) stop();
+}
+
+channel& cpu_kernel::add_channel(std::unique_ptr<channel> ch) {
+  if (running()) throw std::logic_error("cpu_kernel '" + cfg_.name + "': add_ring after start()");
+  channels_.push_back(std::move(ch));
+  return *channels_.back();
+}
+
+void cpu_kernel::start() {
+  if (running()) throw std::logic_error("cpu_kernel '" + cfg_.name + "': already running");
+  control_->reset(++epoch_);
+  for (auto& ch : channels_) {
+    // Resume at the rings' shared positions (exact: the previous incarnation published them
+    // before it stopped, and thread creation orders those writes before the new thread).
+    ch->kernel_requests_ = ring_consumer(ch->requests_.region());
+    ch->kernel_replies_ = ring_producer(ch->replies_.region(), ch->replies_.producer_scratch());
+  }
+  thread_ = std::thread([this] { run(); });
+}
+
+stop_outcome cpu_kernel::stop(std::chrono::milliseconds timeout) {
+  if (!running()) return stop_outcome::already_stopped;
+  stop_timeout_ = timeout;   // ordered before the kernel's read by request_stop()'s release
+  control_->request_stop();
+  bell_.ring();
+  thread_.join();
+  return control_->current_state() == kernel_state::faulted ? stop_outcome::faulted : stop_outcome::stopped;
+}
+
+kernel_stats cpu_kernel::stats() const noexcept {
+  kernel_stats s;
+  s.passes = passes_.load(std::memory_order_relaxed);
+  s.idle_passes = idle_passes_.load(std::memory_order_relaxed);
+  s.parks = parks_.load(std::memory_order_relaxed);
+  s.wakeups = wakeups_.load(std::memory_order_relaxed);
+  s.parked = parked_.load(std::memory_order_relaxed);
+  return s;
+}
+
+const char* cpu_kernel::remember_detail(const char* what) noexcept {
+  thread_local char buf[control_block::detail_bytes];
+  std::strncpy(buf, what ? what : "", sizeof buf - 1);
+  buf[sizeof buf - 1] = 0;
+  return buf;
+}
+
+bool cpu_kernel::any_work() noexcept {
+  for (auto& ch : channels_)
+    if (ch->kernel_requests_.try_peek()) return true;
+  return false;
+}
+
+void cpu_kernel::wake_clients() noexcept {
+  for (auto& ch : channels_) ch->reply_bell_.ring();
+}
+
+// Serves everything that was in each ring when the stop flag was seen (at most one ring's
+// capacity per channel, so a client that keeps pushing cannot keep the kernel alive).
+bool cpu_kernel::drain(std::chrono::steady_clock::time_point deadline) noexcept {
+  control_block& cb = *control_;
+  for (auto& ch : channels_) {
+    std::uint64_t budget = ch->requests_.config().capacity;
+    serve_tally tally;
+    while (budget > 0) {
+      const serve_result r = ch->serve_(ch->kernel_requests_, ch->kernel_replies_, steady_now_ns(), tally);
+      if (r == serve_result::idle) break;
+      if (r == serve_result::served) {
+        --budget;
+        continue;
+      }
+      // blocked: the response ring is full; the client must read replies. Wake it and wait.
+      ch->reply_bell_.ring();
+      if (std::chrono::steady_clock::now() > deadline) {
+        cb.progressed(tally.served, tally.handler_errors, tally.rejected);
+        return false;
+      }
+      std::this_thread::yield();
+    }
+    cb.progressed(tally.served, tally.handler_errors, tally.rejected);
+    ch->kernel_requests_.publish();
+  }
+  return true;
+}
+
+void cpu_kernel::run() noexcept {
+  control_block& cb = *control_;
+  cb.set_state(kernel_state::running);
+  std::uint32_t idle = 0;
+  for (;;) {
+    if (cb.stop_is_requested()) {
+      cb.set_state(kernel_state::draining);
+      const bool drained = drain(std::chrono::steady_clock::now() + stop_timeout_);
+      if (drained) {
+        cb.set_state(kernel_state::stopped);  // release: every reply above is visible first
+      } else {
+        cb.fault(kernel_error::reply_stuck, 0, "stop: response ring stayed full past the stop timeout");
+      }
+      wake_clients();
+      return;
+    }
+
+    bool any = false;
+    bool blocked = false;
+    const std::uint64_t now = steady_now_ns();
+    for (auto& ch : channels_) {
+      serve_tally tally;
+      for (std::uint32_t i = 0; i < cfg_.max_batch; ++i) {
+        const serve_result r = ch->serve_(ch->kernel_requests_, ch->kernel_replies_, now, tally);
+        if (r == serve_result::served) continue;
+        blocked = blocked || r == serve_result::blocked;
+        break;
+      }
+      if (tally.served) {
+        any = true;
+        cb.progressed(tally.served, tally.handler_errors, tally.rejected);
+        ch->reply_bell_.ring();
+      }
+    }
+    cb.beat();
+    passes_.store(passes_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    if (any) {
+      idle = 0;
+      continue;
+    }
+    idle_passes_.store(idle_passes_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+
+    // Idle ladder: spin, then yield, then park.
+    ++idle;
+    const wait_policy& w = cfg_.wait;
+    if (idle <= w.spin_iterations) {
+      cpu_relax();
+      continue;
+    }
+    if (idle <= w.spin_iterations + w.yield_iterations || !w.park) {
+      if (!w.park && idle > w.spin_iterations + w.yield_iterations) idle = w.spin_iterations;
+      sched_yield();
+      continue;
+    }
+    const doorbell::token t = bell_.prepare_wait();
+    // Re-check after announcing the wait (no lost wake-up). A blocked kernel has work by
+    // definition but cannot do it until the client reads replies: it parks with a timeout.
+    if (cb.stop_is_requested() || (!blocked && any_work())) {
+      bell_.cancel_wait();
+      idle = 0;
+      continue;
+    }
+    parks_.store(parks_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    parked_.store(true, std::memory_order_relaxed);
+    // Blocked on a full response ring: the client's read does not ring us, so poll every 200 us.
+    const bool rung = bell_.wait(t, blocked ? std::chrono::microseconds(200) : std::chrono::nanoseconds::zero());
+    parked_.store(false, std::memory_order_relaxed);
+    if (rung) wakeups_.store(wakeups_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    idle = 0;
+  }
+}
+
+}  // namespace ringflow::cpu

@@ -1,0 +1,29 @@
+#include "ringflow/cpu/ring_storage.hpp"
+
+#include <stdexcept>
+#include <string>
+
+namespace ringflow::cpu {
+
+void ring_storage::validate(const ring_config& cfg) {
+  auto bad = [](const std::string& what) { throw std::invalid_argument("ring_config: " + what); };
+  if (cfg.capacity < 2 || (cfg.capacity & (cfg.capacity - 1)) != 0)
+    bad("capacity " + std::to_string(cfg.capacity) + " must be a power of two >= 2");
+  if (cfg.slot_size < 128 || cfg.slot_size % 64 != 0)
+    bad("slot_size " + std::to_string(cfg.slot_size) + " must be a multiple of 64 and >= 128");
+  if (cfg.arena_bytes % 64 != 0) bad("arena_bytes " + std::to_string(cfg.arena_bytes) + " must be a multiple of 64");
+  if (cfg.head_batch > cfg.capacity / 2)
+    bad("head_batch " + std::to_string(cfg.head_batch) + " must be <= capacity / 2");
+}
+
+ring_storage::ring_storage(const ring_config& cfg) {
+  validate(cfg);
+  const ring_layout layout{cfg};
+  memory_.reset(static_cast<byte*>(::operator new[](layout.bytes(), std::align_val_t{128})));
+  if (const auto words = layout.producer_scratch_words()) {
+    scratch_ = std::make_unique<std::uint64_t[]>(words);  // value-initialised (zero)
+  }
+  region_ = ring_region::init(memory_.get(), cfg);
+}
+
+}  // namespace ringflow::cpu

@@ -1,0 +1,245 @@
+// ringflow/kernel.hpp — the kernel-author API: what a ring kernel is and how one request is served.
+//
+// A ring kernel is a type with
+//     using request = <descriptor>;   // ringflow/messages.hpp-style: ::id, ::num_fields, ::inline_max
+//     using reply   = <descriptor>;
+//     static constexpr const char* name = "saxpy";
+//     RINGFLOW_HD static ringflow::status handle(const ringflow::msg_view& in, ringflow::reply_writer& out);
+// and optionally
+//     RINGFLOW_HD static std::uint32_t reply_capacity(const ringflow::msg_view& in);
+// (bytes the reply may need; default: the ring's inline slot room). The same handler is compiled
+// by every backend (CPU thread loop, CUDA and HIP persistent kernels).
+//
+// Contract of serve_one(): takes the next request from a ring, checks its type against the
+// kernel's declared request type, runs the handler, and publishes exactly one reply (the handler's
+// reply, or an ErrorReply with the status and a detail) into the response ring, carrying the
+// request's correlation id and trace context. A handler error becomes an error reply for that
+// request; the kernel keeps serving. If the response ring is full, nothing is consumed (the
+// request is served later): no message is dropped, nothing blocks inside serve_one().
+// Handlers must be deterministic per message: after a fault a request may be replayed and served
+// twice; the host deduplicates replies by correlation id.
+//
+// Thread-safety: serve_one() runs on the ring's consumer thread (which is also the response
+// ring's producer).
+#pragma once
+
+#include <concepts>
+#include <cstdint>
+
+#include "ringflow/fb_writer.hpp"
+#include "ringflow/messages.hpp"
+#include "ringflow/ring.hpp"
+
+namespace ringflow {
+
+/// Per-request outcome, carried in slot_header::status and ErrorReply::code.
+enum class status : std::uint16_t {
+  ok = 0,
+  invalid_argument = 1,   // the handler rejected the request's content
+  malformed = 2,          // the request is not readable as the declared type
+  wrong_type = 3,         // request type differs from the kernel's declared request type
+  reply_too_large = 4,    // the reply did not fit its capacity / the ring's arena
+  handler_fault = 5,      // the handler threw (CPU) or failed internally
+  deadline_exceeded = 6,  // the request's deadline passed before it was served
+  stopped = 7,            // the kernel stopped before serving the request
+  oversize = 8,           // the request is larger than the ring can carry
+  unavailable = 9,        // no kernel incarnation can serve the request now
+  internal = 10,
+  overloaded = 11,        // no room now (ring full / in-flight limit): back off and retry
+};
+
+RINGFLOW_HD constexpr const char* to_string(status s) {
+  switch (s) {
+    case status::ok: return "ok";
+    case status::invalid_argument: return "invalid_argument";
+    case status::malformed: return "malformed";
+    case status::wrong_type: return "wrong_type";
+    case status::reply_too_large: return "reply_too_large";
+    case status::handler_fault: return "handler_fault";
+    case status::deadline_exceeded: return "deadline_exceeded";
+    case status::stopped: return "stopped";
+    case status::oversize: return "oversize";
+    case status::unavailable: return "unavailable";
+    case status::internal: return "internal";
+    case status::overloaded: return "overloaded";
+  }
+  return "unknown";
+}
+
+/// The request as a handler sees it.
+struct msg_view {
+  type_id type = 0;
+  std::uint64_t correlation_id = 0;
+  std::uint64_t deadline_ns = 0;
+  const std::uint8_t* trace_id = nullptr;  // 16 bytes
+  const std::uint8_t* span_id = nullptr;   // 8 bytes
+  fb::bytes_view payload;
+
+  RINGFLOW_HD fb::table_view root() const { return fb::root(payload); }
+  /// Typed view through a descriptor (e.g. in.as<msg::SaxpyRequest>().x()).
+  template <class Descriptor>
+  RINGFLOW_HD Descriptor as() const { return Descriptor{root()}; }
+};
+
+/// Where a handler writes its reply: a fixed buffer in the response ring (zero copy).
+class reply_writer {
+ public:
+  RINGFLOW_HD reply_writer(std::uint8_t* buf, std::uint32_t capacity) : buf_(buf), cap_(capacity) {}
+
+  /// Starts the reply as the root table of Descriptor (identifier, field count, inline room).
+  /// Add fields to the returned builder, then `return out.finish(b);`.
+  template <class Descriptor>
+  RINGFLOW_HD fb::builder table() {
+    fb::builder b(buf_, cap_);
+    b.begin(Descriptor::id, Descriptor::num_fields, Descriptor::inline_max);
+    type_ = Descriptor::id;
+    return b;
+  }
+  /// Completes a table reply: ok, or reply_too_large if the builder ran out of room.
+  RINGFLOW_HD status finish(fb::builder& b) {
+    len_ = b.finish();
+    return len_ ? status::ok : fail(status::reply_too_large, "reply does not fit its capacity");
+  }
+  /// A reply copied verbatim (e.g. echo): `n` bytes of type `t`.
+  RINGFLOW_HD status copy(type_id t, const std::uint8_t* src, std::uint32_t n) {
+    if (n > cap_) return fail(status::reply_too_large, "reply does not fit its capacity");
+    for (std::uint32_t i = 0; i < n; ++i) buf_[i] = src[i];
+    type_ = t;
+    len_ = n;
+    return status::ok;
+  }
+  /// Records why the request failed (a string with static storage: a literal) and returns `s`.
+  RINGFLOW_HD status fail(status s, const char* detail) {
+    detail_ = detail;
+    return s;
+  }
+
+  RINGFLOW_HD std::uint32_t capacity() const { return cap_; }
+  RINGFLOW_HD std::uint32_t size() const { return len_; }
+  RINGFLOW_HD type_id type() const { return type_; }
+  RINGFLOW_HD const char* detail() const { return detail_; }
+  RINGFLOW_HD std::uint8_t* data() { return buf_; }
+
+ private:
+  std::uint8_t* buf_;
+  std::uint32_t cap_;
+  std::uint32_t len_ = 0;
+  type_id type_ = 0;
+  const char* detail_ = nullptr;
+};
+
+template <class K>
+concept ring_kernel = requires(const msg_view& in, reply_writer& out) {
+  { K::request::id } -> std::convertible_to<type_id>;
+  { K::reply::id } -> std::convertible_to<type_id>;
+  { K::name } -> std::convertible_to<const char*>;
+  { K::handle(in, out) } -> std::same_as<status>;
+};
+
+template <class K>
+concept has_reply_capacity = requires(const msg_view& in) {
+  { K::reply_capacity(in) } -> std::convertible_to<std::uint32_t>;
+};
+
+/// Bytes an ErrorReply needs at most (table + a detail of up to 95 characters).
+inline constexpr std::uint32_t error_reply_capacity = 192;
+
+/// Writes an ErrorReply {code, detail} into `buf`; returns its size (0 if cap is too small).
+RINGFLOW_HD inline std::uint32_t write_error_reply(std::uint8_t* buf, std::uint32_t cap, status code, const char* detail) {
+  fb::builder b(buf, cap);
+  b.begin(msg::ErrorReply::id, msg::ErrorReply::num_fields, msg::ErrorReply::inline_max);
+  b.add<std::uint16_t>(msg::ErrorReply::field::code, static_cast<std::uint16_t>(code));
+  std::uint32_t n = 0;
+  while (detail && detail[n] && n < 95) ++n;
+  if (n) b.add_string(msg::ErrorReply::field::detail, detail, n);
+  return b.finish();
+}
+
+enum class serve_result : std::uint8_t {
+  idle,     // no request waiting
+  served,   // one request consumed, one reply published
+  blocked,  // a request waits but the response ring is full: retry after the host drains it
+};
+
+/// Counts of what serve_one() did, for the control block.
+struct serve_tally {
+  std::uint64_t served = 0;
+  std::uint64_t handler_errors = 0;
+  std::uint64_t rejected = 0;
+};
+
+/// Serves the next request of `requests` with kernel K, replying into `replies`.
+/// `now_ns`: the current time on the clock of slot_header::deadline_ns, or 0 to skip deadline
+/// checks (device backends, whose clocks differ from the host's).
+template <class K>
+RINGFLOW_HD serve_result serve_one(ring_consumer& requests, ring_producer& replies, std::uint64_t now_ns,
+                                   serve_tally& tally) {
+  const slot_header* req = requests.try_peek();
+  if (!req) return serve_result::idle;
+
+  msg_view in;
+  in.type = req->type_id;
+  in.correlation_id = req->correlation_id;
+  in.deadline_ns = req->deadline_ns;
+  in.trace_id = req->trace_id;
+  in.span_id = req->span_id;
+  in.payload = requests.payload_view(req);
+
+  status early = status::ok;
+  const char* early_detail = nullptr;
+  std::uint32_t want = replies.inline_capacity();
+  if (in.type != K::request::id) {
+    early = status::wrong_type;
+    early_detail = "request type differs from the kernel's request type";
+  } else if (now_ns != 0 && in.deadline_ns != 0 && now_ns > in.deadline_ns) {
+    early = status::deadline_exceeded;
+    early_detail = "deadline passed before the kernel served the request";
+  } else if constexpr (has_reply_capacity<K>) {
+    want = K::reply_capacity(in);
+    if (want > replies.max_payload()) {
+      early = status::reply_too_large;
+      early_detail = "reply would exceed the response ring's arena";
+    }
+  }
+  // Room for an error reply in every case, so a failing handler can always be answered.
+  if (early != status::ok) want = error_reply_capacity;
+  if (want < error_reply_capacity && replies.max_payload() >= error_reply_capacity) want = error_reply_capacity;
+
+  ring_claim claim;
+  if (replies.try_claim(want, claim) != ring_status::ok) return serve_result::blocked;
+
+  status st = early;
+  const char* detail = early_detail;
+  std::uint32_t len = 0;
+  type_id reply_type = 0;
+  if (st == status::ok) {
+    reply_writer out(claim.payload, claim.capacity);
+    st = K::handle(in, out);
+    if (st == status::ok) {
+      len = out.size();
+      reply_type = out.type();
+    } else {
+      detail = out.detail() ? out.detail() : to_string(st);
+    }
+  }
+  slot_header* h = claim.header;
+  h->correlation_id = in.correlation_id;
+  h->deadline_ns = in.deadline_ns;
+  for (int i = 0; i < 16; ++i) h->trace_id[i] = in.trace_id[i];
+  for (int i = 0; i < 8; ++i) h->span_id[i] = in.span_id[i];
+  h->status = static_cast<std::uint16_t>(st);
+  if (st != status::ok) {
+    len = write_error_reply(claim.payload, claim.capacity, st, detail);
+    if (len == 0) len = write_error_reply(claim.payload, claim.capacity, st, nullptr);  // tiny slots
+    reply_type = msg::ErrorReply::id;
+    h->flags = static_cast<std::uint16_t>(h->flags | slot_flags::error_reply);
+    if (early != status::ok) ++tally.rejected; else ++tally.handler_errors;
+  }
+  h->type_id = reply_type;
+  replies.commit(claim, len);
+  requests.release();
+  ++tally.served;
+  return serve_result::served;
+}
+
+}  // namespace ringflow

@@ -1,0 +1,167 @@
+// ringflow/portable.hpp — the one header that tells host from device.
+//
+// Contract: defines RINGFLOW_HD (host+device function attribute), ringflow::atomic_ref<T> (a
+// system-scope atomic reference usable on the host and on the device), the load/store helpers every
+// other header uses, and ringflow::cpu_relax() / ringflow::backoff (a bounded spin/sleep step).
+// It is the only file in the tree that tests __CUDACC__, __CUDA_ARCH__, __HIPCC__ or
+// __HIP_DEVICE_COMPILE__; every other header is free of backend conditionals.
+// It depends on nothing else in ringflow, so messages/ (the view) may include it too.
+//
+// Thread-safety: the helpers are atomic accesses; what they order is documented at each use.
+//
+// Scope: all atomics are *system* scope, because the two sides of a ring may be a host thread and a
+// device thread across PCIe. On the host, std::atomic_ref (or cuda::atomic_ref under nvcc) gives
+// the same guarantees; system scope costs nothing extra there.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#if defined(__CUDACC__) || defined(__HIPCC__)
+#define RINGFLOW_HD __host__ __device__
+#define RINGFLOW_DEVICE_COMPILER 1
+#else
+#define RINGFLOW_HD
+#define RINGFLOW_DEVICE_COMPILER 0
+#endif
+
+#if defined(__CUDACC__)
+#include <cuda/atomic>  // CUDA 13: /usr/local/cuda/include/cccl
+#elif defined(__HIPCC__)
+#include <hip/hip_runtime.h>
+#else
+#include <atomic>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+#endif
+
+namespace ringflow {
+
+/// Memory orders used by ringflow (a subset of std::memory_order, usable in device code).
+enum class mem_order { relaxed, acquire, release, seq_cst };
+
+#if defined(__CUDACC__)
+// nvcc: cuda::atomic_ref works on both sides; system scope covers host<->device through mapped
+// memory (PCIe / NVLink-C2C).
+template <class T>
+class atomic_ref {
+ public:
+  static_assert(std::is_integral_v<T> && (sizeof(T) == 4 || sizeof(T) == 8));
+  RINGFLOW_HD explicit atomic_ref(T& obj) : ref_(obj) {}
+  RINGFLOW_HD T load(mem_order o) const { return ref_.load(to_cuda(o)); }
+  RINGFLOW_HD void store(T v, mem_order o) const { ref_.store(v, to_cuda(o)); }
+
+ private:
+  RINGFLOW_HD static constexpr cuda::std::memory_order to_cuda(mem_order o) {
+    return o == mem_order::relaxed   ? cuda::std::memory_order_relaxed
+           : o == mem_order::acquire ? cuda::std::memory_order_acquire
+           : o == mem_order::release ? cuda::std::memory_order_release
+                                     : cuda::std::memory_order_seq_cst;
+  }
+  cuda::atomic_ref<T, cuda::thread_scope_system> ref_;
+};
+RINGFLOW_HD inline void atomic_fence_seq_cst() {
+  cuda::atomic_thread_fence(cuda::std::memory_order_seq_cst, cuda::thread_scope_system);
+}
+#elif defined(__HIPCC__)
+// hipcc (clang): the __hip_atomic builtins with system scope, valid on host and device.
+template <class T>
+class atomic_ref {
+ public:
+  static_assert(std::is_integral_v<T> && (sizeof(T) == 4 || sizeof(T) == 8));
+  RINGFLOW_HD explicit atomic_ref(T& obj) : ptr_(&obj) {}
+  RINGFLOW_HD T load(mem_order o) const {
+    switch (o) {
+      case mem_order::relaxed:
+        return __hip_atomic_load(ptr_, __ATOMIC_RELAXED, __HIP_MEMORY_SCOPE_SYSTEM);
+      case mem_order::acquire:
+        return __hip_atomic_load(ptr_, __ATOMIC_ACQUIRE, __HIP_MEMORY_SCOPE_SYSTEM);
+      default:
+        return __hip_atomic_load(ptr_, __ATOMIC_SEQ_CST, __HIP_MEMORY_SCOPE_SYSTEM);
+    }
+  }
+  RINGFLOW_HD void store(T v, mem_order o) const {
+    switch (o) {
+      case mem_order::relaxed:
+        __hip_atomic_store(ptr_, v, __ATOMIC_RELAXED, __HIP_MEMORY_SCOPE_SYSTEM);
+        break;
+      case mem_order::release:
+        __hip_atomic_store(ptr_, v, __ATOMIC_RELEASE, __HIP_MEMORY_SCOPE_SYSTEM);
+        break;
+      default:
+        __hip_atomic_store(ptr_, v, __ATOMIC_SEQ_CST, __HIP_MEMORY_SCOPE_SYSTEM);
+        break;
+    }
+  }
+
+ private:
+  T* ptr_;
+};
+RINGFLOW_HD inline void atomic_fence_seq_cst() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+#else
+// Host compilers: std::atomic_ref (C++20).
+template <class T>
+class atomic_ref {
+ public:
+  static_assert(std::is_integral_v<T> && (sizeof(T) == 4 || sizeof(T) == 8));
+  explicit atomic_ref(T& obj) : ref_(obj) {}
+  T load(mem_order o) const { return ref_.load(to_std(o)); }
+  void store(T v, mem_order o) const { ref_.store(v, to_std(o)); }
+
+ private:
+  static constexpr std::memory_order to_std(mem_order o) {
+    return o == mem_order::relaxed   ? std::memory_order_relaxed
+           : o == mem_order::acquire ? std::memory_order_acquire
+           : o == mem_order::release ? std::memory_order_release
+                                     : std::memory_order_seq_cst;
+  }
+  std::atomic_ref<T> ref_;
+};
+inline void atomic_fence_seq_cst() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+#endif
+
+// Shorthands; each call site states why its order is sufficient.
+template <class T>
+RINGFLOW_HD inline T load_acquire(T& w) { return atomic_ref<T>(w).load(mem_order::acquire); }
+template <class T>
+RINGFLOW_HD inline T load_relaxed(T& w) { return atomic_ref<T>(w).load(mem_order::relaxed); }
+template <class T>
+RINGFLOW_HD inline void store_release(T& w, T v) { atomic_ref<T>(w).store(v, mem_order::release); }
+template <class T>
+RINGFLOW_HD inline void store_relaxed(T& w, T v) { atomic_ref<T>(w).store(v, mem_order::relaxed); }
+
+/// One polite spin step: PAUSE on x86 hosts; on devices a short sleep so a polling warp leaves
+/// issue slots (and PCIe read bandwidth) to others.
+RINGFLOW_HD inline void cpu_relax() {
+#if defined(__CUDA_ARCH__)
+  __nanosleep(32);
+#elif defined(__HIP_DEVICE_COMPILE__)
+  __builtin_amdgcn_s_sleep(1);
+#elif defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+/// Exponential back-off for device-side pollers: 32 ns doubling up to max_ns. On the host the CPU
+/// backend uses its own spin -> yield -> park ladder (backends/cpu); there this is a PAUSE.
+struct backoff {
+  std::uint32_t ns = 32;
+  std::uint32_t max_ns = 4096;
+  RINGFLOW_HD void reset() { ns = 32; }
+  RINGFLOW_HD void pause() {
+#if defined(__CUDA_ARCH__)
+    __nanosleep(ns);
+#elif defined(__HIP_DEVICE_COMPILE__)
+    // s_sleep takes 64-clock units; roughly ns/64 at ~1-2 GHz, at least 1.
+    for (std::uint32_t i = 0; i < (ns >> 6) + 1; ++i) __builtin_amdgcn_s_sleep(1);
+#else
+    for (std::uint32_t i = 0; i < (ns >> 5); ++i) cpu_relax();
+#endif
+    ns = ns * 2 > max_ns ? max_ns : ns * 2;
+  }
+};
+
+}  // namespace ringflow

@@ -1,0 +1,447 @@
+// ringflow/ring.hpp — the single-producer/single-consumer fixed-slot ring, host and device portable.
+//
+// Contract
+//   * One producer and one consumer, each a single thread (host thread, or one device thread per
+//     ring), possibly on opposite sides of PCIe. Nothing here allocates; the backend places one
+//     contiguous region (ring_layout::bytes()) in memory both sides can reach and calls
+//     ring_region::init() once before either side starts.
+//   * Fixed-size slots (power-of-two count, size a multiple of 64). Each slot starts with a 64-byte
+//     slot_header; the payload (a FlatBuffer) follows inline, or — when larger than the inline
+//     room — lives in the ring's arena, the slot carrying offset + length (slot_flags::arena).
+//     A payload larger than the whole arena is `oversize`, an error that retrying cannot fix.
+//   * FIFO: the consumer sees messages in the order the producer committed them, each exactly once.
+//
+// Protocol (positions are monotonically increasing u64; slot = pos & (capacity - 1))
+//   producer at pos: waits until pos - head < capacity (head cached; re-read only when the ring
+//   looks full), writes header + payload with plain stores, then store-RELEASES slot.seq = pos + 1.
+//   consumer at pos: load-ACQUIREs slot.seq; == pos + 1 means the message is there — one read of
+//   the slot itself, which across PCIe is one transaction instead of index + slot. After reading,
+//   it advances pos and store-RELEASES `head` every `head_batch` messages and whenever it finds
+//   the ring empty (so a producer waiting for room always progresses).
+//   Every shared word has exactly one writer (no read-modify-write crosses PCIe: host-mapped
+//   atomics are not atomic against the host on most systems). `head` and the producer's
+//   observable `tail` live on separate 128-byte lines; slots start on 128-byte boundaries.
+//
+// Arena: a circular byte buffer allocated by the producer in commit order; the consumer frees it
+// implicitly by advancing `head` (the producer remembers, per slot, where the arena stood after
+// it, in producer-private memory). An allocation never wraps: if it does not fit before the
+// arena's end, the producer skips to the start.
+//
+// Restart: endpoints keep their cursors privately. A new endpoint attached to an initialized
+// region resumes from the shared state (consumer: `head`; producer: `tail`), which is exact once
+// the previous endpoint on that side has called publish() / stopped.
+//
+// Thread-safety: ring_producer is used by one thread, ring_consumer by one (other) thread.
+// ring_observer may be used by any thread (relaxed reads; approximate by up to head_batch).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "ringflow/fb_view.hpp"
+#include "ringflow/portable.hpp"
+
+namespace ringflow {
+
+using byte = std::uint8_t;
+
+/// Bits of slot_header::flags.
+namespace slot_flags {
+inline constexpr std::uint16_t arena = 1u << 0;      // payload lives in the arena at arena_offset
+inline constexpr std::uint16_t error_reply = 1u << 1;  // reply: payload is a ringflow.wire.ErrorReply
+inline constexpr std::uint16_t replayed = 1u << 2;   // request re-sent after a kernel restart
+}  // namespace slot_flags
+
+/// The fixed 64-byte header at the start of every slot: the in-process form of the envelope.
+struct alignas(64) slot_header {
+  std::uint64_t seq;             // 0  sequence word: pos + 1 once the slot is published (see above)
+  std::uint64_t correlation_id;  // 8  request <-> reply matching
+  std::uint64_t deadline_ns;     // 16 absolute steady-clock ns of the host process; 0 = none
+  std::uint32_t type_id;         // 24 payload type (file identifier as u32)
+  std::uint32_t payload_len;     // 28 payload bytes
+  std::uint32_t arena_offset;    // 32 byte offset into the arena when flags & slot_flags::arena
+  std::uint16_t flags;           // 36 slot_flags
+  std::uint16_t status;          // 38 reply: ringflow::status (0 = ok); request: 0
+  std::uint8_t trace_id[16];     // 40 W3C trace id (all zero = untraced)
+  std::uint8_t span_id[8];       // 56 W3C parent/span id
+};
+static_assert(sizeof(slot_header) == 64, "slot_header is one 64-byte block");
+static_assert(offsetof(slot_header, seq) == 0 && offsetof(slot_header, trace_id) == 40);
+
+enum class ring_status : std::uint8_t {
+  ok = 0,
+  full,      // no free slot or arena room now: retry after the consumer advances
+  empty,     // nothing to pop
+  oversize,  // payload larger than inline room and arena: retrying cannot succeed
+};
+
+/// Geometry of a ring region; immutable after init.
+struct ring_config {
+  std::uint32_t capacity = 1024;   // slots, power of two, >= 2
+  std::uint32_t slot_size = 256;   // bytes per slot incl. the 64-byte header; multiple of 64
+  std::uint32_t arena_bytes = 0;   // oversize payloads; 0 = none (larger payloads are oversize)
+  std::uint32_t head_batch = 0;    // consumer publishes head every N pops; 0 = min(capacity/4, 32)
+
+  RINGFLOW_HD bool valid() const {
+    return capacity >= 2 && (capacity & (capacity - 1)) == 0 && slot_size >= 128 && slot_size % 64 == 0 &&
+           arena_bytes % 64 == 0 && head_batch <= capacity / 2;
+  }
+  RINGFLOW_HD std::uint32_t inline_capacity() const { return slot_size - static_cast<std::uint32_t>(sizeof(slot_header)); }
+  RINGFLOW_HD std::uint32_t effective_head_batch() const {
+    if (head_batch) return head_batch;
+    const std::uint32_t q = capacity / 4;
+    return q == 0 ? 1 : (q > 32 ? 32 : q);
+  }
+};
+
+/// The shared control words at the start of a ring region.
+struct ring_shared {
+  // -- consumer line: written only by the consumer --------------------------------------------
+  alignas(128) std::uint64_t head;  // next position the consumer will read (published in batches)
+  std::uint64_t consumed_ok;        // statistics the consumer keeps (relaxed): served w/o error,
+  std::uint64_t consumed_error;     //   served with an error reply,
+  std::uint64_t rejected;           //   rejected (wrong type, oversize, deadline)
+  // -- producer line: written only by the producer --------------------------------------------
+  alignas(128) std::uint64_t tail;  // one past the last committed position (observers only)
+  std::uint64_t full_events;        // times a push found the ring full (relaxed)
+  // -- config line: written once by init() before the region is shared ------------------------
+  alignas(128) ring_config config;
+  std::uint64_t magic;
+};
+
+/// Byte offsets of the parts of a ring region.
+struct ring_layout {
+  ring_config config;
+  static constexpr std::uint64_t slots_offset = (sizeof(ring_shared) + 127) / 128 * 128;
+  RINGFLOW_HD std::uint64_t arena_offset() const {
+    return slots_offset + static_cast<std::uint64_t>(config.capacity) * config.slot_size;
+  }
+  /// Total bytes of the region (allocate 128-byte aligned).
+  RINGFLOW_HD std::uint64_t bytes() const { return arena_offset() + config.arena_bytes; }
+  /// Producer-private bookkeeping (one u64 per slot) when the ring has an arena.
+  RINGFLOW_HD std::uint64_t producer_scratch_words() const { return config.arena_bytes ? config.capacity : 0; }
+};
+
+inline constexpr std::uint64_t ring_magic = 0x52494e47464c4f57ull;  // "RINGFLOW"
+
+/// A view of an initialized ring region.
+class ring_region {
+ public:
+  RINGFLOW_HD ring_region() = default;
+  RINGFLOW_HD explicit ring_region(void* base) : base_(static_cast<byte*>(base)) {}
+
+  /// Formats `base` (ring_layout{cfg}.bytes(), 128-byte aligned) as an empty ring. Call before
+  /// any endpoint exists; publication to the other side is the backend's business (thread start,
+  /// kernel launch, or a release store it documents).
+  RINGFLOW_HD static ring_region init(void* base, const ring_config& cfg) {
+    auto* b = static_cast<byte*>(base);
+    const ring_layout layout{cfg};
+    for (std::uint64_t i = 0; i < layout.arena_offset(); ++i) b[i] = 0;  // header + slot headers
+    auto* s = reinterpret_cast<ring_shared*>(b);
+    s->config = cfg;
+    s->magic = ring_magic;
+    return ring_region(base);
+  }
+
+  RINGFLOW_HD bool valid() const { return base_ && shared()->magic == ring_magic && shared()->config.valid(); }
+  RINGFLOW_HD ring_shared* shared() const { return reinterpret_cast<ring_shared*>(base_); }
+  RINGFLOW_HD const ring_config& config() const { return shared()->config; }
+  RINGFLOW_HD slot_header* slot(std::uint64_t pos) const {
+    const ring_config& c = config();
+    return reinterpret_cast<slot_header*>(base_ + ring_layout::slots_offset +
+                                          (pos & (c.capacity - 1)) * static_cast<std::uint64_t>(c.slot_size));
+  }
+  RINGFLOW_HD byte* arena() const { return base_ + ring_layout{config()}.arena_offset(); }
+  /// Payload bytes of a slot (inline or in the arena).
+  RINGFLOW_HD byte* payload(const slot_header* h) const {
+    return (h->flags & slot_flags::arena) ? arena() + h->arena_offset
+                                          : reinterpret_cast<byte*>(const_cast<slot_header*>(h)) + sizeof(slot_header);
+  }
+  RINGFLOW_HD byte* base() const { return base_; }
+
+ private:
+  byte* base_ = nullptr;
+};
+
+/// A slot claimed by the producer: fill `header` fields (not seq) and up to `capacity` payload
+/// bytes at `payload`, then commit().
+struct ring_claim {
+  slot_header* header = nullptr;
+  byte* payload = nullptr;
+  std::uint32_t capacity = 0;
+};
+
+/// A message to push by copy (try_push / try_push_bulk).
+struct ring_message {
+  slot_header header;  // seq, payload_len, arena_offset and the arena flag are set by the ring
+  const void* payload;
+  std::uint32_t payload_len;
+};
+
+class ring_producer {
+ public:
+  RINGFLOW_HD ring_producer() = default;
+  /// `arena_scratch`: producer-private memory of ring_layout::producer_scratch_words() u64s
+  /// (nullptr allowed when the ring has no arena).
+  RINGFLOW_HD ring_producer(ring_region r, std::uint64_t* arena_scratch) : r_(r), arena_ends_(arena_scratch) {
+    const ring_config& c = r_.config();
+    mask_ = c.capacity - 1;
+    inline_cap_ = c.inline_capacity();
+    arena_bytes_ = arena_ends_ ? c.arena_bytes : 0;
+    // Resume where the previous producer stopped. Relaxed: the region was handed to us by the
+    // backend with its own synchronisation (thread start / join, kernel launch).
+    pos_ = load_relaxed(r_.shared()->tail);
+    // Acquire: pairs with the consumer's release of head (see refresh_head()).
+    cached_head_ = load_acquire(r_.shared()->head);
+    arena_tail_ = 0;
+    if (arena_bytes_ && pos_ != 0) arena_tail_ = arena_ends_[(pos_ - 1) & mask_];
+  }
+
+  RINGFLOW_HD bool valid() const { return r_.base() != nullptr; }
+  RINGFLOW_HD ring_region region() const { return r_; }
+  RINGFLOW_HD std::uint64_t position() const { return pos_; }
+  /// Inline payload room per slot; larger payloads go to the arena.
+  RINGFLOW_HD std::uint32_t inline_capacity() const { return inline_cap_; }
+  /// Largest payload this ring can ever carry.
+  RINGFLOW_HD std::uint32_t max_payload() const { return arena_bytes_ > inline_cap_ ? arena_bytes_ : inline_cap_; }
+
+  /// Claims the next slot with room for `max_len` payload bytes (zero-copy). At most one claim
+  /// may be open at a time.
+  RINGFLOW_HD ring_status try_claim(std::uint32_t max_len, ring_claim& out) {
+    if (max_len > max_payload()) return ring_status::oversize;
+    if (!has_room(1)) return note_full();
+    slot_header* h = r_.slot(pos_);
+    h->flags = 0;
+    h->arena_offset = 0;
+    if (max_len <= inline_cap_) {
+      out = {h, reinterpret_cast<byte*>(h) + sizeof(slot_header), inline_cap_};
+      claim_arena_start_ = arena_tail_;
+      return ring_status::ok;
+    }
+    std::uint64_t at = 0;
+    if (!arena_alloc(max_len, at)) return note_full();
+    h->flags = slot_flags::arena;
+    h->arena_offset = static_cast<std::uint32_t>(at % arena_bytes_);
+    out = {h, r_.arena() + h->arena_offset, max_len};
+    return ring_status::ok;
+  }
+
+  /// Publishes a claimed slot holding `len` (<= claim capacity) payload bytes. Unused arena
+  /// room of the claim is returned.
+  RINGFLOW_HD void commit(ring_claim& c, std::uint32_t len) {
+    slot_header* h = c.header;
+    h->payload_len = len;
+    if (h->flags & slot_flags::arena) arena_tail_ = claim_arena_start_ + len;  // shrink to what was used
+    finish_slot(h);
+    c = {};
+  }
+
+  /// Copies one message into the ring.
+  RINGFLOW_HD ring_status try_push(const ring_message& m) {
+    ring_claim c;
+    const ring_status st = try_claim(m.payload_len, c);
+    if (st != ring_status::ok) return st;
+    copy_header(*c.header, m.header);
+    copy_bytes(c.payload, m.payload, m.payload_len);
+    commit(c, m.payload_len);
+    return ring_status::ok;
+  }
+
+  /// Copies up to n messages; returns how many were pushed (stops at the first that does not
+  /// fit; `last` says why). One head refresh covers the whole batch.
+  RINGFLOW_HD std::uint32_t try_push_bulk(const ring_message* msgs, std::uint32_t n, ring_status* last = nullptr) {
+    std::uint32_t done = 0;
+    ring_status st = ring_status::ok;
+    has_room(n);  // one refresh of the cached head for the whole batch
+    for (; done < n; ++done) {
+      st = try_push(msgs[done]);
+      if (st != ring_status::ok) break;
+    }
+    if (last) *last = st;
+    return done;
+  }
+
+  /// Free slots as the producer currently knows them (refreshes head when the cache says none).
+  RINGFLOW_HD std::uint64_t free_slots() {
+    has_room(1);
+    return (mask_ + 1) - (pos_ - cached_head_);
+  }
+
+ private:
+  RINGFLOW_HD ring_status note_full() {
+    ring_shared* s = r_.shared();
+    // Relaxed: a statistic with a single writer (this producer).
+    store_relaxed(s->full_events, load_relaxed(s->full_events) + 1);
+    return ring_status::full;
+  }
+
+  // True if n slots are free; re-reads head only when the cached value says they are not.
+  RINGFLOW_HD bool has_room(std::uint64_t n) {
+    if (pos_ + n - cached_head_ <= mask_ + 1) return true;
+    refresh_head();
+    return pos_ + n - cached_head_ <= mask_ + 1;
+  }
+  RINGFLOW_HD void refresh_head() {
+    // Acquire: pairs with the consumer's release store of head; the consumer's reads of every
+    // slot (and arena bytes) below head happen-before our overwriting them.
+    cached_head_ = load_acquire(r_.shared()->head);
+  }
+
+  // Circular arena allocation in commit order; never wraps an allocation.
+  RINGFLOW_HD bool arena_alloc(std::uint32_t len, std::uint64_t& at) {
+    const std::uint64_t size = (static_cast<std::uint64_t>(len) + 63) & ~63ull;  // keep 64-byte alignment
+    auto fits = [&](std::uint64_t head_pos) {
+      std::uint64_t start = arena_tail_;
+      const std::uint64_t off = start % arena_bytes_;
+      if (off + size > arena_bytes_) start += arena_bytes_ - off;  // skip the end fragment
+      const std::uint64_t freed = head_pos == 0 ? 0 : arena_ends_[(head_pos - 1) & mask_];
+      if (start + size - freed > arena_bytes_) return false;
+      at = start;
+      return true;
+    };
+    if (!fits(cached_head_)) {
+      refresh_head();
+      if (!fits(cached_head_)) return false;
+    }
+    claim_arena_start_ = at;
+    arena_tail_ = at + size;
+    return true;
+  }
+
+  RINGFLOW_HD void finish_slot(slot_header* h) {
+    if (arena_bytes_) {
+      // Round the arena cursor to 64 bytes so the next allocation starts aligned.
+      arena_tail_ = (arena_tail_ + 63) & ~63ull;
+      arena_ends_[pos_ & mask_] = arena_tail_;
+    }
+    // Release: the header fields and payload written above become visible to the consumer's
+    // acquire load of seq before it can observe pos + 1.
+    store_release(h->seq, pos_ + 1);
+    ++pos_;
+    // Relaxed: `tail` is for observers (queue depth); nothing is ordered by it.
+    store_relaxed(r_.shared()->tail, pos_);
+  }
+
+  RINGFLOW_HD static void copy_header(slot_header& dst, const slot_header& src) {
+    dst.correlation_id = src.correlation_id;
+    dst.deadline_ns = src.deadline_ns;
+    dst.type_id = src.type_id;
+    dst.flags = static_cast<std::uint16_t>((dst.flags & slot_flags::arena) | (src.flags & ~slot_flags::arena));
+    dst.status = src.status;
+    for (int i = 0; i < 16; ++i) dst.trace_id[i] = src.trace_id[i];
+    for (int i = 0; i < 8; ++i) dst.span_id[i] = src.span_id[i];
+  }
+  RINGFLOW_HD static void copy_bytes(byte* dst, const void* src, std::uint32_t n) {
+    const auto* s = static_cast<const byte*>(src);
+    for (std::uint32_t i = 0; i < n; ++i) dst[i] = s[i];
+  }
+
+  ring_region r_{};
+  std::uint64_t* arena_ends_ = nullptr;
+  std::uint64_t pos_ = 0;
+  std::uint64_t cached_head_ = 0;
+  std::uint64_t arena_tail_ = 0;
+  std::uint64_t claim_arena_start_ = 0;
+  std::uint64_t mask_ = 0;
+  std::uint32_t inline_cap_ = 0;
+  std::uint32_t arena_bytes_ = 0;
+};
+
+class ring_consumer {
+ public:
+  RINGFLOW_HD ring_consumer() = default;
+  RINGFLOW_HD explicit ring_consumer(ring_region r) : r_(r) {
+    const ring_config& c = r_.config();
+    mask_ = c.capacity - 1;
+    batch_ = c.effective_head_batch();
+    // Relaxed: only this side writes head; a previous consumer's last publish() was ordered
+    // before us by the backend (thread join / kernel completion).
+    pos_ = load_relaxed(r_.shared()->head);
+    published_ = pos_;
+  }
+
+  RINGFLOW_HD bool valid() const { return r_.base() != nullptr; }
+  RINGFLOW_HD ring_region region() const { return r_; }
+  RINGFLOW_HD std::uint64_t position() const { return pos_; }
+
+  /// The next message, or nullptr when none is ready. Publishes head when the ring is empty.
+  RINGFLOW_HD const slot_header* try_peek() {
+    slot_header* h = r_.slot(pos_);
+    // Acquire: pairs with the producer's release store of seq; header and payload are visible.
+    if (load_acquire(h->seq) != pos_ + 1) {
+      publish();
+      return nullptr;
+    }
+    return h;
+  }
+
+  /// Counts consecutive ready messages starting at the current position, up to max.
+  RINGFLOW_HD std::uint32_t peek_bulk(std::uint32_t max) {
+    std::uint32_t n = 0;
+    // Acquire on each seq, as in try_peek().
+    while (n < max && load_acquire(r_.slot(pos_ + n)->seq) == pos_ + n + 1) ++n;
+    if (n == 0) publish();
+    return n;
+  }
+  /// The i-th ready message after peek_bulk() (i < its result).
+  RINGFLOW_HD const slot_header* at(std::uint32_t i) const { return r_.slot(pos_ + i); }
+  RINGFLOW_HD const byte* payload(const slot_header* h) const { return r_.payload(h); }
+  RINGFLOW_HD fb::bytes_view payload_view(const slot_header* h) const { return {r_.payload(h), h->payload_len}; }
+
+  /// Consumes the peeked message (its slot and arena bytes may be reused once head is published).
+  RINGFLOW_HD void release() { release_bulk(1); }
+  RINGFLOW_HD void release_bulk(std::uint32_t n) {
+    pos_ += n;
+    if (pos_ - published_ >= batch_) publish();
+  }
+
+  /// Publishes head now (batched otherwise). Call when idle or before handing the ring over.
+  RINGFLOW_HD void publish() {
+    if (published_ == pos_) return;
+    // Release: our reads of all slots below pos_ happen-before the producer (acquire of head)
+    // reuses them.
+    store_release(r_.shared()->head, pos_);
+    published_ = pos_;
+  }
+
+  /// Copies the next message out; `len` receives the payload size. ring_status::oversize (and
+  /// nothing consumed) if it does not fit `cap`.
+  RINGFLOW_HD ring_status try_pop(slot_header& header, void* buf, std::uint32_t cap, std::uint32_t& len) {
+    const slot_header* h = try_peek();
+    if (!h) return ring_status::empty;
+    if (h->payload_len > cap) return ring_status::oversize;
+    header = *h;
+    const byte* src = r_.payload(h);
+    auto* dst = static_cast<byte*>(buf);
+    for (std::uint32_t i = 0; i < h->payload_len; ++i) dst[i] = src[i];
+    len = h->payload_len;
+    release();
+    return ring_status::ok;
+  }
+
+ private:
+  ring_region r_{};
+  std::uint64_t pos_ = 0;
+  std::uint64_t published_ = 0;
+  std::uint64_t mask_ = 0;
+  std::uint32_t batch_ = 1;
+};
+
+/// Read-only observation from any thread (metrics, watchdog). Values may lag by head_batch.
+class ring_observer {
+ public:
+  RINGFLOW_HD explicit ring_observer(ring_region r) : r_(r) {}
+  // Relaxed loads: statistics; the watchdog tolerates staleness of one batch.
+  RINGFLOW_HD std::uint64_t head() const { return load_relaxed(r_.shared()->head); }
+  RINGFLOW_HD std::uint64_t tail() const { return load_relaxed(r_.shared()->tail); }
+  RINGFLOW_HD std::uint64_t depth() const {
+    const std::uint64_t t = tail(), h = head();
+    return t > h ? t - h : 0;
+  }
+  RINGFLOW_HD std::uint64_t full_events() const { return load_relaxed(r_.shared()->full_events); }
+
+ private:
+  ring_region r_;
+};
+
+}  // namespace ringflow
