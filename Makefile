@@ -1,0 +1,56 @@
+# Thin convenience over CMake (the real build). Every target installs missing Debian packages first.
+#   make demo      build (Release, build/) and run the demo
+#   make test      build and run the test suite (ctest)
+#   make bench     build and run the benchmarks, JSON into bench/results/
+#   make sanitize  ASan+UBSan build (build-asan/) running the whole suite
+#   make tsan      ThreadSanitizer build (build-tsan/) running the `tsan` label
+#   make fuzz      clang/libFuzzer build (build-fuzz/), each target for FUZZ_SECONDS (default 30)
+#   make clean     remove every build directory
+BUILD        ?= build
+JOBS         ?= $(shell nproc)
+CMAKE_FLAGS  ?=
+FUZZ_SECONDS ?= 30
+BENCH_OUT    ?= bench/results/ring-$(shell date +%Y-%m-%d).json
+CTEST        := ctest --output-on-failure --timeout 900 -j $(JOBS)
+# No GPU toolchain in sanitizer builds: they check host code, and nvcc/hipcc cannot take -fsanitize.
+SAN_FLAGS    := -DRINGFLOW_CUDA=OFF -DRINGFLOW_HIP=OFF -DRINGFLOW_BUILD_BENCH=OFF -DRINGFLOW_BUILD_EXAMPLES=OFF
+
+.PHONY: deps build demo test bench sanitize tsan fuzz clean
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	./$(BUILD)/examples/ringflow_demo
+
+test: build
+	cd $(BUILD) && $(CTEST)
+
+bench: build
+	@mkdir -p bench/results
+	./$(BUILD)/bench/ringflow_bench_ring --benchmark_out=$(BENCH_OUT) --benchmark_out_format=json
+
+sanitize: deps
+	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRINGFLOW_SANITIZE=address,undefined $(SAN_FLAGS)
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  RINGFLOW_STRESS_MESSAGES=2000000 $(CTEST)
+
+tsan: deps
+	cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRINGFLOW_SANITIZE=thread $(SAN_FLAGS)
+	cmake --build build-tsan -j $(JOBS)
+	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/.ci/tsan.supp" \
+	  $(CTEST) -L tsan
+
+fuzz: deps
+	cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+	  -DCMAKE_CXX_COMPILER=clang++ -DRINGFLOW_FUZZ_ONLY=ON
+	cmake --build build-fuzz -j $(JOBS)
+	bash tests/fuzz/run-fuzzers.sh build-fuzz $(FUZZ_SECONDS)
+
+clean:
+	rm -rf build build-asan build-tsan build-fuzz build-gpu
