@@ -184,6 +184,18 @@ TEST_CASE("a full response ring blocks serving without consuming the request", "
   CHECK(t.served == 3);
 }
 
+TEST_CASE("tiny reply slots without an arena still carry an error reply (no endless block)", "[kernel]") {
+  // 128-byte slots: 64 bytes of payload room, less than a full ErrorReply with detail.
+  rings r({}, {.capacity = 4, .slot_size = 128, .arena_bytes = 0, .head_batch = 0});
+  r.push(msg::SaxpyRequest::id, test::saxpy_request(1.0f, {1}, {1}), 1);
+  serve_tally t;
+  REQUIRE(serve_one<EchoKernel>(r.kernel_in, r.kernel_out, 0, t) == serve_result::served);
+  const auto g = r.pop();
+  CHECK(static_cast<status>(g.h.status) == status::wrong_type);
+  REQUIRE(test::verify<wire::ErrorReply>(g.payload));
+  CHECK(wire::GetErrorReply(g.payload.data())->code() == static_cast<std::uint16_t>(status::wrong_type));
+}
+
 TEST_CASE("echo replies byte for byte", "[kernel]") {
   rings r;
   const auto req = test::echo_request(42, 100);

@@ -20,7 +20,7 @@ channel::channel(std::string kernel_name, type_id request_type, type_id reply_ty
 cpu_kernel::cpu_kernel(kernel_config cfg) : cfg_(std::move(cfg)), control_(std::make_unique<control_block>()) {
   if (cfg_.max_batch == 0) throw std::invalid_argument("kernel_config: max_batch must be >= 1");
   control_->reset(0);
-  control_->state = static_cast<std::uint32_t>(kernel_state::idle);
+  control_->set_state(kernel_state::idle);
 }
 
 cpu_kernel::~cpu_kernel() {

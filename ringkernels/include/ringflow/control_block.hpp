@@ -71,14 +71,21 @@ struct control_block {
 
   // ---- host side
   /// Resets the block for a new incarnation (host, before launch; not concurrently with a kernel).
+  /// Atomic stores, because monitoring threads may be reading the previous incarnation's values.
   RINGFLOW_HD void reset(std::uint64_t new_epoch) {
-    stop_requested = 0;
-    host_reserved = 0;
-    epoch = new_epoch;
-    state = static_cast<std::uint32_t>(kernel_state::starting);
-    error_code = error_flags = kernel_reserved = 0;
-    heartbeat = last_progress = processed = handler_errors = rejected = 0;
+    store_relaxed(stop_requested, 0u);
+    store_relaxed(epoch, new_epoch);
+    store_relaxed(error_flags, 0u);
+    store_relaxed(kernel_reserved, 0u);
+    store_relaxed(host_reserved, 0u);
+    store_relaxed(heartbeat, std::uint64_t{0});
+    store_relaxed(last_progress, std::uint64_t{0});
+    store_relaxed(processed, std::uint64_t{0});
+    store_relaxed(handler_errors, std::uint64_t{0});
+    store_relaxed(rejected, std::uint64_t{0});
+    store_relaxed(error_code, 0u);
     for (auto& c : error_detail) c = 0;
+    store_release(state, static_cast<std::uint32_t>(kernel_state::starting));
   }
   /// Release: anything the host wrote before asking to stop is visible to the kernel that sees it.
   RINGFLOW_HD void request_stop() { store_release(stop_requested, 1u); }

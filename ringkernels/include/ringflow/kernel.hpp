@@ -187,6 +187,10 @@ RINGFLOW_HD serve_result serve_one(ring_consumer& requests, ring_producer& repli
 
   status early = status::ok;
   const char* early_detail = nullptr;
+  // Room for an error reply in every case (so a failing handler can always be answered), but
+  // never more than the response ring can carry: tiny slots get an ErrorReply without detail.
+  const std::uint32_t max_reply = replies.max_payload();
+  const std::uint32_t error_room = error_reply_capacity < max_reply ? error_reply_capacity : max_reply;
   std::uint32_t want = replies.inline_capacity();
   if (in.type != K::request::id) {
     early = status::wrong_type;
@@ -196,16 +200,15 @@ RINGFLOW_HD serve_result serve_one(ring_consumer& requests, ring_producer& repli
     early_detail = "deadline passed before the kernel served the request";
   } else if constexpr (has_reply_capacity<K>) {
     want = K::reply_capacity(in);
-    if (want > replies.max_payload()) {
+    if (want > max_reply) {
       early = status::reply_too_large;
       early_detail = "reply would exceed the response ring's arena";
     }
   }
-  // Room for an error reply in every case, so a failing handler can always be answered.
-  if (early != status::ok) want = error_reply_capacity;
-  if (want < error_reply_capacity && replies.max_payload() >= error_reply_capacity) want = error_reply_capacity;
+  if (early != status::ok || want < error_room) want = error_room;
 
   ring_claim claim;
+  // Only `full` can occur here (want <= max_payload): the host must drain replies first.
   if (replies.try_claim(want, claim) != ring_status::ok) return serve_result::blocked;
 
   status st = early;
