@@ -25,6 +25,19 @@ std::uint32_t words_of(std::uint64_t i, bool arena) {
   return 1 + static_cast<std::uint32_t>(i % 7);
 }
 
+// Spin briefly, then yield: on a 2-core machine (and under TSan) a pure spin starves the peer.
+struct spin_then_yield {
+  std::uint32_t n = 0;
+  void operator()() {
+    if (++n < 64) {
+      cpu_relax();
+    } else {
+      n = 0;
+      std::this_thread::yield();
+    }
+  }
+};
+
 void run_stress(const ring_config& cfg, std::uint64_t total, bool bulk) {
   cpu::ring_storage storage(cfg);
   const bool arena = cfg.arena_bytes > 0;
@@ -34,10 +47,11 @@ void run_stress(const ring_config& cfg, std::uint64_t total, bool bulk) {
   std::thread consumer([&] {
     ring_consumer c(storage.region());
     std::uint64_t expect = 0;
+    spin_then_yield idle;
     while (expect < total) {
       const std::uint32_t n = bulk ? c.peek_bulk(32) : (c.try_peek() ? 1u : 0u);
       if (n == 0) {
-        cpu_relax();
+        idle();
         continue;
       }
       for (std::uint32_t k = 0; k < n; ++k) {
@@ -61,6 +75,7 @@ void run_stress(const ring_config& cfg, std::uint64_t total, bool bulk) {
 
   ring_producer p(storage.region(), storage.producer_scratch());
   std::uint64_t buf[128];
+  spin_then_yield full;
   for (std::uint64_t i = 0; i < total; ++i) {
     const std::uint32_t words = words_of(i, arena);
     for (std::uint32_t w = 0; w < words; ++w) buf[w] = i * (w + 1);
@@ -68,7 +83,7 @@ void run_stress(const ring_config& cfg, std::uint64_t total, bool bulk) {
     m.header.correlation_id = i;
     m.payload = buf;
     m.payload_len = words * 8;
-    while (p.try_push(m) != ring_status::ok) cpu_relax();
+    while (p.try_push(m) != ring_status::ok) full();
   }
   consumer.join();
   CHECK(received == total);

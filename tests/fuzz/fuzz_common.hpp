@@ -76,14 +76,23 @@ struct bounds {
   }
 };
 
+/// Hash step that wraps on purpose (exempt from -fsanitize=unsigned-integer-overflow).
+__attribute__((no_sanitize("unsigned-integer-overflow"))) inline std::uint64_t mix(std::uint64_t h,
+                                                                                 std::uint64_t v) {
+  return h * 131 + v;
+}
+
 /// Defeats dead-code elimination of reads whose value is otherwise unused.
 inline volatile std::uint64_t sink = 0;
 template <class T>
 inline void consume(const T& v) {
   std::uint64_t h = 0;
   std::memcpy(&h, &v, sizeof(T) < sizeof(h) ? sizeof(T) : sizeof(h));
-  sink = sink * 31 + h;
+  sink = mix(sink, h);
 }
+
+/// memcmp that accepts null pointers when n == 0 (memcmp's arguments must never be null).
+inline bool equal_bytes(const void* a, const void* b, std::size_t n) { return n == 0 || std::memcmp(a, b, n) == 0; }
 
 template <class T>
 inline bool same_bits(const T& a, const T& b) {
@@ -118,7 +127,7 @@ inline void same_string(const bases& b, fb::string_view v, const flatbuffers::St
   RF_CHECK(v.size == g->size());
   if (v.size) {
     RF_CHECK(b.same(v.data, g->c_str()));
-    RF_CHECK(std::memcmp(v.data, g->c_str(), v.size) == 0);
+    RF_CHECK(equal_bytes(v.data, g->c_str(), v.size));
   }
 }
 
@@ -130,7 +139,7 @@ inline void same_bytes(const bases& b, fb::bytes_view v, const flatbuffers::Vect
   RF_CHECK(v.size == g->size());
   if (v.size) {
     RF_CHECK(b.same(v.data, g->data()));
-    RF_CHECK(std::memcmp(v.data, g->data(), v.size) == 0);
+    RF_CHECK(equal_bytes(v.data, g->data(), v.size));
   }
 }
 
@@ -203,7 +212,7 @@ inline void same(const bases& b, const msg::ScoreReply& v, const demo::ScoreRepl
 inline void walk(const bounds& in, fb::string_view s) {
   RF_CHECK(in.holds(s.data, s.size));
   std::uint64_t h = 0;
-  for (std::uint32_t i = 0; i < s.size; ++i) h = h * 131 + static_cast<unsigned char>(s.data[i]);
+  for (std::uint32_t i = 0; i < s.size; ++i) h = mix(h, static_cast<unsigned char>(s.data[i]));
   consume(h);
   RF_CHECK(s.equals(s.data, s.size));
   RF_CHECK(!s.equals(s.data, s.size + 1));  // a length mismatch compares no bytes
@@ -223,7 +232,7 @@ inline void walk(const bounds& in, fb::vector_view<T> v) {
 inline void walk(const bounds& in, fb::bytes_view v) {
   RF_CHECK(in.holds(v.data, v.size));
   std::uint64_t h = 0;
-  for (std::uint32_t i = 0; i < v.size; ++i) h = h * 131 + v.data[i];
+  for (std::uint32_t i = 0; i < v.size; ++i) h = mix(h, v.data[i]);
   consume(h);
 }
 

@@ -7,7 +7,10 @@
 //    the flatc-generated accessors; tenant and payload point into the input;
 //  - its payload is registered, starts with the type's identifier, passes the type's generated
 //    Verifier again, and the typed view of it returns the generated accessors' values.
-//  - a traceparent is parsed exactly as parse_traceparent() parses the envelope's string.
+//  - a traceparent is parsed exactly as parse_traceparent() parses the envelope's string;
+//  - tight limits (to reach the oversize / depth / table-count paths) only ever reject more:
+//    whatever passes them passes the defaults with the same message, and an oversize rejection
+//    names a size that really exceeds the limit.
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -94,6 +97,24 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check_result_shape(no_clock);
   check_result_shape(at_now);
   RF_CHECK(no_clock.error != ingress_errc::deadline_passed);
+
+  // Tight limits: stricter, never more permissive.
+  ingress_limits tight;
+  tight.max_envelope_bytes = 512;
+  tight.max_payload_bytes = 128;
+  tight.max_depth = 1;
+  tight.max_tables = 1;
+  const ingress_result strict = validate_ingress(bytes, registry, tight, 0);
+  check_result_shape(strict);
+  if (strict) {
+    RF_CHECK(no_clock);
+    RF_CHECK(strict.message.payload.data == no_clock.message.payload.data);
+    RF_CHECK(strict.message.payload.size <= tight.max_payload_bytes && size <= tight.max_envelope_bytes);
+  } else if (strict.error == ingress_errc::oversize) {
+    RF_CHECK(size > tight.max_envelope_bytes ||
+             (no_clock && no_clock.message.payload.size > tight.max_payload_bytes) ||
+             (!no_clock && no_clock.error != ingress_errc::malformed_envelope));
+  }
 
   if (!no_clock) {
     RF_CHECK(at_now.error == no_clock.error);

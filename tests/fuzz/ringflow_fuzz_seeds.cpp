@@ -1,1 +1,241 @@
-int main(){}
+// ringflow_fuzz_seeds <dir>: writes the seed corpus of the fuzz targets into <dir> (created if
+// missing). Built without the fuzzer runtime. Seeds:
+//   payload-*.bin   each demo payload (and ErrorReply) built with the flatc-generated builders
+//   env-*.bin       valid envelopes (ringflow::encode_envelope) carrying each payload
+//   bad-*.bin       invalid envelopes: truncated, wrong identifier, bad schema_version, deadline in
+//                   the past, unknown type, type mismatch, empty/corrupt payload, ...
+//   trace-*.txt     W3C traceparent strings, valid and invalid
+//   writer-*.bin    byte strings that start each mode of ringflow_fuzz_writer_roundtrip
+// All seeds go to every target: each accepts arbitrary bytes.
+#include <flatbuffers/flatbuffers.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "ringflow/generated/echo_generated.h"
+#include "ringflow/generated/envelope_generated.h"
+#include "ringflow/generated/error_generated.h"
+#include "ringflow/generated/saxpy_reply_generated.h"
+#include "ringflow/generated/saxpy_request_generated.h"
+#include "ringflow/generated/score_reply_generated.h"
+#include "ringflow/generated/score_request_generated.h"
+#include "ringflow/ingress.hpp"
+#include "ringflow/messages.hpp"
+
+namespace {
+
+using namespace ringflow;
+using bytes = std::vector<std::uint8_t>;
+
+constexpr const char* kTrace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+constexpr std::uint64_t kFarFuture = 4'000'000'000'000'000'000ull;  // year 2096
+
+std::filesystem::path g_dir;
+int g_count = 0;
+
+void write(const std::string& name, const bytes& b) {
+  std::ofstream out(g_dir / name, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+  if (!out) {
+    std::fprintf(stderr, "ringflow_fuzz_seeds: cannot write %s\n", (g_dir / name).c_str());
+    std::exit(1);
+  }
+  ++g_count;
+}
+void write(const std::string& name, const std::string& s) { write(name, bytes(s.begin(), s.end())); }
+
+bytes finished(flatbuffers::FlatBufferBuilder& b) { return {b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize()}; }
+
+bytes echo_payload() {
+  flatbuffers::FlatBufferBuilder b;
+  const std::vector<std::uint8_t> body = {'h', 'e', 'l', 'l', 'o', 0, 1, 2, 3};
+  demo::FinishEchoBuffer(b, demo::CreateEchoDirect(b, 42, &body, "a note"));
+  return finished(b);
+}
+
+bytes saxpy_request_payload() {
+  flatbuffers::FlatBufferBuilder b;
+  const std::vector<float> x = {1, 2, 3, 4, 5}, y = {0.5f, -1, 1e30f, -0.0f, 7};
+  demo::FinishSaxpyRequestBuffer(b, demo::CreateSaxpyRequestDirect(b, 2.5f, &x, &y));
+  return finished(b);
+}
+
+bytes saxpy_reply_payload() {
+  flatbuffers::FlatBufferBuilder b;
+  const std::vector<float> y = {2.5f, 4, 8.5f, 10};
+  demo::FinishSaxpyReplyBuffer(b, demo::CreateSaxpyReplyDirect(b, &y));
+  return finished(b);
+}
+
+bytes score_request_payload() {
+  flatbuffers::FlatBufferBuilder b;
+  const demo::Quote quote(101.25, 7, 2);
+  const std::vector<demo::Feature> features = {{0, 0.5f}, {3, -1.25f}, {17, 2.0f}};
+  demo::FinishScoreRequestBuffer(b, demo::CreateScoreRequestDirect(b, 1234, &quote, &features, 0.1f, "ACME"));
+  return finished(b);
+}
+
+bytes score_reply_payload() {
+  flatbuffers::FlatBufferBuilder b;
+  demo::FinishScoreReplyBuffer(b, demo::CreateScoreReply(b, 1234, 0.75f, 96.5, true, 0));
+  return finished(b);
+}
+
+bytes error_reply_payload() {
+  flatbuffers::FlatBufferBuilder b;
+  wire::FinishErrorReplyBuffer(b, wire::CreateErrorReplyDirect(b, 3, "deadline passed"));
+  return finished(b);
+}
+
+envelope_fields fields_for(type_id type, const bytes& payload) {
+  envelope_fields f;
+  f.type = type;
+  f.correlation_id = 0x1122334455667788ull;
+  f.sequence = 17;
+  f.tenant = "acme";
+  f.deadline_ns = kFarFuture;
+  f.traceparent = kTrace;
+  f.flags = 1;
+  f.payload = payload;
+  return f;
+}
+
+/// An envelope whose payload starts 4 bytes past an 8-byte boundary (valid: FlatBuffers only
+/// requires 4-byte alignment of a [ubyte] vector; encode_envelope would align it to 8).
+bytes misaligned_envelope(type_id type, const bytes& payload) {
+  for (std::size_t pad = 0; pad < 8; ++pad) {
+    flatbuffers::FlatBufferBuilder b;
+    const auto tenant = b.CreateString(std::string(pad, 't'));
+    const auto vec = b.CreateVector(payload.data(), payload.size());
+    wire::EnvelopeBuilder eb(b);
+    eb.add_type_id(type);
+    eb.add_tenant(tenant);
+    eb.add_payload(vec);
+    b.Finish(eb.Finish(), wire::EnvelopeIdentifier());
+    bytes out = finished(b);
+    const auto* env = wire::GetEnvelope(out.data());
+    if ((env->payload()->data() - out.data()) % 8 == 4) return out;
+  }
+  return {};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s <output-dir>\n", argv[0]);
+    return 2;
+  }
+  g_dir = argv[1];
+  std::filesystem::create_directories(g_dir);
+
+  struct payload_seed {
+    const char* name;
+    type_id type;
+    bytes payload;
+  };
+  const std::vector<payload_seed> payloads = {
+      {"echo", msg::Echo::id, echo_payload()},
+      {"saxpy_request", msg::SaxpyRequest::id, saxpy_request_payload()},
+      {"saxpy_reply", msg::SaxpyReply::id, saxpy_reply_payload()},
+      {"score_request", msg::ScoreRequest::id, score_request_payload()},
+      {"score_reply", msg::ScoreReply::id, score_reply_payload()},
+      {"error_reply", msg::ErrorReply::id, error_reply_payload()},
+  };
+
+  // Raw payloads and valid envelopes.
+  for (const auto& p : payloads) {
+    write(std::string("payload-") + p.name + ".bin", p.payload);
+    write(std::string("env-") + p.name + ".bin", encode_envelope(fields_for(p.type, p.payload)));
+    envelope_fields minimal;
+    minimal.type = p.type;
+    minimal.payload = p.payload;
+    write(std::string("env-") + p.name + "-minimal.bin", encode_envelope(minimal));
+    const bytes mis = misaligned_envelope(p.type, p.payload);
+    if (!mis.empty()) write(std::string("env-") + p.name + "-misaligned.bin", mis);
+  }
+  {
+    auto f = fields_for(msg::Echo::id, payloads[0].payload);
+    f.traceparent = "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future";
+    write("env-echo-trace-future-version.bin", encode_envelope(f));
+    f.traceparent = "00-00000000000000000000000000000000-00f067aa0ba902b7-01";
+    write("env-echo-trace-zero-id.bin", encode_envelope(f));
+  }
+
+  // Invalid envelopes.
+  const auto& score = payloads[3];
+  const bytes good = encode_envelope(fields_for(score.type, score.payload));
+  write("bad-empty.bin", bytes{});
+  write("bad-short.bin", bytes(good.begin(), good.begin() + 7));
+  write("bad-truncated-half.bin", bytes(good.begin(), good.begin() + static_cast<long>(good.size() / 2)));
+  write("bad-truncated-last.bin", bytes(good.begin(), good.end() - 1));
+  {
+    bytes b = good;
+    b[4] = 'X';
+    write("bad-identifier.bin", b);
+    b = good;
+    b[0] = 0xFF;
+    b[1] = 0xFF;
+    write("bad-root-offset.bin", b);
+  }
+  {
+    auto f = fields_for(score.type, score.payload);
+    f.schema_version = 2;
+    write("bad-schema-version-2.bin", encode_envelope(f));
+    f.schema_version = 0;
+    write("bad-schema-version-0.bin", encode_envelope(f));
+  }
+  {
+    auto f = fields_for(score.type, score.payload);
+    f.deadline_ns = 1;
+    write("bad-deadline-past.bin", encode_envelope(f));
+  }
+  {
+    auto f = fields_for(type_id_of("ZZZZ"), score.payload);
+    write("bad-unknown-type.bin", encode_envelope(f));
+    f = fields_for(msg::Echo::id, score.payload);
+    write("bad-type-mismatch.bin", encode_envelope(f));
+    f = fields_for(score.type, bytes{});
+    write("bad-empty-payload.bin", encode_envelope(f));
+    const bytes short_payload(score.payload.begin(), score.payload.begin() + 6);
+    f = fields_for(score.type, short_payload);
+    write("bad-short-payload.bin", encode_envelope(f));
+    bytes corrupt = score.payload;
+    corrupt[0] ^= 0x40;  // root offset out of range
+    f = fields_for(score.type, corrupt);
+    write("bad-corrupt-payload.bin", encode_envelope(f));
+    const bytes half(score.payload.begin(), score.payload.begin() + static_cast<long>(score.payload.size() / 2));
+    f = fields_for(score.type, half);
+    write("bad-truncated-payload.bin", encode_envelope(f));
+  }
+
+  // Traceparent strings.
+  write("trace-valid.txt", std::string(kTrace));
+  write("trace-future-version.txt", std::string("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-holds"));
+  write("trace-version-ff.txt", std::string("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+  write("trace-zero-trace-id.txt", std::string("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
+  write("trace-zero-span-id.txt", std::string("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"));
+  write("trace-uppercase.txt", std::string("00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01"));
+  write("trace-too-long.txt", std::string(kTrace) + "-00");
+
+  // Writer round-trip: mode byte (odd = generic, even = schema 0..5) followed by bytes.
+  for (unsigned mode = 0; mode < 14; ++mode) {
+    bytes b(96);
+    std::uint32_t x = 0x9E3779B9u * (mode + 1);
+    for (auto& v : b) {
+      x ^= x << 13;
+      x ^= x >> 17;
+      x ^= x << 5;
+      v = static_cast<std::uint8_t>(x);
+    }
+    b[0] = static_cast<std::uint8_t>(mode);
+    write("writer-mode-" + std::to_string(mode) + ".bin", b);
+  }
+
+  std::printf("ringflow_fuzz_seeds: wrote %d seeds to %s\n", g_count, g_dir.c_str());
+  return 0;
+}

@@ -54,15 +54,11 @@ void probe_struct_view(const bounds& in, const fb::table_view& t, fb::field_id i
     RF_CHECK(sv.get<std::uint64_t>(0) == 0);
     return;
   }
-  // Offsets around both ends of the struct and far past it.
-  const std::uint32_t offs[] = {0, 1, size / 2, size > 8 ? size - 8 : 0, size > 0 ? size - 1 : 0, size, size + 1,
-                                0xFFFFFFF8u, 0xFFFFFFFFu};
+  // Offsets at both ends of the struct and far past it.
+  const std::uint32_t offs[] = {0, size > 8 ? size - 8 : 0, size - 1, size, 0xFFFFFFF9u};
   for (std::uint32_t off : offs) {
     consume(sv.get<std::uint8_t>(off));
-    consume(sv.get<std::uint16_t>(off));
-    consume(sv.get<std::uint32_t>(off));
     consume(sv.get<std::uint64_t>(off));
-    consume(sv.get<double>(off));
   }
   (void)in;
 }
@@ -105,7 +101,7 @@ void walk_table(const bounds& in, const fb::table_view& t, int depth, int& budge
     probe_struct<msg::Feature>(t, id);
     probe_struct<three>(t, id);
     probe_struct<big>(t, id);
-    for (std::uint32_t size : {0u, 1u, 8u, 16u, 100u, 0xFFFFu, 0xFFFFFFFFu}) probe_struct_view(in, t, id, size);
+    for (std::uint32_t size : {1u, 16u, 0xFFFFu, 0xFFFFFFFFu}) probe_struct_view(in, t, id, size);
     probe_vector<std::uint8_t>(in, t, id);
     probe_vector<std::uint16_t>(in, t, id);
     probe_vector<std::uint32_t>(in, t, id);
@@ -139,19 +135,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const bounds all{in.data(), in.data() + in.size};
   const fb::bytes_view buf = in.view();
 
-  int budget = 64;
+  int budget = 12;
   walk_bytes(all, buf, 0, budget);
 
-  // Tables at arbitrary positions (every byte of a short input, the ends, and far beyond them).
-  for (std::uint64_t pos = 0; pos < 64 && pos <= buf.size; ++pos) {
+  // Tables at arbitrary positions (the first bytes, the ends, and far beyond them).
+  for (std::uint64_t pos = 1; pos < 32 && pos <= buf.size; pos += 3) {
     const fb::table_view t(buf, pos);
-    int b = 2;
+    int b = 1;
     if (t.valid()) walk_table(all, t, 3, b);
   }
   for (std::uint64_t pos : {std::uint64_t{buf.size}, std::uint64_t{buf.size} - 1, std::uint64_t{buf.size} - 4,
                             std::uint64_t{0xFFFFFFFFu}, std::uint64_t{0x100000000ull}, ~std::uint64_t{0}}) {
     const fb::table_view t(buf, pos);
-    int b = 2;
+    int b = 1;
     if (t.valid()) walk_table(all, t, 3, b);
   }
 
@@ -159,7 +155,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // when the bytes after it are readable.
   if (buf.size > 0) {
     for (std::uint32_t cut : {buf.size / 2, buf.size - 1}) {
-      int b = 8;
+      int b = 4;
       walk_bytes(all, fb::bytes_view{buf.data, cut}, 2, b);
     }
   }

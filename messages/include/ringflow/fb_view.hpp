@@ -112,7 +112,7 @@ struct bytes_view {
 template <class T>
 class vector_view {
  public:
-  RINGFLOW_HD vector_view() = default;
+  vector_view() = default;  // implicitly __host__ __device__
   RINGFLOW_HD vector_view(const byte* elems, std::uint32_t count) : elems_(elems), count_(count) {}
   RINGFLOW_HD std::uint32_t size() const { return count_; }
   RINGFLOW_HD bool empty() const { return count_ == 0; }
@@ -143,7 +143,7 @@ struct string_view {
 /// A struct stored inline (in a table or vector): typed reads at byte offsets within it.
 class struct_view {
  public:
-  RINGFLOW_HD struct_view() = default;
+  struct_view() = default;  // implicitly __host__ __device__
   RINGFLOW_HD struct_view(const byte* p, std::uint32_t size) : p_(p), size_(size) {}
   RINGFLOW_HD bool valid() const { return p_ != nullptr; }
   template <class T>
@@ -163,7 +163,7 @@ RINGFLOW_HD inline table_view root(bytes_view buf);
 /// field reads as absent.
 class table_view {
  public:
-  RINGFLOW_HD table_view() = default;
+  table_view() = default;  // implicitly __host__ __device__
 
   /// The table at byte `pos` of `buf`; invalid unless its soffset and vtable lie inside `buf`.
   RINGFLOW_HD table_view(bytes_view buf, std::uint64_t pos) {

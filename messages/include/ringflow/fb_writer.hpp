@@ -26,7 +26,7 @@ namespace ringflow::fb {
 template <class T>
 class vector_out {
  public:
-  RINGFLOW_HD vector_out() = default;
+  vector_out() = default;  // implicitly __host__ __device__
   RINGFLOW_HD vector_out(byte* elems, std::uint32_t count) : elems_(elems), count_(count) {}
   RINGFLOW_HD explicit operator bool() const { return elems_ != nullptr; }
   RINGFLOW_HD bool valid() const { return elems_ != nullptr; }

@@ -31,9 +31,11 @@
 #include <hip/hip_runtime.h>
 #else
 #include <atomic>
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
 #endif
+// _mm_pause for cpu_relax() on x86 hosts: every compiler's host pass needs it (nvcc and hipcc
+// compile the host side of RINGFLOW_HD functions too); device passes do not use it.
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(__CUDA_ARCH__) && !defined(__HIP_DEVICE_COMPILE__)
+#include <immintrin.h>
 #endif
 
 namespace ringflow {

@@ -127,7 +127,7 @@ inline constexpr std::uint64_t ring_magic = 0x52494e47464c4f57ull;  // "RINGFLOW
 /// A view of an initialized ring region.
 class ring_region {
  public:
-  RINGFLOW_HD ring_region() = default;
+  ring_region() = default;  // implicitly __host__ __device__
   RINGFLOW_HD explicit ring_region(void* base) : base_(static_cast<byte*>(base)) {}
 
   /// Formats `base` (ring_layout{cfg}.bytes(), 128-byte aligned) as an empty ring. Call before
@@ -180,7 +180,7 @@ struct ring_message {
 
 class ring_producer {
  public:
-  RINGFLOW_HD ring_producer() = default;
+  ring_producer() = default;  // implicitly __host__ __device__
   /// `arena_scratch`: producer-private memory of ring_layout::producer_scratch_words() u64s
   /// (nullptr allowed when the ring has no arena).
   RINGFLOW_HD ring_producer(ring_region r, std::uint64_t* arena_scratch) : r_(r), arena_ends_(arena_scratch) {
@@ -349,7 +349,7 @@ class ring_producer {
 
 class ring_consumer {
  public:
-  RINGFLOW_HD ring_consumer() = default;
+  ring_consumer() = default;  // implicitly __host__ __device__
   RINGFLOW_HD explicit ring_consumer(ring_region r) : r_(r) {
     const ring_config& c = r_.config();
     mask_ = c.capacity - 1;
