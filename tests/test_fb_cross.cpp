@@ -468,7 +468,7 @@ TEST_CASE("view never reads outside its buffer on truncated or corrupted bytes",
   const auto good = finish_copy(b);
   auto read_all = [](const std::vector<std::uint8_t>& bytes) {
     auto heap = std::make_unique<std::uint8_t[]>(bytes.size() ? bytes.size() : 1);
-    std::memcpy(heap.get(), bytes.data(), bytes.size());
+    if (!bytes.empty()) std::memcpy(heap.get(), bytes.data(), bytes.size());
     const fb::bytes_view bv{heap.get(), static_cast<std::uint32_t>(bytes.size())};
     const auto v = msg::view_of<msg::ScoreRequest>(bv);
     double sink = v.request_id() + v.max_discount();
