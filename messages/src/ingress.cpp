@@ -3,6 +3,7 @@
 
 #include <flatbuffers/flatbuffers.h>
 
+#include <algorithm>
 #include <chrono>
 #include <stdexcept>
 
@@ -153,10 +154,12 @@ const payload_registry& payload_registry::demo() {
 
 ingress_result validate_ingress(std::span<const std::uint8_t> bytes, const payload_registry& registry,
                                 const ingress_limits& limits, std::uint64_t now_unix_ns) {
-  if (bytes.size() > limits.max_envelope_bytes)
+  // flatbuffers::Verifier requires size < FLATBUFFERS_MAX_BUFFER_SIZE: clamp a larger limit.
+  const std::size_t max_envelope =
+      std::min<std::size_t>(limits.max_envelope_bytes, FLATBUFFERS_MAX_BUFFER_SIZE - 1);
+  if (bytes.size() > max_envelope)
     return fail(ingress_errc::oversize, "envelope of " + std::to_string(bytes.size()) +
-                                            " bytes exceeds the limit of " +
-                                            std::to_string(limits.max_envelope_bytes));
+                                            " bytes exceeds the limit of " + std::to_string(max_envelope));
   if (bytes.size() < 8 || !flatbuffers::BufferHasIdentifier(bytes.data(), wire::EnvelopeIdentifier()))
     return fail(ingress_errc::malformed_envelope, "not a ringflow envelope (missing identifier RFEV)");
   {

@@ -144,7 +144,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     int b = 1;
     if (t.valid()) walk_table(all, t, 3, b);
   }
-  for (std::uint64_t pos : {std::uint64_t{buf.size}, std::uint64_t{buf.size} - 1, std::uint64_t{buf.size} - 4,
+  const std::uint64_t end = buf.size;
+  for (std::uint64_t pos : {end, end >= 1 ? end - 1 : ~std::uint64_t{0}, end >= 4 ? end - 4 : end + 1,
                             std::uint64_t{0xFFFFFFFFu}, std::uint64_t{0x100000000ull}, ~std::uint64_t{0}}) {
     const fb::table_view t(buf, pos);
     int b = 1;

@@ -12,11 +12,13 @@
 //     (Table::VerifyField/VerifyOffset, Verifier::VerifyVector/VerifyString) for the recorded field
 //     types -- what generated Verify() does -- and every field reads back as written through both
 //     the view and flatbuffers::Table accessors; absent fields read as absent.
-// Mode "schema" (first byte even): one of the seven schema tables, built with its descriptor's
-// num_fields/inline_max in input-chosen field order and subset; with enough capacity it must
-// finish, pass the generated Verify<X>Buffer and read back through the generated accessors. Each
-// payload is then wrapped into an Envelope built by fb::builder (and by encode_envelope) and must
-// pass validate_ingress with the same fields.
+// Mode "schema" (first byte even): one of the six payload tables (Echo, SaxpyRequest/Reply,
+// ScoreRequest/Reply, ErrorReply), built with its descriptor's num_fields/inline_max in
+// input-chosen field order and subset; with enough capacity it must finish, pass the generated
+// Verify<X>Buffer and read back through the generated accessors (and the typed view). Each payload
+// is then wrapped into an Envelope built by fb::builder (all nine fields, input order) and by
+// encode_envelope, and both must pass validate_ingress with the same fields (or fail with exactly
+// unsupported_schema_version / deadline_passed when the input chose such values).
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <algorithm>

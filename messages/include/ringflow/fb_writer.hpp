@@ -45,6 +45,8 @@ class builder {
  public:
   /// Largest number of fields a table may declare (vtable entries).
   static constexpr std::uint16_t max_fields = 64;
+  /// Largest buffer flatbuffers::Verifier accepts (FLATBUFFERS_MAX_BUFFER_SIZE - 1).
+  static constexpr std::uint64_t max_buffer_bytes = 0x7FFFFFFEull;
 
   RINGFLOW_HD builder(byte* buf, std::uint32_t capacity) : buf_(buf), cap_(capacity) {}
 
@@ -158,7 +160,8 @@ class builder {
     // Position the u32 count so that the elements after it are `align`-aligned.
     std::uint64_t len_pos = align_up(static_cast<std::uint64_t>(tail_) + 4, align) - 4;
     const std::uint64_t bytes = static_cast<std::uint64_t>(count) * elem_size + extra;
-    if (!fits(len_pos, 4 + bytes) || len_pos + 4 + bytes > 0xFFFFFFF0ull) return fail(), nullptr;
+    // FlatBuffers caps a buffer below 2^31 - 1 bytes (FLATBUFFERS_MAX_BUFFER_SIZE): stay verifiable.
+    if (!fits(len_pos, 4 + bytes) || len_pos + 4 + bytes > max_buffer_bytes) return fail(), nullptr;
     for (std::uint64_t i = tail_; i < len_pos; ++i) buf_[i] = 0;  // deterministic padding
     detail::store<std::uint32_t>(buf_ + len_pos, count);
     detail::store<std::uint32_t>(buf_ + field, static_cast<std::uint32_t>(len_pos - field));

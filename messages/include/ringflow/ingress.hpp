@@ -48,7 +48,7 @@ std::error_code make_error_code(ingress_errc e) noexcept;
 inline constexpr std::uint16_t envelope_schema_version = 1;
 
 struct ingress_limits {
-  std::uint32_t max_envelope_bytes = 1u << 20;  // 1 MiB
+  std::uint32_t max_envelope_bytes = 1u << 20;  // 1 MiB (clamped to FlatBuffers' 2^31 - 2)
   std::uint32_t max_payload_bytes = 1u << 20;
   std::uint32_t max_depth = 16;        // FlatBuffers nesting depth (Verifier)
   std::uint32_t max_tables = 100000;   // tables visited per Verifier run
@@ -92,6 +92,10 @@ class payload_registry {
 };
 
 /// A message that passed ingress; views point into the caller's bytes.
+/// Alignment: `payload` is a [ubyte] vector inside the envelope, guaranteed only 4-byte aligned
+/// (encode_envelope() aligns it to 8; other FlatBuffers builders need not). Read it in place only
+/// through the portable view (fb_view.hpp reads byte-wise); flatc's generated accessors need an
+/// 8-aligned copy — which the ring provides: slots and arena allocations are 64-byte aligned.
 struct validated_message {
   type_id type = 0;
   std::uint16_t schema_version = 0;
