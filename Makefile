@@ -47,8 +47,8 @@ tsan: deps
 	  $(CTEST) -L tsan
 
 fuzz: deps
-	cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
-	  -DCMAKE_CXX_COMPILER=clang++ -DRINGFLOW_FUZZ_ONLY=ON
+	cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+	  -DRINGFLOW_FUZZ_ONLY=ON
 	cmake --build build-fuzz -j $(JOBS)
 	bash tests/fuzz/run-fuzzers.sh build-fuzz $(FUZZ_SECONDS)
 
