@@ -5,9 +5,12 @@
 //   BM_RingPingPong/bytes:N              round trip (RTT) between two threads over two ringflow rings
 //   BM_MoodycamelPingPong/bytes:N        the same over two moodycamel::ConcurrentQueue (with tokens)
 //   BM_RingBulkThroughput/batch:N        one producer thread, one consumer thread, batches of N
-//   BM_MoodycamelBulkThroughput/batch:N  the same with try_enqueue_bulk / try_dequeue_bulk
+//   BM_MoodycamelBulkThroughput/batch:N/envelope:E  the same with try_enqueue_bulk /
+//                                        try_dequeue_bulk; E=64: elements carry the ring's 64-byte
+//                                        envelope (same bytes), E=0: a lean 80-byte element
 //   BM_CpuKernelRoundTrip/spin:S         host_client::call() -> cpu_kernel (EchoKernel) -> reply;
-//                                        S=0: default wait_policy (park allowed), S=1: pure spin
+//                                        S=0: default wait_policy (spin -> yield -> park), S=1:
+//                                        park = false on kernel and client (spin, yield, never park)
 //   BM_CpuKernelRoundTrip/score/spin:S   the same with ScoreKernel (a small scoring model)
 // Latency benchmarks report one RTT per iteration (real time) and counters p50_ns / p99_ns from
 // per-iteration samples (one steady_clock read per iteration; samples preallocated before the
@@ -21,7 +24,7 @@
 //
 // Fairness: the same spin step (ringflow::cpu_relax, PAUSE) and watchdog in every loop; moodycamel
 // uses a ProducerToken/ConsumerToken per side and a preallocated capacity equal to the ring's; its
-// element carries the same id/type/length/payload the ring's slot header and payload carry.
+// element carries the same 64-byte envelope and payload a ring slot carries (see mc_msg).
 #include <benchmark/benchmark.h>
 #include <pthread.h>
 #include <sched.h>
@@ -202,14 +205,43 @@ std::array<std::uint8_t, max_pingpong_bytes> make_payload() {
   return p;
 }
 
-// moodycamel's element: what the ring's slot carries for these benchmarks (id, type, length,
-// payload), by value.
-struct mc_msg {
+// moodycamel's element. By default it carries what a ring slot carries — the same 64-byte envelope
+// (the fields of slot_header: id, deadline, type, length, flags, status, trace context) and the
+// payload — so both queues move the same bytes per message (128: one slot of slot_size 128).
+// mc_lean (id, type, length, payload: 80 bytes) shows what the envelope costs moodycamel.
+struct mc_envelope {
   std::uint64_t correlation_id;
+  std::uint64_t deadline_ns;
   std::uint32_t type_id;
   std::uint32_t len;
-  std::uint8_t data[max_pingpong_bytes];
+  std::uint32_t arena_offset;
+  std::uint16_t flags;
+  std::uint16_t status;
+  std::uint8_t trace_id[16];
+  std::uint8_t span_id[8];
+  std::uint64_t reserved;
 };
+static_assert(sizeof(mc_envelope) == sizeof(slot_header), "same envelope bytes as a ring slot header");
+
+struct mc_msg {
+  mc_envelope env;
+  std::uint8_t data[max_pingpong_bytes];
+  std::uint64_t& id() { return env.correlation_id; }
+  std::uint32_t& len() { return env.len; }
+  std::uint32_t& type() { return env.type_id; }
+};
+static_assert(sizeof(mc_msg) == 128);
+
+struct mc_lean {
+  std::uint64_t correlation_id;
+  std::uint32_t type_id;
+  std::uint32_t length;
+  std::uint8_t data[max_pingpong_bytes];
+  std::uint64_t& id() { return correlation_id; }
+  std::uint32_t& len() { return length; }
+  std::uint32_t& type() { return type_id; }
+};
+static_assert(sizeof(mc_lean) == 80);
 
 ringflow::ring_config pingpong_ring() {
   ringflow::ring_config c;
@@ -315,14 +347,14 @@ void BM_MoodycamelPingPong(benchmark::State& state) {
 
   const auto payload = make_payload();
   mc_msg m{};
-  m.type_id = bench_type_id;
-  m.len = bytes;
+  m.type() = bench_type_id;
+  m.len() = bytes;
   mc_msg r{};
   std::uint64_t id = 0;
   latency_samples lat(state.max_iterations);
   lat.start();
   for (auto _ : state) {
-    m.correlation_id = ++id;
+    m.id() = ++id;
     std::memcpy(m.data, payload.data(), bytes);  // as ring try_push copies the payload
     if (!spin_until([&] { return to_echo.enqueue(tx, m); })) {
       state.SkipWithError("moodycamel ping-pong: enqueue failed");
@@ -332,7 +364,7 @@ void BM_MoodycamelPingPong(benchmark::State& state) {
       state.SkipWithError("moodycamel ping-pong: no echo within 2 s");
       break;
     }
-    if (r.correlation_id != id || r.len != bytes) {
+    if (r.id() != id || r.len() != bytes) {
       state.SkipWithError("moodycamel ping-pong: echo out of order");
       break;
     }
@@ -417,10 +449,11 @@ void BM_RingBulkThroughput(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * batch);
 }
 
-void BM_MoodycamelBulkThroughput(benchmark::State& state) {
+template <class Msg>
+void moodycamel_bulk(benchmark::State& state) {
   const auto batch = static_cast<std::uint32_t>(state.range(0));
   // Preallocated like the ring; try_enqueue_bulk never allocates, so the queue stays bounded.
-  moodycamel::ConcurrentQueue<mc_msg> q(bulk_capacity);
+  moodycamel::ConcurrentQueue<Msg> q(bulk_capacity);
   pin_scope pin;
   pin.to(g_place.self_cpu);
   moodycamel::ConsumerToken rx(q);
@@ -428,16 +461,16 @@ void BM_MoodycamelBulkThroughput(benchmark::State& state) {
 
   peer_thread producer([&](const std::atomic<bool>& stop) {
     moodycamel::ProducerToken tx(q);
-    std::vector<mc_msg> msgs(batch);
+    std::vector<Msg> msgs(batch);
     for (auto& m : msgs) {
       m = {};
-      m.type_id = bench_type_id;
-      m.len = bulk_payload_bytes;
+      m.type() = bench_type_id;
+      m.len() = bulk_payload_bytes;
       std::memcpy(m.data, payload.data(), bulk_payload_bytes);
     }
     std::uint64_t next = 1;
     while (!stopping(stop)) {
-      for (std::uint32_t i = 0; i < batch; ++i) msgs[i].correlation_id = next + i;
+      for (std::uint32_t i = 0; i < batch; ++i) msgs[i].id() = next + i;
       while (!q.try_enqueue_bulk(tx, msgs.begin(), batch)) {  // all or nothing
         if (stopping(stop)) return;
         ringflow::cpu_relax();
@@ -446,7 +479,7 @@ void BM_MoodycamelBulkThroughput(benchmark::State& state) {
     }
   });
 
-  std::vector<mc_msg> buf(batch);
+  std::vector<Msg> buf(batch);
   std::uint64_t expect = 1;
   std::uint64_t sum = 0;
   for (auto _ : state) {
@@ -460,7 +493,7 @@ void BM_MoodycamelBulkThroughput(benchmark::State& state) {
         break;
       }
       for (std::size_t i = 0; i < n; ++i) {
-        failed |= buf[i].correlation_id != expect++;
+        failed |= buf[i].id() != expect++;
         sum += buf[i].data[bulk_payload_bytes - 1];
       }
       got += static_cast<std::uint32_t>(n);
@@ -473,6 +506,16 @@ void BM_MoodycamelBulkThroughput(benchmark::State& state) {
   producer.stop();
   benchmark::DoNotOptimize(sum);
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * batch);
+}
+
+// range(1): envelope bytes per element: 64 = the ring's slot header (same bytes as the ring),
+// 0 = a lean element (id, type, length, payload).
+void BM_MoodycamelBulkThroughput(benchmark::State& state) {
+  if (state.range(1) == 0) {
+    moodycamel_bulk<mc_lean>(state);
+  } else {
+    moodycamel_bulk<mc_msg>(state);
+  }
 }
 
 // ------------------------------------------------------------------------------ CPU ring kernel
@@ -500,8 +543,9 @@ std::vector<std::uint8_t> score_request() {
 }
 
 // One cpu_kernel (one ring of kernel K, default ring options) and one host_client on the
-// benchmark thread; each iteration is one call() reusing one reply. range(0): 1 = pure spin
-// (wait_policy::park = false on both sides), 0 = the default policy (spin -> yield -> park).
+// benchmark thread; each iteration is one call() reusing one reply. range(0): 1 = no parking
+// (wait_policy::park = false on both sides: spin, then sched_yield), 0 = the default policy
+// (spin -> yield -> park).
 template <class K>
 void cpu_kernel_round_trip(benchmark::State& state, const std::vector<std::uint8_t>& request, bool echo) {
   const bool spin = state.range(0) != 0;
@@ -552,7 +596,7 @@ void BM_CpuKernelRoundTripScore(benchmark::State& state) {
 BENCHMARK(BM_RingPingPong)->ArgName("bytes")->Arg(8)->Arg(64)->UseRealTime();
 BENCHMARK(BM_MoodycamelPingPong)->ArgName("bytes")->Arg(8)->Arg(64)->UseRealTime();
 BENCHMARK(BM_RingBulkThroughput)->ArgName("batch")->Arg(32)->UseRealTime();
-BENCHMARK(BM_MoodycamelBulkThroughput)->ArgName("batch")->Arg(32)->UseRealTime();
+BENCHMARK(BM_MoodycamelBulkThroughput)->ArgNames({"batch", "envelope"})->Args({32, 64})->Args({32, 0})->UseRealTime();
 BENCHMARK(BM_CpuKernelRoundTrip)->ArgName("spin")->Arg(0)->Arg(1)->UseRealTime();
 
 int main(int argc, char** argv) {

@@ -57,12 +57,15 @@ struct control_block {
   alignas(128) std::uint32_t stop_requested;
   std::uint32_t host_reserved;
   std::uint64_t epoch;
-  // -- kernel line (kernel writes, host reads) -------------------------------------------------
+  // -- kernel status line (kernel writes rarely, clients poll `state` on every call) -------------
   alignas(128) std::uint32_t state;
   std::uint32_t error_code;
   std::uint32_t error_flags;
   std::uint32_t kernel_reserved;
-  std::uint64_t heartbeat;
+  // -- kernel progress line (kernel writes every pass; watchdog and metrics read) ---------------
+  // Kept off the status line: otherwise every poll of `state` misses on a line the kernel just
+  // wrote (measured: CPU kernel round trip p50 -20% with the split).
+  alignas(128) std::uint64_t heartbeat;
   std::uint64_t last_progress;
   std::uint64_t processed;       // requests served (ok + error replies + rejections)
   std::uint64_t handler_errors;  // handler returned a non-ok status (error reply sent)

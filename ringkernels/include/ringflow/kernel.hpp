@@ -144,15 +144,20 @@ concept has_reply_capacity = requires(const msg_view& in) {
 /// Bytes an ErrorReply needs at most (table + a detail of up to 95 characters).
 inline constexpr std::uint32_t error_reply_capacity = 192;
 
-/// Writes an ErrorReply {code, detail} into `buf`; returns its size (0 if cap is too small).
+/// Writes an ErrorReply {code, detail} into `buf`; returns its size (0 only if even the code
+/// alone does not fit). A detail that does not fit is shortened (ultimately dropped).
 RINGFLOW_HD inline std::uint32_t write_error_reply(std::uint8_t* buf, std::uint32_t cap, status code, const char* detail) {
-  fb::builder b(buf, cap);
-  b.begin(msg::ErrorReply::id, msg::ErrorReply::num_fields, msg::ErrorReply::inline_max);
-  b.add<std::uint16_t>(msg::ErrorReply::field::code, static_cast<std::uint16_t>(code));
   std::uint32_t n = 0;
   while (detail && detail[n] && n < 95) ++n;
-  if (n) b.add_string(msg::ErrorReply::field::detail, detail, n);
-  return b.finish();
+  for (;;) {
+    fb::builder b(buf, cap);
+    b.begin(msg::ErrorReply::id, msg::ErrorReply::num_fields, msg::ErrorReply::inline_max);
+    b.add<std::uint16_t>(msg::ErrorReply::field::code, static_cast<std::uint16_t>(code));
+    if (n) b.add_string(msg::ErrorReply::field::detail, detail, n);
+    const std::uint32_t len = b.finish();
+    if (len || n == 0) return len;
+    n = n > 16 ? n / 2 : 0;
+  }
 }
 
 enum class serve_result : std::uint8_t {
@@ -187,8 +192,8 @@ RINGFLOW_HD serve_result serve_one(ring_consumer& requests, ring_producer& repli
 
   status early = status::ok;
   const char* early_detail = nullptr;
-  // Room for an error reply in every case (so a failing handler can always be answered), but
-  // never more than the response ring can carry: tiny slots get an ErrorReply without detail.
+  // An early rejection claims room for a full ErrorReply, but never more than the response ring
+  // can carry (tiny slots without an arena get a shortened detail).
   const std::uint32_t max_reply = replies.max_payload();
   const std::uint32_t error_room = error_reply_capacity < max_reply ? error_reply_capacity : max_reply;
   std::uint32_t want = replies.inline_capacity();
@@ -205,7 +210,9 @@ RINGFLOW_HD serve_result serve_one(ring_consumer& requests, ring_producer& repli
       early_detail = "reply would exceed the response ring's arena";
     }
   }
-  if (early != status::ok || want < error_room) want = error_room;
+  // Replies are claimed at the size the kernel asked for (inline by default). Only an early
+  // error claims error room; a handler that fails in a small claim gets a shortened detail.
+  if (early != status::ok) want = error_room;
 
   ring_claim claim;
   // Only `full` can occur here (want <= max_payload): the host must drain replies first.
@@ -233,7 +240,6 @@ RINGFLOW_HD serve_result serve_one(ring_consumer& requests, ring_producer& repli
   h->status = static_cast<std::uint16_t>(st);
   if (st != status::ok) {
     len = write_error_reply(claim.payload, claim.capacity, st, detail);
-    if (len == 0) len = write_error_reply(claim.payload, claim.capacity, st, nullptr);  // tiny slots
     reply_type = msg::ErrorReply::id;
     h->flags = static_cast<std::uint16_t>(h->flags | slot_flags::error_reply);
     if (early != status::ok) ++tally.rejected; else ++tally.handler_errors;

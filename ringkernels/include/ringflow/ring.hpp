@@ -229,34 +229,33 @@ class ring_producer {
   /// Publishes a claimed slot holding `len` (<= claim capacity) payload bytes. Unused arena
   /// room of the claim is returned.
   RINGFLOW_HD void commit(ring_claim& c, std::uint32_t len) {
-    slot_header* h = c.header;
-    h->payload_len = len;
-    if (h->flags & slot_flags::arena) arena_tail_ = claim_arena_start_ + len;  // shrink to what was used
-    finish_slot(h);
+    record(c, len);
+    publish_staged(pos_ - 1);
     c = {};
   }
 
   /// Copies one message into the ring.
   RINGFLOW_HD ring_status try_push(const ring_message& m) {
-    ring_claim c;
-    const ring_status st = try_claim(m.payload_len, c);
-    if (st != ring_status::ok) return st;
-    copy_header(*c.header, m.header);
-    copy_bytes(c.payload, m.payload, m.payload_len);
-    commit(c, m.payload_len);
-    return ring_status::ok;
+    const ring_status st = stage(m);
+    if (st == ring_status::ok) publish_staged(pos_ - 1);
+    return st;
   }
 
   /// Copies up to n messages; returns how many were pushed (stops at the first that does not
-  /// fit; `last` says why). One head refresh covers the whole batch.
+  /// fit; `last` says why). One head refresh covers the batch, and the batch's seq words are
+  /// released only after every slot is written: a consumer that keeps up does not poll the very
+  /// line the producer is filling for each message (which halves bulk throughput). FIFO order and
+  /// the per-slot protocol are unchanged: seqs are released in position order.
   RINGFLOW_HD std::uint32_t try_push_bulk(const ring_message* msgs, std::uint32_t n, ring_status* last = nullptr) {
-    std::uint32_t done = 0;
+    const std::uint64_t first = pos_;
     ring_status st = ring_status::ok;
     has_room(n);  // one refresh of the cached head for the whole batch
+    std::uint32_t done = 0;
     for (; done < n; ++done) {
-      st = try_push(msgs[done]);
+      st = stage(msgs[done]);
       if (st != ring_status::ok) break;
     }
+    if (done) publish_staged(first);
     if (last) *last = st;
     return done;
   }
@@ -308,16 +307,37 @@ class ring_producer {
     return true;
   }
 
-  RINGFLOW_HD void finish_slot(slot_header* h) {
+  // Claims and fills one slot without publishing it (advances pos_).
+  RINGFLOW_HD ring_status stage(const ring_message& m) {
+    ring_claim c;
+    const ring_status st = try_claim(m.payload_len, c);
+    if (st != ring_status::ok) return st;
+    copy_header(*c.header, m.header);
+    copy_bytes(c.payload, m.payload, m.payload_len);
+    record(c, m.payload_len);
+    return ring_status::ok;
+  }
+
+  // Completes a claimed slot's bookkeeping (length, arena) and advances pos_; not yet visible.
+  RINGFLOW_HD void record(ring_claim& c, std::uint32_t len) {
+    slot_header* h = c.header;
+    h->payload_len = len;
     if (arena_bytes_) {
+      if (h->flags & slot_flags::arena) arena_tail_ = claim_arena_start_ + len;  // shrink to what was used
       // Round the arena cursor to 64 bytes so the next allocation starts aligned.
       arena_tail_ = (arena_tail_ + 63) & ~63ull;
       arena_ends_[pos_ & mask_] = arena_tail_;
     }
-    // Release: the header fields and payload written above become visible to the consumer's
-    // acquire load of seq before it can observe pos + 1.
-    store_release(h->seq, pos_ + 1);
     ++pos_;
+  }
+
+  // Makes positions [first, pos_) visible to the consumer, in order.
+  RINGFLOW_HD void publish_staged(std::uint64_t first) {
+    for (std::uint64_t p = first; p < pos_; ++p) {
+      // Release: the header fields and payload written for position p become visible to the
+      // consumer's acquire load of seq before it can observe p + 1.
+      store_release(r_.slot(p)->seq, p + 1);
+    }
     // Relaxed: `tail` is for observers (queue depth); nothing is ordered by it.
     store_relaxed(r_.shared()->tail, pos_);
   }

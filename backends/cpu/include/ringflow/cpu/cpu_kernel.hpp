@@ -44,7 +44,8 @@ namespace ringflow::cpu {
 struct wait_policy {
   std::uint32_t spin_iterations = 4000;  // PAUSE iterations (~10-40 us) before yielding
   std::uint32_t yield_iterations = 16;   // sched_yield() calls before parking
-  bool park = true;                      // false: never park (lowest latency, burns a core)
+  bool park = true;                      // false: never park — after the spin phase it keeps calling
+                                         // sched_yield() (low latency, keeps a core busy)
 };
 
 struct kernel_config {
