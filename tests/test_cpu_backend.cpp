@@ -234,7 +234,8 @@ TEST_CASE("an idle kernel parks (no busy CPU) and a request wakes it", "[cpu][ts
   REQUIRE(eventually([&] { return k.stats().parked; }));
   // Parked means not running: the pass counter stands still while nothing arrives.
   const auto s1 = k.stats();
-  std::this_thread::sleep_for(50ms);  // an interval in which a spinning kernel would make ~10^5 passes
+  // Watch for any pass for 50 ms (a spinning kernel would make ~10^5 in that time): none may come.
+  CHECK_FALSE(eventually([&] { return k.stats().passes != s1.passes; }, 50ms));
   const auto s2 = k.stats();
   CHECK(s2.parked);
   CHECK(s2.passes == s1.passes);

@@ -128,8 +128,10 @@ void cpu_kernel::run() noexcept {
 
     bool any = false;
     bool blocked = false;
-    const std::uint64_t now = steady_now_ns();
+    std::uint64_t now = 0;  // read once per pass, and only when some ring has a request
     for (auto& ch : channels_) {
+      if (!ch->kernel_requests_.try_peek()) continue;
+      if (now == 0) now = steady_now_ns();
       serve_tally tally;
       for (std::uint32_t i = 0; i < cfg_.max_batch; ++i) {
         const serve_result r = ch->serve_(ch->kernel_requests_, ch->kernel_replies_, now, tally);

@@ -49,7 +49,7 @@ using byte = std::uint8_t;
 namespace slot_flags {
 inline constexpr std::uint16_t arena = 1u << 0;      // payload lives in the arena at arena_offset
 inline constexpr std::uint16_t error_reply = 1u << 1;  // reply: payload is a ringflow.wire.ErrorReply
-inline constexpr std::uint16_t replayed = 1u << 2;   // request re-sent after a kernel restart
+inline constexpr std::uint16_t replayed = 1u << 2;   // reserved: set by supervision's outbox replay (planned)
 }  // namespace slot_flags
 
 /// The fixed 64-byte header at the start of every slot: the in-process form of the envelope.
@@ -98,9 +98,6 @@ struct ring_config {
 struct ring_shared {
   // -- consumer line: written only by the consumer --------------------------------------------
   alignas(128) std::uint64_t head;  // next position the consumer will read (published in batches)
-  std::uint64_t consumed_ok;        // statistics the consumer keeps (relaxed): served w/o error,
-  std::uint64_t consumed_error;     //   served with an error reply,
-  std::uint64_t rejected;           //   rejected (wrong type, oversize, deadline)
   // -- producer line: written only by the producer --------------------------------------------
   alignas(128) std::uint64_t tail;  // one past the last committed position (observers only)
   std::uint64_t full_events;        // times a push found the ring full (relaxed)
