@@ -77,8 +77,13 @@ bool cpu_kernel::any_work() noexcept {
   return false;
 }
 
+void cpu_kernel::ring_reply_bells(channel& ch) noexcept {
+  ch.reply_bell_.ring();
+  if (cfg_.completion_bell) cfg_.completion_bell->ring();
+}
+
 void cpu_kernel::wake_clients() noexcept {
-  for (auto& ch : channels_) ch->reply_bell_.ring();
+  for (auto& ch : channels_) ring_reply_bells(*ch);
 }
 
 // Serves everything that was in each ring when the stop flag was seen (at most one ring's
@@ -96,7 +101,7 @@ bool cpu_kernel::drain(std::chrono::steady_clock::time_point deadline) noexcept 
         continue;
       }
       // blocked: the response ring is full; the client must read replies. Wake it and wait.
-      ch->reply_bell_.ring();
+      ring_reply_bells(*ch);
       if (std::chrono::steady_clock::now() > deadline) {
         cb.progressed(tally.served, tally.handler_errors, tally.rejected);
         return false;
@@ -142,7 +147,7 @@ void cpu_kernel::run() noexcept {
       if (tally.served) {
         any = true;
         cb.progressed(tally.served, tally.handler_errors, tally.rejected);
-        ch->reply_bell_.ring();
+        ring_reply_bells(*ch);
       }
     }
     cb.beat();

@@ -52,6 +52,9 @@ struct kernel_config {
   std::string name = "cpu-kernel";
   wait_policy wait{};
   std::uint32_t max_batch = 32;  // requests served per channel per pass (fairness across rings)
+  /// Optional extra doorbell rung whenever a channel's reply bell is (after a pass that published
+  /// replies, and at stop): lets one completion poller wait on many kernels. Must outlive the kernel.
+  doorbell* completion_bell = nullptr;
 };
 
 struct ring_options {
@@ -142,6 +145,7 @@ class cpu_kernel {
   bool any_work() noexcept;
   bool drain(std::chrono::steady_clock::time_point deadline) noexcept;
   void wake_clients() noexcept;
+  void ring_reply_bells(channel& ch) noexcept;
 
   // Serves with K, turning a thrown exception into a handler_fault error reply.
   template <class K>

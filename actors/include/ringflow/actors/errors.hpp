@@ -1,0 +1,58 @@
+// ringflow/actors/errors.hpp — the typed errors every caller of the actor layer can receive.
+//
+// Contract: `errc` is one enum for both ways into a ring actor. Codes 1..11 are exactly the kernel
+// reply statuses of ringflow/kernel.hpp (`status`), so a kernel's error reply maps by value; codes
+// from 32 on belong to the actor layer. Actor callers receive a `caf::error` of category
+// `ringflow_error_category` (atom "ringflow") whose context holds the detail string; embedding
+// callers receive the same code in `call_result`. Every error a caller can see is one of these.
+// Thread-safety: pure functions.
+#pragma once
+
+#include <caf/atom.hpp>
+#include <caf/error.hpp>
+
+#include <cstdint>
+#include <string>
+
+#include "ringflow/kernel.hpp"
+
+namespace ringflow {
+
+enum class errc : std::uint8_t {
+  ok = 0,
+  invalid_argument = 1,  // the kernel's handler rejected the request's content
+  malformed = 2,         // the request is not a readable FlatBuffer of its type
+  wrong_type = 3,        // the request's type is not the one the ring kernel accepts
+  reply_too_large = 4,   // the kernel's reply did not fit
+  handler_fault = 5,     // the handler threw / failed internally
+  timeout = 6,           // the request's deadline passed before its reply arrived
+  stopped = 7,           // the ring actor / graph stopped before the request was served
+  oversize = 8,          // the request is larger than the ring can carry
+  unavailable = 9,       // no kernel incarnation is attached to serve it
+  internal = 10,
+  overloaded = 11,       // the in-flight window (per ring actor or per caller) is full: retry later
+  unknown_name = 32,     // no actor registered under that name
+  name_taken = 33,       // a name is already registered
+  graph_invalid = 34,    // the graph description is wrong (edge type mismatch, unknown node, ...)
+};
+
+const char* to_string(errc e) noexcept;
+
+/// The CAF error category of ringflow's errors.
+inline constexpr caf::atom_value ringflow_error_category = caf::atom("ringflow");
+
+/// A caf::error of category "ringflow" with `detail` as its context.
+caf::error make_error(errc e, std::string detail);
+/// The ringflow code of `e`, or errc::ok if `e` is empty, or errc::internal if it is of another
+/// category (see `is_ringflow_error`).
+errc code_of(const caf::error& e) noexcept;
+bool is_ringflow_error(const caf::error& e) noexcept;
+/// The detail string carried by a ringflow error (empty if none).
+std::string detail_of(const caf::error& e);
+/// Kernel reply status -> errc (same numeric values).
+inline errc from_status(status s) noexcept { return static_cast<errc>(static_cast<std::uint8_t>(s)); }
+/// Renders a ringflow caf::error as "ringflow.overloaded: detail" (registered with CAF so
+/// actor_system::render prints it).
+std::string render_error(std::uint8_t code, const caf::message& context);
+
+}  // namespace ringflow

@@ -1,0 +1,102 @@
+// ringflow/actors/incarnation.hpp — one running instance of a ring kernel behind a ring actor.
+//
+// Contract
+//   * An incarnation owns a request ring, a response ring and the kernel loop serving them on
+//     some backend (today: a CPU thread; the GPU backends add theirs). The ring actor is stable;
+//     incarnations come and go behind it (ring_core::attach / detach): restart, reroute to another
+//     backend, fail-back. Nothing about the actor, its name, its handle or its outbox changes.
+//   * The ring actor's publisher is the only producer of requests() and the completion poller the
+//     only consumer of replies() while the incarnation is attached.
+//   * stop(): stop flag -> the kernel drains what is in its request ring, publishes the replies,
+//     and reports stopped (or faulted when it cannot finish in `timeout`). After stop() returns
+//     finished() is true and every reply the kernel published is visible to the caller.
+//   * `completion_bell` (given at creation) is rung whenever the kernel published replies, so one
+//     poller thread can park on many incarnations.
+// Thread-safety: start/stop from the controlling thread; notify(), finished() from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "ringflow/control_block.hpp"
+#include "ringflow/cpu/cpu_kernel.hpp"
+#include "ringflow/ring.hpp"
+
+namespace ringflow {
+
+class incarnation {
+ public:
+  virtual ~incarnation() = default;
+
+  virtual const char* backend() const noexcept = 0;  // "cpu", "cuda", "hip", "sim"
+  virtual const char* kernel_name() const noexcept = 0;
+  virtual type_id request_type() const noexcept = 0;
+  virtual type_id reply_type() const noexcept = 0;
+
+  virtual ring_region requests() noexcept = 0;
+  virtual std::uint64_t* request_producer_scratch() noexcept = 0;
+  virtual ring_region replies() noexcept = 0;
+
+  /// Doorbell after publishing requests (cheap when the kernel is awake).
+  virtual void notify() noexcept = 0;
+  /// True once the kernel stopped or faulted: it will publish no more replies.
+  virtual bool finished() noexcept = 0;
+  virtual control_block& control() noexcept = 0;
+  /// Stops the kernel (drain, then stopped); true if it stopped cleanly within `timeout`.
+  virtual bool stop(std::chrono::milliseconds timeout) = 0;
+};
+
+/// Options of a CPU incarnation.
+struct cpu_incarnation_options {
+  cpu::ring_options rings{};
+  cpu::wait_policy wait{};
+  std::uint32_t max_batch = 32;
+};
+
+/// Creates a fresh incarnation; `completion_bell` must outlive it. Throws on bad ring options.
+using incarnation_factory = std::function<std::unique_ptr<incarnation>(cpu::doorbell* completion_bell)>;
+
+namespace detail {
+/// CPU backend: one cpu_kernel thread with one channel, started on construction.
+class cpu_incarnation final : public incarnation {
+ public:
+  template <ring_kernel K>
+  static std::unique_ptr<incarnation> make(const cpu_incarnation_options& opts, cpu::doorbell* bell) {
+    auto inc = std::unique_ptr<cpu_incarnation>(new cpu_incarnation(K::name, opts, bell));
+    inc->channel_ = &inc->kernel_.template add_ring<K>(opts.rings);
+    inc->kernel_.start();
+    return inc;
+  }
+  ~cpu_incarnation() override;
+
+  const char* backend() const noexcept override { return "cpu"; }
+  const char* kernel_name() const noexcept override { return channel_->kernel_name().c_str(); }
+  type_id request_type() const noexcept override { return channel_->request_type(); }
+  type_id reply_type() const noexcept override { return channel_->reply_type(); }
+  ring_region requests() noexcept override { return channel_->requests(); }
+  std::uint64_t* request_producer_scratch() noexcept override { return channel_->request_producer_scratch(); }
+  ring_region replies() noexcept override { return channel_->replies(); }
+  void notify() noexcept override { kernel_.notify(); }
+  bool finished() noexcept override;
+  control_block& control() noexcept override { return kernel_.control(); }
+  bool stop(std::chrono::milliseconds timeout) override;
+
+  cpu::cpu_kernel& kernel() noexcept { return kernel_; }
+
+ private:
+  cpu_incarnation(const char* name, const cpu_incarnation_options& opts, cpu::doorbell* bell);
+  cpu::cpu_kernel kernel_;
+  cpu::channel* channel_ = nullptr;
+};
+}  // namespace detail
+
+/// A factory of CPU incarnations of kernel K.
+template <ring_kernel K>
+incarnation_factory cpu_incarnation_factory(cpu_incarnation_options opts = {}) {
+  return [opts](cpu::doorbell* bell) { return detail::cpu_incarnation::make<K>(opts, bell); };
+}
+
+}  // namespace ringflow

@@ -1,0 +1,58 @@
+// ringflow/actors/ring_client.hpp — the embedding API: requests to a ring actor from any thread.
+//
+// Contract
+//   * A ring_client enters the ring actor's own staging queue with a completion slot: the same
+//     correlation ids, outbox, deadlines, window and replay as requests that come through the
+//     actor's mailbox — and no CAF mailbox or scoped_actor on the way (scoped_actor costs several
+//     microseconds per request/receive).
+//   * Each client is one caller: it has its own in-flight window (`client_options::window`, at most
+//     the ring actor's per-caller window). Over it, or over the actor's window, a request fails at
+//     once with errc::overloaded: nothing waits, nothing is dropped silently.
+//   * A request without a deadline gets `default_timeout`; every request is answered exactly once:
+//     reply, typed error, errc::timeout, or errc::stopped.
+//   * call() blocks the calling thread (spin briefly, then futex wait) until the answer; submit()
+//     returns a std::future; submit(msg, callback) runs the callback exactly once — inline for an
+//     immediate error, otherwise on the completion poller's thread (keep it short; do not block).
+// Thread-safety: a client may be shared by threads (its window is then shared); cheap to create
+// (one per thread is the usual pattern). Keep the runtime alive while clients are in use.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <future>
+#include <memory>
+
+#include "ringflow/actors/ring_core.hpp"
+
+namespace ringflow {
+
+struct client_options {
+  std::uint32_t window = 64;                         // this client's in-flight limit
+  std::chrono::milliseconds default_timeout{5000};   // deadline of requests that carry none
+};
+
+class ring_client {
+ public:
+  ring_client() = default;
+  explicit ring_client(std::shared_ptr<ring_core> core, client_options opts = {});
+
+  bool valid() const noexcept { return core_ != nullptr; }
+  ring_core& core() const noexcept { return *core_; }
+  std::uint32_t in_flight() const noexcept { return credit_ ? credit_->in_flight.load(std::memory_order_relaxed) : 0; }
+
+  /// Sends `request` and waits for its answer.
+  call_result call(fb_msg request);
+  /// Sends `request`; the future holds the answer.
+  std::future<call_result> submit(fb_msg request);
+  /// Sends `request`; `on_done` runs exactly once with the answer.
+  void submit(fb_msg request, std::function<void(call_result&&)> on_done);
+
+ private:
+  errc enter(fb_msg& request, std::function<void(call_result&&)>&& cb, std::string& detail);
+
+  std::shared_ptr<ring_core> core_;
+  std::shared_ptr<caller_credit> credit_;
+  client_options opts_;
+};
+
+}  // namespace ringflow

@@ -1,0 +1,169 @@
+// ringflow/actors/ring_core.hpp — the engine behind a ring actor: outbox, staging, publisher.
+//
+// Contract
+//   * Every request — from an actor through the ring actor's mailbox, or from any thread through
+//     the embedding API (ring_client) — enters submit(): type and payload checks, an outbox entry
+//     with a correlation id, then the staging queue (moodycamel::ConcurrentQueue, many producers).
+//     Whoever finds the publisher role free drains the staging queue into the SPSC request ring in
+//     bulk (combining: no dedicated thread, no lock; a submitter that finds the role taken leaves
+//     its request to the holder, which re-checks before it lets go). The completion poller
+//     consumes replies, matches them to outbox entries by correlation id and completes them.
+//   * Exactly-once completion: each entry completes once — by its reply, its deadline (errc::timeout,
+//     found by the poller's sweep), or stop (errc::stopped) — decided by one compare-exchange on
+//     the entry's live correlation id. A reply whose id is not live (already timed out, or a
+//     replayed request served twice) is dropped and counted as a duplicate.
+//   * Backpressure: the outbox has `window` entries (the per-ring-actor in-flight limit) and each
+//     caller has its own limit; beyond either, submit() fails at once with errc::overloaded
+//     (nothing is queued, nothing is dropped silently; the caller backs off and retries).
+//   * The core is stable across kernel incarnations: detach() stops publishing, stops the kernel
+//     (it drains), harvests its last replies and hands it back; attach() installs a new one and
+//     replays every request that was published but not answered, in submission order. Requests
+//     submitted meanwhile wait in staging (their deadlines still run).
+//   * stop(): refuses new requests (errc::stopped), detaches, and completes whatever is left with
+//     errc::stopped. Nothing is left without an answer.
+// Thread-safety: submit() and stats() from any thread; attach/detach/stop serialised by an
+// internal mutex (call them from one controlling thread at a time). Completion callbacks run on
+// the completion poller's thread (or on the thread calling submit/stop for immediate errors):
+// keep them short and non-blocking.
+#pragma once
+
+#include <caf/actor_control_block.hpp>
+#include <caf/message_id.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "ringflow/actors/errors.hpp"
+#include "ringflow/actors/fb_msg.hpp"
+#include "ringflow/actors/incarnation.hpp"
+
+namespace ringflow {
+
+class payload_registry;
+class completion_poller;
+
+/// The answer to one request, as the embedding API sees it.
+struct call_result {
+  errc code = errc::ok;
+  fb_msg reply;        // the reply FlatBuffer when code == ok
+  std::string detail;  // why, when code != ok
+  bool ok() const noexcept { return code == errc::ok; }
+};
+
+/// In-flight accounting of one caller (an actor, or one ring_client).
+struct caller_credit {
+  std::atomic<std::uint32_t> in_flight{0};
+};
+
+/// Where a request's answer goes.
+struct completion_target {
+  // actor caller: respond to (sender, request id) exactly as a CAF response would
+  caf::strong_actor_ptr sender;
+  caf::message_id request_id;
+  // embedding caller: a callback run with the result
+  std::function<void(call_result&&)> callback;
+};
+
+struct ring_actor_options {
+  std::uint32_t window = 256;             // in-flight limit of the ring actor (rounded up to a power of two)
+  std::uint32_t per_caller_window = 64;   // in-flight limit of each caller
+  std::chrono::milliseconds default_timeout{10000};  // deadline of requests that carry none
+  /// Payload verification: types found here are checked with their FlatBuffers Verifier before
+  /// they enter the ring; other types get a structural check only. nullptr = the demo registry.
+  const payload_registry* verify = nullptr;
+  std::chrono::milliseconds stop_timeout{2000};  // how long a kernel may take to drain at detach/stop
+};
+
+/// Counters (relaxed; monotonic) for tests, metrics and supervision.
+struct ring_stats {
+  std::uint64_t submitted = 0;       // accepted into the outbox
+  std::uint64_t replied = 0;         // completed with a successful reply
+  std::uint64_t error_replies = 0;   // completed with a kernel error reply
+  std::uint64_t rejected = 0;        // refused at submit (type, payload, size, stopped, unavailable)
+  std::uint64_t overloaded = 0;      // refused at submit: window full
+  std::uint64_t timeouts = 0;        // completed by the deadline sweep
+  std::uint64_t stopped = 0;         // completed by stop()
+  std::uint64_t duplicates = 0;      // replies dropped because their request was already answered
+  std::uint64_t replayed = 0;        // requests re-published into a new incarnation
+  std::uint64_t attaches = 0;
+  std::uint64_t detaches = 0;
+  std::uint32_t in_flight = 0;       // outbox entries in use now
+  std::uint32_t staged = 0;          // requests waiting for the publisher now
+};
+
+class ring_core : public std::enable_shared_from_this<ring_core> {
+ public:
+  /// `request_type`/`reply_type`: the kernel's declared types (every incarnation must match).
+  ring_core(std::string name, type_id request_type, type_id reply_type, ring_actor_options opts,
+            completion_poller& poller);
+  ~ring_core();
+  ring_core(const ring_core&) = delete;
+  ring_core& operator=(const ring_core&) = delete;
+
+  const std::string& name() const noexcept { return name_; }
+  type_id request_type() const noexcept { return request_type_; }
+  type_id reply_type() const noexcept { return reply_type_; }
+  const ring_actor_options& options() const noexcept { return opts_; }
+
+  /// Submits a request (`caller` null: a fresh credit, i.e. no per-caller limit beyond one call's
+  /// window). On success returns errc::ok and the answer arrives later through
+  /// `target`; otherwise returns the error (with `detail`) and `target` is not used.
+  errc submit(fb_msg&& request, completion_target&& target, std::shared_ptr<caller_credit> caller,
+              std::string& detail);
+
+  /// Installs a new incarnation (none may be attached) and replays unanswered requests into it.
+  /// Throws std::invalid_argument if its kernel types differ from the core's.
+  void attach(std::unique_ptr<incarnation> inc);
+  /// Stops publishing, stops the kernel (drain, `opts.stop_timeout`), takes its last replies, and
+  /// returns it (nullptr if none was attached). Unanswered requests stay in the outbox.
+  std::unique_ptr<incarnation> detach();
+  /// Detach and destroy without waiting for a drain (a hung or lost kernel).
+  std::unique_ptr<incarnation> detach_abandon();
+  bool attached() const noexcept { return attached_.load(std::memory_order_acquire); }
+  /// The attached incarnation's backend name ("" when detached). Controlling thread only.
+  std::string backend() const;
+  /// Refuse new requests, detach, answer everything left with errc::stopped. Idempotent.
+  void stop();
+  bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
+
+  ring_stats stats() const noexcept;
+  /// Requests in flight (outbox entries in use).
+  std::uint32_t in_flight() const noexcept;
+
+  // ---- called by the completion poller thread -----------------------------------------------
+  /// Consumes available replies and completes their requests; returns how many it consumed.
+  std::uint32_t poll_replies();
+  /// Completes expired requests with errc::timeout; returns the earliest remaining deadline (0 none).
+  std::uint64_t sweep_deadlines(std::uint64_t now_ns);
+  /// Publishes what waits in staging (the poller's retry when the ring was full).
+  void publish_pending();
+  bool has_staged() const noexcept;
+
+ private:
+  struct impl;
+  std::unique_ptr<incarnation> detach_impl(bool drain);
+  void unref(std::uint32_t idx);
+  bool claim(std::uint64_t id);
+  void answer(std::uint64_t id, call_result&& result);
+  static void deliver(completion_target& target, call_result&& result);
+  bool drain_staging();
+  std::uint32_t consume_replies(std::uint32_t max);
+
+  std::string name_;
+  type_id request_type_;
+  type_id reply_type_;
+  ring_actor_options opts_;
+  completion_poller& poller_;
+  std::unique_ptr<impl> impl_;
+  std::atomic<bool> attached_{false};
+  std::atomic<bool> stopping_{false};
+  std::mutex control_mu_;  // attach / detach / stop / sweep
+};
+
+}  // namespace ringflow

@@ -1,0 +1,114 @@
+// ringflow/actors/runtime.hpp — the embedding entry point: owns the CAF actor system and ringflow's threads.
+//
+// Contract
+//   * Construction: a caf::actor_system with an explicit number of scheduler threads (CAF's
+//     default, max(cores, 4), oversubscribes small machines that also run kernel and poller
+//     threads), ringflow's message types registered with CAF ("ringflow::fb_msg" and its vector;
+//     an unregistered type would be delivered as an empty message), the "ringflow" error
+//     category, and one completion poller thread.
+//   * spawn_ring_actor<K>(name): a ring core + a CPU incarnation of kernel K (its own kernel
+//     thread, spin -> yield -> park) + the ring actor, registered under `name`.
+//   * shutdown() (also run by the destructor) never hangs: it stops every ring core (pending
+//     callers get errc::stopped), sends every tracked and registered actor an exit, waits up to
+//     `shutdown_timeout` for them, drops every handle ringflow holds, and — should actors the
+//     runtime does not know still run (e.g. user actors holding each other's handles in a cycle) —
+//     tells CAF not to wait for them, so the actor system's destructor returns. Several runtimes
+//     may be created and destroyed one after another in one process.
+// Thread-safety: spawn_*, client, registry, track from any thread; shutdown from one thread.
+#pragma once
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "ringflow/actors/completion_poller.hpp"
+#include "ringflow/actors/fb_msg.hpp"
+#include "ringflow/actors/incarnation.hpp"
+#include "ringflow/actors/registry.hpp"
+#include "ringflow/actors/ring_actor.hpp"
+#include "ringflow/actors/ring_client.hpp"
+#include "ringflow/actors/ring_core.hpp"
+
+namespace ringflow {
+
+struct runtime_config {
+  std::size_t scheduler_threads = 2;  // CAF worker threads (set explicitly; see above)
+  poller_config poller{};
+  std::chrono::milliseconds shutdown_timeout{5000};
+  /// Extra CAF settings (applied after ringflow's own).
+  std::function<void(caf::actor_system_config&)> configure_caf;
+};
+
+/// Registers ringflow's types and error category with a CAF config (the runtime does this; call
+/// it yourself only for an actor system that is not ringflow's, e.g. a remote node).
+void register_ringflow_types(caf::actor_system_config& cfg);
+
+class runtime {
+ public:
+  explicit runtime(runtime_config cfg = {});
+  ~runtime();
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+
+  caf::actor_system& system() noexcept { return *system_; }
+  const runtime_config& config() const noexcept { return cfg_; }
+  actor_registry& registry() noexcept { return registry_; }
+  completion_poller& poller() noexcept { return *poller_; }
+
+  /// Spawns a ring actor serving kernel K on the CPU backend, registered under `name`.
+  /// Throws std::invalid_argument (name taken, bad options).
+  template <ring_kernel K>
+  caf::actor spawn_ring_actor(const std::string& name, ring_actor_options opts = {}, cpu_incarnation_options cpu = {}) {
+    return spawn_ring_actor(name, K::request::id, K::reply::id, cpu_incarnation_factory<K>(cpu), opts);
+  }
+  caf::actor spawn_ring_actor(const std::string& name, type_id request_type, type_id reply_type,
+                              incarnation_factory factory, ring_actor_options opts = {});
+
+  /// The core behind ring actor `name` (nullptr if there is none).
+  std::shared_ptr<ring_core> ring(const std::string& name) const;
+  /// An embedding client of ring actor `name` (errc::unknown_name if there is none).
+  caf::expected<ring_client> client(const std::string& name, client_options opts = {}) const;
+  /// A fresh incarnation for `name` from its factory (what supervision uses to restart/reroute).
+  std::unique_ptr<incarnation> make_incarnation(const std::string& name);
+  /// Replaces the incarnation behind ring actor `name`: detach (drain), attach a fresh one from
+  /// `factory` (or its own factory when empty), replay what was not answered. Returns the old one.
+  std::unique_ptr<incarnation> swap_incarnation(const std::string& name, incarnation_factory factory = {});
+
+  /// Spawns a function-based actor and tracks it for shutdown. (Spawn with at least one
+  /// argument: CAF 0.17.6 dereferences null for argument-less function actors under UBSan.)
+  template <class F, class... Ts>
+  caf::actor spawn(F fun, Ts&&... xs) {
+    caf::actor a = system_->spawn(fun, std::forward<Ts>(xs)...);
+    track(a);
+    return a;
+  }
+  /// Makes shutdown() stop `a` too.
+  void track(const caf::actor& a);
+
+  /// See the contract above. Idempotent.
+  void shutdown();
+  bool is_shut_down() const noexcept { return shut_down_; }
+
+ private:
+  struct ring_record {
+    std::shared_ptr<ring_core> core;
+    incarnation_factory factory;
+  };
+  runtime_config cfg_;
+  std::unique_ptr<completion_poller> poller_;  // outlives the cores (declared first, destroyed last)
+  caf::actor_system_config caf_cfg_;
+  std::unique_ptr<caf::actor_system> system_;
+  actor_registry registry_;
+  mutable std::mutex mu_;
+  std::map<std::string, ring_record, std::less<>> rings_;  // guarded by mu_
+  std::vector<caf::actor> tracked_;                        // guarded by mu_
+  bool shut_down_ = false;
+};
+
+}  // namespace ringflow

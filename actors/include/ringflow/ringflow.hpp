@@ -1,0 +1,12 @@
+// ringflow/ringflow.hpp — everything an embedding application needs (the umbrella header).
+#pragma once
+
+#include "ringflow/actors/errors.hpp"
+#include "ringflow/actors/fb_msg.hpp"
+// graph.hpp: added with the graph builder
+#include "ringflow/actors/registry.hpp"
+#include "ringflow/actors/ring_actor.hpp"
+#include "ringflow/actors/ring_client.hpp"
+#include "ringflow/actors/runtime.hpp"
+#include "ringflow/demo_kernels.hpp"
+#include "ringflow/messages.hpp"

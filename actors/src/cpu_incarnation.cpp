@@ -1,0 +1,34 @@
+// The CPU incarnation of a ring kernel: see ringflow/actors/incarnation.hpp.
+#include "ringflow/actors/incarnation.hpp"
+
+namespace ringflow::detail {
+
+namespace {
+cpu::kernel_config make_config(const char* name, const cpu_incarnation_options& opts, cpu::doorbell* bell) {
+  cpu::kernel_config cfg;
+  cfg.name = name;
+  cfg.wait = opts.wait;
+  cfg.max_batch = opts.max_batch;
+  cfg.completion_bell = bell;
+  return cfg;
+}
+}  // namespace
+
+cpu_incarnation::cpu_incarnation(const char* name, const cpu_incarnation_options& opts, cpu::doorbell* bell)
+    : kernel_(make_config(name, opts, bell)) {}
+
+cpu_incarnation::~cpu_incarnation() {
+  if (kernel_.running()) kernel_.stop(std::chrono::milliseconds(1000));
+}
+
+bool cpu_incarnation::finished() noexcept {
+  const kernel_state s = kernel_.control().current_state();
+  return s == kernel_state::stopped || s == kernel_state::faulted || s == kernel_state::idle;
+}
+
+bool cpu_incarnation::stop(std::chrono::milliseconds timeout) {
+  if (!kernel_.running()) return kernel_.control().current_state() != kernel_state::faulted;
+  return kernel_.stop(timeout) == cpu::stop_outcome::stopped;
+}
+
+}  // namespace ringflow::detail

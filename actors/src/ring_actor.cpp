@@ -1,0 +1,43 @@
+// The ring actor: see ringflow/actors/ring_actor.hpp.
+#include "ringflow/actors/ring_actor.hpp"
+
+#include <caf/all.hpp>
+
+namespace ringflow {
+
+namespace {
+// Credits of the current sender; prunes idle callers when the map grows (actors come and go).
+std::shared_ptr<caller_credit>& credit_of(caf::stateful_actor<ring_actor_state>* self) {
+  ring_actor_state& st = self->state;
+  const caf::strong_actor_ptr& sender = self->current_sender();
+  if (!sender) return st.anonymous;
+  auto it = st.callers.find(sender->id());
+  if (it != st.callers.end()) return it->second;
+  if (st.callers.size() >= 4096) {
+    for (auto i = st.callers.begin(); i != st.callers.end();) {
+      if (i->second.use_count() == 1 && i->second->in_flight.load(std::memory_order_relaxed) == 0) i = st.callers.erase(i);
+      else ++i;
+    }
+  }
+  return st.callers.emplace(sender->id(), std::make_shared<caller_credit>()).first->second;
+}
+}  // namespace
+
+caf::behavior ring_actor(caf::stateful_actor<ring_actor_state>* self, std::shared_ptr<ring_core> core) {
+  self->state.core = core;
+  // The actor's end (exit, shutdown, crash) stops its core: pending callers get errc::stopped.
+  self->attach_functor([core] { core->stop(); });
+  return {
+      [self](fb_msg& request) -> caf::result<fb_msg> {
+        completion_target target;
+        target.sender = self->current_sender();
+        target.request_id = self->current_message_id();
+        std::string detail;
+        const errc e = self->state.core->submit(std::move(request), std::move(target), credit_of(self), detail);
+        if (e != errc::ok) return make_error(e, std::move(detail));
+        return caf::delegated<fb_msg>{};  // answered by the completion poller
+      },
+  };
+}
+
+}  // namespace ringflow

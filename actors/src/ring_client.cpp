@@ -1,0 +1,67 @@
+// The embedding API: see ringflow/actors/ring_client.hpp.
+#include "ringflow/actors/ring_client.hpp"
+
+#include <sched.h>
+
+#include <atomic>
+#include <stdexcept>
+
+#include "ringflow/portable.hpp"
+
+namespace ringflow {
+
+ring_client::ring_client(std::shared_ptr<ring_core> core, client_options opts)
+    : core_(std::move(core)), credit_(std::make_shared<caller_credit>()), opts_(opts) {
+  if (!core_) throw std::invalid_argument("ring_client: no ring actor");
+  if (opts_.window == 0) throw std::invalid_argument("ring_client: window must be >= 1");
+}
+
+errc ring_client::enter(fb_msg& request, std::function<void(call_result&&)>&& cb, std::string& detail) {
+  if (credit_->in_flight.load(std::memory_order_relaxed) >= opts_.window) {
+    detail = "client has " + std::to_string(opts_.window) + " requests in flight (its window)";
+    return errc::overloaded;
+  }
+  if (request.deadline_ns == 0) request.with_timeout(opts_.default_timeout);
+  completion_target target;
+  target.callback = std::move(cb);
+  return core_->submit(std::move(request), std::move(target), credit_, detail);
+}
+
+call_result ring_client::call(fb_msg request) {
+  // The completion slot is shared with the callback (run once, by the poller or inline): the
+  // notifier still touches it after the store that releases us, so it must not live on our stack.
+  struct slot {
+    std::atomic<std::uint32_t> done{0};
+    call_result result;
+  };
+  auto s = std::make_shared<slot>();
+  std::string detail;
+  const errc e = enter(request, [s](call_result&& r) {
+    s->result = std::move(r);
+    s->done.store(1, std::memory_order_release);
+    s->done.notify_one();
+  }, detail);
+  if (e != errc::ok) return call_result{e, {}, std::move(detail)};
+  for (std::uint32_t i = 0; i < 2000 && !s->done.load(std::memory_order_acquire); ++i) cpu_relax();
+  for (std::uint32_t i = 0; i < 8 && !s->done.load(std::memory_order_acquire); ++i) sched_yield();
+  while (!s->done.load(std::memory_order_acquire)) s->done.wait(0, std::memory_order_acquire);
+  return std::move(s->result);
+}
+
+std::future<call_result> ring_client::submit(fb_msg request) {
+  auto promise = std::make_shared<std::promise<call_result>>();
+  std::future<call_result> f = promise->get_future();
+  std::string detail;
+  const errc e = enter(request, [promise](call_result&& r) { promise->set_value(std::move(r)); }, detail);
+  if (e != errc::ok) promise->set_value(call_result{e, {}, std::move(detail)});
+  return f;
+}
+
+void ring_client::submit(fb_msg request, std::function<void(call_result&&)> on_done) {
+  std::string detail;
+  auto cb = on_done;  // kept for the immediate-error path (the submitted copy is consumed)
+  const errc e = enter(request, std::move(on_done), detail);
+  if (e != errc::ok) cb(call_result{e, {}, std::move(detail)});
+}
+
+}  // namespace ringflow

@@ -1,0 +1,554 @@
+// The ring actor's engine: see ringflow/actors/ring_core.hpp for the contract.
+//
+// Entry life cycle (one outbox entry per request in flight; `window` entries in all):
+//   free list --pop--> filled by the submitter, refs = 2 (outbox + staging), live_id := id (release)
+//   staging ref: dropped by the publisher once it pushed the request into the ring (published =
+//                true) or found it already answered;
+//   outbox ref:  dropped by whoever wins the compare-exchange live_id: id -> 0 (the reply, the
+//                deadline sweep, or stop) after delivering the answer;
+//   refs == 0 -> the entry is cleared and pushed back on the free list (its window credit returns).
+// The payload bytes stay in the entry until refs == 0, so the publisher may still copy them while
+// a timeout answers the caller, and attach() can replay them.
+#include "ringflow/actors/ring_core.hpp"
+
+#include <flatbuffers/flatbuffers.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <concurrentqueue.h>
+#include <deque>
+#include <stdexcept>
+
+#include <caf/mailbox_element.hpp>
+
+#include "ringflow/actors/completion_poller.hpp"
+#include "ringflow/ingress.hpp"
+#include "ringflow/messages.hpp"
+#include "ringflow/portable.hpp"
+
+namespace ringflow {
+
+namespace {
+
+std::uint32_t round_up_pow2(std::uint32_t v) {
+  std::uint32_t p = 1;
+  while (p < v) p <<= 1;
+  return p;
+}
+
+std::string type_name(type_id t) {
+  std::string s;
+  for (int i = 0; i < 4; ++i) {
+    const char c = static_cast<char>((t >> (8 * i)) & 0xff);
+    s += (c >= 32 && c < 127) ? c : '?';
+  }
+  return "'" + s + "'";
+}
+
+// Structural check of a FlatBuffer whose schema the core does not know: the root table and its
+// vtable lie inside the buffer.
+bool root_table_ok(const std::vector<std::uint8_t>& b) {
+  if (b.size() < 8 || b.size() > FLATBUFFERS_MAX_BUFFER_SIZE) return false;
+  const flatbuffers::uoffset_t root = flatbuffers::ReadScalar<flatbuffers::uoffset_t>(b.data());
+  if (root % 4 != 0 || static_cast<std::size_t>(root) + 4 > b.size()) return false;
+  flatbuffers::Verifier v(b.data(), b.size());
+  const auto* t = reinterpret_cast<const flatbuffers::Table*>(b.data() + root);
+  return t->VerifyTableStart(v) && v.EndTable();
+}
+
+}  // namespace
+
+struct ring_core::impl {
+  struct entry {
+    std::atomic<std::uint64_t> live_id{0};  // the correlation id while unanswered, else 0
+    std::atomic<std::uint32_t> refs{0};
+    std::atomic<std::uint64_t> deadline{0};  // steady ns
+    std::atomic<bool> published{false};      // in the current incarnation's request ring
+    std::uint32_t gen = 0;                   // bumped per allocation (owner of the free entry only)
+    std::uint64_t seq = 0;                   // submission order
+    fb_msg request;
+    completion_target target;
+    std::shared_ptr<caller_credit> caller;
+  };
+
+  explicit impl(std::uint32_t window) : entries(window), next(window), mask(window - 1) {
+    for (std::uint32_t i = window; i-- > 0;) push_free(i);
+  }
+
+  // ---- free list: a Treiber stack of indices, ABA-tagged head (tag << 32 | index + 1) -------
+  void push_free(std::uint32_t i) {
+    std::uint64_t h = free_head.load(std::memory_order_relaxed);
+    for (;;) {
+      next[i].store(static_cast<std::uint32_t>(h & 0xffffffffu), std::memory_order_relaxed);
+      const std::uint64_t n = (((h >> 32) + 1) << 32) | (i + 1);
+      // Release: the entry's cleared state is visible to the thread that pops it.
+      if (free_head.compare_exchange_weak(h, n, std::memory_order_release, std::memory_order_relaxed)) return;
+    }
+  }
+  bool pop_free(std::uint32_t& out) {
+    std::uint64_t h = free_head.load(std::memory_order_acquire);
+    for (;;) {
+      const std::uint32_t top = static_cast<std::uint32_t>(h & 0xffffffffu);
+      if (top == 0) return false;
+      const std::uint32_t nxt = next[top - 1].load(std::memory_order_relaxed);
+      const std::uint64_t n = (((h >> 32) + 1) << 32) | nxt;
+      // Acquire: pairs with push_free's release (the entry was cleared before it was pushed).
+      if (free_head.compare_exchange_weak(h, n, std::memory_order_acquire, std::memory_order_acquire)) {
+        out = top - 1;
+        return true;
+      }
+    }
+  }
+
+  std::vector<entry> entries;
+  std::vector<std::atomic<std::uint32_t>> next;
+  std::uint32_t mask;
+  alignas(64) std::atomic<std::uint64_t> free_head{0};
+  alignas(64) std::atomic<std::uint32_t> in_flight{0};
+  std::atomic<std::uint64_t> seq{0};
+
+  // ---- staging: many producers -> the publisher -------------------------------------------
+  moodycamel::ConcurrentQueue<std::uint64_t> staging{1024};
+  alignas(64) std::atomic<std::int64_t> staged{0};  // staging + carry
+  alignas(64) std::atomic<bool> publishing{true};   // the publisher role (held while detached)
+  // Owned by the publisher role:
+  std::deque<std::uint64_t> carry;  // dequeued, waiting for ring room (or replayed)
+  ring_producer producer;
+  std::atomic<std::uint32_t> max_payload{0};  // of the attached ring (0 = none attached yet)
+
+  // ---- replies: the poller (or detach) while holding poll_busy ------------------------------
+  alignas(64) std::atomic<bool> poll_busy{false};
+  ring_consumer consumer;
+
+  std::unique_ptr<incarnation> inc;  // changed only with both roles held
+
+  // ---- stats --------------------------------------------------------------------------------
+  std::atomic<std::uint64_t> submitted{0}, replied{0}, error_replies{0}, rejected{0}, overloaded{0}, timeouts{0},
+      stopped{0}, duplicates{0}, replayed{0}, attaches{0}, detaches{0};
+  static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
+};
+
+namespace {
+void acquire_flag(std::atomic<bool>& f) {
+  std::uint32_t spins = 0;
+  while (f.exchange(true, std::memory_order_acquire)) {
+    if (++spins < 64) cpu_relax();
+    else sched_yield();
+  }
+}
+}  // namespace
+
+ring_core::ring_core(std::string name, type_id request_type, type_id reply_type, ring_actor_options opts,
+                     completion_poller& poller)
+    : name_(std::move(name)), request_type_(request_type), reply_type_(reply_type), opts_(opts), poller_(poller) {
+  if (opts_.window == 0 || opts_.window > (1u << 20))
+    throw std::invalid_argument("ring actor '" + name_ + "': window must be in [1, 2^20]");
+  if (opts_.per_caller_window == 0) throw std::invalid_argument("ring actor '" + name_ + "': per_caller_window must be >= 1");
+  opts_.window = round_up_pow2(opts_.window);
+  if (!opts_.verify) opts_.verify = &payload_registry::demo();
+  impl_ = std::make_unique<impl>(opts_.window);
+  poller_.add(this);
+}
+
+ring_core::~ring_core() {
+  stop();
+  poller_.remove(this);
+}
+
+std::uint32_t ring_core::in_flight() const noexcept { return impl_->in_flight.load(std::memory_order_relaxed); }
+bool ring_core::has_staged() const noexcept { return impl_->staged.load(std::memory_order_relaxed) > 0; }
+
+ring_stats ring_core::stats() const noexcept {
+  const impl& m = *impl_;
+  ring_stats s;
+  s.submitted = m.submitted.load(std::memory_order_relaxed);
+  s.replied = m.replied.load(std::memory_order_relaxed);
+  s.error_replies = m.error_replies.load(std::memory_order_relaxed);
+  s.rejected = m.rejected.load(std::memory_order_relaxed);
+  s.overloaded = m.overloaded.load(std::memory_order_relaxed);
+  s.timeouts = m.timeouts.load(std::memory_order_relaxed);
+  s.stopped = m.stopped.load(std::memory_order_relaxed);
+  s.duplicates = m.duplicates.load(std::memory_order_relaxed);
+  s.replayed = m.replayed.load(std::memory_order_relaxed);
+  s.attaches = m.attaches.load(std::memory_order_relaxed);
+  s.detaches = m.detaches.load(std::memory_order_relaxed);
+  s.in_flight = m.in_flight.load(std::memory_order_relaxed);
+  const std::int64_t st = m.staged.load(std::memory_order_relaxed);
+  s.staged = st > 0 ? static_cast<std::uint32_t>(st) : 0;
+  return s;
+}
+
+// ---- entry ownership ----------------------------------------------------------------------
+
+// Drops one reference; the last one clears the entry and returns it (and its window credit).
+void ring_core::unref(std::uint32_t idx) {
+  impl& m = *impl_;
+  impl::entry& e = m.entries[idx];
+  // acq_rel: every use of the entry by the other reference holder happens-before the clearing.
+  if (e.refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  e.request = fb_msg{};
+  e.target = completion_target{};
+  e.caller.reset();
+  e.published.store(false, std::memory_order_relaxed);
+  m.push_free(idx);
+  m.in_flight.fetch_sub(1, std::memory_order_relaxed);
+}
+
+// Wins the right to answer request `id` (exactly once across reply, sweep and stop).
+bool ring_core::claim(std::uint64_t id) {
+  impl::entry& e = impl_->entries[id & impl_->mask];
+  std::uint64_t expected = id;
+  // acq_rel: acquire pairs with the submitter's release of live_id (the entry's fields are
+  // visible); release orders our later clearing after it for other claimers (who then fail).
+  return e.live_id.compare_exchange_strong(expected, 0, std::memory_order_acq_rel, std::memory_order_relaxed);
+}
+
+// Delivers the answer of a claimed entry, returns the caller's credit and the outbox reference.
+void ring_core::answer(std::uint64_t id, call_result&& result) {
+  const std::uint32_t idx = static_cast<std::uint32_t>(id & impl_->mask);
+  impl::entry& e = impl_->entries[idx];
+  completion_target target = std::move(e.target);
+  if (e.caller) e.caller->in_flight.fetch_sub(1, std::memory_order_relaxed);
+  unref(idx);  // the caller may resubmit from inside the callback: free the credit first
+  deliver(target, std::move(result));
+}
+
+void ring_core::deliver(completion_target& target, call_result&& result) {
+  if (target.callback) {
+    target.callback(std::move(result));
+    return;
+  }
+  if (!target.sender || !target.request_id.is_request()) return;  // a `send`: nobody waits
+  const caf::message_id rid = target.request_id.response_id();
+  if (result.ok())
+    target.sender->enqueue(caf::make_mailbox_element(nullptr, rid, {}, std::move(result.reply)), nullptr);
+  else
+    target.sender->enqueue(caf::make_mailbox_element(nullptr, rid, {}, make_error(result.code, std::move(result.detail))),
+                           nullptr);
+}
+
+// ---- submit -------------------------------------------------------------------------------------
+
+errc ring_core::submit(fb_msg&& request, completion_target&& target, std::shared_ptr<caller_credit> caller,
+                       std::string& detail) {
+  impl& m = *impl_;
+  auto reject = [&](errc e, std::string why) {
+    impl::bump(e == errc::overloaded ? m.overloaded : m.rejected);
+    detail = std::move(why);
+    return e;
+  };
+  if (stopping_.load(std::memory_order_acquire)) return reject(errc::stopped, "ring actor '" + name_ + "' is stopped");
+  const type_id t = request.type();
+  if (t != request_type_)
+    return reject(errc::wrong_type, "ring actor '" + name_ + "' accepts " + type_name(request_type_) + ", got " +
+                                        (request.bytes.size() < 8 ? std::string("a buffer too short to carry a type")
+                                                                  : type_name(t)));
+  const std::uint32_t limit = m.max_payload.load(std::memory_order_relaxed);
+  if (limit && request.bytes.size() > limit)
+    return reject(errc::oversize, "request of " + std::to_string(request.bytes.size()) + " bytes exceeds the ring's " +
+                                      std::to_string(limit) + "-byte limit");
+  if (const payload_registry::entry* schema = opts_.verify->find(t)) {
+    flatbuffers::Verifier v(request.bytes.data(), request.bytes.size());
+    if (!schema->verify(v)) return reject(errc::malformed, "request fails the " + schema->name + " verifier");
+  } else if (!root_table_ok(request.bytes)) {
+    return reject(errc::malformed, "request is not a well-formed FlatBuffer");
+  }
+  if (!caller) caller = std::make_shared<caller_credit>();
+  if (caller->in_flight.fetch_add(1, std::memory_order_relaxed) >= opts_.per_caller_window) {
+    caller->in_flight.fetch_sub(1, std::memory_order_relaxed);
+    return reject(errc::overloaded, "caller has " + std::to_string(opts_.per_caller_window) +
+                                        " requests in flight at ring actor '" + name_ + "' (its per-caller window)");
+  }
+  std::uint32_t idx = 0;
+  if (!m.pop_free(idx)) {
+    caller->in_flight.fetch_sub(1, std::memory_order_relaxed);
+    return reject(errc::overloaded, "ring actor '" + name_ + "' has " + std::to_string(opts_.window) +
+                                        " requests in flight (its window)");
+  }
+  const bool first_in_flight = m.in_flight.fetch_add(1, std::memory_order_seq_cst) == 0;
+  impl::entry& e = m.entries[idx];
+  if (++e.gen == 0) e.gen = 1;
+  const std::uint64_t id = (static_cast<std::uint64_t>(e.gen) << 32) | idx;
+  e.seq = m.seq.fetch_add(1, std::memory_order_relaxed);
+  std::uint64_t deadline = request.deadline_ns;
+  if (deadline == 0)
+    deadline = steady_now() + static_cast<std::uint64_t>(opts_.default_timeout.count()) * 1000000ull;
+  e.deadline.store(deadline, std::memory_order_relaxed);
+  e.request = std::move(request);
+  e.target = std::move(target);
+  e.caller = std::move(caller);
+  e.refs.store(2, std::memory_order_relaxed);
+  // seq_cst: publishes the entry (release) and orders it before the stopping_ re-check below
+  // (against stop(): either we see stopping_, or its sweep sees this id).
+  e.live_id.store(id, std::memory_order_seq_cst);
+  impl::bump(m.submitted);
+  if (stopping_.load(std::memory_order_seq_cst) && claim(id)) {
+    // stop() began and did not see this entry: answer here, through the return value.
+    e.target = completion_target{};
+    e.caller->in_flight.fetch_sub(1, std::memory_order_relaxed);
+    e.refs.fetch_sub(1, std::memory_order_relaxed);  // the staging ref: never staged
+    unref(idx);
+    return reject(errc::stopped, "ring actor '" + name_ + "' is stopped");
+  }
+  m.staging.enqueue(id);
+  m.staged.fetch_add(1, std::memory_order_seq_cst);
+  publish_pending();
+  // The poller parks without a timeout when nothing is in flight: wake it for the deadline sweep.
+  if (first_in_flight) poller_.bell().ring();
+  return errc::ok;
+}
+
+// ---- publisher ----------------------------------------------------------------------------------
+
+void ring_core::publish_pending() {
+  impl& m = *impl_;
+  for (;;) {
+    if (m.publishing.exchange(true, std::memory_order_seq_cst)) return;  // the holder re-checks for us
+    const bool ring_full = !drain_staging();
+    m.publishing.store(false, std::memory_order_seq_cst);
+    // A submitter that found the role taken after our last dequeue has counted its request by
+    // now (its increment precedes its exchange); re-check so it is not stranded. A full ring is
+    // retried by the poller once the kernel makes room.
+    if (ring_full || m.staged.load(std::memory_order_seq_cst) <= 0) return;
+  }
+}
+
+// Moves carry + staging into the request ring (publisher role held, incarnation attached).
+// Returns false if the ring filled up before everything was moved.
+bool ring_core::drain_staging() {
+  impl& m = *impl_;
+  constexpr std::uint32_t batch_max = 32;
+  ring_message batch[batch_max];
+  std::uint64_t ids[batch_max];
+  bool pushed_any = false;
+  bool full = false;
+  while (!full) {
+    std::uint32_t n = 0;
+    std::uint64_t got[batch_max];
+    std::size_t ng = 0;
+    while (ng < batch_max && !m.carry.empty()) {
+      got[ng++] = m.carry.front();
+      m.carry.pop_front();
+    }
+    if (ng < batch_max) ng += m.staging.try_dequeue_bulk(got + ng, batch_max - ng);
+    if (ng == 0) break;
+    for (std::size_t i = 0; i < ng; ++i) {
+      const std::uint64_t id = got[i];
+      const std::uint32_t idx = static_cast<std::uint32_t>(id & m.mask);
+      impl::entry& e = m.entries[idx];
+      if (e.live_id.load(std::memory_order_acquire) != id) {  // answered already (timeout, stop)
+        m.staged.fetch_sub(1, std::memory_order_relaxed);
+        unref(idx);
+        continue;
+      }
+      ring_message& rm = batch[n];
+      rm.header = slot_header{};
+      rm.header.correlation_id = id;
+      rm.header.deadline_ns = e.deadline.load(std::memory_order_relaxed);
+      rm.header.type_id = request_type_;
+      if (e.published.load(std::memory_order_relaxed)) rm.header.flags = slot_flags::replayed;  // a replay
+      e.request.get_trace(rm.header.trace_id, rm.header.span_id);
+      rm.payload = e.request.bytes.data();
+      rm.payload_len = static_cast<std::uint32_t>(e.request.bytes.size());
+      ids[n++] = id;
+    }
+    std::uint32_t done = 0;
+    while (done < n) {
+      ring_status st = ring_status::ok;
+      const std::uint32_t k = m.producer.try_push_bulk(batch + done, n - done, &st);
+      for (std::uint32_t i = done; i < done + k; ++i) {
+        impl::entry& e = m.entries[ids[i] & m.mask];
+        e.published.store(true, std::memory_order_relaxed);
+        m.staged.fetch_sub(1, std::memory_order_relaxed);
+        unref(static_cast<std::uint32_t>(ids[i] & m.mask));
+      }
+      done += k;
+      pushed_any = pushed_any || k > 0;
+      if (done == n) break;
+      if (st == ring_status::oversize) {  // larger than this incarnation's ring: cannot ever fit
+        const std::uint64_t id = ids[done];
+        const std::uint32_t max = m.producer.max_payload();
+        if (claim(id)) {
+          impl::bump(m.rejected);
+          answer(id, call_result{errc::oversize, {}, "request exceeds the attached ring's " + std::to_string(max) + "-byte limit"});
+        }
+        m.staged.fetch_sub(1, std::memory_order_relaxed);
+        unref(static_cast<std::uint32_t>(id & m.mask));
+        ++done;
+        continue;
+      }
+      // Full: keep the rest, in order, at the front of the carry list.
+      for (std::uint32_t i = n; i-- > done;) m.carry.push_front(ids[i]);
+      full = true;
+      break;
+    }
+  }
+  if (pushed_any) m.inc->notify();
+  return !full;
+}
+
+// ---- completions (poller thread) ---------------------------------------------------------------
+
+std::uint32_t ring_core::poll_replies() {
+  impl& m = *impl_;
+  if (!attached_.load(std::memory_order_acquire)) return 0;
+  if (m.poll_busy.exchange(true, std::memory_order_acquire)) return 0;  // detach owns the rings
+  std::uint32_t n = 0;
+  if (attached_.load(std::memory_order_acquire)) n = consume_replies(256);
+  m.poll_busy.store(false, std::memory_order_release);
+  return n;
+}
+
+// Consumes up to `max` replies (the reply-consumer role is held).
+std::uint32_t ring_core::consume_replies(std::uint32_t max) {
+  impl& m = *impl_;
+  std::uint32_t n = 0;
+  while (n < max) {
+    const slot_header* h = m.consumer.try_peek();
+    if (!h) break;
+    ++n;
+    const std::uint64_t id = h->correlation_id;
+    if (!claim(id)) {
+      impl::bump(m.duplicates);
+      m.consumer.release();
+      continue;
+    }
+    const fb::bytes_view p = m.consumer.payload_view(h);
+    call_result r;
+    r.code = from_status(static_cast<status>(h->status));
+    if (r.code == errc::ok) {
+      r.reply.bytes.assign(p.data, p.data + p.size);
+      r.reply.set_trace(h->trace_id, h->span_id);
+      impl::bump(m.replied);
+    } else {
+      const fb::string_view d = msg::view_of<msg::ErrorReply>(p).detail();
+      r.detail.assign(d.data ? d.data : "", d.size);
+      if (r.detail.empty()) r.detail = to_string(r.code);
+      impl::bump(m.error_replies);
+    }
+    m.consumer.release();
+    answer(id, std::move(r));
+  }
+  return n;
+}
+
+std::uint64_t ring_core::sweep_deadlines(std::uint64_t now_ns) {
+  impl& m = *impl_;
+  std::unique_lock<std::mutex> lock(control_mu_, std::try_to_lock);
+  if (!lock.owns_lock()) return 0;  // attach/detach/stop in progress: sweep next time
+  std::uint64_t earliest = 0;
+  for (std::uint32_t i = 0; i <= m.mask; ++i) {
+    impl::entry& e = m.entries[i];
+    const std::uint64_t id = e.live_id.load(std::memory_order_acquire);
+    if (id == 0) continue;
+    const std::uint64_t d = e.deadline.load(std::memory_order_relaxed);
+    if (d > now_ns) {
+      if (earliest == 0 || d < earliest) earliest = d;
+      continue;
+    }
+    if (!claim(id)) continue;
+    impl::bump(m.timeouts);
+    answer(id, call_result{errc::timeout, {}, "no reply from ring actor '" + name_ + "' before the request's deadline"});
+  }
+  return earliest;
+}
+
+// ---- incarnations --------------------------------------------------------------------------------
+
+void ring_core::attach(std::unique_ptr<incarnation> inc) {
+  if (!inc) throw std::invalid_argument("ring actor '" + name_ + "': attach(nullptr)");
+  if (inc->request_type() != request_type_ || inc->reply_type() != reply_type_)
+    throw std::invalid_argument("ring actor '" + name_ + "': incarnation of kernel '" + inc->kernel_name() +
+                                "' has types " + type_name(inc->request_type()) + " -> " + type_name(inc->reply_type()) +
+                                ", the actor " + type_name(request_type_) + " -> " + type_name(reply_type_));
+  std::lock_guard<std::mutex> lock(control_mu_);
+  impl& m = *impl_;
+  if (m.inc) throw std::logic_error("ring actor '" + name_ + "': attach while an incarnation is attached");
+  if (stopping_.load(std::memory_order_acquire)) throw std::logic_error("ring actor '" + name_ + "' is stopped");
+  // Both roles are ours: the publisher role is held while detached, and the poller skips a
+  // detached core (attached_ is false).
+  m.inc = std::move(inc);
+  m.producer = ring_producer(m.inc->requests(), m.inc->request_producer_scratch());
+  m.consumer = ring_consumer(m.inc->replies());
+  m.max_payload.store(m.producer.max_payload(), std::memory_order_relaxed);
+  // Replay: every request published into an earlier incarnation and not answered, oldest first,
+  // ahead of anything that waited in carry/staging meanwhile.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> replay;  // (seq, id)
+  for (std::uint32_t i = 0; i <= m.mask; ++i) {
+    impl::entry& e = m.entries[i];
+    const std::uint64_t id = e.live_id.load(std::memory_order_acquire);
+    if (id != 0 && e.published.load(std::memory_order_relaxed)) replay.emplace_back(e.seq, id);
+  }
+  std::sort(replay.begin(), replay.end());
+  for (auto it = replay.rbegin(); it != replay.rend(); ++it) {
+    impl::entry& e = m.entries[it->second & m.mask];
+    e.refs.fetch_add(1, std::memory_order_relaxed);  // a staging reference again (entry is live: outbox ref held)
+    m.carry.push_front(it->second);
+  }
+  m.staged.fetch_add(static_cast<std::int64_t>(replay.size()), std::memory_order_seq_cst);
+  impl::bump(m.replayed, replay.size());
+  impl::bump(m.attaches);
+  attached_.store(true, std::memory_order_release);
+  m.publishing.store(false, std::memory_order_seq_cst);
+  publish_pending();
+  poller_.bell().ring();
+}
+
+std::unique_ptr<incarnation> ring_core::detach() { return detach_impl(true); }
+std::unique_ptr<incarnation> ring_core::detach_abandon() { return detach_impl(false); }
+
+std::unique_ptr<incarnation> ring_core::detach_impl(bool drain) {
+  std::lock_guard<std::mutex> lock(control_mu_);
+  impl& m = *impl_;
+  if (!m.inc) return nullptr;
+  acquire_flag(m.publishing);  // 1. no more publishing (held until the next attach)
+  // 2. The kernel serves what is in its ring; the poller keeps consuming replies meanwhile.
+  if (drain) m.inc->stop(opts_.stop_timeout);
+  // 3. Take the reply side from the poller and harvest what the stopped kernel published.
+  attached_.store(false, std::memory_order_release);
+  acquire_flag(m.poll_busy);
+  if (m.inc->finished()) consume_replies(~0u);
+  m.consumer.publish();
+  m.poll_busy.store(false, std::memory_order_release);
+  // Entries of requests the kernel never answered stay live with published == true: replayed
+  // by the next attach(). Mark none published twice: carry keeps only never-published ids.
+  m.producer = ring_producer();
+  m.consumer = ring_consumer();
+  impl::bump(m.detaches);
+  return std::move(m.inc);
+}
+
+std::string ring_core::backend() const {
+  std::lock_guard<std::mutex> lock(const_cast<std::mutex&>(control_mu_));
+  return impl_->inc ? impl_->inc->backend() : "";
+}
+
+void ring_core::stop() {
+  if (stopping_.exchange(true, std::memory_order_seq_cst)) return;
+  std::unique_ptr<incarnation> inc = detach();  // drains the kernel: served requests get replies
+  inc.reset();
+  std::lock_guard<std::mutex> lock(control_mu_);
+  impl& m = *impl_;
+  for (std::uint32_t i = 0; i <= m.mask; ++i) {
+    const std::uint64_t id = m.entries[i].live_id.load(std::memory_order_acquire);
+    if (id == 0 || !claim(id)) continue;
+    impl::bump(m.stopped);
+    answer(id, call_result{errc::stopped, {}, "ring actor '" + name_ + "' stopped before serving the request"});
+  }
+  // Drop the staging references of whatever never reached a ring (publisher role is ours).
+  auto drop = [&](std::uint64_t id) {
+    m.staged.fetch_sub(1, std::memory_order_relaxed);
+    unref(static_cast<std::uint32_t>(id & m.mask));
+  };
+  while (!m.carry.empty()) {
+    drop(m.carry.front());
+    m.carry.pop_front();
+  }
+  std::uint64_t id = 0;
+  while (m.staged.load(std::memory_order_seq_cst) > 0) {
+    if (m.staging.try_dequeue(id)) drop(id);
+    else sched_yield();  // a submitter between its enqueue and its count: it is about to finish
+  }
+}
+
+}  // namespace ringflow

@@ -1,0 +1,144 @@
+// The runtime: see ringflow/actors/runtime.hpp.
+#include "ringflow/actors/runtime.hpp"
+
+#include <caf/all.hpp>
+
+#include <condition_variable>
+#include <cstdio>
+#include <stdexcept>
+
+namespace ringflow {
+
+void register_ringflow_types(caf::actor_system_config& cfg) {
+  cfg.add_message_type<fb_msg>("ringflow::fb_msg");  // also std::vector<ringflow::fb_msg>
+  cfg.add_error_category(ringflow_error_category,
+                         [](std::uint8_t code, caf::atom_value, const caf::message& ctx) { return render_error(code, ctx); });
+}
+
+runtime::runtime(runtime_config cfg) : cfg_(std::move(cfg)) {
+  if (cfg_.scheduler_threads == 0) throw std::invalid_argument("runtime: scheduler_threads must be >= 1");
+  poller_ = std::make_unique<completion_poller>(cfg_.poller);
+  caf_cfg_.set("scheduler.max-threads", cfg_.scheduler_threads);
+  register_ringflow_types(caf_cfg_);
+  if (cfg_.configure_caf) cfg_.configure_caf(caf_cfg_);
+  system_ = std::make_unique<caf::actor_system>(caf_cfg_);
+}
+
+runtime::~runtime() {
+  shutdown();
+  system_.reset();  // returns: shutdown() made sure CAF does not wait for unknown actors forever
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    rings_.clear();  // cores leave the poller
+  }
+  poller_.reset();
+}
+
+caf::actor runtime::spawn_ring_actor(const std::string& name, type_id request_type, type_id reply_type,
+                                     incarnation_factory factory, ring_actor_options opts) {
+  if (shut_down_) throw std::logic_error("runtime: spawn after shutdown");
+  if (!factory) throw std::invalid_argument("ring actor '" + name + "': no incarnation factory");
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (rings_.count(name) || registry_.entry(name))
+      throw std::invalid_argument("ring actor '" + name + "': the name is already registered");
+  }
+  auto core = std::make_shared<ring_core>(name, request_type, reply_type, opts, *poller_);
+  core->attach(factory(&poller_->bell()));
+  caf::actor actor = system_->spawn(ring_actor, core);
+  if (auto err = registry_.add(name, actor, core)) {
+    anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    throw std::invalid_argument("ring actor '" + name + "': " + detail_of(err));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  rings_.emplace(name, ring_record{core, std::move(factory)});
+  tracked_.push_back(actor);
+  return actor;
+}
+
+std::shared_ptr<ring_core> runtime::ring(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = rings_.find(name);
+  return it == rings_.end() ? nullptr : it->second.core;
+}
+
+caf::expected<ring_client> runtime::client(const std::string& name, client_options opts) const {
+  auto core = ring(name);
+  if (!core) return make_error(errc::unknown_name, "no ring actor is registered under the name '" + name + "'");
+  return ring_client(std::move(core), opts);
+}
+
+std::unique_ptr<incarnation> runtime::make_incarnation(const std::string& name) {
+  incarnation_factory f;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = rings_.find(name);
+    if (it == rings_.end()) throw std::invalid_argument("no ring actor named '" + name + "'");
+    f = it->second.factory;
+  }
+  return f(&poller_->bell());
+}
+
+std::unique_ptr<incarnation> runtime::swap_incarnation(const std::string& name, incarnation_factory factory) {
+  auto core = ring(name);
+  if (!core) throw std::invalid_argument("no ring actor named '" + name + "'");
+  std::unique_ptr<incarnation> next = factory ? factory(&poller_->bell()) : make_incarnation(name);
+  std::unique_ptr<incarnation> old = core->detach();
+  core->attach(std::move(next));
+  return old;
+}
+
+void runtime::track(const caf::actor& a) {
+  if (!a) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  tracked_.push_back(a);
+}
+
+void runtime::shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  // 1. Stop accepting and answer everything in flight (errc::stopped for what was not served).
+  std::vector<std::shared_ptr<ring_core>> cores;
+  std::vector<caf::actor> actors;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& kv : rings_) cores.push_back(kv.second.core);
+    actors = std::move(tracked_);
+    tracked_.clear();
+  }
+  for (auto& c : cores) c->stop();
+  for (auto& e : registry_.take_all())
+    if (e.actor) actors.push_back(std::move(e.actor));
+  // 2. Exit every actor ringflow knows, and wait (bounded) until they are gone.
+  struct latch {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::size_t left = 0;
+  };
+  auto l = std::make_shared<latch>();
+  l->left = actors.size();
+  for (auto& a : actors) {
+    a->attach_functor([l] {
+      std::lock_guard<std::mutex> lock(l->mu);
+      if (--l->left == 0) l->cv.notify_all();
+    });
+    anon_send_exit(a, caf::exit_reason::user_shutdown);
+  }
+  actors.clear();  // drop our references: cycles among them are broken by the exits
+  bool all_exited = false;
+  {
+    std::unique_lock<std::mutex> lock(l->mu);
+    all_exited = l->cv.wait_for(lock, cfg_.shutdown_timeout, [&] { return l->left == 0; });
+  }
+  // 3. Actors ringflow does not know (user actors in a reference cycle, say) would make CAF's
+  //    destructor wait forever: tell it not to wait; its scheduler shutdown disposes of them.
+  const std::size_t still_running = system_->registry().running();
+  if (!all_exited || still_running > 0) {
+    std::fprintf(stderr,
+                 "ringflow: shutdown: %zu actor(s) still running after the exits%s; not waiting for them\n",
+                 still_running, all_exited ? "" : " (ringflow's own did not all exit in time)");
+    system_->await_actors_before_shutdown(false);
+  }
+}
+
+}  // namespace ringflow
