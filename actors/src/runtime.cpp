@@ -94,9 +94,38 @@ void runtime::track(const caf::actor& a) {
   tracked_.push_back(a);
 }
 
+void runtime::on_shutdown(std::function<void()> hook) {
+  std::lock_guard<std::mutex> lock(mu_);
+  shutdown_hooks_.push_back(std::move(hook));
+}
+
+bool runtime::remove_ring(const std::string& name) {
+  std::shared_ptr<ring_core> core;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = rings_.find(name);
+    if (it == rings_.end()) return false;
+    core = it->second.core;
+    rings_.erase(it);
+  }
+  core->stop();
+  if (auto e = registry_.entry(name); e && e->core == core) {
+    registry_.erase(name);
+    if (e->actor) anon_send_exit(e->actor, caf::exit_reason::user_shutdown);
+  }
+  return true;
+}
+
 void runtime::shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  // 0. Hooks (running graphs stop: their open pushes are answered).
+  std::vector<std::function<void()>> hooks;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    hooks.swap(shutdown_hooks_);
+  }
+  for (auto& h : hooks) h();
   // 1. Stop accepting and answer everything in flight (errc::stopped for what was not served).
   std::vector<std::shared_ptr<ring_core>> cores;
   std::vector<caf::actor> actors;

@@ -3,7 +3,7 @@
 
 #include "ringflow/actors/errors.hpp"
 #include "ringflow/actors/fb_msg.hpp"
-// graph.hpp: added with the graph builder
+#include "ringflow/actors/graph.hpp"
 #include "ringflow/actors/registry.hpp"
 #include "ringflow/actors/ring_actor.hpp"
 #include "ringflow/actors/ring_client.hpp"

@@ -90,6 +90,10 @@ class runtime {
   }
   /// Makes shutdown() stop `a` too.
   void track(const caf::actor& a);
+  /// Runs `hook` first thing in shutdown() (running graphs stop themselves this way).
+  void on_shutdown(std::function<void()> hook);
+  /// Stops ring actor `name` (pending callers get errc::stopped) and forgets its name.
+  bool remove_ring(const std::string& name);
 
   /// See the contract above. Idempotent.
   void shutdown();
@@ -108,6 +112,7 @@ class runtime {
   mutable std::mutex mu_;
   std::map<std::string, ring_record, std::less<>> rings_;  // guarded by mu_
   std::vector<caf::actor> tracked_;                        // guarded by mu_
+  std::vector<std::function<void()>> shutdown_hooks_;      // guarded by mu_
   bool shut_down_ = false;
 };
 
