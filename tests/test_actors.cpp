@@ -277,3 +277,63 @@ TEST_CASE("many actors x many requests through a ring actor: each answered once,
   CHECK(t->bad.load() == 0);
   CHECK(rt.ring("echo")->stats().replied == static_cast<std::uint64_t>(actors * per_actor));
 }
+
+TEST_CASE("detach of a stuck kernel and attach of a fresh one replays the unanswered requests", "[actors][unit]") {
+  GatedEchoKernel::gate_closed = true;
+  runtime rt{small_runtime()};
+  rt.spawn_ring_actor<GatedEchoKernel>("svc", {}, quick_park());
+  auto core = rt.ring("svc");
+  ring_client c(core);
+  std::vector<std::future<call_result>> fs;
+  for (int i = 0; i < 10; ++i) fs.push_back(c.submit(echo_msg(i)));
+  REQUIRE(wait_until([&] { return core->stats().staged == 0; }));  // all published into the stuck kernel's ring
+  // The kernel is stuck in its handler: abandon it (no drain) and attach a CPU incarnation of a
+  // kernel with the same types. Callers notice nothing but latency.
+  std::unique_ptr<incarnation> stuck = core->detach_abandon();
+  REQUIRE(stuck);
+  CHECK(!core->attached());
+  core->attach(cpu_incarnation_factory<EchoKernel>(quick_park())(&rt.poller().bell()));
+  std::set<std::uint64_t> seqs;
+  for (auto& f : fs) {
+    call_result r = f.get();
+    REQUIRE(r.ok());
+    seqs.insert(echo_seq(r.reply));
+  }
+  CHECK(seqs.size() == 10);
+  const ring_stats st = core->stats();
+  CHECK(st.replayed == 10);  // in order, from the outbox
+  CHECK(st.replied == 10);
+  CHECK(st.duplicates == 0);
+  GatedEchoKernel::gate_closed = false;  // the abandoned kernel finishes into rings nobody reads
+  stuck.reset();
+  CHECK(c.call(echo_msg(99)).ok());
+}
+
+TEST_CASE("when the ring actor exits, its pending callers get stopped, not silence", "[actors][unit]") {
+  GatedEchoKernel::gate_closed = true;
+  runtime rt{small_runtime()};
+  cpu_incarnation_options small = quick_park();
+  small.rings.requests.capacity = 4;  // most requests wait in staging
+  caf::actor a = rt.spawn_ring_actor<GatedEchoKernel>("svc", {}, small);
+  auto core = rt.ring("svc");
+  ring_client c(core);
+  std::vector<std::future<call_result>> fs;
+  for (int i = 0; i < 20; ++i) fs.push_back(c.submit(echo_msg(i)));
+  REQUIRE(wait_until([&] { return core->in_flight() == 20; }));
+  std::thread opener([&] {  // let the kernel drain its ring once the stop began
+    wait_until([&] { return core->stopping(); });
+    GatedEchoKernel::gate_closed = false;
+  });
+  caf::anon_send_exit(a, caf::exit_reason::kill);
+  int ok = 0, stopped = 0, other = 0;
+  for (auto& f : fs) {
+    REQUIRE(f.wait_for(10s) == std::future_status::ready);
+    call_result r = f.get();
+    (r.ok() ? ok : r.code == errc::stopped ? stopped : other)++;
+  }
+  opener.join();
+  CHECK(ok + stopped == 20);
+  CHECK(stopped >= 10);
+  CHECK(other == 0);
+  CHECK(c.call(echo_msg(1)).code == errc::stopped);
+}

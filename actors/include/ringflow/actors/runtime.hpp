@@ -12,7 +12,9 @@
 //     callers get errc::stopped), sends every tracked and registered actor an exit, waits up to
 //     `shutdown_timeout` for them, drops every handle ringflow holds, and — should actors the
 //     runtime does not know still run (e.g. user actors holding each other's handles in a cycle) —
-//     tells CAF not to wait for them, so the actor system's destructor returns. Several runtimes
+//     tells CAF not to wait for them, so the actor system's destructor returns (those actors are
+//     then abandoned: their handles must not be used or destroyed after the runtime is gone —
+//     break such cycles yourself before shutdown to avoid the leak). Several runtimes
 //     may be created and destroyed one after another in one process.
 // Thread-safety: spawn_*, client, registry, track from any thread; shutdown from one thread.
 #pragma once
