@@ -519,7 +519,7 @@ std::unique_ptr<incarnation> ring_core::detach_impl(bool drain) {
 }
 
 std::string ring_core::backend() const {
-  std::lock_guard<std::mutex> lock(const_cast<std::mutex&>(control_mu_));
+  std::lock_guard<std::mutex> lock(control_mu_);
   return impl_->inc ? impl_->inc->backend() : "";
 }
 

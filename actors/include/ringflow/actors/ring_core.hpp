@@ -163,7 +163,7 @@ class ring_core : public std::enable_shared_from_this<ring_core> {
   std::unique_ptr<impl> impl_;
   std::atomic<bool> attached_{false};
   std::atomic<bool> stopping_{false};
-  std::mutex control_mu_;  // attach / detach / stop / sweep
+  mutable std::mutex control_mu_;  // attach / detach / stop / sweep
 };
 
 }  // namespace ringflow
