@@ -3,6 +3,10 @@
 
 #include <caf/all.hpp>
 
+#include <chrono>
+
+#include "ringflow/portable.hpp"
+
 namespace ringflow {
 
 namespace {
@@ -33,9 +37,22 @@ caf::behavior ring_actor(caf::stateful_actor<ring_actor_state>* self, std::share
         target.sender = self->current_sender();
         target.request_id = self->current_message_id();
         std::string detail;
-        const errc e = self->state.core->submit(std::move(request), std::move(target), credit_of(self), detail);
+        ring_core& core = *self->state.core;
+        const errc e = core.submit(std::move(request), std::move(target), credit_of(self), detail);
         if (e != errc::ok) return make_error(e, std::move(detail));
-        return caf::delegated<fb_msg>{};  // answered by the completion poller
+        // Latency mode (see ring_actor_options::help_wait): alone in flight, wait briefly for the
+        // reply here and hand it to the caller through this worker's queue.
+        const auto help = core.options().help_wait;
+        if (help.count() > 0 && core.in_flight() == 1) {
+          const auto until = std::chrono::steady_clock::now() + help;
+          while (core.in_flight() != 0) {
+            if (core.poll_replies_from(self->context()) == 0) {
+              if (std::chrono::steady_clock::now() >= until) break;
+              cpu_relax();
+            }
+          }
+        }
+        return caf::delegated<fb_msg>{};  // answered by the completion poller (or just now)
       },
   };
 }

@@ -42,8 +42,13 @@ call_result ring_client::call(fb_msg request) {
     s->done.notify_one();
   }, detail);
   if (e != errc::ok) return call_result{e, {}, std::move(detail)};
-  for (std::uint32_t i = 0; i < 2000 && !s->done.load(std::memory_order_acquire); ++i) cpu_relax();
-  for (std::uint32_t i = 0; i < 8 && !s->done.load(std::memory_order_acquire); ++i) sched_yield();
+  // Help while waiting: consume replies ourselves (the poller's job, which it skips while we hold
+  // the reply side), so a reply reaches this thread without a hand-off through the poller thread.
+  // Then yield, then park until the poller (or another helper) completes us.
+  for (std::uint32_t i = 0; i < opts_.help_spins && !s->done.load(std::memory_order_acquire); ++i)
+    if (core_->poll_replies() == 0) cpu_relax();
+  for (std::uint32_t i = 0; i < opts_.help_yields && !s->done.load(std::memory_order_acquire); ++i)
+    if (core_->poll_replies() == 0) sched_yield();
   while (!s->done.load(std::memory_order_acquire)) s->done.wait(0, std::memory_order_acquire);
   return std::move(s->result);
 }

@@ -30,6 +30,9 @@ namespace ringflow {
 
 namespace {
 
+// The CAF execution unit of a worker that is consuming replies itself (poll_replies_from).
+thread_local caf::execution_unit* delivery_context = nullptr;
+
 std::uint32_t round_up_pow2(std::uint32_t v) {
   std::uint32_t p = 1;
   while (p < v) p <<= 1;
@@ -221,10 +224,10 @@ void ring_core::deliver(completion_target& target, call_result&& result) {
   if (!target.sender || !target.request_id.is_request()) return;  // a `send`: nobody waits
   const caf::message_id rid = target.request_id.response_id();
   if (result.ok())
-    target.sender->enqueue(caf::make_mailbox_element(nullptr, rid, {}, std::move(result.reply)), nullptr);
+    target.sender->enqueue(caf::make_mailbox_element(nullptr, rid, {}, std::move(result.reply)), delivery_context);
   else
     target.sender->enqueue(caf::make_mailbox_element(nullptr, rid, {}, make_error(result.code, std::move(result.detail))),
-                           nullptr);
+                           delivery_context);
 }
 
 // ---- submit -------------------------------------------------------------------------------------
@@ -396,6 +399,13 @@ std::uint32_t ring_core::poll_replies() {
   std::uint32_t n = 0;
   if (attached_.load(std::memory_order_acquire)) n = consume_replies(256);
   m.poll_busy.store(false, std::memory_order_release);
+  return n;
+}
+
+std::uint32_t ring_core::poll_replies_from(caf::execution_unit* ctx) {
+  delivery_context = ctx;
+  const std::uint32_t n = poll_replies();
+  delivery_context = nullptr;
   return n;
 }
 

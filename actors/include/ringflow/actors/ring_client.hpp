@@ -10,9 +10,13 @@
 //     once with errc::overloaded: nothing waits, nothing is dropped silently.
 //   * A request without a deadline gets `default_timeout`; every request is answered exactly once:
 //     reply, typed error, errc::timeout, or errc::stopped.
-//   * call() blocks the calling thread (spin briefly, then futex wait) until the answer; submit()
-//     returns a std::future; submit(msg, callback) runs the callback exactly once — inline for an
-//     immediate error, otherwise on the completion poller's thread (keep it short; do not block).
+//   * call() blocks the calling thread until the answer. While it waits it *helps*: it consumes
+//     the ring actor's replies itself (taking the reply side from the poller for a moment), so the
+//     reply needs no hand-off through the poller thread; after `help_spins` + `help_yields` polls
+//     it parks (futex) and the poller completes it. submit() returns a std::future;
+//     submit(msg, callback) runs the callback exactly once — inline for an immediate error,
+//     otherwise on the completion poller's thread or on a thread helping in call() on the same
+//     ring actor (keep callbacks short; do not block in them).
 // Thread-safety: a client may be shared by threads (its window is then shared); cheap to create
 // (one per thread is the usual pattern). Keep the runtime alive while clients are in use.
 #pragma once
@@ -29,6 +33,8 @@ namespace ringflow {
 struct client_options {
   std::uint32_t window = 64;                         // this client's in-flight limit
   std::chrono::milliseconds default_timeout{5000};   // deadline of requests that carry none
+  std::uint32_t help_spins = 2000;   // call(): polls for replies itself this many times (PAUSE between)...
+  std::uint32_t help_yields = 64;    // ...then this many times with sched_yield, then parks
 };
 
 class ring_client {
