@@ -255,3 +255,20 @@ TEST_CASE("runtime shutdown completes with live graphs and actor cycles, repeate
     CHECK(ok + stopped == 100);
   }
 }
+
+TEST_CASE("graph: a CAF behaviour as a node", "[graph][unit]") {
+  runtime rt{small_runtime()};
+  graph g(rt, "beh");
+  g.actor_node("plus", msg_type::of<msg::Echo>(), msg_type::of<msg::Echo>(),
+               [](caf::event_based_actor*) -> caf::behavior {
+                 return {[](fb_msg& in) { return fb_msg(echo_request(echo_seq(in) + 100, 4)); }};
+               })
+      .ring_node<EchoKernel>("ring", {{}, quick_park()})
+      .connect("plus", "ring");
+  auto gr = g.start();
+  REQUIRE(gr);
+  graph_result r = (*gr)->push("plus", echo_msg(1)).get();
+  REQUIRE(r.ok());
+  CHECK(seqs_of(r) == std::set<std::uint64_t>{101});
+  CHECK((*gr)->push("ring", echo_msg(1)).get().code == errc::invalid_argument);  // not an entry
+}

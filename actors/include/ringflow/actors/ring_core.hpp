@@ -23,7 +23,8 @@
 //     errc::stopped. Nothing is left without an answer.
 // Thread-safety: submit() and stats() from any thread; attach/detach/stop serialised by an
 // internal mutex (call them from one controlling thread at a time). Completion callbacks run on
-// the completion poller's thread, on a thread helping in poll_replies() (ring_client::call), or on
+// the completion poller's thread, on a thread helping in poll_replies() (ring_client::call, or
+// a ring actor in latency mode: then on a CAF worker), or on
 // the thread calling stop(): keep them short and non-blocking.
 #pragma once
 
