@@ -1,13 +1,54 @@
 #!/usr/bin/env bash
-# Installs ringflow from a build tree into a temporary prefix, builds examples/embed_service out of
-# tree against it with find_package(ringflow), and runs it. Usage: install_and_build.sh BUILD SRC CXX
+# The CMake package test (ctest "package: ..."): installs ringflow from a build tree into a
+# temporary prefix, configures and builds a consumer project out of tree against it with
+# find_package(ringflow) (its include and link paths come from the installed package only) and runs
+# the consumer with small arguments. The temporary directory is removed on exit, pass or fail.
+#
+# Usage: install_and_build.sh BUILD_DIR CONSUMER_SOURCE_DIR CXX_COMPILER [GENERATOR]
+#   e.g. tests/package/install_and_build.sh build examples/embed_service /usr/bin/g++ Ninja
+# $CMAKE: the cmake to use (ctest passes the one that configured the build; default: cmake).
 set -euo pipefail
-build=$1 src=$2 cxx=$3
-tmp=$(mktemp -d)
+cmake=${CMAKE:-cmake}
+build=$(cd "$1" && pwd) consumer=$(cd "$2" && pwd) cxx=$3 generator=${4:-Ninja}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ringflow-package.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
-test -f "$tmp/prefix/lib/cmake/ringflow/ringflowConfig.cmake"
-cmake -S "$src/examples/embed_service" -B "$tmp/consumer" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
-cmake --build "$tmp/consumer" >/dev/null
-"$tmp/consumer/ringflow_embed_service" 2 200 1
+prefix=$tmp/prefix
+
+step() {  # step NAME COMMAND...: runs quietly; on failure shows the command's output
+  local name=$1 start=$SECONDS
+  shift
+  if ! "$@" >"$tmp/$name.log" 2>&1; then
+    echo "package test: '$name' failed: $*" >&2
+    cat "$tmp/$name.log" >&2
+    exit 1
+  fi
+  echo "package test: $name ok ($((SECONDS - start)) s)"
+}
+
+step install "$cmake" --install "$build" --prefix "$prefix"
+# What a consumer relies on is there (the library directory is GNUInstallDirs' choice: lib, lib64,
+# lib/<multiarch>); what is not part of the package is not.
+config=$(find "$prefix" -path '*/cmake/ringflow/ringflowConfig.cmake' | head -n 1)
+[[ -n $config ]] || { echo "package test: no ringflowConfig.cmake under $prefix" >&2; exit 1; }
+cmakedir=$(dirname "$config") libdir=$(dirname "$(dirname "$(dirname "$config")")")
+for f in "$cmakedir"/{ringflowConfigVersion,ringflowTargets,FindCAF}.cmake "$libdir"/libringflow_{actors,backend_cpu,messages}.a \
+         "$prefix"/include/ringflow/{ringflow.hpp,actors/runtime.hpp,kernel.hpp,fb_view.hpp,cpu/cpu_kernel.hpp} \
+         "$prefix"/include/ringflow/generated/score_request_generated.h; do
+  [[ -f $f ]] || { echo "package test: $f was not installed" >&2; exit 1; }
+done
+if find "$prefix" -name '*test*' -o -name '*bench*' -o -name '*example*' | grep -q .; then
+  echo "package test: tests, benchmarks or examples were installed:" >&2
+  find "$prefix" -name '*test*' -o -name '*bench*' -o -name '*example*' >&2
+  exit 1
+fi
+
+step configure "$cmake" -S "$consumer" -B "$tmp/consumer" -G "$generator" -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_FIND_PACKAGE_NO_PACKAGE_REGISTRY=ON
+# The consumer must have found the installed package, not a build tree.
+grep -qx "ringflow_DIR:PATH=$cmakedir" "$tmp/consumer/CMakeCache.txt" || {
+  echo "package test: the consumer did not use the installed package:" >&2
+  grep '^ringflow_DIR' "$tmp/consumer/CMakeCache.txt" >&2
+  exit 1
+}
+step build "$cmake" --build "$tmp/consumer"
+"$tmp/consumer/ringflow_embed_service" --threads 2 --requests 500
