@@ -84,7 +84,7 @@ struct ring_actor_options {
   /// to this long for its reply on its own CAF worker, consuming replies itself, so the response
   /// goes to the caller through that worker's local queue instead of a cross-thread wake-up
   /// (which costs ~50-150 us on small VMs). 0 disables; under load it never applies.
-  std::chrono::nanoseconds help_wait{20000};
+  std::chrono::nanoseconds help_wait{100000};
 };
 
 /// Counters (relaxed; monotonic) for tests, metrics and supervision.
