@@ -60,6 +60,7 @@ void completion_poller::refresh(std::vector<ring_core*>& local) {
 void completion_poller::run() noexcept {
   std::vector<ring_core*> cores;
   std::uint32_t idle = 0;
+  bool woke_idle = false;  // the pass after a park: if it finds nothing, park again at once
   std::uint64_t next_sweep = 0;
   const auto sweep_ns = static_cast<std::uint64_t>(cfg_.sweep_interval.count()) * 1000;
   // One pass: replies, pending publishes, and (when due) the deadline sweep. Returns the work done.
@@ -88,8 +89,13 @@ void completion_poller::run() noexcept {
     }
     if (work) {
       idle = 0;
+      woke_idle = false;
       continue;
     }
+    // Woken (by a kernel's reply bell) but a helping caller took the replies: park again at once
+    // instead of spinning through the ladder for nothing.
+    if (woke_idle) idle = cfg_.wait.spin_iterations + cfg_.wait.yield_iterations;
+    woke_idle = false;
     ++idle;
     const cpu::wait_policy& w = cfg_.wait;
     if (idle <= w.spin_iterations) {
@@ -118,6 +124,7 @@ void completion_poller::run() noexcept {
     // Woken by a ring: spin again (replies are coming). Woken by the timeout: sweep, then park
     // again at once instead of spinning through the ladder every interval.
     idle = bell_.wait(t, timeout) ? 0 : w.spin_iterations + w.yield_iterations;
+    woke_idle = true;
   }
   seen_version_.store(~0ull, std::memory_order_release);
 }

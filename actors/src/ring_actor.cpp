@@ -38,14 +38,16 @@ caf::behavior ring_actor(caf::stateful_actor<ring_actor_state>* self, std::share
         target.request_id = self->current_message_id();
         std::string detail;
         ring_core& core = *self->state.core;
-        const errc e = core.submit(std::move(request), std::move(target), credit_of(self), detail);
+        std::uint64_t id = 0;
+        const errc e = core.submit(std::move(request), std::move(target), credit_of(self), detail, &id);
         if (e != errc::ok) return make_error(e, std::move(detail));
-        // Latency mode (see ring_actor_options::help_wait): alone in flight, wait briefly for the
-        // reply here and hand it to the caller through this worker's queue.
+        // Latency mode (see ring_actor_options::help_wait): with nothing else in the mailbox, wait
+        // briefly for this reply here and hand it to the caller through this worker's queue. A
+        // new message ends the wait at once, so under load requests are never serialised.
         const auto help = core.options().help_wait;
-        if (help.count() > 0 && core.in_flight() == 1) {
+        if (help.count() > 0 && self->mailbox().empty()) {
           const auto until = std::chrono::steady_clock::now() + help;
-          while (core.in_flight() != 0) {
+          while (!core.answered(id) && self->mailbox().empty()) {
             if (core.poll_replies_from(self->context()) == 0) {
               if (std::chrono::steady_clock::now() >= until) break;
               cpu_relax();

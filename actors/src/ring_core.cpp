@@ -232,8 +232,12 @@ void ring_core::deliver(completion_target& target, call_result&& result) {
 
 // ---- submit -------------------------------------------------------------------------------------
 
+bool ring_core::answered(std::uint64_t id) const noexcept {
+  return impl_->entries[id & impl_->mask].live_id.load(std::memory_order_acquire) != id;
+}
+
 errc ring_core::submit(fb_msg&& request, completion_target&& target, std::shared_ptr<caller_credit> caller,
-                       std::string& detail) {
+                       std::string& detail, std::uint64_t* correlation_id) {
   impl& m = *impl_;
   auto reject = [&](errc e, std::string why) {
     impl::bump(e == errc::overloaded ? m.overloaded : m.rejected);
@@ -293,6 +297,7 @@ errc ring_core::submit(fb_msg&& request, completion_target&& target, std::shared
     unref(idx);
     return reject(errc::stopped, "ring actor '" + name_ + "' is stopped");
   }
+  if (correlation_id) *correlation_id = id;
   m.staging.enqueue(id);
   m.staged.fetch_add(1, std::memory_order_seq_cst);
   publish_pending();

@@ -52,6 +52,10 @@ class ring_client {
   std::future<call_result> submit(fb_msg request);
   /// Sends `request`; `on_done` runs exactly once with the answer.
   void submit(fb_msg request, std::function<void(call_result&&)> on_done);
+  /// Completes whatever replies are ready, on this thread (callbacks of this ring actor's callers
+  /// run here). A thread that pipelines submit() calls and polls between them avoids the
+  /// poller's cross-thread wake-up per reply. Returns how many replies it consumed.
+  std::uint32_t poll() { return core_->poll_replies(); }
 
  private:
   errc enter(fb_msg& request, std::function<void(call_result&&)>&& cb, std::string& detail);

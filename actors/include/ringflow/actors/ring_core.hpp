@@ -80,10 +80,10 @@ struct ring_actor_options {
   /// they enter the ring; other types get a structural check only. nullptr = the demo registry.
   const payload_registry* verify = nullptr;
   std::chrono::milliseconds stop_timeout{2000};  // how long a kernel may take to drain at detach/stop
-  /// Latency mode of the ring actor: when a request is the only one in flight, the actor waits up
-  /// to this long for its reply on its own CAF worker, consuming replies itself, so the response
-  /// goes to the caller through that worker's local queue instead of a cross-thread wake-up
-  /// (which costs ~50-150 us on small VMs). 0 disables; under load it never applies.
+  /// Latency mode of the ring actor: when its mailbox holds nothing else, the actor waits up to
+  /// this long for a request's reply on its own CAF worker, consuming replies itself, so the
+  /// response goes to the caller through that worker's local queue instead of a cross-thread
+  /// wake-up (~50-150 us on small VMs). A new message ends the wait at once. 0 disables.
   std::chrono::nanoseconds help_wait{100000};
 };
 
@@ -122,7 +122,9 @@ class ring_core : public std::enable_shared_from_this<ring_core> {
   /// window). On success returns errc::ok and the answer arrives later through
   /// `target`; otherwise returns the error (with `detail`) and `target` is not used.
   errc submit(fb_msg&& request, completion_target&& target, std::shared_ptr<caller_credit> caller,
-              std::string& detail);
+              std::string& detail, std::uint64_t* correlation_id = nullptr);
+  /// True once request `correlation_id` (from submit) has been answered.
+  bool answered(std::uint64_t correlation_id) const noexcept;
 
   /// Installs a new incarnation (none may be attached) and replays unanswered requests into it.
   /// Throws std::invalid_argument if its kernel types differ from the core's.
