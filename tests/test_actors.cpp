@@ -337,3 +337,21 @@ TEST_CASE("when the ring actor exits, its pending callers get stopped, not silen
   CHECK(other == 0);
   CHECK(c.call(echo_msg(1)).code == errc::stopped);
 }
+
+TEST_CASE("ring_client::poll completes pipelined requests on the calling thread", "[actors][unit]") {
+  runtime rt{small_runtime()};
+  rt.spawn_ring_actor<EchoKernel>("echo", {}, quick_park());
+  ring_client c = *rt.client("echo");
+  std::atomic<int> done{0}, finished{0};
+  for (int i = 0; i < 32; ++i)
+    c.submit(echo_msg(i), [&, i](call_result&& r) {
+      if (r.ok() && echo_seq(r.reply) == static_cast<std::uint64_t>(i)) ++done;
+      finished.fetch_add(1, std::memory_order_release);
+    });
+  REQUIRE(wait_until([&] {
+    c.poll();
+    return finished.load(std::memory_order_acquire) == 32;
+  }));
+  CHECK(done.load() == 32);
+  CHECK(c.in_flight() == 0);
+}
