@@ -210,6 +210,7 @@ TEST_CASE("the registry: lookup errors, taken names, atomic replace", "[actors][
   CHECK(*rt.registry().lookup("echo") == e1);
 
   // Readers never see the name missing while it is replaced back and forth.
+  rt.registry().replace("svc", e1);  // before the reader starts: from now on the name always exists
   std::atomic<bool> done{false};
   std::atomic<std::uint64_t> misses{0}, seen{0};
   std::thread reader([&] {
@@ -220,7 +221,6 @@ TEST_CASE("the registry: lookup errors, taken names, atomic replace", "[actors][
       seen.fetch_add(1);
     }
   });
-  rt.registry().replace("svc", e1);
   for (int i = 0; i < 2000; ++i) {
     auto prev = rt.registry().replace("svc", i % 2 ? e1 : e2);
     CHECK((prev.actor == e1 || prev.actor == e2));
