@@ -21,10 +21,7 @@ cpu_incarnation::~cpu_incarnation() {
   if (kernel_.running()) kernel_.stop(std::chrono::milliseconds(1000));
 }
 
-bool cpu_incarnation::finished() noexcept {
-  const kernel_state s = kernel_.control().current_state();
-  return s == kernel_state::stopped || s == kernel_state::faulted || s == kernel_state::idle;
-}
+bool cpu_incarnation::finished() noexcept { return kernel_.control().finished(); }
 
 bool cpu_incarnation::stop(std::chrono::milliseconds timeout) {
   if (!kernel_.running()) return kernel_.control().current_state() != kernel_state::faulted;

@@ -3,6 +3,8 @@
 
 #include <caf/all.hpp>
 
+#include "ringflow/ingress.hpp"
+
 #include <map>
 #include <mutex>
 #include <set>
@@ -13,12 +15,7 @@ namespace ringflow {
 
 namespace {
 std::string describe(const msg_type& t) {
-  std::string id;
-  for (int i = 0; i < 4; ++i) {
-    const char c = static_cast<char>((t.id >> (8 * i)) & 0xff);
-    id += (c >= 32 && c < 127) ? c : '?';
-  }
-  return (t.name.empty() ? std::string("type") : t.name) + " ('" + id + "')";
+  return (t.name.empty() ? std::string("type") : t.name) + " ('" + type_id_text(t.id) + "')";
 }
 }  // namespace
 
@@ -179,24 +176,12 @@ graph& graph::add(node n) {
 
 graph& graph::cpu_node(const std::string& name, msg_type in, msg_type out, cpu_node_fn fn) {
   if (!fn && build_error_.empty()) build_error_ = "graph '" + name_ + "': CPU node '" + name + "' has no function";
-  node n;
-  n.name = name;
-  n.kind = node_kind::cpu;
-  n.in = std::move(in);
-  n.out = std::move(out);
-  n.fn = std::move(fn);
-  return add(std::move(n));
+  return add(node{.name = name, .kind = node_kind::cpu, .in = std::move(in), .out = std::move(out), .fn = std::move(fn)});
 }
 
 graph& graph::actor_node(const std::string& name, msg_type in, msg_type out, behavior_factory make) {
   if (!make && build_error_.empty()) build_error_ = "graph '" + name_ + "': actor node '" + name + "' has no behaviour";
-  node n;
-  n.name = name;
-  n.kind = node_kind::actor;
-  n.in = std::move(in);
-  n.out = std::move(out);
-  n.make = std::move(make);
-  return add(std::move(n));
+  return add(node{.name = name, .kind = node_kind::actor, .in = std::move(in), .out = std::move(out), .make = std::move(make)});
 }
 
 graph& graph::connect(const std::string& from, const std::string& to) {

@@ -16,7 +16,8 @@ ring_client::ring_client(std::shared_ptr<ring_core> core, client_options opts)
   if (opts_.window == 0) throw std::invalid_argument("ring_client: window must be >= 1");
 }
 
-errc ring_client::enter(fb_msg& request, std::function<void(call_result&&)>&& cb, std::string& detail) {
+// On an error the callback is left in `cb` (the core does not take a target it refuses).
+errc ring_client::enter(fb_msg& request, std::function<void(call_result&&)>& cb, std::string& detail) {
   if (credit_->in_flight.load(std::memory_order_relaxed) >= opts_.window) {
     detail = "client has " + std::to_string(opts_.window) + " requests in flight (its window)";
     return errc::overloaded;
@@ -24,7 +25,9 @@ errc ring_client::enter(fb_msg& request, std::function<void(call_result&&)>&& cb
   if (request.deadline_ns == 0) request.with_timeout(opts_.default_timeout);
   completion_target target;
   target.callback = std::move(cb);
-  return core_->submit(std::move(request), std::move(target), credit_, detail);
+  const errc e = core_->submit(std::move(request), std::move(target), credit_, detail);
+  if (e != errc::ok) cb = std::move(target.callback);
+  return e;
 }
 
 call_result ring_client::call(fb_msg request) {
@@ -36,11 +39,12 @@ call_result ring_client::call(fb_msg request) {
   };
   auto s = std::make_shared<slot>();
   std::string detail;
-  const errc e = enter(request, [s](call_result&& r) {
+  std::function<void(call_result&&)> cb = [s](call_result&& r) {
     s->result = std::move(r);
     s->done.store(1, std::memory_order_release);
     s->done.notify_one();
-  }, detail);
+  };
+  const errc e = enter(request, cb, detail);
   if (e != errc::ok) return call_result{e, {}, std::move(detail)};
   // Help while waiting: consume replies ourselves (the poller's job, which it skips while we hold
   // the reply side), so a reply reaches this thread without a hand-off through the poller thread.
@@ -57,16 +61,16 @@ std::future<call_result> ring_client::submit(fb_msg request) {
   auto promise = std::make_shared<std::promise<call_result>>();
   std::future<call_result> f = promise->get_future();
   std::string detail;
-  const errc e = enter(request, [promise](call_result&& r) { promise->set_value(std::move(r)); }, detail);
+  std::function<void(call_result&&)> cb = [promise](call_result&& r) { promise->set_value(std::move(r)); };
+  const errc e = enter(request, cb, detail);
   if (e != errc::ok) promise->set_value(call_result{e, {}, std::move(detail)});
   return f;
 }
 
 void ring_client::submit(fb_msg request, std::function<void(call_result&&)> on_done) {
   std::string detail;
-  auto cb = on_done;  // kept for the immediate-error path (the submitted copy is consumed)
-  const errc e = enter(request, std::move(on_done), detail);
-  if (e != errc::ok) cb(call_result{e, {}, std::move(detail)});
+  const errc e = enter(request, on_done, detail);
+  if (e != errc::ok) on_done(call_result{e, {}, std::move(detail)});
 }
 
 }  // namespace ringflow

@@ -39,14 +39,7 @@ std::uint32_t round_up_pow2(std::uint32_t v) {
   return p;
 }
 
-std::string type_name(type_id t) {
-  std::string s;
-  for (int i = 0; i < 4; ++i) {
-    const char c = static_cast<char>((t >> (8 * i)) & 0xff);
-    s += (c >= 32 && c < 127) ? c : '?';
-  }
-  return "'" + s + "'";
-}
+std::string type_name(type_id t) { return "'" + type_id_text(t) + "'"; }
 
 // Structural check of a FlatBuffer whose schema the core does not know: the root table and its
 // vtable lie inside the buffer.
@@ -290,7 +283,9 @@ errc ring_core::submit(fb_msg&& request, completion_target&& target, std::shared
   e.live_id.store(id, std::memory_order_seq_cst);
   impl::bump(m.submitted);
   if (stopping_.load(std::memory_order_seq_cst) && claim(id)) {
-    // stop() began and did not see this entry: answer here, through the return value.
+    // stop() began and did not see this entry: answer here, through the return value, and hand
+    // the target back untouched, as every other refusal does.
+    target = std::move(e.target);
     e.target = completion_target{};
     e.caller->in_flight.fetch_sub(1, std::memory_order_relaxed);
     e.refs.fetch_sub(1, std::memory_order_relaxed);  // the staging ref: never staged
@@ -526,7 +521,7 @@ std::unique_ptr<incarnation> ring_core::detach_impl(bool drain) {
   m.consumer.publish();
   m.poll_busy.store(false, std::memory_order_release);
   // Entries of requests the kernel never answered stay live with published == true: replayed
-  // by the next attach(). Mark none published twice: carry keeps only never-published ids.
+  // by the next attach().
   m.producer = ring_producer();
   m.consumer = ring_consumer();
   impl::bump(m.detaches);

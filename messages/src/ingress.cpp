@@ -45,12 +45,7 @@ ingress_result fail(ingress_errc e, std::string detail) {
 }
 
 std::string type_text(type_id t) {
-  std::string s;
-  for (int i = 0; i < 4; ++i) {
-    const char c = static_cast<char>((t >> (8 * i)) & 0xFF);
-    s += (c >= 0x20 && c < 0x7F) ? c : '?';
-  }
-  return s + " (0x" + [&] {
+  return type_id_text(t) + " (0x" + [&] {
     static const char* hex = "0123456789abcdef";
     std::string h;
     for (int i = 7; i >= 0; --i) h += hex[(t >> (4 * i)) & 0xF];
@@ -233,6 +228,15 @@ std::vector<std::uint8_t> encode_envelope(const envelope_fields& f) {
   eb.add_payload(payload);
   b.Finish(eb.Finish(), wire::EnvelopeIdentifier());
   return {b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize()};
+}
+
+std::string type_id_text(type_id t) {
+  std::string s;
+  for (int i = 0; i < 4; ++i) {
+    const char c = static_cast<char>((t >> (8 * i)) & 0xFF);
+    s += (c >= 0x20 && c < 0x7F) ? c : '?';
+  }
+  return s;
 }
 
 std::uint64_t unix_now_ns() noexcept {

@@ -23,10 +23,7 @@ host_client::~host_client() {
   ch_.release_client();
 }
 
-bool host_client::kernel_finished() noexcept {
-  const kernel_state s = kernel_.control().current_state();  // acquire: its replies are visible
-  return s == kernel_state::stopped || s == kernel_state::faulted || s == kernel_state::idle;
-}
+bool host_client::kernel_finished() noexcept { return kernel_.control().finished(); }
 
 void host_client::fill(const ring_consumer& rc, const slot_header& h, reply& out) {
   out.correlation_id = h.correlation_id;

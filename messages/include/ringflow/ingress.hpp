@@ -133,6 +133,9 @@ struct envelope_fields {
 };
 std::vector<std::uint8_t> encode_envelope(const envelope_fields& f);
 
+/// A type id as its four identifier characters, e.g. "SCRQ" (unprintable bytes as '?').
+std::string type_id_text(type_id t);
+
 /// Nanoseconds since the Unix epoch (system clock), the time base of envelope deadlines.
 std::uint64_t unix_now_ns() noexcept;
 

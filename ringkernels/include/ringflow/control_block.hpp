@@ -120,6 +120,12 @@ struct control_block {
 
   // ---- readers (any thread)
   RINGFLOW_HD kernel_state current_state() { return static_cast<kernel_state>(load_acquire(state)); }
+  /// True when no kernel runs on these rings (never started, stopped, or faulted). Acquire: every
+  /// reply the kernel published before its last state change is visible.
+  RINGFLOW_HD bool finished() {
+    const kernel_state s = current_state();
+    return s == kernel_state::stopped || s == kernel_state::faulted || s == kernel_state::idle;
+  }
   RINGFLOW_HD kernel_error current_error() { return static_cast<kernel_error>(load_acquire(error_code)); }
   RINGFLOW_HD std::uint64_t heartbeat_count() { return load_relaxed(heartbeat); }
   RINGFLOW_HD std::uint64_t last_progress_beat() { return load_relaxed(last_progress); }

@@ -80,14 +80,12 @@ class graph {
   /// A ring actor serving kernel K (registered in the runtime as "<graph>.<node>").
   template <ring_kernel K>
   graph& ring_node(const std::string& name, ring_node_options opts = {}) {
-    node n;
-    n.name = name;
-    n.kind = node_kind::ring;
-    n.in = msg_type::of<typename K::request>();
-    n.out = msg_type::of<typename K::reply>();
-    n.ring_factory = cpu_incarnation_factory<K>(opts.cpu);
-    n.ring_opts = opts.actor;
-    return add(std::move(n));
+    return add(node{.name = name,
+                    .kind = node_kind::ring,
+                    .in = msg_type::of<typename K::request>(),
+                    .out = msg_type::of<typename K::reply>(),
+                    .ring_factory = cpu_incarnation_factory<K>(opts.cpu),
+                    .ring_opts = opts.actor});
   }
   /// A CPU node running `fn` (in its own actor, one message at a time).
   graph& cpu_node(const std::string& name, msg_type in, msg_type out, cpu_node_fn fn);
@@ -107,14 +105,14 @@ class graph {
 
  private:
   enum class node_kind { ring, cpu, actor };
-  struct node {
-    std::string name;
+  struct node {  // built with designated initializers; every member has a default
+    std::string name{};
     node_kind kind = node_kind::cpu;
-    msg_type in, out;
-    cpu_node_fn fn;
-    behavior_factory make;
-    incarnation_factory ring_factory;
-    ring_actor_options ring_opts;
+    msg_type in{}, out{};
+    cpu_node_fn fn{};
+    behavior_factory make{};
+    incarnation_factory ring_factory{};
+    ring_actor_options ring_opts{};
   };
   graph& add(node n);
   friend class running_graph;

@@ -58,7 +58,7 @@ class ring_client {
   std::uint32_t poll() { return core_->poll_replies(); }
 
  private:
-  errc enter(fb_msg& request, std::function<void(call_result&&)>&& cb, std::string& detail);
+  errc enter(fb_msg& request, std::function<void(call_result&&)>& cb, std::string& detail);
 
   std::shared_ptr<ring_core> core_;
   std::shared_ptr<caller_credit> credit_;

@@ -119,8 +119,8 @@ class ring_core : public std::enable_shared_from_this<ring_core> {
   const ring_actor_options& options() const noexcept { return opts_; }
 
   /// Submits a request (`caller` null: a fresh credit, i.e. no per-caller limit beyond one call's
-  /// window). On success returns errc::ok and the answer arrives later through
-  /// `target`; otherwise returns the error (with `detail`) and `target` is not used.
+  /// window). On success returns errc::ok and the answer arrives later through `target` (moved
+  /// from); otherwise returns the error (with `detail`) and leaves `target` as it was.
   errc submit(fb_msg&& request, completion_target&& target, std::shared_ptr<caller_credit> caller,
               std::string& detail, std::uint64_t* correlation_id = nullptr);
   /// True once request `correlation_id` (from submit) has been answered.
