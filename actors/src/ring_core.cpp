@@ -15,6 +15,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <cstring>
 #include <concurrentqueue.h>
 #include <deque>
 #include <stdexcept>
@@ -43,13 +44,22 @@ std::string type_name(type_id t) { return "'" + type_id_text(t) + "'"; }
 
 // Structural check of a FlatBuffer whose schema the core does not know: the root table and its
 // vtable lie inside the buffer.
-bool root_table_ok(const std::vector<std::uint8_t>& b) {
-  if (b.size() < 8 || b.size() > FLATBUFFERS_MAX_BUFFER_SIZE) return false;
-  const flatbuffers::uoffset_t root = flatbuffers::ReadScalar<flatbuffers::uoffset_t>(b.data());
-  if (root % 4 != 0 || static_cast<std::size_t>(root) + 4 > b.size()) return false;
-  flatbuffers::Verifier v(b.data(), b.size());
-  const auto* t = reinterpret_cast<const flatbuffers::Table*>(b.data() + root);
+bool root_table_ok(const std::uint8_t* data, std::size_t size) {
+  if (size < 8 || size > FLATBUFFERS_MAX_BUFFER_SIZE) return false;
+  const flatbuffers::uoffset_t root = flatbuffers::ReadScalar<flatbuffers::uoffset_t>(data);
+  if (root % 4 != 0 || static_cast<std::size_t>(root) + 4 > size) return false;
+  flatbuffers::Verifier v(data, size);
+  const auto* t = reinterpret_cast<const flatbuffers::Table*>(data + root);
   return t->VerifyTableStart(v) && v.EndTable();
+}
+
+// A buffer of type `t`: its schema's Verifier when `registry` knows it, else the root-table check.
+bool payload_ok(const payload_registry& registry, type_id t, const std::uint8_t* data, std::size_t size) {
+  if (const payload_registry::entry* schema = registry.find(t)) {
+    flatbuffers::Verifier v(data, size);
+    return schema->verify(v);
+  }
+  return root_table_ok(data, size);
 }
 
 }  // namespace
@@ -120,7 +130,9 @@ struct ring_core::impl {
 
   // ---- stats --------------------------------------------------------------------------------
   std::atomic<std::uint64_t> submitted{0}, replied{0}, error_replies{0}, rejected{0}, overloaded{0}, timeouts{0},
-      stopped{0}, duplicates{0}, replayed{0}, attaches{0}, detaches{0};
+      stopped{0}, duplicates{0}, replayed{0}, attaches{0}, detaches{0}, corrupt_replies{0};
+  std::atomic<std::uint64_t> last_attach_ns{0};
+  std::atomic<std::uint64_t> first_reply_ns{0};  // 0 until the first successful reply after attach
   static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
 };
 
@@ -168,6 +180,9 @@ ring_stats ring_core::stats() const noexcept {
   s.replayed = m.replayed.load(std::memory_order_relaxed);
   s.attaches = m.attaches.load(std::memory_order_relaxed);
   s.detaches = m.detaches.load(std::memory_order_relaxed);
+  s.corrupt_replies = m.corrupt_replies.load(std::memory_order_relaxed);
+  s.last_attach_ns = m.last_attach_ns.load(std::memory_order_relaxed);
+  s.first_reply_ns = m.first_reply_ns.load(std::memory_order_relaxed);
   s.in_flight = m.in_flight.load(std::memory_order_relaxed);
   const std::int64_t st = m.staged.load(std::memory_order_relaxed);
   s.staged = st > 0 ? static_cast<std::uint32_t>(st) : 0;
@@ -247,11 +262,10 @@ errc ring_core::submit(fb_msg&& request, completion_target&& target, std::shared
   if (limit && request.bytes.size() > limit)
     return reject(errc::oversize, "request of " + std::to_string(request.bytes.size()) + " bytes exceeds the ring's " +
                                       std::to_string(limit) + "-byte limit");
-  if (const payload_registry::entry* schema = opts_.verify->find(t)) {
-    flatbuffers::Verifier v(request.bytes.data(), request.bytes.size());
-    if (!schema->verify(v)) return reject(errc::malformed, "request fails the " + schema->name + " verifier");
-  } else if (!root_table_ok(request.bytes)) {
-    return reject(errc::malformed, "request is not a well-formed FlatBuffer");
+  if (!payload_ok(*opts_.verify, t, request.bytes.data(), request.bytes.size())) {
+    const payload_registry::entry* schema = opts_.verify->find(t);
+    return reject(errc::malformed, schema ? "request fails the " + schema->name + " verifier"
+                                          : std::string("request is not a well-formed FlatBuffer"));
   }
   if (!caller) caller = std::make_shared<caller_credit>();
   if (caller->in_flight.fetch_add(1, std::memory_order_relaxed) >= opts_.per_caller_window) {
@@ -418,18 +432,28 @@ std::uint32_t ring_core::consume_replies(std::uint32_t max) {
     if (!h) break;
     ++n;
     const std::uint64_t id = h->correlation_id;
+    const fb::bytes_view p = m.consumer.payload_view(h);
+    const bool ok_reply = h->status == static_cast<std::uint16_t>(status::ok);
+    const type_id want = ok_reply ? reply_type_ : msg::ErrorReply::id;
+    if (h->type_id != want || (opts_.verify_replies && !payload_ok(*opts_.verify, want, p.data, p.size))) {
+      // Not delivered: the request stays unanswered, to be replayed into a sound incarnation
+      // (supervision's watchdog sees the counter move) or answered by its deadline.
+      impl::bump(m.corrupt_replies);
+      m.consumer.release();
+      continue;
+    }
     if (!claim(id)) {
       impl::bump(m.duplicates);
       m.consumer.release();
       continue;
     }
-    const fb::bytes_view p = m.consumer.payload_view(h);
     call_result r;
     r.code = from_status(static_cast<status>(h->status));
     if (r.code == errc::ok) {
       r.reply.bytes.assign(p.data, p.data + p.size);
       r.reply.set_trace(h->trace_id, h->span_id);
       impl::bump(m.replied);
+      if (m.first_reply_ns.load(std::memory_order_relaxed) == 0) m.first_reply_ns.store(steady_now(), std::memory_order_relaxed);
     } else {
       const fb::string_view d = msg::view_of<msg::ErrorReply>(p).detail();
       r.detail.assign(d.data ? d.data : "", d.size);
@@ -498,6 +522,8 @@ void ring_core::attach(std::unique_ptr<incarnation> inc) {
   m.staged.fetch_add(static_cast<std::int64_t>(replay.size()), std::memory_order_seq_cst);
   impl::bump(m.replayed, replay.size());
   impl::bump(m.attaches);
+  m.first_reply_ns.store(0, std::memory_order_relaxed);
+  m.last_attach_ns.store(steady_now(), std::memory_order_relaxed);
   attached_.store(true, std::memory_order_release);
   m.publishing.store(false, std::memory_order_seq_cst);
   publish_pending();
@@ -531,6 +557,27 @@ std::unique_ptr<incarnation> ring_core::detach_impl(bool drain) {
 std::string ring_core::backend() const {
   std::lock_guard<std::mutex> lock(control_mu_);
   return impl_->inc ? impl_->inc->backend() : "";
+}
+
+incarnation_probe ring_core::probe() const {
+  std::lock_guard<std::mutex> lock(control_mu_);
+  incarnation_probe p;
+  incarnation* inc = impl_->inc.get();
+  if (!inc) return p;
+  control_block& cb = inc->control();
+  p.attached = true;
+  p.backend = inc->backend();
+  p.state = cb.current_state();
+  p.error = cb.current_error();  // acquire: flags and detail below are the fault's
+  if (p.error != kernel_error::none) {
+    p.error_flags = load_relaxed(cb.error_flags);
+    p.error_detail.assign(cb.error_detail, strnlen(cb.error_detail, control_block::detail_bytes));
+  }
+  p.epoch = load_relaxed(cb.epoch);
+  p.heartbeat = cb.heartbeat_count();
+  p.request_depth = ring_observer(inc->requests()).depth();
+  p.identity = inc;
+  return p;
 }
 
 void ring_core::stop() {

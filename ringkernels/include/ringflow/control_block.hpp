@@ -43,8 +43,26 @@ enum class kernel_error : std::uint32_t {
   bad_ring = 2,        // a ring region failed validation (magic/config)
   reply_stuck = 3,     // could not publish a reply before the stop timeout
   device_fault = 4,    // trap / illegal address reported by the device runtime
-  internal = 5,
+  internal = 5,        // a transient kernel error (restart in place may help)
+  out_of_memory = 6,   // the kernel or its device ran out of memory (pools exhausted)
+  crashed = 7,         // the kernel's thread / grid ended without stopping (detected by the backend)
+  device_lost = 8,     // the device is gone (fell off the bus, driver reset): nothing runs there now
 };
+
+RINGFLOW_HD constexpr const char* to_string(kernel_error e) {
+  switch (e) {
+    case kernel_error::none: return "none";
+    case kernel_error::launch_failed: return "launch_failed";
+    case kernel_error::bad_ring: return "bad_ring";
+    case kernel_error::reply_stuck: return "reply_stuck";
+    case kernel_error::device_fault: return "device_fault";
+    case kernel_error::internal: return "internal";
+    case kernel_error::out_of_memory: return "out_of_memory";
+    case kernel_error::crashed: return "crashed";
+    case kernel_error::device_lost: return "device_lost";
+  }
+  return "unknown";
+}
 
 namespace kernel_error_flags {
 inline constexpr std::uint32_t sticky = 1u << 0;  // context poisoned: restart in place cannot help

@@ -43,7 +43,7 @@
 
 #include "ringflow/actors/errors.hpp"
 #include "ringflow/actors/fb_msg.hpp"
-#include "ringflow/actors/incarnation.hpp"
+#include "ringflow/incarnation.hpp"
 
 namespace ringflow {
 
@@ -85,6 +85,12 @@ struct ring_actor_options {
   /// response goes to the caller through that worker's local queue instead of a cross-thread
   /// wake-up (~50-150 us on small VMs). A new message ends the wait at once. 0 disables.
   std::chrono::nanoseconds help_wait{100000};
+  /// Replies are checked before they reach a caller: the reply type (the kernel's, or an
+  /// ErrorReply) and the FlatBuffers Verifier of that type (`verify`; a structural root-table
+  /// check for unknown types). A reply that fails is not delivered: its request stays unanswered
+  /// (replayed after the fault ladder replaces the incarnation, or answered by its deadline) and
+  /// ring_stats::corrupt_replies counts it. false: trust the kernel (type check only).
+  bool verify_replies = true;
 };
 
 /// Counters (relaxed; monotonic) for tests, metrics and supervision.
@@ -100,8 +106,25 @@ struct ring_stats {
   std::uint64_t replayed = 0;        // requests re-published into a new incarnation
   std::uint64_t attaches = 0;
   std::uint64_t detaches = 0;
+  std::uint64_t corrupt_replies = 0;  // replies that failed verification (not delivered)
+  std::uint64_t last_attach_ns = 0;   // steady ns of the latest attach()
+  std::uint64_t first_reply_ns = 0;   // steady ns of the first successful reply after it (0: none yet)
   std::uint32_t in_flight = 0;       // outbox entries in use now
   std::uint32_t staged = 0;          // requests waiting for the publisher now
+};
+
+/// What the attached incarnation looks like right now (for the watchdog and metrics).
+struct incarnation_probe {
+  bool attached = false;
+  std::string backend;                         // "cpu", "sim", ...
+  kernel_state state = kernel_state::idle;
+  kernel_error error = kernel_error::none;
+  std::uint32_t error_flags = 0;
+  std::string error_detail;                    // when error != none
+  std::uint64_t epoch = 0;
+  std::uint64_t heartbeat = 0;
+  std::uint64_t request_depth = 0;             // requests in its ring (may lag by one head batch)
+  const incarnation* identity = nullptr;       // which incarnation (compare only; never dereference)
 };
 
 class ring_core : public std::enable_shared_from_this<ring_core> {
@@ -135,8 +158,10 @@ class ring_core : public std::enable_shared_from_this<ring_core> {
   /// Detach and destroy without waiting for a drain (a hung or lost kernel).
   std::unique_ptr<incarnation> detach_abandon();
   bool attached() const noexcept { return attached_.load(std::memory_order_acquire); }
-  /// The attached incarnation's backend name ("" when detached). Controlling thread only.
+  /// The attached incarnation's backend name ("" when detached).
   std::string backend() const;
+  /// A consistent look at the attached incarnation's control block and request ring.
+  incarnation_probe probe() const;
   /// Refuse new requests, detach, answer everything left with errc::stopped. Idempotent.
   void stop();
   bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }

@@ -1,4 +1,5 @@
-// ringflow/actors/incarnation.hpp — one running instance of a ring kernel behind a ring actor.
+// ringflow/incarnation.hpp — one running instance of a ring kernel behind a ring actor, and the
+// device it runs on (what supervision's fault ladder needs to know of both).
 //
 // Contract
 //   * An incarnation owns a request ring, a response ring and the kernel loop serving them on
@@ -10,9 +11,15 @@
 //   * stop(): stop flag -> the kernel drains what is in its request ring, publishes the replies,
 //     and reports stopped (or faulted when it cannot finish in `timeout`). After stop() returns
 //     finished() is true and every reply the kernel published is visible to the caller.
+//   * abandon(): asks the kernel to stop without waiting (a hung or untrusted kernel). The object
+//     may then be destroyed without blocking only once finished() is true; until then whoever
+//     abandoned it keeps it (supervision's graveyard), because a kernel thread may still use it.
 //   * `completion_bell` (given at creation) is rung whenever the kernel published replies, so one
 //     poller thread can park on many incarnations.
-// Thread-safety: start/stop from the controlling thread; notify(), finished() from any thread.
+//   * A backend lives in backends/ and implements this interface (CPU here; the sim decorator in
+//     backends/sim; the GPU backends add theirs). The actor layer and supervision see only this.
+// Thread-safety: start/stop/abandon from the controlling thread; notify(), finished(), control()
+// readers from any thread.
 #pragma once
 
 #include <chrono>
@@ -47,6 +54,23 @@ class incarnation {
   virtual control_block& control() noexcept = 0;
   /// Stops the kernel (drain, then stopped); true if it stopped cleanly within `timeout`.
   virtual bool stop(std::chrono::milliseconds timeout) = 0;
+  /// Asks the kernel to stop and returns at once (see the contract above).
+  virtual void abandon() noexcept = 0;
+};
+
+/// What a device's in-process reinitialization achieved.
+enum class reinit_outcome { ok, unsupported, failed };
+
+/// A device incarnations can be placed on (a GPU, the sim device). The CPU fallback is not one.
+class device {
+ public:
+  virtual ~device() = default;
+  /// Stable id, e.g. "sim:0", "cuda:0": the key of the device's circuit breaker and metrics.
+  virtual const std::string& id() const noexcept = 0;
+  virtual const char* backend() const noexcept = 0;
+  /// In-process reinitialization (e.g. a device reset) after a device-level fault. `detail`
+  /// says why when the outcome is not ok. Called by the fault ladder's thread.
+  virtual reinit_outcome reinitialize(std::string& detail) = 0;
 };
 
 /// Options of a CPU incarnation.
@@ -56,7 +80,8 @@ struct cpu_incarnation_options {
   std::uint32_t max_batch = 32;
 };
 
-/// Creates a fresh incarnation; `completion_bell` must outlive it. Throws on bad ring options.
+/// Creates a fresh incarnation; `completion_bell` must outlive it. Throws on bad ring options, or
+/// (a device factory) when the device cannot start a kernel now: std::runtime_error with the reason.
 using incarnation_factory = std::function<std::unique_ptr<incarnation>(cpu::doorbell* completion_bell)>;
 
 namespace detail {
@@ -83,6 +108,7 @@ class cpu_incarnation final : public incarnation {
   bool finished() noexcept override;
   control_block& control() noexcept override { return kernel_.control(); }
   bool stop(std::chrono::milliseconds timeout) override;
+  void abandon() noexcept override;
 
   cpu::cpu_kernel& kernel() noexcept { return kernel_; }
 

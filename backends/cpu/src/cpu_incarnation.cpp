@@ -1,5 +1,5 @@
-// The CPU incarnation of a ring kernel: see ringflow/actors/incarnation.hpp.
-#include "ringflow/actors/incarnation.hpp"
+// The CPU incarnation of a ring kernel: see ringflow/incarnation.hpp.
+#include "ringflow/incarnation.hpp"
 
 namespace ringflow::detail {
 
@@ -22,6 +22,11 @@ cpu_incarnation::~cpu_incarnation() {
 }
 
 bool cpu_incarnation::finished() noexcept { return kernel_.control().finished(); }
+
+void cpu_incarnation::abandon() noexcept {
+  kernel_.control().request_stop();
+  kernel_.notify();
+}
 
 bool cpu_incarnation::stop(std::chrono::milliseconds timeout) {
   if (!kernel_.running()) return kernel_.control().current_state() != kernel_state::faulted;

@@ -1,0 +1,76 @@
+// The per-device circuit breaker: see ringflow/supervision/circuit_breaker.hpp.
+#include "ringflow/supervision/circuit_breaker.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace ringflow {
+
+const char* to_string(breaker_state s) noexcept {
+  switch (s) {
+    case breaker_state::closed: return "closed";
+    case breaker_state::open: return "open";
+    case breaker_state::half_open: return "half_open";
+  }
+  return "unknown";
+}
+
+circuit_breaker::circuit_breaker(breaker_config cfg) : cfg_(cfg), cooldown_(cfg.open_for) {
+  if (cfg_.failure_threshold == 0) throw std::invalid_argument("circuit breaker: failure_threshold must be >= 1");
+  if (cfg_.open_for.count() <= 0) throw std::invalid_argument("circuit breaker: open_for must be > 0");
+  if (cfg_.window.count() <= 0) throw std::invalid_argument("circuit breaker: window must be > 0");
+  if (!(cfg_.backoff >= 1.0)) throw std::invalid_argument("circuit breaker: backoff must be >= 1");
+  if (cfg_.max_open_for < cfg_.open_for) cfg_.max_open_for = cfg_.open_for;
+}
+
+void circuit_breaker::forget_before(clock::time_point now) {
+  while (!failures_.empty() && now - failures_.front() >= cfg_.window) failures_.pop_front();
+}
+
+void circuit_breaker::open(clock::time_point now) {
+  state_ = breaker_state::open;
+  probe_at_ = now + cooldown_;
+  ++opens_;
+}
+
+bool circuit_breaker::record_failure(clock::time_point now) {
+  if (state_ == breaker_state::half_open) {
+    probe_failed(now);
+    return true;
+  }
+  forget_before(now);
+  failures_.push_back(now);
+  if (state_ == breaker_state::closed && failures_.size() >= cfg_.failure_threshold) {
+    open(now);
+    return true;
+  }
+  return false;
+}
+
+bool circuit_breaker::trip(clock::time_point now) {
+  if (state_ == breaker_state::open) return false;
+  open(now);
+  return true;
+}
+
+bool circuit_breaker::try_probe(clock::time_point now) {
+  if (state_ == breaker_state::closed) return true;
+  if (state_ == breaker_state::half_open || now < probe_at_) return false;
+  state_ = breaker_state::half_open;
+  return true;
+}
+
+void circuit_breaker::probe_succeeded(clock::time_point) {
+  state_ = breaker_state::closed;
+  failures_.clear();
+  cooldown_ = cfg_.open_for;
+}
+
+void circuit_breaker::probe_failed(clock::time_point now) {
+  const auto next = std::chrono::duration_cast<std::chrono::milliseconds>(cooldown_ * cfg_.backoff);
+  cooldown_ = std::min(next, cfg_.max_open_for);
+  state_ = breaker_state::closed;  // open() below counts the re-open
+  open(now);
+}
+
+}  // namespace ringflow
