@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include <caf/all.hpp>
+
 #include "actor_test_support.hpp"
 #include "ringflow/sim/sim_device.hpp"
 #include "ringflow/sim/sim_incarnation.hpp"
@@ -119,6 +121,13 @@ const ladder_ring_status& ring_of(const ladder_snapshot& s, const std::string& n
     if (r.name == name) return r;
   FAIL("ring " << name << " is not supervised");
   return s.rings.front();
+}
+
+// One blocking call through the embedding API: true if it came back with the right echo.
+bool rf_call_ok(runtime& rt, const std::string& ring) {
+  ring_client c = rt.client(ring).value();
+  const call_result r = c.call(echo_msg(4242));
+  return r.ok() && echo_seq(r.reply) == 4242;
 }
 
 bool has_event(const ladder_snapshot& s, ladder_event::kind k) {
@@ -305,4 +314,208 @@ TEST_CASE("fault matrix: each fault kind under load -> its ladder step, exactly 
       CHECK(has_event(s, outcome == "none" ? ladder_event::kind::fault : ladder_event::kind::fault) == (outcome != "none"));
     }
   }
+}
+
+// ---- ladder escalation, breaker, fail-back ---------------------------------------------------------
+
+namespace {
+const ladder_device_status& device_of(const ladder_snapshot& s, const std::string& id) {
+  for (const auto& d : s.devices)
+    if (d.id == id) return d;
+  FAIL("device " << id << " unknown to the ladder");
+  return s.devices.front();
+}
+}  // namespace
+
+TEST_CASE("ladder: repeated transient faults escalate from restart to reinitialize", "[faults][ladder]") {
+  ladder_config cfg = quick_ladder();
+  cfg.restarts_before_reinit = 3;
+  cfg.breaker.failure_threshold = 100;  // keep the breaker out of this test
+  fixture f(make_device(), cfg);
+  f.spawn("echo");
+  for (std::uint64_t k : {200, 400, 600}) f.dev->faults().add(fault_rule::at(fault_kind::transient_error, k));
+  const load_result r = run_load(f.rt, "echo", 2, 1000);
+  require_exactly_once(r);
+  CHECK(r.ok == r.sent);
+  const ladder_ring_status& st = ring_of(f.ladder.snapshot(), "echo");
+  CHECK(st.faults == 3);
+  CHECK(st.restarts >= 3);  // two plain restarts + the restart after the reinitialization
+  CHECK(st.reinits == 1);   // the third fault within the window
+  CHECK(f.dev->reinits() == 1);
+}
+
+TEST_CASE("breaker: failures open it, ring actors reroute to the CPU, and fail back once probes succeed", "[faults][breaker][ladder]") {
+  ladder_config cfg = quick_ladder();
+  cfg.restarts_before_reinit = 100;  // restarts only: the breaker decides
+  fixture f(make_device(), cfg);
+  f.spawn("a");
+  f.spawn("b");  // a healthy neighbour on the same device: rerouted with it, fails back with it
+  for (std::uint64_t k : {100, 200, 300, 400, 500}) {
+    auto rule = fault_rule::at(fault_kind::transient_error, k);
+    rule.kernel = "echo";
+    f.dev->faults().add(rule);
+  }
+  const load_result r = run_load(f.rt, "a", 3, 1000);
+  require_exactly_once(r);
+  CHECK(r.ok == r.sent);
+  {
+    const ladder_snapshot s = f.ladder.snapshot();
+    CHECK(device_of(s, "sim:0").breaker_opens >= 1);
+    CHECK(ring_of(s, "a").reroutes >= 1);
+    CHECK(ring_of(s, "b").reroutes >= 1);
+    CHECK(has_event(s, ladder_event::kind::breaker_open));
+  }
+  // No more faults: the half-open probe succeeds and both go back to the device.
+  REQUIRE(wait_until([&] {
+    const ladder_snapshot s = f.ladder.snapshot();
+    return device_of(s, "sim:0").breaker == breaker_state::closed && ring_of(s, "a").on_device && ring_of(s, "b").on_device;
+  }));
+  const ladder_snapshot s = f.ladder.snapshot();
+  CHECK(ring_of(s, "a").backend == "sim");
+  CHECK(ring_of(s, "b").backend == "sim");
+  CHECK(ring_of(s, "a").fail_backs + ring_of(s, "b").fail_backs == 2);
+  CHECK(has_event(s, ladder_event::kind::breaker_closed));
+  const load_result again = run_load(f.rt, "b", 2, 500);
+  require_exactly_once(again);
+  CHECK(again.ok == again.sent);
+}
+
+TEST_CASE("device lost: reroute, probes fail while it is gone, fail-back after restore", "[faults][breaker][ladder]") {
+  fixture f;
+  f.spawn("echo");
+  f.dev->faults().add(fault_rule::at(fault_kind::device_lost, 300));
+  const load_result r = run_load(f.rt, "echo", 3, 800);
+  require_exactly_once(r);
+  CHECK(r.ok == r.sent);
+  REQUIRE(f.dev->lost());
+  CHECK(ring_of(f.ladder.snapshot(), "echo").backend == "cpu");
+  // Probes while lost fail (the factory refuses): the cool-down backs off.
+  REQUIRE(wait_until([&] { return device_of(f.ladder.snapshot(), "sim:0").breaker_opens >= 3; }));
+  CHECK_FALSE(ring_of(f.ladder.snapshot(), "echo").on_device);
+  f.dev->restore();
+  REQUIRE(wait_until([&] {
+    const ladder_snapshot s = f.ladder.snapshot();
+    return ring_of(s, "echo").on_device && device_of(s, "sim:0").breaker == breaker_state::closed;
+  }));
+  CHECK(ring_of(f.ladder.snapshot(), "echo").backend == "sim");
+  const load_result again = run_load(f.rt, "echo", 2, 500);
+  require_exactly_once(again);
+  CHECK(again.ok == again.sent);
+}
+
+TEST_CASE("a device that cannot start kernels: the ring actor starts on the CPU and moves over later", "[faults][ladder]") {
+  fixture f;
+  f.dev->lose("unplugged for the test");
+  f.spawn("echo");
+  CHECK(f.rt.ring("echo")->backend() == "cpu");
+  CHECK_FALSE(ring_of(f.ladder.snapshot(), "echo").on_device);
+  CHECK(rf_call_ok(f.rt, "echo"));
+  f.dev->restore();
+  REQUIRE(wait_until([&] { return ring_of(f.ladder.snapshot(), "echo").on_device; }));
+  CHECK(f.rt.ring("echo")->backend() == "sim");
+  CHECK(rf_call_ok(f.rt, "echo"));
+}
+
+TEST_CASE("sticky error with two ring actors on the device: one incident, one reinitialization", "[faults][ladder]") {
+  fixture f;
+  f.spawn("a");
+  f.spawn("b");
+  f.dev->faults().add(fault_rule::at(fault_kind::sticky_error, 200));
+  std::thread other([&] { require_exactly_once(run_load(f.rt, "b", 1, 600)); });
+  const load_result r = run_load(f.rt, "a", 2, 600);
+  other.join();
+  require_exactly_once(r);
+  CHECK(r.ok == r.sent);
+  REQUIRE(wait_until([&] {
+    const ladder_snapshot s = f.ladder.snapshot();
+    return ring_of(s, "a").backend == "sim" && ring_of(s, "b").backend == "sim";
+  }));
+  const ladder_snapshot s = f.ladder.snapshot();
+  CHECK(f.dev->reinits() == 1);
+  CHECK(ring_of(s, "a").faults + ring_of(s, "b").faults == 2);  // both kernels saw the poisoned context
+  CHECK(device_of(s, "sim:0").recent_failures == 1);              // ... but the breaker counts one incident
+  CHECK(device_of(s, "sim:0").breaker == breaker_state::closed);
+}
+
+TEST_CASE("hang longer than the deadlines: stuck requests get errc::timeout, the rest is served", "[faults][ladder]") {
+  ladder_config cfg = quick_ladder();
+  cfg.hang_timeout = 300ms;
+  fixture f(make_device(), cfg);
+  f.spawn("echo");
+  f.dev->faults().add(fault_rule::at(fault_kind::hang, 50));
+  ring_client c = f.rt.client("echo").value();
+  std::atomic<int> ok{0}, timeouts{0}, other{0}, answered{0};
+  constexpr int n = 200;
+  for (int i = 0; i < n; ++i) {
+    fb_msg m = echo_msg(static_cast<std::uint64_t>(i));
+    m.deadline_ns = steady_now() + 100'000'000;  // 100 ms: shorter than the hang's detection
+    c.submit(std::move(m), [&](call_result&& r) {
+      (r.ok() ? ok : r.code == errc::timeout ? timeouts : other).fetch_add(1);
+      answered.fetch_add(1);
+    });
+    if (i % 16 == 15) REQUIRE(wait_until([&] { return answered.load() > i - 16; }));
+  }
+  REQUIRE(wait_until([&] { return answered.load() == n; }));
+  CHECK(ok + timeouts == n);
+  CHECK(other == 0);
+  CHECK(timeouts > 0);  // the hang outlived their deadlines
+  REQUIRE(wait_until([&] { return ring_of(f.ladder.snapshot(), "echo").hangs == 1; }));
+  CHECK(rf_call_ok(f.rt, "echo"));  // recovered
+}
+
+TEST_CASE("ladder: the ring actor is stable across many kernel restarts", "[faults][ladder]") {
+  ladder_config cfg = quick_ladder();
+  cfg.breaker.failure_threshold = 1000;
+  cfg.restarts_before_reinit = 1000;
+  fixture f(make_device(), cfg);
+  caf::actor a = f.ladder.spawn_ring_actor<EchoKernel>("echo", f.dev, {}, quick_park());
+  const auto core = f.rt.ring("echo");
+  for (int k = 1; k <= 20; ++k) f.dev->faults().add(fault_rule::at(fault_kind::crash, static_cast<std::uint64_t>(k) * 50));
+  // Through the actor itself (CAF request/response), not the embedding API.
+  caf::scoped_actor self{f.rt.system()};
+  int ok = 0;
+  for (int i = 0; i < 1100; ++i) {
+    self->request(a, caf::infinite, echo_msg(static_cast<std::uint64_t>(i)))
+        .receive([&](fb_msg& reply) { ok += echo_seq(reply) == static_cast<std::uint64_t>(i); },
+                 [&](caf::error& e) { FAIL("request " << i << ": " << f.rt.system().render(e)); });
+  }
+  CHECK(ok == 1100);
+  CHECK(ring_of(f.ladder.snapshot(), "echo").restarts >= 20);
+  CHECK(f.rt.ring("echo") == core);                   // same core, same outbox
+  CHECK(f.rt.registry().lookup("echo") == a);         // same actor, same name
+  CHECK(core->stats().attaches >= 21);
+}
+
+TEST_CASE("ring actor removed while its kernel is being recovered: pending callers get errc::stopped", "[faults][ladder]") {
+  ladder_config cfg = quick_ladder();
+  cfg.hang_timeout = 10000ms;  // the hang is never detected: the ring actor is removed instead
+  fixture f(make_device(), cfg);
+  ring_actor_options opts;
+  opts.stop_timeout = 100ms;  // how long stop() waits for the hung kernel to drain
+  f.ladder.spawn_ring_actor<EchoKernel>("echo", f.dev, opts, quick_park());
+  f.dev->faults().add(fault_rule::at(fault_kind::hang, 1));
+  ring_client c = f.rt.client("echo").value();
+  auto fut = c.submit(echo_msg(1));
+  REQUIRE(wait_until([&] { return f.dev->faults().fired(fault_kind::hang) == 1; }));
+  CHECK(f.rt.remove_ring("echo"));
+  const call_result r = fut.get();
+  CHECK(r.code == errc::stopped);
+  REQUIRE(wait_until([&] { return f.ladder.snapshot().rings.empty(); }));
+}
+
+TEST_CASE("ladder configuration and supervise() errors are clear", "[faults][ladder]") {
+  runtime rt(small_runtime());
+  ladder_config bad = quick_ladder();
+  bad.hang_timeout = 0ms;
+  CHECK_THROWS_AS(fault_ladder(rt, bad), std::invalid_argument);
+  bad = quick_ladder();
+  bad.jitter = 1.5;
+  CHECK_THROWS_AS(fault_ladder(rt, bad), std::invalid_argument);
+  bad = quick_ladder();
+  bad.breaker.failure_threshold = 0;
+  CHECK_THROWS_AS(fault_ladder(rt, bad), std::invalid_argument);
+  fault_ladder ladder(rt, quick_ladder());
+  auto dev = make_device();
+  CHECK_THROWS_WITH(ladder.supervise("nobody", dev, dev->factory<EchoKernel>(), cpu_incarnation_factory<EchoKernel>()),
+                    Catch::Contains("no ring actor named 'nobody'"));
 }

@@ -37,7 +37,7 @@ sim_incarnation::~sim_incarnation() {
 }
 
 bool sim_incarnation::finished() noexcept {
-  return exited_.load(std::memory_order_acquire) && control_->finished();
+  return exited_.load(std::memory_order_acquire) && control_->finished() && inner_->finished();
 }
 
 void sim_incarnation::abandon() noexcept {
@@ -215,6 +215,7 @@ void sim_incarnation::run() noexcept {
   for (;;) {
     if (abandoned_.load(std::memory_order_acquire)) {
       inner_->abandon();
+      if (!cb.finished()) cb.set_state(kernel_state::stopped);  // nothing runs here any more
       break;
     }
     if (cb.stop_is_requested()) {
