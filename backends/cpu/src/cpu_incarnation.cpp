@@ -24,8 +24,8 @@ cpu_incarnation::~cpu_incarnation() {
 bool cpu_incarnation::finished() noexcept { return kernel_.control().finished(); }
 
 void cpu_incarnation::abandon() noexcept {
-  kernel_.control().request_stop();
-  kernel_.notify();
+  // Nobody reads its replies any more: a short drain budget, then it exits (faulted if stuck).
+  if (kernel_.running()) kernel_.request_stop(std::chrono::milliseconds(100));
 }
 
 bool cpu_incarnation::stop(std::chrono::milliseconds timeout) {

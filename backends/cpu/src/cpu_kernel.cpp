@@ -45,11 +45,17 @@ void cpu_kernel::start() {
   thread_ = std::thread([this] { run(); });
 }
 
-stop_outcome cpu_kernel::stop(std::chrono::milliseconds timeout) {
-  if (!running()) return stop_outcome::already_stopped;
-  stop_timeout_ = timeout;   // ordered before the kernel's read by request_stop()'s release
+void cpu_kernel::request_stop(std::chrono::milliseconds timeout) noexcept {
+  // Relaxed: request_stop()'s release orders it before the kernel's read. An earlier request
+  // (abandon, then stop) may have been seen already: the kernel then uses either value.
+  stop_timeout_ms_.store(timeout.count(), std::memory_order_relaxed);
   control_->request_stop();
   bell_.ring();
+}
+
+stop_outcome cpu_kernel::stop(std::chrono::milliseconds timeout) {
+  if (!running()) return stop_outcome::already_stopped;
+  request_stop(timeout);
   thread_.join();
   return control_->current_state() == kernel_state::faulted ? stop_outcome::faulted : stop_outcome::stopped;
 }
@@ -121,7 +127,8 @@ void cpu_kernel::run() noexcept {
   for (;;) {
     if (cb.stop_is_requested()) {
       cb.set_state(kernel_state::draining);
-      const bool drained = drain(std::chrono::steady_clock::now() + stop_timeout_);
+      const auto timeout = std::chrono::milliseconds(stop_timeout_ms_.load(std::memory_order_relaxed));
+      const bool drained = drain(std::chrono::steady_clock::now() + timeout);
       if (drained) {
         cb.set_state(kernel_state::stopped);  // release: every reply above is visible first
       } else {

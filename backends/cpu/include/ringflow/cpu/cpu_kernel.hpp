@@ -128,6 +128,9 @@ class cpu_kernel {
   void start();
   /// Stop flag -> drain -> stopped; joins the thread. Waits at most `timeout` for the drain.
   stop_outcome stop(std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));
+  /// Stop flag only (no join): the kernel drains (within `timeout`) and exits; stop() or the
+  /// destructor joins it later. For a kernel the host no longer waits for (abandoned).
+  void request_stop(std::chrono::milliseconds timeout) noexcept;
   bool running() const noexcept { return thread_.joinable(); }
 
   /// Doorbell: call after pushing requests. Cheap (one fence + load) when the kernel is awake.
@@ -181,7 +184,7 @@ class cpu_kernel {
   doorbell bell_;
   std::thread thread_;
   std::uint64_t epoch_ = 0;
-  std::chrono::milliseconds stop_timeout_{5000};
+  std::atomic<std::int64_t> stop_timeout_ms_{5000};
   // stats (written by the kernel thread, relaxed)
   std::atomic<std::uint64_t> passes_{0}, idle_passes_{0}, parks_{0}, wakeups_{0};
   std::atomic<bool> parked_{false};
