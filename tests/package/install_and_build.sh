@@ -31,8 +31,9 @@ step install "$cmake" --install "$build" --prefix "$prefix"
 config=$(find "$prefix" -path '*/cmake/ringflow/ringflowConfig.cmake' | head -n 1)
 [[ -n $config ]] || { echo "package test: no ringflowConfig.cmake under $prefix" >&2; exit 1; }
 cmakedir=$(dirname "$config") libdir=$(dirname "$(dirname "$(dirname "$config")")")
-for f in "$cmakedir"/{ringflowConfigVersion,ringflowTargets,FindCAF}.cmake "$libdir"/libringflow_{actors,backend_cpu,messages}.a \
-         "$prefix"/include/ringflow/{ringflow.hpp,actors/runtime.hpp,kernel.hpp,fb_view.hpp,cpu/cpu_kernel.hpp} \
+for f in "$cmakedir"/{ringflowConfigVersion,ringflowTargets,FindCAF}.cmake "$libdir"/libringflow_{actors,backend_cpu,backend_sim,supervision,messages}.a \
+         "$prefix"/include/ringflow/{ringflow.hpp,actors/runtime.hpp,kernel.hpp,fb_view.hpp,cpu/cpu_kernel.hpp,incarnation.hpp} \
+         "$prefix"/include/ringflow/{sim/sim_device.hpp,supervision/fault_ladder.hpp,supervision/supervisor.hpp} \
          "$prefix"/include/ringflow/generated/score_request_generated.h; do
   [[ -f $f ]] || { echo "package test: $f was not installed" >&2; exit 1; }
 done
