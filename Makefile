@@ -27,6 +27,7 @@ build: deps
 
 demo: build
 	./$(BUILD)/examples/ringflow_demo
+	./$(BUILD)/examples/ringflow_fault_ladder
 
 test: build
 	cd $(BUILD) && $(CTEST)

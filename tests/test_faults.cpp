@@ -337,7 +337,8 @@ TEST_CASE("ladder: repeated transient faults escalate from restart to reinitiali
   const load_result r = run_load(f.rt, "echo", 2, 1000);
   require_exactly_once(r);
   CHECK(r.ok == r.sent);
-  const ladder_ring_status& st = ring_of(f.ladder.snapshot(), "echo");
+  const ladder_snapshot snap = f.ladder.snapshot();
+  const ladder_ring_status& st = ring_of(snap, "echo");
   CHECK(st.faults == 3);
   CHECK(st.restarts >= 3);  // two plain restarts + the restart after the reinitialization
   CHECK(st.reinits == 1);   // the third fault within the window
@@ -518,4 +519,24 @@ TEST_CASE("ladder configuration and supervise() errors are clear", "[faults][lad
   auto dev = make_device();
   CHECK_THROWS_WITH(ladder.supervise("nobody", dev, dev->factory<EchoKernel>(), cpu_incarnation_factory<EchoKernel>()),
                     Catch::Contains("no ring actor named 'nobody'"));
+}
+
+TEST_CASE("a faulted kernel restarts in place: same rings, new epoch; a hung one is replaced", "[faults][ladder]") {
+  fixture f;
+  f.spawn("echo");
+  const auto core = f.rt.ring("echo");
+  const incarnation_probe before = core->probe();
+  f.dev->faults().add(fault_rule::at(fault_kind::crash, 20));
+  require_exactly_once(run_load(f.rt, "echo", 1, 100));
+  REQUIRE(wait_until([&] { return ring_of(f.ladder.snapshot(), "echo").restarts == 1; }));
+  const incarnation_probe after = core->probe();
+  CHECK(after.identity == before.identity);  // restarted in place, no new incarnation
+  CHECK(after.epoch > before.epoch);
+  CHECK(after.state == kernel_state::running);
+
+  f.dev->faults().add(fault_rule::at(fault_kind::hang, f.dev->faults().requests_seen() + 5));
+  require_exactly_once(run_load(f.rt, "echo", 1, 100));
+  REQUIRE(wait_until([&] { return ring_of(f.ladder.snapshot(), "echo").restarts == 2; }));
+  CHECK(core->probe().identity != before.identity);  // a hung kernel is abandoned, never restarted
+  REQUIRE(wait_until([&] { return f.ladder.snapshot().graveyard == 0; }));
 }

@@ -108,6 +108,8 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
     clock::time_point probe_started{};
     // watchdog
     const incarnation* watched = nullptr;
+    std::unique_ptr<incarnation> spare;     // the faulted incarnation, for a restart in place
+    bool spare_on_device = false;
     std::uint64_t beat = 0;
     clock::time_point beat_at{};
     std::uint64_t corrupt_seen = 0;  // the core's corrupt_replies already handled (only the attached
@@ -169,14 +171,29 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
                     graveyard.end());
   }
 
-  /// Creates an incarnation from `f` and attaches it; false (with `why`) if the factory threw.
-  bool attach_from(ring_rec& r, const incarnation_factory& f, std::string& why) {
-    std::unique_ptr<incarnation> inc;
-    try {
-      inc = f(&rt.poller().bell());
-    } catch (const std::exception& e) {
-      why = e.what();
-      return false;
+  /// Attaches a kernel on the device (`on_device`) or the CPU: the failed incarnation restarted in
+  /// place when it can be (same rings, no allocation), else a new one from the factory. False
+  /// (with `why`) if neither worked or the ring actor stopped meanwhile.
+  bool place(ring_rec& r, bool on_device, std::string& why) {
+    std::unique_ptr<incarnation> inc = std::move(r.spare);
+    if (inc) {
+      bool restarted = false;
+      if (r.spare_on_device == on_device) {
+        try {
+          restarted = inc->restart();
+        } catch (const std::exception&) {
+          restarted = false;
+        }
+      }
+      if (!restarted) bury(std::move(inc));
+    }
+    if (!inc) {
+      try {
+        inc = (on_device ? r.on_device : r.on_cpu)(&rt.poller().bell());
+      } catch (const std::exception& e) {
+        why = e.what();
+        return false;
+      }
     }
     r.created_reinit = r.dev->reinits;
     r.watched = nullptr;
@@ -187,6 +204,21 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
       return false;
     }
     return true;
+  }
+
+  /// Takes the incarnation off ring `r`: a faulted one is stopped (its last replies harvested) and
+  /// kept for a restart in place; a hung or untrusted one (`abandon`) goes to the graveyard, as does
+  /// a healthy one that moves elsewhere (`keep` false).
+  void take_off(ring_rec& r, bool abandon, bool keep) {
+    bury(std::move(r.spare));
+    std::unique_ptr<incarnation> inc = abandon ? r.core->detach_abandon() : r.core->detach();
+    if (keep && !abandon && inc) {
+      r.spare = std::move(inc);
+      r.spare_on_device = r.on_device_now;
+    } else {
+      bury(std::move(inc));
+    }
+    r.watched = nullptr;
   }
 
   std::chrono::nanoseconds backoff(std::uint32_t n) {
@@ -217,7 +249,7 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
     std::string why;
     switch (s) {
       case step::restart: {
-        const bool ok = attach_from(r, r.on_device_now ? r.on_device : r.on_cpu, why);
+        const bool ok = place(r, r.on_device_now, why);
         if (ok) {
           ++r.st.restarts;
           emit(ladder_event::kind::restart, &r, &d, {}, {}, r.in_a_row);
@@ -241,7 +273,7 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
         if (o == reinit_outcome::ok) {
           ++d.reinits;
           ++r.st.reinits;
-          if (attach_from(r, r.on_device, why)) {
+          if (place(r, true, why)) {
             ++r.st.restarts;
             emit(ladder_event::kind::restart, &r, &d, {}, "after reinitialize", r.in_a_row);
             return;
@@ -254,7 +286,7 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
       }
       case step::reroute: {
         if (d.breaker.trip(now)) open_breaker(d, now, &r);
-        if (!attach_from(r, r.on_cpu, why)) {
+        if (!place(r, false, why)) {
           if (r.core->stopping()) return;
           emit(ladder_event::kind::step_failed, &r, &d, "launch_failed", "reroute: " + why);
           r.on_device_now = false;
@@ -276,9 +308,9 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
              std::to_string(d.breaker.cooldown().count()) + " ms");
     for (auto& [name, r] : rings) {
       if (&r == cause || r.dev != &d || !r.on_device_now || r.ph != phase::healthy || !r.core->attached()) continue;
-      bury(r.core->detach());  // a healthy kernel: drain it, keep its replies
+      take_off(r, false, false);  // a healthy kernel: drain it, keep its replies
       std::string why;
-      if (!attach_from(r, r.on_cpu, why)) {
+      if (!place(r, false, why)) {
         if (r.core->stopping()) continue;
         emit(ladder_event::kind::step_failed, &r, &d, {}, "reroute: " + why);
         r.on_device_now = false;
@@ -299,8 +331,7 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
     device_rec& d = *r.dev;
     emit(ladder_event::kind::fault, &r, &d, fault, std::move(detail), 0, detect_delay_ns);
     // A hung or corrupting kernel is not trusted with a drain; a faulted one has stopped already.
-    bury(abandon ? r.core->detach_abandon() : r.core->detach());
-    r.watched = nullptr;
+    take_off(r, abandon, true);
     while (!r.recent.empty() && now - r.recent.front() >= cfg.restart_window) r.recent.pop_front();
     r.recent.push_back(now);
     const bool probing = r.ph == phase::probing;
@@ -389,27 +420,47 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
     emit(ladder_event::kind::fail_back, &r, &d, {}, "probe healthy");
     for (auto& [name, o] : rings) {
       if (o.dev != &d || o.on_device_now || o.ph != phase::healthy || !o.core->attached()) continue;
-      std::unique_ptr<incarnation> inc;
       std::string why;
-      try {
-        inc = o.on_device(&rt.poller().bell());
-      } catch (const std::exception& e) {
-        emit(ladder_event::kind::step_failed, &o, &d, "launch_failed", "fail-back: " + std::string(e.what()));
+      if (!move_to_device(o, why)) {
+        if (o.core->stopping()) continue;
+        emit(ladder_event::kind::step_failed, &o, &d, "launch_failed", "fail-back: " + why);
         if (d.breaker.record_failure(now)) open_breaker(d, now, &o);
         return;
       }
-      bury(o.core->detach());  // drain the CPU incarnation: its replies are kept
-      o.created_reinit = d.reinits;
-      o.watched = nullptr;
-      try {
-        o.core->attach(std::move(inc));
-      } catch (const std::logic_error&) {
-        continue;
-      }
-      o.on_device_now = true;
       ++o.st.fail_backs;
       emit(ladder_event::kind::fail_back, &o, &d);
     }
+  }
+
+  /// Moves a rerouted ring actor back to its device: a new device incarnation first (a device
+  /// that refuses because it still needs its reinitialization gets one), then the CPU one is
+  /// drained off. False (with `why`) if the device cannot start the kernel; the ring actor then
+  /// stays on the CPU untouched.
+  bool move_to_device(ring_rec& r, std::string& why) {
+    device_rec& d = *r.dev;
+    std::unique_ptr<incarnation> inc;
+    for (int attempt = 0; attempt < 2 && !inc; ++attempt) {
+      try {
+        inc = r.on_device(&rt.poller().bell());
+      } catch (const std::exception& e) {
+        why = e.what();
+        std::string detail;
+        if (attempt > 0 || d.dev->reinitialize(detail) != reinit_outcome::ok) return false;
+        ++d.reinits;
+        ++r.st.reinits;
+        emit(ladder_event::kind::reinitialize, &r, &d, {}, "ok (before fail-back)");
+      }
+    }
+    take_off(r, false, false);  // drain the CPU incarnation: its replies are kept
+    r.created_reinit = d.reinits;
+    try {
+      r.core->attach(std::move(inc));
+    } catch (const std::logic_error& e) {
+      why = e.what();
+      return false;
+    }
+    r.on_device_now = true;
+    return true;
   }
 
   // Half-open probes: one rerouted ring actor per device tries the device again.
@@ -423,25 +474,15 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
           break;
         }
       if (!cand || !d.breaker.try_probe(now)) continue;
-      std::unique_ptr<incarnation> inc;
-      try {
-        inc = cand->on_device(&rt.poller().bell());
-      } catch (const std::exception& e) {
+      std::string why;
+      if (!move_to_device(*cand, why)) {
+        if (cand->core->stopping()) continue;
         d.breaker.probe_failed(now);
-        emit(ladder_event::kind::step_failed, cand, &d, "launch_failed", "probe: " + std::string(e.what()));
+        emit(ladder_event::kind::step_failed, cand, &d, "launch_failed", "probe: " + why);
         emit(ladder_event::kind::breaker_open, cand, &d, {},
              "probe failed; next in " + std::to_string(d.breaker.cooldown().count()) + " ms");
         continue;
       }
-      bury(cand->core->detach());
-      cand->created_reinit = d.reinits;
-      cand->watched = nullptr;
-      try {
-        cand->core->attach(std::move(inc));
-      } catch (const std::logic_error&) {
-        continue;
-      }
-      cand->on_device_now = true;
       cand->ph = phase::probing;
       cand->probe_started = now;
       emit(ladder_event::kind::probe, cand, &d);
@@ -453,6 +494,7 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
     bool busy = false;
     for (auto it = rings.begin(); it != rings.end();) {
       if (it->second.core->stopping()) {
+        bury(std::move(it->second.spare));
         it = rings.erase(it);
         continue;
       }
@@ -488,6 +530,7 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
     cv.notify_all();
     if (thread.joinable()) thread.join();
     std::lock_guard<std::mutex> lock(mu);
+    for (auto& [name, r] : rings) bury(std::move(r.spare));
     // Abandoned kernels: give them a moment to finish, then leak what cannot (a stuck thread).
     const auto until = clock::now() + std::chrono::milliseconds(2000);
     while (true) {

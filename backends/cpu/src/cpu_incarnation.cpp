@@ -1,6 +1,16 @@
 // The CPU incarnation of a ring kernel: see ringflow/incarnation.hpp.
 #include "ringflow/incarnation.hpp"
 
+namespace ringflow {
+
+void discard_ring(ring_region r) noexcept {
+  ring_consumer c(r);
+  while (c.try_peek()) c.release();
+  c.publish();
+}
+
+}  // namespace ringflow
+
 namespace ringflow::detail {
 
 namespace {
@@ -24,8 +34,18 @@ cpu_incarnation::~cpu_incarnation() {
 bool cpu_incarnation::finished() noexcept { return kernel_.control().finished(); }
 
 void cpu_incarnation::abandon() noexcept {
+  abandoned_ = true;
   // Nobody reads its replies any more: a short drain budget, then it exits (faulted if stuck).
   if (kernel_.running()) kernel_.request_stop(std::chrono::milliseconds(100));
+}
+
+bool cpu_incarnation::restart() {
+  if (abandoned_ || !kernel_.control().finished()) return false;
+  kernel_.stop(std::chrono::milliseconds(0));  // joins the finished thread
+  discard_ring(channel_->requests());
+  discard_ring(channel_->replies());
+  kernel_.start();  // new epoch, resumes at the rings' (now empty) positions
+  return true;
 }
 
 bool cpu_incarnation::stop(std::chrono::milliseconds timeout) {

@@ -1,5 +1,8 @@
 #include "ringflow/cpu/ring_storage.hpp"
 
+#include <sys/mman.h>
+
+#include <new>
 #include <stdexcept>
 #include <string>
 
@@ -16,14 +19,19 @@ void ring_storage::validate(const ring_config& cfg) {
     bad("head_batch " + std::to_string(cfg.head_batch) + " must be <= capacity / 2");
 }
 
-ring_storage::ring_storage(const ring_config& cfg) {
+ring_storage::ring_storage(const ring_config& cfg) : memory_(nullptr, mapping_delete{0}) {
   validate(cfg);
   const ring_layout layout{cfg};
-  memory_.reset(static_cast<byte*>(::operator new[](layout.bytes(), std::align_val_t{128})));
+  const std::size_t bytes = layout.bytes();
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  memory_ = std::unique_ptr<byte[], mapping_delete>(static_cast<byte*>(p), mapping_delete{bytes});
   if (const auto words = layout.producer_scratch_words()) {
     scratch_ = std::make_unique<std::uint64_t[]>(words);  // value-initialised (zero)
   }
   region_ = ring_region::init(memory_.get(), cfg);
 }
+
+void ring_storage::mapping_delete::operator()(byte* p) const noexcept { ::munmap(p, bytes); }
 
 }  // namespace ringflow::cpu

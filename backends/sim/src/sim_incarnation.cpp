@@ -50,6 +50,28 @@ void sim_incarnation::abandon() noexcept {
   pump_bell_.ring();
 }
 
+bool sim_incarnation::restart() {
+  if (abandoned_.load(std::memory_order_acquire) || !exited_.load(std::memory_order_acquire)) return false;
+  if (dev_->lost() || dev_->poisoned()) return false;
+  if (pump_.joinable()) pump_.join();
+  if (!inner_->finished()) inner_->stop(std::chrono::milliseconds(stop_timeout_ms_.load(std::memory_order_relaxed)));
+  if (!inner_->finished() || !inner_->restart()) return false;
+  discard_ring(requests_.region());
+  discard_ring(replies_.region());
+  own_requests_ = ring_consumer(requests_.region());
+  own_replies_ = ring_producer(replies_.region(), replies_.producer_scratch());
+  inner_requests_ = ring_producer(inner_->requests(), inner_->request_producer_scratch());
+  inner_replies_ = ring_consumer(inner_->replies());
+  decided_pos_ = ~0ull;
+  corrupt_ids_.clear();
+  hung_ = dead_ = blocked_ = false;
+  generation_ = dev_->generation();
+  control_->reset(dev_->next_epoch());
+  exited_.store(false, std::memory_order_release);
+  pump_ = std::thread([this] { run(); });
+  return true;
+}
+
 bool sim_incarnation::stop(std::chrono::milliseconds timeout) {
   if (!exited_.load(std::memory_order_acquire)) {
     stop_timeout_ms_.store(timeout.count(), std::memory_order_relaxed);
@@ -75,7 +97,8 @@ bool sim_incarnation::stop(std::chrono::milliseconds timeout) {
 void sim_incarnation::die(kernel_error code, std::uint32_t flags, const char* detail) noexcept {
   dead_ = true;
   control_->fault(code, flags, detail);
-  inner_->abandon();
+  // The inner kernel keeps running until the host stops (or abandons) this incarnation: what it
+  // still serves is never forwarded, exactly as if the kernel had died with it.
 }
 
 bool sim_incarnation::device_failed() noexcept {

@@ -56,7 +56,16 @@ class incarnation {
   virtual bool stop(std::chrono::milliseconds timeout) = 0;
   /// Asks the kernel to stop and returns at once (see the contract above).
   virtual void abandon() noexcept = 0;
+  /// Restart in place: a new kernel (new epoch) on the same rings, after the previous one
+  /// finished (stopped or faulted — never after abandon()). Whatever is left in the request and
+  /// response rings is discarded: the caller (ring_core::detach) has harvested the replies and
+  /// replays the unanswered requests. Cheaper than a new incarnation (no ring allocation). Returns
+  /// false when the backend cannot (then make a new incarnation); the default cannot.
+  virtual bool restart() { return false; }
 };
+
+/// Discards every message left in `r` (its only consumer and producer must be stopped/detached).
+void discard_ring(ring_region r) noexcept;
 
 /// What a device's in-process reinitialization achieved.
 enum class reinit_outcome { ok, unsupported, failed };
@@ -109,6 +118,7 @@ class cpu_incarnation final : public incarnation {
   control_block& control() noexcept override { return kernel_.control(); }
   bool stop(std::chrono::milliseconds timeout) override;
   void abandon() noexcept override;
+  bool restart() override;
 
   cpu::cpu_kernel& kernel() noexcept { return kernel_; }
 
@@ -116,6 +126,7 @@ class cpu_incarnation final : public incarnation {
   cpu_incarnation(const char* name, const cpu_incarnation_options& opts, cpu::doorbell* bell);
   cpu::cpu_kernel kernel_;
   cpu::channel* channel_ = nullptr;
+  bool abandoned_ = false;
 };
 }  // namespace detail
 

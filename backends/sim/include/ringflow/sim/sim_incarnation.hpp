@@ -16,7 +16,8 @@
 //       slow            delays that request by the rule's latency (the heartbeat stalls meanwhile).
 //       corrupt_reply   the request's reply reaches the host with its payload overwritten.
 //     A faulted pump forwards nothing more; requests in either ring stay unanswered (the ring
-//     core replays them into the next incarnation). The inner incarnation is abandoned.
+//     core replays them into the next incarnation). The inner incarnation is stopped with it
+//     (stop()), or abandoned with it (abandon()).
 //   * stop(timeout): the pump forwards what is left, stops the inner incarnation (it drains),
 //     forwards its last replies and reports stopped; a hung pump times out (returns false and
 //     marks the block faulted, as a kernel that ignores its stop flag would).
@@ -57,6 +58,9 @@ class sim_incarnation final : public incarnation {
   control_block& control() noexcept override { return *control_; }
   bool stop(std::chrono::milliseconds timeout) override;
   void abandon() noexcept override;
+  /// Restarts the pump and the inner incarnation in place (not after abandon, nor while the
+  /// device is lost or poisoned); the new kernel belongs to the device's current generation.
+  bool restart() override;
 
   /// The device generation this incarnation was started in.
   std::uint64_t generation() const noexcept { return generation_; }
@@ -72,7 +76,7 @@ class sim_incarnation final : public incarnation {
   void die(kernel_error code, std::uint32_t flags, const char* detail) noexcept;
 
   std::shared_ptr<sim_device> dev_;
-  std::uint64_t generation_;
+  std::uint64_t generation_;  // written before the pump starts; read by the pump
   cpu::doorbell pump_bell_;  // rung by notify() and by the inner kernel's replies
   cpu::doorbell* completion_bell_;
   std::unique_ptr<incarnation> inner_;
