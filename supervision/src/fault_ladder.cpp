@@ -244,6 +244,8 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
 
   void take(ring_rec& r, step s, clock::time_point now) {
     r.ph = phase::healthy;
+    const clock::time_point began = clock::now();
+    auto took = [&] { return static_cast<std::uint64_t>(std::chrono::nanoseconds(clock::now() - began).count()); };
     device_rec& d = *r.dev;
     if (r.on_device_now && s == step::restart && !d.breaker.closed()) s = step::reroute;
     std::string why;
@@ -252,7 +254,7 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
         const bool ok = place(r, r.on_device_now, why);
         if (ok) {
           ++r.st.restarts;
-          emit(ladder_event::kind::restart, &r, &d, {}, {}, r.in_a_row);
+          emit(ladder_event::kind::restart, &r, &d, {}, {}, r.in_a_row, took());
           return;
         }
         if (r.core->stopping()) return;
@@ -269,13 +271,14 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
       case step::reinitialize: {
         const reinit_outcome o = d.dev->reinitialize(why);
         emit(ladder_event::kind::reinitialize, &r, &d, {},
-             o == reinit_outcome::ok ? "ok" : (o == reinit_outcome::unsupported ? "unsupported: " : "failed: ") + why);
+             o == reinit_outcome::ok ? "ok" : (o == reinit_outcome::unsupported ? "unsupported: " : "failed: ") + why, 0,
+             took());
         if (o == reinit_outcome::ok) {
           ++d.reinits;
           ++r.st.reinits;
           if (place(r, true, why)) {
             ++r.st.restarts;
-            emit(ladder_event::kind::restart, &r, &d, {}, "after reinitialize", r.in_a_row);
+            emit(ladder_event::kind::restart, &r, &d, {}, "after reinitialize", r.in_a_row, took());
             return;
           }
           if (r.core->stopping()) return;
@@ -295,7 +298,7 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
         }
         r.on_device_now = false;
         ++r.st.reroutes;
-        emit(ladder_event::kind::reroute, &r, &d);
+        emit(ladder_event::kind::reroute, &r, &d, {}, {}, 0, took());
         return;
       }
     }
@@ -324,12 +327,12 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
   }
 
   void on_fault(ring_rec& r, const std::string& fault, fault_class cls, std::string detail, bool abandon,
-                clock::time_point now, std::uint64_t detect_delay_ns = 0) {
+                clock::time_point now) {
     ++r.st.faults;
     r.detected_ns = ns_of(now);
     r.awaiting_reply = true;
     device_rec& d = *r.dev;
-    emit(ladder_event::kind::fault, &r, &d, fault, std::move(detail), 0, detect_delay_ns);
+    emit(ladder_event::kind::fault, &r, &d, fault, std::move(detail));
     // A hung or corrupting kernel is not trusted with a drain; a faulted one has stopped already.
     take_off(r, abandon, true);
     while (!r.recent.empty() && now - r.recent.front() >= cfg.restart_window) r.recent.pop_front();

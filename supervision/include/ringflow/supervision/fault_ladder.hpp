@@ -76,7 +76,8 @@ struct ladder_event {
   std::string detail;
   std::string backend;      // where the ring actor runs after the step ("sim", "cpu", ...)
   std::uint32_t attempt = 0;     // restarts in a row (restart events)
-  std::uint64_t duration_ns = 0; // recovered: detection -> first successful reply; fault: hang detection delay
+  std::uint64_t duration_ns = 0; // recovered: detection -> first successful reply; restart, reinitialize,
+                                 // reroute: how long the step itself took (from its start)
   std::string to_json() const;
 };
 const char* to_string(ladder_event::kind k) noexcept;
