@@ -15,6 +15,7 @@
 #include "ringflow/sim/sim_device.hpp"
 #include "ringflow/sim/sim_incarnation.hpp"
 #include "ringflow/supervision/fault_ladder.hpp"
+#include "ringflow/supervision/supervisor.hpp"
 
 using namespace ringflow;
 using namespace ringflow::test;
@@ -539,4 +540,51 @@ TEST_CASE("a faulted kernel restarts in place: same rings, new epoch; a hung one
   REQUIRE(wait_until([&] { return ring_of(f.ladder.snapshot(), "echo").restarts == 2; }));
   CHECK(core->probe().identity != before.identity);  // a hung kernel is abandoned, never restarted
   REQUIRE(wait_until([&] { return f.ladder.snapshot().graveyard == 0; }));
+}
+
+// ---- the ladder inside an OTP supervisor tree ------------------------------------------------------
+
+TEST_CASE("ladder restarts do not count toward the supervisor's intensity; an actor crash does", "[faults][ladder][supervisor]") {
+  ladder_config cfg = quick_ladder();
+  cfg.breaker.failure_threshold = 1000;
+  cfg.restarts_before_reinit = 1000;
+  fixture f(make_device(), cfg);
+  supervisor_spec spec;
+  spec.name = "root";
+  spec.flags.intensity = 1;  // OTP's default: one restart in 5 s
+  spec.flags.period = 5000ms;
+  child_spec echo;
+  echo.id = "echo";
+  echo.start = [&]() -> caf::expected<caf::actor> {
+    return f.ladder.spawn_ring_actor<EchoKernel>("echo", f.dev, {}, quick_park());
+  };
+  spec.children.push_back(echo);
+  auto sup = start_supervisor(f.rt, spec);
+  REQUIRE(sup);
+  const caf::actor_id first = sup->snapshot().children.at(0).actor;
+
+  for (int k = 1; k <= 20; ++k) f.dev->faults().add(fault_rule::at(fault_kind::crash, static_cast<std::uint64_t>(k) * 60));
+  const load_result r = run_load(f.rt, "echo", 2, 800);
+  require_exactly_once(r);
+  CHECK(r.ok == r.sent);
+  CHECK(ring_of(f.ladder.snapshot(), "echo").restarts >= 20);
+  supervisor_snapshot s = sup->snapshot();
+  CHECK(s.restarts == 0);  // 20 kernel restarts, no OTP restart: the tree never noticed
+  CHECK_FALSE(s.escalated);
+  CHECK(s.children.at(0).running);
+  CHECK(s.children.at(0).actor == first);
+
+  // A crash of the ring actor itself is an OTP restart: a new ring actor under the same name,
+  // supervised by the ladder again.
+  const auto old_core = f.rt.ring("echo");
+  caf::anon_send_exit(f.rt.registry().lookup("echo").value(), caf::exit_reason::kill);
+  REQUIRE(wait_until([&] {
+    const supervisor_snapshot now = sup->snapshot();
+    return now.restarts == 1 && now.children.at(0).running && now.children.at(0).actor != first;
+  }));
+  REQUIRE(wait_until([&] { return f.rt.ring("echo") && f.rt.ring("echo") != old_core; }));
+  f.dev->faults().add(fault_rule::at(fault_kind::transient_error, f.dev->faults().requests_seen() + 10));
+  require_exactly_once(run_load(f.rt, "echo", 1, 200));
+  REQUIRE(wait_until([&] { return ring_of(f.ladder.snapshot(), "echo").restarts >= 1 && rf_call_ok(f.rt, "echo"); }));
+  CHECK(ring_of(f.ladder.snapshot(), "echo").faults == 1);  // the new actor's record: one fault, recovered
 }
