@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <future>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -587,4 +588,28 @@ TEST_CASE("ladder restarts do not count toward the supervisor's intensity; an ac
   require_exactly_once(run_load(f.rt, "echo", 1, 200));
   REQUIRE(wait_until([&] { return ring_of(f.ladder.snapshot(), "echo").restarts >= 1 && rf_call_ok(f.rt, "echo"); }));
   CHECK(ring_of(f.ladder.snapshot(), "echo").faults == 1);  // the new actor's record: one fault, recovered
+}
+
+TEST_CASE("forget() during a restart back-off leaves the ring actor served (on the CPU)", "[faults][ladder]") {
+  ladder_config cfg = quick_ladder();
+  cfg.backoff_initial = std::chrono::microseconds(60'000'000);  // the second restart would wait a minute
+  cfg.backoff_max = 60000ms;
+  cfg.jitter = 0;
+  fixture f(make_device(), cfg);
+  f.spawn("echo");
+  f.dev->faults().add(fault_rule::at(fault_kind::crash, 5));
+  f.dev->faults().add(fault_rule::at(fault_kind::crash, 6));  // the replay of the first one's request
+  ring_client c = f.rt.client("echo").value();
+  std::vector<std::future<call_result>> futs;
+  for (int i = 0; i < 8; ++i) futs.push_back(c.submit(echo_msg(static_cast<std::uint64_t>(i))));
+  REQUIRE(wait_until([&] { return ring_of(f.ladder.snapshot(), "echo").phase == "backoff"; }));
+  CHECK_FALSE(f.rt.ring("echo")->attached());
+  CHECK(f.ladder.forget("echo"));
+  CHECK(f.rt.ring("echo")->backend() == "cpu");
+  for (int i = 0; i < 8; ++i) {
+    const call_result r = futs[static_cast<std::size_t>(i)].get();
+    REQUIRE(r.ok());
+    CHECK(echo_seq(r.reply) == static_cast<std::uint64_t>(i));
+  }
+  CHECK_FALSE(f.ladder.forget("echo"));
 }

@@ -533,7 +533,7 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
     cv.notify_all();
     if (thread.joinable()) thread.join();
     std::lock_guard<std::mutex> lock(mu);
-    for (auto& [name, r] : rings) bury(std::move(r.spare));
+    for (auto& [name, r] : rings) release(r);
     // Abandoned kernels: give them a moment to finish, then leak what cannot (a stuck thread).
     const auto until = clock::now() + std::chrono::milliseconds(2000);
     while (true) {
@@ -548,6 +548,14 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
     }
     graveyard.clear();
     rings.clear();
+  }
+
+  /// The ladder lets go of ring `r`: one waiting for its next kernel (back-off) gets a CPU
+  /// incarnation now rather than none at all (unless the runtime is shutting down anyway).
+  void release(ring_rec& r) {
+    bury(std::move(r.spare));
+    std::string why;
+    if (!r.core->attached() && !r.core->stopping() && !rt.is_shut_down()) place(r, false, why);
   }
 
   device_rec& device_of(const std::shared_ptr<device>& dev) {
@@ -634,7 +642,11 @@ void fault_ladder::supervise(const std::string& name, std::shared_ptr<device> de
 
 bool fault_ladder::forget(const std::string& name) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->rings.erase(name) != 0;
+  auto it = impl_->rings.find(name);
+  if (it == impl_->rings.end()) return false;
+  impl_->release(it->second);
+  impl_->rings.erase(it);
+  return true;
 }
 
 ladder_snapshot fault_ladder::snapshot() const {

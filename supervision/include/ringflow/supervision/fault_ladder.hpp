@@ -151,12 +151,14 @@ class fault_ladder {
   /// supervisor). Throws std::invalid_argument if the runtime has no ring actor `name`.
   void supervise(const std::string& name, std::shared_ptr<device> dev, incarnation_factory on_device,
                  incarnation_factory on_cpu);
-  /// Stops watching `name` (the ring actor keeps running on whatever it runs now).
+  /// Stops watching `name`: the ring actor keeps running on whatever it runs now (one waiting
+  /// for a restart gets a CPU incarnation at once). False if `name` is not supervised.
   bool forget(const std::string& name);
 
   ladder_snapshot snapshot() const;
-  /// Stops the watchdog thread and reaps the graveyard (bounded). Idempotent; the destructor
-  /// and runtime shutdown call it.
+  /// Stops the watchdog thread and reaps the graveyard (bounded); ring actors waiting for a
+  /// restart get a CPU incarnation (unless the runtime is shutting down). Idempotent; the
+  /// destructor and runtime shutdown call it.
   void stop();
 
  private:
