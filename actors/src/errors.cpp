@@ -23,6 +23,8 @@ const char* to_string(errc e) noexcept {
     case errc::unknown_name: return "unknown_name";
     case errc::name_taken: return "name_taken";
     case errc::graph_invalid: return "graph_invalid";
+    case errc::restart_intensity: return "restart_intensity";
+    case errc::child_start_failed: return "child_start_failed";
   }
   return "unknown";
 }

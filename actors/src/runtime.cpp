@@ -3,11 +3,22 @@
 
 #include <caf/all.hpp>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdio>
 #include <stdexcept>
 
 namespace ringflow {
+
+namespace {
+// True once `a` has terminated: CAF runs a functor attached to an actor that is already gone at
+// once (on a live one it stays attached, a no-op, until the actor ends).
+bool has_terminated(const caf::actor& a) {
+  auto gone = std::make_shared<std::atomic<bool>>(false);
+  a->attach_functor([gone] { gone->store(true, std::memory_order_release); });
+  return gone->load(std::memory_order_acquire);
+}
+}  // namespace
 
 void register_ringflow_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<fb_msg>("ringflow::fb_msg");  // also std::vector<ringflow::fb_msg>
@@ -38,20 +49,42 @@ caf::actor runtime::spawn_ring_actor(const std::string& name, type_id request_ty
                                      incarnation_factory factory, ring_actor_options opts) {
   if (shut_down_) throw std::logic_error("runtime: spawn after shutdown");
   if (!factory) throw std::invalid_argument("ring actor '" + name + "': no incarnation factory");
+  // The name of a ring actor that has ended may be reused (a supervisor restarting it does exactly
+  // that); a live one keeps it. Its core may not be stopping yet (the actor's end stops it, on
+  // another thread): stop it here — idempotent — so its callers are answered before it is replaced.
+  auto stale_ring = [&]() -> std::shared_ptr<ring_core> {  // call with mu_ held
+    auto it = rings_.find(name);
+    if (it == rings_.end()) return nullptr;
+    const std::shared_ptr<ring_core>& old = it->second.core;
+    if (old->stopping()) return old;
+    auto e = registry_.entry(name);
+    return e && e->core == old && e->actor && has_terminated(e->actor) ? old : nullptr;
+  };
+  auto taken = [&](const std::shared_ptr<ring_core>& stale) {  // call with mu_ held
+    auto e = registry_.entry(name);
+    return (rings_.count(name) && !stale) || (e && !(stale && e->core == stale));
+  };
+  std::shared_ptr<ring_core> stale;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (rings_.count(name) || registry_.entry(name))
-      throw std::invalid_argument("ring actor '" + name + "': the name is already registered");
+    stale = stale_ring();
+    if (taken(stale)) throw std::invalid_argument("ring actor '" + name + "': the name is already registered");
   }
+  if (stale) stale->stop();  // outside the lock: it drains the old kernel
   auto core = std::make_shared<ring_core>(name, request_type, reply_type, opts, *poller_);
   core->attach(factory(&poller_->bell()));
   caf::actor actor = system_->spawn(ring_actor, core);
-  if (auto err = registry_.add(name, actor, core)) {
+  std::lock_guard<std::mutex> lock(mu_);  // check and replace in one step: two restarts race here
+  stale = stale_ring();
+  caf::error err;
+  if (taken(stale)) err = make_error(errc::name_taken, "the name '" + name + "' is already registered");
+  else if (stale) std::erase(tracked_, registry_.replace(name, actor, core).actor);  // the old one is done
+  else err = registry_.add(name, actor, core);
+  if (err) {
     anon_send_exit(actor, caf::exit_reason::user_shutdown);
     throw std::invalid_argument("ring actor '" + name + "': " + detail_of(err));
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  rings_.emplace(name, ring_record{core, std::move(factory)});
+  rings_.insert_or_assign(name, ring_record{core, std::move(factory)});
   tracked_.push_back(actor);
   return actor;
 }

@@ -34,6 +34,8 @@ enum class errc : std::uint8_t {
   unknown_name = 32,     // no actor registered under that name
   name_taken = 33,       // a name is already registered
   graph_invalid = 34,    // the graph description is wrong (edge type mismatch, unknown node, ...)
+  restart_intensity = 35,   // a supervisor gave up: more restarts within its period than its intensity
+  child_start_failed = 36,  // a supervisor's child failed to start (the detail names it and why)
 };
 
 const char* to_string(errc e) noexcept;

@@ -64,7 +64,8 @@ class runtime {
   completion_poller& poller() noexcept { return *poller_; }
 
   /// Spawns a ring actor serving kernel K on the CPU backend, registered under `name`.
-  /// Throws std::invalid_argument (name taken, bad options).
+  /// Throws std::invalid_argument (name taken by another actor or a live ring actor, bad options).
+  /// The name of a ring actor that has ended is reused: its core is stopped if need be, its record replaced.
   template <ring_kernel K>
   caf::actor spawn_ring_actor(const std::string& name, ring_actor_options opts = {}, cpu_incarnation_options cpu = {}) {
     return spawn_ring_actor(name, K::request::id, K::reply::id, cpu_incarnation_factory<K>(cpu), opts);
