@@ -158,7 +158,7 @@ void runtime::shutdown() {
     std::lock_guard<std::mutex> lock(mu_);
     hooks.swap(shutdown_hooks_);
   }
-  for (auto& h : hooks) h();
+  for (auto it = hooks.rbegin(); it != hooks.rend(); ++it) (*it)();  // last registered first, like destructors
   // 1. Stop accepting and answer everything in flight (errc::stopped for what was not served).
   std::vector<std::shared_ptr<ring_core>> cores;
   std::vector<caf::actor> actors;

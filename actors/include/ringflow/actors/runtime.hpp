@@ -93,7 +93,8 @@ class runtime {
   }
   /// Makes shutdown() stop `a` too.
   void track(const caf::actor& a);
-  /// Runs `hook` first thing in shutdown() (running graphs stop themselves this way).
+  /// Runs `hook` first thing in shutdown(), hooks in reverse order of registration (running graphs,
+  /// supervisor trees and the fault ladder stop themselves this way: the newest first).
   void on_shutdown(std::function<void()> hook);
   /// Stops ring actor `name` (pending callers get errc::stopped) and forgets its name.
   bool remove_ring(const std::string& name);
