@@ -310,7 +310,10 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
          std::to_string(d.breaker.recent_failures()) + " failures; probe in " +
              std::to_string(d.breaker.cooldown().count()) + " ms");
     for (auto& [name, r] : rings) {
-      if (&r == cause || r.dev != &d || !r.on_device_now || r.ph != phase::healthy || !r.core->attached()) continue;
+      // Healthy ones and a probe in progress (its probe failed with the device); not ones in back-off
+      // (their next step sees the open breaker and reroutes).
+      if (&r == cause || r.dev != &d || !r.on_device_now || r.ph == phase::backoff || !r.core->attached()) continue;
+      r.ph = phase::healthy;
       take_off(r, false, false);  // a healthy kernel: drain it, keep its replies
       std::string why;
       if (!place(r, false, why)) {
@@ -417,6 +420,7 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
   void probe_succeeded(ring_rec& r, clock::time_point now) {
     device_rec& d = *r.dev;
     r.ph = phase::healthy;
+    if (d.breaker.state() != breaker_state::half_open) return;  // re-opened meanwhile: handled there
     d.breaker.probe_succeeded(now);
     emit(ladder_event::kind::breaker_closed, &r, &d);
     ++r.st.fail_backs;
