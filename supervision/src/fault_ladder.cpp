@@ -112,6 +112,7 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
     bool spare_on_device = false;
     std::uint64_t beat = 0;
     clock::time_point beat_at{};
+    std::uint64_t submitted_seen = 0;  // the core's submitted count at the last look (activity)
     std::uint64_t corrupt_seen = 0;  // the core's corrupt_replies already handled (only the attached
                                      // incarnation's replies are read, so any increase is its fault)
     // ladder
@@ -336,7 +337,7 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
     r.awaiting_reply = true;
     device_rec& d = *r.dev;
     emit(ladder_event::kind::fault, &r, &d, fault, std::move(detail));
-    // A hung or corrupting kernel is not trusted with a drain; a faulted one has stopped already.
+    // A hung kernel cannot drain; a faulted one has stopped already; a corrupting one drains.
     take_off(r, abandon, true);
     while (!r.recent.empty() && now - r.recent.front() >= cfg.restart_window) r.recent.pop_front();
     r.recent.push_back(now);
@@ -398,7 +399,9 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
       const std::uint64_t bad = s.corrupt_replies - r.corrupt_seen;
       r.st.corrupt_replies += bad;
       r.corrupt_seen = s.corrupt_replies;
-      on_fault(r, "corrupt_reply", fault_class::transient, std::to_string(bad) + " replies failed verification", true, now);
+      // Not abandoned: the kernel still runs, and whatever else it replies is verified too, so it
+      // can be drained and restarted in place like a faulted one.
+      on_fault(r, "corrupt_reply", fault_class::transient, std::to_string(bad) + " replies failed verification", false, now);
       return true;
     }
     if (p.heartbeat != r.beat || p.request_depth == 0) {
@@ -414,7 +417,11 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
       return true;
     }
     if (r.ph == phase::probing && now - r.probe_started >= cfg.probe_window) probe_succeeded(r, now);
-    return s.in_flight > 0 || r.ph != phase::healthy || r.awaiting_reply;
+    // Fast watch while requests flow: "in flight right now" alone misses paced traffic that is
+    // served between two looks, and would leave a fault undetected for a whole idle interval.
+    const bool active = s.submitted != r.submitted_seen;
+    r.submitted_seen = s.submitted;
+    return active || s.in_flight > 0 || r.ph != phase::healthy || r.awaiting_reply;
   }
 
   void probe_succeeded(ring_rec& r, clock::time_point now) {

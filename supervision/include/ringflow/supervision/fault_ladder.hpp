@@ -2,8 +2,8 @@
 //
 // Contract
 //   * One fault_ladder per runtime watches the ring actors placed on devices (spawn_ring_actor,
-//     or supervise() for an existing one) from one thread: every `watch_interval` while any of
-//     them has requests in flight or is recovering (`idle_interval` otherwise) it reads each
+//     or supervise() for an existing one) from one thread: every `watch_interval` while requests
+//     flow to any of them or one is recovering (`idle_interval` otherwise) it reads each
 //     attached incarnation's control block and request ring (ring_core::probe) and the core's
 //     reply-verification counter. Detected faults:
 //       kernel fault     the control block says faulted: error code + sticky flag + detail;
@@ -26,9 +26,10 @@
 //                        rerouted ring actor moves back to the device; if it stays healthy for
 //                        `probe_window` the breaker closes and the device's other rerouted ring
 //                        actors follow; if it faults, the breaker opens again with a longer cool-down.
-//     Detach: a faulted kernel is stopped and its last replies harvested (ring_core::detach); a
-//     hung or corrupting one is abandoned unread (detach_abandon) and kept in a graveyard until
-//     its thread ends. Every attach replays the outbox's unanswered requests in order; replies
+//     Detach: a faulted or corrupting kernel is stopped (drained) and its last replies harvested
+//     (ring_core::detach; every reply is verified), then restarted in place when the backend can
+//     (incarnation::restart: same rings, new epoch); a hung one is abandoned unread
+//     (detach_abandon) and kept in a graveyard until its thread ends. Every attach replays the outbox's unanswered requests in order; replies
 //     are deduplicated by correlation id: each caller gets exactly one answer. Ladder steps never
 //     touch the ring actor: no OTP restart, no change of handle, name or outbox.
 //   * Faults of a ring actor already rerouted to the CPU restart its CPU incarnation (step 1 with

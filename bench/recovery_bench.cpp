@@ -1,0 +1,279 @@
+// ringflow_bench_recovery — how fast the fault ladder recovers a ring actor on the sim device under
+// load, per fault kind, and whether anything is lost or answered twice (docs/BENCHMARKS.md, "Recovery").
+//
+// Per benchmark BM_Recovery/<kind>: a paced load generator offers ~100k Echo requests/s (2 client
+// threads, ring_client submit with callbacks) to one ring actor on a sim device supervised by a
+// fault_ladder; `trials` times (default 30) one fault of the kind is injected a few hundred requests
+// ahead, and the ladder's `recovered` event gives the recovery time: from detection to the first
+// successful reply of the recovered (restarted, reinitialized or rerouted) incarnation. For hangs the
+// detection time is measured separately: the ladder's fault event minus the moment the injector
+// fired (it follows the configured hang_timeout). After the trials the load stops and every request
+// must have exactly one answer: counters `lost` (never answered) and `duplicated` (answered twice).
+//
+// Counters: recovery_p50_ms, recovery_p99_ms, detect_p99_ms (hangs; 0 otherwise), lost, duplicated,
+// trials, achieved_krps (the load actually served), by_restart / by_reinit / by_reroute (which step
+// recovered the trials). Configuration in the JSON context. Environment: RINGFLOW_RECOVERY_TRIALS,
+// RINGFLOW_RECOVERY_RATE (requests/s).
+//
+// Ladder configuration (deliberate): hang_timeout 20 ms; the breaker threshold and the
+// restart->reinit escalation are raised (1000) so that each trial measures the step its fault kind
+// maps to on its own — restart for transient / crash / corrupt / hang, reinitialize for sticky /
+// OOM, reroute for device_lost (the device is then restored and the ring actor fails back before
+// the next trial: breaker open_for 20 ms, probe_window 20 ms).
+#include <benchmark/benchmark.h>
+#include <flatbuffers/flatbuffers.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "ringflow/generated/echo_generated.h"
+#include "ringflow/ringflow.hpp"
+#include "ringflow/sim/sim_device.hpp"
+#include "ringflow/supervision/fault_ladder.hpp"
+
+using namespace ringflow;
+using namespace std::chrono_literals;
+using sim::fault_kind;
+using clk = std::chrono::steady_clock;
+
+namespace {
+
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v ? std::max(1, std::atoi(v)) : fallback;
+}
+const int trials_per_kind = env_int("RINGFLOW_RECOVERY_TRIALS", 30);
+const int offered_rate = env_int("RINGFLOW_RECOVERY_RATE", 100000);
+constexpr int client_threads = 2;
+constexpr auto hang_timeout = 20ms;
+
+fb_msg echo(std::uint64_t seq) {
+  flatbuffers::FlatBufferBuilder b;
+  demo::FinishEchoBuffer(b, demo::CreateEcho(b, seq));
+  return fb_msg(std::vector<std::uint8_t>(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize()));
+}
+std::uint64_t echo_seq(const fb_msg& m) {
+  flatbuffers::Verifier v(m.bytes.data(), m.bytes.size());
+  if (!v.VerifyBuffer<demo::Echo>(nullptr)) return ~0ull;
+  return demo::GetEcho(m.bytes.data())->sequence();
+}
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const std::size_t i = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+  return v[std::min(i, v.size() - 1)];
+}
+
+// The ladder's events, for the trials to wait on.
+struct event_log {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<ladder_event> events;
+  void add(const ladder_event& e) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      events.push_back(e);
+    }
+    cv.notify_all();
+  }
+  /// Waits for the first event of kind `k` at index >= from; returns its index or -1 on timeout.
+  long wait_for(ladder_event::kind k, std::size_t from, std::chrono::milliseconds limit) {
+    std::unique_lock<std::mutex> lock(mu);
+    long found = -1;
+    cv.wait_for(lock, limit, [&] {
+      for (std::size_t i = from; i < events.size(); ++i)
+        if (events[i].what == k) {
+          found = static_cast<long>(i);
+          return true;
+        }
+      return false;
+    });
+    return found;
+  }
+  std::size_t size() {
+    std::lock_guard<std::mutex> lock(mu);
+    return events.size();
+  }
+  ladder_event at(std::size_t i) {
+    std::lock_guard<std::mutex> lock(mu);
+    return events.at(i);
+  }
+};
+
+// Paced load: `client_threads` threads, each offering rate / threads requests per second in 1 ms
+// slices, counting every answer per request.
+class load {
+ public:
+  load(runtime& rt, std::size_t capacity) : answers_(capacity) {
+    for (int t = 0; t < client_threads; ++t) threads_.emplace_back([this, &rt] { run(rt); });
+  }
+  ~load() { stop(); }
+  void stop() {
+    running_.store(false);
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+  }
+  std::uint64_t sent() const { return sent_.load(); }
+  std::uint64_t lost() const {
+    std::uint64_t n = 0;
+    for (std::uint64_t i = 0; i < sent_.load(); ++i) n += answers_[i].load() == 0;
+    return n;
+  }
+  std::uint64_t duplicated() const {
+    std::uint64_t n = 0;
+    for (std::uint64_t i = 0; i < sent_.load(); ++i) n += answers_[i].load() > 1;
+    return n;
+  }
+  std::uint64_t ok() const { return ok_.load(); }
+  std::uint64_t errors() const { return errors_.load(); }
+  std::uint64_t wrong() const { return wrong_.load(); }
+
+ private:
+  void run(runtime& rt) {
+    client_options co;
+    co.window = 2048;  // a recovery stall of ~10 ms at 50k/s per thread stays inside it
+    co.default_timeout = 10000ms;
+    ring_client c(rt.ring("echo"), co);
+    const int per_ms = std::max(1, offered_rate / client_threads / 1000);
+    auto slice = clk::now();
+    std::atomic<int> outstanding{0};
+    while (running_.load()) {
+      for (int i = 0; i < per_ms && running_.load(); ++i) {
+        const std::uint64_t id = sent_.fetch_add(1);
+        if (id >= answers_.size()) {
+          running_.store(false);
+          break;
+        }
+        outstanding.fetch_add(1);
+        c.submit(echo(id), [this, id, &outstanding](call_result&& r) {
+          answers_[id].fetch_add(1);
+          if (!r.ok()) errors_.fetch_add(1);
+          else if (echo_seq(r.reply) != id) wrong_.fetch_add(1);
+          else ok_.fetch_add(1);
+          outstanding.fetch_sub(1);
+        });
+      }
+      slice += 1ms;
+      std::this_thread::sleep_until(slice);
+      if (clk::now() - slice > 50ms) slice = clk::now();  // fell behind (recovery): do not burst
+    }
+    const auto until = clk::now() + 15s;
+    while (outstanding.load() != 0 && clk::now() < until) std::this_thread::sleep_for(1ms);
+  }
+
+  std::vector<std::atomic<std::uint32_t>> answers_;
+  std::atomic<std::uint64_t> sent_{0}, ok_{0}, errors_{0}, wrong_{0};
+  std::atomic<bool> running_{true};
+  std::vector<std::thread> threads_;
+};
+
+void BM_Recovery(benchmark::State& state, fault_kind kind) {
+  for (auto _ : state) {
+    runtime_config rc;
+    rc.scheduler_threads = 2;
+    runtime rt(rc);
+    sim::sim_device_options dopts;
+    dopts.id = "sim:0";
+    auto dev = sim::sim_device::make(dopts, 2026);
+    auto log = std::make_shared<event_log>();
+    ladder_config cfg;
+    cfg.hang_timeout = hang_timeout;
+    cfg.breaker.failure_threshold = 1000;
+    cfg.restarts_before_reinit = 1000;
+    cfg.breaker.open_for = 20ms;
+    cfg.probe_window = 20ms;
+    cfg.on_event = [log](const ladder_event& e) { log->add(e); };
+    fault_ladder ladder(rt, cfg);
+    ring_actor_options opts;
+    opts.window = 4096;
+    opts.per_caller_window = 2048;
+    ladder.spawn_ring_actor<demo_kernels::EchoKernel>("echo", dev, opts);
+
+    const auto t0 = clk::now();
+    load gen(rt, static_cast<std::size_t>(offered_rate) * 60);
+    std::vector<double> recovery_ms, detect_ms;
+    std::uint64_t by_restart = 0, by_reinit = 0, by_reroute = 0, timeouts = 0;
+    std::this_thread::sleep_for(20ms);  // the load is running
+    for (int t = 0; t < trials_per_kind; ++t) {
+      const std::size_t from = log->size();
+      dev->faults().add(sim::fault_rule::at(kind, dev->faults().requests_seen() + 300));
+      const long fault_at = log->wait_for(ladder_event::kind::fault, from, 5000ms);
+      const long rec_at = fault_at < 0 ? -1 : log->wait_for(ladder_event::kind::recovered, static_cast<std::size_t>(fault_at), 5000ms);
+      if (rec_at < 0) {
+        ++timeouts;
+        continue;
+      }
+      recovery_ms.push_back(static_cast<double>(log->at(static_cast<std::size_t>(rec_at)).duration_ns) / 1e6);
+      if (kind == fault_kind::hang)
+        detect_ms.push_back(static_cast<double>(log->at(static_cast<std::size_t>(fault_at)).at_ns - dev->faults().last_fired_ns()) / 1e6);
+      const std::string& backend = log->at(static_cast<std::size_t>(rec_at)).backend;
+      bool reinit = false;
+      for (std::size_t i = static_cast<std::size_t>(fault_at); i < static_cast<std::size_t>(rec_at); ++i)
+        reinit = reinit || log->at(i).what == ladder_event::kind::reinitialize;
+      if (backend == "cpu") ++by_reroute;
+      else if (reinit) ++by_reinit;
+      else ++by_restart;
+      if (kind == fault_kind::device_lost) {  // bring the device back and wait for the fail-back
+        dev->restore();
+        if (log->wait_for(ladder_event::kind::breaker_closed, static_cast<std::size_t>(rec_at), 5000ms) < 0) ++timeouts;
+      }
+      std::this_thread::sleep_for(10ms);  // settle: the next fault is a first one again
+    }
+    gen.stop();
+    const double secs = std::chrono::duration<double>(clk::now() - t0).count();
+    state.SetIterationTime(secs);
+    state.counters["recovery_p50_ms"] = percentile(recovery_ms, 0.50);
+    state.counters["recovery_p99_ms"] = percentile(recovery_ms, 0.99);
+    state.counters["recovery_max_ms"] = recovery_ms.empty() ? 0 : *std::max_element(recovery_ms.begin(), recovery_ms.end());
+    state.counters["detect_p50_ms"] = percentile(detect_ms, 0.50);
+    state.counters["detect_p99_ms"] = percentile(detect_ms, 0.99);
+    if (std::getenv("RINGFLOW_RECOVERY_VERBOSE"))
+      for (double d : detect_ms) std::fprintf(stderr, "detect %.2f ms\n", d);
+    state.counters["lost"] = static_cast<double>(gen.lost());
+    state.counters["duplicated"] = static_cast<double>(gen.duplicated());
+    state.counters["wrong_replies"] = static_cast<double>(gen.wrong());
+    state.counters["error_replies"] = static_cast<double>(gen.errors());
+    state.counters["trials"] = static_cast<double>(recovery_ms.size());
+    state.counters["trials_unrecovered"] = static_cast<double>(timeouts);
+    state.counters["by_restart"] = static_cast<double>(by_restart);
+    state.counters["by_reinit"] = static_cast<double>(by_reinit);
+    state.counters["by_reroute"] = static_cast<double>(by_reroute);
+    state.counters["achieved_krps"] = static_cast<double>(gen.ok()) / secs / 1e3;
+    if (gen.lost() || gen.duplicated() || gen.wrong() || timeouts)
+      state.SkipWithError("lost, duplicated or wrong replies, or a trial that never recovered");
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  for (fault_kind k : {fault_kind::transient_error, fault_kind::crash, fault_kind::out_of_memory, fault_kind::sticky_error,
+                       fault_kind::corrupt_reply, fault_kind::device_lost, fault_kind::hang}) {
+    benchmark::RegisterBenchmark((std::string("BM_Recovery/") + sim::to_string(k)).c_str(),
+                                 [k](benchmark::State& s) { BM_Recovery(s, k); })
+        ->Iterations(1)
+        ->UseManualTime()
+        ->Unit(benchmark::kMillisecond);
+  }
+  benchmark::AddCustomContext("ringflow_load", std::to_string(offered_rate) + " Echo requests/s offered by " +
+                                                   std::to_string(client_threads) + " paced client threads");
+  benchmark::AddCustomContext("ringflow_threads",
+                              "2 CAF workers (idle), 1 completion poller, 1 sim pump + 1 CPU kernel thread, 1 ladder "
+                              "thread, 2 client threads; nothing pinned");
+  benchmark::AddCustomContext("ringflow_ladder", "hang_timeout 20 ms, watch 1 ms, breaker threshold 1000 (steps measured "
+                                                 "in isolation), open_for 20 ms, probe_window 20 ms");
+  benchmark::AddCustomContext("ringflow_trials", std::to_string(trials_per_kind) + " per fault kind");
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
