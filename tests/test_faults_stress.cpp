@@ -1,8 +1,8 @@
 // Concurrency stress of what the fault ladder relies on, without CAF (label tsan: Debian's libcaf
 // is not instrumented, so the ladder's own tests, which need a runtime, cannot run under TSan).
 // Client threads pipeline requests into a bare ring core whose sim incarnations fault at random
-// (seeded); a controller thread plays the ladder's part — it detaches faulted kernels (drain),
-// abandons hung or corrupting ones, and attaches fresh incarnations that replay the outbox.
+// (seeded); a controller thread plays the ladder's part — it drains faulted and corrupting kernels
+// and restarts them in place, abandons hung ones for fresh incarnations; every attach replays the outbox.
 // Invariant: every request answered exactly once, with its own reply; no errors at all.
 #include <catch2/catch.hpp>
 
@@ -38,6 +38,7 @@ TEST_CASE("random faults under load, replaced incarnations: exactly once, matchi
 
   std::atomic<bool> done{false};
   std::atomic<int> replacements{0};
+  std::atomic<int> restarts_in_place{0};
   std::atomic<int> step_failures{0};  // Catch assertions are not thread-safe: count, check after join
   std::thread controller([&] {
     std::vector<std::unique_ptr<incarnation>> graveyard;
@@ -62,14 +63,21 @@ TEST_CASE("random faults under load, replaced incarnations: exactly once, matchi
       const bool hung = now - beat_at > 30ms;
       if (faulted || corrupted || hung) {
         corrupt = s.corrupt_replies;
-        std::unique_ptr<incarnation> old = faulted ? core->detach() : core->detach_abandon();
-        old->abandon();
-        graveyard.push_back(std::move(old));
+        // As the ladder does: a faulted or corrupting kernel is drained and restarted in place
+        // (same rings, new epoch); a hung one is abandoned and replaced.
+        std::unique_ptr<incarnation> old = hung && !faulted && !corrupted ? core->detach_abandon() : core->detach();
         if (dev->poisoned()) {
           std::string why;
           if (dev->reinitialize(why) != reinit_outcome::ok) step_failures.fetch_add(1);
         }
-        core->attach(make(&poller.bell()));
+        if (!hung && old->restart()) {
+          core->attach(std::move(old));
+          restarts_in_place.fetch_add(1);
+        } else {
+          old->abandon();
+          graveyard.push_back(std::move(old));
+          core->attach(make(&poller.bell()));
+        }
         replacements.fetch_add(1);
         watched = nullptr;
       }
@@ -113,7 +121,8 @@ TEST_CASE("random faults under load, replaced incarnations: exactly once, matchi
       lost += n.load() == 0;
       duplicated += n.load() > 1;
     }
-  INFO("faults fired " << dev->faults().fired_total() << ", replacements " << replacements.load() << ", replayed "
+  INFO("faults fired " << dev->faults().fired_total() << ", replacements " << replacements.load() << " ("
+                       << restarts_in_place.load() << " in place), replayed "
                        << core->stats().replayed << ", duplicate replies dropped " << core->stats().duplicates);
   CHECK(step_failures == 0);
   CHECK(lost == 0);
@@ -122,5 +131,6 @@ TEST_CASE("random faults under load, replaced incarnations: exactly once, matchi
   CHECK(errors == 0);
   CHECK(dev->faults().fired_total() >= 5);
   CHECK(replacements.load() >= 3);
+  CHECK(restarts_in_place.load() >= 1);
   core->stop();
 }
