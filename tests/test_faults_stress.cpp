@@ -83,6 +83,8 @@ TEST_CASE("random faults under load, replaced incarnations: exactly once, matchi
       }
       graveyard.erase(std::remove_if(graveyard.begin(), graveyard.end(), [](auto& i) { return i->finished(); }),
                       graveyard.end());
+      // The controller is a periodic watchdog, as the ladder is (its watch interval): this sleep is
+      // its polling period, not a wait for another thread's progress.
       std::this_thread::sleep_for(500us);
     }
   });
