@@ -39,19 +39,19 @@ struct running_graph::state {
   caf::actor gateway;
   // Open pushes from non-actor threads (answered by the gateway, or by stop()).
   std::mutex mu;
-  std::unordered_map<std::uint64_t, std::promise<graph_result>> open;
+  std::unordered_map<std::uint64_t, std::function<void(graph_result)>> open;  // answer callbacks
   std::uint64_t next_ticket = 1;
 
   void fulfill(std::uint64_t ticket, graph_result r) {
-    std::promise<graph_result> p;
+    std::function<void(graph_result)> done;
     {
       std::lock_guard<std::mutex> lock(mu);
       auto it = open.find(ticket);
       if (it == open.end()) return;  // answered by stop() already
-      p = std::move(it->second);
+      done = std::move(it->second);
       open.erase(it);
     }
-    p.set_value(std::move(r));
+    done(std::move(r));
   }
   node_rt* find(const std::string& n) const {
     for (auto& x : nodes)
@@ -294,27 +294,32 @@ caf::expected<caf::actor> running_graph::node_actor(const std::string& name) con
 }
 
 std::future<graph_result> running_graph::push(const std::string& entry, fb_msg m) {
-  std::promise<graph_result> p;
-  std::future<graph_result> f = p.get_future();
+  auto p = std::make_shared<std::promise<graph_result>>();
+  std::future<graph_result> f = p->get_future();
+  push(entry, std::move(m), [p](graph_result r) { p->set_value(std::move(r)); });
+  return f;
+}
+
+void running_graph::push(const std::string& entry, fb_msg m, std::function<void(graph_result)> done) {
   const state::node_rt* n = st_->find(entry);
   if (!n || !n->entry) {
-    p.set_value(graph_result{n ? errc::invalid_argument : errc::unknown_name, {},
-                             n ? "node '" + entry + "' of graph '" + name_ + "' is not an entry (it has incoming edges)"
-                               : "graph '" + name_ + "' has no node named '" + entry + "'"});
-    return f;
+    done(graph_result{n ? errc::invalid_argument : errc::unknown_name, {},
+                      n ? "node '" + entry + "' of graph '" + name_ + "' is not an entry (it has incoming edges)"
+                        : "graph '" + name_ + "' has no node named '" + entry + "'"});
+    return;
   }
   std::uint64_t ticket = 0;
   {
-    std::lock_guard<std::mutex> lock(st_->mu);
+    std::unique_lock<std::mutex> lock(st_->mu);
     if (st_->stopping.load(std::memory_order_acquire)) {
-      p.set_value(graph_result{errc::stopped, {}, "graph '" + name_ + "' is stopped"});
-      return f;
+      lock.unlock();
+      done(graph_result{errc::stopped, {}, "graph '" + name_ + "' is stopped"});
+      return;
     }
     ticket = st_->next_ticket++;
-    st_->open.emplace(ticket, std::move(p));
+    st_->open.emplace(ticket, std::move(done));
   }
   caf::anon_send(st_->gateway, ticket, n->stage, std::move(m));
-  return f;
 }
 
 std::uint32_t running_graph::in_flight() const noexcept {
@@ -344,13 +349,13 @@ void running_graph::state::stop(std::chrono::milliseconds timeout) {
   };
   while (busy() && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(std::chrono::microseconds(200));
   // Whatever is still open is answered now: stopped, never silence.
-  std::unordered_map<std::uint64_t, std::promise<graph_result>> left;
+  std::unordered_map<std::uint64_t, std::function<void(graph_result)>> left;
   {
     std::lock_guard<std::mutex> lock(mu);
     left.swap(open);
   }
   for (auto& kv : left)
-    kv.second.set_value(graph_result{errc::stopped, {}, "graph '" + name + "' stopped before the message was answered"});
+    kv.second(graph_result{errc::stopped, {}, "graph '" + name + "' stopped before the message was answered"});
   for (auto& n : nodes) {
     if (n->stage) caf::anon_send_exit(n->stage, caf::exit_reason::user_shutdown);
     if (n->worker) caf::anon_send_exit(n->worker, caf::exit_reason::user_shutdown);

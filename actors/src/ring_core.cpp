@@ -72,6 +72,8 @@ struct ring_core::impl {
     std::atomic<bool> published{false};      // in the current incarnation's request ring
     std::uint32_t gen = 0;                   // bumped per allocation (owner of the free entry only)
     std::uint64_t seq = 0;                   // submission order
+    std::uint64_t submit_ns = 0;             // traced requests: when submitted (before live_id's release)
+    std::atomic<std::uint64_t> publish_ns{0};  // traced requests: last publish (a replay republishes)
     fb_msg request;
     completion_target target;
     std::shared_ptr<caller_credit> caller;
@@ -205,6 +207,16 @@ void ring_core::unref(std::uint32_t idx) {
   m.in_flight.fetch_sub(1, std::memory_order_relaxed);
 }
 
+// Span ids of a traced request's hop (1 enqueue, 2 kernel, 3 reply): unique per request and core,
+// never zero (W3C: an all-zero span id is invalid), the same again when the request is replayed.
+std::uint64_t ring_core::hop_span(std::uint64_t id, std::uint64_t which) const noexcept {
+  std::uint64_t z = id * 4 + which + reinterpret_cast<std::uintptr_t>(this) * 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;  // splitmix64's finaliser
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return z ? z : 1;
+}
+
 // Wins the right to answer request `id` (exactly once across reply, sweep and stop).
 bool ring_core::claim(std::uint64_t id) {
   impl::entry& e = impl_->entries[id & impl_->mask];
@@ -288,6 +300,7 @@ errc ring_core::submit(fb_msg&& request, completion_target&& target, std::shared
   if (deadline == 0)
     deadline = steady_now() + static_cast<std::uint64_t>(opts_.default_timeout.count()) * 1000000ull;
   e.deadline.store(deadline, std::memory_order_relaxed);
+  e.submit_ns = (opts_.trace && (request.trace_hi | request.trace_lo)) ? steady_now() : 0;
   e.request = std::move(request);
   e.target = std::move(target);
   e.caller = std::move(caller);
@@ -365,6 +378,11 @@ bool ring_core::drain_staging() {
       rm.header.type_id = request_type_;
       if (e.published.load(std::memory_order_relaxed)) rm.header.flags = slot_flags::replayed;  // a replay
       e.request.get_trace(rm.header.trace_id, rm.header.span_id);
+      if (e.submit_ns) {  // traced: the kernel span's id goes to the kernel in the slot header
+        const std::uint64_t kernel_span = hop_span(id, 2);
+        std::memcpy(rm.header.span_id, &kernel_span, 8);
+        e.publish_ns.store(steady_now(), std::memory_order_relaxed);
+      }
       rm.payload = e.request.bytes.data();
       rm.payload_len = static_cast<std::uint32_t>(e.request.bytes.size());
       ids[n++] = id;
@@ -449,9 +467,28 @@ std::uint32_t ring_core::consume_replies(std::uint32_t max) {
     }
     call_result r;
     r.code = from_status(static_cast<status>(h->status));
+    ring_hop_trace hop;
+    const impl::entry& e = m.entries[id & m.mask];
+    const bool traced = e.submit_ns != 0;  // claimed: the entry is ours until answer()
+    if (traced) {
+      hop.ring = &name_;
+      hop.trace_hi = e.request.trace_hi;
+      hop.trace_lo = e.request.trace_lo;
+      hop.parent_span = e.request.span;
+      hop.enqueue_span = hop_span(id, 1);
+      hop.kernel_span = hop_span(id, 2);
+      std::memcpy(&hop.kernel_span_seen, h->span_id, 8);
+      hop.reply_span = hop_span(id, 3);
+      hop.submit_ns = e.submit_ns;
+      hop.publish_ns = e.publish_ns.load(std::memory_order_relaxed);
+      hop.reply_ns = steady_now();
+      hop.code = r.code;
+      hop.replayed = (h->flags & slot_flags::replayed) != 0;
+    }
     if (r.code == errc::ok) {
       r.reply.bytes.assign(p.data, p.data + p.size);
       r.reply.set_trace(h->trace_id, h->span_id);
+      if (traced) std::memcpy(&r.reply.span, &hop.reply_span, 8);  // the next hop's parent
       impl::bump(m.replied);
       if (m.first_reply_ns.load(std::memory_order_relaxed) == 0) m.first_reply_ns.store(steady_now(), std::memory_order_relaxed);
     } else {
@@ -462,6 +499,10 @@ std::uint32_t ring_core::consume_replies(std::uint32_t max) {
     }
     m.consumer.release();
     answer(id, std::move(r));
+    if (traced) {
+      hop.answered_ns = steady_now();
+      (*opts_.trace)(hop);
+    }
   }
   return n;
 }
@@ -576,6 +617,7 @@ incarnation_probe ring_core::probe() const {
   p.epoch = load_relaxed(cb.epoch);
   p.heartbeat = cb.heartbeat_count();
   p.request_depth = ring_observer(inc->requests()).depth();
+  p.reply_depth = ring_observer(inc->replies()).depth();
   p.identity = inc;
   return p;
 }

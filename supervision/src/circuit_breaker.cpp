@@ -15,12 +15,23 @@ const char* to_string(breaker_state s) noexcept {
   return "unknown";
 }
 
-circuit_breaker::circuit_breaker(breaker_config cfg) : cfg_(cfg), cooldown_(cfg.open_for) {
-  if (cfg_.failure_threshold == 0) throw std::invalid_argument("circuit breaker: failure_threshold must be >= 1");
-  if (cfg_.open_for.count() <= 0) throw std::invalid_argument("circuit breaker: open_for must be > 0");
-  if (cfg_.window.count() <= 0) throw std::invalid_argument("circuit breaker: window must be > 0");
-  if (!(cfg_.backoff >= 1.0)) throw std::invalid_argument("circuit breaker: backoff must be >= 1");
-  if (cfg_.max_open_for < cfg_.open_for) cfg_.max_open_for = cfg_.open_for;
+namespace {
+breaker_config checked(breaker_config cfg) {
+  if (cfg.failure_threshold == 0) throw std::invalid_argument("circuit breaker: failure_threshold must be >= 1");
+  if (cfg.open_for.count() <= 0) throw std::invalid_argument("circuit breaker: open_for must be > 0");
+  if (cfg.window.count() <= 0) throw std::invalid_argument("circuit breaker: window must be > 0");
+  if (!(cfg.backoff >= 1.0)) throw std::invalid_argument("circuit breaker: backoff must be >= 1");
+  if (cfg.max_open_for < cfg.open_for) cfg.max_open_for = cfg.open_for;
+  return cfg;
+}
+}  // namespace
+
+circuit_breaker::circuit_breaker(breaker_config cfg) : cfg_(checked(cfg)), cooldown_(cfg_.open_for) {}
+
+void circuit_breaker::reconfigure(breaker_config cfg) {
+  cfg_ = checked(cfg);
+  if (state_ == breaker_state::closed) cooldown_ = cfg_.open_for;
+  cooldown_ = std::min(cooldown_, cfg_.max_open_for);
 }
 
 void circuit_breaker::forget_before(clock::time_point now) {

@@ -622,6 +622,13 @@ fault_ladder::~fault_ladder() { impl_->stop(); }
 
 void fault_ladder::stop() { impl_->stop(); }
 
+void fault_ladder::set_breaker_config(const breaker_config& cfg) {
+  circuit_breaker check(cfg);  // validates before anything changes
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->cfg.breaker = cfg;
+  for (auto& kv : impl_->devices) kv.second.breaker.reconfigure(cfg);
+}
+
 caf::actor fault_ladder::spawn_ring_actor(const std::string& name, type_id request_type, type_id reply_type,
                                           std::shared_ptr<device> dev, incarnation_factory on_device,
                                           incarnation_factory on_cpu, ring_actor_options opts) {

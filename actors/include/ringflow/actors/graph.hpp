@@ -135,6 +135,10 @@ class running_graph {
   caf::expected<caf::actor> node_actor(const std::string& name) const;
   /// Pushes `m` into entry node `entry`; the future holds the answer (never left unanswered).
   std::future<graph_result> push(const std::string& entry, fb_msg m);
+  /// The same, answering through `done` (called exactly once: on the thread that answers, e.g. a
+  /// CAF worker or the one calling stop(), or at once on this thread for a push refused outright).
+  /// Keep it short and non-blocking.
+  void push(const std::string& entry, fb_msg m, std::function<void(graph_result)> done);
   /// Messages inside the graph now (sum over nodes).
   std::uint32_t in_flight() const noexcept;
   /// See the contract. Idempotent.

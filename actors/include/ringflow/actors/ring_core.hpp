@@ -72,6 +72,26 @@ struct completion_target {
   std::function<void(call_result&&)> callback;
 };
 
+/// One traced request's hop through a ring kernel (ring_actor_options::trace). Span ids are the
+/// W3C 8-byte ids held as u64 (bytes in memory order, as fb_msg::span). The host makes the
+/// enqueue and kernel span ids; the kernel span id travels to the kernel in the request slot's
+/// header and comes back in the reply slot's header (`kernel_span_seen`), and the reply span is
+/// parented to what came back, so the link crosses the host<->kernel hop for real: a kernel that
+/// drops the context shows up as kernel_span_seen != kernel_span.
+struct ring_hop_trace {
+  const std::string* ring = nullptr;  // the ring actor's name
+  std::uint64_t trace_hi = 0, trace_lo = 0;  // the trace id (the request's)
+  std::uint64_t parent_span = 0;       // the request's span (the caller's)
+  std::uint64_t enqueue_span = 0;      // submit -> published into the request ring (parent: parent_span)
+  std::uint64_t kernel_span = 0;       // published -> reply harvested (parent: enqueue_span)
+  std::uint64_t kernel_span_seen = 0;  // the span id in the reply slot's header
+  std::uint64_t reply_span = 0;        // reply harvested -> answer delivered (parent: kernel_span_seen)
+  std::uint64_t submit_ns = 0, publish_ns = 0, reply_ns = 0, answered_ns = 0;  // steady clock
+  errc code = errc::ok;                // ok, or the kernel's error reply
+  bool replayed = false;               // published more than once (a replay after a fault)
+};
+using ring_trace_sink = std::function<void(const ring_hop_trace&)>;
+
 struct ring_actor_options {
   std::uint32_t window = 256;             // in-flight limit of the ring actor (rounded up to a power of two)
   std::uint32_t per_caller_window = 64;   // in-flight limit of each caller
@@ -91,6 +111,11 @@ struct ring_actor_options {
   /// (replayed after the fault ladder replaces the incarnation, or answered by its deadline) and
   /// ring_stats::corrupt_replies counts it. false: trust the kernel (type check only).
   bool verify_replies = true;
+  /// Tracing: requests that carry a trace id (fb_msg::trace_hi/lo) are timed at submit, publish,
+  /// reply and answer, and `trace` gets one ring_hop_trace per reply (on the thread that consumed
+  /// it: keep it short). The reply's fb_msg carries the trace id and the reply span, so the next
+  /// hop parents to it. Empty: the context is only carried through the slot headers, untimed.
+  std::shared_ptr<const ring_trace_sink> trace;
 };
 
 /// Counters (relaxed; monotonic) for tests, metrics and supervision.
@@ -124,6 +149,7 @@ struct incarnation_probe {
   std::uint64_t epoch = 0;
   std::uint64_t heartbeat = 0;
   std::uint64_t request_depth = 0;             // requests in its ring (may lag by one head batch)
+  std::uint64_t reply_depth = 0;               // replies in its reply ring not yet consumed
   const incarnation* identity = nullptr;       // which incarnation (compare only; never dereference)
 };
 
@@ -187,6 +213,7 @@ class ring_core : public std::enable_shared_from_this<ring_core> {
   struct impl;
   std::unique_ptr<incarnation> detach_impl(bool drain);
   void unref(std::uint32_t idx);
+  std::uint64_t hop_span(std::uint64_t id, std::uint64_t which) const noexcept;
   bool claim(std::uint64_t id);
   void answer(std::uint64_t id, call_result&& result);
   static void deliver(completion_target& target, call_result&& result);

@@ -48,6 +48,11 @@ class circuit_breaker {
   bool try_probe(clock::time_point now);
   void probe_succeeded(clock::time_point now);
   void probe_failed(clock::time_point now);
+  /// New thresholds and cool-downs (hot reload); validated as by the constructor. The state is
+  /// kept: failures already recorded count against the new threshold from the next failure on,
+  /// an open breaker keeps its current probe time, and the next cool-down starts from the new
+  /// `open_for` once the breaker has closed (or at once, if it is closed now).
+  void reconfigure(breaker_config cfg);
 
   breaker_state state() const noexcept { return state_; }
   bool closed() const noexcept { return state_ == breaker_state::closed; }

@@ -157,6 +157,9 @@ class fault_ladder {
   bool forget(const std::string& name);
 
   ladder_snapshot snapshot() const;
+  /// Hot reload: every device's breaker takes `cfg` (circuit_breaker::reconfigure; the state is
+  /// kept), and so do devices added later. Throws std::invalid_argument for a bad configuration.
+  void set_breaker_config(const breaker_config& cfg);
   /// Stops the watchdog thread and reaps the graveyard (bounded); ring actors waiting for a
   /// restart get a CPU incarnation (unless the runtime is shutting down). Idempotent; the
   /// destructor and runtime shutdown call it.

@@ -1,0 +1,74 @@
+// ringflow/runtime/catalog.hpp — what a topology file may name: message types, ring kernels, CPU functions.
+//
+// Contract
+//   * Message types are named by their short schema name (`Echo`, `SaxpyRequest`, `SaxpyReply`,
+//     `ScoreRequest`, `ScoreReply`); each has a verifier, a generator for load (a valid message
+//     carrying a sequence number, so answers can be matched to requests) and a reader of that
+//     sequence number from a reply (nullopt when the type carries none, e.g. SaxpyReply).
+//   * Ring kernels are named by K::name (`echo`, `saxpy`, `score`); each entry knows its request
+//     and reply types and makes incarnation factories for the CPU backend and for a sim device.
+//   * CPU functions (input type = output type, checked against edges like any node):
+//       passthrough  forwards the message unchanged (trace context included)
+//       validate     runs the type's FlatBuffers Verifier; a bad message is answered with an
+//                    error (the graph's errc::handler_fault, naming the type) and goes no further
+//       sink         ends the message (an answer with no outputs): a terminal that keeps nothing
+// Thread-safety: the catalog is immutable after static initialisation; every function is
+// reentrant.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ringflow/actors/fb_msg.hpp"
+#include "ringflow/actors/graph.hpp"
+#include "ringflow/incarnation.hpp"
+#include "ringflow/sim/sim_device.hpp"
+
+namespace ringflow::ops {
+
+struct message_info {
+  std::string name;  // "Echo"
+  type_id id = 0;
+  /// A valid message for load generation: `seq` identifies it; `payload_bytes` sizes its body
+  /// (Echo body bytes, Saxpy vector length * 8, Score features * 8), roughly.
+  std::function<fb_msg(std::uint64_t seq, std::uint32_t payload_bytes)> make;
+  /// The sequence number an answer of this type carries, if the type has one.
+  std::function<std::optional<std::uint64_t>(const fb_msg&)> sequence_of;
+  /// FlatBuffers Verifier of this type (root table and identifier).
+  std::function<bool(const fb_msg&)> verify;
+};
+
+struct kernel_info {
+  std::string name;  // K::name
+  std::string request, reply;  // message names
+  type_id request_id = 0, reply_id = 0;
+  std::function<incarnation_factory(cpu_incarnation_options)> cpu_factory;
+  std::function<incarnation_factory(sim::sim_device&, cpu_incarnation_options)> sim_factory;
+};
+
+struct function_info {
+  std::string name;
+  std::string help;
+  /// The node function for message type `type`.
+  std::function<cpu_node_fn(const message_info& type)> make;
+};
+
+const std::vector<message_info>& message_catalog();
+const std::vector<kernel_info>& kernel_catalog();
+const std::vector<function_info>& function_catalog();
+
+const message_info* find_message(const std::string& name);
+const message_info* find_message(type_id id);
+const kernel_info* find_kernel(const std::string& name);
+const function_info* find_function(const std::string& name);
+
+/// "a, b, c" of the catalog's names (for error messages).
+std::string message_names();
+std::string kernel_names();
+std::string function_names();
+
+}  // namespace ringflow::ops

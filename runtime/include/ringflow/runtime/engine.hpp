@@ -1,0 +1,111 @@
+// ringflow/runtime/engine.hpp — runs a topology: devices, fault ladder, supervisor tree, graph, load.
+//
+// Contract
+//   * start() builds, in order: a runtime (CAF scheduler threads from the config); one device per
+//     ring node that does not run plainly on the CPU (a `sim` device "sim:<node>": the CPU kernel
+//     behind the fault injector; the faults of the topology are its rules); the fault ladder (the
+//     config's ladder and breaker sections) supervising every ring actor placed on a device; an
+//     OTP supervisor tree — `root` (one_for_one) holding the topology's supervisors and every
+//     ring node no supervisor claims — whose children are the ring actors (one per replica:
+//     "<node>" or "<node>.<i>"); and the graph: CPU nodes run their catalog function, ring nodes
+//     forward to their ring actors (round robin over replicas, looked up by name per message, so an
+//     OTP restart is picked up at once). Failure to build throws engine_error; what was started is
+//     stopped again.
+//   * Backends: `cpu` runs the kernel on the CPU backend (a device only when faults target the
+//     node); `sim` the sim device; `auto` the best device present — no GPU backend exists in this
+//     build yet, so `auto` is `sim` and the log says so; `cuda`/`hip` fail with engine_error
+//     (the GPU backends are not built yet) rather than silently running elsewhere.
+//   * start_load() starts one thread per load generator: paced to its rate (and to
+//     limits.ingress_rate_per_s over all generators), at most max_in_flight pushes open. Each
+//     push is answered exactly once by the graph; the engine counts it independently: `sent` at
+//     push, then `replied` (every terminal output carries the sequence number that was sent, when
+//     its type has one — else `wrong`), `errors` (a typed error answer) or, if it never came,
+//     `lost`; an answer for a push not open is `duplicated`. So sent = replied + errors + lost.
+//   * drain(): stops the generators, waits (drain_timeout_ms) until every open push is answered;
+//     stop(): stops the graph (anything still open is answered errc::stopped), the supervisor
+//     tree (children in reverse order), the fault ladder and the runtime. Both idempotent.
+//   * ready(): phase running and every ring actor has an attached incarnation without a fault.
+//   * reload(): applies the reloadable settings (log level, breaker, ingress rate, trace sample
+//     ratio, max payload) and returns what changed.
+// Thread-safety: start/start_load/drain/stop from one controlling thread; everything else (the
+// HTTP handlers, the status line) from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+
+#include "ringflow/runtime/config.hpp"
+#include "ringflow/runtime/log.hpp"
+#include "ringflow/runtime/topology.hpp"
+
+namespace ringflow::ops {
+
+struct engine_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+enum class engine_phase { created, starting, running, draining, stopped };
+const char* to_string(engine_phase p) noexcept;
+
+struct run_options {
+  std::string backend_override;  // "" or auto|cpu|sim|cuda|hip: replaces every ring node's preference
+  std::string trace_file;        // "" = no spans written
+};
+
+/// The counters of a run (`--summary-json` writes to_json()).
+struct run_summary {
+  std::uint64_t sent = 0, replied = 0, errors = 0, lost = 0, duplicated = 0, wrong = 0;
+  std::uint64_t faults_injected = 0, faults_detected = 0, restarts = 0, reinits = 0, reroutes = 0, failbacks = 0;
+  std::uint64_t replays = 0, supervisor_restarts = 0, spans = 0;
+  double p50_us = 0, p99_us = 0, p999_us = 0, max_us = 0;
+  double duration_s = 0, throughput_per_s = 0;
+  nlohmann::json errors_by_code = nlohmann::json::object();
+  bool ok() const noexcept { return lost == 0 && duplicated == 0 && wrong == 0; }
+  nlohmann::json to_json() const;
+};
+
+/// What the live status line shows.
+struct live_stats {
+  double elapsed_s = 0;
+  std::uint64_t sent = 0, replied = 0, errors = 0, in_flight = 0;
+  std::uint64_t faults = 0, recoveries = 0;
+  double p50_us = 0, p99_us = 0;
+};
+
+class engine {
+ public:
+  engine(topology topo, program_config cfg, event_log& log, run_options opts);
+  ~engine();
+  engine(const engine&) = delete;
+  engine& operator=(const engine&) = delete;
+
+  void start();
+  void start_load();
+  /// Runs housekeeping (device restores of device_lost faults, trace flushes); call every ~50 ms.
+  void tick();
+  /// True once every load generator has finished its duration (none, if there are none).
+  bool load_finished() const;
+  void drain();
+  void stop();
+
+  engine_phase phase() const noexcept;
+  /// Ready for traffic? When not, `reason` says why (JSON for /health/ready).
+  bool ready(nlohmann::json& reason) const;
+  std::string metrics_text() const;
+  nlohmann::json topology_json() const;
+  live_stats live() const;
+  run_summary summary() const;
+  std::vector<config_change> reload(const program_config& next);
+  const program_config& config() const;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace ringflow::ops

@@ -1,0 +1,137 @@
+// ringflow/runtime/topology.hpp — topology files (YAML): nodes, edges, supervisors, load, faults.
+//
+// Contract
+//   * parse_topology() reads the whole file and validates it against the catalog (catalog.hpp);
+//     it reports EVERY problem it finds, each as "file:line:column: what is wrong", and returns
+//     a topology only when there is none. Checked: YAML syntax; unknown keys at every level;
+//     missing keys; types and ranges of numbers; duplicate or malformed names; unknown kernels,
+//     CPU functions, message types, backends, strategies and fault kinds; edges to unknown
+//     nodes, self-loops, an edge whose output type differs from the input type it feeds (both
+//     named), cycles (the graph is a DAG); supervisors whose children are not ring nodes, that
+//     claim a node twice, or whose parents form a cycle; load aimed at a node that has incoming
+//     edges or takes another message type; faults on nodes that are not ring nodes, with no or
+//     several triggers.
+//   * The `config:` block has the program config's schema (config.hpp); it is kept as YAML and
+//     applied by the program (it sits between the defaults and the config file).
+//   * Schema (docs/OPERATIONS.md has the full reference):
+//       name: demo                       # required
+//       description: "..."               # optional
+//       duration_s: 20                   # optional default for `ringflow run --duration` (0 = until signalled)
+//       config: { breaker: {cooldown_ms: 1500} }
+//       nodes:                           # required, at least one
+//         - {name: echo, kernel: echo, backend: auto, replicas: 1, window: 256}   # ring node
+//         - {name: check, function: validate, type: Echo}                         # CPU node
+//       edges: [{from: check, to: echo}]
+//       supervisors:
+//         - {name: stage, strategy: one_for_one, intensity: 3, period_ms: 5000, children: [echo], parent: root}
+//       load:
+//         - {name: clients, target: check, message: Echo, rate: 2000, duration_s: 0, payload_bytes: 64,
+//            max_in_flight: 128, start_s: 0}
+//       faults:
+//         - {node: echo, kind: crash, at_s: 3}           # or at_message: N, or probability: p
+//         - {node: echo, kind: device_lost, at_s: 8, restore_after_s: 3}
+// Thread-safety: plain functions over values.
+#pragma once
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ringflow::ops {
+
+struct source_pos {
+  int line = 0;    // 1-based; 0 = unknown
+  int column = 0;  // 1-based
+};
+
+struct topology_error {
+  std::string file;
+  source_pos pos;
+  std::string what;
+  std::string str() const;  // "file:line:column: what"
+};
+
+enum class node_kind { ring, cpu };
+
+struct node_spec {
+  std::string name;
+  source_pos pos;
+  node_kind kind = node_kind::ring;
+  // ring nodes
+  std::string kernel;
+  std::string backend = "auto";  // auto | cpu | sim | cuda | hip
+  std::uint32_t replicas = 1;
+  std::uint32_t window = 256;    // the ring actors' in-flight window
+  // CPU nodes
+  std::string function;
+  // both: message types (a CPU node's input and output are its `type`)
+  std::string in_type, out_type;
+};
+
+struct edge_spec {
+  std::string from, to;
+  source_pos pos;
+};
+
+struct supervisor_entry {
+  std::string name;
+  source_pos pos;
+  std::string strategy = "one_for_one";  // one_for_one | one_for_all | rest_for_one
+  std::uint32_t intensity = 3;
+  std::uint32_t period_ms = 5000;
+  std::vector<std::string> children;     // ring nodes
+  std::string parent;                    // "" = the root supervisor
+};
+
+struct load_spec {
+  std::string name;
+  source_pos pos;
+  std::string target;
+  std::string message;
+  double rate = 1000;         // messages per second
+  double duration_s = 0;      // 0 = as long as the run
+  double start_s = 0;         // delay after start
+  std::uint32_t payload_bytes = 64;
+  std::uint32_t max_in_flight = 128;
+};
+
+struct fault_spec {
+  std::string node;
+  source_pos pos;
+  std::string kind;                // sim::fault_kind name
+  double at_s = -1;                // time trigger (since the run started); <0 = unused
+  std::uint64_t at_message = 0;    // the node device's k-th request; 0 = unused
+  double probability = 0;          // per request; 0 = unused
+  std::uint32_t times = 1;         // 0 = unlimited (random rules)
+  std::uint32_t latency_us = 1000; // slow
+  double restore_after_s = -1;     // device_lost: the device comes back this long after the loss
+};
+
+struct topology {
+  std::string file;
+  std::string name;
+  std::string description;
+  double duration_s = 0;
+  YAML::Node config;  // may be null
+  source_pos config_pos;
+  std::vector<node_spec> nodes;
+  std::vector<edge_spec> edges;
+  std::vector<supervisor_entry> supervisors;
+  std::vector<load_spec> load;
+  std::vector<fault_spec> faults;
+
+  const node_spec* node(const std::string& n) const;
+  /// Nodes without incoming edges (where load may enter), in file order.
+  std::vector<std::string> entries() const;
+};
+
+/// Parses and validates `text` (named `file` in errors). nullopt when `errors` is not empty.
+std::optional<topology> parse_topology(const std::string& text, const std::string& file,
+                                       std::vector<topology_error>& errors);
+/// Reads `path` (an unreadable file is one error) and parses it.
+std::optional<topology> load_topology(const std::string& path, std::vector<topology_error>& errors);
+
+}  // namespace ringflow::ops

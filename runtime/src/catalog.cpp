@@ -1,0 +1,207 @@
+// The topology catalog: see ringflow/runtime/catalog.hpp.
+#include "ringflow/runtime/catalog.hpp"
+
+#include <flatbuffers/flatbuffers.h>
+
+#include "ringflow/actors/errors.hpp"
+#include "ringflow/demo_kernels.hpp"
+#include "ringflow/generated/echo_generated.h"
+#include "ringflow/generated/saxpy_reply_generated.h"
+#include "ringflow/generated/saxpy_request_generated.h"
+#include "ringflow/generated/score_reply_generated.h"
+#include "ringflow/generated/score_request_generated.h"
+
+namespace ringflow::ops {
+namespace {
+
+fb_msg finish(flatbuffers::FlatBufferBuilder& b) {
+  return fb_msg(b.GetBufferPointer(), b.GetSize());
+}
+
+template <class T>
+bool verify_as(const fb_msg& m, const char* ident) {
+  flatbuffers::Verifier v(m.bytes.data(), m.bytes.size());
+  return v.VerifyBuffer<T>(ident);
+}
+
+// Saxpy has no id field: the sequence number travels in the first four elements of y as 16-bit
+// chunks (exact in a float), with x = 0 there, so y' = a*x + y keeps them whatever `a` is.
+constexpr std::uint32_t saxpy_seq_words = 4;
+
+std::optional<std::uint64_t> seq_from_floats(const flatbuffers::Vector<float>* y) {
+  if (!y || y->size() < saxpy_seq_words) return std::nullopt;
+  std::uint64_t s = 0;
+  for (std::uint32_t i = 0; i < saxpy_seq_words; ++i) {
+    const float f = y->Get(i);
+    if (!(f >= 0.0f && f < 65536.0f)) return std::nullopt;
+    s |= static_cast<std::uint64_t>(f) << (16 * i);
+  }
+  return s;
+}
+
+std::vector<message_info> make_messages() {
+  std::vector<message_info> v;
+  v.push_back(message_info{
+      "Echo", msg::Echo::id,
+      [](std::uint64_t seq, std::uint32_t bytes) {
+        flatbuffers::FlatBufferBuilder b(128 + bytes);
+        std::vector<std::uint8_t> body(bytes);
+        for (std::uint32_t i = 0; i < bytes; ++i) body[i] = static_cast<std::uint8_t>(seq + i);
+        demo::FinishEchoBuffer(b, demo::CreateEcho(b, seq, b.CreateVector(body)));
+        return finish(b);
+      },
+      [](const fb_msg& m) -> std::optional<std::uint64_t> {
+        if (!verify_as<demo::Echo>(m, demo::EchoIdentifier())) return std::nullopt;
+        return demo::GetEcho(m.bytes.data())->sequence();
+      },
+      [](const fb_msg& m) { return verify_as<demo::Echo>(m, demo::EchoIdentifier()); }});
+  v.push_back(message_info{
+      "SaxpyRequest", msg::SaxpyRequest::id,
+      [](std::uint64_t seq, std::uint32_t bytes) {
+        const std::uint32_t n = saxpy_seq_words + bytes / 8;
+        std::vector<float> x(n), y(n);
+        for (std::uint32_t i = 0; i < n; ++i) {
+          x[i] = i < saxpy_seq_words ? 0.0f : static_cast<float>(i);
+          y[i] = i < saxpy_seq_words ? static_cast<float>((seq >> (16 * i)) & 0xffff) : static_cast<float>(i);
+        }
+        flatbuffers::FlatBufferBuilder b(64 + 8 * n);
+        demo::FinishSaxpyRequestBuffer(b, demo::CreateSaxpyRequest(b, 2.0f, b.CreateVector(x), b.CreateVector(y)));
+        return finish(b);
+      },
+      [](const fb_msg& m) -> std::optional<std::uint64_t> {
+        if (!verify_as<demo::SaxpyRequest>(m, demo::SaxpyRequestIdentifier())) return std::nullopt;
+        return seq_from_floats(demo::GetSaxpyRequest(m.bytes.data())->y());
+      },
+      [](const fb_msg& m) { return verify_as<demo::SaxpyRequest>(m, demo::SaxpyRequestIdentifier()); }});
+  v.push_back(message_info{
+      "SaxpyReply", msg::SaxpyReply::id,
+      [](std::uint64_t seq, std::uint32_t bytes) {
+        const std::uint32_t n = saxpy_seq_words + bytes / 8;
+        std::vector<float> y(n);
+        for (std::uint32_t i = 0; i < n; ++i)
+          y[i] = i < saxpy_seq_words ? static_cast<float>((seq >> (16 * i)) & 0xffff) : static_cast<float>(3 * i);
+        flatbuffers::FlatBufferBuilder b(64 + 4 * n);
+        demo::FinishSaxpyReplyBuffer(b, demo::CreateSaxpyReply(b, b.CreateVector(y)));
+        return finish(b);
+      },
+      [](const fb_msg& m) -> std::optional<std::uint64_t> {
+        if (!verify_as<demo::SaxpyReply>(m, demo::SaxpyReplyIdentifier())) return std::nullopt;
+        return seq_from_floats(demo::GetSaxpyReply(m.bytes.data())->y());
+      },
+      [](const fb_msg& m) { return verify_as<demo::SaxpyReply>(m, demo::SaxpyReplyIdentifier()); }});
+  v.push_back(message_info{
+      "ScoreRequest", msg::ScoreRequest::id,
+      [](std::uint64_t seq, std::uint32_t bytes) {
+        std::vector<demo::Feature> f;
+        const std::uint32_t n = bytes / 8 == 0 ? 1 : bytes / 8;
+        for (std::uint32_t i = 0; i < n; ++i)
+          f.emplace_back(static_cast<std::uint32_t>(seq * 31 + i), static_cast<float>((seq + i) % 7) / 7.0f);
+        const demo::Quote q(100.0 + static_cast<double>(seq % 50), 1 + static_cast<std::uint32_t>(seq % 9),
+                            static_cast<std::uint8_t>(seq % 4));
+        flatbuffers::FlatBufferBuilder b(128 + 8 * n);
+        demo::FinishScoreRequestBuffer(b, demo::CreateScoreRequestDirect(b, seq, &q, &f, 0.25f, "RFX"));
+        return finish(b);
+      },
+      [](const fb_msg& m) -> std::optional<std::uint64_t> {
+        if (!verify_as<demo::ScoreRequest>(m, demo::ScoreRequestIdentifier())) return std::nullopt;
+        return demo::GetScoreRequest(m.bytes.data())->request_id();
+      },
+      [](const fb_msg& m) { return verify_as<demo::ScoreRequest>(m, demo::ScoreRequestIdentifier()); }});
+  v.push_back(message_info{
+      "ScoreReply", msg::ScoreReply::id,
+      [](std::uint64_t seq, std::uint32_t) {
+        flatbuffers::FlatBufferBuilder b(64);
+        demo::FinishScoreReplyBuffer(b, demo::CreateScoreReply(b, seq, 0.5f, 100.0, true, 0));
+        return finish(b);
+      },
+      [](const fb_msg& m) -> std::optional<std::uint64_t> {
+        if (!verify_as<demo::ScoreReply>(m, demo::ScoreReplyIdentifier())) return std::nullopt;
+        return demo::GetScoreReply(m.bytes.data())->request_id();
+      },
+      [](const fb_msg& m) { return verify_as<demo::ScoreReply>(m, demo::ScoreReplyIdentifier()); }});
+  return v;
+}
+
+template <ring_kernel K>
+kernel_info kernel_entry(const char* request, const char* reply) {
+  return kernel_info{K::name,
+                     request,
+                     reply,
+                     K::request::id,
+                     K::reply::id,
+                     [](cpu_incarnation_options o) { return cpu_incarnation_factory<K>(o); },
+                     [](sim::sim_device& d, cpu_incarnation_options o) { return d.template factory<K>(o); }};
+}
+
+std::vector<function_info> make_functions() {
+  std::vector<function_info> v;
+  v.push_back(function_info{"passthrough", "forwards the message unchanged", [](const message_info&) -> cpu_node_fn {
+                              return [](const fb_msg& m) -> std::optional<fb_msg> { return m; };
+                            }});
+  v.push_back(function_info{"validate", "verifies the message (FlatBuffers Verifier); a bad one is refused (malformed)",
+                            [](const message_info& t) -> cpu_node_fn {
+                              auto verify = t.verify;
+                              std::string name = t.name;
+                              return [verify, name](const fb_msg& m) -> std::optional<fb_msg> {
+                                if (!verify(m)) throw std::invalid_argument("not a valid " + name);
+                                return m;
+                              };
+                            }});
+  v.push_back(function_info{"sink", "ends the message (a terminal that keeps nothing)",
+                            [](const message_info&) -> cpu_node_fn {
+                              return [](const fb_msg&) -> std::optional<fb_msg> { return std::nullopt; };
+                            }});
+  return v;
+}
+
+template <class T>
+std::string names_of(const std::vector<T>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x.name;
+  return s;
+}
+
+}  // namespace
+
+const std::vector<message_info>& message_catalog() {
+  static const std::vector<message_info> v = make_messages();
+  return v;
+}
+const std::vector<kernel_info>& kernel_catalog() {
+  static const std::vector<kernel_info> v = {
+      kernel_entry<demo_kernels::EchoKernel>("Echo", "Echo"),
+      kernel_entry<demo_kernels::SaxpyKernel>("SaxpyRequest", "SaxpyReply"),
+      kernel_entry<demo_kernels::ScoreKernel>("ScoreRequest", "ScoreReply"),
+  };
+  return v;
+}
+const std::vector<function_info>& function_catalog() {
+  static const std::vector<function_info> v = make_functions();
+  return v;
+}
+
+const message_info* find_message(const std::string& name) {
+  for (const auto& m : message_catalog())
+    if (m.name == name) return &m;
+  return nullptr;
+}
+const message_info* find_message(type_id id) {
+  for (const auto& m : message_catalog())
+    if (m.id == id) return &m;
+  return nullptr;
+}
+const kernel_info* find_kernel(const std::string& name) {
+  for (const auto& k : kernel_catalog())
+    if (k.name == name) return &k;
+  return nullptr;
+}
+const function_info* find_function(const std::string& name) {
+  for (const auto& f : function_catalog())
+    if (f.name == name) return &f;
+  return nullptr;
+}
+std::string message_names() { return names_of(message_catalog()); }
+std::string kernel_names() { return names_of(kernel_catalog()); }
+std::string function_names() { return names_of(function_catalog()); }
+
+}  // namespace ringflow::ops

@@ -1,0 +1,452 @@
+// Topology files: see ringflow/runtime/topology.hpp.
+#include "ringflow/runtime/topology.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "ringflow/runtime/catalog.hpp"
+#include "ringflow/sim/fault_injector.hpp"
+
+namespace ringflow::ops {
+
+std::string topology_error::str() const {
+  std::string s = file;
+  if (pos.line > 0) s += ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column);
+  return s + ": " + what;
+}
+
+const node_spec* topology::node(const std::string& n) const {
+  for (const auto& x : nodes)
+    if (x.name == n) return &x;
+  return nullptr;
+}
+
+std::vector<std::string> topology::entries() const {
+  std::vector<std::string> out;
+  for (const auto& n : nodes) {
+    bool fed = false;
+    for (const auto& e : edges) fed = fed || e.to == n.name;
+    if (!fed) out.push_back(n.name);
+  }
+  return out;
+}
+
+namespace {
+
+source_pos pos_of(const YAML::Node& n) {
+  if (!n.IsDefined()) return {};  // a missing key (yaml-cpp's Mark() throws for those)
+  const YAML::Mark m = n.Mark();
+  if (m.line < 0) return {};
+  return {m.line + 1, m.column + 1};
+}
+
+std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
+  return s;
+}
+
+bool valid_name(const std::string& s) {
+  if (s.empty() || s.size() > 64 || !std::isalpha(static_cast<unsigned char>(s[0]))) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; });
+}
+
+// Reads values out of YAML maps, recording every problem with its position.
+class reader {
+ public:
+  reader(std::string file, std::vector<topology_error>& errors) : file_(std::move(file)), errors_(errors) {}
+
+  void error(source_pos p, std::string what) { errors_.push_back(topology_error{file_, p, std::move(what)}); }
+  void error(const YAML::Node& at, std::string what) { error(pos_of(at), std::move(what)); }
+
+  /// `n` must be a map whose keys are all in `allowed`; false (reported) otherwise.
+  bool map(const YAML::Node& n, const std::string& what, const std::vector<std::string>& allowed) {
+    if (!n.IsMap()) {
+      error(n, what + " must be a mapping (key: value)");
+      return false;
+    }
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      const std::string key = it->first.IsScalar() ? it->first.Scalar() : std::string("?");
+      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
+        error(it->first, "unknown key '" + key + "' in " + what + " (allowed: " + join(allowed) + ")");
+    }
+    return true;
+  }
+
+  std::optional<std::string> str(const YAML::Node& m, const char* key, const std::string& what, bool required) {
+    const YAML::Node v = m[key];
+    if (!v) {
+      if (required) error(m, what + ": missing '" + key + "'");
+      return std::nullopt;
+    }
+    if (!v.IsScalar() || v.Scalar().empty()) {
+      error(v, what + ": '" + key + "' must be a non-empty string");
+      return std::nullopt;
+    }
+    return v.Scalar();
+  }
+
+  template <class T>
+  std::optional<T> num(const YAML::Node& m, const char* key, const std::string& what, T lo, T hi, bool required = false) {
+    const YAML::Node v = m[key];
+    if (!v) {
+      if (required) error(m, what + ": missing '" + key + "'");
+      return std::nullopt;
+    }
+    const std::string s = v.IsScalar() ? v.Scalar() : std::string();
+    T x{};
+    const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), x);
+    const bool whole = v.IsScalar() && !s.empty() && ec == std::errc() && p == s.data() + s.size();
+    bool finite = true;
+    if constexpr (std::is_floating_point_v<T>) finite = std::isfinite(x);
+    if (!whole || !finite || x < lo || x > hi) {
+      std::ostringstream range;
+      range << lo << " .. " << hi;
+      error(v, what + ": '" + key + "' must be " + (std::is_integral_v<T> ? "an integer" : "a number") + " in " +
+                   range.str() + ", got '" + s + "'");
+      return std::nullopt;
+    }
+    return x;
+  }
+
+  std::vector<std::string> names(const YAML::Node& m, const char* key, const std::string& what) {
+    std::vector<std::string> out;
+    const YAML::Node v = m[key];
+    if (!v) return out;
+    if (!v.IsSequence()) {
+      error(v, what + ": '" + key + "' must be a list of names");
+      return out;
+    }
+    for (const auto& x : v) {
+      if (!x.IsScalar()) error(x, what + ": '" + key + "' must hold names");
+      else out.push_back(x.Scalar());
+    }
+    return out;
+  }
+
+  const std::string& file() const { return file_; }
+
+ private:
+  std::string file_;
+  std::vector<topology_error>& errors_;
+};
+
+const std::vector<std::string> backends = {"auto", "cpu", "sim", "cuda", "hip"};
+const std::vector<std::string> strategies = {"one_for_one", "one_for_all", "rest_for_one"};
+
+void read_nodes(reader& r, const YAML::Node& list, topology& t) {
+  if (!list || !list.IsSequence() || list.size() == 0) {
+    r.error(list ? list : YAML::Node(), "'nodes' must be a non-empty list");
+    return;
+  }
+  std::set<std::string> seen;
+  for (const auto& n : list) {
+    if (!r.map(n, "node", {"name", "kernel", "backend", "replicas", "window", "function", "type"})) continue;
+    node_spec s;
+    s.pos = pos_of(n);
+    s.name = r.str(n, "name", "node", true).value_or("");
+    const std::string what = "node '" + s.name + "'";
+    if (!s.name.empty() && !valid_name(s.name))
+      r.error(n["name"], what + ": a name is a letter then letters, digits, '_' or '-' (at most 64)");
+    if (!s.name.empty() && !seen.insert(s.name).second) r.error(n["name"], what + " is defined twice");
+    const bool ring = static_cast<bool>(n["kernel"]);
+    const bool cpu = static_cast<bool>(n["function"]);
+    if (ring == cpu) {
+      r.error(n, what + ": give either 'kernel' (a ring node) or 'function' (a CPU node)");
+      continue;
+    }
+    if (ring) {
+      s.kind = node_kind::ring;
+      for (const char* k : {"type"})
+        if (n[k]) r.error(n[k], what + ": '" + k + "' is for CPU nodes (a ring node's types are its kernel's)");
+      s.kernel = r.str(n, "kernel", what, true).value_or("");
+      if (const kernel_info* k = find_kernel(s.kernel)) {
+        s.in_type = k->request;
+        s.out_type = k->reply;
+      } else if (!s.kernel.empty()) {
+        r.error(n["kernel"], what + ": unknown kernel '" + s.kernel + "' (known: " + kernel_names() + ")");
+      }
+      if (auto b = r.str(n, "backend", what, false)) {
+        s.backend = *b;
+        if (std::find(backends.begin(), backends.end(), s.backend) == backends.end())
+          r.error(n["backend"], what + ": unknown backend '" + s.backend + "' (known: " + join(backends) + ")");
+      }
+      s.replicas = r.num<std::uint32_t>(n, "replicas", what, 1, 64).value_or(1);
+      s.window = r.num<std::uint32_t>(n, "window", what, 1, 1u << 20).value_or(256);
+    } else {
+      s.kind = node_kind::cpu;
+      for (const char* k : {"backend", "replicas", "window"})
+        if (n[k]) r.error(n[k], what + ": '" + k + "' is for ring nodes");
+      s.function = r.str(n, "function", what, true).value_or("");
+      if (!s.function.empty() && !find_function(s.function))
+        r.error(n["function"], what + ": unknown function '" + s.function + "' (known: " + function_names() + ")");
+      const std::string type = r.str(n, "type", what, true).value_or("");
+      if (!type.empty() && !find_message(type))
+        r.error(n["type"], what + ": unknown message type '" + type + "' (known: " + message_names() + ")");
+      else
+        s.in_type = s.out_type = type;
+    }
+    t.nodes.push_back(std::move(s));
+  }
+}
+
+void read_edges(reader& r, const YAML::Node& list, topology& t) {
+  if (!list) return;
+  if (!list.IsSequence()) {
+    r.error(list, "'edges' must be a list");
+    return;
+  }
+  std::set<std::pair<std::string, std::string>> seen;
+  for (const auto& e : list) {
+    if (!r.map(e, "edge", {"from", "to"})) continue;
+    edge_spec s;
+    s.pos = pos_of(e);
+    s.from = r.str(e, "from", "edge", true).value_or("");
+    s.to = r.str(e, "to", "edge", true).value_or("");
+    if (s.from.empty() || s.to.empty()) continue;
+    const node_spec* a = t.node(s.from);
+    const node_spec* b = t.node(s.to);
+    bool ok = true;
+    if (!a) r.error(e["from"], "edge " + s.from + " -> " + s.to + ": no node named '" + s.from + "'"), ok = false;
+    if (!b) r.error(e["to"], "edge " + s.from + " -> " + s.to + ": no node named '" + s.to + "'"), ok = false;
+    if (!ok) continue;
+    if (s.from == s.to) {
+      r.error(e, "edge " + s.from + " -> " + s.to + ": a node cannot feed itself");
+      continue;
+    }
+    if (!seen.insert({s.from, s.to}).second) {
+      r.error(e, "edge " + s.from + " -> " + s.to + " is given twice");
+      continue;
+    }
+    if (!a->out_type.empty() && !b->in_type.empty() && a->out_type != b->in_type)
+      r.error(e, "edge " + s.from + " -> " + s.to + ": type mismatch: '" + s.from + "' sends " + a->out_type + " but '" +
+                     s.to + "' takes " + b->in_type);
+    t.edges.push_back(std::move(s));
+  }
+  // Cycles: depth-first search; report each cycle once, at the edge that closes it.
+  std::map<std::string, std::vector<const edge_spec*>> out;
+  for (const auto& e : t.edges) out[e.from].push_back(&e);
+  std::map<std::string, int> color;  // 0 new, 1 on the stack, 2 done
+  std::vector<std::string> stack;
+  std::function<void(const std::string&)> visit = [&](const std::string& n) {
+    color[n] = 1;
+    stack.push_back(n);
+    for (const edge_spec* e : out[n]) {
+      if (color[e->to] == 1) {
+        auto from = std::find(stack.begin(), stack.end(), e->to);
+        std::vector<std::string> cyc(from, stack.end());
+        cyc.push_back(e->to);
+        r.error(e->pos, "edges form a cycle (" + join(cyc, " -> ") + "); a topology is a directed acyclic graph");
+      } else if (color[e->to] == 0) {
+        visit(e->to);
+      }
+    }
+    stack.pop_back();
+    color[n] = 2;
+  };
+  for (const auto& n : t.nodes)
+    if (color[n.name] == 0) visit(n.name);
+}
+
+void read_supervisors(reader& r, const YAML::Node& list, topology& t) {
+  if (!list) return;
+  if (!list.IsSequence()) {
+    r.error(list, "'supervisors' must be a list");
+    return;
+  }
+  std::map<std::string, std::string> owner;  // ring node -> supervisor
+  std::set<std::string> seen = {"root"};
+  for (const auto& n : list) {
+    if (!r.map(n, "supervisor", {"name", "strategy", "intensity", "period_ms", "children", "parent"})) continue;
+    supervisor_entry s;
+    s.pos = pos_of(n);
+    s.name = r.str(n, "name", "supervisor", true).value_or("");
+    const std::string what = "supervisor '" + s.name + "'";
+    if (!s.name.empty() && !valid_name(s.name))
+      r.error(n["name"], what + ": a name is a letter then letters, digits, '_' or '-' (at most 64)");
+    if (!s.name.empty() && !seen.insert(s.name).second)
+      r.error(n["name"], what + (s.name == "root" ? " is reserved (the tree's root)" : " is defined twice"));
+    if (auto st = r.str(n, "strategy", what, false)) {
+      s.strategy = *st;
+      if (std::find(strategies.begin(), strategies.end(), s.strategy) == strategies.end())
+        r.error(n["strategy"], what + ": unknown strategy '" + s.strategy + "' (known: " + join(strategies) + ")");
+    }
+    s.intensity = r.num<std::uint32_t>(n, "intensity", what, 0, 1000).value_or(3);
+    s.period_ms = r.num<std::uint32_t>(n, "period_ms", what, 1, 86400000).value_or(5000);
+    s.children = r.names(n, "children", what);
+    if (s.children.empty()) r.error(n, what + ": needs 'children' (a list of ring nodes)");
+    for (std::size_t i = 0; i < s.children.size(); ++i) {
+      const std::string& c = s.children[i];
+      const YAML::Node at = n["children"][i];
+      const node_spec* ns = t.node(c);
+      if (!ns) r.error(at, what + ": no node named '" + c + "'");
+      else if (ns->kind != node_kind::ring)
+        r.error(at, what + ": '" + c + "' is a CPU node; supervisors hold ring nodes (CPU nodes live in the graph)");
+      else if (!owner.emplace(c, s.name).second)
+        r.error(at, what + ": '" + c + "' is already supervised by '" + owner[c] + "'");
+    }
+    s.parent = r.str(n, "parent", what, false).value_or("");
+    if (s.parent == "root") s.parent.clear();
+    t.supervisors.push_back(std::move(s));
+  }
+  // Parents: known, and no cycle among them.
+  for (const auto& s : t.supervisors) {
+    if (s.parent.empty()) continue;
+    auto find = [&](const std::string& n) -> const supervisor_entry* {
+      for (const auto& x : t.supervisors)
+        if (x.name == n) return &x;
+      return nullptr;
+    };
+    if (!find(s.parent)) {
+      r.error(s.pos, "supervisor '" + s.name + "': no supervisor named '" + s.parent + "' (its parent)");
+      continue;
+    }
+    std::set<std::string> path = {s.name};
+    for (const supervisor_entry* p = find(s.parent); p; p = p->parent.empty() ? nullptr : find(p->parent)) {
+      if (!path.insert(p->name).second) {
+        r.error(s.pos, "supervisor '" + s.name + "': its parents form a cycle");
+        break;
+      }
+    }
+  }
+}
+
+void read_load(reader& r, const YAML::Node& list, topology& t) {
+  if (!list) return;
+  if (!list.IsSequence()) {
+    r.error(list, "'load' must be a list");
+    return;
+  }
+  const std::vector<std::string> entries = t.entries();
+  std::set<std::string> seen;
+  for (const auto& n : list) {
+    if (!r.map(n, "load generator",
+               {"name", "target", "message", "rate", "duration_s", "start_s", "payload_bytes", "max_in_flight"}))
+      continue;
+    load_spec s;
+    s.pos = pos_of(n);
+    s.name = r.str(n, "name", "load generator", true).value_or("");
+    const std::string what = "load generator '" + s.name + "'";
+    if (!s.name.empty() && !seen.insert(s.name).second) r.error(n["name"], what + " is defined twice");
+    s.target = r.str(n, "target", what, true).value_or("");
+    s.message = r.str(n, "message", what, true).value_or("");
+    if (!s.message.empty() && !find_message(s.message))
+      r.error(n["message"], what + ": unknown message type '" + s.message + "' (known: " + message_names() + ")");
+    if (const node_spec* target = t.node(s.target)) {
+      if (std::find(entries.begin(), entries.end(), s.target) == entries.end())
+        r.error(n["target"], what + ": '" + s.target + "' has incoming edges; load enters at an entry node (" +
+                                 join(entries) + ")");
+      else if (!s.message.empty() && !target->in_type.empty() && target->in_type != s.message)
+        r.error(n["message"], what + ": '" + s.target + "' takes " + target->in_type + ", not " + s.message);
+    } else if (!s.target.empty()) {
+      r.error(n["target"], what + ": no node named '" + s.target + "'");
+    }
+    s.rate = r.num<double>(n, "rate", what, 0.001, 1e7, true).value_or(0);
+    s.duration_s = r.num<double>(n, "duration_s", what, 0, 1e7).value_or(0);
+    s.start_s = r.num<double>(n, "start_s", what, 0, 1e7).value_or(0);
+    s.payload_bytes = r.num<std::uint32_t>(n, "payload_bytes", what, 0, 1u << 20).value_or(64);
+    s.max_in_flight = r.num<std::uint32_t>(n, "max_in_flight", what, 1, 65536).value_or(128);
+    t.load.push_back(std::move(s));
+  }
+}
+
+void read_faults(reader& r, const YAML::Node& list, topology& t) {
+  if (!list) return;
+  if (!list.IsSequence()) {
+    r.error(list, "'faults' must be a list");
+    return;
+  }
+  std::string kinds;
+  for (std::size_t i = 0; i < sim::fault_kind_count; ++i)
+    kinds += std::string(i ? ", " : "") + sim::to_string(static_cast<sim::fault_kind>(i));
+  for (const auto& n : list) {
+    if (!r.map(n, "fault", {"node", "kind", "at_s", "at_message", "probability", "times", "latency_us", "restore_after_s"}))
+      continue;
+    fault_spec s;
+    s.pos = pos_of(n);
+    s.node = r.str(n, "node", "fault", true).value_or("");
+    const std::string what = "fault on '" + s.node + "'";
+    if (const node_spec* ns = t.node(s.node)) {
+      if (ns->kind != node_kind::ring) r.error(n["node"], what + ": faults are injected into ring nodes' devices");
+    } else if (!s.node.empty()) {
+      r.error(n["node"], what + ": no node named '" + s.node + "'");
+    }
+    s.kind = r.str(n, "kind", what, true).value_or("");
+    if (!s.kind.empty() && !sim::fault_kind_from(s.kind))
+      r.error(n["kind"], what + ": unknown fault kind '" + s.kind + "' (known: " + kinds + ")");
+    int triggers = 0;
+    if (auto x = r.num<double>(n, "at_s", what, 0, 1e7)) s.at_s = *x, ++triggers;
+    if (auto x = r.num<std::uint64_t>(n, "at_message", what, 1, ~0ull)) s.at_message = *x, ++triggers;
+    if (auto x = r.num<double>(n, "probability", what, 1e-9, 1)) s.probability = *x, ++triggers;
+    const int given = !!n["at_s"] + !!n["at_message"] + !!n["probability"];
+    if (given == 0) r.error(n, what + ": needs one trigger: 'at_s', 'at_message' or 'probability'");
+    else if (given > 1) r.error(n, what + ": give only one trigger of 'at_s', 'at_message', 'probability'");
+    s.times = r.num<std::uint32_t>(n, "times", what, 0, 1000000).value_or(1);
+    s.latency_us = r.num<std::uint32_t>(n, "latency_us", what, 1, 60000000).value_or(1000);
+    if (n["restore_after_s"]) {
+      if (s.kind != "device_lost") r.error(n["restore_after_s"], what + ": 'restore_after_s' is for device_lost faults");
+      s.restore_after_s = r.num<double>(n, "restore_after_s", what, 0, 1e7).value_or(-1);
+    }
+    (void)triggers;
+    t.faults.push_back(std::move(s));
+  }
+}
+
+}  // namespace
+
+std::optional<topology> parse_topology(const std::string& text, const std::string& file,
+                                       std::vector<topology_error>& errors) {
+  const std::size_t before = errors.size();
+  reader r(file, errors);
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::ParserException& e) {
+    r.error(source_pos{e.mark.line + 1, e.mark.column + 1}, "YAML syntax error: " + e.msg);
+    return std::nullopt;
+  }
+  if (!root || root.IsNull()) {
+    r.error(source_pos{1, 1}, "the file is empty (a topology needs at least 'name' and 'nodes')");
+    return std::nullopt;
+  }
+  topology t;
+  t.file = file;
+  if (!r.map(root, "the topology",
+             {"name", "description", "duration_s", "config", "nodes", "edges", "supervisors", "load", "faults"}))
+    return std::nullopt;
+  t.name = r.str(root, "name", "the topology", true).value_or("");
+  if (root["description"] && root["description"].IsScalar()) t.description = root["description"].Scalar();
+  t.duration_s = r.num<double>(root, "duration_s", "the topology", 0, 1e7).value_or(0);
+  if (root["config"]) {
+    t.config = root["config"];
+    t.config_pos = pos_of(root["config"]);
+    if (!t.config.IsMap()) r.error(t.config, "'config' must be a mapping (the config file's sections)");
+  }
+  if (!root["nodes"]) r.error(root, "the topology: missing 'nodes'");
+  else read_nodes(r, root["nodes"], t);
+  read_edges(r, root["edges"], t);
+  read_supervisors(r, root["supervisors"], t);
+  read_load(r, root["load"], t);
+  read_faults(r, root["faults"], t);
+  if (errors.size() != before) return std::nullopt;
+  return t;
+}
+
+std::optional<topology> load_topology(const std::string& path, std::vector<topology_error>& errors) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    errors.push_back(topology_error{path, {}, "cannot read the file"});
+    return std::nullopt;
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return parse_topology(ss.str(), path, errors);
+}
+
+}  // namespace ringflow::ops

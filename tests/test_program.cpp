@@ -1,0 +1,282 @@
+// The `ringflow` program as operators use it: spawned as a process, its exit codes, its output,
+// its summary JSON, signals. RINGFLOW_PROGRAM is the built binary.
+#include <catch2/catch.hpp>
+#include <httplib.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/prom_parse.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string program = RINGFLOW_PROGRAM;
+const std::string examples = std::string(RINGFLOW_SOURCE_DIR) + "/examples/topologies/";
+
+struct outcome {
+  int code = -1;
+  std::string out, err;
+};
+
+fs::path temp_dir() {
+  static const fs::path d = [] {
+    fs::path p = fs::temp_directory_path() / ("ringflow-test-program-" + std::to_string(getpid()));
+    fs::create_directories(p);
+    return p;
+  }();
+  return d;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+fs::path write_file(const std::string& name, const std::string& text) {
+  const fs::path p = temp_dir() / name;
+  std::ofstream(p) << text;
+  return p;
+}
+
+// Runs the program to completion with `args` (and extra environment), capturing stdout/stderr.
+outcome run(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
+  static int n = 0;
+  const fs::path out = temp_dir() / ("out" + std::to_string(++n));
+  const fs::path err = temp_dir() / ("err" + std::to_string(n));
+  const pid_t pid = fork();
+  if (pid == 0) {
+    std::freopen(out.c_str(), "w", stdout);
+    std::freopen(err.c_str(), "w", stderr);
+    for (const auto& e : env) putenv(const_cast<char*>(e.c_str()));
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(program.c_str()));
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(program.c_str(), argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  outcome o;
+  o.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  o.out = slurp(out);
+  o.err = slurp(err);
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("usage errors exit 2; --help and --version exit 0", "[program]") {
+  CHECK(run({}).code == 2);
+  CHECK(run({"frobnicate"}).code == 2);
+  CHECK(run({"run"}).code == 2);                                   // the topology is required
+  CHECK(run({"run", examples + "pipeline.yaml", "--backend", "tpu"}).code == 2);
+  CHECK(run({"run", examples + "pipeline.yaml", "--duration", "-1"}).code == 2);
+  CHECK(run({"run", examples + "pipeline.yaml", "--no-such-flag"}).code == 2);
+  CHECK(run({"run", examples + "pipeline.yaml", "--http", "nonsense"}).code == 2);  // a bad flag value
+  const outcome v = run({"--version"});
+  CHECK(v.code == 0);
+  CHECK_THAT(v.out, Catch::Contains("ringflow " RINGFLOW_VERSION));
+  for (const char* sub : {"run", "validate", "devices"}) {
+    const outcome h = run({sub, "--help"});
+    CHECK(h.code == 0);
+    CHECK_THAT(h.out, Catch::Contains(sub));
+  }
+}
+
+TEST_CASE("validate: 0 for the shipped topologies, 3 with file:line:column for a bad one", "[program]") {
+  for (const char* f : {"supervised-demo.yaml", "pipeline.yaml", "fanout.yaml"}) {
+    const outcome o = run({"validate", examples + f});
+    INFO(o.err);
+    CHECK(o.code == 0);
+    CHECK_THAT(o.out, Catch::Contains(": ok: topology"));
+  }
+  const fs::path bad = write_file("bad.yaml",
+                                  "name: bad\n"
+                                  "nodes:\n"
+                                  "  - {name: a, kernel: fft}\n"
+                                  "  - {name: b, function: sink, type: Echo, replicas: 2}\n");
+  const outcome o = run({"validate", bad.string()});
+  CHECK(o.code == 3);
+  CHECK_THAT(o.err, Catch::Contains(bad.string() + ":3:27: node 'a': unknown kernel 'fft'"));
+  CHECK_THAT(o.err, Catch::Contains(bad.string() + ":4:44: node 'b': 'replicas' is for ring nodes"));
+  CHECK(run({"validate", (temp_dir() / "missing.yaml").string()}).code == 3);
+  // A bad config block inside the topology is a topology error too.
+  const fs::path badcfg = write_file("badcfg.yaml", "name: c\nconfig: {breaker: {cooldown: 5}}\nnodes: [{name: a, kernel: echo}]\n");
+  const outcome c = run({"validate", badcfg.string()});
+  CHECK(c.code == 3);
+  CHECK_THAT(c.err, Catch::Contains("cooldown"));
+}
+
+TEST_CASE("run: bad topology or config exits 3; an unavailable backend exits 4", "[program]") {
+  const fs::path bad = write_file("bad2.yaml", "name: x\nnodes: []\n");
+  CHECK(run({"run", bad.string(), "--http", "off"}).code == 3);
+  const fs::path cfg = write_file("cfg.yaml", "http: {listen: off}\nlog: {levle: info}\n");
+  const outcome c = run({"run", examples + "pipeline.yaml", "--config", cfg.string(), "--duration", "1"});
+  CHECK(c.code == 3);
+  CHECK_THAT(c.err, Catch::Contains(cfg.string() + ":2:7"));
+  const outcome e = run({"run", examples + "pipeline.yaml", "--http", "off", "--duration", "1"}, {"RINGFLOW_LOG_LEVLE=info"});
+  CHECK(e.code == 3);
+  CHECK_THAT(e.err, Catch::Contains("RINGFLOW_LOG_LEVLE"));
+  const outcome g = run({"run", examples + "pipeline.yaml", "--http", "off", "--duration", "1", "--backend", "cuda"});
+  CHECK(g.code == 4);
+  CHECK_THAT(g.err, Catch::Contains("backend 'cuda' is not available"));
+}
+
+TEST_CASE("config precedence: file < environment < flag, as the effective config logged at start", "[program]") {
+  const fs::path cfg = write_file("prec.yaml", "http: {listen: off}\nbreaker: {cooldown_ms: 1111, failure_threshold: 7}\n"
+                                               "limits: {node_window: 100}\n");
+  const fs::path sum = temp_dir() / "prec-summary.json";
+  const outcome o = run({"run", examples + "pipeline.yaml", "--config", cfg.string(), "--duration", "0.5",
+                         "--summary-json", sum.string()},
+                        {"RINGFLOW_BREAKER_COOLDOWN_MS=2222", "RINGFLOW_LIMITS_NODE_WINDOW=200"});
+  REQUIRE(o.code == 0);
+  nlohmann::json effective;
+  std::istringstream lines(o.err);
+  for (std::string line; std::getline(lines, line);) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object() && j.value("component", "") == "config") effective = j["config"];
+  }
+  REQUIRE(effective.is_object());
+  CHECK(effective["breaker"]["failure_threshold"] == 7);     // file
+  CHECK(effective["breaker"]["cooldown_ms"] == 2222);        // env over file
+  CHECK(effective["limits"]["node_window"] == 200);          // env over file
+  CHECK(effective["http"]["listen"] == "off");               // file
+  CHECK(effective["ladder"]["hang_timeout_ms"] == 1000);     // default
+}
+
+TEST_CASE("the supervised demo runs end to end: restart, reroute and fail-back, nothing lost", "[program][demo]") {
+  const fs::path sum = temp_dir() / "demo-summary.json";
+  const fs::path trace = temp_dir() / "demo-trace.jsonl";
+  const outcome o = run({"run", examples + "supervised-demo.yaml", "--duration", "14", "--http", "127.0.0.1:0",
+                         "--summary-json", sum.string(), "--trace", trace.string()});
+  INFO(o.err.substr(o.err.size() > 4000 ? o.err.size() - 4000 : 0));
+  REQUIRE(o.code == 0);
+  const nlohmann::json s = nlohmann::json::parse(slurp(sum));
+  for (const char* k : {"sent", "replied", "errors", "lost", "duplicated", "faults_injected", "restarts", "reroutes",
+                        "failbacks", "p50_us", "p99_us", "p999_us"})
+    CHECK(s.contains(k));
+  CHECK(s["lost"] == 0);
+  CHECK(s["duplicated"] == 0);
+  CHECK(s["wrong"] == 0);
+  CHECK(s["sent"].get<std::uint64_t>() > 10000);
+  CHECK(s["sent"].get<std::uint64_t>() ==
+        s["replied"].get<std::uint64_t>() + s["errors"].get<std::uint64_t>() + s["lost"].get<std::uint64_t>());
+  CHECK(s["faults_injected"].get<std::uint64_t>() >= 4);
+  CHECK(s["restarts"].get<std::uint64_t>() >= 1);
+  CHECK(s["reroutes"].get<std::uint64_t>() >= 1);
+  CHECK(s["failbacks"].get<std::uint64_t>() >= 1);
+  CHECK(s["p50_us"].get<double>() > 0);
+  CHECK(s["p99_us"].get<double>() >= s["p50_us"].get<double>());
+  // The log has one structured event per fault, restart, reroute and fail-back.
+  int faults = 0, restarts = 0, reroutes = 0, failbacks = 0;
+  std::istringstream lines(o.err);
+  for (std::string line; std::getline(lines, line);) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    REQUIRE(j.is_object());  // every line of the log is a JSON object
+    for (const char* k : {"ts", "level", "component", "msg"}) CHECK(j.contains(k));
+    if (j["component"] != "ladder") continue;
+    CHECK(j.contains("ring"));
+    const std::string ev = j.value("event", "");
+    faults += ev == "fault";
+    restarts += ev == "restart";
+    reroutes += ev == "reroute";
+    failbacks += ev == "fail_back";
+  }
+  CHECK(faults >= 4);
+  CHECK(restarts >= 1);
+  CHECK(reroutes >= 1);
+  CHECK(failbacks >= 1);
+  // Spans: OTLP-JSON lines; every kernel span's id came back through the reply slot header.
+  std::ifstream tf(trace);
+  std::size_t span_lines = 0, hops = 0, carried = 0;
+  for (std::string line; std::getline(tf, line);) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    REQUIRE(j.is_object());
+    ++span_lines;
+    const auto& spans = j["resourceSpans"][0]["scopeSpans"][0]["spans"];
+    if (spans.size() != 3) continue;
+    ++hops;
+    CHECK(spans[1]["parentSpanId"] == spans[0]["spanId"]);  // kernel <- enqueue
+    carried += spans[2]["parentSpanId"] == spans[1]["spanId"];  // reply <- kernel, via the slot header
+  }
+  CHECK(span_lines > 1000);
+  CHECK(hops > 1000);
+  CHECK(carried == hops);
+}
+
+TEST_CASE("SIGTERM during load drains: exit 0, the summary says nothing was lost", "[program][signals]") {
+  const fs::path sum = temp_dir() / "term-summary.json";
+  const fs::path err = temp_dir() / "term-err";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    std::freopen("/dev/null", "w", stdout);
+    std::freopen(err.c_str(), "w", stderr);
+    execl(program.c_str(), program.c_str(), "run", (examples + "pipeline.yaml").c_str(), "--duration", "0", "--http",
+          "127.0.0.1:0", "--summary-json", sum.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Find the HTTP port in the log, then watch /metrics until load flows.
+  int port = 0;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (port == 0 && std::chrono::steady_clock::now() < give_up) {
+    std::istringstream lines(slurp(err));
+    for (std::string line; std::getline(lines, line);) {
+      const auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_object() && j.value("component", "") == "http") port = j.value("port", 0);
+    }
+    if (port == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling the child's log
+  }
+  REQUIRE(port != 0);
+  httplib::Client cli("127.0.0.1", port);
+  double replied = 0;
+  while (replied < 2000 && std::chrono::steady_clock::now() < give_up) {
+    if (auto res = cli.Get("/metrics")) {
+      const auto fams = ringflow::testing::parse_prometheus(res->body);
+      for (const auto& s : fams.at("ringflow_load_messages_total").samples)
+        if (s.labels.at("outcome") == "replied") replied = s.value;
+    }
+    if (replied < 2000) std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling the child's metrics
+  }
+  REQUIRE(replied >= 2000);
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  const nlohmann::json s = nlohmann::json::parse(slurp(sum));
+  CHECK(s["lost"] == 0);
+  CHECK(s["duplicated"] == 0);
+  CHECK(s["sent"].get<std::uint64_t>() >= 2000);
+  CHECK(s["sent"].get<std::uint64_t>() == s["replied"].get<std::uint64_t>() + s["errors"].get<std::uint64_t>());
+  CHECK(s["errors"] == 0);  // drained: every message in flight at the signal was served
+  CHECK_THAT(slurp(err), Catch::Contains("\"signal\""));
+}
+
+TEST_CASE("devices lists the CPU and the sim device, as a table or JSON", "[program]") {
+  const outcome t = run({"devices"});
+  CHECK(t.code == 0);
+  CHECK_THAT(t.out, Catch::Contains("cpu:0"));
+  CHECK_THAT(t.out, Catch::Contains("sim:0"));
+  const outcome j = run({"devices", "--json"});
+  REQUIRE(j.code == 0);
+  const auto d = nlohmann::json::parse(j.out);
+  REQUIRE(d.is_array());
+  bool cpu = false;
+  for (const auto& x : d) cpu = cpu || (x["id"] == "cpu:0" && x["available"] == true);
+  CHECK(cpu);
+}

@@ -1,0 +1,195 @@
+// Topology files: every validation error has its file:line:column and says what is wrong; the
+// shipped examples are valid.
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "ringflow/runtime/topology.hpp"
+
+using namespace ringflow::ops;
+
+namespace {
+
+// Parses `text`; returns the errors (empty when it is valid).
+std::vector<topology_error> errors_of(const std::string& text) {
+  std::vector<topology_error> errors;
+  const auto t = parse_topology(text, "t.yaml", errors);
+  CHECK(t.has_value() == errors.empty());
+  return errors;
+}
+
+// Exactly one error, at line:column, whose text contains `what`.
+void require_one(const std::string& text, int line, int column, const std::string& what) {
+  const std::vector<topology_error> e = errors_of(text);
+  INFO(text);
+  for (const auto& x : e) INFO(x.str());
+  REQUIRE(e.size() == 1);
+  CHECK(e[0].file == "t.yaml");
+  CHECK(e[0].pos.line == line);
+  CHECK(e[0].pos.column == column);
+  CHECK_THAT(e[0].what, Catch::Contains(what));
+  CHECK_THAT(e[0].str(), Catch::StartsWith("t.yaml:" + std::to_string(line) + ":" + std::to_string(column) + ": "));
+}
+
+const std::string head = "name: t\n";  // line 1
+
+}  // namespace
+
+TEST_CASE("a valid topology parses into nodes, edges, supervisors, load and faults", "[topology]") {
+  std::vector<topology_error> errors;
+  const auto t = parse_topology(head +
+                                    "duration_s: 5\n"
+                                    "config: {breaker: {cooldown_ms: 100}}\n"
+                                    "nodes:\n"
+                                    "  - {name: in, function: validate, type: Echo}\n"
+                                    "  - {name: echo, kernel: echo, backend: sim, replicas: 2, window: 64}\n"
+                                    "edges: [{from: in, to: echo}]\n"
+                                    "supervisors: [{name: s, strategy: rest_for_one, intensity: 2, period_ms: 100, children: [echo]}]\n"
+                                    "load: [{name: l, target: in, message: Echo, rate: 10, duration_s: 1}]\n"
+                                    "faults: [{node: echo, kind: device_lost, at_s: 1, restore_after_s: 2}]\n",
+                                "t.yaml", errors);
+  REQUIRE(errors.empty());
+  REQUIRE(t);
+  CHECK(t->name == "t");
+  CHECK(t->duration_s == 5);
+  CHECK(t->config["breaker"]["cooldown_ms"].as<int>() == 100);
+  REQUIRE(t->nodes.size() == 2);
+  CHECK(t->nodes[0].kind == node_kind::cpu);
+  CHECK(t->nodes[0].in_type == "Echo");
+  CHECK(t->nodes[1].kind == node_kind::ring);
+  CHECK(t->nodes[1].replicas == 2);
+  CHECK(t->nodes[1].window == 64);
+  CHECK(t->nodes[1].in_type == "Echo");
+  CHECK(t->nodes[1].out_type == "Echo");
+  CHECK(t->nodes[1].pos.line == 6);
+  CHECK(t->entries() == std::vector<std::string>{"in"});
+  REQUIRE(t->supervisors.size() == 1);
+  CHECK(t->supervisors[0].strategy == "rest_for_one");
+  REQUIRE(t->faults.size() == 1);
+  CHECK(t->faults[0].restore_after_s == 2);
+  CHECK(t->load[0].rate == 10);
+}
+
+TEST_CASE("YAML syntax errors and unreadable files are reported with their place", "[topology]") {
+  require_one(head + "nodes: [\n", 3, 1, "YAML syntax error");
+  std::vector<topology_error> errors;
+  CHECK_FALSE(load_topology("/nonexistent/ringflow.yaml", errors));
+  REQUIRE(errors.size() == 1);
+  CHECK_THAT(errors[0].str(), Catch::Contains("cannot read"));
+  errors.clear();
+  CHECK_FALSE(parse_topology("", "t.yaml", errors));
+  CHECK_THAT(errors.at(0).what, Catch::Contains("empty"));
+}
+
+TEST_CASE("unknown keys are errors at every level, naming the allowed ones", "[topology]") {
+  require_one(head + "nodse: []\nnodes: [{name: a, kernel: echo}]\n", 2, 1, "unknown key 'nodse'");
+  require_one(head + "nodes:\n  - {name: a, kernel: echo, replica: 2}\n", 3, 29, "unknown key 'replica' in node");
+  require_one(head + "nodes: [{name: a, kernel: echo}]\nload: [{name: l, target: a, message: Echo, rate: 1, burst: 2}]\n", 3,
+              55, "unknown key 'burst'");
+  require_one(head + "nodes: [{name: a, kernel: echo}]\nfaults: [{node: a, kind: crash, at_s: 1, when: 2}]\n", 3, 43,
+              "allowed: node, kind");
+}
+
+TEST_CASE("unknown kernels, functions, types, backends, strategies and fault kinds", "[topology]") {
+  require_one(head + "nodes: [{name: a, kernel: fft}]\n", 2, 27, "unknown kernel 'fft' (known: echo, saxpy, score)");
+  require_one(head + "nodes: [{name: a, function: frob, type: Echo}]\n", 2, 29, "unknown function 'frob'");
+  require_one(head + "nodes: [{name: a, function: sink, type: Ehco}]\n", 2, 41, "unknown message type 'Ehco'");
+  require_one(head + "nodes: [{name: a, kernel: echo, backend: tpu}]\n", 2, 42, "unknown backend 'tpu'");
+  require_one(head + "nodes: [{name: a, kernel: echo}]\nsupervisors: [{name: s, strategy: one_for_some, children: [a]}]\n",
+              3, 35, "unknown strategy 'one_for_some'");
+  require_one(head + "nodes: [{name: a, kernel: echo}]\nfaults: [{node: a, kind: meltdown, at_s: 1}]\n", 3, 26,
+              "unknown fault kind 'meltdown'");
+}
+
+TEST_CASE("bad numbers: not a number, out of range, trailing garbage", "[topology]") {
+  require_one(head + "nodes: [{name: a, kernel: echo, replicas: 0}]\n", 2, 43, "'replicas' must be an integer in 1 .. 64");
+  require_one(head + "nodes: [{name: a, kernel: echo, replicas: 2x}]\n", 2, 43, "got '2x'");
+  require_one(head + "nodes: [{name: a, kernel: echo}]\nload: [{name: l, target: a, message: Echo, rate: -5}]\n", 3, 50,
+              "'rate' must be a number");
+  require_one(head + "nodes: [{name: a, kernel: echo}]\nload: [{name: l, target: a, message: Echo, rate: .nan}]\n", 3, 50,
+              "'rate'");
+  require_one(head + "nodes: [{name: a, kernel: echo}]\nfaults: [{node: a, kind: slow, probability: 1.5}]\n", 3, 45,
+              "'probability'");
+  require_one(head + "duration_s: soon\nnodes: [{name: a, kernel: echo}]\n", 2, 13, "'duration_s'");
+}
+
+TEST_CASE("names: missing, malformed, duplicated", "[topology]") {
+  require_one(head + "nodes: [{kernel: echo}]\n", 2, 9, "missing 'name'");
+  require_one(head + "nodes: [{name: 9lives, kernel: echo}]\n", 2, 16, "a name is a letter");
+  require_one(head + "nodes:\n  - {name: a, kernel: echo}\n  - {name: a, kernel: echo}\n", 4, 13, "defined twice");
+  require_one(head + "nodes: [{name: a, kernel: echo, function: sink}]\n", 2, 9, "either 'kernel'");
+  require_one("nodes: [{name: a, kernel: echo}]\n", 1, 1, "missing 'name'");
+  require_one(head + "edges: []\n", 1, 1, "missing 'nodes'");
+}
+
+TEST_CASE("edges: unknown ends, self-loops, type mismatches and cycles", "[topology]") {
+  const std::string nodes = head +
+                            "nodes:\n"
+                            "  - {name: a, function: passthrough, type: Echo}\n"
+                            "  - {name: b, kernel: echo}\n"
+                            "  - {name: s, kernel: saxpy}\n";  // line 5
+  require_one(nodes + "edges: [{from: a, to: nobody}]\n", 6, 23, "no node named 'nobody'");
+  require_one(nodes + "edges: [{from: b, to: b}]\n", 6, 9, "cannot feed itself");
+  require_one(nodes + "edges: [{from: b, to: s}]\n", 6, 9,
+              "type mismatch: 'b' sends Echo but 's' takes SaxpyRequest");
+  require_one(nodes + "edges:\n  - {from: a, to: b}\n  - {from: b, to: a}\n", 8, 5, "cycle (a -> b -> a)");
+  require_one(nodes + "edges:\n  - {from: a, to: b}\n  - {from: a, to: b}\n", 8, 5, "given twice");
+}
+
+TEST_CASE("supervisors hold ring nodes once; parents exist and do not loop", "[topology]") {
+  const std::string nodes = head +
+                            "nodes:\n"
+                            "  - {name: c, function: sink, type: Echo}\n"
+                            "  - {name: r, kernel: echo}\n";  // line 4
+  require_one(nodes + "supervisors: [{name: s, children: [c]}]\n", 5, 36, "'c' is a CPU node");
+  require_one(nodes + "supervisors: [{name: s, children: [x]}]\n", 5, 36, "no node named 'x'");
+  require_one(nodes + "supervisors:\n  - {name: s, children: [r]}\n  - {name: t, children: [r]}\n", 7, 26,
+              "already supervised by 's'");
+  require_one(nodes + "supervisors: [{name: s, children: [r], parent: p}]\n", 5, 15, "no supervisor named 'p'");
+  require_one(nodes + "supervisors: [{name: root, children: [r]}]\n", 5, 22, "reserved");
+  require_one(nodes + "supervisors: [{name: s}]\n", 5, 15, "needs 'children'");
+  const auto e = errors_of(nodes +
+                           "supervisors:\n"
+                           "  - {name: s, children: [r], parent: t}\n"
+                           "  - {name: t, children: [], parent: s}\n");
+  bool loop = false;
+  for (const auto& x : e) loop = loop || x.what.find("parents form a cycle") != std::string::npos;
+  CHECK(loop);
+}
+
+TEST_CASE("load goes to an entry node of its message type; faults to ring nodes with one trigger", "[topology]") {
+  const std::string nodes = head +
+                            "nodes:\n"
+                            "  - {name: a, function: passthrough, type: Echo}\n"
+                            "  - {name: b, kernel: echo}\n"
+                            "edges: [{from: a, to: b}]\n";  // line 5
+  require_one(nodes + "load: [{name: l, target: b, message: Echo, rate: 1}]\n", 6, 26, "has incoming edges");
+  require_one(nodes + "load: [{name: l, target: a, message: ScoreRequest, rate: 1}]\n", 6, 38,
+              "'a' takes Echo, not ScoreRequest");
+  require_one(nodes + "load: [{name: l, target: a, message: Echo}]\n", 6, 8, "missing 'rate'");
+  require_one(nodes + "faults: [{node: a, kind: crash, at_s: 1}]\n", 6, 17, "faults are injected into ring nodes");
+  require_one(nodes + "faults: [{node: b, kind: crash}]\n", 6, 10, "needs one trigger");
+  require_one(nodes + "faults: [{node: b, kind: crash, at_s: 1, at_message: 5}]\n", 6, 10, "only one trigger");
+  require_one(nodes + "faults: [{node: b, kind: crash, at_s: 1, restore_after_s: 1}]\n", 6, 58, "for device_lost");
+}
+
+TEST_CASE("every problem of a file is reported, not only the first", "[topology]") {
+  const auto e = errors_of(head +
+                           "nodes:\n"
+                           "  - {name: a, kernel: fft}\n"
+                           "  - {name: b, function: sink, type: Nope}\n"
+                           "load: [{name: l, target: zz, message: Echo, rate: 0}]\n");
+  CHECK(e.size() >= 4);
+}
+
+TEST_CASE("the shipped example topologies are valid", "[topology]") {
+  for (const char* f : {"supervised-demo.yaml", "pipeline.yaml", "fanout.yaml"}) {
+    std::vector<topology_error> errors;
+    const auto t = load_topology(std::string(RINGFLOW_SOURCE_DIR) + "/examples/topologies/" + f, errors);
+    INFO(f);
+    for (const auto& x : errors) INFO(x.str());
+    CHECK(errors.empty());
+    CHECK(t.has_value());
+  }
+}
