@@ -112,8 +112,8 @@ TEST_CASE("validate: 0 for the shipped topologies, 3 with file:line:column for a
                                   "  - {name: b, function: sink, type: Echo, replicas: 2}\n");
   const outcome o = run({"validate", bad.string()});
   CHECK(o.code == 3);
-  CHECK_THAT(o.err, Catch::Contains(bad.string() + ":3:27: node 'a': unknown kernel 'fft'"));
-  CHECK_THAT(o.err, Catch::Contains(bad.string() + ":4:44: node 'b': 'replicas' is for ring nodes"));
+  CHECK_THAT(o.err, Catch::Contains(bad.string() + ":3:23: node 'a': unknown kernel 'fft'"));
+  CHECK_THAT(o.err, Catch::Contains(bad.string() + ":4:53: node 'b': 'replicas' is for ring nodes"));
   CHECK(run({"validate", (temp_dir() / "missing.yaml").string()}).code == 3);
   // A bad config block inside the topology is a topology error too.
   const fs::path badcfg = write_file("badcfg.yaml", "name: c\nconfig: {breaker: {cooldown: 5}}\nnodes: [{name: a, kernel: echo}]\n");

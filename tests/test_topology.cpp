@@ -86,8 +86,8 @@ TEST_CASE("unknown keys are errors at every level, naming the allowed ones", "[t
   require_one(head + "nodse: []\nnodes: [{name: a, kernel: echo}]\n", 2, 1, "unknown key 'nodse'");
   require_one(head + "nodes:\n  - {name: a, kernel: echo, replica: 2}\n", 3, 29, "unknown key 'replica' in node");
   require_one(head + "nodes: [{name: a, kernel: echo}]\nload: [{name: l, target: a, message: Echo, rate: 1, burst: 2}]\n", 3,
-              55, "unknown key 'burst'");
-  require_one(head + "nodes: [{name: a, kernel: echo}]\nfaults: [{node: a, kind: crash, at_s: 1, when: 2}]\n", 3, 43,
+              53, "unknown key 'burst'");
+  require_one(head + "nodes: [{name: a, kernel: echo}]\nfaults: [{node: a, kind: crash, at_s: 1, when: 2}]\n", 3, 42,
               "allowed: node, kind");
 }
 
@@ -117,7 +117,7 @@ TEST_CASE("bad numbers: not a number, out of range, trailing garbage", "[topolog
 TEST_CASE("names: missing, malformed, duplicated", "[topology]") {
   require_one(head + "nodes: [{kernel: echo}]\n", 2, 9, "missing 'name'");
   require_one(head + "nodes: [{name: 9lives, kernel: echo}]\n", 2, 16, "a name is a letter");
-  require_one(head + "nodes:\n  - {name: a, kernel: echo}\n  - {name: a, kernel: echo}\n", 4, 13, "defined twice");
+  require_one(head + "nodes:\n  - {name: a, kernel: echo}\n  - {name: a, kernel: echo}\n", 4, 12, "defined twice");
   require_one(head + "nodes: [{name: a, kernel: echo, function: sink}]\n", 2, 9, "either 'kernel'");
   require_one("nodes: [{name: a, kernel: echo}]\n", 1, 1, "missing 'name'");
   require_one(head + "edges: []\n", 1, 1, "missing 'nodes'");
@@ -171,7 +171,7 @@ TEST_CASE("load goes to an entry node of its message type; faults to ring nodes 
   require_one(nodes + "faults: [{node: a, kind: crash, at_s: 1}]\n", 6, 17, "faults are injected into ring nodes");
   require_one(nodes + "faults: [{node: b, kind: crash}]\n", 6, 10, "needs one trigger");
   require_one(nodes + "faults: [{node: b, kind: crash, at_s: 1, at_message: 5}]\n", 6, 10, "only one trigger");
-  require_one(nodes + "faults: [{node: b, kind: crash, at_s: 1, restore_after_s: 1}]\n", 6, 58, "for device_lost");
+  require_one(nodes + "faults: [{node: b, kind: crash, at_s: 1, restore_after_s: 1}]\n", 6, 59, "for device_lost");
 }
 
 TEST_CASE("every problem of a file is reported, not only the first", "[topology]") {

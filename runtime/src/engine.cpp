@@ -256,8 +256,10 @@ struct engine::impl {
           r->name = n.replicas == 1 ? n.name : n.name + "." + std::to_string(i);
           r->node = nr.get();
           r->kernel = k;
-          r->on_cpu = k->cpu_factory({});
-          if (nr->dev) r->on_device = k->sim_factory(*nr->dev, {});
+          cpu_incarnation_options co;
+          co.rings.requests.arena_bytes = co.rings.replies.arena_bytes = n.arena_bytes;
+          r->on_cpu = k->cpu_factory(co);
+          if (nr->dev) r->on_device = k->sim_factory(*nr->dev, co);
           r->opts.window = n.window;
           r->opts.per_caller_window = n.window;
           if (tracer) {

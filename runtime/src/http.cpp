@@ -28,6 +28,12 @@ http_server::http_server(http_handlers h) : impl_(std::make_unique<impl>()) {
   impl_->h = std::move(h);
   httplib::Server& s = impl_->server;
   http_handlers& hs = impl_->h;
+  // cpp-httplib sets SO_REUSEPORT by default: a second ringflow on the same port would then bind
+  // too and share the traffic silently. SO_REUSEADDR only: a port in use is an error at start.
+  s.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   s.Get("/metrics", [&hs](const httplib::Request&, httplib::Response& res) {
     res.set_content(hs.metrics(), exposition_content_type);
   });

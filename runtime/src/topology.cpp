@@ -147,7 +147,7 @@ void read_nodes(reader& r, const YAML::Node& list, topology& t) {
   }
   std::set<std::string> seen;
   for (const auto& n : list) {
-    if (!r.map(n, "node", {"name", "kernel", "backend", "replicas", "window", "function", "type"})) continue;
+    if (!r.map(n, "node", {"name", "kernel", "backend", "replicas", "window", "arena_bytes", "function", "type"})) continue;
     node_spec s;
     s.pos = pos_of(n);
     s.name = r.str(n, "name", "node", true).value_or("");
@@ -179,9 +179,11 @@ void read_nodes(reader& r, const YAML::Node& list, topology& t) {
       }
       s.replicas = r.num<std::uint32_t>(n, "replicas", what, 1, 64).value_or(1);
       s.window = r.num<std::uint32_t>(n, "window", what, 1, 1u << 20).value_or(256);
+      s.arena_bytes = r.num<std::uint32_t>(n, "arena_bytes", what, 0, 1u << 28).value_or(1u << 20);
+      if (s.arena_bytes % 64) r.error(n["arena_bytes"], what + ": 'arena_bytes' must be a multiple of 64");
     } else {
       s.kind = node_kind::cpu;
-      for (const char* k : {"backend", "replicas", "window"})
+      for (const char* k : {"backend", "replicas", "window", "arena_bytes"})
         if (n[k]) r.error(n[k], what + ": '" + k + "' is for ring nodes");
       s.function = r.str(n, "function", what, true).value_or("");
       if (!s.function.empty() && !find_function(s.function))

@@ -19,7 +19,7 @@
 //       duration_s: 20                   # optional default for `ringflow run --duration` (0 = until signalled)
 //       config: { breaker: {cooldown_ms: 1500} }
 //       nodes:                           # required, at least one
-//         - {name: echo, kernel: echo, backend: auto, replicas: 1, window: 256}   # ring node
+//         - {name: echo, kernel: echo, backend: auto, replicas: 1, window: 256, arena_bytes: 1048576}
 //         - {name: check, function: validate, type: Echo}                         # CPU node
 //       edges: [{from: check, to: echo}]
 //       supervisors:
@@ -65,6 +65,7 @@ struct node_spec {
   std::string backend = "auto";  // auto | cpu | sim | cuda | hip
   std::uint32_t replicas = 1;
   std::uint32_t window = 256;    // the ring actors' in-flight window
+  std::uint32_t arena_bytes = 1u << 20;  // each ring's arena for payloads beyond a slot (multiple of 64)
   // CPU nodes
   std::string function;
   // both: message types (a CPU node's input and output are its `type`)

@@ -1,0 +1,222 @@
+// The engine and its HTTP endpoints in process: readiness transitions, /metrics as valid
+// exposition with the documented families, /topology, hot reload, HTTP errors, log records.
+#include <catch2/catch.hpp>
+#include <httplib.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "ringflow/runtime/engine.hpp"
+#include "ringflow/runtime/http.hpp"
+#include "ringflow/runtime/log.hpp"
+#include "support/prom_parse.hpp"
+
+using namespace ringflow::ops;
+using namespace std::chrono_literals;
+
+namespace {
+
+topology parse(const std::string& text) {
+  std::vector<topology_error> errors;
+  auto t = parse_topology(text, "test.yaml", errors);
+  for (const auto& e : errors) INFO(e.str());
+  REQUIRE(t);
+  return *t;
+}
+
+const char* two_stage =
+    "name: ops-test\n"
+    "nodes:\n"
+    "  - {name: in, function: validate, type: Echo}\n"
+    "  - {name: echo, kernel: echo, backend: sim, replicas: 2}\n"
+    "edges: [{from: in, to: echo}]\n"
+    "supervisors: [{name: stage, children: [echo]}]\n"
+    "load: [{name: l, target: in, message: Echo, rate: 2000, max_in_flight: 64}]\n";
+
+template <class F>
+bool eventually(F f, std::chrono::milliseconds limit = 20000ms) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (f()) return true;
+    std::this_thread::sleep_for(5ms);  // polling a condition another thread makes true
+  }
+  return f();
+}
+
+struct served {
+  event_log log;
+  engine eng;
+  http_server http;
+  std::uint16_t port = 0;
+  httplib::Client cli;
+  served(const std::string& text, const std::string& log_file, program_config cfg = {})
+      : log("info", "json", log_file),
+        eng(parse(text), cfg, log, {}),
+        http(http_handlers{[this] { return eng.metrics_text(); }, [this](nlohmann::json& r) { return eng.ready(r); },
+                           [this] { return eng.topology_json(); }}),
+        port(http.start("127.0.0.1", 0)),
+        cli("127.0.0.1", port) {}
+};
+
+std::string temp_file(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / (name + "-" + std::to_string(getpid()))).string();
+}
+
+}  // namespace
+
+TEST_CASE("readiness: 503 while starting, 200 when running, 503 while draining and after stop", "[ops]") {
+  served s(two_stage, temp_file("ops-ready.log"));
+  auto ready = [&] {
+    auto r = s.cli.Get("/health/ready");
+    REQUIRE(r);
+    return std::make_pair(r->status, nlohmann::json::parse(r->body));
+  };
+  auto live = s.cli.Get("/health/live");
+  REQUIRE(live);
+  CHECK(live->status == 200);  // the process serves before the topology is up
+  auto [code0, body0] = ready();
+  CHECK(code0 == 503);
+  CHECK_THAT(body0["reason"].get<std::string>(), Catch::Contains("created"));
+  s.eng.start();
+  auto [code1, body1] = ready();
+  CHECK(code1 == 200);
+  CHECK(body1["status"] == "ready");
+  s.eng.start_load();
+  REQUIRE(eventually([&] { return s.eng.summary().replied > 500; }));
+  s.eng.drain();
+  auto [code2, body2] = ready();
+  CHECK(code2 == 503);
+  CHECK_THAT(body2["reason"].get<std::string>(), Catch::Contains("draining"));
+  s.eng.stop();
+  auto [code3, body3] = ready();
+  CHECK(code3 == 503);
+  CHECK(s.cli.Get("/health/live")->status == 200);
+  const run_summary sum = s.eng.summary();
+  CHECK(sum.lost == 0);
+  CHECK(sum.sent == sum.replied + sum.errors + sum.lost);
+}
+
+TEST_CASE("/metrics is valid exposition 0.0.4 with every documented family", "[ops]") {
+  served s(two_stage, temp_file("ops-metrics.log"));
+  s.eng.start();
+  s.eng.start_load();
+  REQUIRE(eventually([&] { return s.eng.summary().replied > 500; }));
+  auto r = s.cli.Get("/metrics");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->get_header_value("Content-Type") == "text/plain; version=0.0.4; charset=utf-8");
+  const auto fams = ringflow::testing::parse_prometheus(r->body);  // throws on any format violation
+  for (const char* f : {"ringflow_messages_total", "ringflow_request_duration_seconds", "ringflow_ring_queue_depth",
+                        "ringflow_in_flight", "ringflow_faults_total", "ringflow_restarts_total", "ringflow_reroutes_total",
+                        "ringflow_failbacks_total", "ringflow_replays_total", "ringflow_breaker_state",
+                        "ringflow_device_up"}) {
+    INFO(f);
+    REQUIRE(fams.count(f));
+    CHECK_FALSE(fams.at(f).help.empty());
+  }
+  CHECK(fams.at("ringflow_request_duration_seconds").type == "histogram");
+  // Queue depth per ring kernel, both directions, for each replica.
+  std::set<std::string> depth;
+  for (const auto& x : fams.at("ringflow_ring_queue_depth").samples)
+    depth.insert(x.labels.at("ring") + "/" + x.labels.at("direction"));
+  CHECK(depth == std::set<std::string>{"echo.0/request", "echo.0/response", "echo.1/request", "echo.1/response"});
+  double ok = 0;
+  for (const auto& x : fams.at("ringflow_messages_total").samples)
+    if (x.labels.at("actor") == "echo" && x.labels.at("outcome") == "ok") ok = x.value;
+  CHECK(ok > 500);
+  std::set<std::string> devices;
+  for (const auto& x : fams.at("ringflow_device_up").samples) {
+    devices.insert(x.labels.at("device"));
+    CHECK(x.value == 1);
+  }
+  CHECK(devices == std::set<std::string>{"sim:echo"});
+  s.eng.drain();
+  s.eng.stop();
+  // After the stop the exposition is still valid (the runtime is gone).
+  CHECK_NOTHROW(ringflow::testing::parse_prometheus(s.cli.Get("/metrics")->body));
+}
+
+TEST_CASE("/topology shows nodes, edges, the supervisor tree and where each ring actor runs", "[ops]") {
+  served s(two_stage, temp_file("ops-topology.log"));
+  s.eng.start();
+  auto r = s.cli.Get("/topology");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  const auto j = nlohmann::json::parse(r->body);
+  CHECK(j["name"] == "ops-test");
+  CHECK(j["phase"] == "running");
+  REQUIRE(j["nodes"].size() == 2);
+  const auto& echo = j["nodes"][1];
+  CHECK(echo["kind"] == "ring");
+  CHECK(echo["device"] == "sim:echo");
+  REQUIRE(echo["replicas"].size() == 2);
+  CHECK(echo["replicas"][0]["runs_on"] == "sim");
+  CHECK(echo["replicas"][0]["on_device"] == true);
+  CHECK(echo["replicas"][0]["incarnation"]["attached"] == true);
+  CHECK(j["edges"][0]["from"] == "in");
+  CHECK(j["supervisors"]["name"] == "root");
+  CHECK(j["supervisors"]["children"][0]["supervisor"]["name"] == "stage");
+  CHECK(j["supervisors"]["children"][0]["supervisor"]["children"].size() == 2);
+  CHECK(j["devices"][0]["breaker"] == "closed");
+  s.eng.stop();
+}
+
+TEST_CASE("HTTP: unknown paths 404, other methods 405, a port in use is an error at start", "[ops]") {
+  served s(two_stage, temp_file("ops-http.log"));
+  auto nf = s.cli.Get("/nope");
+  REQUIRE(nf);
+  CHECK(nf->status == 404);
+  CHECK_THAT(nf->body, Catch::Contains("no such endpoint"));
+  auto na = s.cli.Post("/metrics", "", "text/plain");
+  REQUIRE(na);
+  CHECK(na->status == 405);
+  http_server other(http_handlers{[] { return std::string(); }, [](nlohmann::json&) { return true; },
+                                  [] { return nlohmann::json(); }});
+  CHECK_THROWS_AS(other.start("127.0.0.1", s.port), std::runtime_error);
+}
+
+TEST_CASE("hot reload applies the safe settings, reports what changed, keeps the rest", "[ops]") {
+  const std::string log_file = temp_file("ops-reload.log");
+  served s(two_stage, log_file);
+  s.eng.start();
+  program_config next = s.eng.config();
+  next.breaker.failure_threshold = 9;
+  next.limits.ingress_rate_per_s = 100;
+  next.log.level = "warn";
+  next.http.listen = "127.0.0.1:1";  // not reloadable
+  const auto changes = s.eng.reload(next);
+  std::map<std::string, bool> seen;
+  for (const auto& c : changes) seen[c.key] = c.reloadable;
+  CHECK(seen.size() == 4);
+  CHECK(seen.at("breaker.failure_threshold"));
+  CHECK(seen.at("limits.ingress_rate_per_s"));
+  CHECK(seen.at("log.level"));
+  CHECK_FALSE(seen.at("http.listen"));
+  CHECK(s.eng.config().breaker.failure_threshold == 9);
+  CHECK(s.eng.config().http.listen == "127.0.0.1:9750");  // kept until a restart
+  // The ingress rate limit now holds the load (2000/s offered) to 100 msg/s: 50 messages cannot
+  // enter in less than ~0.49 s, however fast the machine (a lower bound only: slow CI cannot fail it).
+  const auto t0 = std::chrono::steady_clock::now();
+  s.eng.start_load();
+  REQUIRE(eventually([&] { return s.eng.summary().sent >= 50; }));
+  CHECK(std::chrono::steady_clock::now() - t0 >= 450ms);
+  s.eng.drain();
+  s.eng.stop();
+  CHECK(s.eng.summary().lost == 0);
+}
+
+TEST_CASE("log records are JSON objects with the fixed keys first", "[ops]") {
+  const std::string line = event_log::render_json(log_level::warn, "ladder", "fault echo",
+                                                  {{"ring", "echo"}, {"msg", "not me"}, {"trace_id", "ab"}});
+  const auto j = nlohmann::json::parse(line);
+  CHECK(j["level"] == "warn");
+  CHECK(j["component"] == "ladder");
+  CHECK(j["msg"] == "fault echo");  // a field cannot replace a fixed key
+  CHECK(j["ring"] == "echo");
+  CHECK(line.rfind("{\"ts\":", 0) == 0);
+  const std::string bad = event_log::render_json(log_level::info, "x", "bytes", {{"detail", std::string("\xff\xfe")}});
+  CHECK_NOTHROW(nlohmann::json::parse(bad));  // invalid UTF-8 is replaced, never thrown on
+}
