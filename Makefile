@@ -1,5 +1,5 @@
 # Thin convenience over CMake (the real build). Every target installs missing Debian packages first.
-#   make demo      build (Release, build/) and run the demo
+#   make demo      build (Release, build/) and run the supervised demo topology (~20 s; DEMO_HTTP, DEMO_LOG_FORMAT)
 #   make test      build and run the test suite (ctest)
 #   make bench     build and run the benchmarks, JSON into bench/results/
 #   make sanitize  ASan+UBSan build (build-asan/) running the whole suite
@@ -10,6 +10,8 @@ BUILD        ?= build
 JOBS         ?= $(shell nproc)
 CMAKE_FLAGS  ?=
 FUZZ_SECONDS ?= 30
+DEMO_HTTP    ?= 127.0.0.1:9750
+DEMO_LOG_FORMAT ?= text
 BENCH_OUT    ?= bench/results/ring-$(shell date +%Y-%m-%d).json
 ACTORS_BENCH_OUT ?= bench/results/actors-$(shell date +%Y-%m-%d).json
 RECOVERY_BENCH_OUT ?= bench/results/recovery-$(shell date +%Y-%m-%d).json
@@ -27,8 +29,8 @@ build: deps
 	cmake --build $(BUILD) -j $(JOBS)
 
 demo: build
-	./$(BUILD)/examples/ringflow_demo
-	./$(BUILD)/examples/ringflow_fault_ladder
+	RINGFLOW_LOG_FORMAT=$(DEMO_LOG_FORMAT) ./$(BUILD)/runtime/ringflow run examples/topologies/supervised-demo.yaml \
+	  --http $(DEMO_HTTP) --summary-json $(BUILD)/demo-summary.json
 
 test: build
 	cd $(BUILD) && $(CTEST)

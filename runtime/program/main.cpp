@@ -228,6 +228,8 @@ int cmd_run(const run_args& a) {
 
   const double duration = a.duration >= 0 ? a.duration : topo->duration_s;
   const bool tty = isatty(STDOUT_FILENO) == 1;
+  // Both on one terminal: log records clear the status line first (it is redrawn each second).
+  if (tty && cfg->log.file.empty() && isatty(STDERR_FILENO) == 1) log->set_status_line(true);
   eng.start_load();
   const auto t0 = std::chrono::steady_clock::now();
   auto last_status = t0;

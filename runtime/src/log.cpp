@@ -99,13 +99,15 @@ std::string event_log::render_json(log_level l, const std::string& component, co
 
 void event_log::write(log_level l, const std::string& component, const std::string& msg, const nlohmann::json& fields) {
   if (!enabled(l)) return;
+  const char* clear = status_line_ ? "\r\x1b[K" : "";
   if (json_) {
-    logger_->log(to_spd(l), render_json(l, component, msg, fields));
+    logger_->log(to_spd(l), clear + render_json(l, component, msg, fields));
     return;
   }
-  std::string line = utc_now() + " " + to_string(l) + " " + component + ": " + msg;
+  std::string line = clear + utc_now() + " " + to_string(l) + " " + component + ": " + msg;
   if (fields.is_object())
     for (auto it = fields.begin(); it != fields.end(); ++it)
+      if (it.key() != "at_ns")  // a steady-clock stamp: for machines, noise for a reader
       line += " " + it.key() + "=" +
               (it.value().is_string() ? it.value().get<std::string>()
                                       : it.value().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));

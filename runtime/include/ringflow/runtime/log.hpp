@@ -34,6 +34,8 @@ class event_log {
   ~event_log();
 
   void set_level(const std::string& level);  // ignores unknown names (the config layer checks them)
+  /// A live status line shares the terminal: each record first clears that line ("\r" + erase).
+  void set_status_line(bool on) noexcept { status_line_ = on; }
   bool enabled(log_level l) const;
 
   void write(log_level l, const std::string& component, const std::string& msg,
@@ -57,6 +59,7 @@ class event_log {
  private:
   std::shared_ptr<spdlog::logger> logger_;
   bool json_ = true;
+  bool status_line_ = false;
 };
 
 }  // namespace ringflow::ops

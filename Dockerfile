@@ -1,0 +1,30 @@
+# ringflow: the runtime program in a container (Debian 12, the project's own install script).
+#   docker build -t ringflow:0.1.0 .
+#   docker run --rm -p 9750:9750 ringflow:0.1.0        # the supervised demo until stopped
+# GPU: this image runs the CPU and sim backends; the GPU backends are a later issue.
+
+# ---- build stage ---------------------------------------------------------------------------
+FROM debian:12 AS build
+WORKDIR /src
+COPY . .
+RUN bash scripts/install-deps.sh \
+ && cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DRINGFLOW_BUILD_TESTS=OFF -DRINGFLOW_BUILD_BENCH=OFF -DRINGFLOW_BUILD_EXAMPLES=OFF \
+      -DRINGFLOW_CUDA=OFF -DRINGFLOW_HIP=OFF \
+ && cmake --build build --target ringflow \
+ && strip build/runtime/ringflow
+
+# ---- runtime stage: only the shared libraries the program links (see `ldd ringflow`) -------
+FROM debian:12-slim
+RUN apt-get update -qq \
+ && apt-get install -y -qq --no-install-recommends \
+      libcaf-core0.17 libyaml-cpp0.7 libspdlog1.10 libfmt9 libcpp-httplib0.11 \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --no-create-home ringflow
+COPY --from=build /src/build/runtime/ringflow /usr/local/bin/ringflow
+COPY examples/topologies/ /etc/ringflow/topologies/
+USER 10001
+EXPOSE 9750
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["ringflow"]
+CMD ["run", "/etc/ringflow/topologies/supervised-demo.yaml", "--http", "0.0.0.0:9750", "--duration", "0"]
