@@ -2,9 +2,12 @@
 // shipped examples are valid.
 #include <catch2/catch.hpp>
 
+#include <set>
 #include <string>
 #include <vector>
 
+#include "ringflow/runtime/catalog.hpp"
+#include "ringflow/runtime/catalog_names.hpp"
 #include "ringflow/runtime/topology.hpp"
 
 using namespace ringflow::ops;
@@ -192,4 +195,19 @@ TEST_CASE("the shipped example topologies are valid", "[topology]") {
     CHECK(errors.empty());
     CHECK(t.has_value());
   }
+}
+
+TEST_CASE("the parser's names and the catalog list the same kernels, types and functions", "[topology]") {
+  std::set<std::string> a, b;
+  for (const auto& k : names::kernels) a.insert(std::string(k.name) + ":" + k.request + "->" + k.reply);
+  for (const auto& k : kernel_catalog()) b.insert(k.name + ":" + k.request + "->" + k.reply);
+  CHECK(a == b);
+  a.clear(), b.clear();
+  for (const char* m : names::messages) a.insert(m);
+  for (const auto& m : message_catalog()) b.insert(m.name);
+  CHECK(a == b);
+  a.clear(), b.clear();
+  for (const char* f : names::functions) a.insert(f);
+  for (const auto& f : function_catalog()) b.insert(f.name);
+  CHECK(a == b);
 }

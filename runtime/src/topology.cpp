@@ -10,7 +10,7 @@
 #include <set>
 #include <sstream>
 
-#include "ringflow/runtime/catalog.hpp"
+#include "ringflow/runtime/catalog_names.hpp"
 #include "ringflow/sim/fault_injector.hpp"
 
 namespace ringflow::ops {
@@ -38,6 +38,33 @@ std::vector<std::string> topology::entries() const {
 }
 
 namespace {
+
+// Names from catalog_names.hpp (the parser needs no more of the catalog; see there).
+const names::kernel_types* find_kernel(const std::string& n) {
+  for (const auto& k : names::kernels)
+    if (n == k.name) return &k;
+  return nullptr;
+}
+template <std::size_t N>
+bool listed(const char* const (&list)[N], const std::string& n) {
+  for (const char* x : list)
+    if (n == x) return true;
+  return false;
+}
+bool find_message(const std::string& n) { return listed(names::messages, n); }
+bool find_function(const std::string& n) { return listed(names::functions, n); }
+template <class T>
+std::string names_of(const T& list) {
+  std::string s;
+  for (const auto& x : list) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(x)>, names::kernel_types>) s += (s.empty() ? "" : ", ") + std::string(x.name);
+    else s += (s.empty() ? "" : ", ") + std::string(x);
+  }
+  return s;
+}
+std::string kernel_names() { return names_of(names::kernels); }
+std::string message_names() { return names_of(names::messages); }
+std::string function_names() { return names_of(names::functions); }
 
 source_pos pos_of(const YAML::Node& n) {
   if (!n.IsDefined()) return {};  // a missing key (yaml-cpp's Mark() throws for those)
@@ -166,7 +193,7 @@ void read_nodes(reader& r, const YAML::Node& list, topology& t) {
       for (const char* k : {"type"})
         if (n[k]) r.error(n[k], what + ": '" + k + "' is for CPU nodes (a ring node's types are its kernel's)");
       s.kernel = r.str(n, "kernel", what, true).value_or("");
-      if (const kernel_info* k = find_kernel(s.kernel)) {
+      if (const names::kernel_types* k = find_kernel(s.kernel)) {
         s.in_type = k->request;
         s.out_type = k->reply;
       } else if (!s.kernel.empty()) {

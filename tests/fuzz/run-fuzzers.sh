@@ -33,7 +33,9 @@ bin_dir="$build_dir/tests/fuzz"
 corpus_root="$build_dir/fuzz-corpus"
 artifact_root="$build_dir/fuzz-artifacts"
 log_root="$build_dir/fuzz-logs"
-targets=(ringflow_fuzz_ingress ringflow_fuzz_view ringflow_fuzz_writer_roundtrip ringflow_fuzz_traceparent)
+targets=(ringflow_fuzz_ingress ringflow_fuzz_view ringflow_fuzz_writer_roundtrip ringflow_fuzz_traceparent
+         ringflow_fuzz_topology)
+repo_root=$(cd "$(dirname "$0")/../.." && pwd)
 read -r -a extra_args <<<"${RINGFLOW_FUZZ_ARGS:-}"
 
 for exe in ringflow_fuzz_seeds "${targets[@]}"; do
@@ -59,6 +61,11 @@ for target in "${targets[@]}"; do
   for seed in "$seed_dir"/*; do
     [ -e "$corpus/${seed##*/}" ] || cp "$seed" "$corpus/"
   done
+  if [ "$target" = ringflow_fuzz_topology ]; then  # text seeds: the shipped topologies
+    for seed in "$repo_root"/examples/topologies/*.yaml; do
+      [ -e "$corpus/${seed##*/}" ] || cp "$seed" "$corpus/"
+    done
+  fi
 
   echo "==> running $target for ${seconds}s (corpus $corpus, log $log)"
   touch "$log_root/.start-$target"
