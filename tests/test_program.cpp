@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <set>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -279,4 +280,112 @@ TEST_CASE("devices lists the CPU and the sim device, as a table or JSON", "[prog
   bool cpu = false;
   for (const auto& x : d) cpu = cpu || (x["id"] == "cpu:0" && x["available"] == true);
   CHECK(cpu);
+}
+
+namespace {
+
+// A running `ringflow run` whose stderr goes to a file; signals it and waits for it.
+struct child {
+  pid_t pid = -1;
+  fs::path err;
+  child(const std::vector<std::string>& args, const std::string& name) : err(temp_dir() / (name + ".err")) {
+    pid = fork();
+    if (pid == 0) {
+      std::freopen("/dev/null", "w", stdout);
+      std::freopen(err.c_str(), "w", stderr);
+      std::vector<char*> argv{const_cast<char*>(program.c_str())};
+      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      execv(program.c_str(), argv.data());
+      _exit(127);
+    }
+  }
+  // Waits until a log record satisfies `pred` (false after 60 s).
+  template <class P>
+  bool wait_log(P pred) {
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < give_up) {
+      std::istringstream lines(slurp(err));
+      for (std::string line; std::getline(lines, line);) {
+        const auto j = nlohmann::json::parse(line, nullptr, false);
+        if (j.is_object() && pred(j)) return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling the child's log
+    }
+    return false;
+  }
+  int wait() {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("SIGHUP reloads the config file: safe keys applied, the rest reported, an audit record", "[program][signals]") {
+  const fs::path cfg = write_file("hup.yaml", "http: {listen: \"off\"}\nbreaker: {failure_threshold: 5}\n");
+  child c({"run", examples + "pipeline.yaml", "--duration", "0", "--config", cfg.string()}, "hup");
+  REQUIRE(c.wait_log([](const nlohmann::json& j) { return j.value("msg", "") == "topology started"; }));
+  std::ofstream(cfg) << "http: {listen: \"127.0.0.1:0\"}\nbreaker: {failure_threshold: 9}\nlog: {level: warn}\n";
+  kill(c.pid, SIGHUP);
+  nlohmann::json audit;
+  REQUIRE(c.wait_log([&](const nlohmann::json& j) {
+    if (j.value("msg", "") != "config reloaded (SIGHUP)") return false;
+    audit = j;
+    return true;
+  }));
+  CHECK(audit["component"] == "audit");
+  CHECK(audit["audit"] == true);
+  std::set<std::string> changed, restart;
+  for (const auto& x : audit["changed"]) changed.insert(x["key"].get<std::string>());
+  for (const auto& x : audit["needs_restart"]) restart.insert(x["key"].get<std::string>());
+  CHECK(changed == std::set<std::string>{"breaker.failure_threshold", "log.level"});
+  CHECK(restart == std::set<std::string>{"http.listen"});
+  // A broken file is rejected as a whole; the program keeps running on the config it has.
+  std::ofstream(cfg) << "breaker: {failure_threshold: 0}\n";
+  kill(c.pid, SIGHUP);
+  REQUIRE(c.wait_log([](const nlohmann::json& j) { return j.value("msg", "") == "config reload rejected"; }));
+  kill(c.pid, SIGTERM);
+  CHECK(c.wait() == 0);
+}
+
+TEST_CASE("a second SIGTERM exits at once and the summary counts what was still open as lost", "[program][signals]") {
+  // The kernel hangs for good (the watchdog would wait a minute) and the drain would wait a
+  // minute: only the second signal ends the run.
+  const fs::path topo = write_file("stuck.yaml",
+                                   "name: stuck\n"
+                                   "config: {ladder: {hang_timeout_ms: 60000}, runtime: {drain_timeout_ms: 60000},\n"
+                                   "         http: {listen: \"127.0.0.1:0\"}}\n"
+                                   "nodes: [{name: echo, kernel: echo, backend: sim}]\n"
+                                   "load: [{name: l, target: echo, message: Echo, rate: 1000, max_in_flight: 16}]\n"
+                                   "faults: [{node: echo, kind: hang, at_message: 50}]\n");
+  const fs::path sum = temp_dir() / "stuck-summary.json";
+  child c({"run", topo.string(), "--duration", "0", "--summary-json", sum.string()}, "stuck");
+  int port = 0;
+  REQUIRE(c.wait_log([&](const nlohmann::json& j) {
+    port = j.value("component", "") == "http" ? j.value("port", 0) : 0;
+    return port != 0;
+  }));
+  // Wait until the generator's window is full of requests the hung kernel will never answer.
+  httplib::Client cli("127.0.0.1", port);
+  double open = 0;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (open < 16 && std::chrono::steady_clock::now() < give_up) {
+    if (auto res = cli.Get("/metrics"))
+      for (const auto& x : ringflow::testing::parse_prometheus(res->body).at("ringflow_in_flight").samples)
+        if (x.labels.at("actor") == "echo") open = x.value;
+    if (open < 16) std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling the child's metrics
+  }
+  REQUIRE(open == 16);
+  kill(c.pid, SIGTERM);
+  REQUIRE(c.wait_log([](const nlohmann::json& j) { return j.value("component", "") == "audit" && j.contains("signal"); }));
+  const auto t0 = std::chrono::steady_clock::now();
+  kill(c.pid, SIGTERM);
+  CHECK(c.wait() == 4);  // messages were open: a runtime failure
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(30));  // not the minute-long drain
+  const nlohmann::json s = nlohmann::json::parse(slurp(sum));
+  CHECK(s["lost"] == 16);
+  CHECK(s["sent"].get<std::uint64_t>() ==
+        s["replied"].get<std::uint64_t>() + s["errors"].get<std::uint64_t>() + s["lost"].get<std::uint64_t>());
 }

@@ -177,7 +177,7 @@ struct engine::impl {
   std::vector<std::unique_ptr<generator>> gens;
   std::atomic<bool> stop_load{false};
   rate_limiter limiter;
-  std::atomic<std::uint64_t> sent{0}, replied{0}, errors{0}, duplicated{0}, wrong{0};
+  std::atomic<std::uint64_t> sent{0}, replied{0}, errors{0}, duplicated{0}, wrong{0}, failures_logged{0};
   mutable std::mutex err_mu;
   std::map<std::string, std::uint64_t> errors_by_code;
   latency_recorder latency;
@@ -411,15 +411,27 @@ struct engine::impl {
 
   // ---- load -------------------------------------------------------------------------------------
 
-  void count_error(const std::string& code) {
-    errors.fetch_add(1, std::memory_order_relaxed);
-    std::lock_guard<std::mutex> lock(err_mu);
-    ++errors_by_code[code];
-  }
-
+  // Accounting is consistent under the generators' locks: a push moves from `open` to exactly
+  // one outcome counter inside its generator's lock (and enters `open` with `sent` likewise), so
+  // summary() — which holds every generator's lock — always sees sent = replied + errors + wrong
+  // + lost, even while answers arrive or the process exits on a second signal.
   void answer(generator& g, std::uint64_t seq, graph_result&& r, std::uint64_t trace_hi, std::uint64_t trace_lo,
               std::uint64_t span) {
     const std::uint64_t now = steady_now();
+    // The outcome first (it needs no lock): every terminal output must carry the sequence sent.
+    std::string error;
+    bool right = r.ok();
+    if (r.ok()) {
+      for (const fb_msg& out : r.outputs) {
+        const message_info* t = find_message(out.type());
+        if (!t) right = false;
+        else if (t->sequence_of)
+          if (const std::optional<std::uint64_t> s = t->sequence_of(out); s && *s != seq) right = false;
+      }
+      if (!right) error = "wrong answer: an output carries another sequence number";
+    } else {
+      error = std::string(ringflow::to_string(r.code)) + ": " + r.detail;
+    }
     std::uint64_t t0 = 0;
     {
       std::lock_guard<std::mutex> lock(g.mu);
@@ -430,31 +442,33 @@ struct engine::impl {
       }
       t0 = it->second;
       g.open.erase(it);
+      if (r.ok()) (right ? replied : wrong).fetch_add(1, std::memory_order_relaxed);
+      else errors.fetch_add(1, std::memory_order_relaxed);
     }
     g.open_count.fetch_sub(1, std::memory_order_release);
     latency.record(now > t0 ? now - t0 : 0);
-    std::string error;
-    if (r.ok()) {
-      bool right = true;
-      for (const fb_msg& out : r.outputs) {
-        const message_info* t = find_message(out.type());
-        if (!t) {
-          right = false;
-          continue;
-        }
-        if (t->sequence_of) {
-          const std::optional<std::uint64_t> s = t->sequence_of(out);
-          if (s && *s != seq) right = false;
-        }
-      }
-      if (right) replied.fetch_add(1, std::memory_order_relaxed);
-      else wrong.fetch_add(1, std::memory_order_relaxed), error = "wrong answer";
-    } else {
-      error = std::string(ringflow::to_string(r.code)) + ": " + r.detail;
-      count_error(ringflow::to_string(r.code));
+    if (!r.ok()) {
+      std::lock_guard<std::mutex> lock(err_mu);
+      ++errors_by_code[ringflow::to_string(r.code)];
     }
+    if (!error.empty()) log_failure(g, seq, error, trace_hi, trace_lo);
     if (tracer && (trace_hi | trace_lo))
       tracer->ingress(trace_hi, trace_lo, span, g.spec.name, g.spec.target, seq, t0, now, error.empty(), error);
+  }
+
+  // One warn record per failed message, with its trace id when it was traced; after the first
+  // 100, one in 1000 (a storm of identical errors must not drown the log).
+  void log_failure(const generator& g, std::uint64_t seq, const std::string& error, std::uint64_t trace_hi,
+                   std::uint64_t trace_lo) {
+    const std::uint64_t n = failures_logged.fetch_add(1, std::memory_order_relaxed);
+    if (n >= 100 && n % 1000 != 0) return;
+    nlohmann::json f = {{"generator", g.spec.name}, {"node", g.spec.target}, {"sequence", seq}, {"error", error},
+                        {"failures_so_far", n + 1}};
+    if (trace_hi | trace_lo) {
+      std::uint64_t id[2] = {trace_hi, trace_lo};
+      f["trace_id"] = trace_writer::hex(id, 16);
+    }
+    log.warn("load", "message failed", f);
   }
 
   void run_generator(generator& g) {
@@ -481,9 +495,17 @@ struct engine::impl {
       }
       if (!limiter.acquire(stop_load)) break;
       fb_msg m = g.msg->make(seq, s.payload_bytes);
-      sent.fetch_add(1, std::memory_order_relaxed);
       if (static_cast<std::int64_t>(m.bytes.size()) > max_payload.load(std::memory_order_relaxed)) {
-        count_error(ringflow::to_string(errc::oversize));  // refused at ingress: input validation
+        {
+          std::lock_guard<std::mutex> lock(g.mu);  // refused at ingress (input validation): sent, and an error
+          sent.fetch_add(1, std::memory_order_relaxed);
+          errors.fetch_add(1, std::memory_order_relaxed);
+        }
+        {
+          std::lock_guard<std::mutex> lock(err_mu);
+          ++errors_by_code[ringflow::to_string(errc::oversize)];
+        }
+        log_failure(g, seq, "oversize: the message exceeds limits.max_payload_bytes", 0, 0);
         ++seq;
         continue;
       }
@@ -495,6 +517,7 @@ struct engine::impl {
       {
         std::lock_guard<std::mutex> lock(g.mu);
         g.open.emplace(seq, steady_now());
+        sent.fetch_add(1, std::memory_order_relaxed);
       }
       g.open_count.fetch_add(1, std::memory_order_acq_rel);
       const std::uint64_t my = seq++;
@@ -681,12 +704,21 @@ live_stats engine::live() const {
 run_summary engine::summary() const {
   const impl& m = *impl_;
   run_summary s;
-  s.sent = m.sent.load();
-  s.replied = m.replied.load();
-  s.errors = m.errors.load();
-  s.duplicated = m.duplicated.load();
-  s.wrong = m.wrong.load();
-  s.lost = m.phase.load() == engine_phase::stopped ? m.lost_final : m.open_total();
+  {
+    // Every generator's lock (in one order; answer() takes only its own): a consistent cut.
+    std::vector<std::unique_lock<std::mutex>> locks;
+    for (const auto& g : m.gens) locks.emplace_back(g->mu);
+    s.sent = m.sent.load();
+    s.replied = m.replied.load();
+    s.errors = m.errors.load();
+    s.duplicated = m.duplicated.load();
+    s.wrong = m.wrong.load();
+    if (m.phase.load() == engine_phase::stopped) {
+      s.lost = m.lost_final;
+    } else {
+      for (const auto& g : m.gens) s.lost += g->open.size();
+    }
+  }
   for (const auto& [name, n] : m.nodes)
     if (n->dev) s.faults_injected += n->dev->faults().fired_total();
   {
