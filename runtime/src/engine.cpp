@@ -48,6 +48,7 @@ nlohmann::json run_summary::to_json() const {
           {"replays", replays},
           {"supervisor_restarts", supervisor_restarts},
           {"spans", spans},
+          {"spans_dropped", spans_dropped},
           {"p50_us", p50_us},
           {"p99_us", p99_us},
           {"p999_us", p999_us},
@@ -615,7 +616,6 @@ void engine::tick() {
                  {{"device", n->dev->id()}, {"node", name}});
     }
   }
-  if (m.tracer) m.tracer->flush();
 }
 
 void engine::drain() {
@@ -735,6 +735,7 @@ run_summary engine::summary() const {
       if (auto core = m.rt->ring(r->name)) s.replays += core->stats().replayed;
   if (m.root) s.supervisor_restarts = m.root->snapshot().restarts;
   s.spans = m.tracer ? m.tracer->spans() : 0;
+  s.spans_dropped = m.tracer ? m.tracer->dropped() : 0;
   s.p50_us = m.latency.quantile_us(0.5);
   s.p99_us = m.latency.quantile_us(0.99);
   s.p999_us = m.latency.quantile_us(0.999);

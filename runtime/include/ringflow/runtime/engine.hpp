@@ -61,7 +61,7 @@ struct run_options {
 struct run_summary {
   std::uint64_t sent = 0, replied = 0, errors = 0, lost = 0, duplicated = 0, wrong = 0;
   std::uint64_t faults_injected = 0, faults_detected = 0, restarts = 0, reinits = 0, reroutes = 0, failbacks = 0;
-  std::uint64_t replays = 0, supervisor_restarts = 0, spans = 0;
+  std::uint64_t replays = 0, supervisor_restarts = 0, spans = 0, spans_dropped = 0;
   double p50_us = 0, p99_us = 0, p999_us = 0, max_us = 0;
   double duration_s = 0, throughput_per_s = 0;
   nlohmann::json errors_by_code = nlohmann::json::object();
@@ -86,7 +86,7 @@ class engine {
 
   void start();
   void start_load();
-  /// Runs housekeeping (device restores of device_lost faults, trace flushes); call every ~50 ms.
+  /// Runs housekeeping (device restores of device_lost faults); call every ~50 ms.
   void tick();
   /// True once every load generator has finished its duration (none, if there are none).
   bool load_finished() const;

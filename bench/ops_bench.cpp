@@ -1,0 +1,117 @@
+// bench/ops_bench.cpp — ringflow_bench_ops: what operating ringflow costs on the message path and
+// at the scrape endpoint, side by side in one run (docs/BENCHMARKS.md, "Operations").
+//
+// Benchmarks (base names are a contract):
+//   BM_TracedRoundTrip/traced:0   ring_client::call round trips to an echo ring actor whose ring
+//                                 core has no trace sink, with untraced messages (the baseline)
+//   BM_TracedRoundTrip/traced:1   the same ring actor setup with a trace sink writing OTLP-JSON
+//                                 lines (trace_writer, to a file in $TMPDIR) and every message
+//                                 traced: the ring core times submit/publish/reply/answer, the
+//                                 kernel span id travels in the slot headers, 3 spans per hop
+//   BM_MetricsScrape              engine::metrics_text() of a running 2-replica topology under
+//                                 load (the /metrics body, without HTTP)
+// Counters: p50_us / p99_us per round trip; spans (spans written per round trip, traced row).
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <thread>
+#include <vector>
+
+#include "ringflow/demo_kernels.hpp"
+#include "ringflow/generated/echo_generated.h"
+#include "ringflow/ringflow.hpp"
+#include "ringflow/runtime/engine.hpp"
+#include "ringflow/runtime/trace.hpp"
+
+using namespace ringflow;
+using clk = std::chrono::steady_clock;
+
+namespace {
+
+fb_msg echo_request() {
+  flatbuffers::FlatBufferBuilder b;
+  std::vector<std::uint8_t> body(32, 7);
+  demo::FinishEchoBuffer(b, demo::CreateEcho(b, 1, b.CreateVector(body)));
+  return fb_msg(b.GetBufferPointer(), b.GetSize());
+}
+
+void report(benchmark::State& state, std::vector<double>& us) {
+  std::sort(us.begin(), us.end());
+  if (us.empty()) return;
+  state.counters["p50_us"] = us[us.size() / 2];
+  state.counters["p99_us"] = us[std::min(us.size() - 1, us.size() * 99 / 100)];
+}
+
+void BM_TracedRoundTrip(benchmark::State& state) {
+  const bool traced = state.range(0) != 0;
+  const std::string path = (std::filesystem::temp_directory_path() / "ringflow-bench-trace.jsonl").string();
+  std::unique_ptr<ops::trace_writer> tracer;
+  ring_actor_options opts;
+  if (traced) {
+    tracer = std::make_unique<ops::trace_writer>(path);
+    ops::trace_writer* t = tracer.get();
+    opts.trace = std::make_shared<const ring_trace_sink>([t](const ring_hop_trace& h) { t->hop(h); });
+  }
+  runtime rt;
+  rt.spawn_ring_actor<demo_kernels::EchoKernel>("echo", opts);
+  auto client = rt.client("echo");
+  fb_msg req = echo_request();
+  if (traced) req.trace_hi = 0x0123456789abcdefull, req.trace_lo = 0xfedcba9876543210ull, req.span = 0x1111;
+  for (int i = 0; i < 2000; ++i) (void)client->call(req);
+  std::vector<double> us;
+  us.reserve(1 << 20);
+  std::uint64_t errors = 0, n = 0;
+  const std::uint64_t spans0 = tracer ? tracer->spans() : 0;
+  for (auto _ : state) {
+    const auto t0 = clk::now();
+    call_result r = client->call(req);
+    us.push_back(std::chrono::duration<double, std::micro>(clk::now() - t0).count());
+    errors += !r.ok() || r.reply.bytes != req.bytes;
+    ++n;
+  }
+  report(state, us);
+  if (tracer) {
+    state.counters["spans"] = static_cast<double>(tracer->spans() - spans0) / static_cast<double>(n ? n : 1);
+    tracer->flush();
+  }
+  rt.shutdown();
+  std::filesystem::remove(path);
+  if (errors) state.SkipWithError("error results or replies that differ from the request");
+}
+
+void BM_MetricsScrape(benchmark::State& state) {
+  std::vector<ops::topology_error> errors;
+  auto topo = ops::parse_topology(
+      "name: scrape\n"
+      "nodes:\n"
+      "  - {name: in, function: validate, type: Echo}\n"
+      "  - {name: echo, kernel: echo, backend: sim, replicas: 2}\n"
+      "edges: [{from: in, to: echo}]\n"
+      "load: [{name: l, target: in, message: Echo, rate: 1000}]\n",
+      "bench.yaml", errors);
+  ops::event_log log("off", "json", "");
+  ops::engine eng(*topo, ops::program_config{}, log, {});
+  eng.start();
+  eng.start_load();
+  std::size_t bytes = 0;
+  std::vector<double> us;
+  for (auto _ : state) {
+    const auto t0 = clk::now();
+    const std::string text = eng.metrics_text();
+    us.push_back(std::chrono::duration<double, std::micro>(clk::now() - t0).count());
+    bytes = text.size();
+    benchmark::DoNotOptimize(text.data());
+  }
+  report(state, us);
+  state.counters["bytes"] = static_cast<double>(bytes);
+  eng.drain();
+  eng.stop();
+}
+
+}  // namespace
+
+BENCHMARK(BM_TracedRoundTrip)->ArgName("traced")->Arg(0)->Arg(1)->UseRealTime()->MinTime(2.0)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MetricsScrape)->UseRealTime()->MinTime(1.0)->Unit(benchmark::kMicrosecond);
+BENCHMARK_MAIN();
