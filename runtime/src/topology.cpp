@@ -157,6 +157,14 @@ class reader {
     return out;
   }
 
+  /// An optional top-level section: absent (false), or a list (true); anything else is reported.
+  bool optional_list(const YAML::Node& list, const char* section) {
+    if (!list) return false;
+    if (list.IsSequence()) return true;
+    error(list, std::string("'") + section + "' must be a list");
+    return false;
+  }
+
   const std::string& file() const { return file_; }
 
  private:
@@ -226,11 +234,7 @@ void read_nodes(reader& r, const YAML::Node& list, topology& t) {
 }
 
 void read_edges(reader& r, const YAML::Node& list, topology& t) {
-  if (!list) return;
-  if (!list.IsSequence()) {
-    r.error(list, "'edges' must be a list");
-    return;
-  }
+  if (!r.optional_list(list, "edges")) return;
   std::set<std::pair<std::string, std::string>> seen;
   for (const auto& e : list) {
     if (!r.map(e, "edge", {"from", "to"})) continue;
@@ -284,11 +288,7 @@ void read_edges(reader& r, const YAML::Node& list, topology& t) {
 }
 
 void read_supervisors(reader& r, const YAML::Node& list, topology& t) {
-  if (!list) return;
-  if (!list.IsSequence()) {
-    r.error(list, "'supervisors' must be a list");
-    return;
-  }
+  if (!r.optional_list(list, "supervisors")) return;
   std::map<std::string, std::string> owner;  // ring node -> supervisor
   std::set<std::string> seen = {"root"};
   for (const auto& n : list) {
@@ -347,11 +347,7 @@ void read_supervisors(reader& r, const YAML::Node& list, topology& t) {
 }
 
 void read_load(reader& r, const YAML::Node& list, topology& t) {
-  if (!list) return;
-  if (!list.IsSequence()) {
-    r.error(list, "'load' must be a list");
-    return;
-  }
+  if (!r.optional_list(list, "load")) return;
   const std::vector<std::string> entries = t.entries();
   std::set<std::string> seen;
   for (const auto& n : list) {
@@ -386,11 +382,7 @@ void read_load(reader& r, const YAML::Node& list, topology& t) {
 }
 
 void read_faults(reader& r, const YAML::Node& list, topology& t) {
-  if (!list) return;
-  if (!list.IsSequence()) {
-    r.error(list, "'faults' must be a list");
-    return;
-  }
+  if (!r.optional_list(list, "faults")) return;
   std::string kinds;
   for (std::size_t i = 0; i < sim::fault_kind_count; ++i)
     kinds += std::string(i ? ", " : "") + sim::to_string(static_cast<sim::fault_kind>(i));
