@@ -220,3 +220,41 @@ TEST_CASE("log records are JSON objects with the fixed keys first", "[ops]") {
   const std::string bad = event_log::render_json(log_level::info, "x", "bytes", {{"detail", std::string("\xff\xfe")}});
   CHECK_NOTHROW(nlohmann::json::parse(bad));  // invalid UTF-8 is replaced, never thrown on
 }
+
+TEST_CASE("readiness: 503 naming the ring actor while it has no healthy incarnation, 200 once recovered", "[ops]") {
+  // Two crashes in a row: the first restart is immediate, the second waits the back-off (3 s
+  // here), during which the ring actor has no healthy incarnation.
+  program_config cfg;
+  cfg.ladder.backoff_initial_us = 3000000;
+  cfg.ladder.backoff_max_ms = 3000;
+  cfg.ladder.restarts_before_reinit = 100;
+  cfg.breaker.failure_threshold = 100;
+  served s(
+      "name: unready\n"
+      "nodes: [{name: echo, kernel: echo, backend: sim}]\n"
+      "load: [{name: l, target: echo, message: Echo, rate: 500, max_in_flight: 8}]\n"
+      "faults:\n"
+      "  - {node: echo, kind: crash, at_message: 20}\n"
+      "  - {node: echo, kind: crash, at_message: 40}\n",
+      temp_file("ops-unready.log"), cfg);
+  s.eng.start();
+  s.eng.start_load();
+  nlohmann::json reason;
+  REQUIRE(eventually([&] {
+    auto r = s.cli.Get("/health/ready");
+    if (!r || r->status != 503) return false;
+    reason = nlohmann::json::parse(r->body);
+    return true;
+  }));
+  CHECK(reason["ring"] == "echo");
+  CHECK_THAT(reason["reason"].get<std::string>(), Catch::Contains("no healthy incarnation"));
+  REQUIRE(eventually([&] {
+    auto r = s.cli.Get("/health/ready");
+    return r && r->status == 200;
+  }));
+  s.eng.drain();
+  s.eng.stop();
+  const run_summary sum = s.eng.summary();
+  CHECK(sum.lost == 0);
+  CHECK(sum.restarts >= 2);
+}
