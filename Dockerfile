@@ -14,7 +14,11 @@ RUN bash scripts/install-deps.sh \
  && cmake --build build --target ringflow \
  && strip build/runtime/ringflow
 
-# ---- runtime stage: only the shared libraries the program links (see `ldd ringflow`) -------
+# ---- runtime stage: only the shared libraries the program links -----------------------------
+# `readelf -d ringflow` NEEDED: libcaf_core, libyaml-cpp, libspdlog, libcpp-httplib (+ libstdc++,
+# libc); libfmt comes through spdlog, libssl3/zlib/brotli through cpp-httplib (apt pulls those).
+# libcaf-io0.17 is not installed: the program does not link CAF's I/O module. GPU driver libraries
+# are not linked either (`ringflow devices` dlopens them; in this image it reports none).
 FROM debian:12-slim
 RUN apt-get update -qq \
  && apt-get install -y -qq --no-install-recommends \
@@ -23,6 +27,7 @@ RUN apt-get update -qq \
  && useradd --system --uid 10001 --no-create-home ringflow
 COPY --from=build /src/build/runtime/ringflow /usr/local/bin/ringflow
 COPY examples/topologies/ /etc/ringflow/topologies/
+# Numeric UID so that Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001
 EXPOSE 9750
 STOPSIGNAL SIGTERM

@@ -17,9 +17,9 @@ namespace ringflow::ops {
 namespace {
 
 // Opens the first library of `names` that loads. Otherwise returns nullptr and says why, in terms
-// of the first (preferred) name: "not found" when it is absent, else the loader's own error (a
-// library that exists but cannot load, e.g. a missing dependency, is worth seeing verbatim).
-void* open_first(std::initializer_list<const char*> names, std::string& why) {
+// of the first (preferred) name: "not found (<absent_means>)" when it is absent, else the loader's own
+// error (a library that exists but cannot load, e.g. a missing dependency, is worth seeing verbatim).
+void* open_first(std::initializer_list<const char*> names, const char* absent_means, std::string& why) {
   std::string first_error;
   for (const char* n : names) {
     if (void* h = dlopen(n, RTLD_NOW | RTLD_LOCAL)) return h;
@@ -28,7 +28,7 @@ void* open_first(std::initializer_list<const char*> names, std::string& why) {
   }
   const std::string first = *names.begin();
   if (first_error.empty() || first_error.find("No such file") != std::string::npos)
-    why = first + " not found";
+    why = first + " not found (" + absent_means + ")";
   else
     why = first + " could not be loaded: " + first_error;
   return nullptr;
@@ -68,8 +68,8 @@ void probe_cuda(std::vector<device_info>& out) {
   // Only the driver's soname: the unversioned libcuda.so is the toolkit's link stub, which loads
   // on driverless machines and fails every call with CUDA_ERROR_STUB_LIBRARY.
   std::string why;
-  void* h = open_first({"libcuda.so.1"}, why);
-  if (!h) return none(why + " (no NVIDIA driver)");
+  void* h = open_first({"libcuda.so.1"}, "no NVIDIA driver", why);
+  if (!h) return none(why);
   const auto cuInit = sym<CUresult (*)(unsigned)>(h, "cuInit");
   const auto cuDeviceGetCount = sym<CUresult (*)(int*)>(h, "cuDeviceGetCount");
   const auto cuDeviceGet = sym<CUresult (*)(CUdevice*, int)>(h, "cuDeviceGet");
@@ -117,8 +117,9 @@ void probe_cuda(std::vector<device_info>& out) {
       info.name = name;
       info.memory_bytes = mem;
       info.available = true;
-      info.detail = "compute capability " + (major > 0 ? std::to_string(major) + "." + std::to_string(minor) : "unknown") +
-                    ", driver " + driver_text + "; ringflow's CUDA backend is not built yet (ring nodes run on sim/cpu)";
+      const std::string cc = major > 0 ? std::to_string(major) + "." + std::to_string(minor) : "unknown";
+      info.detail = "compute capability " + cc + ", driver " + driver_text +
+                    "; ringflow's CUDA backend is not built yet (ring nodes run on sim/cpu)";
     }
     out.push_back(std::move(info));
   }
@@ -132,8 +133,8 @@ void probe_hip(std::vector<device_info>& out) {
     out.push_back({"hip", "hip", "HIP", false, "no HIP device: " + reason, 0});
   };
   std::string why;
-  void* h = open_first({"libamdhip64.so", "libamdhip64.so.5", "libamdhip64.so.6"}, why);
-  if (!h) return none(why + " (no ROCm/HIP runtime)");
+  void* h = open_first({"libamdhip64.so", "libamdhip64.so.5", "libamdhip64.so.6"}, "no HIP runtime", why);
+  if (!h) return none(why);
   const auto hipGetDeviceCount = sym<hipError_t (*)(int*)>(h, "hipGetDeviceCount");
   const auto hipDeviceGetName = sym<hipError_t (*)(char*, int, int)>(h, "hipDeviceGetName");
   const auto hipDeviceTotalMem = sym<hipError_t (*)(std::size_t*, int)>(h, "hipDeviceTotalMem");
