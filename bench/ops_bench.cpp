@@ -63,6 +63,7 @@ void BM_TracedRoundTrip(benchmark::State& state) {
   std::vector<double> us;
   us.reserve(1 << 20);
   std::uint64_t errors = 0, n = 0;
+  if (tracer) tracer->flush();  // the warm-up's spans are written before the count starts
   const std::uint64_t spans0 = tracer ? tracer->spans() : 0;
   for (auto _ : state) {
     const auto t0 = clk::now();
@@ -73,8 +74,9 @@ void BM_TracedRoundTrip(benchmark::State& state) {
   }
   report(state, us);
   if (tracer) {
-    state.counters["spans"] = static_cast<double>(tracer->spans() - spans0) / static_cast<double>(n ? n : 1);
     tracer->flush();
+    state.counters["spans"] = static_cast<double>(tracer->spans() - spans0) / static_cast<double>(n ? n : 1);
+    state.counters["dropped"] = static_cast<double>(tracer->dropped());
   }
   rt.shutdown();
   std::filesystem::remove(path);
