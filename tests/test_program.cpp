@@ -372,9 +372,11 @@ TEST_CASE("a second SIGTERM exits at once and the summary counts what was still 
   double open = 0;
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (open < 16 && std::chrono::steady_clock::now() < give_up) {
-    if (auto res = cli.Get("/metrics"))
-      for (const auto& x : ringflow::testing::parse_prometheus(res->body).at("ringflow_in_flight").samples)
+    if (auto res = cli.Get("/metrics")) {
+      const auto families = ringflow::testing::parse_prometheus(res->body);  // keep it alive over the loop
+      for (const auto& x : families.at("ringflow_in_flight").samples)
         if (x.labels.at("actor") == "echo") open = x.value;
+    }
     if (open < 16) std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling the child's metrics
   }
   REQUIRE(open == 16);
