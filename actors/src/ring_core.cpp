@@ -446,14 +446,28 @@ std::uint32_t ring_core::consume_replies(std::uint32_t max) {
   impl& m = *impl_;
   std::uint32_t n = 0;
   while (n < max) {
-    const slot_header* h = m.consumer.try_peek();
-    if (!h) break;
+    const slot_header* shared_h = m.consumer.try_peek();
+    if (!shared_h) break;
     ++n;
+    // Read the header once into our own copy: the producer may be another process (a kernel
+    // host) that is not trusted, so every decision below uses values it can no longer change.
+    const slot_header hdr = *shared_h;
+    const slot_header* h = &hdr;
     const std::uint64_t id = h->correlation_id;
-    const fb::bytes_view p = m.consumer.payload_view(h);
+    const bool in_bounds = m.consumer.region().payload_in_bounds(hdr);
+    // The payload is copied out before it is verified (the peer cannot change what was checked).
+    std::vector<std::uint8_t> bytes;
+    if (in_bounds) {
+      const std::uint8_t* src = (hdr.flags & slot_flags::arena)
+                                    ? m.consumer.region().arena() + hdr.arena_offset
+                                    : reinterpret_cast<const std::uint8_t*>(shared_h) + sizeof(slot_header);
+      bytes.assign(src, src + hdr.payload_len);
+    }
+    const fb::bytes_view p{bytes.data(), static_cast<std::uint32_t>(bytes.size())};
     const bool ok_reply = h->status == static_cast<std::uint16_t>(status::ok);
     const type_id want = ok_reply ? reply_type_ : msg::ErrorReply::id;
-    if (h->type_id != want || (opts_.verify_replies && !payload_ok(*opts_.verify, want, p.data, p.size))) {
+    if (!in_bounds || h->type_id != want ||
+        (opts_.verify_replies && !payload_ok(*opts_.verify, want, p.data, p.size))) {
       // Not delivered: the request stays unanswered, to be replayed into a sound incarnation
       // (supervision's watchdog sees the counter move) or answered by its deadline.
       impl::bump(m.corrupt_replies);
@@ -486,7 +500,7 @@ std::uint32_t ring_core::consume_replies(std::uint32_t max) {
       hop.replayed = (h->flags & slot_flags::replayed) != 0;
     }
     if (r.code == errc::ok) {
-      r.reply.bytes.assign(p.data, p.data + p.size);
+      r.reply.bytes = std::move(bytes);
       r.reply.set_trace(h->trace_id, h->span_id);
       if (traced) std::memcpy(&r.reply.span, &hop.reply_span, 8);  // the next hop's parent
       impl::bump(m.replied);

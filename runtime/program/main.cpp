@@ -4,6 +4,7 @@
 //                         [--backend auto|cpu|cuda|hip|sim] [--config FILE]
 //   ringflow validate TOPOLOGY
 //   ringflow devices [--json]
+//   ringflow kernel-host --segment NAME     (started by the service itself: docs/OPERATIONS.md)
 //   ringflow --version
 //
 // Exit codes (docs/OPERATIONS.md): 0 success; 2 bad usage; 3 bad topology or config; 4 runtime
@@ -24,6 +25,7 @@
 
 #include "ringflow/runtime/config.hpp"
 #include "ringflow/runtime/devices.hpp"
+#include "ringflow/runtime/kernel_host.hpp"
 #include "ringflow/runtime/engine.hpp"
 #include "ringflow/runtime/http.hpp"
 #include "ringflow/runtime/log.hpp"
@@ -317,6 +319,11 @@ int main(int argc, char** argv) {
   CLI::App* dev = app.add_subcommand("devices", "list the devices ringflow can use here");
   dev->add_flag("--json", json, "print JSON instead of a table");
 
+  std::string segment;
+  CLI::App* host = app.add_subcommand(
+      "kernel-host", "worker process hosting a ring kernel on shared-memory rings (started by `run`, not by hand)");
+  host->add_option("--segment", segment, "the shared segment the service created (/ringflow.<pid>....)")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -326,5 +333,13 @@ int main(int argc, char** argv) {
   if (*run) return cmd_run(ra);
   if (*val) return cmd_validate(vpath);
   if (*dev) return cmd_devices(json);
+  if (*host) {
+    std::string error;
+    const int rc = ringflow::ops::run_kernel_host(segment, error);
+    if (!error.empty())
+      std::fprintf(stderr, "{\"level\":\"error\",\"component\":\"kernel-host\",\"pid\":%d,\"msg\":%s}\n",
+                   static_cast<int>(::getpid()), nlohmann::json(error).dump().c_str());
+    return rc;
+  }
   return exit_usage;
 }

@@ -1,6 +1,8 @@
 // The topology engine: see ringflow/runtime/engine.hpp.
 #include "ringflow/runtime/engine.hpp"
 
+#include <signal.h>
+
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -13,6 +15,7 @@
 #include "ringflow/actors/graph.hpp"
 #include "ringflow/actors/runtime.hpp"
 #include "ringflow/runtime/catalog.hpp"
+#include "ringflow/runtime/kernel_host.hpp"
 #include "ringflow/runtime/prometheus.hpp"
 #include "ringflow/runtime/trace.hpp"
 #include "ringflow/sim/sim_device.hpp"
@@ -49,6 +52,7 @@ nlohmann::json run_summary::to_json() const {
           {"supervisor_restarts", supervisor_restarts},
           {"spans", spans},
           {"spans_dropped", spans_dropped},
+          {"worker_restarts", worker_restarts},
           {"p50_us", p50_us},
           {"p99_us", p99_us},
           {"p999_us", p999_us},
@@ -119,6 +123,11 @@ struct engine::impl {
     const node_spec* spec = nullptr;
     std::vector<std::string> rings;  // ring actors of a ring node (one per replica)
     std::shared_ptr<sim::sim_device> dev;  // ring nodes on a device
+    std::shared_ptr<kernel_host_device> host;  // host: process nodes (their workers are the device)
+    std::vector<double> kills_at;              // kill_worker schedule (s since load start), tick() only
+    std::vector<std::pair<double, sim::fault_rule>> injects_at;  // timed sim faults of a host node
+    std::size_t next_kill = 0, next_inject = 0;                  // tick() only
+    std::atomic<std::uint64_t> kills{0};       // workers SIGKILLed by the schedule
     std::atomic<std::uint64_t> rr{0};
     histogram duration;
     std::atomic<std::uint64_t> ok{0}, failed{0};
@@ -234,8 +243,9 @@ struct engine::impl {
       if (n.kind == node_kind::ring) {
         const kernel_info* k = find_kernel(n.kernel);
         std::string backend = backend_of(n);
-        bool faulted = false;
-        for (const fault_spec& f : topo.faults) faulted = faulted || f.node == n.name;
+        bool faulted = false;  // sim faults scheduled (not kill_worker): the node needs a fault injector
+        for (const fault_spec& f : topo.faults) faulted = faulted || (f.node == n.name && f.kind != "kill_worker");
+        const bool hosted = n.host == "process";
         if (backend == "cuda" || backend == "hip")
           throw engine_error("node '" + n.name + "': backend '" + backend +
                              "' is not available: the GPU backends are not built yet (ringflow devices lists what "
@@ -247,7 +257,14 @@ struct engine::impl {
           gpu_note = true;
           backend = "sim";
         }
-        if (backend == "sim" || faulted) {
+        if (hosted) {
+          kernel_host_options ho;
+          ho.program = opts.kernel_host_program;
+          ho.backend = backend == "sim" || faulted ? "sim" : "cpu";
+          for (const fault_spec& f : topo.faults)  // message and probability rules: every worker starts with them
+            if (f.node == n.name && f.kind != "kill_worker" && f.at_s < 0) ho.standing_faults.push_back(rule_of(f));
+          nr->host = kernel_host_device::make("host:" + n.name, ho);
+        } else if (backend == "sim" || faulted) {
           sim::sim_device_options o;
           o.id = "sim:" + n.name;
           nr->dev = sim::sim_device::make(o, std::hash<std::string>{}(n.name));
@@ -261,6 +278,7 @@ struct engine::impl {
           co.rings.requests.arena_bytes = co.rings.replies.arena_bytes = n.arena_bytes;
           r->on_cpu = k->cpu_factory(co);
           if (nr->dev) r->on_device = k->sim_factory(*nr->dev, co);
+          if (nr->host) r->on_device = nr->host->factory(k->name, co);
           r->opts.window = n.window;
           r->opts.per_caller_window = n.window;
           if (tracer) {
@@ -277,19 +295,37 @@ struct engine::impl {
     // The fault schedule: rules of each node's device (time rules count from start_load()).
     for (const fault_spec& f : topo.faults) {
       node_rt& nr = *nodes.at(f.node);
-      sim::fault_rule rule;
-      rule.kind = *sim::fault_kind_from(f.kind);
+      if (nr.host) {  // the service's part of a kernel host's schedule (tick() sends it)
+        if (f.kind == "kill_worker") nr.kills_at.push_back(f.at_s);
+        else if (f.at_s >= 0) nr.injects_at.emplace_back(f.at_s, sim::fault_rule::at(*sim::fault_kind_from(f.kind), 1));
+        continue;
+      }
+      sim::fault_rule rule = rule_of(f);
       if (f.at_s >= 0) rule.after = std::chrono::nanoseconds(static_cast<std::int64_t>(f.at_s * 1e9));
-      rule.at_message = f.at_message;
-      rule.probability = f.probability;
-      rule.times = f.times;
-      rule.latency = std::chrono::microseconds(f.latency_us);
       nr.dev->faults().add(rule);
       if (f.restore_after_s >= 0) nr.restore_after_s = f.restore_after_s;
     }
+    for (auto& [name, nr] : nodes) {
+      std::sort(nr->kills_at.begin(), nr->kills_at.end());
+      std::stable_sort(nr->injects_at.begin(), nr->injects_at.end(),
+                       [](const auto& a, const auto& b) { return a.first < b.first; });
+    }
+  }
+
+  static sim::fault_rule rule_of(const fault_spec& f) {
+    sim::fault_rule rule;
+    rule.kind = *sim::fault_kind_from(f.kind);
+    rule.at_message = f.at_message;
+    rule.probability = f.probability;
+    rule.times = f.times;
+    rule.latency = std::chrono::microseconds(f.latency_us);
+    return rule;
   }
 
   caf::actor spawn_ring(ring_rt& r) {
+    if (r.node->host)
+      return ladder->spawn_ring_actor(r.name, r.kernel->request_id, r.kernel->reply_id, r.node->host, r.on_device,
+                                      r.on_cpu, r.opts);
     if (r.node->dev)
       return ladder->spawn_ring_actor(r.name, r.kernel->request_id, r.kernel->reply_id, r.node->dev, r.on_device,
                                       r.on_cpu, r.opts);
@@ -563,6 +599,12 @@ void engine::start() {
     ladder_config lc = to_ladder_config(cfg);
     lc.on_event = [&m](const ladder_event& e) { m.on_ladder_event(e); };
     m.ladder = std::make_unique<fault_ladder>(*m.rt, lc);
+    for (const node_spec& n : m.topo.nodes)
+      if (n.host == "process") {  // segments a crashed earlier run left behind
+        for (const std::string& seg : reclaim_stale_segments())
+          m.log.audit("reclaimed a stale kernel-host segment (its service is gone)", {{"segment", seg}});
+        break;
+      }
     m.build_nodes();
     m.build_tree();
     m.build_graph();
@@ -602,6 +644,23 @@ bool engine::load_finished() const {
 void engine::tick() {
   impl& m = *impl_;
   const std::uint64_t now = steady_now();
+  const double since_load = m.load_start_ns ? seconds_between(m.load_start_ns, now) : -1;
+  for (auto& [name, n] : m.nodes) {
+    if (!n->host || since_load < 0) continue;
+    for (; n->next_kill < n->kills_at.size() && n->kills_at[n->next_kill] <= since_load; ++n->next_kill) {
+      const std::vector<pid_t> pids = n->host->worker_pids();
+      const std::size_t killed = n->host->signal_workers(SIGKILL);
+      n->kills.fetch_add(killed, std::memory_order_relaxed);
+      m.log.warn("program", "fault schedule: SIGKILL to the kernel-host workers of node " + name,
+                 {{"node", name}, {"device", n->host->id()}, {"pids", pids}, {"killed", killed}});
+    }
+    for (; n->next_inject < n->injects_at.size() && n->injects_at[n->next_inject].first <= since_load; ++n->next_inject) {
+      const sim::fault_rule& r = n->injects_at[n->next_inject].second;
+      const std::size_t told = n->host->inject(r);
+      m.log.info("program", std::string("fault schedule: ") + sim::to_string(r.kind) + " injected into the kernel-host workers of node " + name,
+                 {{"node", name}, {"device", n->host->id()}, {"workers", told}});
+    }
+  }
   for (auto& [name, n] : m.nodes) {
     if (!n->dev || n->restore_after_s < 0) continue;
     if (!n->dev->lost()) {
@@ -719,8 +778,13 @@ run_summary engine::summary() const {
       for (const auto& g : m.gens) s.lost += g->open.size();
     }
   }
-  for (const auto& [name, n] : m.nodes)
+  for (const auto& [name, n] : m.nodes) {
     if (n->dev) s.faults_injected += n->dev->faults().fired_total();
+    if (n->host) {
+      s.faults_injected += n->host->faults_fired() + n->kills.load(std::memory_order_relaxed);
+      s.worker_restarts += n->host->worker_restarts();
+    }
+  }
   {
     std::lock_guard<std::mutex> lock(m.ev_mu);
     s.faults_detected = m.faults_detected;
@@ -854,6 +918,13 @@ std::string engine::metrics_text() const {
       if (n->dev && n->dev->id() == d.id && (n->dev->lost() || n->dev->poisoned())) up = false;
     x.sample({{"device", d.id}}, up ? 1.0 : 0.0);
   }
+  x.family("ringflow_worker_restarts_total", "counter",
+           "Kernel-host workers started to replace one that died, was killed or faulted (host: process nodes)");
+  for (const auto& [name, n] : m.nodes)
+    if (n->host) x.sample({{"device", n->host->id()}}, static_cast<double>(n->host->worker_restarts()));
+  x.family("ringflow_workers", "gauge", "Kernel-host worker processes alive now (host: process nodes)");
+  for (const auto& [name, n] : m.nodes)
+    if (n->host) x.sample({{"device", n->host->id()}}, static_cast<double>(n->host->worker_pids().size()));
   const run_summary s = summary();
   x.family("ringflow_load_messages_total", "counter",
            "Load generator accounting: sent, replied, errors, lost (not answered yet), duplicated, wrong");
@@ -888,7 +959,12 @@ nlohmann::json engine::topology_json() const {
     } else {
       o["kernel"] = n.kernel;
       o["backend_preference"] = m.backend_of(n);
-      o["device"] = nr.dev ? nr.dev->id() : "cpu";
+      o["device"] = nr.host ? nr.host->id() : nr.dev ? nr.dev->id() : "cpu";
+      o["host"] = n.host;
+      if (nr.host) {
+        o["worker_pids"] = nr.host->worker_pids();
+        o["worker_restarts"] = nr.host->worker_restarts();
+      }
       nlohmann::json reps = nlohmann::json::array();
       for (const std::string& r : nr.rings) {
         nlohmann::json rj = {{"ring", r}};

@@ -182,7 +182,8 @@ void read_nodes(reader& r, const YAML::Node& list, topology& t) {
   }
   std::set<std::string> seen;
   for (const auto& n : list) {
-    if (!r.map(n, "node", {"name", "kernel", "backend", "replicas", "window", "arena_bytes", "function", "type"})) continue;
+    if (!r.map(n, "node", {"name", "kernel", "backend", "host", "replicas", "window", "arena_bytes", "function", "type"}))
+      continue;
     node_spec s;
     s.pos = pos_of(n);
     s.name = r.str(n, "name", "node", true).value_or("");
@@ -212,13 +213,20 @@ void read_nodes(reader& r, const YAML::Node& list, topology& t) {
         if (std::find(backends.begin(), backends.end(), s.backend) == backends.end())
           r.error(n["backend"], what + ": unknown backend '" + s.backend + "' (known: " + join(backends) + ")");
       }
+      if (auto h = r.str(n, "host", what, false)) {
+        s.host = *h;
+        if (s.host != "in-process" && s.host != "process")
+          r.error(n["host"], what + ": unknown host '" + s.host + "' (known: in-process, process)");
+        else if (s.host == "process" && (s.backend == "cuda" || s.backend == "hip"))
+          r.error(n["host"], what + ": a kernel host runs the cpu or sim backend (the GPU backends are not built yet)");
+      }
       s.replicas = r.num<std::uint32_t>(n, "replicas", what, 1, 64).value_or(1);
       s.window = r.num<std::uint32_t>(n, "window", what, 1, 1u << 20).value_or(256);
       s.arena_bytes = r.num<std::uint32_t>(n, "arena_bytes", what, 0, 1u << 28).value_or(1u << 20);
       if (s.arena_bytes % 64) r.error(n["arena_bytes"], what + ": 'arena_bytes' must be a multiple of 64");
     } else {
       s.kind = node_kind::cpu;
-      for (const char* k : {"backend", "replicas", "window", "arena_bytes"})
+      for (const char* k : {"backend", "host", "replicas", "window", "arena_bytes"})
         if (n[k]) r.error(n[k], what + ": '" + k + "' is for ring nodes");
       s.function = r.str(n, "function", what, true).value_or("");
       if (!s.function.empty() && !find_function(s.function))
@@ -386,6 +394,7 @@ void read_faults(reader& r, const YAML::Node& list, topology& t) {
   std::string kinds;
   for (std::size_t i = 0; i < sim::fault_kind_count; ++i)
     kinds += std::string(i ? ", " : "") + sim::to_string(static_cast<sim::fault_kind>(i));
+  kinds += ", kill_worker";
   for (const auto& n : list) {
     if (!r.map(n, "fault", {"node", "kind", "at_s", "at_message", "probability", "times", "latency_us", "restore_after_s"}))
       continue;
@@ -399,8 +408,17 @@ void read_faults(reader& r, const YAML::Node& list, topology& t) {
       r.error(n["node"], what + ": no node named '" + s.node + "'");
     }
     s.kind = r.str(n, "kind", what, true).value_or("");
-    if (!s.kind.empty() && !sim::fault_kind_from(s.kind))
+    const node_spec* target = t.node(s.node);
+    const bool hosted = target && target->host == "process";
+    if (s.kind == "kill_worker") {
+      // SIGKILL of the node's kernel-host workers, sent by the service at at_s.
+      if (target && !hosted) r.error(n["kind"], what + ": 'kill_worker' is for nodes with host: process");
+      if (!n["at_s"]) r.error(n, what + ": 'kill_worker' is triggered by 'at_s'");
+    } else if (!s.kind.empty() && !sim::fault_kind_from(s.kind)) {
       r.error(n["kind"], what + ": unknown fault kind '" + s.kind + "' (known: " + kinds + ")");
+    } else if (hosted && s.kind == "device_lost") {
+      r.error(n["kind"], what + ": 'device_lost' is for in-process nodes (a kernel host's device is its worker)");
+    }
     int triggers = 0;
     if (auto x = r.num<double>(n, "at_s", what, 0, 1e7)) s.at_s = *x, ++triggers;
     if (auto x = r.num<std::uint64_t>(n, "at_message", what, 1, ~0ull)) s.at_message = *x, ++triggers;

@@ -20,6 +20,8 @@ cpu::kernel_config make_config(const char* name, const cpu_incarnation_options& 
   cfg.wait = opts.wait;
   cfg.max_batch = opts.max_batch;
   cfg.completion_bell = bell;
+  cfg.control = opts.control;
+  cfg.bell = opts.kernel_bell;
   return cfg;
 }
 }  // namespace

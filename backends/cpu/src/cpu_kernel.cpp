@@ -14,11 +14,20 @@ channel::channel(std::string kernel_name, type_id request_type, type_id reply_ty
       request_type_(request_type),
       reply_type_(reply_type),
       serve_(serve),
-      requests_(opts.requests),
-      replies_(opts.replies) {}
+      requests_(opts.request_memory ? ring_storage(opts.requests, opts.request_memory, !opts.attach)
+                                    : ring_storage(opts.requests)),
+      replies_(opts.reply_memory ? ring_storage(opts.replies, opts.reply_memory, !opts.attach)
+                                 : ring_storage(opts.replies)) {}
 
-cpu_kernel::cpu_kernel(kernel_config cfg) : cfg_(std::move(cfg)), control_(std::make_unique<control_block>()) {
+cpu_kernel::cpu_kernel(kernel_config cfg) : cfg_(std::move(cfg)) {
   if (cfg_.max_batch == 0) throw std::invalid_argument("kernel_config: max_batch must be >= 1");
+  if (cfg_.control) {
+    control_ = cfg_.control;
+  } else {
+    own_control_ = std::make_unique<control_block>();
+    control_ = own_control_.get();
+  }
+  if (cfg_.bell) bell_ = cfg_.bell;
   control_->reset(0);
   control_->set_state(kernel_state::idle);
 }
@@ -50,7 +59,7 @@ void cpu_kernel::request_stop(std::chrono::milliseconds timeout) noexcept {
   // (abandon, then stop) may have been seen already: the kernel then uses either value.
   stop_timeout_ms_.store(timeout.count(), std::memory_order_relaxed);
   control_->request_stop();
-  bell_.ring();
+  bell_->ring();
 }
 
 stop_outcome cpu_kernel::stop(std::chrono::milliseconds timeout) {
@@ -177,18 +186,18 @@ void cpu_kernel::run() noexcept {
       sched_yield();
       continue;
     }
-    const doorbell::token t = bell_.prepare_wait();
+    const doorbell::token t = bell_->prepare_wait();
     // Re-check after announcing the wait (no lost wake-up). A blocked kernel has work by
     // definition but cannot do it until the client reads replies: it parks with a timeout.
     if (cb.stop_is_requested() || (!blocked && any_work())) {
-      bell_.cancel_wait();
+      bell_->cancel_wait();
       idle = 0;
       continue;
     }
     parks_.store(parks_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     parked_.store(true, std::memory_order_relaxed);
     // Blocked on a full response ring: the client's read does not ring us, so poll every 200 us.
-    const bool rung = bell_.wait(t, blocked ? std::chrono::microseconds(200) : std::chrono::nanoseconds::zero());
+    const bool rung = bell_->wait(t, blocked ? std::chrono::microseconds(200) : std::chrono::nanoseconds::zero());
     parked_.store(false, std::memory_order_relaxed);
     if (rung) wakeups_.store(wakeups_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     idle = 0;

@@ -28,7 +28,7 @@ bool doorbell::wait(token t, std::chrono::nanoseconds timeout) noexcept {
     }
     // FUTEX_WAIT returns at once if the epoch already moved (EAGAIN), so a ring between the
     // load above and the syscall is not lost.
-    futex(&epoch_, FUTEX_WAIT_PRIVATE, t, tsp);
+    futex(&epoch_, shared_ ? FUTEX_WAIT : FUTEX_WAIT_PRIVATE, t, tsp);
     rung = epoch_.load(std::memory_order_acquire) != t;
   }
   waiters_.fetch_sub(1, std::memory_order_relaxed);
@@ -38,7 +38,7 @@ bool doorbell::wait(token t, std::chrono::nanoseconds timeout) noexcept {
 void doorbell::wake() noexcept {
   epoch_.fetch_add(1, std::memory_order_release);
   wakes_.fetch_add(1, std::memory_order_relaxed);
-  futex(&epoch_, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr);
+  futex(&epoch_, shared_ ? FUTEX_WAKE : FUTEX_WAKE_PRIVATE, INT_MAX, nullptr);
 }
 
 }  // namespace ringflow::cpu

@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <cstdint>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -30,6 +31,28 @@ ring_storage::ring_storage(const ring_config& cfg) : memory_(nullptr, mapping_de
     scratch_ = std::make_unique<std::uint64_t[]>(words);  // value-initialised (zero)
   }
   region_ = ring_region::init(memory_.get(), cfg);
+}
+
+ring_storage::ring_storage(const ring_config& cfg, void* memory, bool format) : memory_(nullptr, mapping_delete{0}) {
+  validate(cfg);
+  if (!memory || reinterpret_cast<std::uintptr_t>(memory) % 128 != 0)
+    throw std::invalid_argument("ring_storage: external memory must be non-null and 128-byte aligned");
+  const ring_layout layout{cfg};
+  if (const auto words = layout.producer_scratch_words()) scratch_ = std::make_unique<std::uint64_t[]>(words);
+  if (format) {
+    region_ = ring_region::init(memory, cfg);
+    return;
+  }
+  region_ = ring_region(memory, cfg);
+  if (!region_.config_intact())
+    throw std::invalid_argument("ring_storage: the memory does not hold a ring of this configuration (bad magic or config)");
+}
+
+void ring_storage::reset() {
+  const ring_config cfg = region_.config();
+  region_ = ring_region::init(region_.base(), cfg);
+  if (const auto words = ring_layout{cfg}.producer_scratch_words())
+    for (std::uint64_t i = 0; i < words; ++i) scratch_[i] = 0;
 }
 
 void ring_storage::mapping_delete::operator()(byte* p) const noexcept { ::munmap(p, bytes); }

@@ -9,17 +9,22 @@ namespace ringflow::sim {
 
 namespace {
 ring_config config_of(ring_region r) { return r.config(); }
+cpu::ring_storage storage_for(ring_region inner, void* memory, bool attach) {
+  return memory ? cpu::ring_storage(config_of(inner), memory, !attach) : cpu::ring_storage(config_of(inner));
+}
 }  // namespace
 
 sim_incarnation::sim_incarnation(std::shared_ptr<sim_device> dev, const incarnation_factory& inner,
-                                 cpu::doorbell* completion_bell)
+                                 cpu::doorbell* completion_bell, const ring_placement& own)
     : dev_(std::move(dev)),
       generation_(dev_->generation()),
+      pump_bell_(own.kernel_bell ? own.kernel_bell : &own_pump_bell_),
       completion_bell_(completion_bell),
-      inner_(inner(&pump_bell_)),
-      requests_(config_of(inner_->requests())),
-      replies_(config_of(inner_->replies())),
-      control_(std::make_unique<control_block>()) {
+      inner_(inner(pump_bell_)),
+      requests_(storage_for(inner_->requests(), own.request_memory, own.attach)),
+      replies_(storage_for(inner_->replies(), own.reply_memory, own.attach)),
+      own_control_(own.control ? nullptr : std::make_unique<control_block>()),
+      control_(own.control ? own.control : own_control_.get()) {
   control_->reset(dev_->next_epoch());
   own_requests_ = ring_consumer(requests_.region());
   own_replies_ = ring_producer(replies_.region(), replies_.producer_scratch());
@@ -47,7 +52,7 @@ void sim_incarnation::abandon() noexcept {
     release_hang_ = true;
   }
   hang_cv_.notify_all();
-  pump_bell_.ring();
+  pump_bell_->ring();
 }
 
 bool sim_incarnation::restart() {
@@ -76,7 +81,7 @@ bool sim_incarnation::stop(std::chrono::milliseconds timeout) {
   if (!exited_.load(std::memory_order_acquire)) {
     stop_timeout_ms_.store(timeout.count(), std::memory_order_relaxed);
     control_->request_stop();
-    pump_bell_.ring();
+    pump_bell_->ring();
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (!exited_.load(std::memory_order_acquire)) {
       if (std::chrono::steady_clock::now() > deadline) {
@@ -267,15 +272,15 @@ void sim_incarnation::run() noexcept {
       sched_yield();
       continue;
     }
-    const cpu::doorbell::token t = pump_bell_.prepare_wait();
+    const cpu::doorbell::token t = pump_bell_->prepare_wait();
     if (abandoned_.load(std::memory_order_acquire) || cb.stop_is_requested() || dev_->lost() || dev_->poisoned() ||
         (!blocked_ && own_requests_.try_peek()) || inner_replies_.try_peek()) {
-      pump_bell_.cancel_wait();
+      pump_bell_->cancel_wait();
       idle = 0;
       continue;
     }
     // Blocked on a full ring: the other side's progress does not ring us; poll every 200 us.
-    pump_bell_.wait(t, blocked_ ? std::chrono::microseconds(200) : std::chrono::nanoseconds::zero());
+    pump_bell_->wait(t, blocked_ ? std::chrono::microseconds(200) : std::chrono::nanoseconds::zero());
     idle = 0;
   }
   exited_.store(true, std::memory_order_release);

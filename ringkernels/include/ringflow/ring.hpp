@@ -125,7 +125,12 @@ inline constexpr std::uint64_t ring_magic = 0x52494e47464c4f57ull;  // "RINGFLOW
 class ring_region {
  public:
   ring_region() = default;  // implicitly __host__ __device__
+  /// A view that reads the geometry from the region's config line on every use.
   RINGFLOW_HD explicit ring_region(void* base) : base_(static_cast<byte*>(base)) {}
+  /// A view with the geometry pinned to `cfg` (what init() returns): slot and arena addresses are
+  /// computed from this copy, never from the shared config line, so a peer that overwrites that
+  /// line (a faulty out-of-process kernel host) cannot move this side's accesses out of the region.
+  RINGFLOW_HD ring_region(void* base, const ring_config& cfg) : base_(static_cast<byte*>(base)), pinned_(cfg) {}
 
   /// Formats `base` (ring_layout{cfg}.bytes(), 128-byte aligned) as an empty ring. Call before
   /// any endpoint exists; publication to the other side is the backend's business (thread start,
@@ -137,12 +142,29 @@ class ring_region {
     auto* s = reinterpret_cast<ring_shared*>(b);
     s->config = cfg;
     s->magic = ring_magic;
-    return ring_region(base);
+    return ring_region(base, cfg);
   }
 
-  RINGFLOW_HD bool valid() const { return base_ && shared()->magic == ring_magic && shared()->config.valid(); }
+  RINGFLOW_HD bool valid() const { return base_ && shared()->magic == ring_magic && config().valid(); }
+  /// True when the region's shared config line still says what this view pinned (always true
+  /// for an unpinned view).
+  RINGFLOW_HD bool config_intact() const {
+    if (pinned_.capacity == 0) return true;
+    const ring_config& c = shared()->config;
+    return shared()->magic == ring_magic && c.capacity == pinned_.capacity && c.slot_size == pinned_.slot_size &&
+           c.arena_bytes == pinned_.arena_bytes && c.head_batch == pinned_.head_batch;
+  }
   RINGFLOW_HD ring_shared* shared() const { return reinterpret_cast<ring_shared*>(base_); }
-  RINGFLOW_HD const ring_config& config() const { return shared()->config; }
+  RINGFLOW_HD const ring_config& config() const { return pinned_.capacity ? pinned_ : shared()->config; }
+  /// True when a slot's payload (as its header describes it) lies inside this region: inline
+  /// within the slot, or within the arena. A consumer whose producer is not trusted checks this
+  /// (on its own copy of the header) before it reads the payload.
+  RINGFLOW_HD bool payload_in_bounds(const slot_header& h) const {
+    const ring_config& c = config();
+    if (h.flags & slot_flags::arena)
+      return static_cast<std::uint64_t>(h.arena_offset) + h.payload_len <= c.arena_bytes;
+    return h.payload_len <= c.inline_capacity();
+  }
   RINGFLOW_HD slot_header* slot(std::uint64_t pos) const {
     const ring_config& c = config();
     return reinterpret_cast<slot_header*>(base_ + ring_layout::slots_offset +
@@ -158,6 +180,7 @@ class ring_region {
 
  private:
   byte* base_ = nullptr;
+  ring_config pinned_{0, 0, 0, 0};  // capacity 0: not pinned
 };
 
 /// A slot claimed by the producer: fill `header` fields (not seq) and up to `capacity` payload
@@ -453,7 +476,9 @@ class ring_observer {
   RINGFLOW_HD std::uint64_t tail() const { return load_relaxed(r_.shared()->tail); }
   RINGFLOW_HD std::uint64_t depth() const {
     const std::uint64_t t = tail(), h = head();
-    return t > h ? t - h : 0;
+    const std::uint64_t d = t > h ? t - h : 0;
+    const std::uint64_t cap = r_.config().capacity;
+    return d > cap ? cap : d;  // a corrupt index (an untrusted peer) cannot report more than the ring holds
   }
   RINGFLOW_HD std::uint64_t full_events() const { return load_relaxed(r_.shared()->full_events); }
 

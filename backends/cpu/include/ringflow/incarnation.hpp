@@ -82,11 +82,27 @@ class device {
   virtual reinit_outcome reinitialize(std::string& detail) = 0;
 };
 
+/// Where an incarnation's own rings, control block and wake bell live when they are not in its
+/// own memory: a kernel host places them in the shared segment its service created (the rings
+/// already formatted there: `attach`). Empty (request_memory null): the incarnation's own.
+struct ring_placement {
+  void* request_memory = nullptr;
+  void* reply_memory = nullptr;
+  bool attach = true;
+  control_block* control = nullptr;
+  cpu::doorbell* kernel_bell = nullptr;  // process-shared; rung by the requests' producer
+  bool empty() const noexcept { return request_memory == nullptr; }
+};
+
 /// Options of a CPU incarnation.
 struct cpu_incarnation_options {
-  cpu::ring_options rings{};
+  cpu::ring_options rings{};  // (with its placement fields: rings in someone else's memory)
   cpu::wait_policy wait{};
   std::uint32_t max_batch = 32;
+  /// Placement of the control block and the kernel's wake bell (cpu::kernel_config): a kernel
+  /// host puts them in its shared segment. nullptr: the kernel's own.
+  control_block* control = nullptr;
+  cpu::doorbell* kernel_bell = nullptr;
 };
 
 /// Creates a fresh incarnation; `completion_bell` must outlive it. Throws on bad ring options, or

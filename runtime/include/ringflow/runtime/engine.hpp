@@ -55,6 +55,9 @@ const char* to_string(engine_phase p) noexcept;
 struct run_options {
   std::string backend_override;  // "" or auto|cpu|sim|cuda|hip: replaces every ring node's preference
   std::string trace_file;        // "" = no spans written
+  /// The `ringflow` executable started as kernel-host workers for `host: process` nodes
+  /// ("" = this process's own executable: right inside the ringflow program).
+  std::string kernel_host_program;
 };
 
 /// The counters of a run (`--summary-json` writes to_json()).
@@ -62,6 +65,7 @@ struct run_summary {
   std::uint64_t sent = 0, replied = 0, errors = 0, lost = 0, duplicated = 0, wrong = 0;
   std::uint64_t faults_injected = 0, faults_detected = 0, restarts = 0, reinits = 0, reroutes = 0, failbacks = 0;
   std::uint64_t replays = 0, supervisor_restarts = 0, spans = 0, spans_dropped = 0;
+  std::uint64_t worker_restarts = 0;  // kernel-host workers started to replace one that died or was killed
   double p50_us = 0, p99_us = 0, p999_us = 0, max_us = 0;
   double duration_s = 0, throughput_per_s = 0;
   nlohmann::json errors_by_code = nlohmann::json::object();
@@ -86,7 +90,8 @@ class engine {
 
   void start();
   void start_load();
-  /// Runs housekeeping (device restores of device_lost faults); call every ~50 ms.
+  /// Runs housekeeping (device restores of device_lost faults, the kill_worker and timed faults of
+  /// kernel-host nodes); call every ~50 ms.
   void tick();
   /// True once every load generator has finished its duration (none, if there are none).
   bool load_finished() const;

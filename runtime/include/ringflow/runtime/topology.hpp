@@ -19,7 +19,8 @@
 //       duration_s: 20                   # optional default for `ringflow run --duration` (0 = until signalled)
 //       config: { breaker: {cooldown_ms: 1500} }
 //       nodes:                           # required, at least one
-//         - {name: echo, kernel: echo, backend: auto, replicas: 1, window: 256, arena_bytes: 1048576}
+//         - {name: echo, kernel: echo, backend: auto, replicas: 1, window: 256, arena_bytes: 1048576,
+//            host: in-process}            # or host: process (each ring actor's kernel in a kernel-host worker)
 //         - {name: check, function: validate, type: Echo}                         # CPU node
 //       edges: [{from: check, to: echo}]
 //       supervisors:
@@ -30,6 +31,7 @@
 //       faults:
 //         - {node: echo, kind: crash, at_s: 3}           # or at_message: N, or probability: p
 //         - {node: echo, kind: device_lost, at_s: 8, restore_after_s: 3}
+//         - {node: echo, kind: kill_worker, at_s: 5}    # host: process nodes: SIGKILL their workers
 // Thread-safety: plain functions over values.
 #pragma once
 
@@ -63,6 +65,7 @@ struct node_spec {
   // ring nodes
   std::string kernel;
   std::string backend = "auto";  // auto | cpu | sim | cuda | hip
+  std::string host = "in-process";  // in-process | process (a supervised kernel-host worker per ring actor)
   std::uint32_t replicas = 1;
   std::uint32_t window = 256;    // the ring actors' in-flight window
   std::uint32_t arena_bytes = 1u << 20;  // each ring's arena for payloads beyond a slot (multiple of 64)
@@ -102,7 +105,7 @@ struct load_spec {
 struct fault_spec {
   std::string node;
   source_pos pos;
-  std::string kind;                // sim::fault_kind name
+  std::string kind;                // sim::fault_kind name, or kill_worker (host: process nodes)
   double at_s = -1;                // time trigger (since the run started); <0 = unused
   std::uint64_t at_message = 0;    // the node device's k-th request; 0 = unused
   double probability = 0;          // per request; 0 = unused

@@ -55,11 +55,22 @@ struct kernel_config {
   /// Optional extra doorbell rung whenever a channel's reply bell is (after a pass that published
   /// replies, and at stop): lets one completion poller wait on many kernels. Must outlive the kernel.
   doorbell* completion_bell = nullptr;
+  /// Placement in memory someone else owns (a kernel host's shared segment): the control block
+  /// and the kernel's wake bell (a process-shared doorbell) the requests' producer rings. nullptr:
+  /// the kernel's own. Must outlive the kernel.
+  control_block* control = nullptr;
+  doorbell* bell = nullptr;
 };
 
 struct ring_options {
   ring_config requests{};
   ring_config replies{};
+  /// Placement: the two rings in memory someone else owns (ring_storage's external form;
+  /// nullptr = the channel's own). `attach`: the rings are already formatted there (by the
+  /// process that created the memory) and must match the configs; otherwise they are formatted.
+  void* request_memory = nullptr;
+  void* reply_memory = nullptr;
+  bool attach = false;
 };
 
 /// Counters the kernel thread keeps about itself (relaxed; for tests, metrics, the watchdog).
@@ -134,7 +145,7 @@ class cpu_kernel {
   bool running() const noexcept { return thread_.joinable(); }
 
   /// Doorbell: call after pushing requests. Cheap (one fence + load) when the kernel is awake.
-  void notify() noexcept { bell_.ring(); }
+  void notify() noexcept { bell_->ring(); }
 
   control_block& control() noexcept { return *control_; }
   kernel_stats stats() const noexcept;
@@ -180,8 +191,10 @@ class cpu_kernel {
 
   kernel_config cfg_;
   std::vector<std::unique_ptr<channel>> channels_;
-  std::unique_ptr<control_block> control_;
-  doorbell bell_;
+  std::unique_ptr<control_block> own_control_;
+  control_block* control_ = nullptr;
+  doorbell own_bell_;
+  doorbell* bell_ = &own_bell_;
   std::thread thread_;
   std::uint64_t epoch_ = 0;
   std::atomic<std::int64_t> stop_timeout_ms_{5000};

@@ -21,6 +21,12 @@ class doorbell {
  public:
   using token = std::uint32_t;
 
+  doorbell() = default;
+  /// `process_shared`: the bell lives in memory mapped by several processes (a kernel host's
+  /// shared segment): it parks and wakes with shared futex operations. Such a bell may be
+  /// constructed in place in the mapping (it has no other state).
+  explicit doorbell(bool process_shared) noexcept : shared_(process_shared) {}
+
   token prepare_wait() noexcept {
     const token t = epoch_.load(std::memory_order_acquire);
     waiters_.fetch_add(1, std::memory_order_seq_cst);
@@ -47,6 +53,7 @@ class doorbell {
   alignas(64) std::atomic<std::uint32_t> epoch_{0};
   std::atomic<std::uint32_t> waiters_{0};
   std::atomic<std::uint64_t> wakes_{0};
+  bool shared_ = false;
 };
 
 }  // namespace ringflow::cpu

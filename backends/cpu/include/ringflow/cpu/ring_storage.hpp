@@ -18,6 +18,18 @@ namespace ringflow::cpu {
 class ring_storage {
  public:
   explicit ring_storage(const ring_config& cfg);
+  /// A ring in memory someone else owns (a shared-memory segment): `memory` holds
+  /// ring_layout{cfg}.bytes(), 128-byte aligned, and outlives this object. `format`: format it as
+  /// an empty ring; otherwise attach to the ring already formatted there — throws
+  /// std::invalid_argument unless its magic and config are exactly `cfg`. Either way the region's
+  /// geometry is pinned to `cfg` (ring_region(base, cfg)); the producer bookkeeping is ours.
+  ring_storage(const ring_config& cfg, void* memory, bool format);
+
+  /// Formats the ring again as empty and clears the producer bookkeeping. Only while neither
+  /// side uses it (between incarnations).
+  void reset();
+  /// True when the memory is someone else's (the external constructor).
+  bool external() const noexcept { return !memory_; }
 
   ring_region region() const noexcept { return region_; }
   /// Producer-private arena bookkeeping (nullptr when the ring has no arena).

@@ -52,7 +52,9 @@ class sim_device final : public device, public std::enable_shared_from_this<sim_
   }
   /// Decorates any backend's factory. The returned factory throws std::runtime_error while the
   /// device is lost or poisoned (a real device refuses launches then too).
-  incarnation_factory wrap(incarnation_factory inner);
+  /// `own`: where the decorators put their own rings, control block and wake bell (a kernel
+  /// host's shared segment); empty = their own memory.
+  incarnation_factory wrap(incarnation_factory inner, ring_placement own = {});
 
   // ---- device state (faults set it; tests and operators may too) ----------------------------
   void poison(const std::string& why);  // sticky error: until reinitialize()

@@ -43,7 +43,10 @@ class sim_incarnation final : public incarnation {
  public:
   /// Creates the inner incarnation from `inner` (its completion bell is the pump's) and starts
   /// the pump. `completion_bell` is rung when replies reach the decorator's response ring.
-  sim_incarnation(std::shared_ptr<sim_device> dev, const incarnation_factory& inner, cpu::doorbell* completion_bell);
+  /// `own`: placement of the decorator's own rings, control block and wake bell (a kernel host's
+  /// shared segment; the inner incarnation's rings stay private to the process).
+  sim_incarnation(std::shared_ptr<sim_device> dev, const incarnation_factory& inner, cpu::doorbell* completion_bell,
+                  const ring_placement& own = {});
   ~sim_incarnation() override;
 
   const char* backend() const noexcept override { return "sim"; }
@@ -53,7 +56,7 @@ class sim_incarnation final : public incarnation {
   ring_region requests() noexcept override { return requests_.region(); }
   std::uint64_t* request_producer_scratch() noexcept override { return requests_.producer_scratch(); }
   ring_region replies() noexcept override { return replies_.region(); }
-  void notify() noexcept override { pump_bell_.ring(); }
+  void notify() noexcept override { pump_bell_->ring(); }
   bool finished() noexcept override;
   control_block& control() noexcept override { return *control_; }
   bool stop(std::chrono::milliseconds timeout) override;
@@ -77,12 +80,14 @@ class sim_incarnation final : public incarnation {
 
   std::shared_ptr<sim_device> dev_;
   std::uint64_t generation_;  // written before the pump starts; read by the pump
-  cpu::doorbell pump_bell_;  // rung by notify() and by the inner kernel's replies
+  cpu::doorbell own_pump_bell_;
+  cpu::doorbell* pump_bell_;  // rung by notify() and by the inner kernel's replies (own, or placed)
   cpu::doorbell* completion_bell_;
   std::unique_ptr<incarnation> inner_;
   cpu::ring_storage requests_;
   cpu::ring_storage replies_;
-  std::unique_ptr<control_block> control_;
+  std::unique_ptr<control_block> own_control_;
+  control_block* control_;
   // pump-owned endpoints
   ring_consumer own_requests_;
   ring_producer own_replies_;

@@ -1,0 +1,347 @@
+// Kernel hosts (label `faults`): ring kernels in `ringflow kernel-host` worker processes over
+// shared-memory rings, supervised by the fault ladder. Each case checks that every request got
+// exactly one answer while workers are killed, stopped, poisoned or lie about their state.
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "actor_test_support.hpp"
+#include "ringflow/runtime/catalog.hpp"
+#include "ringflow/runtime/kernel_host.hpp"
+#include "ringflow/supervision/fault_ladder.hpp"
+#include "support/exactly_once.hpp"
+
+using namespace ringflow;
+using namespace ringflow::test;
+using namespace std::chrono_literals;
+using ringflow::ops::kernel_host_device;
+using ringflow::ops::kernel_host_options;
+
+namespace {
+
+constexpr const char* kPrefix = "rfkhtest";
+
+kernel_host_options host_options(std::string backend = "cpu") {
+  kernel_host_options o;
+  o.program = RINGFLOW_PROGRAM;
+  o.backend = std::move(backend);
+  o.segment_prefix = kPrefix;
+  o.heartbeat_timeout = 500ms;
+  return o;
+}
+
+ladder_config quick_ladder() {
+  ladder_config c;
+  c.hang_timeout = 500ms;
+  c.backoff_initial = 500us;
+  c.backoff_max = 20ms;
+  c.probe_window = 100ms;
+  c.breaker.open_for = 100ms;
+  c.breaker.max_open_for = 400ms;
+  c.restart_window = 5000ms;
+  return c;
+}
+
+struct fixture {
+  std::shared_ptr<kernel_host_device> dev;
+  runtime rt{small_runtime()};
+  fault_ladder ladder;
+  explicit fixture(kernel_host_options o = host_options(), ladder_config cfg = quick_ladder())
+      : dev(kernel_host_device::make("host:test", std::move(o))), ladder(rt, std::move(cfg)) {}
+  void spawn(const std::string& name = "echo") {
+    const ops::kernel_info* k = ops::find_kernel("echo");
+    cpu_incarnation_options co = quick_park();
+    ladder.spawn_ring_actor(name, k->request_id, k->reply_id, dev, dev->factory("echo", co), k->cpu_factory(co));
+  }
+  ladder_ring_status status(const std::string& name = "echo") {
+    for (const auto& r : ladder.snapshot().rings)
+      if (r.name == name) return r;
+    return {};
+  }
+};
+
+bool call_ok(runtime& rt, const std::string& ring = "echo") {
+  ring_client c = rt.client(ring).value();
+  const call_result r = c.call(echo_msg(4242));
+  return r.ok() && echo_seq(r.reply) == 4242;
+}
+
+/// Load on another thread while `act` runs on this one.
+template <class Act>
+load_result load_during(runtime& rt, int per_thread, Act act) {
+  load_result r;
+  std::thread t([&] { r = run_load(rt, "echo", 2, per_thread, 16); });
+  act();
+  t.join();
+  return r;
+}
+
+bool process_gone(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const auto close = s.rfind(')');
+  return s.empty() || (close != std::string::npos && close + 2 < s.size() && s[close + 2] == 'Z');
+}
+
+/// The test's own view of a live segment: what a faulty worker could write into.
+struct segment_view {
+  void* base = nullptr;
+  std::size_t bytes = 0;
+  ops::host_segment_header* header = nullptr;
+  ops::segment_layout layout;
+  explicit segment_view(const std::string& name) {
+    const int fd = ::shm_open(name.c_str(), O_RDWR, 0);
+    REQUIRE(fd >= 0);
+    struct stat st{};
+    REQUIRE(::fstat(fd, &st) == 0);
+    bytes = static_cast<std::size_t>(st.st_size);
+    base = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ::close(fd);
+    REQUIRE(base != MAP_FAILED);
+    header = static_cast<ops::host_segment_header*>(base);
+    layout = ops::segment_layout::of(header->requests, header->replies);
+  }
+  ~segment_view() { ::munmap(base, bytes); }
+  template <class T>
+  T* at(std::uint64_t off) {
+    return reinterpret_cast<T*>(static_cast<std::uint8_t*>(base) + off);
+  }
+};
+
+std::string only_segment() {
+  const auto segs = ops::list_segments(kPrefix);
+  REQUIRE(segs.size() == 1);
+  return segs.front();
+}
+
+}  // namespace
+
+TEST_CASE("kernel host: requests round-trip through a worker process on shared-memory rings", "[faults][kernel-host]") {
+  ops::reclaim_stale_segments(kPrefix);
+  for (const char* backend : {"cpu", "sim"}) {
+    SECTION(backend) {
+      {
+        fixture f(host_options(backend));
+        f.spawn();
+        REQUIRE(call_ok(f.rt));
+        const auto pids = f.dev->worker_pids();
+        REQUIRE(pids.size() == 1);
+        CHECK(pids.front() != ::getpid());
+        CHECK(f.rt.ring("echo")->backend() == std::string("kernel-host:") + backend);
+        CHECK(ops::list_segments(kPrefix).size() == 1);
+        require_exactly_once(run_load(f.rt, "echo", 2, 2000));
+        CHECK(f.dev->worker_restarts() == 0);
+        CHECK(f.status().faults == 0);
+      }
+      CHECK(ops::list_segments(kPrefix).empty());  // removed on clean shutdown
+    }
+  }
+}
+
+TEST_CASE("kernel host: SIGKILL of the worker under load loses nothing and answers nothing twice", "[faults][kernel-host]") {
+  {
+    fixture f;
+    f.spawn();
+    REQUIRE(call_ok(f.rt));
+    const pid_t first = f.dev->worker_pids().at(0);
+    const load_result r = load_during(f.rt, 3000, [&] {
+      REQUIRE(wait_until([&] { return f.rt.ring("echo")->stats().replied > 1000; }));
+      REQUIRE(f.dev->signal_workers(SIGKILL) == 1);
+      REQUIRE(wait_until([&] { return f.dev->worker_restarts() >= 1; }));
+    });
+    require_exactly_once(r);
+    CHECK(r.errors == 0);
+    const auto st = f.status();
+    CHECK(st.faults >= 1);
+    CHECK(st.restarts >= 1);
+    CHECK(st.on_device);
+    REQUIRE(wait_until([&] { return f.dev->worker_pids().size() == 1; }));
+    CHECK(f.dev->worker_pids().at(0) != first);
+    CHECK(process_gone(first));
+    CHECK(f.rt.ring("echo")->stats().replayed >= 1);
+    CHECK(ops::list_segments(kPrefix).size() == 1);  // the same segment, reattached
+  }
+  CHECK(ops::list_segments(kPrefix).empty());  // nothing left after a crash + restart cycle
+}
+
+TEST_CASE("kernel host: a sticky error in a sim worker costs a worker restart, not the service", "[faults][kernel-host]") {
+  fixture f(host_options("sim"));
+  f.spawn();
+  REQUIRE(call_ok(f.rt));
+  const pid_t first = f.dev->worker_pids().at(0);
+  const load_result r = load_during(f.rt, 2000, [&] {
+    REQUIRE(wait_until([&] { return f.rt.ring("echo")->stats().replied > 500; }));
+    REQUIRE(f.dev->inject(sim::fault_rule::at(sim::fault_kind::sticky_error, 1)) == 1);
+    REQUIRE(wait_until([&] { return f.status().reinits >= 1 && f.dev->worker_restarts() >= 1; }));
+  });
+  require_exactly_once(r);
+  const auto st = f.status();
+  CHECK(st.reinits >= 1);  // a poisoned context: step 2, and the new context is a new process
+  CHECK(st.on_device);
+  CHECK(f.dev->faults_fired() >= 1);
+  REQUIRE(wait_until([&] { return f.dev->worker_pids().size() == 1 && f.dev->worker_pids()[0] != first; }));
+  CHECK(call_ok(f.rt));
+}
+
+TEST_CASE("kernel host: workers that keep crashing -> reroute to an in-process CPU kernel", "[faults][kernel-host]") {
+  kernel_host_options o = host_options("sim");
+  o.standing_faults.push_back(sim::fault_rule::at(sim::fault_kind::crash, 1));  // every worker dies on its first request
+  ladder_config lc = quick_ladder();
+  lc.breaker.failure_threshold = 3;
+  lc.breaker.open_for = 60000ms;  // stays open for the test: no probe
+  fixture f(o, lc);
+  f.spawn();
+  const load_result r = run_load(f.rt, "echo", 2, 500);
+  require_exactly_once(r);
+  const auto st = f.status();
+  CHECK_FALSE(st.on_device);
+  CHECK(st.backend == "cpu");
+  CHECK(st.reroutes == 1);
+  CHECK(f.dev->worker_failures() >= 3);
+  CHECK(f.rt.ring("echo")->backend() == "cpu");
+}
+
+TEST_CASE("kernel host: a stopped (SIGSTOP) worker is found by its lost heartbeat and replaced", "[faults][kernel-host]") {
+  ladder_config lc = quick_ladder();
+  lc.hang_timeout = 20000ms;  // the ladder's own hang watchdog stays out of it: the monitor must find it
+  fixture f(host_options(), lc);
+  f.spawn();
+  REQUIRE(call_ok(f.rt));
+  const pid_t first = f.dev->worker_pids().at(0);
+  REQUIRE(::kill(first, SIGSTOP) == 0);
+  // Requests sent now wait in the ring of a process that cannot run; the monitor must notice.
+  ring_client c = f.rt.client("echo").value();
+  const call_result r = c.call(echo_msg(7));
+  CHECK(r.ok());
+  CHECK(echo_seq(r.reply) == 7);
+  CHECK(f.dev->worker_restarts() >= 1);
+  CHECK(process_gone(first));  // killed (a stopped process still dies of SIGKILL)
+  bool heartbeat_event = false;
+  for (const auto& e : f.ladder.snapshot().recent_events)
+    heartbeat_event = heartbeat_event || (e.fault == "crashed" && e.detail.find("heartbeat lost") != std::string::npos);
+  CHECK(heartbeat_event);
+  CHECK(f.status().hangs == 0);
+}
+
+TEST_CASE("kernel host: what a faulty worker writes is checked, never trusted", "[faults][kernel-host]") {
+  fixture f;
+  f.spawn();
+  REQUIRE(call_ok(f.rt));
+  const std::string seg = only_segment();
+
+  SECTION("control block: a state out of range") {
+    segment_view v(seg);
+    auto* cb = v.at<control_block>(v.layout.control);
+    store_release(cb->state, 77u);
+    REQUIRE(wait_until([&] { return f.status().faults >= 1; }));
+    bool seen = false;
+    for (const auto& e : f.ladder.snapshot().recent_events)
+      seen = seen || e.detail.find("control block corrupt") != std::string::npos;
+    CHECK(seen);
+  }
+  SECTION("response ring: a tail far beyond anything published") {
+    segment_view v(seg);
+    ring_region rep(v.at<void>(v.layout.replies));
+    store_relaxed(rep.shared()->tail, std::uint64_t{1} << 40);
+    REQUIRE(wait_until([&] { return f.status().faults >= 1; }));
+    bool seen = false;
+    for (const auto& e : f.ladder.snapshot().recent_events)
+      seen = seen || (e.fault == "bad_ring" && e.detail.find("response ring tail") != std::string::npos);
+    CHECK(seen);
+  }
+  SECTION("response ring: its config line rewritten") {
+    segment_view v(seg);
+    ring_region rep(v.at<void>(v.layout.replies));
+    store_relaxed(rep.shared()->config.capacity, 1u << 30);
+    REQUIRE(wait_until([&] { return f.status().faults >= 1; }));
+  }
+  SECTION("response ring: a reply whose payload points outside the ring") {
+    // Freeze the worker, forge the next reply slot (ready, absurd length in the arena), resume.
+    const pid_t pid = f.dev->worker_pids().at(0);
+    REQUIRE(::kill(pid, SIGSTOP) == 0);
+    {
+      segment_view v(seg);
+      ring_region rep(v.at<void>(v.layout.replies), v.header->replies);
+      const std::uint64_t pos = load_relaxed(rep.shared()->tail);
+      slot_header* h = rep.slot(pos);
+      h->correlation_id = 1;
+      h->type_id = msg::Echo::id;
+      h->flags = slot_flags::arena;
+      h->arena_offset = 0xfffff000u;
+      h->payload_len = 0x7ffffff0u;
+      h->status = 0;
+      store_release(h->seq, pos + 1);
+      store_relaxed(rep.shared()->tail, pos + 1);
+    }
+    ::kill(pid, SIGCONT);
+    REQUIRE(wait_until([&] { return f.rt.ring("echo")->stats().corrupt_replies >= 1; }));
+  }
+  // Whatever it was, the worker was replaced and the actor answers again, exactly once.
+  REQUIRE(wait_until([&] { return f.dev->worker_failures() >= 1 || f.status().faults >= 1; }));
+  require_exactly_once(run_load(f.rt, "echo", 2, 500));
+}
+
+TEST_CASE("kernel host: stale segments of a dead service are reclaimed, a live service's are kept", "[faults][kernel-host]") {
+  ops::reclaim_stale_segments(kPrefix);
+  // A pid that is certainly gone: a child that exited and was reaped.
+  const pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  REQUIRE(dead > 0);
+  int status = 0;
+  REQUIRE(::waitpid(dead, &status, 0) == dead);
+  auto make = [](const std::string& name) {
+    const int fd = ::shm_open(name.c_str(), O_CREAT | O_RDWR, 0600);
+    REQUIRE(fd >= 0);
+    ::close(fd);
+  };
+  std::ifstream statf("/proc/self/stat");
+  std::string s((std::istreambuf_iterator<char>(statf)), std::istreambuf_iterator<char>());
+  std::istringstream in(s.substr(s.rfind(')') + 1));
+  std::string field;
+  for (int i = 3; i <= 22; ++i) in >> field;
+  const std::string me = std::to_string(::getpid());
+  const std::string stale_dead = std::string("/") + kPrefix + "." + std::to_string(dead) + "." + field + ".0.echo";
+  const std::string stale_reused = std::string("/") + kPrefix + "." + me + ".1.0.echo";  // our pid, another start time
+  const std::string live = std::string("/") + kPrefix + "." + me + "." + field + ".0.echo";
+  make(stale_dead);
+  make(stale_reused);
+  make(live);
+  const auto removed = ops::reclaim_stale_segments(kPrefix);
+  CHECK(std::find(removed.begin(), removed.end(), stale_dead) != removed.end());
+  CHECK(std::find(removed.begin(), removed.end(), stale_reused) != removed.end());
+  CHECK(std::find(removed.begin(), removed.end(), live) == removed.end());
+  const auto left = ops::list_segments(kPrefix);
+  CHECK(left == std::vector<std::string>{live});
+  ::shm_unlink(live.c_str());
+}
+
+TEST_CASE("kernel host: bad options and a worker that cannot start are clear errors", "[faults][kernel-host]") {
+  auto opts = host_options();
+  opts.backend = "cuda";
+  CHECK_THROWS_WITH(kernel_host_device::make("h", opts), Catch::Contains("not built yet"));
+  opts = host_options();
+  opts.standing_faults.push_back(sim::fault_rule::at(sim::fault_kind::crash, 1));
+  CHECK_THROWS_WITH(kernel_host_device::make("h", opts), Catch::Contains("sim backend"));
+  opts = host_options();
+  CHECK_THROWS_WITH(kernel_host_device::make("h", opts)->factory("nope"), Catch::Contains("unknown kernel"));
+  opts.program = "/nonexistent/ringflow";
+  auto dev = kernel_host_device::make("h", opts);
+  cpu::doorbell bell;
+  CHECK_THROWS_WITH(dev->factory("echo")(&bell), Catch::Contains("cannot start"));
+  // The worker itself refuses a segment that is not one.
+  std::string error;
+  CHECK(ops::run_kernel_host("/rfkhtest-does-not-exist", error) == 3);
+  CHECK_THAT(error, Catch::Contains("cannot open segment"));
+  CHECK(ops::list_segments(kPrefix).empty());
+}
