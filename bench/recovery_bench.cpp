@@ -15,6 +15,13 @@
 // recovered the trials). Configuration in the JSON context. Environment: RINGFLOW_RECOVERY_TRIALS,
 // RINGFLOW_RECOVERY_RATE (requests/s).
 //
+// Kernel hosts (out-of-process ring kernels, runtime/kernel_host.hpp): BM_InProcessRoundTrip vs
+// BM_KernelHostRoundTrip — blocking Echo round trips through ring_client::call to a CPU kernel in this
+// process vs in a `ringflow kernel-host` worker on shared-memory rings, side by side (goal: <= 1.3x);
+// counters p50_us / p99_us / p999_us. BM_KernelHostKillRecovery/<cpu|sim>: under the paced load,
+// `trials` times SIGKILL the worker and measure kill -> first successful reply of the restarted
+// worker (ring_stats::first_reply_ns); goal p99 <= 50 ms; counters as BM_Recovery plus worker_restarts.
+//
 // Ladder configuration (deliberate): hang_timeout 20 ms; the breaker threshold and the
 // restart->reinit escalation are raised (1000) so that each trial measures the step its fault kind
 // maps to on its own — restart for transient / crash / corrupt / hang, reinitialize for sticky /
@@ -22,6 +29,8 @@
 // the next trial: breaker open_for 20 ms, probe_window 20 ms).
 #include <benchmark/benchmark.h>
 #include <flatbuffers/flatbuffers.h>
+
+#include <signal.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -35,6 +44,8 @@
 
 #include "ringflow/generated/echo_generated.h"
 #include "ringflow/ringflow.hpp"
+#include "ringflow/runtime/catalog.hpp"
+#include "ringflow/runtime/kernel_host.hpp"
 #include "ringflow/sim/sim_device.hpp"
 #include "ringflow/supervision/fault_ladder.hpp"
 
@@ -252,6 +263,118 @@ void BM_Recovery(benchmark::State& state, fault_kind kind) {
   }
 }
 
+// ---- kernel hosts (out-of-process ring kernels) -----------------------------------------------
+
+ops::kernel_host_options host_options(std::string backend) {
+  ops::kernel_host_options o;
+  o.program = RINGFLOW_PROGRAM;
+  o.backend = std::move(backend);
+  o.segment_prefix = "rfbench";
+  return o;
+}
+
+/// One ring actor "echo" on the CPU backend, in process or in a kernel-host worker, supervised.
+struct placement_fixture {
+  runtime rt;
+  std::shared_ptr<ops::kernel_host_device> host;
+  std::shared_ptr<event_log> log = std::make_shared<event_log>();
+  std::unique_ptr<fault_ladder> ladder;
+  placement_fixture(bool hosted, const std::string& backend = "cpu") : rt(bench_runtime()) {
+    ladder_config cfg;
+    cfg.breaker.failure_threshold = 1000;
+    cfg.restarts_before_reinit = 1000;
+    cfg.on_event = [l = log](const ladder_event& e) { l->add(e); };
+    ladder = std::make_unique<fault_ladder>(rt, cfg);
+    ring_actor_options opts;
+    opts.window = 4096;
+    opts.per_caller_window = 2048;
+    const ops::kernel_info* k = ops::find_kernel("echo");
+    if (hosted) {
+      host = ops::kernel_host_device::make("host:bench", host_options(backend));
+      ladder->spawn_ring_actor("echo", k->request_id, k->reply_id, host, host->factory("echo"), k->cpu_factory({}), opts);
+    } else {
+      rt.spawn_ring_actor("echo", k->request_id, k->reply_id, k->cpu_factory({}), opts);
+    }
+  }
+  static runtime_config bench_runtime() {
+    runtime_config rc;
+    rc.scheduler_threads = 2;
+    return rc;
+  }
+};
+
+/// Blocking round trips through the embedding API; p50/p99 of each call in microseconds.
+void round_trips(benchmark::State& state, bool hosted) {
+  placement_fixture f(hosted);
+  ring_client c(f.rt.ring("echo"));
+  for (int i = 0; i < 2000; ++i) c.call(echo(static_cast<std::uint64_t>(i)));  // warm: pages, caches, spin state
+  std::vector<double> us;
+  us.reserve(1 << 20);
+  std::uint64_t seq = 0, bad = 0;
+  for (auto _ : state) {
+    const auto t0 = clk::now();
+    const call_result r = c.call(echo(seq));
+    us.push_back(std::chrono::duration<double, std::micro>(clk::now() - t0).count());
+    bad += !r.ok() || echo_seq(r.reply) != seq;
+    ++seq;
+  }
+  state.counters["p50_us"] = percentile(us, 0.50);
+  state.counters["p99_us"] = percentile(us, 0.99);
+  state.counters["p999_us"] = percentile(us, 0.999);
+  state.counters["bad_replies"] = static_cast<double>(bad);
+  if (bad) state.SkipWithError("a call failed or got the wrong reply");
+}
+void BM_InProcessRoundTrip(benchmark::State& state) { round_trips(state, false); }
+void BM_KernelHostRoundTrip(benchmark::State& state) { round_trips(state, true); }
+
+/// SIGKILL of the worker under paced load -> the first successful reply of its replacement.
+void BM_KernelHostKillRecovery(benchmark::State& state, const std::string& backend) {
+  for (auto _ : state) {
+    placement_fixture f(true, backend);
+    const auto t0 = clk::now();
+    load gen(f.rt, static_cast<std::size_t>(offered_rate) * 60);
+    std::vector<double> recovery_ms;
+    std::uint64_t timeouts = 0;
+    std::this_thread::sleep_for(20ms);  // the load is running
+    auto core = f.rt.ring("echo");
+    for (int t = 0; t < trials_per_kind; ++t) {
+      const std::size_t from = f.log->size();
+      const std::uint64_t attaches = core->stats().attaches;
+      const std::uint64_t kill_ns = static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(clk::now().time_since_epoch()).count());
+      if (f.host->signal_workers(SIGKILL) != 1) {
+        ++timeouts;
+        continue;
+      }
+      const long fault_at = f.log->wait_for(ladder_event::kind::fault, from, 5000ms);
+      const long rec_at = fault_at < 0 ? -1 : f.log->wait_for(ladder_event::kind::recovered, static_cast<std::size_t>(fault_at), 5000ms);
+      const ring_stats st = core->stats();
+      if (rec_at < 0 || st.attaches == attaches || st.first_reply_ns < kill_ns) {
+        ++timeouts;
+        continue;
+      }
+      recovery_ms.push_back(static_cast<double>(st.first_reply_ns - kill_ns) / 1e6);
+      std::this_thread::sleep_for(20ms);  // settle: the next kill is a first fault again
+    }
+    gen.stop();
+    const double secs = std::chrono::duration<double>(clk::now() - t0).count();
+    state.SetIterationTime(secs);
+    state.counters["recovery_p50_ms"] = percentile(recovery_ms, 0.50);
+    state.counters["recovery_p99_ms"] = percentile(recovery_ms, 0.99);
+    state.counters["recovery_max_ms"] = recovery_ms.empty() ? 0 : *std::max_element(recovery_ms.begin(), recovery_ms.end());
+    state.counters["lost"] = static_cast<double>(gen.lost());
+    state.counters["duplicated"] = static_cast<double>(gen.duplicated());
+    state.counters["wrong_replies"] = static_cast<double>(gen.wrong());
+    state.counters["error_replies"] = static_cast<double>(gen.errors());
+    state.counters["trials"] = static_cast<double>(recovery_ms.size());
+    state.counters["trials_unrecovered"] = static_cast<double>(timeouts);
+    state.counters["worker_restarts"] = static_cast<double>(f.host->worker_restarts());
+    state.counters["achieved_krps"] = static_cast<double>(gen.ok()) / secs / 1e3;
+    if (gen.lost() || gen.duplicated() || gen.wrong() || timeouts)
+      state.SkipWithError("lost, duplicated or wrong replies, or a kill that never recovered");
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -265,6 +388,14 @@ int main(int argc, char** argv) {
         ->UseManualTime()
         ->Unit(benchmark::kMillisecond);
   }
+  benchmark::RegisterBenchmark("BM_InProcessRoundTrip", BM_InProcessRoundTrip)->UseRealTime()->MinTime(2.0)->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("BM_KernelHostRoundTrip", BM_KernelHostRoundTrip)->UseRealTime()->MinTime(2.0)->Unit(benchmark::kMicrosecond);
+  for (const char* backend : {"cpu", "sim"})
+    benchmark::RegisterBenchmark((std::string("BM_KernelHostKillRecovery/") + backend).c_str(),
+                                 [b = std::string(backend)](benchmark::State& s) { BM_KernelHostKillRecovery(s, b); })
+        ->Iterations(1)
+        ->UseManualTime()
+        ->Unit(benchmark::kMillisecond);
   benchmark::AddCustomContext("ringflow_load", std::to_string(offered_rate) + " Echo requests/s offered by " +
                                                    std::to_string(client_threads) + " paced client threads");
   benchmark::AddCustomContext("ringflow_threads",

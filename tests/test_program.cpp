@@ -89,10 +89,14 @@ TEST_CASE("usage errors exit 2; --help and --version exit 0", "[program]") {
   CHECK(run({"run", examples + "pipeline.yaml", "--duration", "-1"}).code == 2);
   CHECK(run({"run", examples + "pipeline.yaml", "--no-such-flag"}).code == 2);
   CHECK(run({"run", examples + "pipeline.yaml", "--http", "nonsense"}).code == 2);  // a bad flag value
+  CHECK(run({"kernel-host"}).code == 2);                           // --segment is required
+  const outcome kh = run({"kernel-host", "--segment", "/ringflow-no-such-segment"});
+  CHECK(kh.code == 3);                                             // not a segment: refused, clearly
+  CHECK_THAT(kh.err, Catch::Contains("cannot open segment"));
   const outcome v = run({"--version"});
   CHECK(v.code == 0);
   CHECK_THAT(v.out, Catch::Contains("ringflow " RINGFLOW_VERSION));
-  for (const char* sub : {"run", "validate", "devices"}) {
+  for (const char* sub : {"run", "validate", "devices", "kernel-host"}) {
     const outcome h = run({sub, "--help"});
     CHECK(h.code == 0);
     CHECK_THAT(h.out, Catch::Contains(sub));
@@ -390,4 +394,82 @@ TEST_CASE("a second SIGTERM exits at once and the summary counts what was still 
   CHECK(s["lost"] == 16);
   CHECK(s["sent"].get<std::uint64_t>() ==
         s["replied"].get<std::uint64_t>() + s["errors"].get<std::uint64_t>() + s["lost"].get<std::uint64_t>());
+}
+
+namespace {
+// True once `pid` is gone (or a zombie nobody reaps: it runs no more code).
+bool process_gone(pid_t pid) {
+  const std::string s = slurp("/proc/" + std::to_string(pid) + "/stat");
+  const auto close = s.rfind(')');
+  return s.empty() || (close != std::string::npos && close + 2 < s.size() && s[close + 2] == 'Z');
+}
+// Segments in /dev/shm named for service process `pid`.
+std::vector<std::string> segments_of(pid_t pid) {
+  std::vector<std::string> out;
+  const std::string prefix = "ringflow." + std::to_string(pid) + ".";
+  for (const auto& e : fs::directory_iterator("/dev/shm"))
+    if (e.path().filename().string().rfind(prefix, 0) == 0) out.push_back(e.path().filename().string());
+  return out;
+}
+}  // namespace
+
+TEST_CASE("the isolated demo: a kernel-host worker killed and poisoned mid-run, nothing lost", "[program][demo][faults]") {
+  const fs::path sum = temp_dir() / "isolated-summary.json";
+  child c({"run", examples + "isolated-demo.yaml", "--duration", "10", "--http", "off", "--summary-json", sum.string()},
+          "isolated");
+  const int code = c.wait();
+  const std::string log = slurp(c.err);
+  INFO(log.substr(log.size() > 4000 ? log.size() - 4000 : 0));
+  REQUIRE(code == 0);
+  const nlohmann::json s = nlohmann::json::parse(slurp(sum));
+  CHECK(s["lost"] == 0);
+  CHECK(s["duplicated"] == 0);
+  CHECK(s["wrong"] == 0);
+  CHECK(s["sent"].get<std::uint64_t>() ==
+        s["replied"].get<std::uint64_t>() + s["errors"].get<std::uint64_t>() + s["lost"].get<std::uint64_t>());
+  CHECK(s["worker_restarts"].get<std::uint64_t>() >= 2);  // after the first SIGKILL and the sticky error
+  CHECK(s["faults_injected"].get<std::uint64_t>() >= 3);
+  CHECK(s["restarts"].get<std::uint64_t>() >= 1);
+  CHECK(s["reinits"].get<std::uint64_t>() >= 1);
+  CHECK(s["reroutes"].get<std::uint64_t>() >= 1);
+  CHECK(s["failbacks"].get<std::uint64_t>() >= 1);
+  CHECK(segments_of(c.pid).empty());  // removed on shutdown
+}
+
+TEST_CASE("SIGKILL of the service: its workers exit, the next run reclaims the segments it left", "[program][faults]") {
+  child c({"run", examples + "isolated-demo.yaml", "--duration", "0", "--http", "127.0.0.1:0"}, "killed-service");
+  int port = 0;
+  REQUIRE(c.wait_log([&](const nlohmann::json& j) {
+    port = j.value("component", "") == "http" ? j.value("port", 0) : 0;
+    return port != 0;
+  }));
+  httplib::Client cli("127.0.0.1", port);
+  std::vector<pid_t> workers;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (workers.empty() && std::chrono::steady_clock::now() < give_up) {
+    if (auto res = cli.Get("/topology")) {
+      const nlohmann::json topo = nlohmann::json::parse(res->body, nullptr, false);  // alive over the loop
+      if (topo.is_object())
+        for (const auto& n : topo["nodes"])
+          if (n.contains("worker_pids"))
+            for (const auto& p : n["worker_pids"]) workers.push_back(p.get<pid_t>());
+    }
+    if (workers.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling the child
+  }
+  REQUIRE(workers.size() == 1);
+  REQUIRE(segments_of(c.pid).size() == 1);
+  kill(c.pid, SIGKILL);
+  CHECK(c.wait() == 128 + SIGKILL);
+  // The orphaned worker notices its service is gone and exits on its own.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!process_gone(workers[0]) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling the orphan
+  CHECK(process_gone(workers[0]));
+  const std::vector<std::string> left = segments_of(c.pid);
+  REQUIRE(left.size() == 1);  // a crashed service cannot clean up: the next run must
+  const outcome next = run({"run", examples + "isolated-demo.yaml", "--duration", "1", "--http", "off"});
+  CHECK(next.code == 0);
+  CHECK_THAT(next.err, Catch::Contains("reclaimed a stale kernel-host segment"));
+  CHECK_THAT(next.err, Catch::Contains(left[0]));
+  CHECK(segments_of(c.pid).empty());
 }

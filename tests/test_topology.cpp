@@ -177,6 +177,26 @@ TEST_CASE("load goes to an entry node of its message type; faults to ring nodes 
   require_one(nodes + "faults: [{node: b, kind: crash, at_s: 1, restore_after_s: 1}]\n", 6, 59, "for device_lost");
 }
 
+TEST_CASE("kernel-host placement: host values, and kill_worker only for host: process nodes at a time", "[topology]") {
+  const std::string hosted = head +
+                             "nodes:\n"
+                             "  - {name: a, kernel: echo, host: process, backend: sim}\n"
+                             "  - {name: b, kernel: echo}\n";  // line 4
+  std::vector<topology_error> errors;
+  const auto t = parse_topology(hosted + "faults: [{node: a, kind: kill_worker, at_s: 1}, {node: a, kind: crash, at_message: 9}]\n",
+                                "t.yaml", errors);
+  REQUIRE(errors.empty());
+  CHECK(t->nodes[0].host == "process");
+  CHECK(t->nodes[1].host == "in-process");
+  CHECK(t->faults[0].kind == "kill_worker");
+  require_one(head + "nodes: [{name: a, kernel: echo, host: remote}]\n", 2, 39, "unknown host 'remote'");
+  require_one(head + "nodes: [{name: a, kernel: echo, backend: cuda, host: process}]\n", 2, 54, "cpu or sim backend");
+  require_one(head + "nodes: [{name: a, function: sink, type: Echo, host: process}]\n", 2, 53, "'host' is for ring nodes");
+  require_one(hosted + "faults: [{node: b, kind: kill_worker, at_s: 1}]\n", 5, 26, "for nodes with host: process");
+  require_one(hosted + "faults: [{node: a, kind: kill_worker, at_message: 3}]\n", 5, 10, "triggered by 'at_s'");
+  require_one(hosted + "faults: [{node: a, kind: device_lost, at_s: 1}]\n", 5, 26, "for in-process nodes");
+}
+
 TEST_CASE("every problem of a file is reported, not only the first", "[topology]") {
   const auto e = errors_of(head +
                            "nodes:\n"
@@ -187,7 +207,7 @@ TEST_CASE("every problem of a file is reported, not only the first", "[topology]
 }
 
 TEST_CASE("the shipped example topologies are valid", "[topology]") {
-  for (const char* f : {"supervised-demo.yaml", "pipeline.yaml", "fanout.yaml"}) {
+  for (const char* f : {"supervised-demo.yaml", "pipeline.yaml", "fanout.yaml", "isolated-demo.yaml"}) {
     std::vector<topology_error> errors;
     const auto t = load_topology(std::string(RINGFLOW_SOURCE_DIR) + "/examples/topologies/" + f, errors);
     INFO(f);
