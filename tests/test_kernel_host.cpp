@@ -87,6 +87,13 @@ load_result load_during(runtime& rt, int per_thread, Act act) {
   return r;
 }
 
+char process_state(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const auto close = s.rfind(')');
+  return close != std::string::npos && close + 2 < s.size() ? s[close + 2] : '?';
+}
+
 bool process_gone(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
   std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
@@ -220,6 +227,7 @@ TEST_CASE("kernel host: a stopped (SIGSTOP) worker is found by its lost heartbea
   REQUIRE(call_ok(f.rt));
   const pid_t first = f.dev->worker_pids().at(0);
   REQUIRE(::kill(first, SIGSTOP) == 0);
+  REQUIRE(wait_until([&] { return process_state(first) == 'T'; }));  // the stop is asynchronous
   // Requests sent now wait in the ring of a process that cannot run; the monitor must notice.
   ring_client c = f.rt.client("echo").value();
   const call_result r = c.call(echo_msg(7));
@@ -270,6 +278,7 @@ TEST_CASE("kernel host: what a faulty worker writes is checked, never trusted", 
     // Freeze the worker, forge the next reply slot (ready, absurd length in the arena), resume.
     const pid_t pid = f.dev->worker_pids().at(0);
     REQUIRE(::kill(pid, SIGSTOP) == 0);
+    REQUIRE(wait_until([&] { return process_state(pid) == 'T'; }));
     {
       segment_view v(seg);
       ring_region rep(v.at<void>(v.layout.replies), v.header->replies);
