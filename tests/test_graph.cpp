@@ -246,12 +246,15 @@ TEST_CASE("runtime shutdown completes with live graphs and actor cycles, repeate
     static auto* abandoned = new std::vector<std::shared_ptr<caf::actor>>();
     abandoned->push_back(std::move(peer_slot));
     int ok = 0, stopped = 0;
+    std::string others;
     for (auto& f : fs) {
       REQUIRE(f.wait_for(5s) == std::future_status::ready);  // answered, not left hanging
       graph_result r = f.get();
       ok += r.ok();
       stopped += r.code == errc::stopped;
+      if (!r.ok() && r.code != errc::stopped) others += std::string(to_string(r.code)) + ": " + r.detail + "\n";
     }
+    INFO(others);
     CHECK(ok + stopped == 100);
   }
 }

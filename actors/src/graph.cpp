@@ -150,7 +150,11 @@ caf::behavior gateway_actor(caf::event_based_actor* self, std::shared_ptr<runnin
             .then([st, ticket](std::vector<fb_msg>& out) { st->fulfill(ticket, graph_result{errc::ok, std::move(out), {}}); },
                   [st, ticket, self](caf::error& e) {
                     std::string detail = is_ringflow_error(e) ? detail_of(e) : self->system().render(e);
-                    st->fulfill(ticket, graph_result{code_of(e), {}, std::move(detail)});
+                    errc code = code_of(e);
+                    // A CAF error (a node actor exited with the request pending) while the graph
+                    // stops is the stop reaching the message first: say so, as stop() does.
+                    if (!is_ringflow_error(e) && st->stopping.load(std::memory_order_acquire)) code = errc::stopped;
+                    st->fulfill(ticket, graph_result{code, {}, std::move(detail)});
                   });
       },
   };
