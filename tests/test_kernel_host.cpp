@@ -157,11 +157,16 @@ TEST_CASE("kernel host: requests round-trip through a worker process on shared-m
 }
 
 TEST_CASE("kernel host: SIGKILL of the worker under load loses nothing and answers nothing twice", "[faults][kernel-host]") {
+  std::vector<pid_t> standbys;
   {
     fixture f;
     f.spawn();
     REQUIRE(call_ok(f.rt));
     const pid_t first = f.dev->worker_pids().at(0);
+    // A standby worker is started in the background; the restart activates it.
+    REQUIRE(wait_until([&] { return f.dev->standby_pids().size() == 1; }));
+    const pid_t standby = f.dev->standby_pids().at(0);
+    CHECK(standby != first);
     const load_result r = load_during(f.rt, 3000, [&] {
       REQUIRE(wait_until([&] { return f.rt.ring("echo")->stats().replied > 1000; }));
       REQUIRE(f.dev->signal_workers(SIGKILL) == 1);
@@ -174,12 +179,33 @@ TEST_CASE("kernel host: SIGKILL of the worker under load loses nothing and answe
     CHECK(st.restarts >= 1);
     CHECK(st.on_device);
     REQUIRE(wait_until([&] { return f.dev->worker_pids().size() == 1; }));
-    CHECK(f.dev->worker_pids().at(0) != first);
+    CHECK(f.dev->worker_pids().at(0) == standby);  // the standby took over: no process start on the way
     CHECK(process_gone(first));
+    REQUIRE(wait_until([&] { return f.dev->standby_pids().size() == 1; }));  // and a new one waits
+    CHECK(f.dev->standby_pids().at(0) != standby);
+    standbys.push_back(f.dev->standby_pids().at(0));
+    standbys.push_back(standby);
     CHECK(f.rt.ring("echo")->stats().replayed >= 1);
     CHECK(ops::list_segments(kPrefix).size() == 1);  // the same segment, reattached
   }
   CHECK(ops::list_segments(kPrefix).empty());  // nothing left after a crash + restart cycle
+  for (pid_t p : standbys) CHECK(process_gone(p));  // no worker process either
+}
+
+TEST_CASE("kernel host: without a standby a restart starts a new process, and still loses nothing", "[faults][kernel-host]") {
+  kernel_host_options o = host_options();
+  o.standby = false;
+  fixture f(o);
+  f.spawn();
+  REQUIRE(call_ok(f.rt));
+  CHECK(f.dev->standby_pids().empty());
+  const load_result r = load_during(f.rt, 1000, [&] {
+    REQUIRE(wait_until([&] { return f.rt.ring("echo")->stats().replied > 300; }));
+    REQUIRE(f.dev->signal_workers(SIGKILL) == 1);
+    REQUIRE(wait_until([&] { return f.dev->worker_restarts() >= 1; }));
+  });
+  require_exactly_once(r);
+  CHECK(f.dev->standby_pids().empty());
 }
 
 TEST_CASE("kernel host: a sticky error in a sim worker costs a worker restart, not the service", "[faults][kernel-host]") {

@@ -321,8 +321,18 @@ struct child {
   int wait() {
     int status = 0;
     waitpid(pid, &status, 0);
+    waited = true;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
+  // A test that failed before it ended the child: do not leave the program running.
+  ~child() {
+    if (waited || pid <= 0) return;
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+  child(const child&) = delete;
+  child& operator=(const child&) = delete;
+  bool waited = false;
 };
 
 }  // namespace
@@ -444,27 +454,31 @@ TEST_CASE("SIGKILL of the service: its workers exit, the next run reclaims the s
     return port != 0;
   }));
   httplib::Client cli("127.0.0.1", port);
-  std::vector<pid_t> workers;
+  std::vector<pid_t> workers;  // the active worker and its standby
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (workers.empty() && std::chrono::steady_clock::now() < give_up) {
+  while (workers.size() < 2 && std::chrono::steady_clock::now() < give_up) {
+    workers.clear();
     if (auto res = cli.Get("/topology")) {
       const nlohmann::json topo = nlohmann::json::parse(res->body, nullptr, false);  // alive over the loop
       if (topo.is_object())
         for (const auto& n : topo["nodes"])
-          if (n.contains("worker_pids"))
-            for (const auto& p : n["worker_pids"]) workers.push_back(p.get<pid_t>());
+          for (const char* k : {"worker_pids", "standby_pids"})
+            if (n.contains(k))
+              for (const auto& p : n[k]) workers.push_back(p.get<pid_t>());
     }
-    if (workers.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling the child
+    if (workers.size() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling the child
   }
-  REQUIRE(workers.size() == 1);
+  REQUIRE(workers.size() == 2);
   REQUIRE(segments_of(c.pid).size() == 1);
   kill(c.pid, SIGKILL);
   CHECK(c.wait() == 128 + SIGKILL);
-  // The orphaned worker notices its service is gone and exits on its own.
+  // The orphaned workers notice their service is gone and exit on their own.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!process_gone(workers[0]) && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling the orphan
-  CHECK(process_gone(workers[0]));
+  for (pid_t w : workers) {
+    while (!process_gone(w) && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling the orphan
+    CHECK(process_gone(w));
+  }
   const std::vector<std::string> left = segments_of(c.pid);
   REQUIRE(left.size() == 1);  // a crashed service cannot clean up: the next run must
   const outcome next = run({"run", examples + "isolated-demo.yaml", "--duration", "1", "--http", "off"});

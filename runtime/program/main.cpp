@@ -4,7 +4,7 @@
 //                         [--backend auto|cpu|cuda|hip|sim] [--config FILE]
 //   ringflow validate TOPOLOGY
 //   ringflow devices [--json]
-//   ringflow kernel-host --segment NAME     (started by the service itself: docs/OPERATIONS.md)
+//   ringflow kernel-host --segment NAME [--standby]   (started by the service itself: docs/OPERATIONS.md)
 //   ringflow --version
 //
 // Exit codes (docs/OPERATIONS.md): 0 success; 2 bad usage; 3 bad topology or config; 4 runtime
@@ -323,6 +323,8 @@ int main(int argc, char** argv) {
   CLI::App* host = app.add_subcommand(
       "kernel-host", "worker process hosting a ring kernel on shared-memory rings (started by `run`, not by hand)");
   host->add_option("--segment", segment, "the shared segment the service created (/ringflow.<pid>....)")->required();
+  bool standby = false;
+  host->add_flag("--standby", standby, "start, then sleep until the service activates this worker (a restart)");
 
   try {
     app.parse(argc, argv);
@@ -335,7 +337,7 @@ int main(int argc, char** argv) {
   if (*dev) return cmd_devices(json);
   if (*host) {
     std::string error;
-    const int rc = ringflow::ops::run_kernel_host(segment, error);
+    const int rc = ringflow::ops::run_kernel_host(segment, error, standby);
     if (!error.empty())
       std::fprintf(stderr, "{\"level\":\"error\",\"component\":\"kernel-host\",\"pid\":%d,\"msg\":%s}\n",
                    static_cast<int>(::getpid()), nlohmann::json(error).dump().c_str());

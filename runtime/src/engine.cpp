@@ -963,6 +963,7 @@ nlohmann::json engine::topology_json() const {
       o["host"] = n.host;
       if (nr.host) {
         o["worker_pids"] = nr.host->worker_pids();
+        o["standby_pids"] = nr.host->standby_pids();
         o["worker_restarts"] = nr.host->worker_restarts();
       }
       nlohmann::json reps = nlohmann::json::array();

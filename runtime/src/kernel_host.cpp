@@ -122,7 +122,8 @@ segment_layout segment_layout::of(const ring_config& requests, const ring_config
   l.control = round128(sizeof(host_segment_header));
   l.kernel_bell = round128(l.control + sizeof(control_block));
   l.reply_bell = round128(l.kernel_bell + sizeof(cpu::doorbell));
-  l.requests = round128(l.reply_bell + sizeof(cpu::doorbell));
+  l.standby_bell = round128(l.reply_bell + sizeof(cpu::doorbell));
+  l.requests = round128(l.standby_bell + sizeof(cpu::doorbell));
   l.replies = round128(l.requests + ring_layout{requests}.bytes());
   l.total = round128(l.replies + ring_layout{replies}.bytes());
   return l;
@@ -161,6 +162,7 @@ class host_incarnation final : public incarnation {
     shm_control_ = new (seg_.base + layout_.control) control_block();
     kernel_bell_ = new (seg_.base + layout_.kernel_bell) cpu::doorbell(true);
     reply_bell_ = new (seg_.base + layout_.reply_bell) cpu::doorbell(true);
+    standby_bell_ = new (seg_.base + layout_.standby_bell) cpu::doorbell(true);
     requests_ = std::make_unique<cpu::ring_storage>(rq, seg_.base + layout_.requests, true);
     replies_ = std::make_unique<cpu::ring_storage>(rp, seg_.base + layout_.replies, true);
     launch();  // throws: the members clean up (the segment is unlinked)
@@ -170,6 +172,7 @@ class host_incarnation final : public incarnation {
   ~host_incarnation() override {
     kill_worker();
     if (monitor_.joinable()) monitor_.join();
+    drop_standby();
     dev_->discharge(this);
   }
 
@@ -217,6 +220,10 @@ class host_incarnation final : public incarnation {
   pid_t pid() {
     std::lock_guard<std::mutex> lock(pid_mu_);
     return pid_;
+  }
+  pid_t standby_pid() {
+    std::lock_guard<std::mutex> lock(pid_mu_);
+    return standby_;
   }
   /// Sends `sig` to the worker if it is still ours (not reaped). True if sent.
   bool signal(int sig) {
@@ -273,13 +280,13 @@ class host_incarnation final : public incarnation {
     exited_.store(false, std::memory_order_release);
     exit_status_ = 0;
 
-    std::vector<std::string> args = {program_, "kernel-host", "--segment", seg_.name};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_t pid = 0;
-    const int rc = ::posix_spawn(&pid, program_.c_str(), nullptr, nullptr, argv.data(), environ);
-    if (rc != 0) throw std::runtime_error("kernel host: cannot start " + program_ + ": " + std::strerror(rc));
+    pid_t pid = take_standby();
+    if (pid > 0) {
+      store_release(h->activate_pid, static_cast<std::int64_t>(pid));  // release: after the formatting above
+      standby_bell_->ring();
+    } else {
+      pid = spawn(false);
+    }
     {
       std::lock_guard<std::mutex> lock(pid_mu_);
       pid_ = pid;
@@ -315,6 +322,57 @@ class host_incarnation final : public incarnation {
     local_.set_state(kernel_state::running);
     dev_->worker_started();
     monitor_ = std::thread([this] { monitor(); });
+  }
+
+  pid_t spawn(bool standby) {
+    std::vector<std::string> args = {program_, "kernel-host", "--segment", seg_.name};
+    if (standby) args.push_back("--standby");
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    const int rc = ::posix_spawn(&pid, program_.c_str(), nullptr, nullptr, argv.data(), environ);
+    if (rc != 0) throw std::runtime_error("kernel host: cannot start " + program_ + ": " + std::strerror(rc));
+    return pid;
+  }
+  // The standby, if it is still alive (a dead one is reaped); 0 when there is none.
+  pid_t take_standby() {
+    std::lock_guard<std::mutex> lock(pid_mu_);
+    const pid_t p = standby_;
+    standby_ = 0;
+    if (p <= 0) return 0;
+    int status = 0;
+    if (::waitpid(p, &status, WNOHANG) == p) return 0;
+    return p;
+  }
+  // Starts a standby if there is none (monitor thread: off the recovery path).
+  void ensure_standby() noexcept {
+    if (!dev_->options().standby || abandoned_ || killed_.load()) return;
+    std::lock_guard<std::mutex> lock(pid_mu_);
+    if (standby_ > 0) return;
+    try {
+      standby_ = spawn(true);
+    } catch (const std::exception&) {
+      standby_ = 0;  // no standby: the next restart starts a process
+    }
+  }
+  void reap_dead_standby() noexcept {
+    std::lock_guard<std::mutex> lock(pid_mu_);
+    int status = 0;
+    if (standby_ > 0 && ::waitpid(standby_, &status, WNOHANG) == standby_) standby_ = 0;
+  }
+  void drop_standby() noexcept {
+    pid_t p = 0;
+    {
+      std::lock_guard<std::mutex> lock(pid_mu_);
+      p = standby_;
+      standby_ = 0;
+    }
+    if (p <= 0) return;
+    ::kill(p, SIGKILL);
+    int status = 0;
+    while (::waitpid(p, &status, 0) < 0 && errno == EINTR) {
+    }
   }
 
   void reaped(int status) {
@@ -432,8 +490,10 @@ class host_incarnation final : public incarnation {
     std::uint64_t rung_tail = 0;
     const pid_t pid = this->pid();
     ring_observer rep(replies_->region());
+    ensure_standby();
     for (;;) {
       int status = 0;
+      reap_dead_standby();
       if (::waitpid(pid, &status, WNOHANG) == pid) {
         reaped(status);
         on_exit(pid, status);
@@ -497,6 +557,7 @@ class host_incarnation final : public incarnation {
   control_block* shm_control_ = nullptr;
   cpu::doorbell* kernel_bell_ = nullptr;
   cpu::doorbell* reply_bell_ = nullptr;
+  cpu::doorbell* standby_bell_ = nullptr;
   std::unique_ptr<cpu::ring_storage> requests_, replies_;
   control_block local_{};
   std::uint64_t epoch_ = 0;
@@ -505,11 +566,12 @@ class host_incarnation final : public incarnation {
   std::uint64_t last_heartbeat_ = 0, last_processed_ = 0, last_req_head_ = 0, last_rep_tail_ = 0;
 
   std::mutex pid_mu_;
-  pid_t pid_ = 0;  // (pid_mu_) 0 once reaped
+  pid_t pid_ = 0;      // (pid_mu_) the active worker; 0 once reaped
+  pid_t standby_ = 0;  // (pid_mu_) the standby worker; 0 when there is none
   int exit_status_ = 0;
   std::atomic<bool> killed_{false};
   std::atomic<bool> exited_{true};
-  bool abandoned_ = false;
+  std::atomic<bool> abandoned_{false};
   std::mutex exit_mu_;
   std::condition_variable exit_cv_;
   std::thread monitor_;
@@ -604,6 +666,14 @@ std::vector<pid_t> kernel_host_device::worker_pids() const {
   return out;
 }
 
+std::vector<pid_t> kernel_host_device::standby_pids() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<pid_t> out;
+  for (host_incarnation* h : live_)
+    if (const pid_t p = h->standby_pid(); p > 0) out.push_back(p);
+  return out;
+}
+
 std::uint64_t kernel_host_device::faults_fired() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::uint64_t n = fired_done_.load(std::memory_order_relaxed);
@@ -658,7 +728,7 @@ std::vector<std::string> reclaim_stale_segments(const std::string& prefix) {
 // ---------------------------------------------------------------------------------------------
 // The worker.
 
-int run_kernel_host(const std::string& segment, std::string& error) {
+int run_kernel_host(const std::string& segment, std::string& error, bool standby) {
   const int fd = ::shm_open(segment.c_str(), O_RDWR, 0);
   if (fd < 0) {
     error = "cannot open segment " + segment + ": " + std::strerror(errno);
@@ -697,6 +767,24 @@ int run_kernel_host(const std::string& segment, std::string& error) {
   if (!k) return bad("unknown kernel '" + kernel + "'");
   if (backend != "cpu" && backend != "sim") return bad("backend '" + backend + "' is not available in a kernel host");
   if (static_cast<std::int64_t>(::getppid()) != h->service_pid) return bad("this process is not the service's child");
+
+  if (standby) {  // asleep until the service hands us the segment (a restart), or it goes away
+    auto* bell = reinterpret_cast<cpu::doorbell*>(base + l.standby_bell);
+    const auto me = static_cast<std::int64_t>(::getpid());
+    for (;;) {
+      if (load_acquire(h->activate_pid) == me) break;
+      if (static_cast<std::int64_t>(::getppid()) != h->service_pid) {
+        ::munmap(p, bytes);
+        return 6;  // quietly: a standby that was never used
+      }
+      const cpu::doorbell::token t = bell->prepare_wait();
+      if (load_acquire(h->activate_pid) == me) {
+        bell->cancel_wait();
+        break;
+      }
+      bell->wait(t, std::chrono::milliseconds(20));  // also the period of the parent check
+    }
+  }
 
   store_relaxed(h->worker_pid, static_cast<std::int64_t>(::getpid()));
   store_relaxed(h->worker_generation, load_acquire(h->generation));

@@ -36,8 +36,9 @@
 //     (rings formatted anew; the ring core replays). abandon() kills the worker (SIGKILL: unlike a
 //     stuck thread, a stuck process can always be ended). kernel_host_device::reinitialize() is
 //     always ok: the next incarnation is a fresh process, which is what clears a poisoned context.
-//   * One worker per ring actor incarnation. The worker exits when its service process dies (it
-//     watches its parent), when its kernel stops or faults, or when killed.
+//   * One worker per ring actor incarnation, plus (by default) one standby worker that has already
+//     started and sleeps until a restart activates it. Workers exit when their service process dies
+//     (they watch their parent), when their kernel stops or faults, or when killed.
 // Thread-safety: as ringflow::incarnation / ringflow::device; kernel_host_device members from
 // any thread.
 #pragma once
@@ -90,6 +91,7 @@ struct host_segment_header {
   rule rules[max_rules];
   // -- service line
   alignas(128) std::uint64_t generation;  // bumped before each worker start
+  std::int64_t activate_pid;              // the standby worker told to take over (then it attaches)
   std::uint32_t inject_seq;               // a new value: inject_rule is a new rule (sim workers)
   std::uint32_t inject_pad;
   rule inject_rule;
@@ -102,7 +104,7 @@ struct host_segment_header {
 
 /// Byte offsets of a segment's parts (a pure function of the two ring configs).
 struct segment_layout {
-  std::uint64_t control = 0, kernel_bell = 0, reply_bell = 0, requests = 0, replies = 0, total = 0;
+  std::uint64_t control = 0, kernel_bell = 0, reply_bell = 0, standby_bell = 0, requests = 0, replies = 0, total = 0;
   static segment_layout of(const ring_config& requests, const ring_config& replies);
 };
 
@@ -117,6 +119,10 @@ struct kernel_host_options {
   std::chrono::milliseconds liveness_interval{10};    // how often the worker beats
   std::chrono::microseconds monitor_interval{2000};   // how often the monitor looks when nothing happens
   std::vector<sim::fault_rule> standing_faults;       // sim workers: rules every worker starts with
+  /// Keep one pre-started standby worker per incarnation: a restart activates it instead of
+  /// starting a process (exec and dynamic loading cost ~13 ms here), and a new standby is started
+  /// in the background. Costs one idle process (it sleeps on a futex) per ring actor.
+  bool standby = true;
 };
 
 /// The worker processes of one placement (e.g. a topology node), seen by the fault ladder as one
@@ -147,6 +153,8 @@ class kernel_host_device final : public device, public std::enable_shared_from_t
   /// worker's next request). Returns how many workers were told.
   std::size_t inject(const sim::fault_rule& rule);
   std::vector<pid_t> worker_pids() const;
+  /// Standby workers waiting to take over (kernel_host_options::standby).
+  std::vector<pid_t> standby_pids() const;
   /// Worker processes started (each incarnation start and restart).
   std::uint64_t worker_starts() const noexcept { return starts_.load(std::memory_order_relaxed); }
   /// Workers started to replace one that ended without a clean stop (crash, kill, heartbeat loss,
@@ -182,8 +190,10 @@ std::vector<std::string> reclaim_stale_segments(const std::string& prefix = "rin
 std::vector<std::string> list_segments(const std::string& prefix = "ringflow");
 
 /// The worker: attaches to `segment`, runs its kernel until it stops or faults, or the service
-/// dies. Returns the process exit code: 0 stopped, 5 the kernel faulted, 3 a bad segment
-/// (`error` says why), 4 the kernel could not start, 6 the service went away.
-int run_kernel_host(const std::string& segment, std::string& error);
+/// dies. `standby`: first wait (asleep) until the service activates this process
+/// (host_segment_header::activate_pid), then attach. Returns the process exit code: 0 stopped,
+/// 5 the kernel faulted, 3 a bad segment (`error` says why), 4 the kernel could not start, 6 the
+/// service went away.
+int run_kernel_host(const std::string& segment, std::string& error, bool standby = false);
 
 }  // namespace ringflow::ops
