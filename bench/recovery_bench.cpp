@@ -33,6 +33,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <atomic>
 #include <condition_variable>
@@ -146,6 +147,12 @@ class load {
   std::uint64_t ok() const { return ok_.load(); }
   std::uint64_t errors() const { return errors_.load(); }
   std::uint64_t wrong() const { return wrong_.load(); }
+  /// Error replies by code (counter names "errors_<code>"), for codes that occurred.
+  void report_errors(benchmark::State& state) const {
+    for (std::size_t c = 0; c < by_code_.size(); ++c)
+      if (const std::uint64_t n = by_code_[c].load())
+        state.counters[std::string("errors_") + to_string(static_cast<errc>(c))] = static_cast<double>(n);
+  }
 
  private:
   void run(runtime& rt) {
@@ -166,7 +173,10 @@ class load {
         outstanding.fetch_add(1);
         c.submit(echo(id), [this, id, &outstanding](call_result&& r) {
           answers_[id].fetch_add(1);
-          if (!r.ok()) errors_.fetch_add(1);
+          if (!r.ok()) {
+            errors_.fetch_add(1);
+            by_code_[static_cast<std::uint8_t>(r.code) & 63].fetch_add(1);
+          }
           else if (echo_seq(r.reply) != id) wrong_.fetch_add(1);
           else ok_.fetch_add(1);
           outstanding.fetch_sub(1);
@@ -182,6 +192,7 @@ class load {
 
   std::vector<std::atomic<std::uint32_t>> answers_;
   std::atomic<std::uint64_t> sent_{0}, ok_{0}, errors_{0}, wrong_{0};
+  std::array<std::atomic<std::uint64_t>, 64> by_code_{};
   std::atomic<bool> running_{true};
   std::vector<std::thread> threads_;
 };
@@ -354,6 +365,14 @@ void BM_KernelHostKillRecovery(benchmark::State& state, const std::string& backe
         continue;
       }
       recovery_ms.push_back(static_cast<double>(st.first_reply_ns - kill_ns) / 1e6);
+      if (std::getenv("RINGFLOW_RECOVERY_VERBOSE")) {
+        std::fprintf(stderr, "kill %d: %.2f ms:", t, recovery_ms.back());
+        for (std::size_t i = from; i <= static_cast<std::size_t>(rec_at); ++i) {
+          const ladder_event e = f.log->at(i);
+          std::fprintf(stderr, " %s@%.2f(%s)", to_string(e.what), static_cast<double>(e.at_ns - kill_ns) / 1e6, e.detail.c_str());
+        }
+        std::fprintf(stderr, "\n");
+      }
       std::this_thread::sleep_for(20ms);  // settle: the next kill is a first fault again
     }
     gen.stop();
@@ -369,6 +388,7 @@ void BM_KernelHostKillRecovery(benchmark::State& state, const std::string& backe
     state.counters["trials"] = static_cast<double>(recovery_ms.size());
     state.counters["trials_unrecovered"] = static_cast<double>(timeouts);
     state.counters["worker_restarts"] = static_cast<double>(f.host->worker_restarts());
+    gen.report_errors(state);
     state.counters["achieved_krps"] = static_cast<double>(gen.ok()) / secs / 1e3;
     if (gen.lost() || gen.duplicated() || gen.wrong() || timeouts)
       state.SkipWithError("lost, duplicated or wrong replies, or a kill that never recovered");
