@@ -197,6 +197,25 @@ class load {
   std::vector<std::thread> threads_;
 };
 
+/// The counters both recovery benchmarks report (and their verdict).
+void report_recovery(benchmark::State& state, const std::vector<double>& recovery_ms, const load& gen,
+                     std::uint64_t timeouts, double secs) {
+  state.SetIterationTime(secs);
+  state.counters["recovery_p50_ms"] = percentile(recovery_ms, 0.50);
+  state.counters["recovery_p99_ms"] = percentile(recovery_ms, 0.99);
+  state.counters["recovery_max_ms"] = recovery_ms.empty() ? 0 : *std::max_element(recovery_ms.begin(), recovery_ms.end());
+  state.counters["lost"] = static_cast<double>(gen.lost());
+  state.counters["duplicated"] = static_cast<double>(gen.duplicated());
+  state.counters["wrong_replies"] = static_cast<double>(gen.wrong());
+  state.counters["error_replies"] = static_cast<double>(gen.errors());
+  state.counters["trials"] = static_cast<double>(recovery_ms.size());
+  state.counters["trials_unrecovered"] = static_cast<double>(timeouts);
+  state.counters["achieved_krps"] = static_cast<double>(gen.ok()) / secs / 1e3;
+  gen.report_errors(state);
+  if (gen.lost() || gen.duplicated() || gen.wrong() || timeouts)
+    state.SkipWithError("lost, duplicated or wrong replies, or a trial that never recovered");
+}
+
 void BM_Recovery(benchmark::State& state, fault_kind kind) {
   for (auto _ : state) {
     runtime_config rc;
@@ -250,27 +269,14 @@ void BM_Recovery(benchmark::State& state, fault_kind kind) {
       std::this_thread::sleep_for(10ms);  // settle: the next fault is a first one again
     }
     gen.stop();
-    const double secs = std::chrono::duration<double>(clk::now() - t0).count();
-    state.SetIterationTime(secs);
-    state.counters["recovery_p50_ms"] = percentile(recovery_ms, 0.50);
-    state.counters["recovery_p99_ms"] = percentile(recovery_ms, 0.99);
-    state.counters["recovery_max_ms"] = recovery_ms.empty() ? 0 : *std::max_element(recovery_ms.begin(), recovery_ms.end());
+    report_recovery(state, recovery_ms, gen, timeouts, std::chrono::duration<double>(clk::now() - t0).count());
     state.counters["detect_p50_ms"] = percentile(detect_ms, 0.50);
     state.counters["detect_p99_ms"] = percentile(detect_ms, 0.99);
     if (std::getenv("RINGFLOW_RECOVERY_VERBOSE"))
       for (double d : detect_ms) std::fprintf(stderr, "detect %.2f ms\n", d);
-    state.counters["lost"] = static_cast<double>(gen.lost());
-    state.counters["duplicated"] = static_cast<double>(gen.duplicated());
-    state.counters["wrong_replies"] = static_cast<double>(gen.wrong());
-    state.counters["error_replies"] = static_cast<double>(gen.errors());
-    state.counters["trials"] = static_cast<double>(recovery_ms.size());
-    state.counters["trials_unrecovered"] = static_cast<double>(timeouts);
     state.counters["by_restart"] = static_cast<double>(by_restart);
     state.counters["by_reinit"] = static_cast<double>(by_reinit);
     state.counters["by_reroute"] = static_cast<double>(by_reroute);
-    state.counters["achieved_krps"] = static_cast<double>(gen.ok()) / secs / 1e3;
-    if (gen.lost() || gen.duplicated() || gen.wrong() || timeouts)
-      state.SkipWithError("lost, duplicated or wrong replies, or a trial that never recovered");
   }
 }
 
@@ -376,22 +382,8 @@ void BM_KernelHostKillRecovery(benchmark::State& state, const std::string& backe
       std::this_thread::sleep_for(20ms);  // settle: the next kill is a first fault again
     }
     gen.stop();
-    const double secs = std::chrono::duration<double>(clk::now() - t0).count();
-    state.SetIterationTime(secs);
-    state.counters["recovery_p50_ms"] = percentile(recovery_ms, 0.50);
-    state.counters["recovery_p99_ms"] = percentile(recovery_ms, 0.99);
-    state.counters["recovery_max_ms"] = recovery_ms.empty() ? 0 : *std::max_element(recovery_ms.begin(), recovery_ms.end());
-    state.counters["lost"] = static_cast<double>(gen.lost());
-    state.counters["duplicated"] = static_cast<double>(gen.duplicated());
-    state.counters["wrong_replies"] = static_cast<double>(gen.wrong());
-    state.counters["error_replies"] = static_cast<double>(gen.errors());
-    state.counters["trials"] = static_cast<double>(recovery_ms.size());
-    state.counters["trials_unrecovered"] = static_cast<double>(timeouts);
+    report_recovery(state, recovery_ms, gen, timeouts, std::chrono::duration<double>(clk::now() - t0).count());
     state.counters["worker_restarts"] = static_cast<double>(f.host->worker_restarts());
-    gen.report_errors(state);
-    state.counters["achieved_krps"] = static_cast<double>(gen.ok()) / secs / 1e3;
-    if (gen.lost() || gen.duplicated() || gen.wrong() || timeouts)
-      state.SkipWithError("lost, duplicated or wrong replies, or a kill that never recovered");
   }
 }
 

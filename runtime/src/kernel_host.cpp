@@ -658,21 +658,19 @@ std::size_t kernel_host_device::inject(const sim::fault_rule& rule) {
   return n;
 }
 
-std::vector<pid_t> kernel_host_device::worker_pids() const {
-  std::lock_guard<std::mutex> lock(mu_);
+namespace {
+template <class Live>
+std::vector<pid_t> pids_of(std::mutex& mu, const Live& live, pid_t (host_incarnation::*which)()) {
+  std::lock_guard<std::mutex> lock(mu);
   std::vector<pid_t> out;
-  for (host_incarnation* h : live_)
-    if (const pid_t p = h->pid(); p > 0) out.push_back(p);
+  for (host_incarnation* h : live)
+    if (const pid_t p = (h->*which)(); p > 0) out.push_back(p);
   return out;
 }
+}  // namespace
 
-std::vector<pid_t> kernel_host_device::standby_pids() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::vector<pid_t> out;
-  for (host_incarnation* h : live_)
-    if (const pid_t p = h->standby_pid(); p > 0) out.push_back(p);
-  return out;
-}
+std::vector<pid_t> kernel_host_device::worker_pids() const { return pids_of(mu_, live_, &host_incarnation::pid); }
+std::vector<pid_t> kernel_host_device::standby_pids() const { return pids_of(mu_, live_, &host_incarnation::standby_pid); }
 
 std::uint64_t kernel_host_device::faults_fired() const {
   std::lock_guard<std::mutex> lock(mu_);
