@@ -317,6 +317,8 @@ class host_incarnation final : public incarnation {
     if (!why.empty()) {
       kill_and_reap();
       dev_->worker_ended(false, 0);
+      local_.fault(kernel_error::launch_failed, 0, why.c_str());
+      exited_.store(true, std::memory_order_release);  // nothing runs: finished, as a failed launch is
       throw std::runtime_error(why);
     }
     local_.set_state(kernel_state::running);
