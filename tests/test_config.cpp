@@ -83,7 +83,10 @@ TEST_CASE("defaults are the documented values and validate cleanly", "[config]")
   std::vector<config_error> errors;
   validate(c, errors);
   CHECK(errors.empty());
-  CHECK(all_keys().size() == 24);
+  CHECK(c.workers.heartbeat_timeout_ms == 1000);
+  CHECK(c.workers.start_timeout_ms == 5000);
+  CHECK(c.workers.standby == "on");
+  CHECK(all_keys().size() == 27);
 }
 
 TEST_CASE("a config file sets values; keys it does not name keep their defaults", "[config]") {
@@ -164,7 +167,7 @@ TEST_CASE("file errors carry file:line:column of the offending key or value", "[
     REQUIRE(errors.size() == 1);
     const auto& e = error_at(errors, f.path + ":3:1");
     CHECK(contains(e.what, "unknown section 'bogus'"));
-    CHECK(contains(e.what, "http, log, runtime, breaker, ladder, limits, trace"));
+    CHECK(contains(e.what, "http, log, runtime, breaker, ladder, limits, trace, workers"));
     CHECK(c.http.listen == "off");  // the rest of the file still applies
   }
   SECTION("unknown key: at the key, listing the section's keys") {

@@ -174,6 +174,13 @@ const std::vector<key_def>& table() {
                                                  "trace file (JSON lines); empty = no tracing"),
       number<&pc::trace, &pc::trace_section::sample_ratio>("trace", "sample_ratio", 0.0, 1.0, reload,
                                                            "fraction of messages traced"),
+      integer<&pc::workers, &pc::workers_section::heartbeat_timeout_ms>(
+          "workers", "heartbeat_timeout_ms", 30, day_ms, restart,
+          "kernel-host worker silent this long = dead (killed, restarted)"),
+      integer<&pc::workers, &pc::workers_section::start_timeout_ms>("workers", "start_timeout_ms", 1, day_ms, restart,
+                                                                    "kernel-host worker start -> kernel running"),
+      choice<&pc::workers, &pc::workers_section::standby>("workers", "standby", "on|off", restart,
+                                                          "keep a pre-started standby worker per ring actor"),
   };
   return t;
 }

@@ -260,6 +260,10 @@ struct engine::impl {
         if (hosted) {
           kernel_host_options ho;
           ho.program = opts.kernel_host_program;
+          const program_config pc = config_copy();
+          ho.heartbeat_timeout = std::chrono::milliseconds(pc.workers.heartbeat_timeout_ms);
+          ho.start_timeout = std::chrono::milliseconds(pc.workers.start_timeout_ms);
+          ho.standby = pc.workers.standby == "on";
           ho.backend = backend == "sim" || faulted ? "sim" : "cpu";
           for (const fault_spec& f : topo.faults)  // message and probability rules: every worker starts with them
             if (f.node == n.name && f.kind != "kill_worker" && f.at_s < 0) ho.standing_faults.push_back(rule_of(f));
