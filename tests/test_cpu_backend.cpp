@@ -193,16 +193,23 @@ TEST_CASE("stop with messages in flight loses none", "[cpu][tsan]") {
       break;
     }
   }
-  stopper.join();
-  std::size_t ok = 0, stopped = 0;
+  // Collect the answers while the stop may still be draining: the drain needs room in the
+  // response ring, and only this client makes it (joining first could leave the kernel waiting
+  // for room until its stop timeout when all 5000 submissions fit before the drain ended).
+  std::size_t ok = 0, stopped = 0, unexpected = 0, missing = 0;
   reply r;
   for (auto id : ids) {
-    REQUIRE(c.await(id, 5s, r));
-    REQUIRE(r.correlation_id == id);
+    if (!c.await(id, 5s, r) || r.correlation_id != id) {
+      ++missing;
+      continue;
+    }
     if (r.ok()) ++ok;
     else if (r.st == status::stopped) ++stopped;
-    else FAIL("unexpected status " << to_string(r.st));
+    else ++unexpected;
   }
+  stopper.join();
+  CHECK(missing == 0);
+  CHECK(unexpected == 0);
   CHECK(ok + stopped == ids.size());
   CHECK(ok >= 300);
   CHECK(ok == k.control().processed_count());
