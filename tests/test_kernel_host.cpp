@@ -227,6 +227,25 @@ TEST_CASE("kernel host: a sticky error in a sim worker costs a worker restart, n
   CHECK(call_ok(f.rt));
 }
 
+TEST_CASE("kernel host: a kernel that hangs inside its worker is found by the watchdog and its process killed", "[faults][kernel-host]") {
+  fixture f(host_options("sim"));
+  f.spawn();
+  REQUIRE(call_ok(f.rt));
+  const pid_t first = f.dev->worker_pids().at(0);
+  const load_result r = load_during(f.rt, 1000, [&] {
+    REQUIRE(wait_until([&] { return f.rt.ring("echo")->stats().replied > 300; }));
+    REQUIRE(f.dev->inject(sim::fault_rule::at(sim::fault_kind::hang, 1)) == 1);
+    REQUIRE(wait_until([&] { return f.status().hangs >= 1 && f.status().restarts >= 1; }));
+  });
+  require_exactly_once(r);
+  CHECK(f.status().hangs >= 1);
+  // The hung worker was abandoned = SIGKILLed (a process, unlike a thread, can be ended): nothing
+  // is left behind in the ladder's graveyard.
+  REQUIRE(wait_until([&] { return process_gone(first); }));
+  REQUIRE(wait_until([&] { return f.ladder.snapshot().graveyard == 0; }));
+  CHECK(call_ok(f.rt));
+}
+
 TEST_CASE("kernel host: workers that keep crashing -> reroute to an in-process CPU kernel", "[faults][kernel-host]") {
   kernel_host_options o = host_options("sim");
   o.standing_faults.push_back(sim::fault_rule::at(sim::fault_kind::crash, 1));  // every worker dies on its first request
