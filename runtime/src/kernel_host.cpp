@@ -122,8 +122,7 @@ segment_layout segment_layout::of(const ring_config& requests, const ring_config
   l.control = round128(sizeof(host_segment_header));
   l.kernel_bell = round128(l.control + sizeof(control_block));
   l.reply_bell = round128(l.kernel_bell + sizeof(cpu::doorbell));
-  l.standby_bell = round128(l.reply_bell + sizeof(cpu::doorbell));
-  l.requests = round128(l.standby_bell + sizeof(cpu::doorbell));
+  l.requests = round128(l.reply_bell + sizeof(cpu::doorbell));
   l.replies = round128(l.requests + ring_layout{requests}.bytes());
   l.total = round128(l.replies + ring_layout{replies}.bytes());
   return l;
@@ -145,28 +144,16 @@ class host_incarnation final : public incarnation {
     cpu::ring_storage::validate(rp);
     layout_ = segment_layout::of(rq, rp);
     create_segment(o.segment_prefix);
-    auto* h = header();
-    h->magic = host_segment_header::magic_value;
-    h->version = host_segment_header::version_value;
-    h->total_bytes = layout_.total;
-    h->service_pid = ::getpid();
-    h->service_start = process_start_ticks(::getpid());
-    copy_name(h->kernel, sizeof h->kernel, k.name);
-    copy_name(h->backend, sizeof h->backend, o.backend);
-    h->requests = rq;
-    h->replies = rp;
-    h->max_batch = cpu.max_batch;
-    h->liveness_interval_us = static_cast<std::uint32_t>(std::chrono::microseconds(o.liveness_interval).count());
-    h->rule_count = static_cast<std::uint32_t>(std::min<std::size_t>(o.standing_faults.size(), host_segment_header::max_rules));
-    for (std::uint32_t i = 0; i < h->rule_count; ++i) h->rules[i] = to_wire(o.standing_faults[i]);
-    shm_control_ = new (seg_.base + layout_.control) control_block();
-    kernel_bell_ = new (seg_.base + layout_.kernel_bell) cpu::doorbell(true);
-    reply_bell_ = new (seg_.base + layout_.reply_bell) cpu::doorbell(true);
-    standby_bell_ = new (seg_.base + layout_.standby_bell) cpu::doorbell(true);
     requests_ = std::make_unique<cpu::ring_storage>(rq, seg_.base + layout_.requests, true);
     replies_ = std::make_unique<cpu::ring_storage>(rp, seg_.base + layout_.replies, true);
-    launch();  // throws: the members clean up (the segment is unlinked)
+    max_batch_ = cpu.max_batch;
     dev_->enlist(this);
+    try {
+      launch();
+    } catch (...) {
+      dev_->discharge(this);  // the members clean up (the segment is unlinked)
+      throw;
+    }
   }
 
   ~host_incarnation() override {
@@ -265,13 +252,7 @@ class host_incarnation final : public incarnation {
     const kernel_host_options& o = dev_->options();
     if (program_.empty()) throw std::runtime_error("kernel host: no program to start (kernel_host_options::program)");
     auto* h = header();
-    store_relaxed(h->worker_pid, std::int64_t{0});
-    store_relaxed(h->worker_generation, std::uint64_t{0});
-    store_relaxed(h->liveness, std::uint64_t{0});
-    store_relaxed(h->faults_fired, std::uint64_t{0});
-    new (shm_control_) control_block();
-    shm_control_->reset(0);
-    shm_control_->set_state(kernel_state::idle);
+    write_setup();  // all of it again: a previous worker may have scribbled over any of it
     store_release(h->generation, load_relaxed(h->generation) + 1);
     local_.reset(++epoch_);
     last_state_ = 0;
@@ -280,12 +261,13 @@ class host_incarnation final : public incarnation {
     exited_.store(false, std::memory_order_release);
     exit_status_ = 0;
 
-    pid_t pid = take_standby();
-    if (pid > 0) {
-      store_release(h->activate_pid, static_cast<std::int64_t>(pid));  // release: after the formatting above
-      standby_bell_->ring();
-    } else {
-      pid = spawn(false);
+    std::string why;
+    pid_t pid = 0;
+    try {
+      pid = activate_standby();  // the pipe write orders the formatting above before its read
+      if (pid <= 0) pid = spawn(false, nullptr);
+    } catch (const std::exception& e) {
+      why = e.what();
     }
     {
       std::lock_guard<std::mutex> lock(pid_mu_);
@@ -293,11 +275,9 @@ class host_incarnation final : public incarnation {
     }
     // Wait for the worker's kernel to run (it attaches, validates, starts its kernel).
     const auto deadline = clock::now() + o.start_timeout;
-    std::string why;
-    for (;;) {
+    for (; why.empty();) {
       int status = 0;
-      if (::waitpid(pid, &status, WNOHANG) == pid) {
-        reaped(status);
+      if (try_reap(status)) {
         why = "kernel host " + std::to_string(pid) + " " + describe_exit(status) + " during start-up";
         break;
       }
@@ -314,82 +294,168 @@ class host_incarnation final : public incarnation {
       }
       std::this_thread::sleep_for(std::chrono::microseconds(200));  // start-up poll period
     }
-    if (!why.empty()) {
-      kill_and_reap();
-      dev_->worker_ended(false, 0);
-      local_.fault(kernel_error::launch_failed, 0, why.c_str());
-      exited_.store(true, std::memory_order_release);  // nothing runs: finished, as a failed launch is
-      throw std::runtime_error(why);
+    if (why.empty()) {
+      set_local(kernel_state::running);
+      dev_->worker_started();
+      try {
+        monitor_ = std::thread([this] { monitor(); });
+        return;
+      } catch (const std::exception& e) {
+        why = std::string("kernel host: cannot start its monitor thread: ") + e.what();
+      }
     }
-    local_.set_state(kernel_state::running);
-    dev_->worker_started();
-    monitor_ = std::thread([this] { monitor(); });
+    kill_and_reap();
+    dev_->worker_ended(false, 0);
+    fault_local(kernel_error::launch_failed, why);
+    exited_.store(true, std::memory_order_release);  // nothing runs: finished, as a failed launch is
+    throw std::runtime_error(why);
   }
 
-  pid_t spawn(bool standby) {
+  // The set-up line, the control block and the doorbells, from the service's own values.
+  void write_setup() {
+    const kernel_host_options& o = dev_->options();
+    auto* h = header();
+    h->magic = host_segment_header::magic_value;
+    h->version = host_segment_header::version_value;
+    h->total_bytes = layout_.total;
+    h->service_pid = ::getpid();
+    h->service_start = process_start_ticks(::getpid());
+    copy_name(h->kernel, sizeof h->kernel, kernel_.name);
+    copy_name(h->backend, sizeof h->backend, o.backend);
+    h->requests = requests_->region().config();
+    h->replies = replies_->region().config();
+    h->max_batch = max_batch_;
+    h->liveness_interval_us = static_cast<std::uint32_t>(std::chrono::microseconds(o.liveness_interval).count());
+    h->rule_count = static_cast<std::uint32_t>(std::min<std::size_t>(o.standing_faults.size(), host_segment_header::max_rules));
+    for (std::uint32_t i = 0; i < h->rule_count; ++i) h->rules[i] = to_wire(o.standing_faults[i]);
+    store_relaxed(h->worker_pid, std::int64_t{0});
+    store_relaxed(h->worker_generation, std::uint64_t{0});
+    store_relaxed(h->liveness, std::uint64_t{0});
+    store_relaxed(h->faults_fired, std::uint64_t{0});
+    shm_control_ = new (seg_.base + layout_.control) control_block();
+    shm_control_->reset(0);
+    shm_control_->set_state(kernel_state::idle);
+    kernel_bell_ = new (seg_.base + layout_.kernel_bell) cpu::doorbell(true);
+    reply_bell_ = new (seg_.base + layout_.reply_bell) cpu::doorbell(true);
+  }
+
+  // The service's own control block has two writers (the monitor mirroring, and fail() from the
+  // ladder's thread): state changes go through local_mu_ so a fault is never overwritten.
+  void set_local(kernel_state st) {
+    std::lock_guard<std::mutex> lock(local_mu_);
+    if (!local_.finished()) local_.set_state(st);
+  }
+  void fault_local(kernel_error code, const std::string& why, std::uint32_t flags = 0) {
+    std::lock_guard<std::mutex> lock(local_mu_);
+    if (!local_.finished()) local_.fault(code, flags, why.c_str());
+  }
+
+  // Starts `program kernel-host --segment NAME [--standby]` with default signal handling and an
+  // empty signal mask (the service blocks its signals for sigwait). `standby_pipe`: the read end
+  // becomes the worker's file descriptor 3.
+  pid_t spawn(bool standby, const int* standby_pipe) {
     std::vector<std::string> args = {program_, "kernel-host", "--segment", seg_.name};
     if (standby) args.push_back("--standby");
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_t fa;
+    ::posix_spawnattr_init(&attr);
+    ::posix_spawn_file_actions_init(&fa);
+    sigset_t none, defaults;
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGCHLD}) sigaddset(&defaults, sig);
+    ::posix_spawnattr_setsigmask(&attr, &none);
+    ::posix_spawnattr_setsigdefault(&attr, &defaults);
+    ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    if (standby_pipe) ::posix_spawn_file_actions_adddup2(&fa, standby_pipe[0], 3);
     pid_t pid = 0;
-    const int rc = ::posix_spawn(&pid, program_.c_str(), nullptr, nullptr, argv.data(), environ);
+    const int rc = ::posix_spawn(&pid, program_.c_str(), &fa, &attr, argv.data(), environ);
+    ::posix_spawn_file_actions_destroy(&fa);
+    ::posix_spawnattr_destroy(&attr);
     if (rc != 0) throw std::runtime_error("kernel host: cannot start " + program_ + ": " + std::strerror(rc));
     return pid;
   }
-  // The standby, if it is still alive (a dead one is reaped); 0 when there is none.
-  pid_t take_standby() {
+  // Hands the segment to the standby (one byte on its pipe); its pid, or 0 when there is none alive.
+  pid_t activate_standby() {
     std::lock_guard<std::mutex> lock(pid_mu_);
     const pid_t p = standby_;
+    const int fd = standby_fd_;
     standby_ = 0;
+    standby_fd_ = -1;
     if (p <= 0) return 0;
     int status = 0;
-    if (::waitpid(p, &status, WNOHANG) == p) return 0;
-    return p;
+    const bool alive = ::waitpid(p, &status, WNOHANG) == 0;
+    const bool told = alive && ::write(fd, "a", 1) == 1;
+    ::close(fd);  // a standby not told reads end of file and exits
+    if (alive && !told) {
+      ::kill(p, SIGKILL);
+      ::waitpid(p, &status, 0);
+    }
+    return told ? p : 0;
   }
   // Starts a standby if there is none (monitor thread: off the recovery path).
   void ensure_standby() noexcept {
     if (!dev_->options().standby || abandoned_ || killed_.load()) return;
     std::lock_guard<std::mutex> lock(pid_mu_);
     if (standby_ > 0) return;
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return;  // no standby: the next restart starts a process
     try {
-      standby_ = spawn(true);
+      standby_ = spawn(true, fds);
+      standby_fd_ = fds[1];
     } catch (const std::exception&) {
-      standby_ = 0;  // no standby: the next restart starts a process
+      standby_ = 0;
+      ::close(fds[1]);
     }
+    ::close(fds[0]);
   }
   void reap_dead_standby() noexcept {
     std::lock_guard<std::mutex> lock(pid_mu_);
     int status = 0;
-    if (standby_ > 0 && ::waitpid(standby_, &status, WNOHANG) == standby_) standby_ = 0;
+    if (standby_ > 0 && ::waitpid(standby_, &status, WNOHANG) != 0) {
+      standby_ = 0;
+      ::close(standby_fd_);
+      standby_fd_ = -1;
+    }
   }
   void drop_standby() noexcept {
-    pid_t p = 0;
-    {
-      std::lock_guard<std::mutex> lock(pid_mu_);
-      p = standby_;
-      standby_ = 0;
-    }
-    if (p <= 0) return;
-    ::kill(p, SIGKILL);
+    std::lock_guard<std::mutex> lock(pid_mu_);
+    if (standby_fd_ >= 0) ::close(standby_fd_);
+    standby_fd_ = -1;
+    if (standby_ <= 0) return;
+    ::kill(standby_, SIGKILL);
     int status = 0;
-    while (::waitpid(p, &status, 0) < 0 && errno == EINTR) {
+    while (::waitpid(standby_, &status, 0) < 0 && errno == EINTR) {
     }
+    standby_ = 0;
   }
 
-  void reaped(int status) {
+  // Reaps the active worker if it has exited (under pid_mu_: no signal can reach a reused pid).
+  // A worker reaped by someone else (SIGCHLD ignored, waitpid(-1) in the host application) counts
+  // as exited with an unknown status.
+  bool try_reap(int& status) {
     std::lock_guard<std::mutex> lock(pid_mu_);
+    if (pid_ <= 0) return true;
+    const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+    if (r == 0 || (r < 0 && errno != ECHILD)) return false;
+    if (r < 0) status = 0;
     pid_ = 0;
     exit_status_ = status;
+    return true;
   }
+
   void kill_and_reap() {
-    pid_t p = pid();
-    if (p <= 0) return;
-    ::kill(p, SIGKILL);
+    std::lock_guard<std::mutex> lock(pid_mu_);
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
     int status = 0;
-    while (::waitpid(p, &status, 0) < 0 && errno == EINTR) {
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
     }
-    reaped(status);
+    pid_ = 0;
+    exit_status_ = status;
   }
   void kill_worker() noexcept {
     killed_.store(true);
@@ -398,7 +464,7 @@ class host_incarnation final : public incarnation {
   /// A fault found by the service: the worker is not trusted any more — kill it.
   void fail(kernel_error code, const std::string& why) {
     kill_worker();
-    if (!local_.finished()) local_.fault(code, 0, why.c_str());
+    fault_local(code, why);
   }
 
   bool wait_exit(std::chrono::milliseconds timeout) {
@@ -475,9 +541,9 @@ class host_incarnation final : public incarnation {
         std::memcpy(detail, s.error_detail, sizeof detail);  // written before error_code's release
         detail[control_block::detail_bytes - 1] = 0;
         const std::uint32_t flags = load_relaxed(s.error_flags) & kernel_error_flags::sticky;
-        if (!local_.finished()) local_.fault(static_cast<kernel_error>(ec), flags, detail);
-      } else if (st != kernel_state::idle && st != kernel_state::starting && !local_.finished()) {
-        local_.set_state(st);
+        fault_local(static_cast<kernel_error>(ec), detail, flags);
+      } else if (st != kernel_state::idle && st != kernel_state::starting) {
+        set_local(st);
       }
       last_state_ = raw;
     }
@@ -496,8 +562,7 @@ class host_incarnation final : public incarnation {
     for (;;) {
       int status = 0;
       reap_dead_standby();
-      if (::waitpid(pid, &status, WNOHANG) == pid) {
-        reaped(status);
+      if (try_reap(status)) {
         on_exit(pid, status);
         return;
       }
@@ -534,11 +599,9 @@ class host_incarnation final : public incarnation {
     if (!killed_.load()) {
       kernel_error code = kernel_error::none;
       std::string why;
-      if (!check_and_mirror(code, why) && !local_.finished()) local_.fault(code, 0, why.c_str());
+      if (!check_and_mirror(code, why)) fault_local(code, why);
     }
-    if (!local_.finished())
-      local_.fault(kernel_error::crashed, 0,
-                   ("kernel host " + std::to_string(pid) + " " + describe_exit(status) + " without stopping").c_str());
+    fault_local(kernel_error::crashed, "kernel host " + std::to_string(pid) + " " + describe_exit(status) + " without stopping");
     const bool clean = local_.current_state() == kernel_state::stopped;
     dev_->worker_ended(clean, faults_fired_now());
     if (completion_) completion_->ring();  // the poller takes the last replies
@@ -559,7 +622,6 @@ class host_incarnation final : public incarnation {
   control_block* shm_control_ = nullptr;
   cpu::doorbell* kernel_bell_ = nullptr;
   cpu::doorbell* reply_bell_ = nullptr;
-  cpu::doorbell* standby_bell_ = nullptr;
   std::unique_ptr<cpu::ring_storage> requests_, replies_;
   control_block local_{};
   std::uint64_t epoch_ = 0;
@@ -569,7 +631,10 @@ class host_incarnation final : public incarnation {
 
   std::mutex pid_mu_;
   pid_t pid_ = 0;      // (pid_mu_) the active worker; 0 once reaped
-  pid_t standby_ = 0;  // (pid_mu_) the standby worker; 0 when there is none
+  pid_t standby_ = 0;     // (pid_mu_) the standby worker; 0 when there is none
+  int standby_fd_ = -1;   // (pid_mu_) the write end of its pipe
+  std::mutex local_mu_;   // state changes of local_
+  std::uint32_t max_batch_ = 32;
   int exit_status_ = 0;
   std::atomic<bool> killed_{false};
   std::atomic<bool> exited_{true};
@@ -599,7 +664,9 @@ std::shared_ptr<kernel_host_device> kernel_host_device::make(std::string id, ker
                                 " standing fault rules");
   if (opts.segment_prefix.empty() || opts.segment_prefix.find_first_of("/.") != std::string::npos)
     throw std::invalid_argument("kernel host: segment_prefix must be non-empty without '/' or '.'");
-  if (opts.heartbeat_timeout <= opts.liveness_interval * 2)
+  if (opts.monitor_interval.count() <= 0 || opts.liveness_interval.count() <= 0 || opts.start_timeout.count() <= 0)
+    throw std::invalid_argument("kernel host: monitor_interval, liveness_interval and start_timeout must be > 0");
+  if (opts.heartbeat_timeout <= std::max(opts.liveness_interval, std::chrono::milliseconds(1)) * 2)
     throw std::invalid_argument("kernel host: heartbeat_timeout must exceed twice the liveness interval");
   return std::shared_ptr<kernel_host_device>(new kernel_host_device(std::move(id), std::move(opts)));
 }
@@ -729,6 +796,18 @@ std::vector<std::string> reclaim_stale_segments(const std::string& prefix) {
 // The worker.
 
 int run_kernel_host(const std::string& segment, std::string& error, bool standby) {
+  // Nothing inherited from the service but stdio (and a standby's activation pipe, fd 3).
+  ::close_range(standby ? 4 : 3, ~0u, 0);
+  if (standby) {  // blocked until the service hands us the segment (a restart), or lets us go
+    for (;;) {
+      char c = 0;
+      const ssize_t n = ::read(3, &c, 1);
+      if (n == 1) break;
+      if (n < 0 && errno == EINTR) continue;
+      return 6;  // end of file: the service dropped this standby or went away (quietly)
+    }
+    ::close(3);
+  }
   const int fd = ::shm_open(segment.c_str(), O_RDWR, 0);
   if (fd < 0) {
     error = "cannot open segment " + segment + ": " + std::strerror(errno);
@@ -749,42 +828,26 @@ int run_kernel_host(const std::string& segment, std::string& error, bool standby
   }
   auto* base = static_cast<byte*>(p);
   auto* h = reinterpret_cast<host_segment_header*>(base);
+  // The set-up line is read once, into our own copy: what is validated is what is used.
+  const host_segment_header hdr = *h;
   auto bad = [&](const std::string& why) {
     error = "segment " + segment + ": " + why;
     ::munmap(p, bytes);
     return 3;
   };
-  if (h->magic != host_segment_header::magic_value) return bad("bad magic (not a kernel host segment)");
-  if (h->version != host_segment_header::version_value) return bad("version " + std::to_string(h->version));
-  if (h->total_bytes != bytes) return bad("size " + std::to_string(bytes) + " != header's " + std::to_string(h->total_bytes));
-  if (!h->requests.valid() || !h->replies.valid()) return bad("invalid ring config");
-  const segment_layout l = segment_layout::of(h->requests, h->replies);
+  if (hdr.magic != host_segment_header::magic_value) return bad("bad magic (not a kernel host segment)");
+  if (hdr.version != host_segment_header::version_value) return bad("version " + std::to_string(hdr.version));
+  if (hdr.total_bytes != bytes) return bad("size " + std::to_string(bytes) + " != header's " + std::to_string(hdr.total_bytes));
+  if (!hdr.requests.valid() || !hdr.replies.valid()) return bad("invalid ring config");
+  const segment_layout l = segment_layout::of(hdr.requests, hdr.replies);
   if (l.total > bytes) return bad("the rings do not fit the segment");
-  if (h->rule_count > host_segment_header::max_rules || h->max_batch == 0) return bad("bad rule count or batch");
-  const std::string kernel(h->kernel, strnlen(h->kernel, sizeof h->kernel));
-  const std::string backend(h->backend, strnlen(h->backend, sizeof h->backend));
+  if (hdr.rule_count > host_segment_header::max_rules || hdr.max_batch == 0) return bad("bad rule count or batch");
+  const std::string kernel(hdr.kernel, strnlen(hdr.kernel, sizeof hdr.kernel));
+  const std::string backend(hdr.backend, strnlen(hdr.backend, sizeof hdr.backend));
   const kernel_info* k = find_kernel(kernel);
   if (!k) return bad("unknown kernel '" + kernel + "'");
   if (backend != "cpu" && backend != "sim") return bad("backend '" + backend + "' is not available in a kernel host");
-  if (static_cast<std::int64_t>(::getppid()) != h->service_pid) return bad("this process is not the service's child");
-
-  if (standby) {  // asleep until the service hands us the segment (a restart), or it goes away
-    auto* bell = reinterpret_cast<cpu::doorbell*>(base + l.standby_bell);
-    const auto me = static_cast<std::int64_t>(::getpid());
-    for (;;) {
-      if (load_acquire(h->activate_pid) == me) break;
-      if (static_cast<std::int64_t>(::getppid()) != h->service_pid) {
-        ::munmap(p, bytes);
-        return 6;  // quietly: a standby that was never used
-      }
-      const cpu::doorbell::token t = bell->prepare_wait();
-      if (load_acquire(h->activate_pid) == me) {
-        bell->cancel_wait();
-        break;
-      }
-      bell->wait(t, std::chrono::milliseconds(20));  // also the period of the parent check
-    }
-  }
+  if (static_cast<std::int64_t>(::getppid()) != hdr.service_pid) return bad("this process is not the service's child");
 
   store_relaxed(h->worker_pid, static_cast<std::int64_t>(::getpid()));
   store_relaxed(h->worker_generation, load_acquire(h->generation));
@@ -793,9 +856,9 @@ int run_kernel_host(const std::string& segment, std::string& error, bool standby
   auto* kernel_bell = reinterpret_cast<cpu::doorbell*>(base + l.kernel_bell);
   auto* reply_bell = reinterpret_cast<cpu::doorbell*>(base + l.reply_bell);
   cpu_incarnation_options co;
-  co.rings.requests = h->requests;
-  co.rings.replies = h->replies;
-  co.max_batch = h->max_batch;
+  co.rings.requests = hdr.requests;
+  co.rings.replies = hdr.replies;
+  co.max_batch = hdr.max_batch;
   std::shared_ptr<sim::sim_device> dev;
   std::unique_ptr<incarnation> inc;
   try {
@@ -810,8 +873,8 @@ int run_kernel_host(const std::string& segment, std::string& error, bool standby
       sim::sim_device_options so;
       so.id = "sim:kernel-host";
       dev = sim::sim_device::make(so, static_cast<std::uint64_t>(::getpid()));
-      for (std::uint32_t i = 0; i < h->rule_count; ++i)
-        if (auto r = from_wire(h->rules[i], 0)) dev->faults().add(*r);
+      for (std::uint32_t i = 0; i < hdr.rule_count; ++i)
+        if (auto r = from_wire(hdr.rules[i], 0)) dev->faults().add(*r);
       dev->faults().arm();
       ring_placement own;
       own.request_memory = base + l.requests;
@@ -829,12 +892,12 @@ int run_kernel_host(const std::string& segment, std::string& error, bool standby
   }
 
   // Liveness, parent watch and fault injection until the kernel stops or faults.
-  const auto interval = std::chrono::microseconds(std::max<std::uint32_t>(h->liveness_interval_us, 1000));
+  const auto interval = std::chrono::microseconds(std::max<std::uint32_t>(hdr.liveness_interval_us, 1000));
   std::uint32_t inject_seen = load_acquire(h->inject_seq);
   int code = 0;
   for (;;) {
     store_relaxed(h->liveness, load_relaxed(h->liveness) + 1);
-    if (static_cast<std::int64_t>(::getppid()) != h->service_pid) {
+    if (static_cast<std::int64_t>(::getppid()) != hdr.service_pid) {
       error = "the service process went away";
       inc->abandon();
       code = 6;

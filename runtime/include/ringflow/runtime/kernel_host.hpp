@@ -91,7 +91,6 @@ struct host_segment_header {
   rule rules[max_rules];
   // -- service line
   alignas(128) std::uint64_t generation;  // bumped before each worker start
-  std::int64_t activate_pid;              // the standby worker told to take over (then it attaches)
   std::uint32_t inject_seq;               // a new value: inject_rule is a new rule (sim workers)
   std::uint32_t inject_pad;
   rule inject_rule;
@@ -104,7 +103,7 @@ struct host_segment_header {
 
 /// Byte offsets of a segment's parts (a pure function of the two ring configs).
 struct segment_layout {
-  std::uint64_t control = 0, kernel_bell = 0, reply_bell = 0, standby_bell = 0, requests = 0, replies = 0, total = 0;
+  std::uint64_t control = 0, kernel_bell = 0, reply_bell = 0, requests = 0, replies = 0, total = 0;
   static segment_layout of(const ring_config& requests, const ring_config& replies);
 };
 
@@ -121,7 +120,8 @@ struct kernel_host_options {
   std::vector<sim::fault_rule> standing_faults;       // sim workers: rules every worker starts with
   /// Keep one pre-started standby worker per incarnation: a restart activates it instead of
   /// starting a process (exec and dynamic loading cost ~13 ms here), and a new standby is started
-  /// in the background. Costs one idle process (it sleeps on a futex) per ring actor.
+  /// in the background. Costs one idle process (blocked on a pipe only the service writes, so no
+  /// worker can activate it) per ring actor.
   bool standby = true;
 };
 
@@ -190,8 +190,8 @@ std::vector<std::string> reclaim_stale_segments(const std::string& prefix = "rin
 std::vector<std::string> list_segments(const std::string& prefix = "ringflow");
 
 /// The worker: attaches to `segment`, runs its kernel until it stops or faults, or the service
-/// dies. `standby`: first wait (asleep) until the service activates this process
-/// (host_segment_header::activate_pid), then attach. Returns the process exit code: 0 stopped,
+/// dies. `standby`: first wait (blocked on file descriptor 3, a pipe only the service can write)
+/// until the service activates this process — a byte — or lets it go — end of file — then attach. Returns the process exit code: 0 stopped,
 /// 5 the kernel faulted, 3 a bad segment (`error` says why), 4 the kernel could not start, 6 the
 /// service went away.
 int run_kernel_host(const std::string& segment, std::string& error, bool standby = false);
