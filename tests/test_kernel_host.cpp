@@ -20,6 +20,7 @@
 #include "ringflow/runtime/catalog.hpp"
 #include "ringflow/runtime/kernel_host.hpp"
 #include "ringflow/supervision/fault_ladder.hpp"
+#include "support/child_process.hpp"
 #include "support/exactly_once.hpp"
 
 using namespace ringflow;
@@ -27,6 +28,8 @@ using namespace ringflow::test;
 using namespace std::chrono_literals;
 using ringflow::ops::kernel_host_device;
 using ringflow::ops::kernel_host_options;
+using ringflow::testing::process_gone;
+using ringflow::testing::process_state;
 
 namespace {
 
@@ -92,18 +95,19 @@ load_result load_during(runtime& rt, int per_thread, Act act) {
   return r;
 }
 
-char process_state(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  const auto close = s.rfind(')');
-  return close != std::string::npos && close + 2 < s.size() ? s[close + 2] : '?';
-}
-
-bool process_gone(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  const auto close = s.rfind(')');
-  return s.empty() || (close != std::string::npos && close + 2 < s.size() && s[close + 2] == 'Z');
+/// Injects `kind` into the worker once the load is under way, then keeps requests coming until
+/// `done()` (the worker takes the rule within its liveness period and fires it on its next
+/// request: the load may have ended by then).
+template <class Done>
+load_result inject_under_load(fixture& f, sim::fault_kind kind, int per_thread, Done done) {
+  return load_during(f.rt, per_thread, [&] {
+    REQUIRE(wait_until([&] { return f.rt.ring("echo")->stats().replied > 300; }));
+    REQUIRE(f.dev->inject(sim::fault_rule::at(kind, 1)) == 1);
+    REQUIRE(wait_until([&] {
+      (void)call_ok(f.rt);
+      return done();
+    }));
+  });
 }
 
 /// The test's own view of a live segment: what a faulty worker could write into.
@@ -218,15 +222,8 @@ TEST_CASE("kernel host: a sticky error in a sim worker costs a worker restart, n
   f.spawn();
   REQUIRE(call_ok(f.rt));
   const pid_t first = f.dev->worker_pids().at(0);
-  const load_result r = load_during(f.rt, 2000, [&] {
-    REQUIRE(wait_until([&] { return f.rt.ring("echo")->stats().replied > 500; }));
-    REQUIRE(f.dev->inject(sim::fault_rule::at(sim::fault_kind::sticky_error, 1)) == 1);
-    // The worker takes the rule within its liveness period and fires it on its next request:
-    // keep requests coming in case the load has ended by then.
-    REQUIRE(wait_until([&] {
-      (void)call_ok(f.rt);
-      return f.status().reinits >= 1 && f.dev->worker_restarts() >= 1;
-    }));
+  const load_result r = inject_under_load(f, sim::fault_kind::sticky_error, 2000, [&] {
+    return f.status().reinits >= 1 && f.dev->worker_restarts() >= 1;
   });
   require_exactly_once(r);
   const auto st = f.status();
@@ -242,13 +239,8 @@ TEST_CASE("kernel host: a kernel that hangs inside its worker is found by the wa
   f.spawn();
   REQUIRE(call_ok(f.rt));
   const pid_t first = f.dev->worker_pids().at(0);
-  const load_result r = load_during(f.rt, 1000, [&] {
-    REQUIRE(wait_until([&] { return f.rt.ring("echo")->stats().replied > 300; }));
-    REQUIRE(f.dev->inject(sim::fault_rule::at(sim::fault_kind::hang, 1)) == 1);
-    REQUIRE(wait_until([&] {
-      (void)call_ok(f.rt);  // requests keep coming (see the sticky case)
-      return f.status().hangs >= 1 && f.status().restarts >= 1;
-    }));
+  const load_result r = inject_under_load(f, sim::fault_kind::hang, 1000, [&] {
+    return f.status().hangs >= 1 && f.status().restarts >= 1;
   });
   require_exactly_once(r);
   CHECK(f.status().hangs >= 1);

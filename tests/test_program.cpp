@@ -17,9 +17,13 @@
 #include <thread>
 #include <vector>
 
+#include "support/child_process.hpp"
 #include "support/prom_parse.hpp"
 
 namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using ringflow::testing::poll_until;
+using ringflow::testing::process_gone;
 
 namespace {
 
@@ -237,27 +241,28 @@ TEST_CASE("SIGTERM during load drains: exit 0, the summary says nothing was lost
   }
   // Find the HTTP port in the log, then watch /metrics until load flows.
   int port = 0;
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (port == 0 && std::chrono::steady_clock::now() < give_up) {
-    std::istringstream lines(slurp(err));
-    for (std::string line; std::getline(lines, line);) {
-      const auto j = nlohmann::json::parse(line, nullptr, false);
-      if (j.is_object() && j.value("component", "") == "http") port = j.value("port", 0);
-    }
-    if (port == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling the child's log
-  }
-  REQUIRE(port != 0);
+  REQUIRE(poll_until(
+      [&] {
+        std::istringstream lines(slurp(err));
+        for (std::string line; std::getline(lines, line);) {
+          const auto j = nlohmann::json::parse(line, nullptr, false);
+          if (j.is_object() && j.value("component", "") == "http") port = j.value("port", 0);
+        }
+        return port != 0;
+      },
+      60s));
   httplib::Client cli("127.0.0.1", port);
   double replied = 0;
-  while (replied < 2000 && std::chrono::steady_clock::now() < give_up) {
-    if (auto res = cli.Get("/metrics")) {
-      const auto fams = ringflow::testing::parse_prometheus(res->body);
-      for (const auto& s : fams.at("ringflow_load_messages_total").samples)
-        if (s.labels.at("outcome") == "replied") replied = s.value;
-    }
-    if (replied < 2000) std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling the child's metrics
-  }
-  REQUIRE(replied >= 2000);
+  REQUIRE(poll_until(
+      [&] {
+        if (auto res = cli.Get("/metrics")) {
+          const auto fams = ringflow::testing::parse_prometheus(res->body);
+          for (const auto& s : fams.at("ringflow_load_messages_total").samples)
+            if (s.labels.at("outcome") == "replied") replied = s.value;
+        }
+        return replied >= 2000;
+      },
+      60s));
   kill(pid, SIGTERM);
   int status = 0;
   waitpid(pid, &status, 0);
@@ -307,16 +312,16 @@ struct child {
   // Waits until a log record satisfies `pred` (false after 60 s).
   template <class P>
   bool wait_log(P pred) {
-    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (std::chrono::steady_clock::now() < give_up) {
-      std::istringstream lines(slurp(err));
-      for (std::string line; std::getline(lines, line);) {
-        const auto j = nlohmann::json::parse(line, nullptr, false);
-        if (j.is_object() && pred(j)) return true;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling the child's log
-    }
-    return false;
+    return poll_until(
+        [&] {
+          std::istringstream lines(slurp(err));
+          for (std::string line; std::getline(lines, line);) {
+            const auto j = nlohmann::json::parse(line, nullptr, false);
+            if (j.is_object() && pred(j)) return true;
+          }
+          return false;
+        },
+        60s);
   }
   int wait() {
     int status = 0;
@@ -384,15 +389,16 @@ TEST_CASE("a second SIGTERM exits at once and the summary counts what was still 
   // Wait until the generator's window is full of requests the hung kernel will never answer.
   httplib::Client cli("127.0.0.1", port);
   double open = 0;
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (open < 16 && std::chrono::steady_clock::now() < give_up) {
-    if (auto res = cli.Get("/metrics")) {
-      const auto families = ringflow::testing::parse_prometheus(res->body);  // keep it alive over the loop
-      for (const auto& x : families.at("ringflow_in_flight").samples)
-        if (x.labels.at("actor") == "echo") open = x.value;
-    }
-    if (open < 16) std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling the child's metrics
-  }
+  REQUIRE(poll_until(
+      [&] {
+        if (auto res = cli.Get("/metrics")) {
+          const auto families = ringflow::testing::parse_prometheus(res->body);  // keep it alive over the loop
+          for (const auto& x : families.at("ringflow_in_flight").samples)
+            if (x.labels.at("actor") == "echo") open = x.value;
+        }
+        return open >= 16;
+      },
+      60s));
   REQUIRE(open == 16);
   kill(c.pid, SIGTERM);
   REQUIRE(c.wait_log([](const nlohmann::json& j) { return j.value("component", "") == "audit" && j.contains("signal"); }));
@@ -407,12 +413,6 @@ TEST_CASE("a second SIGTERM exits at once and the summary counts what was still 
 }
 
 namespace {
-// True once `pid` is gone (or a zombie nobody reaps: it runs no more code).
-bool process_gone(pid_t pid) {
-  const std::string s = slurp("/proc/" + std::to_string(pid) + "/stat");
-  const auto close = s.rfind(')');
-  return s.empty() || (close != std::string::npos && close + 2 < s.size() && s[close + 2] == 'Z');
-}
 // Segments in /dev/shm named for service process `pid`.
 std::vector<std::string> segments_of(pid_t pid) {
   std::vector<std::string> out;
@@ -455,30 +455,26 @@ TEST_CASE("SIGKILL of the service: its workers exit, the next run reclaims the s
   }));
   httplib::Client cli("127.0.0.1", port);
   std::vector<pid_t> workers;  // the active worker and its standby
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (workers.size() < 2 && std::chrono::steady_clock::now() < give_up) {
-    workers.clear();
-    if (auto res = cli.Get("/topology")) {
-      const nlohmann::json topo = nlohmann::json::parse(res->body, nullptr, false);  // alive over the loop
-      if (topo.is_object())
-        for (const auto& n : topo["nodes"])
-          for (const char* k : {"worker_pids", "standby_pids"})
-            if (n.contains(k))
-              for (const auto& p : n[k]) workers.push_back(p.get<pid_t>());
-    }
-    if (workers.size() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling the child
-  }
+  REQUIRE(poll_until(
+      [&] {
+        workers.clear();
+        if (auto res = cli.Get("/topology")) {
+          const nlohmann::json topo = nlohmann::json::parse(res->body, nullptr, false);  // alive over the loop
+          if (topo.is_object())
+            for (const auto& n : topo["nodes"])
+              for (const char* k : {"worker_pids", "standby_pids"})
+                if (n.contains(k))
+                  for (const auto& p : n[k]) workers.push_back(p.get<pid_t>());
+        }
+        return workers.size() >= 2;
+      },
+      30s));
   REQUIRE(workers.size() == 2);
   REQUIRE(segments_of(c.pid).size() == 1);
   kill(c.pid, SIGKILL);
   CHECK(c.wait() == 128 + SIGKILL);
   // The orphaned workers notice their service is gone and exit on their own.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  for (pid_t w : workers) {
-    while (!process_gone(w) && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling the orphan
-    CHECK(process_gone(w));
-  }
+  for (pid_t w : workers) CHECK(poll_until([&] { return process_gone(w); }, 10s));
   const std::vector<std::string> left = segments_of(c.pid);
   REQUIRE(left.size() == 1);  // a crashed service cannot clean up: the next run must
   const outcome next = run({"run", examples + "isolated-demo.yaml", "--duration", "1", "--http", "off"});
