@@ -259,7 +259,6 @@ class host_incarnation final : public incarnation {
     last_heartbeat_ = last_processed_ = last_req_head_ = last_rep_tail_ = 0;
     killed_.store(false);
     exited_.store(false, std::memory_order_release);
-    exit_status_ = 0;
 
     std::string why;
     pid_t pid = 0;
@@ -443,7 +442,6 @@ class host_incarnation final : public incarnation {
     if (r == 0 || (r < 0 && errno != ECHILD)) return false;
     if (r < 0) status = 0;
     pid_ = 0;
-    exit_status_ = status;
     return true;
   }
 
@@ -455,7 +453,6 @@ class host_incarnation final : public incarnation {
     while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
     }
     pid_ = 0;
-    exit_status_ = status;
   }
   void kill_worker() noexcept {
     killed_.store(true);
@@ -635,7 +632,6 @@ class host_incarnation final : public incarnation {
   int standby_fd_ = -1;   // (pid_mu_) the write end of its pipe
   std::mutex local_mu_;   // state changes of local_
   std::uint32_t max_batch_ = 32;
-  int exit_status_ = 0;
   std::atomic<bool> killed_{false};
   std::atomic<bool> exited_{true};
   std::atomic<bool> abandoned_{false};
