@@ -46,7 +46,7 @@ endif()
 # ringflow_hip_object(<target> SOURCE <file> INCLUDES <dirs>...): compiles one HIP source with
 # hipcc into an object (device code for RINGFLOW_HIP_ARCH), as a build-time check target.
 function(ringflow_hip_object target)
-  cmake_parse_arguments(ARG "" "SOURCE" "INCLUDES;DEPENDS" ${ARGN})
+  cmake_parse_arguments(ARG "" "SOURCE;OUTPUT_VAR" "INCLUDES;DEPENDS" ${ARGN})
   get_filename_component(src "${ARG_SOURCE}" ABSOLUTE)
   set(obj "${CMAKE_CURRENT_BINARY_DIR}/${target}.o")
   set(inc_flags)
@@ -60,11 +60,15 @@ function(ringflow_hip_object target)
   add_custom_command(
     OUTPUT "${obj}"
     # hipcc prints a harmless rocm_agent_enumerator traceback on machines without a GPU.
-    COMMAND "${RINGFLOW_HIPCC}" -x hip -std=c++20 -O2 -ffp-contract=off ${arch_flags} ${inc_flags}
+    COMMAND "${RINGFLOW_HIPCC}" -x hip -std=c++20 -O2 -fPIC -ffp-contract=off ${arch_flags} ${inc_flags}
             -c "${src}" -o "${obj}"
     DEPENDS "${src}" ${ARG_DEPENDS}
     IMPLICIT_DEPENDS CXX "${src}"
     COMMENT "hipcc ${ARG_SOURCE} (${RINGFLOW_HIP_ARCH})"
     VERBATIM)
   add_custom_target(${target} ALL DEPENDS "${obj}")
+  if(ARG_OUTPUT_VAR)
+    set_source_files_properties("${obj}" PROPERTIES EXTERNAL_OBJECT TRUE GENERATED TRUE)
+    set(${ARG_OUTPUT_VAR} "${obj}" PARENT_SCOPE)
+  endif()
 endfunction()

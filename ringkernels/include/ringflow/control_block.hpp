@@ -125,6 +125,17 @@ struct control_block {
     store_relaxed(rejected, load_relaxed(rejected) + rejects);
     store_relaxed(last_progress, load_relaxed(heartbeat));
   }
+  /// Stores the progress line from counters the kernel keeps elsewhere (a device worker keeps
+  /// them in its own memory): stores only, so a device writing host-mapped memory never reads
+  /// across PCIe for it. Same single writer and relaxed order as beat() / progressed().
+  RINGFLOW_HD void publish_counters(std::uint64_t beats, std::uint64_t progress_beat, std::uint64_t served,
+                                    std::uint64_t errors, std::uint64_t rejects) {
+    store_relaxed(heartbeat, beats);
+    store_relaxed(last_progress, progress_beat);
+    store_relaxed(processed, served);
+    store_relaxed(handler_errors, errors);
+    store_relaxed(rejected, rejects);
+  }
   /// Records a kernel fault and moves to `faulted`.
   RINGFLOW_HD void fault(kernel_error code, std::uint32_t flags, const char* detail) {
     std::uint32_t i = 0;

@@ -173,14 +173,57 @@ struct serve_tally {
   std::uint64_t rejected = 0;
 };
 
+/// Scratch a device backend may give serve_one() so that the kernel touches the rings (host
+/// memory across PCIe) in bursts instead of byte by byte: the request's whole slot is copied into
+/// `request` in 16-byte chunks (one burst of independent loads, not one PCIe round trip per field
+/// the handler reads), and the handler writes its reply into `reply`, copied into the response
+/// ring in 16-byte chunks (posted writes). Both buffers 16-byte aligned; `request_bytes` >= the
+/// request ring's slot_size to be used (otherwise the request is read in place); a reply claim
+/// larger than `reply_bytes` is written in place. Arena payloads are always read in place.
+struct serve_staging {
+  std::uint8_t* request = nullptr;
+  std::uint32_t request_bytes = 0;
+  std::uint8_t* reply = nullptr;
+  std::uint32_t reply_bytes = 0;
+};
+
+/// Copies n bytes rounded up to 16 in 16-byte chunks (both sides 16-byte aligned, both with room
+/// for the rounded size). Each chunk is an independent 16-byte load + store.
+RINGFLOW_HD inline void copy_chunks16(void* dst, const void* src, std::uint32_t n) {
+  struct alignas(16) chunk {
+    std::uint32_t w[4];
+  };
+  auto* d = static_cast<chunk*>(dst);
+  const auto* s = static_cast<const chunk*>(src);
+  const std::uint32_t chunks = (n + 15) / 16;
+  for (std::uint32_t i = 0; i < chunks; ++i) d[i] = s[i];
+}
+
 /// Serves the next request of `requests` with kernel K, replying into `replies`.
 /// `now_ns`: the current time on the clock of slot_header::deadline_ns, or 0 to skip deadline
-/// checks (device backends, whose clocks differ from the host's).
+/// checks (device backends, whose clocks differ from the host's). `staging`: see serve_staging
+/// (nullptr: read and write the rings in place, as the CPU backend does).
 template <class K>
 RINGFLOW_HD serve_result serve_one(ring_consumer& requests, ring_producer& replies, std::uint64_t now_ns,
-                                   serve_tally& tally) {
+                                   serve_tally& tally, const serve_staging* staging = nullptr) {
   const slot_header* req = requests.try_peek();
   if (!req) return serve_result::idle;
+
+  const std::uint32_t slot_size = requests.region().config().slot_size;
+  fb::bytes_view payload;
+  if (staging && staging->request && staging->request_bytes >= slot_size) {
+    copy_chunks16(staging->request, req, slot_size);
+    req = reinterpret_cast<const slot_header*>(staging->request);
+    // The staged header's length is bounded by the slot (a producer's bad length cannot make the
+    // handler read past the staging buffer); an arena payload is read in place.
+    const std::uint32_t inline_cap = slot_size - static_cast<std::uint32_t>(sizeof(slot_header));
+    if (req->flags & slot_flags::arena)
+      payload = requests.payload_view(req);
+    else
+      payload = {staging->request + sizeof(slot_header), req->payload_len < inline_cap ? req->payload_len : inline_cap};
+  } else {
+    payload = requests.payload_view(req);
+  }
 
   msg_view in;
   in.type = req->type_id;
@@ -188,7 +231,7 @@ RINGFLOW_HD serve_result serve_one(ring_consumer& requests, ring_producer& repli
   in.deadline_ns = req->deadline_ns;
   in.trace_id = req->trace_id;
   in.span_id = req->span_id;
-  in.payload = requests.payload_view(req);
+  in.payload = payload;
 
   status early = status::ok;
   const char* early_detail = nullptr;
@@ -223,11 +266,13 @@ RINGFLOW_HD serve_result serve_one(ring_consumer& requests, ring_producer& repli
   std::uint32_t len = 0;
   type_id reply_type = 0;
   if (st == status::ok) {
-    reply_writer out(claim.payload, claim.capacity);
+    const bool staged = staging && staging->reply && claim.capacity <= staging->reply_bytes;
+    reply_writer out(staged ? staging->reply : claim.payload, claim.capacity);
     st = K::handle(in, out);
     if (st == status::ok) {
       len = out.size();
       reply_type = out.type();
+      if (staged) copy_chunks16(claim.payload, staging->reply, len);
     } else {
       detail = out.detail() ? out.detail() : to_string(st);
     }

@@ -1,0 +1,129 @@
+// ringflow/gpu/gpu_device.hpp — a GPU (CUDA or HIP) as a ringflow::device: one persistent kernel
+// per device hosting many logical ring actors. Plain C++: no CUDA/HIP header is included here.
+//
+// Contract
+//   * make_cuda_device() / make_hip_device() (ringflow_backend_cuda / ringflow_backend_hip) open a
+//     device, allocate every pool up front — the ring table, per-ring control blocks and the rings
+//     in one pinned, mapped host allocation (cudaHostAlloc Mapped / hipHostMalloc Mapped|Coherent),
+//     the workers' private state and staging in device memory — and launch ONE persistent kernel
+//     on the device's own non-blocking stream (persistent.hpp: a worker per warp, many rings per
+//     worker). Nothing is allocated or freed while it runs; no call that would wait for it
+//     (cudaFree, cudaFreeHost, the legacy default stream) is made until it has stopped.
+//     They throw gpu_unavailable (with the driver's reason) when no device is usable: no driver,
+//     "insufficient driver", zero devices, a device that cannot map host memory.
+//   * factory(kernel, rings) gives incarnations of a kernel of the device's kernel table (the
+//     demo kernels, plus a user's kernels registered with RINGFLOW_CUDA_KERNELS, see
+//     ringflow/gpu/persistent_kernel.cuh): each incarnation is one entry of the ring table with its
+//     own rings and control block, bound to the running kernel (no launch per actor).
+//     It throws std::invalid_argument for a kernel outside the table or rings the device cannot
+//     hold, and std::runtime_error when the device cannot take the ring now (poisoned, table or
+//     pinned pool full).
+//   * One kernel hosts all rings, so a kernel-level fault hits all of them: when the kernel dies
+//     (a trap, an illegal address, a launch failure) the device's monitor marks every bound ring's
+//     control block faulted — with kernel_error_flags::sticky when the error poisons the context —
+//     and each ring actor's fault ladder takes its own step. restart() of an incarnation relaunches
+//     the kernel if it is down (once, for all rings) and rebinds its ring; so **restarting the
+//     kernel restarts all its rings**, and each ring actor's outbox replay covers its own.
+//     reinitialize() after a sticky error reports `unsupported`: a poisoned context is only cleared
+//     by a new process, so in-process the ladder reroutes to the CPU.
+//   * Replies: the device cannot ring a futex, so the device's monitor thread watches the bound
+//     response rings while requests are outstanding (spin, then yield; parked on a doorbell that
+//     notify() rings when nothing is outstanding) and rings each incarnation's completion bell.
+//   * Stop of one incarnation: the ring drains on the device and reports `stopped`; past the
+//     timeout the host abandons it (`faulted` / reply_stuck). Destroying the device stops every
+//     ring, sets the kernel's stop flag and polls the stream until the kernel ended or the stop
+//     timeout passed — then it is a hang, reported by kernel_hung(), and the pools are left
+//     allocated on purpose (freeing memory a running kernel uses would wait for it forever).
+// Thread-safety: factory(), the incarnations' start/stop and reinitialize() from controlling
+// threads (internally serialised); observers from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "ringflow/incarnation.hpp"
+
+namespace ringflow::gpu {
+
+/// No usable device: the reason as the driver / runtime gave it.
+class gpu_unavailable : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// What discovery knows about one device.
+struct gpu_info {
+  int ordinal = 0;
+  std::string name;
+  std::string arch;               // "sm_90" (CUDA compute capability) / "gfx90a" (HIP)
+  int multiprocessors = 0;        // SMs / CUs
+  bool can_map_host_memory = false;
+  std::uint64_t memory_bytes = 0;
+};
+
+/// Discovery result of one backend: devices, or why there are none.
+struct gpu_probe {
+  std::string backend;  // "cuda" / "hip"
+  bool usable = false;  // at least one device that can map host memory
+  std::string detail;   // driver/runtime versions, or why not usable
+  std::vector<gpu_info> devices;
+};
+
+struct gpu_device_options {
+  int ordinal = 0;
+  std::string id;                          // default "<backend>:<ordinal>"
+  std::uint32_t max_rings = 1024;          // ring table entries (logical ring actors at once)
+  std::uint64_t ring_pool_bytes = 64ull << 20;  // pinned mapped memory for all rings
+  std::uint32_t max_reply_capacity = 4096; // largest response ring (slots) the device pools cover
+  std::uint32_t blocks = 0;                // 0: one block per multiprocessor
+  std::uint32_t warps_per_block = 4;       // workers per block
+  std::uint32_t staging_bytes = 4096;      // per worker per direction (multiple of 16)
+  std::uint32_t poll_period = 32;          // worker passes between control checks / heartbeats
+  std::uint32_t backoff_max_ns = 2048;     // idle worker back-off ceiling
+  std::chrono::milliseconds stop_timeout{2000};  // kernel stop: then it is a hang
+};
+
+/// Per-incarnation options (the rings; cpu::ring_options' placement fields are not used).
+struct gpu_ring_options {
+  ring_config requests{256, 256, 0, 0};
+  ring_config replies{256, 256, 0, 0};
+  std::uint32_t max_batch = 32;
+};
+
+class gpu_device : public device {
+ public:
+  /// Incarnations of the kernel named `kernel` (see the contract). Validates now.
+  virtual incarnation_factory factory(const std::string& kernel, const gpu_ring_options& rings = {}) = 0;
+  template <ring_kernel K>
+  incarnation_factory factory(const gpu_ring_options& rings = {}) {
+    return factory(K::name, rings);
+  }
+
+  virtual const gpu_info& info() const noexcept = 0;
+  /// The kernel table's kernel names, by index.
+  virtual std::vector<std::string> kernels() const = 0;
+  /// The persistent kernel's control block (state, heartbeat = worker 0's passes).
+  virtual control_block& kernel_control() noexcept = 0;
+  virtual std::uint32_t workers() const noexcept = 0;
+  virtual std::size_t bound_rings() const = 0;
+  virtual std::uint64_t kernel_launches() const noexcept = 0;
+  /// The context is poisoned by a sticky error (only a new process clears it).
+  virtual bool poisoned() const noexcept = 0;
+  /// The kernel ignored a stop past the stop timeout.
+  virtual bool kernel_hung() const noexcept = 0;
+  /// The last kernel-level error the monitor saw ("" = none).
+  virtual std::string last_error() const = 0;
+};
+
+/// Backend availability and devices; never throws (every failure becomes `detail`).
+gpu_probe probe_cuda();
+gpu_probe probe_hip();
+/// Opens device `opts.ordinal` and launches its persistent kernel; throws gpu_unavailable.
+std::shared_ptr<gpu_device> make_cuda_device(gpu_device_options opts = {});
+std::shared_ptr<gpu_device> make_hip_device(gpu_device_options opts = {});
+
+}  // namespace ringflow::gpu

@@ -1,0 +1,688 @@
+// A GPU device hosting many ring actors in one persistent kernel: see ringflow/gpu/gpu_device.hpp.
+// Compiled once per backend (CUDA, HIP, and the host emulator of CI's tests) with gpu_api.hpp
+// translating the runtime calls; the logic below exists once.
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "gpu_api.hpp"
+#include "ringflow/cpu/doorbell.hpp"
+#include "ringflow/cpu/ring_storage.hpp"
+
+namespace ringflow::gpu {
+kernel_table_info RINGFLOW_GPU_BUILTIN_TABLE();
+}
+
+namespace ringflow::gpu::RINGFLOW_GPU_NS {
+namespace {
+
+std::string describe_error(api::error e) {
+  return std::string(api::error_name(e)) + ": " + api::error_string(e);
+}
+
+constexpr std::uint64_t round128(std::uint64_t n) { return (n + 127) / 128 * 128; }
+
+/// First-fit allocator of 128-byte-aligned ranges of the pinned ring pool, coalescing on release.
+class pool_allocator {
+ public:
+  explicit pool_allocator(std::uint64_t bytes) {
+    if (bytes) free_[0] = bytes;
+  }
+  std::optional<std::uint64_t> allocate(std::uint64_t n) {
+    n = round128(n);
+    for (auto it = free_.begin(); it != free_.end(); ++it) {
+      if (it->second < n) continue;
+      const std::uint64_t at = it->first, rest = it->second - n;
+      free_.erase(it);
+      if (rest) free_[at + n] = rest;
+      return at;
+    }
+    return std::nullopt;
+  }
+  void release(std::uint64_t at, std::uint64_t n) {
+    n = round128(n);
+    auto it = free_.emplace(at, n).first;
+    if (auto next = std::next(it); next != free_.end() && at + n == next->first) {
+      it->second += next->second;
+      free_.erase(next);
+    }
+    if (it != free_.begin()) {
+      auto prev = std::prev(it);
+      if (prev->first + prev->second == it->first) {
+        prev->second += it->second;
+        free_.erase(it);
+      }
+    }
+  }
+
+ private:
+  std::map<std::uint64_t, std::uint64_t> free_;  // offset -> bytes
+};
+
+/// One bound ring table entry, as the host keeps it.
+struct binding {
+  std::uint32_t kernel_index = 0;
+  gpu_ring_options rings{};
+  std::uint64_t request_offset = 0, reply_offset = 0;  // in the ring pool
+  std::uint64_t request_bytes = 0, reply_bytes = 0;
+  cpu::doorbell* bell = nullptr;
+  bool in_use = false;
+  bool leaked = false;  // its kernel hung: never reused
+};
+
+/// What the monitor watches per bound ring (a snapshot, refreshed when bindings change).
+struct watch {
+  std::uint32_t entry;
+  ring_region requests, replies;
+  cpu::doorbell* bell;
+  std::uint64_t last_head = ~0ull, last_tail = ~0ull;
+};
+
+class device_impl;
+
+class gpu_incarnation final : public incarnation {
+ public:
+  gpu_incarnation(std::shared_ptr<device_impl> dev, std::uint32_t entry, ring_region rq, ring_region rp);
+  ~gpu_incarnation() override;
+
+  const char* backend() const noexcept override { return api::backend; }
+  const char* kernel_name() const noexcept override;
+  type_id request_type() const noexcept override;
+  type_id reply_type() const noexcept override;
+  ring_region requests() noexcept override { return requests_; }
+  std::uint64_t* request_producer_scratch() noexcept override { return scratch_.get(); }
+  ring_region replies() noexcept override { return replies_; }
+  void notify() noexcept override;
+  bool finished() noexcept override { return control().finished(); }
+  control_block& control() noexcept override;
+  bool stop(std::chrono::milliseconds timeout) override;
+  void abandon() noexcept override;
+  bool restart() override;
+
+ private:
+  std::shared_ptr<device_impl> dev_;
+  std::uint32_t entry_;
+  ring_region requests_, replies_;
+  std::unique_ptr<std::uint64_t[]> scratch_;
+  bool abandoned_ = false;
+};
+
+class device_impl final : public gpu_device, public std::enable_shared_from_this<device_impl> {
+ public:
+  device_impl(gpu_device_options opts, kernel_table_info table, gpu_info info)
+      : opts_(std::move(opts)), table_(table), info_(std::move(info)), bindings_(opts_.max_rings),
+        pool_(opts_.ring_pool_bytes) {
+    if (opts_.id.empty()) opts_.id = std::string(api::backend) + ":" + std::to_string(opts_.ordinal);
+    if (opts_.max_rings == 0) throw std::invalid_argument("gpu device: max_rings must be > 0");
+    if (opts_.staging_bytes % 16) throw std::invalid_argument("gpu device: staging_bytes must be a multiple of 16");
+    blocks_ = opts_.blocks ? opts_.blocks : static_cast<std::uint32_t>(std::max(1, info_.multiprocessors));
+    // At most one block per multiprocessor (every block resident at once); capped by the entries.
+    blocks_ = std::min<std::uint32_t>(blocks_, static_cast<std::uint32_t>(std::max(1, info_.multiprocessors)));
+    const std::uint32_t warps = std::max<std::uint32_t>(1, opts_.warps_per_block);
+    threads_ = warps * warp_size_;
+    workers_ = blocks_ * warps;
+    allocate();
+    for (std::uint32_t i = opts_.max_rings; i > 0; --i) free_entries_.push_back(i - 1);
+    {
+      std::lock_guard lock(mu_);
+      std::string why;
+      if (!launch_locked(why)) {
+        release_memory();
+        throw gpu_unavailable(opts_.id + ": the persistent kernel did not launch: " + why);
+      }
+    }
+    monitor_ = std::thread([this] { monitor_loop(); });
+  }
+
+  ~device_impl() override {
+    quit_.store(true, std::memory_order_release);
+    monitor_bell_.ring();
+    if (monitor_.joinable()) monitor_.join();
+    std::lock_guard lock(mu_);
+    if (kernel_running_ && !stop_kernel_locked()) return;  // hung: the pools stay (see the contract)
+    release_memory();
+  }
+
+  // ---- ringflow::device
+  const std::string& id() const noexcept override { return opts_.id; }
+  const char* backend() const noexcept override { return api::backend; }
+  reinit_outcome reinitialize(std::string& detail) override {
+    std::lock_guard lock(mu_);
+    if (poisoned_) {
+      detail = "the " + std::string(api::backend) + " context is poisoned by a sticky error (" + last_error_ +
+               "); only a new process clears it";
+      return reinit_outcome::unsupported;
+    }
+    if (kernel_running_) return reinit_outcome::ok;
+    return launch_locked(detail) ? reinit_outcome::ok : reinit_outcome::failed;
+  }
+
+  // ---- gpu_device
+  incarnation_factory factory(const std::string& kernel, const gpu_ring_options& rings) override {
+    const std::uint32_t k = kernel_index(table_, kernel);
+    if (k >= table_.size) {
+      std::string names;
+      for (const std::string& n : kernels()) names += (names.empty() ? "" : ", ") + n;
+      throw std::invalid_argument("kernel '" + kernel + "' is not in the " + api::backend + " kernel table (" + names +
+                                  "); add it with RINGFLOW_CUDA_KERNELS in one of the program's .cu files");
+    }
+    cpu::ring_storage::validate(rings.requests);
+    cpu::ring_storage::validate(rings.replies);
+    if (rings.replies.arena_bytes && rings.replies.capacity > opts_.max_reply_capacity)
+      throw std::invalid_argument("gpu device: a response ring with an arena may have at most max_reply_capacity (" +
+                                  std::to_string(opts_.max_reply_capacity) + ") slots");
+    const std::uint64_t need = round128(ring_layout{rings.requests}.bytes()) + round128(ring_layout{rings.replies}.bytes());
+    if (need > opts_.ring_pool_bytes)
+      throw std::invalid_argument("gpu device: one ring pair needs " + std::to_string(need) +
+                                  " bytes, more than the whole ring pool (" + std::to_string(opts_.ring_pool_bytes) + ")");
+    std::weak_ptr<device_impl> self = weak_from_this();
+    return [self, k, rings](cpu::doorbell* bell) -> std::unique_ptr<incarnation> {
+      auto dev = self.lock();
+      if (!dev) throw std::runtime_error("gpu device is gone");
+      return dev->create(k, rings, bell);
+    };
+  }
+  const gpu_info& info() const noexcept override { return info_; }
+  std::vector<std::string> kernels() const override {
+    std::vector<std::string> v;
+    for (std::uint32_t i = 0; i < table_.size; ++i) v.emplace_back(table_.name(i));
+    return v;
+  }
+  control_block& kernel_control() noexcept override { return *kernel_control_; }
+  std::uint32_t workers() const noexcept override { return workers_; }
+  std::size_t bound_rings() const override {
+    std::lock_guard lock(mu_);
+    return static_cast<std::size_t>(std::count_if(bindings_.begin(), bindings_.end(), [](const binding& b) { return b.in_use; }));
+  }
+  std::uint64_t kernel_launches() const noexcept override { return launches_.load(std::memory_order_relaxed); }
+  bool poisoned() const noexcept override { return poisoned_flag_.load(std::memory_order_acquire); }
+  bool kernel_hung() const noexcept override { return hung_.load(std::memory_order_acquire); }
+  std::string last_error() const override {
+    std::lock_guard lock(mu_);
+    return last_error_;
+  }
+
+  // ---- for gpu_incarnation
+  const kernel_table_info& table() const noexcept { return table_; }
+  std::uint32_t kernel_of(std::uint32_t entry) const noexcept { return bindings_[entry].kernel_index; }
+  control_block& ring_control(std::uint32_t entry) noexcept { return ring_controls_[entry]; }
+  void wake_monitor() noexcept { monitor_bell_.ring(); }
+
+  std::unique_ptr<incarnation> create(std::uint32_t k, const gpu_ring_options& rings, cpu::doorbell* bell) {
+    std::lock_guard lock(mu_);
+    if (poisoned_) throw std::runtime_error(opts_.id + " is poisoned by a sticky error (" + last_error_ + ")");
+    std::string why;
+    if (!kernel_running_ && !launch_locked(why)) throw std::runtime_error(opts_.id + ": cannot launch its kernel: " + why);
+    if (free_entries_.empty())
+      throw std::runtime_error(opts_.id + ": ring table full (" + std::to_string(opts_.max_rings) + " rings)");
+    binding b;
+    b.kernel_index = k;
+    b.rings = rings;
+    b.bell = bell;
+    b.request_bytes = ring_layout{rings.requests}.bytes();
+    b.reply_bytes = ring_layout{rings.replies}.bytes();
+    const auto rq = pool_.allocate(b.request_bytes);
+    const auto rp = rq ? pool_.allocate(b.reply_bytes) : std::nullopt;
+    if (!rq || !rp) {
+      if (rq) pool_.release(*rq, b.request_bytes);
+      throw std::runtime_error(opts_.id + ": pinned ring pool exhausted (" + std::to_string(opts_.ring_pool_bytes) +
+                               " bytes; gpu_device_options::ring_pool_bytes)");
+    }
+    b.request_offset = *rq;
+    b.reply_offset = *rp;
+    b.in_use = true;
+    const std::uint32_t entry = free_entries_.back();
+    free_entries_.pop_back();
+    bindings_[entry] = b;
+    const ring_region req = ring_region::init(ring_pool_ + b.request_offset, rings.requests);
+    const ring_region rep = ring_region::init(ring_pool_ + b.reply_offset, rings.replies);
+    bind_locked(entry);
+    auto inc = std::make_unique<gpu_incarnation>(shared_from_this(), entry, req, rep);
+    publish_watch_locked();
+    return inc;
+  }
+
+  /// Rebinds a finished entry (its rings emptied) as a new incarnation; relaunches the kernel
+  /// first when it is down. False when the device cannot (poisoned, launch failed).
+  bool rebind(std::uint32_t entry) {
+    std::lock_guard lock(mu_);
+    if (poisoned_ || !ring_controls_[entry].finished()) return false;
+    std::string why;
+    if (!kernel_running_ && !launch_locked(why)) return false;
+    const binding& b = bindings_[entry];
+    discard_ring(ring_region(ring_pool_ + b.request_offset, b.rings.requests));
+    discard_ring(ring_region(ring_pool_ + b.reply_offset, b.rings.replies));
+    bind_locked(entry);
+    publish_watch_locked();
+    return true;
+  }
+
+  bool stop_ring(std::uint32_t entry, std::chrono::milliseconds timeout) {
+    control_block& cb = ring_controls_[entry];
+    set_ctl_bits(entry, persistent_ctl::stop);
+    if (!wait_finished(cb, std::chrono::steady_clock::now() + timeout)) {
+      set_ctl_bits(entry, persistent_ctl::abandon);
+      wait_finished(cb, std::chrono::steady_clock::now() + std::chrono::milliseconds(200));
+      return false;
+    }
+    return cb.current_state() == kernel_state::stopped;
+  }
+  void abandon_ring(std::uint32_t entry) noexcept { set_ctl_bits(entry, persistent_ctl::stop | persistent_ctl::abandon); }
+
+  void release_ring(std::uint32_t entry) noexcept {
+    std::lock_guard lock(mu_);
+    binding& b = bindings_[entry];
+    if (!ring_controls_[entry].finished()) {
+      b.leaked = true;  // a worker may still use these rings: never reuse them
+    } else {
+      pool_.release(b.request_offset, b.request_bytes);
+      pool_.release(b.reply_offset, b.reply_bytes);
+      free_entries_.push_back(entry);
+    }
+    b.in_use = false;
+    b.bell = nullptr;
+    publish_watch_locked();
+  }
+
+ private:
+  static constexpr std::uint32_t warp_size_ = api::warp_size;
+
+  std::uint8_t* dev_address(void* host) const noexcept {
+    return pinned_dev_ + (static_cast<std::uint8_t*>(host) - pinned_);
+  }
+
+  void allocate() {
+    api::use_device(opts_.ordinal);
+    const std::uint64_t table_bytes = round128(sizeof(persistent_ring) * opts_.max_rings);
+    const std::uint64_t controls_bytes = round128(sizeof(control_block) * (opts_.max_rings + 1));
+    pinned_bytes_ = table_bytes + controls_bytes + round128(opts_.ring_pool_bytes);
+    void* p = nullptr;
+    if (const api::error e = api::host_alloc_mapped(&p, pinned_bytes_); e != api::success)
+      throw gpu_unavailable(opts_.id + ": pinned mapped allocation of " + std::to_string(pinned_bytes_) +
+                            " bytes failed: " + describe_error(e));
+    pinned_ = static_cast<std::uint8_t*>(p);
+    std::memset(pinned_, 0, table_bytes + controls_bytes);
+    void* d = nullptr;
+    if (const api::error e = api::device_pointer(&d, p); e != api::success) {
+      release_memory();
+      throw gpu_unavailable(opts_.id + ": no device address for mapped memory: " + describe_error(e));
+    }
+    pinned_dev_ = static_cast<std::uint8_t*>(d);
+    table_entries_ = reinterpret_cast<persistent_ring*>(pinned_);
+    kernel_control_ = reinterpret_cast<control_block*>(pinned_ + table_bytes);
+    ring_controls_ = kernel_control_ + 1;
+    ring_pool_ = pinned_ + table_bytes + controls_bytes;
+
+    const std::uint64_t endpoints = sizeof(persistent_endpoint) * opts_.max_rings;
+    const std::uint64_t staging = static_cast<std::uint64_t>(workers_) * 2 * opts_.staging_bytes;
+    const std::uint64_t scratch = sizeof(std::uint64_t) * opts_.max_rings * opts_.max_reply_capacity;
+    device_bytes_ = round128(endpoints) + round128(staging) + round128(scratch);
+    if (const api::error e = api::device_alloc(&d, device_bytes_); e != api::success) {
+      release_memory();
+      throw gpu_unavailable(opts_.id + ": device allocation of " + std::to_string(device_bytes_) +
+                            " bytes failed: " + describe_error(e));
+    }
+    device_mem_ = static_cast<std::uint8_t*>(d);
+    endpoints_dev_ = reinterpret_cast<persistent_endpoint*>(device_mem_);
+    staging_dev_ = device_mem_ + round128(endpoints);
+    scratch_dev_ = reinterpret_cast<std::uint64_t*>(device_mem_ + round128(endpoints) + round128(staging));
+    api::stream s = nullptr;
+    if (const api::error e = api::stream_create(s); e != api::success) {
+      release_memory();
+      throw gpu_unavailable(opts_.id + ": stream creation failed: " + describe_error(e));
+    }
+    stream_ = s;
+  }
+
+  void release_memory() noexcept {
+    if (stream_) api::stream_destroy(stream_);
+    if (device_mem_) api::free_device(device_mem_);
+    if (pinned_) api::free_host(pinned_);
+    stream_ = nullptr;
+    device_mem_ = nullptr;
+    pinned_ = nullptr;
+  }
+
+  // Launches the persistent kernel (mu_ held, kernel not running). Every entry is unbound first
+  // (ctl = 0): the rings of the previous kernel are faulted and wait for their own restart.
+  bool launch_locked(std::string& why) {
+    api::use_device(opts_.ordinal);
+    api::last_error();  // a previous launch's non-sticky error must not fail this one
+    for (std::uint32_t i = 0; i < opts_.max_rings; ++i) store_release(table_entries_[i].ctl, std::uint64_t{0});
+    kernel_control_->reset(++kernel_epoch_);
+    if (const api::error e = api::memset_async(endpoints_dev_, 0, sizeof(persistent_endpoint) * opts_.max_rings, stream_);
+        e != api::success) {
+      why = "clearing the workers' state failed: " + describe_error(e);
+      note_error_locked(e, why);
+      return false;
+    }
+    persistent_args a;
+    a.rings = reinterpret_cast<persistent_ring*>(dev_address(table_entries_));
+    a.endpoints = endpoints_dev_;
+    a.kernel_control = reinterpret_cast<control_block*>(dev_address(kernel_control_));
+    a.staging = opts_.staging_bytes ? staging_dev_ : nullptr;
+    a.staging_bytes = opts_.staging_bytes;
+    a.max_rings = opts_.max_rings;
+    a.poll_period = opts_.poll_period;
+    a.backoff_max_ns = opts_.backoff_max_ns;
+    if (const api::error e = table_.launch(blocks_, threads_, stream_, a); e != api::success) {
+      why = "launch of " + std::to_string(blocks_) + "x" + std::to_string(threads_) + " failed: " + describe_error(e);
+      note_error_locked(e, why);
+      kernel_control_->fault(kernel_error::launch_failed, poisoned_ ? kernel_error_flags::sticky : 0u, why.c_str());
+      return false;
+    }
+    kernel_running_ = true;
+    stop_requested_ = false;
+    launches_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+
+  void note_error_locked(api::error e, const std::string& what) {
+    last_error_ = what;
+    if (api::classify(e).sticky) {
+      poisoned_ = true;
+      poisoned_flag_.store(true, std::memory_order_release);
+    }
+  }
+
+  // Binds entry `entry` (mu_ held; the entry finished or fresh, its rings formatted or emptied).
+  void bind_locked(std::uint32_t entry) {
+    const binding& b = bindings_[entry];
+    persistent_ring& r = table_entries_[entry];
+    r.kernel_index = b.kernel_index;
+    r.max_batch = b.rings.max_batch;
+    r.requests = dev_address(ring_pool_ + b.request_offset);
+    r.replies = dev_address(ring_pool_ + b.reply_offset);
+    r.control = reinterpret_cast<control_block*>(dev_address(&ring_controls_[entry]));
+    r.reply_scratch = b.rings.replies.arena_bytes ? scratch_dev_ + static_cast<std::uint64_t>(entry) * opts_.max_reply_capacity : nullptr;
+    r.request_config = b.rings.requests;
+    r.reply_config = b.rings.replies;
+    ring_controls_[entry].reset(++ring_epoch_);
+    // Release: the entry, the control block's reset and the rings' formatting are visible to the
+    // worker that acquires the new generation.
+    store_release(r.ctl, (++generation_) << persistent_ctl::generation_shift);
+  }
+
+  void set_ctl_bits(std::uint32_t entry, std::uint64_t bits) noexcept {
+    std::lock_guard lock(mu_);
+    persistent_ring& r = table_entries_[entry];
+    const std::uint64_t ctl = load_relaxed(r.ctl);  // only this side writes it (under mu_)
+    if (ctl != 0) store_release(r.ctl, ctl | bits);
+  }
+
+  static bool wait_finished(control_block& cb, std::chrono::steady_clock::time_point deadline) {
+    for (std::uint32_t i = 0; !cb.finished(); ++i) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      if (i < 64)
+        std::this_thread::yield();
+      else
+        std::this_thread::sleep_for(std::chrono::microseconds(50));  // a drain takes microseconds to ms
+    }
+    return true;
+  }
+
+  // Stops the kernel at shutdown (mu_ held): every ring's stop bit, the kernel's stop flag, then
+  // the stream until done or the stop timeout. False: the kernel hangs.
+  bool stop_kernel_locked() {
+    api::use_device(opts_.ordinal);
+    for (std::uint32_t i = 0; i < opts_.max_rings; ++i) {
+      const std::uint64_t ctl = load_relaxed(table_entries_[i].ctl);
+      if (ctl) store_release(table_entries_[i].ctl, ctl | persistent_ctl::stop | persistent_ctl::abandon);
+    }
+    stop_requested_ = true;
+    kernel_control_->request_stop();
+    const auto deadline = std::chrono::steady_clock::now() + opts_.stop_timeout;
+    for (;;) {
+      const api::error e = api::stream_query(stream_);
+      if (!api::not_ready(e)) {
+        kernel_running_ = false;
+        return true;
+      }
+      if (std::chrono::steady_clock::now() > deadline) {
+        hung_.store(true, std::memory_order_release);
+        last_error_ = "the persistent kernel ignored its stop flag for " + std::to_string(opts_.stop_timeout.count()) + " ms";
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+  }
+
+  // The kernel ended (mu_ held): record why and fault every bound ring that was not stopped.
+  void kernel_ended_locked(api::error e) {
+    kernel_running_ = false;
+    std::string detail;
+    api::fault_kind f{kernel_error::crashed, false};
+    if (e == api::success) {
+      if (stop_requested_) {
+        kernel_control_->set_state(kernel_state::stopped);
+        return;
+      }
+      detail = std::string(api::backend) + " persistent kernel ended without a stop request";
+    } else {
+      f = api::classify(e);
+      detail = std::string(api::backend) + " persistent kernel: " + describe_error(e);
+      note_error_locked(e, detail);
+    }
+    last_error_ = detail;
+    const std::uint32_t flags = f.sticky ? kernel_error_flags::sticky : 0u;
+    kernel_control_->fault(f.code, flags, detail.c_str());
+    for (std::uint32_t i = 0; i < opts_.max_rings; ++i) {
+      if (!bindings_[i].in_use) continue;
+      // Nothing runs on the device any more: the host is the only writer of these blocks now.
+      if (ring_controls_[i].current_state() != kernel_state::stopped) ring_controls_[i].fault(f.code, flags, detail.c_str());
+      if (bindings_[i].bell) bindings_[i].bell->ring();
+    }
+  }
+
+  void publish_watch_locked() {
+    auto w = std::make_shared<std::vector<watch>>();
+    for (std::uint32_t i = 0; i < opts_.max_rings; ++i) {
+      const binding& b = bindings_[i];
+      if (!b.in_use) continue;
+      w->push_back({i, ring_region(ring_pool_ + b.request_offset, b.rings.requests),
+                    ring_region(ring_pool_ + b.reply_offset, b.rings.replies), b.bell});
+    }
+    std::lock_guard wl(watch_mu_);
+    watch_ = std::move(w);
+    watch_version_.fetch_add(1, std::memory_order_release);
+  }
+
+  // The monitor: rings completion bells when a response ring moved (the device cannot), and checks
+  // every millisecond whether the kernel is still running.
+  void monitor_loop() {
+    api::use_device(opts_.ordinal);
+    std::vector<watch> rings;
+    std::uint64_t version = ~0ull;
+    auto last_check = std::chrono::steady_clock::now();
+    std::uint32_t idle = 0;
+    while (!quit_.load(std::memory_order_acquire)) {
+      if (const std::uint64_t v = watch_version_.load(std::memory_order_acquire); v != version) {
+        std::lock_guard wl(watch_mu_);
+        version = watch_version_.load(std::memory_order_relaxed);
+        std::vector<watch> next = watch_ ? *watch_ : std::vector<watch>{};
+        for (watch& n : next)  // keep what was seen of rings still bound
+          for (const watch& o : rings)
+            if (o.entry == n.entry && o.replies.base() == n.replies.base()) n.last_head = o.last_head, n.last_tail = o.last_tail;
+        rings = std::move(next);
+      }
+      const bool outstanding = sweep(rings);
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_check >= std::chrono::milliseconds(1)) {
+        last_check = now;
+        check_kernel();
+      }
+      if (outstanding) {
+        if (++idle < 2000)
+          cpu_relax();
+        else
+          std::this_thread::yield();
+        continue;
+      }
+      idle = 0;
+      const cpu::doorbell::token t = monitor_bell_.prepare_wait();
+      if (quit_.load(std::memory_order_acquire) || sweep(rings)) {
+        monitor_bell_.cancel_wait();
+        continue;
+      }
+      monitor_bell_.wait(t, std::chrono::milliseconds(1));  // also the kernel check's period
+    }
+  }
+
+  // One pass over the watched rings: rings a bell when a ring's consumed position (head,
+  // acquire: the replies written before it are visible) or its replies' tail moved. True while a
+  // request is waiting or being served.
+  static bool sweep(std::vector<watch>& rings) {
+    bool outstanding = false;
+    for (watch& w : rings) {
+      const std::uint64_t head = load_acquire(w.requests.shared()->head);
+      const std::uint64_t tail = ring_observer(w.replies).tail();
+      if (head != w.last_head || tail != w.last_tail) {
+        w.last_head = head;
+        w.last_tail = tail;
+        if (w.bell) w.bell->ring();
+      }
+      outstanding = outstanding || ring_observer(w.requests).tail() != head;
+    }
+    return outstanding;
+  }
+
+  void check_kernel() {
+    std::lock_guard lock(mu_);
+    if (!kernel_running_) return;
+    const api::error e = api::stream_query(stream_);
+    if (api::not_ready(e)) return;
+    kernel_ended_locked(e);
+  }
+
+  gpu_device_options opts_;
+  kernel_table_info table_;
+  gpu_info info_;
+  std::uint32_t blocks_ = 1, threads_ = 32, workers_ = 1;
+
+  std::uint8_t* pinned_ = nullptr;
+  std::uint8_t* pinned_dev_ = nullptr;
+  std::uint64_t pinned_bytes_ = 0;
+  persistent_ring* table_entries_ = nullptr;
+  control_block* kernel_control_ = nullptr;
+  control_block* ring_controls_ = nullptr;
+  std::uint8_t* ring_pool_ = nullptr;
+  std::uint8_t* device_mem_ = nullptr;
+  std::uint64_t device_bytes_ = 0;
+  persistent_endpoint* endpoints_dev_ = nullptr;
+  std::uint8_t* staging_dev_ = nullptr;
+  std::uint64_t* scratch_dev_ = nullptr;
+  api::stream stream_ = nullptr;
+
+  mutable std::mutex mu_;  // everything below, and the ring table's host lines
+  std::vector<binding> bindings_;
+  std::vector<std::uint32_t> free_entries_;
+  pool_allocator pool_;
+  bool kernel_running_ = false;
+  bool stop_requested_ = false;
+  bool poisoned_ = false;
+  std::string last_error_;
+  std::uint64_t generation_ = 0, kernel_epoch_ = 0, ring_epoch_ = 0;
+
+  std::atomic<bool> poisoned_flag_{false};
+  std::atomic<bool> hung_{false};
+  std::atomic<std::uint64_t> launches_{0};
+  std::atomic<bool> quit_{false};
+  cpu::doorbell monitor_bell_;
+  std::mutex watch_mu_;
+  std::shared_ptr<const std::vector<watch>> watch_;
+  std::atomic<std::uint64_t> watch_version_{0};
+  std::thread monitor_;
+};
+
+gpu_incarnation::gpu_incarnation(std::shared_ptr<device_impl> dev, std::uint32_t entry, ring_region rq, ring_region rp)
+    : dev_(std::move(dev)), entry_(entry), requests_(rq), replies_(rp) {
+  const std::uint64_t words = ring_layout{rq.config()}.producer_scratch_words();
+  if (words) scratch_ = std::make_unique<std::uint64_t[]>(words);
+}
+
+gpu_incarnation::~gpu_incarnation() {
+  if (!finished() && !abandoned_) dev_->stop_ring(entry_, std::chrono::milliseconds(1000));
+  dev_->release_ring(entry_);
+}
+
+const char* gpu_incarnation::kernel_name() const noexcept { return dev_->table().name(dev_->kernel_of(entry_)); }
+type_id gpu_incarnation::request_type() const noexcept { return dev_->table().request_type(dev_->kernel_of(entry_)); }
+type_id gpu_incarnation::reply_type() const noexcept { return dev_->table().reply_type(dev_->kernel_of(entry_)); }
+void gpu_incarnation::notify() noexcept { dev_->wake_monitor(); }
+control_block& gpu_incarnation::control() noexcept { return dev_->ring_control(entry_); }
+bool gpu_incarnation::stop(std::chrono::milliseconds timeout) {
+  if (finished()) return control().current_state() == kernel_state::stopped;
+  return dev_->stop_ring(entry_, timeout);
+}
+void gpu_incarnation::abandon() noexcept {
+  abandoned_ = true;
+  dev_->abandon_ring(entry_);
+}
+bool gpu_incarnation::restart() {
+  if (abandoned_) return false;
+  if (!dev_->rebind(entry_)) return false;
+  if (scratch_) std::fill_n(scratch_.get(), ring_layout{requests_.config()}.producer_scratch_words(), 0);
+  return true;
+}
+
+}  // namespace
+
+gpu_probe probe() noexcept {
+  gpu_probe p;
+  p.backend = api::backend;
+  try {
+    int n = 0;
+    if (const api::error e = api::device_count(n); e != api::success) {
+      p.detail = std::string("no ") + api::backend + " device: " + describe_error(e);
+      return p;
+    }
+    int driver = 0, runtime = 0;
+    api::versions(driver, runtime);
+    const std::string versions = "driver " + std::to_string(driver) + ", runtime " + std::to_string(runtime);
+    if (n == 0) {
+      p.detail = std::string("no ") + api::backend + " device: the driver reports 0 devices (" + versions + ")";
+      return p;
+    }
+    std::string why;
+    for (int i = 0; i < n; ++i) {
+      gpu_info info;
+      if (const api::error e = api::describe(i, info); e != api::success) {
+        why += (why.empty() ? "" : "; ") + std::string("device ") + std::to_string(i) + ": " + describe_error(e);
+        continue;
+      }
+      if (!info.can_map_host_memory) why += (why.empty() ? "" : "; ") + info.name + " cannot map host memory";
+      p.usable = p.usable || info.can_map_host_memory;
+      p.devices.push_back(std::move(info));
+    }
+    p.detail = versions + (why.empty() ? "" : "; " + why);
+  } catch (const std::exception& e) {
+    p.detail = std::string("probe failed: ") + e.what();
+  }
+  return p;
+}
+
+std::shared_ptr<gpu_device> open(gpu_device_options opts) {
+  const gpu_probe p = probe();
+  const auto it = std::find_if(p.devices.begin(), p.devices.end(), [&](const gpu_info& i) { return i.ordinal == opts.ordinal; });
+  if (it == p.devices.end())
+    throw gpu_unavailable(std::string(api::backend) + ":" + std::to_string(opts.ordinal) + " is not usable: " +
+                          (p.detail.empty() ? "no such device" : p.detail));
+  if (!it->can_map_host_memory)
+    throw gpu_unavailable(std::string(api::backend) + ":" + std::to_string(opts.ordinal) + " (" + it->name +
+                          ") cannot map host memory: ring kernels need it");
+  const kernel_table_info table = select_kernel_table(api::backend, RINGFLOW_GPU_BUILTIN_TABLE());
+  return std::make_shared<device_impl>(std::move(opts), table, *it);
+}
+
+}  // namespace ringflow::gpu::RINGFLOW_GPU_NS
+
+namespace ringflow::gpu {
+gpu_probe RINGFLOW_GPU_PROBE_FN() { return RINGFLOW_GPU_NS::probe(); }
+std::shared_ptr<gpu_device> RINGFLOW_GPU_MAKE_FN(gpu_device_options opts) { return RINGFLOW_GPU_NS::open(std::move(opts)); }
+}  // namespace ringflow::gpu

@@ -1,0 +1,279 @@
+// ringflow/persistent.hpp — one persistent kernel hosting many logical ring actors (the GPU
+// backends' device loop), host and device portable.
+//
+// Contract
+//   * A persistent kernel serves a *ring table*: `max_rings` entries (persistent_ring) in memory
+//     both sides reach (pinned mapped host memory on a GPU). Each entry binds one logical ring
+//     actor: a request ring, a response ring, the kernel of the kernel table that serves it, and
+//     the ring's own control_block (state, heartbeat, progress, errors of that ring actor).
+//     The kernel itself has one more control_block (the whole kernel: stop flag, running, beat).
+//   * Workers: the kernel runs `workers` independent workers (one per warp on a GPU: lane 0 serves,
+//     the other lanes only keep the warp resident); worker w serves entries w, w + workers, ...
+//     Each pass it polls the next slot sequence word of each of its running rings (one read across
+//     PCIe says whether a message is there), serves up to the entry's max_batch requests per ring,
+//     and backs off exponentially (ringflow::backoff: __nanosleep / s_sleep) when a pass found no
+//     work. Every `poll_period` passes it reads each of its entries' control word (binding and stop
+//     requests) and publishes each running ring's heartbeat and counters (stores only: no
+//     read-modify-write crosses PCIe, no read of host memory on the hot path except seq words).
+//   * Entry control word `ctl` (host writes, kernel reads): generation << 2 | abandon << 1 | stop.
+//     Bind: the host fills the entry and the ring's control block (reset: state `starting`), then
+//     store-releases ctl = generation << 2 with a new generation. The worker that sees a new
+//     generation (acquire) validates the rings (magic, geometry equal to the entry's pinned copy,
+//     kernel index inside the table) — `faulted` / bad_ring if not — builds its endpoints (in the
+//     worker's private memory: device memory on a GPU) and sets `running`.
+//     Stop (stop bit): the worker sets `draining`, serves what is in the request ring (at most one
+//     ring capacity: a producer that keeps pushing cannot keep it alive), publishes, and sets
+//     `stopped` (release: every reply is visible first). A drain blocked on a full response ring
+//     waits (polling) until the host reads replies; the abandon bit ends it at once with
+//     `faulted` / reply_stuck. After `stopped` / `faulted` the entry is idle until the next
+//     generation; the host may then reuse the entry and its rings.
+//     Kernel stop (the kernel control block's stop flag): every running ring drains as above, and
+//     each worker returns once all of its entries are idle; the host sees the kernel end (stream
+//     query) and sets the kernel's state. A worker never sets the kernel `stopped` itself.
+//   * Faults the device cannot report itself (a trap, an illegal address: the whole grid dies) are
+//     the host's to record: it marks every bound ring's control block faulted (sticky flag when the
+//     context is poisoned) once the kernel is gone — the single-writer rule holds because nothing
+//     runs on the device any more.
+//   * Deadlines are not checked in the kernel (device clocks differ from the host's steady clock);
+//     the ring actor's deadlines and timeouts still apply on the host.
+//   * Kernel table: kernel_table<K1, K2, ...> dispatches by index with serve_one<K> (type check,
+//     handler, exactly one reply per request). Its order is the entries' kernel_index.
+//
+// Thread-safety: each entry has one host writer (the backend's controlling thread) and one device
+// worker; each ring has one producer and one consumer as ring.hpp describes.
+#pragma once
+
+#include <cstdint>
+
+#include "ringflow/control_block.hpp"
+#include "ringflow/kernel.hpp"
+#include "ringflow/ring.hpp"
+
+namespace ringflow {
+
+/// Bits of persistent_ring::ctl (below the generation).
+namespace persistent_ctl {
+inline constexpr std::uint64_t stop = 1u << 0;
+inline constexpr std::uint64_t abandon = 1u << 1;
+inline constexpr unsigned generation_shift = 2;
+RINGFLOW_HD constexpr std::uint64_t generation(std::uint64_t ctl) { return ctl >> generation_shift; }
+}  // namespace persistent_ctl
+
+/// One ring table entry (host writes, kernel reads); 128-byte aligned so entries share no line.
+struct persistent_ring {
+  alignas(128) std::uint64_t ctl;  // see persistent_ctl; written last (release) when binding
+  std::uint32_t kernel_index;      // index into the kernel table
+  std::uint32_t max_batch;         // requests served per pass before the worker moves on
+  byte* requests;                  // device addresses of the two ring regions
+  byte* replies;
+  control_block* control;          // device address of the ring's control block
+  std::uint64_t* reply_scratch;    // the reply producer's arena bookkeeping (device memory) or null
+  ring_config request_config;      // pinned geometry: the worker never reads it from the rings
+  ring_config reply_config;
+};
+static_assert(sizeof(persistent_ring) == 128);
+
+/// A worker's private state for one entry (device memory on a GPU; never read by the host).
+struct persistent_endpoint {
+  enum : std::uint32_t { idle = 0, running = 1, draining = 2 };
+  std::uint64_t seen_generation;
+  std::uint32_t phase;
+  std::uint32_t kernel_index;
+  std::uint32_t max_batch;
+  std::uint32_t drain_budget;  // requests left to serve while draining
+  control_block* control;
+  ring_consumer requests;
+  ring_producer replies;
+  // Published to the ring's control block with plain stores every poll period.
+  std::uint64_t heartbeat;
+  std::uint64_t last_progress;
+  std::uint64_t processed;
+  std::uint64_t handler_errors;
+  std::uint64_t rejected;
+};
+
+/// Everything a worker needs (passed by value to the kernel launch).
+struct persistent_args {
+  persistent_ring* rings = nullptr;          // the table (host-mapped on a GPU)
+  persistent_endpoint* endpoints = nullptr;  // one per entry (worker-private memory)
+  control_block* kernel_control = nullptr;   // the whole kernel's control block
+  std::uint8_t* staging = nullptr;           // per worker: staging_bytes for requests + as many for replies
+  std::uint32_t staging_bytes = 0;           // multiple of 16; 0 = no staging (rings read in place)
+  std::uint32_t max_rings = 0;
+  std::uint32_t poll_period = 32;            // passes between control-word checks / heartbeats
+  std::uint32_t backoff_max_ns = 2048;       // idle back-off ceiling
+};
+
+/// The kernels one persistent kernel can serve, by index.
+template <ring_kernel... Ks>
+struct kernel_table {
+  static constexpr std::uint32_t size = sizeof...(Ks);
+  static_assert(size > 0, "a kernel table needs at least one kernel");
+
+  RINGFLOW_HD static serve_result serve(std::uint32_t index, ring_consumer& rq, ring_producer& rp, serve_tally& t,
+                                        const serve_staging* staging) {
+    return serve_at<0, Ks...>(index, rq, rp, t, staging);
+  }
+  /// Host-side description (names and message types by index).
+  static const char* name(std::uint32_t i) {
+    constexpr const char* names[] = {Ks::name...};
+    return i < size ? names[i] : nullptr;
+  }
+  static type_id request_type(std::uint32_t i) {
+    constexpr type_id ids[] = {Ks::request::id...};
+    return i < size ? ids[i] : 0;
+  }
+  static type_id reply_type(std::uint32_t i) {
+    constexpr type_id ids[] = {Ks::reply::id...};
+    return i < size ? ids[i] : 0;
+  }
+
+ private:
+  template <std::uint32_t I, class K, class... Rest>
+  RINGFLOW_HD static serve_result serve_at(std::uint32_t index, ring_consumer& rq, ring_producer& rp, serve_tally& t,
+                                           const serve_staging* staging) {
+    if (index == I) return serve_one<K>(rq, rp, 0, t, staging);
+    if constexpr (sizeof...(Rest) > 0) {
+      return serve_at<I + 1, Rest...>(index, rq, rp, t, staging);
+    } else {
+      return serve_result::idle;  // unreachable: the index is validated when the ring binds
+    }
+  }
+};
+
+namespace detail {
+
+RINGFLOW_HD inline void publish_ring_counters(persistent_endpoint& e) {
+  e.control->publish_counters(e.heartbeat, e.last_progress, e.processed, e.handler_errors, e.rejected);
+}
+
+/// Binds entry `r` to endpoint `e` (a new generation was seen). False: the entry is unusable.
+template <class Table>
+RINGFLOW_HD bool bind_entry(const persistent_ring& r, persistent_endpoint& e) {
+  e.control = r.control;
+  e.kernel_index = r.kernel_index;
+  e.max_batch = r.max_batch ? r.max_batch : 1;
+  e.heartbeat = e.last_progress = e.processed = e.handler_errors = e.rejected = 0;
+  const ring_region rq(r.requests, r.request_config), rp(r.replies, r.reply_config);
+  if (r.kernel_index >= Table::size) {
+    e.control->fault(kernel_error::bad_ring, 0, "ring table entry names a kernel outside the kernel table");
+    return false;
+  }
+  if (!r.request_config.valid() || !r.reply_config.valid() || !rq.valid() || !rp.valid() || !rq.config_intact() ||
+      !rp.config_intact()) {
+    e.control->fault(kernel_error::bad_ring, 0, "ring region failed validation (magic or geometry)");
+    return false;
+  }
+  e.requests = ring_consumer(rq);
+  e.replies = ring_producer(rp, r.reply_scratch);
+  e.control->set_state(kernel_state::running);
+  return true;
+}
+
+/// Serves up to `limit` requests of a running or draining ring. Returns what the last call said.
+template <class Table>
+RINGFLOW_HD serve_result serve_ring(persistent_endpoint& e, std::uint32_t limit, std::uint32_t& served,
+                                    const serve_staging* staging) {
+  serve_tally tally;
+  serve_result r = serve_result::idle;
+  for (served = 0; served < limit; ++served) {
+    r = Table::serve(e.kernel_index, e.requests, e.replies, tally, staging);
+    if (r != serve_result::served) break;
+  }
+  if (tally.served) {
+    e.processed += tally.served;
+    e.handler_errors += tally.handler_errors;
+    e.rejected += tally.rejected;
+    e.last_progress = e.heartbeat;
+  }
+  return r;
+}
+
+}  // namespace detail
+
+/// The worker loop of a persistent kernel (see the contract above). Returns when the kernel's
+/// stop flag is set and every entry of this worker is idle.
+template <class Table>
+RINGFLOW_HD void persistent_worker(const persistent_args& a, std::uint32_t worker, std::uint32_t workers) {
+  if (worker == 0) a.kernel_control->set_state(kernel_state::running);
+  serve_staging staging_buf;
+  const serve_staging* staging = nullptr;
+  if (a.staging && a.staging_bytes) {
+    std::uint8_t* base = a.staging + static_cast<std::uint64_t>(worker) * 2 * a.staging_bytes;
+    staging_buf = {base, a.staging_bytes, base + a.staging_bytes, a.staging_bytes};
+    staging = &staging_buf;
+  }
+  const std::uint32_t period = a.poll_period ? a.poll_period : 1;
+  backoff bo;
+  bo.max_ns = a.backoff_max_ns;
+  std::uint64_t pass = 0;
+  bool stopping = false;
+  for (;;) {
+    const bool check = pass % period == 0;
+    ++pass;
+    if (check) {
+      stopping = stopping || a.kernel_control->stop_is_requested();
+      if (worker == 0) a.kernel_control->publish_counters(pass, pass, 0, 0, 0);
+    }
+    bool work = false;
+    bool busy = false;  // some entry of this worker is running or draining
+    for (std::uint32_t i = worker; i < a.max_rings; i += workers) {
+      persistent_endpoint& e = a.endpoints[i];
+      if (check) {
+        // Acquire: pairs with the host's release of ctl; the entry and the rings' formatting
+        // written before it are visible.
+        const std::uint64_t ctl = load_acquire(a.rings[i].ctl);
+        const std::uint64_t gen = persistent_ctl::generation(ctl);
+        if (gen != 0 && gen != e.seen_generation) {
+          e.seen_generation = gen;
+          e.phase = detail::bind_entry<Table>(a.rings[i], e) ? persistent_endpoint::running : persistent_endpoint::idle;
+        }
+        if (e.phase != persistent_endpoint::idle && gen == e.seen_generation) {
+          if (ctl & persistent_ctl::abandon) {
+            e.requests.publish();
+            detail::publish_ring_counters(e);
+            e.control->fault(kernel_error::reply_stuck, 0, "stop: abandoned while draining (response ring full)");
+            e.phase = persistent_endpoint::idle;
+            continue;
+          }
+          if (e.phase == persistent_endpoint::running && ((ctl & persistent_ctl::stop) || stopping)) {
+            e.phase = persistent_endpoint::draining;
+            e.drain_budget = e.requests.region().config().capacity;
+            e.control->set_state(kernel_state::draining);
+          }
+        }
+        if (e.phase != persistent_endpoint::idle) {
+          ++e.heartbeat;
+          detail::publish_ring_counters(e);
+        }
+      }
+      if (e.phase == persistent_endpoint::idle) continue;
+      busy = true;
+      if (e.phase == persistent_endpoint::running) {
+        std::uint32_t served = 0;
+        detail::serve_ring<Table>(e, e.max_batch, served, staging);
+        work = work || served > 0;
+        continue;
+      }
+      // draining
+      std::uint32_t served = 0;
+      const serve_result r = detail::serve_ring<Table>(e, e.drain_budget, served, staging);
+      e.drain_budget -= served;
+      work = work || served > 0;
+      if (r == serve_result::blocked) continue;  // the host must read replies; abandon ends it
+      if (r == serve_result::idle || e.drain_budget == 0) {
+        e.requests.publish();
+        detail::publish_ring_counters(e);
+        e.control->set_state(kernel_state::stopped);  // release: every reply above is visible first
+        e.phase = persistent_endpoint::idle;
+      }
+    }
+    if (stopping && !busy) return;
+    if (work)
+      bo.reset();
+    else
+      bo.pause();
+  }
+}
+
+}  // namespace ringflow
