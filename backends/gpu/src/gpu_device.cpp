@@ -475,7 +475,10 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     for (std::uint32_t i = 0; i < opts_.max_rings; ++i) {
       if (!bindings_[i].in_use) continue;
       // Nothing runs on the device any more: the host is the only writer of these blocks now.
-      if (ring_controls_[i].current_state() != kernel_state::stopped) ring_controls_[i].fault(f.code, flags, detail.c_str());
+      // Only a ring the host itself stopped is left as it is; any other is no longer served.
+      const bool stopped_on_request = (load_relaxed(table_entries_[i].ctl) & persistent_ctl::stop) != 0 &&
+                                      ring_controls_[i].current_state() == kernel_state::stopped;
+      if (!stopped_on_request) ring_controls_[i].fault(f.code, flags, detail.c_str());
       if (bindings_[i].bell) bindings_[i].bell->ring();
     }
   }

@@ -1,0 +1,36 @@
+// tests/support/trap_kernel.hpp — a test ring kernel that kills its device: Echo, except that a
+// request whose sequence is trap_sequence traps (__trap() on CUDA, __builtin_trap() on HIP; on the
+// host — the CPU backend, the GPU emulator — it throws, which the CPU kernel answers with a
+// handler_fault error reply and the emulator turns into a dead grid).
+#pragma once
+
+#include <stdexcept>
+
+#include "ringflow/kernel.hpp"
+
+namespace ringflow::test {
+
+inline constexpr std::uint64_t trap_sequence = 0x7a7a7a7aull;
+
+RINGFLOW_HD inline void trap_now() {
+#if defined(__CUDA_ARCH__)
+  __trap();
+#elif defined(__HIP_DEVICE_COMPILE__)
+  __builtin_trap();
+#else
+  throw std::runtime_error("trap kernel: trapped (host)");
+#endif
+}
+
+struct TrapKernel {
+  using request = msg::Echo;
+  using reply = msg::Echo;
+  static constexpr const char* name = "trap";
+  RINGFLOW_HD static std::uint32_t reply_capacity(const msg_view& in) { return in.payload.size; }
+  RINGFLOW_HD static status handle(const msg_view& in, reply_writer& out) {
+    if (in.as<msg::Echo>().sequence() == trap_sequence) trap_now();
+    return out.copy(msg::Echo::id, in.payload.data, in.payload.size);
+  }
+};
+
+}  // namespace ringflow::test

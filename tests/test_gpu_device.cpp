@@ -1,0 +1,418 @@
+// The GPU device (backends/gpu): one persistent kernel hosting many ring actors. One source, three
+// builds: against the host emulator (RINGFLOW_DUT_EMULATED: CI, labels unit + tsan — proves the
+// host logic and the ring-table protocol, not device code), and against the CUDA and HIP
+// backends (RINGFLOW_DUT_CUDA / _HIP: label gpu, exit 77 without a device).
+// Checked: the kernel table; round trips of every demo kernel with replies bit-identical to the
+// CPU backend's serve_one; many rings at once in one kernel; stop with messages in flight (every
+// request answered); abandon of a drain blocked on a full response ring (reply_stuck); a
+// corrupt ring (bad_ring); a trap -> sticky device fault on every ring of the kernel, the device
+// poisoned, reinitialize unsupported, the process alive; under the fault ladder a trap is
+// rerouted to the CPU and every request answered exactly once (the trapping one with a typed
+// error); relaunch after a transient kernel death (emulator only: a GPU cannot be made to do it).
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <optional>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "actor_test_support.hpp"
+#include "ringflow/cpu/ring_storage.hpp"
+#include "ringflow/demo_kernels.hpp"
+#include "ringflow/gpu/gpu_device.hpp"
+#include "ringflow/supervision/fault_ladder.hpp"
+#include "support/exactly_once.hpp"
+#include "support/trap_kernel.hpp"
+#include "test_support.hpp"
+
+#if defined(RINGFLOW_DUT_EMULATED)
+#include "support/gpu_emulator.hpp"
+#endif
+
+using namespace ringflow;
+using namespace ringflow::test;
+using namespace std::chrono_literals;
+using ringflow::demo_kernels::EchoKernel;
+using ringflow::demo_kernels::SaxpyKernel;
+using ringflow::demo_kernels::ScoreKernel;
+
+namespace {
+
+#if defined(RINGFLOW_DUT_EMULATED)
+// The emulator's table: what RINGFLOW_CUDA_KERNELS(TrapKernel) registers for a GPU build.
+using test_table = gpu::table_with_demos<TrapKernel>;
+[[maybe_unused]] const bool registered =
+    gpu::register_kernel_table(gpu::describe_table<test_table>("emulated", &gpu::emulator::launch_table<test_table>));
+std::shared_ptr<gpu::gpu_device> open_device(gpu::gpu_device_options o) { return gpu::make_emulated_device(std::move(o)); }
+constexpr bool emulated = true;
+#elif defined(RINGFLOW_DUT_CUDA)
+std::shared_ptr<gpu::gpu_device> open_device(gpu::gpu_device_options o) { return gpu::make_cuda_device(std::move(o)); }
+constexpr bool emulated = false;
+#else
+std::shared_ptr<gpu::gpu_device> open_device(gpu::gpu_device_options o) { return gpu::make_hip_device(std::move(o)); }
+constexpr bool emulated = false;
+#endif
+
+gpu::gpu_device_options small_options() {
+  gpu::gpu_device_options o;
+  o.max_rings = 128;
+  o.ring_pool_bytes = 16ull << 20;
+  o.max_reply_capacity = 256;
+  o.warps_per_block = emulated ? 1 : 4;  // emulator: 2 "multiprocessors" x 1 = 2 worker threads
+  o.stop_timeout = 5000ms;
+  return o;
+}
+
+gpu::gpu_ring_options small_rings(std::uint32_t capacity = 64, std::uint32_t arena = 0) {
+  gpu::gpu_ring_options r;
+  r.requests = {capacity, 256, arena, 0};
+  r.replies = {capacity, 256, arena, 0};
+  return r;
+}
+
+struct reply {
+  slot_header header{};
+  std::vector<std::uint8_t> bytes;
+};
+
+/// The host side of one incarnation's rings, driven directly (no actor layer).
+struct ring_driver {
+  incarnation& inc;
+  ring_producer requests;
+  ring_consumer replies;
+  explicit ring_driver(incarnation& i)
+      : inc(i), requests(i.requests(), i.request_producer_scratch()), replies(i.replies()) {}
+
+  bool push(type_id type, std::uint64_t corr, const std::vector<std::uint8_t>& payload) {
+    ring_message m{};
+    m.header.correlation_id = corr;
+    m.header.type_id = type;
+    m.payload = payload.data();
+    m.payload_len = static_cast<std::uint32_t>(payload.size());
+    const bool ok = requests.try_push(m) == ring_status::ok;
+    inc.notify();
+    return ok;
+  }
+  std::optional<reply> pop(std::chrono::milliseconds limit = 10000ms) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+      if (const slot_header* h = replies.try_peek()) {
+        reply r;
+        r.header = *h;
+        const std::uint8_t* p = replies.payload(h);
+        r.bytes.assign(p, p + h->payload_len);
+        replies.release();
+        return r;
+      }
+      if (std::chrono::steady_clock::now() > end) return std::nullopt;
+      std::this_thread::yield();
+    }
+  }
+};
+
+/// What the CPU backend's serve_one answers to `payload` with kernel K (the reference).
+template <class K>
+reply cpu_reference(type_id type, std::uint64_t corr, const std::vector<std::uint8_t>& payload) {
+  const ring_config cfg{4, 1024, 0, 0};
+  cpu::ring_storage rq(cfg), rp(cfg);
+  ring_producer host_req(rq.region(), rq.producer_scratch());
+  ring_consumer kernel_req(rq.region());
+  ring_producer kernel_rep(rp.region(), rp.producer_scratch());
+  ring_consumer host_rep(rp.region());
+  ring_message m{};
+  m.header.correlation_id = corr;
+  m.header.type_id = type;
+  m.payload = payload.data();
+  m.payload_len = static_cast<std::uint32_t>(payload.size());
+  REQUIRE(host_req.try_push(m) == ring_status::ok);
+  serve_tally t;
+  REQUIRE(serve_one<K>(kernel_req, kernel_rep, 0, t) == serve_result::served);
+  const slot_header* h = host_rep.try_peek();
+  REQUIRE(h);
+  reply r;
+  r.header = *h;
+  r.bytes.assign(host_rep.payload(h), host_rep.payload(h) + h->payload_len);
+  return r;
+}
+
+void require_same(const reply& got, const reply& want) {
+  CHECK(got.header.correlation_id == want.header.correlation_id);
+  CHECK(got.header.status == want.header.status);
+  CHECK(got.header.type_id == want.header.type_id);
+  // The arena bit says where the ring put the payload (a property of the ring, not the reply).
+  CHECK((got.header.flags & ~slot_flags::arena) == (want.header.flags & ~slot_flags::arena));
+  REQUIRE(got.bytes.size() == want.bytes.size());
+  CHECK(std::memcmp(got.bytes.data(), want.bytes.data(), got.bytes.size()) == 0);
+}
+
+std::vector<std::uint8_t> random_saxpy(std::mt19937& rng) {
+  std::uniform_real_distribution<float> d(-1000.0f, 1000.0f);
+  const std::size_t n = rng() % 40;
+  std::vector<float> x(n), y(n);
+  for (std::size_t i = 0; i < n; ++i) x[i] = d(rng), y[i] = d(rng);
+  return saxpy_request(d(rng), x, y);
+}
+
+std::vector<std::uint8_t> random_score(std::mt19937& rng, std::uint64_t id) {
+  std::uniform_real_distribution<float> d(-3.0f, 3.0f);
+  std::vector<demo::Feature> f;
+  for (std::size_t i = 0, n = rng() % 12; i < n; ++i) f.emplace_back(static_cast<std::uint32_t>(rng()), d(rng));
+  return score_request(id, 10.0 + (rng() % 1000) / 7.0, static_cast<std::uint32_t>(rng() % 20), static_cast<std::uint8_t>(rng() % 5), f);
+}
+
+/// Pushes `n` requests built by make(i) and checks each reply against the CPU reference.
+template <class K, class Make>
+void round_trips(ring_driver& d, int n, Make make) {
+  for (int i = 0; i < n; ++i) {
+    const std::vector<std::uint8_t> payload = make(i);
+    REQUIRE(d.push(K::request::id, 1000 + i, payload));
+    const std::optional<reply> r = d.pop();
+    REQUIRE(r);
+    require_same(*r, cpu_reference<K>(K::request::id, 1000 + i, payload));
+  }
+}
+
+ladder_config quick_ladder() {
+  ladder_config c;
+  c.hang_timeout = 2000ms;
+  c.backoff_initial = 500us;
+  c.backoff_max = 20ms;
+  c.breaker.open_for = 60000ms;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("gpu device: the kernel table has the demo kernels and the program's own; an unknown kernel is a clear error",
+          "[gpu]") {
+  auto dev = open_device(small_options());
+  const std::vector<std::string> k = dev->kernels();
+  REQUIRE(k.size() == 4);
+  CHECK(k[0] == "echo");
+  CHECK(k[1] == "saxpy");
+  CHECK(k[2] == "score");
+  CHECK(k[3] == "trap");
+  CHECK(dev->kernel_launches() == 1);
+  CHECK(dev->workers() >= 1);
+  CHECK_FALSE(dev->poisoned());
+  try {
+    (void)dev->factory("nope");
+    FAIL("an unknown kernel must throw");
+  } catch (const std::invalid_argument& e) {
+    CHECK(std::string(e.what()).find("RINGFLOW_CUDA_KERNELS") != std::string::npos);
+  }
+  CHECK_THROWS_AS(dev->factory("echo", small_rings(3)), std::invalid_argument);  // not a power of two
+}
+
+TEST_CASE("gpu device: every demo kernel round-trips with replies bit-identical to the CPU backend's", "[gpu]") {
+  auto dev = open_device(small_options());
+  cpu::doorbell bell;
+  std::mt19937 rng(7);
+  auto echo = dev->factory<EchoKernel>(small_rings())(&bell);
+  auto saxpy = dev->factory<SaxpyKernel>(small_rings(64, 64 * 1024))(&bell);
+  auto score = dev->factory<ScoreKernel>(small_rings())(&bell);
+  CHECK(std::string(echo->backend()) == (emulated ? "emulated" : dev->backend()));
+  CHECK(std::string(saxpy->kernel_name()) == "saxpy");
+  CHECK(saxpy->request_type() == msg::SaxpyRequest::id);
+  REQUIRE(wait_until([&] { return echo->control().current_state() == kernel_state::running; }));
+  ring_driver de(*echo), ds(*saxpy), dc(*score);
+  round_trips<EchoKernel>(de, 200, [&](int i) { return echo_request(i, rng() % 150); });
+  round_trips<SaxpyKernel>(ds, 200, [&](int) { return random_saxpy(rng); });
+  round_trips<ScoreKernel>(dc, 200, [&](int i) { return random_score(rng, i); });
+  // Errors are replies too: a wrong type, a malformed request.
+  round_trips<SaxpyKernel>(ds, 1, [&](int) { return echo_request(1, 8); });
+  round_trips<ScoreKernel>(dc, 1, [&](int) { return std::vector<std::uint8_t>{1, 2, 3}; });
+  REQUIRE(echo->stop(2000ms));
+  CHECK(echo->control().processed_count() == 200);
+  CHECK(dev->bound_rings() == 3);
+}
+
+TEST_CASE("gpu device: many rings served by one kernel at once", "[gpu]") {
+  gpu::gpu_device_options o = small_options();
+  const int rings = emulated ? 64 : 1024;
+  o.max_rings = static_cast<std::uint32_t>(rings);
+  o.ring_pool_bytes = static_cast<std::uint64_t>(rings) * 2 * ring_layout{{16, 256, 0, 0}}.bytes() + (1u << 20);
+  auto dev = open_device(o);
+  cpu::doorbell bell;
+  std::vector<std::unique_ptr<incarnation>> incs;
+  for (int i = 0; i < rings; ++i) incs.push_back(dev->factory<EchoKernel>(small_rings(16))(&bell));
+  CHECK(dev->bound_rings() == static_cast<std::size_t>(rings));
+  CHECK(dev->kernel_launches() == 1);  // one kernel for all of them
+  // A ring past the table is refused with a clear error.
+  CHECK_THROWS_AS(dev->factory<EchoKernel>(small_rings(16))(&bell), std::runtime_error);
+  std::vector<ring_driver> drivers;
+  for (auto& inc : incs) drivers.emplace_back(*inc);
+  const int per_ring = 8;
+  for (int m = 0; m < per_ring; ++m)
+    for (int i = 0; i < rings; ++i) REQUIRE(drivers[i].push(msg::Echo::id, i * 100 + m, echo_request(i * 100 + m, 8)));
+  for (int i = 0; i < rings; ++i)
+    for (int m = 0; m < per_ring; ++m) {
+      const std::optional<reply> r = drivers[i].pop();
+      REQUIRE(r);
+      CHECK(r->header.correlation_id == static_cast<std::uint64_t>(i * 100 + m));  // FIFO per ring
+      CHECK(r->bytes == echo_request(i * 100 + m, 8));
+    }
+}
+
+TEST_CASE("gpu device: stop with messages in flight answers every one of them", "[gpu]") {
+  auto dev = open_device(small_options());
+  cpu::doorbell bell;
+  auto inc = dev->factory<EchoKernel>(small_rings(256))(&bell);
+  ring_driver d(*inc);
+  const int n = 200;
+  for (int i = 0; i < n; ++i) REQUIRE(d.push(msg::Echo::id, i, echo_request(i, 32)));
+  REQUIRE(inc->stop(5000ms));
+  CHECK(inc->finished());
+  CHECK(inc->control().current_state() == kernel_state::stopped);
+  for (int i = 0; i < n; ++i) {
+    const std::optional<reply> r = d.pop(100ms);  // all published before `stopped`
+    REQUIRE(r);
+    CHECK(r->header.correlation_id == static_cast<std::uint64_t>(i));
+  }
+  CHECK_FALSE(d.pop(0ms));
+  // restart(): the same entry, a new generation, the rings emptied.
+  REQUIRE(inc->restart());
+  ring_driver d2(*inc);
+  REQUIRE(d2.push(msg::Echo::id, 7, echo_request(7, 8)));
+  const std::optional<reply> r = d2.pop();
+  REQUIRE(r);
+  CHECK(r->header.correlation_id == 7);
+}
+
+TEST_CASE("gpu device: a drain blocked on a full response ring is abandoned as reply_stuck", "[gpu]") {
+  auto dev = open_device(small_options());
+  cpu::doorbell bell;
+  gpu::gpu_ring_options ro = small_rings(16);
+  ro.replies.capacity = 2;
+  auto inc = dev->factory<EchoKernel>(ro)(&bell);
+  ring_driver d(*inc);
+  for (int i = 0; i < 8; ++i) REQUIRE(d.push(msg::Echo::id, i, echo_request(i, 8)));  // nobody reads replies
+  CHECK_FALSE(inc->stop(100ms));
+  REQUIRE(inc->finished());
+  CHECK(inc->control().current_state() == kernel_state::faulted);
+  CHECK(inc->control().current_error() == kernel_error::reply_stuck);
+  // The other rings and the kernel are unaffected.
+  auto other = dev->factory<EchoKernel>(small_rings())(&bell);
+  ring_driver od(*other);
+  round_trips<EchoKernel>(od, 5, [](int i) { return echo_request(i, 4); });
+}
+
+TEST_CASE("gpu device: a ring whose region is corrupt is refused (bad_ring), never served", "[gpu]") {
+  auto dev = open_device(small_options());
+  cpu::doorbell bell;
+  auto inc = dev->factory<EchoKernel>(small_rings())(&bell);
+  REQUIRE(inc->stop(2000ms));
+  inc->requests().shared()->magic = 0;  // what a stray write would do
+  REQUIRE(inc->restart());
+  REQUIRE(wait_until([&] { return inc->finished(); }));
+  CHECK(inc->control().current_error() == kernel_error::bad_ring);
+  CHECK_FALSE(dev->poisoned());
+}
+
+TEST_CASE("gpu device: a trap is a sticky device fault on every ring of the kernel; the process lives", "[gpu]") {
+  auto dev = open_device(small_options());
+  cpu::doorbell bell;
+  auto victim = dev->factory("trap", small_rings())(&bell);
+  auto bystander = dev->factory<EchoKernel>(small_rings())(&bell);
+  ring_driver bd(*bystander);
+  round_trips<EchoKernel>(bd, 3, [](int i) { return echo_request(i, 4); });
+  ring_driver d(*victim);
+  REQUIRE(d.push(msg::Echo::id, 1, echo_request(trap_sequence, 4)));
+  // (The emulator's dying grid may first abandon rings; the host's verdict on the kernel follows.)
+  REQUIRE(wait_until([&] {
+    return victim->control().current_error() == kernel_error::device_fault &&
+           bystander->control().current_error() == kernel_error::device_fault;
+  }));
+  for (incarnation* inc : {victim.get(), bystander.get()}) {
+    CHECK(inc->control().current_state() == kernel_state::faulted);
+    CHECK(inc->control().current_error() == kernel_error::device_fault);
+    CHECK((inc->control().error_flags & kernel_error_flags::sticky) != 0);
+  }
+  CHECK(dev->poisoned());
+  CHECK_FALSE(dev->last_error().empty());
+  std::string why;
+  CHECK(dev->reinitialize(why) == reinit_outcome::unsupported);
+  CHECK(why.find("new process") != std::string::npos);
+  CHECK_FALSE(victim->restart());
+  CHECK_THROWS_AS(dev->factory<EchoKernel>(small_rings())(&bell), std::runtime_error);
+}
+
+TEST_CASE("gpu device: under the fault ladder a trap reroutes to the CPU; every request answered exactly once",
+          "[gpu][faults]") {
+  auto dev = open_device(small_options());
+  runtime rt{small_runtime()};
+  fault_ladder ladder(rt, quick_ladder());
+  const cpu_incarnation_options co = quick_park();
+  ladder.spawn_ring_actor("echo", msg::Echo::id, msg::Echo::id, dev, dev->factory("trap", small_rings()),
+                          cpu_incarnation_factory<TrapKernel>(co));
+  REQUIRE(wait_until([&] { return rt.ring("echo") != nullptr; }));
+  // Load, and the request that traps in the middle of it.
+  load_result r;
+  std::thread load([&] { r = run_load(rt, "echo", 2, 1000, 16); });
+  REQUIRE(wait_until([&] { return rt.ring("echo")->stats().replied > 200; }));
+  ring_client c = rt.client("echo").value();
+  const call_result trapped = c.call(echo_msg(trap_sequence));
+  load.join();
+  require_exactly_once(r);
+  // The trapping request: replayed on the CPU, where the kernel's trap is a handler fault — a
+  // typed error reply, not silence and not a crash.
+  CHECK_FALSE(trapped.ok());
+  CHECK(trapped.code == errc::handler_fault);
+  CHECK(dev->poisoned());
+  const auto snap = ladder.snapshot();
+  REQUIRE(snap.rings.size() == 1);
+  CHECK_FALSE(snap.rings[0].on_device);
+  CHECK(snap.rings[0].reroutes == 1);
+  CHECK(rt.ring("echo")->backend() == "cpu");
+}
+
+#if defined(RINGFLOW_DUT_EMULATED)
+TEST_CASE("gpu device (emulator): a transient kernel death -> restart relaunches the kernel once for all rings",
+          "[gpu]") {
+  auto dev = open_device(small_options());
+  cpu::doorbell bell;
+  auto a = dev->factory<EchoKernel>(small_rings())(&bell);
+  auto b = dev->factory<EchoKernel>(small_rings())(&bell);
+  // A kernel that ends without a stop request (what a GPU does after e.g. a watchdog kill): the
+  // emulator's way is to stop its workers behind the device's back.
+  dev->kernel_control().request_stop();
+  REQUIRE(wait_until([&] {
+    return a->control().current_error() == kernel_error::crashed && b->control().current_error() == kernel_error::crashed;
+  }));
+  CHECK((a->control().error_flags & kernel_error_flags::sticky) == 0);
+  CHECK_FALSE(dev->poisoned());
+  REQUIRE(a->restart());  // relaunches
+  REQUIRE(b->restart());  // the kernel is up: only rebinds
+  CHECK(dev->kernel_launches() == 2);
+  ring_driver da(*a), db(*b);
+  round_trips<EchoKernel>(da, 3, [](int i) { return echo_request(i, 4); });
+  round_trips<EchoKernel>(db, 3, [](int i) { return echo_request(i, 4); });
+}
+
+TEST_CASE("gpu device (emulator): a failed launch and an unusable device are clear errors", "[gpu]") {
+  gpu::emulator::fail_next_launch(gpu::emulator::error_launch_out_of_resources);
+  try {
+    (void)open_device(small_options());
+    FAIL("the launch failure must throw");
+  } catch (const gpu::gpu_unavailable& e) {
+    CHECK(std::string(e.what()).find("LaunchOutOfResources") != std::string::npos);
+  }
+  gpu::emulator::set_devices(0);
+  const gpu::gpu_probe p = gpu::probe_emulated();
+  gpu::emulator::set_devices(1);
+  CHECK_FALSE(p.usable);
+  CHECK(p.detail.find("no emulated device") != std::string::npos);
+  // Pools are finite: rings beyond the pinned pool are refused, not allocated while running.
+  gpu::gpu_device_options o = small_options();
+  o.ring_pool_bytes = 2 * ring_layout{{64, 256, 0, 0}}.bytes() + 4096;
+  auto dev = open_device(o);
+  cpu::doorbell bell;
+  auto one = dev->factory<EchoKernel>(small_rings())(&bell);
+  CHECK_THROWS_WITH(dev->factory<EchoKernel>(small_rings())(&bell), Catch::Contains("pool exhausted"));
+  one.reset();  // its memory returns to the pool
+  auto again = dev->factory<EchoKernel>(small_rings())(&bell);
+  ring_driver ad(*again);
+  round_trips<EchoKernel>(ad, 2, [](int i) { return echo_request(i, 4); });
+}
+#endif
