@@ -3,6 +3,8 @@
 // without any GPU toolkit or driver (this machine and CI have none).
 #include "ringflow/runtime/devices.hpp"
 
+#include "ringflow/gpu/gpu_device.hpp"
+
 #include <dlfcn.h>
 #include <unistd.h>
 
@@ -10,6 +12,7 @@
 #include <cstddef>
 #include <cstdio>
 #include <initializer_list>
+#include <optional>
 #include <string_view>
 #include <thread>
 
@@ -118,8 +121,7 @@ void probe_cuda(std::vector<device_info>& out) {
       info.memory_bytes = mem;
       info.available = true;
       const std::string cc = major > 0 ? std::to_string(major) + "." + std::to_string(minor) : "unknown";
-      info.detail = "compute capability " + cc + ", driver " + driver_text +
-                    "; ringflow's CUDA backend is not built yet (ring nodes run on sim/cpu)";
+      info.detail = "compute capability " + cc + ", driver " + driver_text;
     }
     out.push_back(std::move(info));
   }
@@ -162,9 +164,40 @@ void probe_hip(std::vector<device_info>& out) {
       info.name = name;
       info.memory_bytes = mem;
       info.available = true;
-      info.detail = "ringflow's HIP backend is not built yet (ring nodes run on sim/cpu)";
+      info.detail = "";
     }
     out.push_back(std::move(info));
+  }
+}
+
+void append(std::string& detail, const std::string& more) { detail += (detail.empty() ? "" : "; ") + more; }
+
+// Marks the driver's devices of `backend` with what ringflow's backend (when built) says of them.
+void annotate_backend(std::vector<device_info>& d, const std::string& backend, const std::optional<gpu::gpu_probe>& p) {
+  for (device_info& x : d) {
+    if (x.backend != backend) continue;
+    if (!p) {
+      x.available = false;
+      append(x.detail, "ringflow was built without its " + backend + " backend (no " +
+                           (backend == "cuda" ? "nvcc" : "hipcc") + " at build time)");
+      continue;
+    }
+    if (x.id == backend) {  // the driver found none: add the backend runtime's own words
+      append(x.detail, "backend runtime: " + p->detail);
+      continue;
+    }
+    const int ordinal = std::atoi(x.id.substr(backend.size() + 1).c_str());
+    const auto it = std::find_if(p->devices.begin(), p->devices.end(), [&](const gpu::gpu_info& i) { return i.ordinal == ordinal; });
+    if (it == p->devices.end()) {
+      x.available = false;
+      append(x.detail, "the " + backend + " runtime cannot use it: " + p->detail);
+    } else if (!it->can_map_host_memory) {
+      x.available = false;
+      append(x.detail, "cannot map host memory (ring kernels need it)");
+    } else {
+      append(x.detail, it->arch + ", " + std::to_string(it->multiprocessors) + " multiprocessors, maps host memory; " +
+                           backend + " backend: one persistent kernel hosting the ring actors");
+    }
   }
 }
 
@@ -179,6 +212,18 @@ std::vector<device_info> discover_devices() {
                "for supervised demos and fault tests; one sim device per ring node at run time", 0});
   probe_cuda(d);
   probe_hip(d);
+  // What ringflow itself can use: a listed device is available only when this build has its
+  // backend and that backend's runtime can open it (and map host memory, which rings need).
+  for (const char* backend : {"cuda", "hip"}) {
+    std::optional<gpu::gpu_probe> p;
+#if defined(RINGFLOW_HAVE_CUDA_BACKEND)
+    if (std::string(backend) == "cuda") p = gpu::probe_cuda();
+#endif
+#if defined(RINGFLOW_HAVE_HIP_BACKEND)
+    if (std::string(backend) == "hip") p = gpu::probe_hip();
+#endif
+    annotate_backend(d, backend, p);
+  }
   return d;
 }
 

@@ -14,6 +14,7 @@
 
 #include "ringflow/actors/graph.hpp"
 #include "ringflow/actors/runtime.hpp"
+#include "ringflow/gpu/gpu_device.hpp"
 #include "ringflow/runtime/catalog.hpp"
 #include "ringflow/runtime/kernel_host.hpp"
 #include "ringflow/runtime/prometheus.hpp"
@@ -124,6 +125,7 @@ struct engine::impl {
     std::vector<std::string> rings;  // ring actors of a ring node (one per replica)
     std::shared_ptr<sim::sim_device> dev;  // ring nodes on a device
     std::shared_ptr<kernel_host_device> host;  // host: process nodes (their workers are the device)
+    std::shared_ptr<gpu::gpu_device> gpu;      // ring nodes on a GPU (behind `dev` when faults are scheduled)
     std::vector<double> kills_at;              // kill_worker schedule (s since load start), tick() only
     std::vector<std::pair<double, sim::fault_rule>> injects_at;  // timed sim faults of a host node
     std::size_t next_kill = 0, next_inject = 0;                  // tick() only
@@ -204,6 +206,36 @@ struct engine::impl {
 
   // ---- building ---------------------------------------------------------------------------------
 
+  // GPU devices, opened once per run and shared by every node of that backend (one persistent
+  // kernel per device hosts all their ring actors); nullptr with the reason when unusable.
+  std::map<std::string, std::shared_ptr<gpu::gpu_device>> gpus;
+  std::map<std::string, std::string> gpu_why;
+  std::shared_ptr<gpu::gpu_device> gpu_device_for(const std::string& backend, std::string& why) {
+    if (auto it = gpus.find(backend); it != gpus.end()) {
+      why = gpu_why[backend];
+      return it->second;
+    }
+    std::shared_ptr<gpu::gpu_device> d;
+    try {
+#if defined(RINGFLOW_HAVE_CUDA_BACKEND)
+      if (backend == "cuda") d = gpu::make_cuda_device();
+#endif
+#if defined(RINGFLOW_HAVE_HIP_BACKEND)
+      if (backend == "hip") d = gpu::make_hip_device();
+#endif
+      if (!d) why = "ringflow was built without the " + backend + " backend (no " + (backend == "cuda" ? "nvcc" : "hipcc") + " at build time)";
+    } catch (const std::exception& e) {
+      why = e.what();
+    }
+    gpus[backend] = d;
+    gpu_why[backend] = why;
+    if (d)
+      log.info("program", "device " + d->id() + " (" + d->info().name + ", " + d->info().arch + "): one persistent kernel, " +
+                              std::to_string(d->workers()) + " workers",
+               {{"device", d->id()}});
+    return d;
+  }
+
   std::string backend_of(const node_spec& n) const {
     return opts.backend_override.empty() ? n.backend : opts.backend_override;
   }
@@ -246,16 +278,27 @@ struct engine::impl {
         bool faulted = false;  // sim faults scheduled (not kill_worker): the node needs a fault injector
         for (const fault_spec& f : topo.faults) faulted = faulted || (f.node == n.name && f.kind != "kill_worker");
         const bool hosted = n.host == "process";
-        if (backend == "cuda" || backend == "hip")
-          throw engine_error("node '" + n.name + "': backend '" + backend +
-                             "' is not available: the GPU backends are not built yet (ringflow devices lists what "
-                             "this machine has); use auto, sim or cpu");
         if (backend == "auto") {
-          if (!gpu_note)
-            log.info("program", "backend auto: no GPU backend in this build; ring nodes run on the sim device "
-                                "(the CPU kernel behind the fault injector)");
-          gpu_note = true;
-          backend = "sim";
+          // A GPU when one is usable (not for kernel hosts: their workers run cpu or sim), else sim.
+          std::string why_cuda, why_hip;
+          if (!hosted && gpu_device_for("cuda", why_cuda)) {
+            backend = "cuda";
+          } else if (!hosted && gpu_device_for("hip", why_hip)) {
+            backend = "hip";
+          } else {
+            if (!gpu_note && !hosted)
+              log.info("program", "backend auto: no usable GPU (cuda: " + why_cuda + "; hip: " + why_hip +
+                                      "); ring nodes run on the sim device (the CPU kernel behind the fault injector)");
+            gpu_note = gpu_note || !hosted;
+            backend = "sim";
+          }
+        }
+        if (backend == "cuda" || backend == "hip") {
+          std::string why;
+          nr->gpu = gpu_device_for(backend, why);
+          if (!nr->gpu)
+            throw engine_error("node '" + n.name + "': backend '" + backend + "' is not available: " + why +
+                               " (ringflow devices lists what this machine has); use auto, sim or cpu");
         }
         if (hosted) {
           kernel_host_options ho;
@@ -270,7 +313,7 @@ struct engine::impl {
           nr->host = kernel_host_device::make("host:" + n.name, ho);
         } else if (backend == "sim" || faulted) {
           sim::sim_device_options o;
-          o.id = "sim:" + n.name;
+          o.id = nr->gpu ? "sim:" + n.name + "@" + nr->gpu->id() : "sim:" + n.name;  // faults injected over the GPU
           nr->dev = sim::sim_device::make(o, std::hash<std::string>{}(n.name));
         }
         for (std::uint32_t i = 0; i < n.replicas; ++i) {
@@ -281,7 +324,14 @@ struct engine::impl {
           cpu_incarnation_options co;
           co.rings.requests.arena_bytes = co.rings.replies.arena_bytes = n.arena_bytes;
           r->on_cpu = k->cpu_factory(co);
-          if (nr->dev) r->on_device = k->sim_factory(*nr->dev, co);
+          if (nr->gpu) {
+            gpu::gpu_ring_options go;
+            go.requests.arena_bytes = go.replies.arena_bytes = n.arena_bytes;
+            r->on_device = nr->gpu->factory(k->name, go);
+            if (nr->dev) r->on_device = nr->dev->wrap(r->on_device);  // the injector over the GPU's incarnations
+          } else if (nr->dev) {
+            r->on_device = k->sim_factory(*nr->dev, co);
+          }
           if (nr->host) r->on_device = nr->host->factory(k->name, co);
           r->opts.window = n.window;
           r->opts.per_caller_window = n.window;
@@ -332,6 +382,9 @@ struct engine::impl {
                                       r.on_cpu, r.opts);
     if (r.node->dev)
       return ladder->spawn_ring_actor(r.name, r.kernel->request_id, r.kernel->reply_id, r.node->dev, r.on_device,
+                                      r.on_cpu, r.opts);
+    if (r.node->gpu)
+      return ladder->spawn_ring_actor(r.name, r.kernel->request_id, r.kernel->reply_id, r.node->gpu, r.on_device,
                                       r.on_cpu, r.opts);
     return rt->spawn_ring_actor(r.name, r.kernel->request_id, r.kernel->reply_id, r.on_cpu, r.opts);
   }
@@ -919,7 +972,9 @@ std::string engine::metrics_text() const {
   for (const auto& d : ls.devices) {
     bool up = d.breaker != breaker_state::open;
     for (const auto& [name, n] : m.nodes)
-      if (n->dev && n->dev->id() == d.id && (n->dev->lost() || n->dev->poisoned())) up = false;
+      if ((n->dev && n->dev->id() == d.id && (n->dev->lost() || n->dev->poisoned())) ||
+          (n->gpu && n->gpu->id() == d.id && n->gpu->poisoned()))
+        up = false;
     x.sample({{"device", d.id}}, up ? 1.0 : 0.0);
   }
   x.family("ringflow_worker_restarts_total", "counter",
@@ -963,7 +1018,7 @@ nlohmann::json engine::topology_json() const {
     } else {
       o["kernel"] = n.kernel;
       o["backend_preference"] = m.backend_of(n);
-      o["device"] = nr.host ? nr.host->id() : nr.dev ? nr.dev->id() : "cpu";
+      o["device"] = nr.host ? nr.host->id() : nr.dev ? nr.dev->id() : nr.gpu ? nr.gpu->id() : "cpu";
       o["host"] = n.host;
       if (nr.host) {
         o["worker_pids"] = nr.host->worker_pids();
