@@ -4,12 +4,16 @@
 # find_package(ringflow) (its include and link paths come from the installed package only) and runs
 # the consumer with small arguments. The temporary directory is removed on exit, pass or fail.
 #
-# Usage: install_and_build.sh BUILD_DIR CONSUMER_SOURCE_DIR CXX_COMPILER [GENERATOR]
+# Usage: install_and_build.sh BUILD_DIR CONSUMER_SOURCE_DIR CXX_COMPILER [GENERATOR [PROGRAM ARGS...]]
 #   e.g. tests/package/install_and_build.sh build examples/embed_service /usr/bin/g++ Ninja
+#   PROGRAM (in the consumer's build dir) and its ARGS: default ringflow_embed_service --threads 2 --requests 500
 # $CMAKE: the cmake to use (ctest passes the one that configured the build; default: cmake).
 set -euo pipefail
 cmake=${CMAKE:-cmake}
 build=$(cd "$1" && pwd) consumer=$(cd "$2" && pwd) cxx=$3 generator=${4:-Ninja}
+shift $(($# < 4 ? $# : 4))
+program=("$@")
+((${#program[@]})) || program=(ringflow_embed_service --threads 2 --requests 500)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ringflow-package.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 prefix=$tmp/prefix
@@ -52,4 +56,4 @@ grep -qx "ringflow_DIR:PATH=$cmakedir" "$tmp/consumer/CMakeCache.txt" || {
   exit 1
 }
 step build "$cmake" --build "$tmp/consumer"
-"$tmp/consumer/ringflow_embed_service" --threads 2 --requests 500
+"$tmp/consumer/${program[0]}" "${program[@]:1}"
