@@ -493,7 +493,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     }
     std::lock_guard wl(watch_mu_);
     watch_ = std::move(w);
-    watch_version_.fetch_add(1, std::memory_order_release);
+    watch_version_.fetch_add(1, std::memory_order_relaxed);
   }
 
   // The monitor: rings completion bells when a response ring moved (the device cannot), and checks
@@ -504,17 +504,22 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     std::uint64_t version = ~0ull;
     auto last_check = std::chrono::steady_clock::now();
     std::uint32_t idle = 0;
-    while (!quit_.load(std::memory_order_acquire)) {
-      if (const std::uint64_t v = watch_version_.load(std::memory_order_acquire); v != version) {
-        std::lock_guard wl(watch_mu_);
-        version = watch_version_.load(std::memory_order_relaxed);
+    // Sweeps hold watch_mu_: once publish_watch_locked() returns, no sweep uses an old snapshot,
+    // so a released incarnation's completion bell is never rung after its release.
+    auto locked_sweep = [&] {
+      std::lock_guard wl(watch_mu_);
+      if (const std::uint64_t v = watch_version_.load(std::memory_order_relaxed); v != version) {
+        version = v;
         std::vector<watch> next = watch_ ? *watch_ : std::vector<watch>{};
         for (watch& n : next)  // keep what was seen of rings still bound
           for (const watch& o : rings)
             if (o.entry == n.entry && o.replies.base() == n.replies.base()) n.last_head = o.last_head, n.last_tail = o.last_tail;
         rings = std::move(next);
       }
-      const bool outstanding = sweep(rings);
+      return sweep(rings);
+    };
+    while (!quit_.load(std::memory_order_acquire)) {
+      const bool outstanding = locked_sweep();
       const auto now = std::chrono::steady_clock::now();
       if (now - last_check >= std::chrono::milliseconds(1)) {
         last_check = now;
@@ -529,7 +534,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
       }
       idle = 0;
       const cpu::doorbell::token t = monitor_bell_.prepare_wait();
-      if (quit_.load(std::memory_order_acquire) || sweep(rings)) {
+      if (quit_.load(std::memory_order_acquire) || locked_sweep()) {
         monitor_bell_.cancel_wait();
         continue;
       }
