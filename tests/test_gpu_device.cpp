@@ -203,6 +203,7 @@ TEST_CASE("gpu device: the kernel table has the demo kernels and the program's o
     CHECK(std::string(e.what()).find("RINGFLOW_CUDA_KERNELS") != std::string::npos);
   }
   CHECK_THROWS_AS(dev->factory("echo", small_rings(3)), std::invalid_argument);  // not a power of two
+  CHECK_THROWS_AS(open_device(small_options()), std::logic_error);  // one gpu_device per device
 }
 
 TEST_CASE("gpu device: every demo kernel round-trips with replies bit-identical to the CPU backend's", "[gpu]") {

@@ -28,6 +28,28 @@ std::string describe_error(api::error e) {
 
 constexpr std::uint64_t round128(std::uint64_t n) { return (n + 127) / 128 * 128; }
 
+// One open device per ordinal and process: a second one's allocations and frees (cudaFree can
+// synchronize the whole device) would wait for the first one's persistent kernel forever.
+std::mutex g_open_mu;
+std::vector<int> g_open_ordinals;  // (g_open_mu)
+struct ordinal_claim {
+  int ordinal = -1;
+  explicit ordinal_claim(int o) {
+    std::lock_guard lock(g_open_mu);
+    if (std::find(g_open_ordinals.begin(), g_open_ordinals.end(), o) != g_open_ordinals.end())
+      throw std::logic_error(std::string(api::backend) + ":" + std::to_string(o) +
+                             " is already open in this process: share its gpu_device (one persistent kernel per device)");
+    g_open_ordinals.push_back(o);
+    ordinal = o;
+  }
+  ~ordinal_claim() {
+    std::lock_guard lock(g_open_mu);
+    g_open_ordinals.erase(std::find(g_open_ordinals.begin(), g_open_ordinals.end(), ordinal));
+  }
+  ordinal_claim(const ordinal_claim&) = delete;
+  ordinal_claim& operator=(const ordinal_claim&) = delete;
+};
+
 /// First-fit allocator of 128-byte-aligned ranges of the pinned ring pool, coalescing on release.
 class pool_allocator {
  public:
@@ -116,7 +138,7 @@ class gpu_incarnation final : public incarnation {
 class device_impl final : public gpu_device, public std::enable_shared_from_this<device_impl> {
  public:
   device_impl(gpu_device_options opts, kernel_table_info table, gpu_info info)
-      : opts_(std::move(opts)), table_(table), info_(std::move(info)), bindings_(opts_.max_rings),
+      : claim_(opts.ordinal), opts_(std::move(opts)), table_(table), info_(std::move(info)), bindings_(opts_.max_rings),
         pool_(opts_.ring_pool_bytes) {
     if (opts_.id.empty()) opts_.id = std::string(api::backend) + ":" + std::to_string(opts_.ordinal);
     if (opts_.max_rings == 0) throw std::invalid_argument("gpu device: max_rings must be > 0");
@@ -568,6 +590,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     kernel_ended_locked(e);
   }
 
+  ordinal_claim claim_;  // first member: released last
   gpu_device_options opts_;
   kernel_table_info table_;
   gpu_info info_;

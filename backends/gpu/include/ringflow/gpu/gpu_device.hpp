@@ -10,7 +10,11 @@
 //     worker). Nothing is allocated or freed while it runs; no call that would wait for it
 //     (cudaFree, cudaFreeHost, the legacy default stream) is made until it has stopped.
 //     They throw gpu_unavailable (with the driver's reason) when no device is usable: no driver,
-//     "insufficient driver", zero devices, a device that cannot map host memory.
+//     "insufficient driver", zero devices, a device that cannot map host memory; and
+//     std::logic_error when that device is already open in the process — one gpu_device per
+//     device, shared by all its ring actors (a second one's cudaFree could wait for the first
+//     one's kernel forever). The same holds for a program's own CUDA calls while it runs: no
+//     cudaFree / cudaDeviceSynchronize / legacy-default-stream work on that device.
 //   * factory(kernel, rings) gives incarnations of a kernel of the device's kernel table (the
 //     demo kernels, plus a user's kernels registered with RINGFLOW_CUDA_KERNELS, see
 //     ringflow/gpu/persistent_kernel.cuh): each incarnation is one entry of the ring table with its
