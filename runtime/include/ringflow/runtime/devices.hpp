@@ -6,7 +6,7 @@
 //     CUDA and HIP devices, found at run time through the vendors' driver libraries opened with
 //     dlopen (libcuda.so.1: the CUDA driver API, not libcudart; libamdhip64.so[.5|.6]: HIP), so the
 //     program has no link-time GPU dependency and runs on machines without any GPU or driver.
-//   * Per vendor, either every entry is a device (cuda:N / hip:N, available, with its name and
+//   * Per vendor, either every entry is a device (cuda:N / hip:N with its name and
 //     memory; CUDA adds compute capability and driver version to `detail`), or there is exactly one
 //     entry with id "cuda" / "hip", available false and detail "no CUDA device: <why>" /
 //     "no HIP device: <why>" — the library is missing, init or the device count failed (e.g.
@@ -14,8 +14,11 @@
 //     driver reports 0 devices. Only a device whose own queries fail (name, memory) breaks this
 //     shape: it is listed as cuda:N / hip:N with available false and the failing call in `detail`.
 //   * Probing never throws and never aborts the process: every driver error becomes a `detail`.
-//   * Listing a GPU does not mean ringflow has a backend for it yet: `detail` says so (the GPU
-//     backends are their own issue; ring nodes run on sim/cpu).
+//   * A listed GPU is `available` only when ringflow can use it: this build has its backend
+//     (ringflow_backend_cuda / _hip) and that backend's runtime opens it and can map host memory
+//     (gpu::probe_cuda / probe_hip). Otherwise available is false and `detail` says why ("ringflow
+//     was built without its cuda backend", "the cuda runtime cannot use it: ...", "cannot map host
+//     memory"); a vendor without devices gets the backend runtime's own reason appended.
 //   * The driver libraries stay loaded (never dlclose'd): unloading GPU drivers while their
 //     threads and atexit handlers are live is a known source of crashes at exit, and a GPU backend
 //     in the same process needs them again anyway.
