@@ -2,6 +2,7 @@
 #   make demo      build (Release, build/) and run the supervised demo topology (~20 s; DEMO_HTTP, DEMO_LOG_FORMAT)
 #   make test      build and run the test suite (ctest)
 #   make bench     build and run the benchmarks, JSON into bench/results/
+#   make bench-gpu on a machine with a CUDA GPU: build-gpu/, ctest -L gpu, ringflow_bench_gpu (bench/run-gpu.sh)
 #   make sanitize  ASan+UBSan build (build-asan/) running the whole suite
 #   make tsan      ThreadSanitizer build (build-tsan/) running the `tsan` label
 #   make fuzz      clang/libFuzzer build (build-fuzz/), each target for FUZZ_SECONDS (default 30)
@@ -20,7 +21,7 @@ CTEST        := ctest --output-on-failure --timeout 900 -j $(JOBS)
 # No GPU toolchain in sanitizer builds: they check host code, and nvcc/hipcc cannot take -fsanitize.
 SAN_FLAGS    := -DRINGFLOW_CUDA=OFF -DRINGFLOW_HIP=OFF -DRINGFLOW_BUILD_BENCH=OFF -DRINGFLOW_BUILD_EXAMPLES=OFF
 
-.PHONY: deps build demo test bench sanitize tsan fuzz clean
+.PHONY: deps build demo test bench bench-gpu sanitize tsan fuzz clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -42,6 +43,9 @@ bench: build
 	./$(BUILD)/bench/ringflow_bench_actors --benchmark_out=$(ACTORS_BENCH_OUT) --benchmark_out_format=json
 	./$(BUILD)/bench/ringflow_bench_recovery --benchmark_out=$(RECOVERY_BENCH_OUT) --benchmark_out_format=json
 	./$(BUILD)/bench/ringflow_bench_ops --benchmark_out=$(OPS_BENCH_OUT) --benchmark_out_format=json
+
+bench-gpu: deps
+	bash bench/run-gpu.sh
 
 sanitize: deps
 	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRINGFLOW_SANITIZE=address,undefined $(SAN_FLAGS)

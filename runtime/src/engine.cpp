@@ -772,6 +772,9 @@ void engine::stop() {
     for (const auto& r : m.rings)
       if (auto core = m.rt->ring(r->name)) m.replays_final += core->stats().replayed;
   if (m.rt) m.rt->shutdown();
+  for (const auto& [backend, dev] : m.gpus)  // the ring actors are gone: stop each device's kernel
+    if (dev && !dev->stop_kernel())
+      m.log.write(log_level::error, "program", "device " + dev->id() + ": " + dev->last_error(), {{"device", dev->id()}});
   if (m.tracer) m.tracer->flush();
 }
 

@@ -182,6 +182,10 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
       return reinit_outcome::unsupported;
     }
     if (kernel_running_) return reinit_outcome::ok;
+    if (closed_) {
+      detail = opts_.id + ": its kernel was stopped (shutdown)";
+      return reinit_outcome::failed;
+    }
     return launch_locked(detail) ? reinit_outcome::ok : reinit_outcome::failed;
   }
 
@@ -238,6 +242,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
 
   std::unique_ptr<incarnation> create(std::uint32_t k, const gpu_ring_options& rings, cpu::doorbell* bell) {
     std::lock_guard lock(mu_);
+    if (closed_) throw std::runtime_error(opts_.id + ": its kernel was stopped (shutdown)");
     if (poisoned_) throw std::runtime_error(opts_.id + " is poisoned by a sticky error (" + last_error_ + ")");
     std::string why;
     if (!kernel_running_ && !launch_locked(why)) throw std::runtime_error(opts_.id + ": cannot launch its kernel: " + why);
@@ -274,7 +279,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   /// first when it is down. False when the device cannot (poisoned, launch failed).
   bool rebind(std::uint32_t entry) {
     std::lock_guard lock(mu_);
-    if (poisoned_ || !ring_controls_[entry].finished()) return false;
+    if (closed_ || poisoned_ || !ring_controls_[entry].finished()) return false;
     std::string why;
     if (!kernel_running_ && !launch_locked(why)) return false;
     const binding& b = bindings_[entry];
@@ -393,6 +398,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     a.max_rings = opts_.max_rings;
     a.poll_period = opts_.poll_period;
     a.backoff_max_ns = opts_.backoff_max_ns;
+    a.unbound_backoff_max_ns = std::max(opts_.backoff_max_ns, opts_.unbound_backoff_max_ns);
     if (const api::error e = table_.launch(blocks_, threads_, stream_, a); e != api::success) {
       why = "launch of " + std::to_string(blocks_) + "x" + std::to_string(threads_) + " failed: " + describe_error(e);
       note_error_locked(e, why);
@@ -449,30 +455,48 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     return true;
   }
 
-  // Stops the kernel at shutdown (mu_ held): every ring's stop bit, the kernel's stop flag, then
-  // the stream until done or the stop timeout. False: the kernel hangs.
+  // Stops the kernel (mu_ held): every bound ring's stop bit and the kernel's stop flag (rings
+  // drain), then the stream until the kernel ended; past half the stop timeout every ring is
+  // abandoned (a drain blocked on a full response ring ends as reply_stuck); past the whole
+  // timeout the kernel hangs: false.
   bool stop_kernel_locked() {
     api::use_device(opts_.ordinal);
-    for (std::uint32_t i = 0; i < opts_.max_rings; ++i) {
-      const std::uint64_t ctl = load_relaxed(table_entries_[i].ctl);
-      if (ctl) store_release(table_entries_[i].ctl, ctl | persistent_ctl::stop | persistent_ctl::abandon);
-    }
+    auto set_bits = [&](std::uint64_t bits) {
+      for (std::uint32_t i = 0; i < opts_.max_rings; ++i)
+        if (const std::uint64_t ctl = load_relaxed(table_entries_[i].ctl); ctl)
+          store_release(table_entries_[i].ctl, ctl | bits);
+    };
+    set_bits(persistent_ctl::stop);
     stop_requested_ = true;
     kernel_control_->request_stop();
-    const auto deadline = std::chrono::steady_clock::now() + opts_.stop_timeout;
+    const auto start = std::chrono::steady_clock::now();
+    bool abandoned = false;
     for (;;) {
       const api::error e = api::stream_query(stream_);
       if (!api::not_ready(e)) {
-        kernel_running_ = false;
+        kernel_ended_locked(e);
         return true;
       }
-      if (std::chrono::steady_clock::now() > deadline) {
+      const auto waited = std::chrono::steady_clock::now() - start;
+      if (!abandoned && waited > opts_.stop_timeout / 2) {
+        set_bits(persistent_ctl::abandon);
+        abandoned = true;
+      }
+      if (waited > opts_.stop_timeout) {
         hung_.store(true, std::memory_order_release);
         last_error_ = "the persistent kernel ignored its stop flag for " + std::to_string(opts_.stop_timeout.count()) + " ms";
+        kernel_control_->fault(kernel_error::reply_stuck, 0, last_error_.c_str());
         return false;
       }
-      std::this_thread::sleep_for(std::chrono::microseconds(100));
+      std::this_thread::sleep_for(std::chrono::microseconds(100));  // polling a stream: no blocking call
     }
+  }
+
+  bool stop_kernel() override {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+    if (!kernel_running_) return !hung_.load(std::memory_order_acquire);
+    return stop_kernel_locked();
   }
 
   // The kernel ended (mu_ held): record why and fault every bound ring that was not stopped.
@@ -540,6 +564,10 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
       }
       return sweep(rings);
     };
+    // While requests are outstanding, and for monitor_linger after the last one (so a caller
+    // sending one request at a time does not pay a futex wake-up per request), it spins (then
+    // yields); after that it parks until notify() or 1 ms (the kernel check's period).
+    auto last_busy = std::chrono::steady_clock::now();
     while (!quit_.load(std::memory_order_acquire)) {
       const bool outstanding = locked_sweep();
       const auto now = std::chrono::steady_clock::now();
@@ -547,7 +575,8 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
         last_check = now;
         check_kernel();
       }
-      if (outstanding) {
+      if (outstanding) last_busy = now;
+      if (outstanding || now - last_busy < opts_.monitor_linger) {
         if (++idle < 2000)
           cpu_relax();
         else
@@ -616,6 +645,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   pool_allocator pool_;
   bool kernel_running_ = false;
   bool stop_requested_ = false;
+  bool closed_ = false;  // stop_kernel(): no new rings, no relaunch
   bool poisoned_ = false;
   std::string last_error_;
   std::uint64_t generation_ = 0, kernel_epoch_ = 0, ring_epoch_ = 0;

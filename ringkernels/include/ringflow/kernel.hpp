@@ -176,10 +176,11 @@ struct serve_tally {
 /// Scratch a device backend may give serve_one() so that the kernel touches the rings (host
 /// memory across PCIe) in bursts instead of byte by byte: the request's whole slot is copied into
 /// `request` in 16-byte chunks (one burst of independent loads, not one PCIe round trip per field
-/// the handler reads), and the handler writes its reply into `reply`, copied into the response
-/// ring in 16-byte chunks (posted writes). Both buffers 16-byte aligned; `request_bytes` >= the
-/// request ring's slot_size to be used (otherwise the request is read in place); a reply claim
-/// larger than `reply_bytes` is written in place. Arena payloads are always read in place.
+/// the handler reads) — and an arena payload after it, when `request_bytes` holds slot and
+/// payload — and the handler writes its reply into `reply`, copied into the response ring in
+/// 16-byte chunks (posted writes). Both buffers 16-byte aligned, sizes multiples of 16;
+/// `request_bytes` >= the request ring's slot_size to be used (otherwise the request is read in
+/// place); a reply claim larger than `reply_bytes` is written in place.
 struct serve_staging {
   std::uint8_t* request = nullptr;
   std::uint32_t request_bytes = 0;
@@ -217,9 +218,14 @@ RINGFLOW_HD serve_result serve_one(ring_consumer& requests, ring_producer& repli
     // The staged header's length is bounded by the slot (a producer's bad length cannot make the
     // handler read past the staging buffer); an arena payload is read in place.
     const std::uint32_t inline_cap = slot_size - static_cast<std::uint32_t>(sizeof(slot_header));
-    if (req->flags & slot_flags::arena)
+    if (req->flags & slot_flags::arena) {
       payload = requests.payload_view(req);
-    else
+      // Arena offsets are 64-byte aligned; a payload that fits after the slot is staged too.
+      if (static_cast<std::uint64_t>(slot_size) + payload.size + 15 <= staging->request_bytes) {
+        copy_chunks16(staging->request + slot_size, payload.data, payload.size);
+        payload = {staging->request + slot_size, payload.size};
+      }
+    } else
       payload = {staging->request + sizeof(slot_header), req->payload_len < inline_cap ? req->payload_len : inline_cap};
   } else {
     payload = requests.payload_view(req);

@@ -12,7 +12,7 @@
 //     Each pass it polls the next slot sequence word of each of its running rings (one read across
 //     PCIe says whether a message is there), serves up to the entry's max_batch requests per ring,
 //     and backs off exponentially (ringflow::backoff: __nanosleep / s_sleep) when a pass found no
-//     work. Every `poll_period` passes it reads each of its entries' control word (binding and stop
+//     work — up to backoff_max_ns, or unbound_backoff_max_ns while it has no running ring. Every `poll_period` passes it reads each of its entries' control word (binding and stop
 //     requests) and publishes each running ring's heartbeat and counters (stores only: no
 //     read-modify-write crosses PCIe, no read of host memory on the hot path except seq words).
 //   * Entry control word `ctl` (host writes, kernel reads): generation << 2 | abandon << 1 | stop.
@@ -101,7 +101,8 @@ struct persistent_args {
   std::uint32_t staging_bytes = 0;           // multiple of 16; 0 = no staging (rings read in place)
   std::uint32_t max_rings = 0;
   std::uint32_t poll_period = 32;            // passes between control-word checks / heartbeats
-  std::uint32_t backoff_max_ns = 2048;       // idle back-off ceiling
+  std::uint32_t backoff_max_ns = 2048;       // idle back-off ceiling while the worker has running rings
+  std::uint32_t unbound_backoff_max_ns = 65536;  // ... while it has none (it only watches for bindings)
 };
 
 /// The kernels one persistent kernel can serve, by index.
@@ -269,6 +270,9 @@ RINGFLOW_HD void persistent_worker(const persistent_args& a, std::uint32_t worke
       }
     }
     if (stopping && !busy) return;
+    // A worker without running rings backs off further: it only has to notice a binding (within
+    // poll_period passes), and hundreds of such workers polling the table would load PCIe.
+    bo.max_ns = busy ? a.backoff_max_ns : a.unbound_backoff_max_ns;
     if (work)
       bo.reset();
     else

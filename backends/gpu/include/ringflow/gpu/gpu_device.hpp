@@ -85,9 +85,11 @@ struct gpu_device_options {
   std::uint32_t max_reply_capacity = 4096; // largest response ring (slots) the device pools cover
   std::uint32_t blocks = 0;                // 0: one block per multiprocessor
   std::uint32_t warps_per_block = 4;       // workers per block
-  std::uint32_t staging_bytes = 4096;      // per worker per direction (multiple of 16)
+  std::uint32_t staging_bytes = 16384;     // per worker per direction (multiple of 16): slot + arena payload
   std::uint32_t poll_period = 32;          // worker passes between control checks / heartbeats
-  std::uint32_t backoff_max_ns = 2048;     // idle worker back-off ceiling
+  std::uint32_t backoff_max_ns = 2048;     // idle back-off ceiling of a worker with running rings
+  std::uint32_t unbound_backoff_max_ns = 65536;  // ... of a worker without (watching for bindings)
+  std::chrono::microseconds monitor_linger{200};  // monitor spins this long after the last reply before parking
   std::chrono::milliseconds stop_timeout{2000};  // kernel stop: then it is a hang
 };
 
@@ -107,6 +109,11 @@ class gpu_device : public device {
     return factory(K::name, rings);
   }
 
+  /// Shutdown: stops every bound ring (drained; abandoned past half of the stop timeout) and the
+  /// kernel, polling its stream. False when the kernel ignored the stop past the stop timeout: a
+  /// hang (kernel_hung(), last_error()). Afterwards the device takes no new rings and does not
+  /// relaunch. The destructor does the same for a kernel still running.
+  virtual bool stop_kernel() = 0;
   virtual const gpu_info& info() const noexcept = 0;
   /// The kernel table's kernel names, by index.
   virtual std::vector<std::string> kernels() const = 0;
