@@ -89,7 +89,7 @@ TEST_CASE("defaults are the documented values and validate cleanly", "[config]")
   CHECK(all_keys().size() == 27);
 }
 
-TEST_CASE("a config file sets values; keys it does not name keep their defaults", "[config]") {
+TEST_CASE("a config file sets values, keys it does not name keep their defaults", "[config]") {
   temp_file f("values.yaml",
               "# ringflow config\n"
               "http:\n"
@@ -238,7 +238,7 @@ TEST_CASE("every problem in a file is reported, not just the first", "[config]")
   CHECK(c == program_config{});
 }
 
-TEST_CASE("a YAML syntax error reports its position; an unreadable file names the file", "[config]") {
+TEST_CASE("a YAML syntax error reports its position, an unreadable file names the file", "[config]") {
   program_config c;
   std::vector<config_error> errors;
   SECTION("syntax") {
@@ -294,7 +294,7 @@ TEST_CASE("a topology file's config: block is applied with the topology file's p
   CHECK(contains(error_at(errors, "topology.yaml:7:12").what, "unknown key 'hang_ms' in section 'ladder'"));
 }
 
-TEST_CASE("environment: RINGFLOW_<SECTION>_<KEY>; other RINGFLOW_ variables are not config", "[config]") {
+TEST_CASE("environment: RINGFLOW_<SECTION>_<KEY>, other RINGFLOW_ variables are not config", "[config]") {
   program_config c;
   std::vector<config_error> errors;
   apply_env(c,
@@ -503,7 +503,7 @@ TEST_CASE("to_ladder_config maps the ladder and breaker sections", "[config]") {
   CHECK(d.breaker.max_open_for == ref.breaker.max_open_for);
 }
 
-TEST_CASE("to_json has every key, typed; names and descriptions agree with all_keys", "[config]") {
+TEST_CASE("to_json has every key, typed, names and descriptions agree with all_keys", "[config]") {
   program_config c;
   c.limits.ingress_rate_per_s = 12.5;
   const nlohmann::json j = to_json(c);

@@ -100,7 +100,7 @@ TEST_CASE("circuit breaker: opens after N failures within the window, not when t
   CHECK(b.opens() == 1);
 }
 
-TEST_CASE("circuit breaker: one half-open probe after the cool-down; failure backs off, success closes", "[faults][breaker]") {
+TEST_CASE("circuit breaker: one half-open probe after the cool-down, failure backs off, success closes", "[faults][breaker]") {
   breaker_config c;
   c.failure_threshold = 1;
   c.open_for = 100ms;
@@ -456,7 +456,7 @@ TEST_CASE("ladder configuration and supervise() errors are clear", "[faults][lad
                     Catch::Contains("no ring actor named 'nobody'"));
 }
 
-TEST_CASE("a faulted kernel restarts in place: same rings, new epoch; a hung one is replaced", "[faults][ladder]") {
+TEST_CASE("a faulted kernel restarts in place: same rings, new epoch, a hung one is replaced", "[faults][ladder]") {
   fixture f;
   f.spawn("echo");
   const auto core = f.rt.ring("echo");
@@ -478,7 +478,7 @@ TEST_CASE("a faulted kernel restarts in place: same rings, new epoch; a hung one
 
 // ---- the ladder inside an OTP supervisor tree ------------------------------------------------------
 
-TEST_CASE("ladder restarts do not count toward the supervisor's intensity; an actor crash does", "[faults][ladder][supervisor]") {
+TEST_CASE("ladder restarts do not count toward the supervisor's intensity, an actor crash does", "[faults][ladder][supervisor]") {
   ladder_config cfg = quick_ladder();
   cfg.breaker.failure_threshold = 1000;
   cfg.restarts_before_reinit = 1000;

@@ -149,7 +149,7 @@ TEST_CASE("schema versions outside the supported range are rejected", "[ingress]
   CHECK(check(encode_envelope(f), newer));
 }
 
-TEST_CASE("deadlines in the past are rejected; no deadline never is", "[ingress]") {
+TEST_CASE("deadlines in the past are rejected, no deadline never is", "[ingress]") {
   const auto payload = saxpy_payload();
   auto f = saxpy_envelope(payload);
   f.deadline_ns = 500;

@@ -85,7 +85,7 @@ outcome run(const std::vector<std::string>& args, const std::vector<std::string>
 
 }  // namespace
 
-TEST_CASE("usage errors exit 2; --help and --version exit 0", "[program]") {
+TEST_CASE("usage errors exit 2, --help and --version exit 0", "[program]") {
   CHECK(run({}).code == 2);
   CHECK(run({"frobnicate"}).code == 2);
   CHECK(run({"run"}).code == 2);                                   // the topology is required
@@ -131,7 +131,7 @@ TEST_CASE("validate: 0 for the shipped topologies, 3 with file:line:column for a
   CHECK_THAT(c.err, Catch::Contains("cooldown"));
 }
 
-TEST_CASE("run: bad topology or config exits 3; an unavailable backend exits 4", "[program]") {
+TEST_CASE("run: bad topology or config exits 3, an unavailable backend exits 4", "[program]") {
   const fs::path bad = write_file("bad2.yaml", "name: x\nnodes: []\n");
   CHECK(run({"run", bad.string(), "--http", "off"}).code == 3);
   const fs::path cfg = write_file("cfg.yaml", "http: {listen: off}\nlog: {levle: info}\n");

@@ -142,7 +142,7 @@ TEST_CASE("bulk push and bulk pop", "[ring]") {
   CHECK(c.peek_bulk(64) == 11);
 }
 
-TEST_CASE("payloads larger than a slot go to the arena; larger than the arena are oversize", "[ring][arena]") {
+TEST_CASE("payloads larger than a slot go to the arena, larger than the arena are oversize", "[ring][arena]") {
   ring_storage s(cfg(8, 1024));
   ring_producer p(s.region(), s.producer_scratch());
   ring_consumer c(s.region());

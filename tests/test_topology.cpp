@@ -140,7 +140,7 @@ TEST_CASE("edges: unknown ends, self-loops, type mismatches and cycles", "[topol
   require_one(nodes + "edges:\n  - {from: a, to: b}\n  - {from: a, to: b}\n", 8, 5, "given twice");
 }
 
-TEST_CASE("supervisors hold ring nodes once; parents exist and do not loop", "[topology]") {
+TEST_CASE("supervisors hold ring nodes once, parents exist and do not loop", "[topology]") {
   const std::string nodes = head +
                             "nodes:\n"
                             "  - {name: c, function: sink, type: Echo}\n"
@@ -161,7 +161,7 @@ TEST_CASE("supervisors hold ring nodes once; parents exist and do not loop", "[t
   CHECK(loop);
 }
 
-TEST_CASE("load goes to an entry node of its message type; faults to ring nodes with one trigger", "[topology]") {
+TEST_CASE("load goes to an entry node of its message type, faults to ring nodes with one trigger", "[topology]") {
   const std::string nodes = head +
                             "nodes:\n"
                             "  - {name: a, function: passthrough, type: Echo}\n"

@@ -20,6 +20,7 @@ kernel_table_info builtin_emulated_table() {
 namespace {
 std::atomic<int> g_devices{1};
 std::atomic<int> g_fail_next_launch{0};
+std::atomic<int> g_sticky{0};  // the process's sticky error (0: none)
 
 struct emu_stream {
   std::mutex mu;
@@ -31,9 +32,15 @@ struct emu_stream {
 
 namespace emulator {
 void set_devices(int n) { g_devices.store(n); }
+void reset_process() {
+  g_sticky.store(0);
+  g_fail_next_launch.store(0);
+  g_devices.store(1);
+}
 void fail_next_launch(int error) { g_fail_next_launch.store(error); }
 
 int launch(void* stream, unsigned workers, const persistent_args& args, std::function<void(unsigned)> body) {
+  if (const int e = g_sticky.load()) return e;
   if (const int e = g_fail_next_launch.exchange(0)) return e;
   auto* s = static_cast<emu_stream*>(stream);
   std::lock_guard lock(s->mu);
@@ -47,6 +54,7 @@ int launch(void* stream, unsigned workers, const persistent_args& args, std::fun
       } catch (...) {
         // A trap: the grid dies. Make the other workers leave (emulation only, see the header).
         s->error.store(error_illegal_instruction);
+        g_sticky.store(error_illegal_instruction);
         args.kernel_control->request_stop();
         for (std::uint32_t i = 0; i < args.max_rings; ++i) {
           std::atomic_ref<std::uint64_t> ctl(args.rings[i].ctl);
@@ -110,12 +118,12 @@ error alloc(void** p, std::size_t n) {
   return success;
 }
 }  // namespace
-error host_alloc_mapped(void** p, std::size_t n) { return alloc(p, n); }
+error host_alloc_mapped(void** p, std::size_t n) { return g_sticky.load() ? g_sticky.load() : alloc(p, n); }
 error device_pointer(void** dev, void* host) {
   *dev = host;
   return success;
 }
-error device_alloc(void** p, std::size_t n) { return alloc(p, n); }
+error device_alloc(void** p, std::size_t n) { return g_sticky.load() ? g_sticky.load() : alloc(p, n); }
 error free_host(void* p) {
   std::free(p);
   return success;
@@ -125,6 +133,7 @@ error free_device(void* p) {
   return success;
 }
 error stream_create(stream& s) {
+  if (const int e = g_sticky.load()) return e;
   s = new emu_stream;
   return success;
 }

@@ -5,8 +5,9 @@
 // What is emulated: "device" and "pinned" memory are host memory; a launch runs the persistent
 // kernel's workers (persistent_worker<Table>, the very code the GPU runs) on std::threads; a
 // worker that throws kills the grid like a trap kills a GPU grid: the stream reports
-// error_illegal_instruction (sticky), and the other workers are made to leave (the emulator sets
-// the kernel's stop flag and every entry's abandon bit — only the emulator does this).
+// error_illegal_instruction, sticky for the whole emulated process, and the other workers are made
+// to leave (the emulator sets the kernel's stop flag and every entry's abandon bit — only the
+// emulator does this; on a GPU nothing runs after a trap, and only the host's stream query tells).
 // It proves the host logic and the ring-table protocol, never device code or PCIe behaviour:
 // tests/gpu runs the same tests on a real device (label gpu).
 #pragma once
@@ -31,6 +32,10 @@ inline constexpr int error_illegal_instruction = 715;      // sticky
 
 /// Devices the emulated runtime reports (default 1; 0 = "no device").
 void set_devices(int n);
+/// A trap poisons the emulated *process* as a sticky error poisons a CUDA context: every later
+/// allocation, stream creation and launch fails with it. reset_process() stands for a new process
+/// (ctest runs each test case in its own; the test fixture calls it at the start of each case).
+void reset_process();
 /// The next launch fails with `error` (the kernel does not start).
 void fail_next_launch(int error);
 /// Runs body(worker) for workers 0..workers-1 on threads as one grid on `stream`.
@@ -38,8 +43,8 @@ int launch(void* stream, unsigned workers, const persistent_args& args, std::fun
 
 template <class Table>
 int launch_table(unsigned blocks, unsigned threads, void* stream, const persistent_args& args) {
-  const unsigned workers = blocks * threads / 32;
-  return launch(stream, workers, args, [args, workers](unsigned w) { persistent_worker<Table>(args, w, workers); });
+  (void)blocks, (void)threads;  // the grid's workers are the ones the host sized (as on a device)
+  return launch(stream, args.workers, args, [args](unsigned w) { persistent_worker<Table>(args, w, args.workers); });
 }
 }  // namespace emulator
 

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdlib>
 #include <string>
 
 #include "ringflow/control_block.hpp"
@@ -48,12 +49,15 @@ using rt_error = hipError_t;
 inline constexpr const char* backend = "hip";
 #endif
 inline rt_error rt(error e) { return static_cast<rt_error>(e); }
-#if defined(RINGFLOW_GPU_API_CUDA)
-inline constexpr unsigned warp_size = 32;
-#else
-inline constexpr unsigned warp_size = 64;  // CDNA (gfx9) wavefronts; the kernel divides by warpSize itself
-#endif
 
+/// Before the runtime's first use in the process. CUDA >= 12.2 loads modules lazily: the first
+/// launch of any other kernel while the persistent kernel runs could then wait for it forever, so
+/// ringflow asks for eager loading unless the user chose (CUDA_MODULE_LOADING set).
+inline void prepare_runtime() {
+#if defined(RINGFLOW_GPU_API_CUDA)
+  ::setenv("CUDA_MODULE_LOADING", "EAGER", 0);
+#endif
+}
 inline const char* error_name(error e) { return RINGFLOW_RT(GetErrorName)(rt(e)); }
 inline const char* error_string(error e) { return RINGFLOW_RT(GetErrorString)(rt(e)); }
 inline error device_count(int& n) { return RINGFLOW_RT(GetDeviceCount)(&n); }
@@ -80,6 +84,8 @@ inline error describe(int ordinal, gpu_info& out) {
   out.memory_bytes = p.totalGlobalMem;
   if (const error e = cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, ordinal); e != success) return e;
   out.multiprocessors = v;
+  if (const error e = cudaDeviceGetAttribute(&v, cudaDevAttrWarpSize, ordinal); e != success) return e;
+  out.warp_size = v;
   if (const error e = cudaDeviceGetAttribute(&v, cudaDevAttrCanMapHostMemory, ordinal); e != success) return e;
   out.can_map_host_memory = v != 0;
 #else
@@ -89,6 +95,7 @@ inline error describe(int ordinal, gpu_info& out) {
   out.arch = p.gcnArchName;
   out.memory_bytes = p.totalGlobalMem;
   out.multiprocessors = p.multiProcessorCount;
+  out.warp_size = p.warpSize;
   if (const error e = hipDeviceGetAttribute(&v, hipDeviceAttributeCanMapHostMemory, ordinal); e != success) return e;
   out.can_map_host_memory = v != 0;
 #endif
@@ -165,7 +172,7 @@ inline fault_kind classify(error e) {
 
 #else  // RINGFLOW_GPU_API_EMULATED: emulated_api.cpp
 inline constexpr const char* backend = "emulated";
-inline constexpr unsigned warp_size = 32;
+inline void prepare_runtime() {}
 const char* error_name(error e);
 const char* error_string(error e);
 error device_count(int& n);

@@ -147,7 +147,9 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     // At most one block per multiprocessor (every block resident at once); capped by the entries.
     blocks_ = std::min<std::uint32_t>(blocks_, static_cast<std::uint32_t>(std::max(1, info_.multiprocessors)));
     const std::uint32_t warps = std::max<std::uint32_t>(1, opts_.warps_per_block);
-    threads_ = warps * warp_size_;
+    // The device's own warp size (HIP: 64 on CDNA, 32 on RDNA): one worker per warp, and the
+    // kernel gets the count (persistent_args::workers) so it never runs more than staging covers.
+    threads_ = warps * static_cast<std::uint32_t>(info_.warp_size > 0 ? info_.warp_size : 32);
     workers_ = blocks_ * warps;
     allocate();
     for (std::uint32_t i = opts_.max_rings; i > 0; --i) free_entries_.push_back(i - 1);
@@ -166,8 +168,8 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     quit_.store(true, std::memory_order_release);
     monitor_bell_.ring();
     if (monitor_.joinable()) monitor_.join();
+    if (!stop_kernel()) return;  // hung: the pools stay allocated (see the contract)
     std::lock_guard lock(mu_);
-    if (kernel_running_ && !stop_kernel_locked()) return;  // hung: the pools stay (see the contract)
     release_memory();
   }
 
@@ -294,8 +296,11 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     control_block& cb = ring_controls_[entry];
     set_ctl_bits(entry, persistent_ctl::stop);
     if (!wait_finished(cb, std::chrono::steady_clock::now() + timeout)) {
+      // Abandoned: a live worker ends it within a poll period (reply_stuck); one that does not
+      // within the stop timeout belongs to a hung kernel — then finished() stays false, and the
+      // incarnation's rings are never reused (release_ring).
       set_ctl_bits(entry, persistent_ctl::abandon);
-      wait_finished(cb, std::chrono::steady_clock::now() + std::chrono::milliseconds(200));
+      wait_finished(cb, std::chrono::steady_clock::now() + opts_.stop_timeout);
       return false;
     }
     return cb.current_state() == kernel_state::stopped;
@@ -318,7 +323,6 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   }
 
  private:
-  static constexpr std::uint32_t warp_size_ = api::warp_size;
 
   std::uint8_t* dev_address(void* host) const noexcept {
     return pinned_dev_ + (static_cast<std::uint8_t*>(host) - pinned_);
@@ -396,6 +400,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     a.staging = opts_.staging_bytes ? staging_dev_ : nullptr;
     a.staging_bytes = opts_.staging_bytes;
     a.max_rings = opts_.max_rings;
+    a.workers = workers_;
     a.poll_period = opts_.poll_period;
     a.backoff_max_ns = opts_.backoff_max_ns;
     a.unbound_backoff_max_ns = std::max(opts_.backoff_max_ns, opts_.unbound_backoff_max_ns);
@@ -440,8 +445,9 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   void set_ctl_bits(std::uint32_t entry, std::uint64_t bits) noexcept {
     std::lock_guard lock(mu_);
     persistent_ring& r = table_entries_[entry];
-    const std::uint64_t ctl = load_relaxed(r.ctl);  // only this side writes it (under mu_)
-    if (ctl != 0) store_release(r.ctl, ctl | bits);
+    // Release (the RMW is on host memory, by the host: the device only reads ctl; the tests'
+    // emulator also sets bits when its grid "traps", hence an RMW rather than load + store).
+    if (load_relaxed(r.ctl) != 0) std::atomic_ref<std::uint64_t>(r.ctl).fetch_or(bits, std::memory_order_acq_rel);
   }
 
   static bool wait_finished(control_block& cb, std::chrono::steady_clock::time_point deadline) {
@@ -455,48 +461,50 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     return true;
   }
 
-  // Stops the kernel (mu_ held): every bound ring's stop bit and the kernel's stop flag (rings
-  // drain), then the stream until the kernel ended; past half the stop timeout every ring is
-  // abandoned (a drain blocked on a full response ring ends as reply_stuck); past the whole
-  // timeout the kernel hangs: false.
-  bool stop_kernel_locked() {
+  // Shutdown (see gpu_device::stop_kernel). The stream is polled without mu_, so the monitor
+  // keeps sweeping (ringing completion bells for the draining rings) and abandon() stays immediate.
+  bool stop_kernel() override {
+    {
+      std::lock_guard lock(mu_);
+      closed_ = true;
+      if (!kernel_running_) return !hung_.load(std::memory_order_acquire);
+      api::use_device(opts_.ordinal);
+      set_all_ctl_bits_locked(persistent_ctl::stop);
+      stop_requested_ = true;
+      kernel_control_->request_stop();
+    }
     api::use_device(opts_.ordinal);
-    auto set_bits = [&](std::uint64_t bits) {
-      for (std::uint32_t i = 0; i < opts_.max_rings; ++i)
-        if (const std::uint64_t ctl = load_relaxed(table_entries_[i].ctl); ctl)
-          store_release(table_entries_[i].ctl, ctl | bits);
-    };
-    set_bits(persistent_ctl::stop);
-    stop_requested_ = true;
-    kernel_control_->request_stop();
     const auto start = std::chrono::steady_clock::now();
     bool abandoned = false;
     for (;;) {
       const api::error e = api::stream_query(stream_);
       if (!api::not_ready(e)) {
-        kernel_ended_locked(e);
+        std::lock_guard lock(mu_);
+        if (kernel_running_) kernel_ended_locked(e);  // (the monitor may have seen it first)
         return true;
       }
       const auto waited = std::chrono::steady_clock::now() - start;
       if (!abandoned && waited > opts_.stop_timeout / 2) {
-        set_bits(persistent_ctl::abandon);
+        std::lock_guard lock(mu_);
+        set_all_ctl_bits_locked(persistent_ctl::abandon);  // blocked drains end as reply_stuck
         abandoned = true;
       }
       if (waited > opts_.stop_timeout) {
+        std::lock_guard lock(mu_);
         hung_.store(true, std::memory_order_release);
-        last_error_ = "the persistent kernel ignored its stop flag for " + std::to_string(opts_.stop_timeout.count()) + " ms";
-        kernel_control_->fault(kernel_error::reply_stuck, 0, last_error_.c_str());
+        // Only the host's own record: worker 0 may still be writing the kernel's control block.
+        last_error_ = "the persistent kernel ignored its stop flag for " + std::to_string(opts_.stop_timeout.count()) +
+                      " ms: a hang (its memory stays allocated)";
         return false;
       }
       std::this_thread::sleep_for(std::chrono::microseconds(100));  // polling a stream: no blocking call
     }
   }
 
-  bool stop_kernel() override {
-    std::lock_guard lock(mu_);
-    closed_ = true;
-    if (!kernel_running_) return !hung_.load(std::memory_order_acquire);
-    return stop_kernel_locked();
+  void set_all_ctl_bits_locked(std::uint64_t bits) noexcept {
+    for (std::uint32_t i = 0; i < opts_.max_rings; ++i)
+      if (load_relaxed(table_entries_[i].ctl) != 0)
+        std::atomic_ref<std::uint64_t>(table_entries_[i].ctl).fetch_or(bits, std::memory_order_acq_rel);
   }
 
   // The kernel ended (mu_ held): record why and fault every bound ring that was not stopped.
@@ -547,6 +555,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   void monitor_loop() {
     api::use_device(opts_.ordinal);
     std::vector<watch> rings;
+    std::vector<const watch*> seen;  // by entry, while merging a new snapshot
     std::uint64_t version = ~0ull;
     auto last_check = std::chrono::steady_clock::now();
     std::uint32_t idle = 0;
@@ -557,9 +566,11 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
       if (const std::uint64_t v = watch_version_.load(std::memory_order_relaxed); v != version) {
         version = v;
         std::vector<watch> next = watch_ ? *watch_ : std::vector<watch>{};
-        for (watch& n : next)  // keep what was seen of rings still bound
-          for (const watch& o : rings)
-            if (o.entry == n.entry && o.replies.base() == n.replies.base()) n.last_head = o.last_head, n.last_tail = o.last_tail;
+        seen.assign(opts_.max_rings, nullptr);
+        for (const watch& o : rings) seen[o.entry] = &o;
+        for (watch& n : next)  // keep what was seen of rings still bound (same entry, same rings)
+          if (const watch* o = seen[n.entry]; o && o->replies.base() == n.replies.base())
+            n.last_head = o->last_head, n.last_tail = o->last_tail;
         rings = std::move(next);
       }
       return sweep(rings);
@@ -698,6 +709,7 @@ gpu_probe probe() noexcept {
   gpu_probe p;
   p.backend = api::backend;
   try {
+    api::prepare_runtime();
     int n = 0;
     if (const api::error e = api::device_count(n); e != api::success) {
       p.detail = std::string("no ") + api::backend + " device: " + describe_error(e);

@@ -209,26 +209,32 @@ RINGFLOW_HD serve_result serve_one(ring_consumer& requests, ring_producer& repli
                                    serve_tally& tally, const serve_staging* staging = nullptr) {
   const slot_header* req = requests.try_peek();
   if (!req) return serve_result::idle;
+  // No room for any reply: leave the request where it is (and touch nothing more of it).
+  if (replies.free_slots() == 0) return serve_result::blocked;
 
-  const std::uint32_t slot_size = requests.region().config().slot_size;
+  const ring_region& rq = requests.region();
+  const std::uint32_t slot_size = rq.config().slot_size;
   fb::bytes_view payload;
+  // A header whose payload would lie outside its ring (a stray write, a faulty peer) is answered
+  // as malformed; the payload is never read.
+  bool payload_ok = true;
   if (staging && staging->request && staging->request_bytes >= slot_size) {
     copy_chunks16(staging->request, req, slot_size);
     req = reinterpret_cast<const slot_header*>(staging->request);
-    // The staged header's length is bounded by the slot (a producer's bad length cannot make the
-    // handler read past the staging buffer); an arena payload is read in place.
-    const std::uint32_t inline_cap = slot_size - static_cast<std::uint32_t>(sizeof(slot_header));
-    if (req->flags & slot_flags::arena) {
+    payload_ok = rq.payload_in_bounds(*req);
+    if (payload_ok && (req->flags & slot_flags::arena)) {
       payload = requests.payload_view(req);
       // Arena offsets are 64-byte aligned; a payload that fits after the slot is staged too.
       if (static_cast<std::uint64_t>(slot_size) + payload.size + 15 <= staging->request_bytes) {
         copy_chunks16(staging->request + slot_size, payload.data, payload.size);
         payload = {staging->request + slot_size, payload.size};
       }
-    } else
-      payload = {staging->request + sizeof(slot_header), req->payload_len < inline_cap ? req->payload_len : inline_cap};
+    } else if (payload_ok) {
+      payload = {staging->request + sizeof(slot_header), req->payload_len};
+    }
   } else {
-    payload = requests.payload_view(req);
+    payload_ok = rq.payload_in_bounds(*req);
+    if (payload_ok) payload = requests.payload_view(req);
   }
 
   msg_view in;
@@ -246,7 +252,10 @@ RINGFLOW_HD serve_result serve_one(ring_consumer& requests, ring_producer& repli
   const std::uint32_t max_reply = replies.max_payload();
   const std::uint32_t error_room = error_reply_capacity < max_reply ? error_reply_capacity : max_reply;
   std::uint32_t want = replies.inline_capacity();
-  if (in.type != K::request::id) {
+  if (!payload_ok) {
+    early = status::malformed;
+    early_detail = "request payload lies outside its ring";
+  } else if (in.type != K::request::id) {
     early = status::wrong_type;
     early_detail = "request type differs from the kernel's request type";
   } else if (now_ns != 0 && in.deadline_ns != 0 && now_ns > in.deadline_ns) {
@@ -292,7 +301,7 @@ RINGFLOW_HD serve_result serve_one(ring_consumer& requests, ring_producer& repli
   if (st != status::ok) {
     len = write_error_reply(claim.payload, claim.capacity, st, detail);
     reply_type = msg::ErrorReply::id;
-    h->flags = static_cast<std::uint16_t>(h->flags | slot_flags::error_reply);
+    h->flags = static_cast<std::uint16_t>(claim.flags | slot_flags::error_reply);
     if (early != status::ok) ++tally.rejected; else ++tally.handler_errors;
   }
   h->type_id = reply_type;

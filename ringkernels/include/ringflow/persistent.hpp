@@ -100,6 +100,7 @@ struct persistent_args {
   std::uint8_t* staging = nullptr;           // per worker: staging_bytes for requests + as many for replies
   std::uint32_t staging_bytes = 0;           // multiple of 16; 0 = no staging (rings read in place)
   std::uint32_t max_rings = 0;
+  std::uint32_t workers = 1;                 // workers the host sized staging for; others leave at once
   std::uint32_t poll_period = 32;            // passes between control-word checks / heartbeats
   std::uint32_t backoff_max_ns = 2048;       // idle back-off ceiling while the worker has running rings
   std::uint32_t unbound_backoff_max_ns = 65536;  // ... while it has none (it only watches for bindings)

@@ -189,6 +189,8 @@ struct ring_claim {
   slot_header* header = nullptr;
   byte* payload = nullptr;
   std::uint32_t capacity = 0;
+  std::uint16_t flags = 0;  // the slot_flags the claim set in the header (arena or 0): kept here so
+                            // the producer never reads its own slot back (a PCIe read on a device)
 };
 
 /// A message to push by copy (try_push / try_push_bulk).
@@ -231,18 +233,19 @@ class ring_producer {
     if (max_len > max_payload()) return ring_status::oversize;
     if (!has_room(1)) return note_full();
     slot_header* h = r_.slot(pos_);
-    h->flags = 0;
-    h->arena_offset = 0;
     if (max_len <= inline_cap_) {
-      out = {h, reinterpret_cast<byte*>(h) + sizeof(slot_header), inline_cap_};
+      h->flags = 0;
+      h->arena_offset = 0;
+      out = {h, reinterpret_cast<byte*>(h) + sizeof(slot_header), inline_cap_, 0};
       claim_arena_start_ = arena_tail_;
       return ring_status::ok;
     }
     std::uint64_t at = 0;
     if (!arena_alloc(max_len, at)) return note_full();
+    const auto offset = static_cast<std::uint32_t>(at % arena_bytes_);
     h->flags = slot_flags::arena;
-    h->arena_offset = static_cast<std::uint32_t>(at % arena_bytes_);
-    out = {h, r_.arena() + h->arena_offset, max_len};
+    h->arena_offset = offset;
+    out = {h, r_.arena() + offset, max_len, slot_flags::arena};
     return ring_status::ok;
   }
 
@@ -343,7 +346,7 @@ class ring_producer {
     slot_header* h = c.header;
     h->payload_len = len;
     if (arena_bytes_) {
-      if (h->flags & slot_flags::arena) arena_tail_ = claim_arena_start_ + len;  // shrink to what was used
+      if (c.flags & slot_flags::arena) arena_tail_ = claim_arena_start_ + len;  // shrink to what was used
       // Round the arena cursor to 64 bytes so the next allocation starts aligned.
       arena_tail_ = (arena_tail_ + 63) & ~63ull;
       arena_ends_[pos_ & mask_] = arena_tail_;

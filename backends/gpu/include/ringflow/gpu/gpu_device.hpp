@@ -14,7 +14,13 @@
 //     std::logic_error when that device is already open in the process — one gpu_device per
 //     device, shared by all its ring actors (a second one's cudaFree could wait for the first
 //     one's kernel forever). The same holds for a program's own CUDA calls while it runs: no
-//     cudaFree / cudaDeviceSynchronize / legacy-default-stream work on that device.
+//     cudaFree / cudaFreeHost / cudaDeviceSynchronize / legacy-default-stream work, and no
+//     allocation or limit changes (cudaMalloc, cudaHostAlloc, cudaDeviceSetLimit may wait for
+//     running kernels) on that device — allocate before opening it. The probe sets
+//     CUDA_MODULE_LOADING=EAGER unless the environment chose otherwise: with lazy loading (the
+//     CUDA >= 12.2 default) the first launch of another kernel could wait for the persistent one.
+//   * The kernel is launched cooperatively (cudaLaunchCooperativeKernel), so the launch fails
+//     unless all its blocks can be resident at once; a worker per warp of the device's warp size.
 //   * factory(kernel, rings) gives incarnations of a kernel of the device's kernel table (the
 //     demo kernels, plus a user's kernels registered with RINGFLOW_CUDA_KERNELS, see
 //     ringflow/gpu/persistent_kernel.cuh): each incarnation is one entry of the ring table with its
@@ -34,7 +40,8 @@
 //     response rings while requests are outstanding (spin, then yield; parked on a doorbell that
 //     notify() rings when nothing is outstanding) and rings each incarnation's completion bell.
 //   * Stop of one incarnation: the ring drains on the device and reports `stopped`; past the
-//     timeout the host abandons it (`faulted` / reply_stuck). Destroying the device stops every
+//     timeout the host abandons it (`faulted` / reply_stuck) — unless the whole kernel hangs:
+//     then stop() returns false with finished() false, and the ring's memory is never reused. Destroying the device stops every
 //     ring, sets the kernel's stop flag and polls the stream until the kernel ended or the stop
 //     timeout passed — then it is a hang, reported by kernel_hung(), and the pools are left
 //     allocated on purpose (freeing memory a running kernel uses would wait for it forever).
@@ -65,6 +72,7 @@ struct gpu_info {
   std::string name;
   std::string arch;               // "sm_90" (CUDA compute capability) / "gfx90a" (HIP)
   int multiprocessors = 0;        // SMs / CUs
+  int warp_size = 32;             // threads per warp / wavefront (32; 64 on CDNA, 32 on RDNA)
   bool can_map_host_memory = false;
   std::uint64_t memory_bytes = 0;
 };

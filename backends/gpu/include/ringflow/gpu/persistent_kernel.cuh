@@ -39,18 +39,26 @@ template <class Table>
 __global__ void persistent_kernel(persistent_args args) {
   if (threadIdx.x % warpSize != 0) return;
   const unsigned worker = (blockIdx.x * blockDim.x + threadIdx.x) / warpSize;
-  const unsigned workers = (gridDim.x * blockDim.x) / warpSize;
-  persistent_worker<Table>(args, worker, workers);
+  // The host sized staging for args.workers (from the device's warp size); never more.
+  if (worker >= args.workers) return;
+  persistent_worker<Table>(args, worker, args.workers);
 }
 
+/// A cooperative launch: it fails (cudaErrorCooperativeLaunchTooLarge) unless every block can be
+/// resident at once — a persistent kernel whose blocks could wait for each other's SMs would
+/// leave some rings unserved forever.
 template <class Table>
 int launch_persistent(unsigned blocks, unsigned threads, void* stream, const persistent_args& args) {
+  persistent_args a = args;
+  void* params[] = {&a};
 #if defined(__CUDACC__)
-  persistent_kernel<Table><<<blocks, threads, 0, static_cast<cudaStream_t>(stream)>>>(args);
-  return static_cast<int>(cudaGetLastError());
+  return static_cast<int>(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(&persistent_kernel<Table>),
+                                                      dim3(blocks), dim3(threads), params, 0,
+                                                      static_cast<cudaStream_t>(stream)));
 #else
-  persistent_kernel<Table><<<blocks, threads, 0, static_cast<hipStream_t>(stream)>>>(args);
-  return static_cast<int>(hipGetLastError());
+  return static_cast<int>(hipLaunchCooperativeKernel(reinterpret_cast<const void*>(&persistent_kernel<Table>),
+                                                     dim3(blocks), dim3(threads), params, 0,
+                                                     static_cast<hipStream_t>(stream)));
 #endif
 }
 
