@@ -292,19 +292,28 @@ RINGFLOW_HD serve_result serve_one(ring_consumer& requests, ring_producer& repli
       detail = out.detail() ? out.detail() : to_string(st);
     }
   }
-  slot_header* h = claim.header;
-  h->correlation_id = in.correlation_id;
-  h->deadline_ns = in.deadline_ns;
-  for (int i = 0; i < 16; ++i) h->trace_id[i] = in.trace_id[i];
-  for (int i = 0; i < 8; ++i) h->span_id[i] = in.span_id[i];
-  h->status = static_cast<std::uint16_t>(st);
+  // The reply header is composed here and written in three 16-byte chunks after the correlation
+  // id (bytes 16..63; `seq`, bytes 0..7, is commit()'s release): a device writes it across PCIe
+  // as a few wide stores instead of ~30 narrow ones.
+  slot_header out{};
+  out.deadline_ns = in.deadline_ns;
+  for (int i = 0; i < 16; ++i) out.trace_id[i] = in.trace_id[i];
+  for (int i = 0; i < 8; ++i) out.span_id[i] = in.span_id[i];
+  out.status = static_cast<std::uint16_t>(st);
+  out.flags = claim.flags;
+  out.arena_offset = claim.arena_offset;
   if (st != status::ok) {
     len = write_error_reply(claim.payload, claim.capacity, st, detail);
     reply_type = msg::ErrorReply::id;
-    h->flags = static_cast<std::uint16_t>(claim.flags | slot_flags::error_reply);
+    out.flags = static_cast<std::uint16_t>(out.flags | slot_flags::error_reply);
     if (early != status::ok) ++tally.rejected; else ++tally.handler_errors;
   }
-  h->type_id = reply_type;
+  out.type_id = reply_type;
+  out.payload_len = len;
+  slot_header* h = claim.header;
+  h->correlation_id = in.correlation_id;
+  copy_chunks16(reinterpret_cast<std::uint8_t*>(h) + 16, reinterpret_cast<const std::uint8_t*>(&out) + 16,
+                sizeof(slot_header) - 16);
   replies.commit(claim, len);
   requests.release();
   ++tally.served;

@@ -136,6 +136,21 @@ RINGFLOW_HD inline void store_release(T& w, T v) { atomic_ref<T>(w).store(v, mem
 template <class T>
 RINGFLOW_HD inline void store_relaxed(T& w, T v) { atomic_ref<T>(w).store(v, mem_order::relaxed); }
 
+/// Polls a sequence word: true when it holds `expected` — and then with acquire semantics (what
+/// the writer wrote before its release store of that value is visible). On a CUDA device: a
+/// relaxed load and, only on a hit, an acquire fence: an acquire load on every idle poll would
+/// invalidate the SM's L1 each time (evicting the poller's own state). Elsewhere: an acquire load.
+template <class T>
+RINGFLOW_HD inline bool poll_acquire(T& w, T expected) {
+#if defined(__CUDA_ARCH__)
+  if (atomic_ref<T>(w).load(mem_order::relaxed) != expected) return false;
+  cuda::atomic_thread_fence(cuda::std::memory_order_acquire, cuda::thread_scope_system);
+  return true;
+#else
+  return load_acquire(w) == expected;
+#endif
+}
+
 /// One polite spin step: PAUSE on x86 hosts; on devices a short sleep so a polling warp leaves
 /// issue slots (and PCIe read bandwidth) to others.
 RINGFLOW_HD inline void cpu_relax() {

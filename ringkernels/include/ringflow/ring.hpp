@@ -189,8 +189,9 @@ struct ring_claim {
   slot_header* header = nullptr;
   byte* payload = nullptr;
   std::uint32_t capacity = 0;
-  std::uint16_t flags = 0;  // the slot_flags the claim set in the header (arena or 0): kept here so
-                            // the producer never reads its own slot back (a PCIe read on a device)
+  std::uint16_t flags = 0;  // the slot_flags the claim set in the header (arena or 0) and its arena
+  std::uint32_t arena_offset = 0;  // offset: kept here so the producer never reads its own slot back
+                                   // (a PCIe read on a device)
 };
 
 /// A message to push by copy (try_push / try_push_bulk).
@@ -236,7 +237,7 @@ class ring_producer {
     if (max_len <= inline_cap_) {
       h->flags = 0;
       h->arena_offset = 0;
-      out = {h, reinterpret_cast<byte*>(h) + sizeof(slot_header), inline_cap_, 0};
+      out = {h, reinterpret_cast<byte*>(h) + sizeof(slot_header), inline_cap_, 0, 0};
       claim_arena_start_ = arena_tail_;
       return ring_status::ok;
     }
@@ -245,7 +246,7 @@ class ring_producer {
     const auto offset = static_cast<std::uint32_t>(at % arena_bytes_);
     h->flags = slot_flags::arena;
     h->arena_offset = offset;
-    out = {h, r_.arena() + offset, max_len, slot_flags::arena};
+    out = {h, r_.arena() + offset, max_len, slot_flags::arena, offset};
     return ring_status::ok;
   }
 
@@ -410,8 +411,9 @@ class ring_consumer {
   /// The next message, or nullptr when none is ready. Publishes head when the ring is empty.
   RINGFLOW_HD const slot_header* try_peek() {
     slot_header* h = r_.slot(pos_);
-    // Acquire: pairs with the producer's release store of seq; header and payload are visible.
-    if (load_acquire(h->seq) != pos_ + 1) {
+    // Acquire (on a hit): pairs with the producer's release store of seq; header and payload are
+    // visible.
+    if (!poll_acquire(h->seq, pos_ + 1)) {
       publish();
       return nullptr;
     }
@@ -422,7 +424,7 @@ class ring_consumer {
   RINGFLOW_HD std::uint32_t peek_bulk(std::uint32_t max) {
     std::uint32_t n = 0;
     // Acquire on each seq, as in try_peek().
-    while (n < max && load_acquire(r_.slot(pos_ + n)->seq) == pos_ + n + 1) ++n;
+    while (n < max && poll_acquire(r_.slot(pos_ + n)->seq, pos_ + n + 1)) ++n;
     if (n == 0) publish();
     return n;
   }
