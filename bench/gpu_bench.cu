@@ -261,7 +261,6 @@ class ring_set {
       return false;
     }
     const gpu::gpu_device_options opts = device_options(ro, rings);
-    stop_timeout_ = opts.stop_timeout;
     try {
       dev_ = gpu::make_cuda_device(opts);
       const ringflow::incarnation_factory make = dev_->factory<EchoKernel>(ro);
@@ -298,9 +297,8 @@ class ring_set {
       for (auto& inc : incs_) inc->abandon();  // the device's own stop ends them with the kernel
     incs_.clear();
     if (!dev_) return;
-    const auto t0 = clk::now();
-    dev_.reset();  // the last reference: stops the kernel, waits up to stop_timeout
-    if (clk::now() - t0 >= stop_timeout_) g_kernel_left_running = true;
+    if (!dev_->stop_kernel()) g_kernel_left_running = true;  // a hang: its memory stays allocated
+    dev_.reset();
   }
 
   std::uint32_t size() const { return static_cast<std::uint32_t>(incs_.size()); }
@@ -324,14 +322,13 @@ class ring_set {
 
  private:
   benchmark::State& state_;
-  // Declared before the device so it is destroyed after it: the device's monitor thread may ring it
-  // until the device is gone (it works from a snapshot of the bound rings). Nobody waits on it.
+  // The rings' completion bell (declared before the device, which outlives the incarnations).
+  // Nobody waits on it: the benchmark polls the response rings.
   ringflow::cpu::doorbell bell_;
   std::shared_ptr<gpu::gpu_device> dev_;
   std::vector<std::unique_ptr<incarnation>> incs_;
   std::vector<ring_producer> tx_;
   std::vector<ring_consumer> rx_;
-  std::chrono::milliseconds stop_timeout_{0};
 };
 
 // Round trips on a ring_set: at most one request outstanding per ring and `window` at once, the
