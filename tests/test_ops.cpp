@@ -12,6 +12,7 @@
 #include "ringflow/runtime/engine.hpp"
 #include "ringflow/runtime/http.hpp"
 #include "ringflow/runtime/log.hpp"
+#include "support/gpu_emulator.hpp"
 #include "support/prom_parse.hpp"
 
 using namespace ringflow::ops;
@@ -52,9 +53,9 @@ struct served {
   http_server http;
   std::uint16_t port = 0;
   httplib::Client cli;
-  served(const std::string& text, const std::string& log_file, program_config cfg = {})
+  served(const std::string& text, const std::string& log_file, program_config cfg = {}, run_options ro = {})
       : log("info", "json", log_file),
-        eng(parse(text), cfg, log, {}),
+        eng(parse(text), cfg, log, std::move(ro)),
         http(http_handlers{[this] { return eng.metrics_text(); }, [this](nlohmann::json& r) { return eng.ready(r); },
                            [this] { return eng.topology_json(); }}),
         port(http.start("127.0.0.1", 0)),
@@ -257,4 +258,58 @@ TEST_CASE("readiness: 503 naming the ring actor while it has no healthy incarnat
   s.eng.stop();
   const run_summary sum = s.eng.summary();
   CHECK(sum.lost == 0);
+}
+
+// The engine's GPU wiring, on the emulated GPU device (tests/support/gpu_emulator.hpp: the device
+// logic of the CUDA/HIP backends over a host emulator of the runtime — not a GPU).
+TEST_CASE("GPU backend: ring nodes share one persistent kernel, faults drive the ladder over it, nothing lost",
+          "[ops][gpu]") {
+  const char* text =
+      "name: gpu-test\n"
+      "config: {breaker: {failure_threshold: 3, cooldown_ms: 300}, ladder: {hang_timeout_ms: 250}}\n"
+      "nodes:\n"
+      "  - {name: in, function: validate, type: Echo}\n"
+      "  - {name: echo, kernel: echo, backend: cuda, replicas: 2}\n"
+      "  - {name: flaky, kernel: echo, backend: auto}\n"
+      "  - {name: out, function: passthrough, type: Echo}\n"
+      "edges: [{from: in, to: echo}, {from: echo, to: flaky}, {from: flaky, to: out}]\n"
+      "load: [{name: l, target: in, message: Echo, rate: 2000, max_in_flight: 64}]\n"
+      "faults: [{node: flaky, kind: crash, at_s: 0.3}]\n";
+  ringflow::gpu::emulator::reset_process();
+  int opened = 0;
+  run_options ro;
+  ro.open_gpu = [&](const std::string& backend) -> std::shared_ptr<ringflow::gpu::gpu_device> {
+    if (backend != "cuda") return nullptr;
+    ++opened;
+    ringflow::gpu::gpu_device_options o;
+    o.max_rings = 16;
+    o.ring_pool_bytes = 8ull << 20;
+    o.warps_per_block = 1;
+    return ringflow::gpu::make_emulated_device(o);
+  };
+  served s(text, temp_file("ops-gpu.log"), {}, ro);
+  s.eng.start();
+  s.eng.start_load();
+  REQUIRE(eventually([&] {
+    const run_summary x = s.eng.summary();
+    return x.restarts >= 1 && x.replied > 2000;
+  }));
+  CHECK(opened == 1);  // one device (one persistent kernel) for both nodes
+  const auto fams = ringflow::testing::parse_prometheus(s.cli.Get("/metrics")->body);
+  REQUIRE(fams.count("ringflow_gpu_rings"));
+  REQUIRE(fams.at("ringflow_gpu_rings").samples.size() == 1);
+  CHECK(fams.at("ringflow_gpu_rings").samples[0].labels.at("device") == "emulated:0");
+  CHECK(fams.at("ringflow_gpu_rings").samples[0].value == 3);  // echo.0, echo.1, flaky
+  CHECK(fams.at("ringflow_gpu_kernel_launches_total").samples.at(0).value == 1);  // a ring's crash is not the kernel's
+  const auto j = nlohmann::json::parse(s.cli.Get("/topology")->body);
+  CHECK(j["nodes"][1]["device"] == "emulated:0");
+  CHECK(j["nodes"][2]["device"] == "sim:flaky@emulated:0");  // the fault injector over the GPU
+  CHECK(j["nodes"][1]["replicas"][0]["runs_on"] == "emulated");
+  s.eng.drain();
+  s.eng.stop();
+  const run_summary x = s.eng.summary();
+  CHECK(x.ok());
+  CHECK(x.lost == 0);
+  CHECK(x.errors == 0);
+  CHECK(x.faults_injected >= 1);
 }

@@ -217,12 +217,16 @@ struct engine::impl {
     }
     std::shared_ptr<gpu::gpu_device> d;
     try {
+      if (opts.open_gpu) {
+        d = opts.open_gpu(backend);
+      } else {
 #if defined(RINGFLOW_HAVE_CUDA_BACKEND)
-      if (backend == "cuda") d = gpu::make_cuda_device();
+        if (backend == "cuda") d = gpu::make_cuda_device();
 #endif
 #if defined(RINGFLOW_HAVE_HIP_BACKEND)
-      if (backend == "hip") d = gpu::make_hip_device();
+        if (backend == "hip") d = gpu::make_hip_device();
 #endif
+      }
       if (!d) why = "ringflow was built without the " + backend + " backend (no " + (backend == "cuda" ? "nvcc" : "hipcc") + " at build time)";
     } catch (const std::exception& e) {
       why = e.what();
@@ -987,6 +991,13 @@ std::string engine::metrics_text() const {
   x.family("ringflow_workers", "gauge", "Kernel-host worker processes alive now (host: process nodes)");
   for (const auto& [name, n] : m.nodes)
     if (n->host) x.sample({{"device", n->host->id()}}, static_cast<double>(n->host->worker_pids().size()));
+  x.family("ringflow_gpu_kernel_launches_total", "counter",
+           "Launches of a GPU device's persistent kernel: 1, plus one per relaunch after a kernel fault");
+  for (const auto& [backend, d] : m.gpus)
+    if (d) x.sample({{"device", d->id()}}, static_cast<double>(d->kernel_launches()));
+  x.family("ringflow_gpu_rings", "gauge", "Ring actors bound to a GPU device's persistent kernel now");
+  for (const auto& [backend, d] : m.gpus)
+    if (d) x.sample({{"device", d->id()}}, static_cast<double>(d->bound_rings()));
   const run_summary s = summary();
   x.family("ringflow_load_messages_total", "counter",
            "Load generator accounting: sent, replied, errors, lost (not answered yet), duplicated, wrong");

@@ -6,7 +6,7 @@
 
 #include <stdexcept>
 
-#include "ringflow/kernel.hpp"
+#include "ringflow/demo_kernels.hpp"
 
 namespace ringflow::test {
 
@@ -26,10 +26,10 @@ struct TrapKernel {
   using request = msg::Echo;
   using reply = msg::Echo;
   static constexpr const char* name = "trap";
-  RINGFLOW_HD static std::uint32_t reply_capacity(const msg_view& in) { return in.payload.size; }
+  RINGFLOW_HD static std::uint32_t reply_capacity(const msg_view& in) { return demo_kernels::EchoKernel::reply_capacity(in); }
   RINGFLOW_HD static status handle(const msg_view& in, reply_writer& out) {
     if (in.as<msg::Echo>().sequence() == trap_sequence) trap_now();
-    return out.copy(msg::Echo::id, in.payload.data, in.payload.size);
+    return demo_kernels::EchoKernel::handle(in, out);
   }
 };
 

@@ -39,6 +39,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "ringflow/gpu/gpu_device.hpp"
 #include "ringflow/runtime/config.hpp"
 #include "ringflow/runtime/log.hpp"
 #include "ringflow/runtime/topology.hpp"
@@ -58,6 +59,10 @@ struct run_options {
   /// The `ringflow` executable started as kernel-host workers for `host: process` nodes
   /// ("" = this process's own executable: right inside the ringflow program).
   std::string kernel_host_program;
+  /// How a GPU backend ("cuda" / "hip") is opened, once per run; it throws gpu::gpu_unavailable
+  /// (the reason) or returns nullptr (no such backend). Empty: the GPU backends of this build
+  /// (gpu::make_cuda_device / make_hip_device). Tests put the emulated GPU device here.
+  std::function<std::shared_ptr<gpu::gpu_device>(const std::string& backend)> open_gpu;
 };
 
 /// The counters of a run (`--summary-json` writes to_json()).
