@@ -98,11 +98,11 @@ struct binding {
   bool leaked = false;  // its kernel hung: never reused
 };
 
-/// What the monitor watches per bound ring (a snapshot, refreshed when bindings change).
+/// What the monitor watches per ring table entry (a snapshot, refreshed when bindings change).
 struct watch {
-  std::uint32_t entry;
+  bool bound = false;
   ring_region requests, replies;
-  cpu::doorbell* bell;
+  cpu::doorbell* bell = nullptr;
   std::uint64_t last_head = ~0ull, last_tail = ~0ull;
 };
 
@@ -152,6 +152,8 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     threads_ = warps * static_cast<std::uint32_t>(info_.warp_size > 0 ? info_.warp_size : 32);
     workers_ = blocks_ * warps;
     allocate();
+    active_words_ = (opts_.max_rings + 63) / 64;
+    active_ = std::make_unique<std::atomic<std::uint64_t>[]>(active_words_);
     for (std::uint32_t i = opts_.max_rings; i > 0; --i) free_entries_.push_back(i - 1);
     {
       std::lock_guard lock(mu_);
@@ -240,7 +242,12 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   const kernel_table_info& table() const noexcept { return table_; }
   std::uint32_t kernel_of(std::uint32_t entry) const noexcept { return bindings_[entry].kernel_index; }
   control_block& ring_control(std::uint32_t entry) noexcept { return ring_controls_[entry]; }
-  void wake_monitor() noexcept { monitor_bell_.ring(); }
+  /// notify() of entry's incarnation: marks the ring active (the monitor sweeps only active rings,
+  /// plus all of them once per millisecond) and wakes the monitor if it parked.
+  void wake_monitor(std::uint32_t entry) noexcept {
+    active_[entry / 64].fetch_or(std::uint64_t{1} << (entry % 64), std::memory_order_release);
+    monitor_bell_.ring();
+  }
 
   std::unique_ptr<incarnation> create(std::uint32_t k, const gpu_ring_options& rings, cpu::doorbell* bell) {
     std::lock_guard lock(mu_);
@@ -538,12 +545,12 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   }
 
   void publish_watch_locked() {
-    auto w = std::make_shared<std::vector<watch>>();
+    auto w = std::make_shared<std::vector<watch>>(opts_.max_rings);
     for (std::uint32_t i = 0; i < opts_.max_rings; ++i) {
       const binding& b = bindings_[i];
       if (!b.in_use) continue;
-      w->push_back({i, ring_region(ring_pool_ + b.request_offset, b.rings.requests),
-                    ring_region(ring_pool_ + b.reply_offset, b.rings.replies), b.bell});
+      (*w)[i] = {true, ring_region(ring_pool_ + b.request_offset, b.rings.requests),
+                 ring_region(ring_pool_ + b.reply_offset, b.rings.replies), b.bell};
     }
     std::lock_guard wl(watch_mu_);
     watch_ = std::move(w);
@@ -551,38 +558,39 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   }
 
   // The monitor: rings completion bells when a response ring moved (the device cannot), and checks
-  // every millisecond whether the kernel is still running.
+  // every millisecond whether the kernel is still running. It sweeps the rings marked active by
+  // notify() (a ring stays active while it has requests outstanding), and every millisecond all
+  // bound rings (a safety net: nothing waits longer than that for its bell).
   void monitor_loop() {
     api::use_device(opts_.ordinal);
-    std::vector<watch> rings;
-    std::vector<const watch*> seen;  // by entry, while merging a new snapshot
+    std::vector<watch> rings(opts_.max_rings);
     std::uint64_t version = ~0ull;
     auto last_check = std::chrono::steady_clock::now();
     std::uint32_t idle = 0;
     // Sweeps hold watch_mu_: once publish_watch_locked() returns, no sweep uses an old snapshot,
     // so a released incarnation's completion bell is never rung after its release.
-    auto locked_sweep = [&] {
+    auto locked_sweep = [&](bool all) {
       std::lock_guard wl(watch_mu_);
       if (const std::uint64_t v = watch_version_.load(std::memory_order_relaxed); v != version) {
         version = v;
-        std::vector<watch> next = watch_ ? *watch_ : std::vector<watch>{};
-        seen.assign(opts_.max_rings, nullptr);
-        for (const watch& o : rings) seen[o.entry] = &o;
-        for (watch& n : next)  // keep what was seen of rings still bound (same entry, same rings)
-          if (const watch* o = seen[n.entry]; o && o->replies.base() == n.replies.base())
-            n.last_head = o->last_head, n.last_tail = o->last_tail;
+        std::vector<watch> next = watch_ ? *watch_ : std::vector<watch>(opts_.max_rings);
+        for (std::size_t i = 0; i < next.size(); ++i)  // keep what was seen of rings still bound
+          if (next[i].bound && rings[i].bound && rings[i].replies.base() == next[i].replies.base())
+            next[i].last_head = rings[i].last_head, next[i].last_tail = rings[i].last_tail;
         rings = std::move(next);
+        all = true;
       }
-      return sweep(rings);
+      return sweep(rings, all);
     };
     // While requests are outstanding, and for monitor_linger after the last one (so a caller
     // sending one request at a time does not pay a futex wake-up per request), it spins (then
     // yields); after that it parks until notify() or 1 ms (the kernel check's period).
     auto last_busy = std::chrono::steady_clock::now();
     while (!quit_.load(std::memory_order_acquire)) {
-      const bool outstanding = locked_sweep();
       const auto now = std::chrono::steady_clock::now();
-      if (now - last_check >= std::chrono::milliseconds(1)) {
+      const bool tick = now - last_check >= std::chrono::milliseconds(1);
+      const bool outstanding = locked_sweep(tick);
+      if (tick) {
         last_check = now;
         check_kernel();
       }
@@ -596,7 +604,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
       }
       idle = 0;
       const cpu::doorbell::token t = monitor_bell_.prepare_wait();
-      if (quit_.load(std::memory_order_acquire) || locked_sweep()) {
+      if (quit_.load(std::memory_order_acquire) || locked_sweep(false)) {
         monitor_bell_.cancel_wait();
         continue;
       }
@@ -604,20 +612,33 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     }
   }
 
-  // One pass over the watched rings: rings a bell when a ring's consumed position (head,
-  // acquire: the replies written before it are visible) or its replies' tail moved. True while a
-  // request is waiting or being served.
-  static bool sweep(std::vector<watch>& rings) {
+  // One pass over the active rings (all bound ones when `all`): rings a bell when a ring's consumed
+  // position (head, acquire: the replies written before it are visible) or its replies' tail
+  // moved. A ring with a request waiting or being served stays active. True if any has.
+  bool sweep(std::vector<watch>& rings, bool all) {
     bool outstanding = false;
-    for (watch& w : rings) {
-      const std::uint64_t head = load_acquire(w.requests.shared()->head);
-      const std::uint64_t tail = ring_observer(w.replies).tail();
-      if (head != w.last_head || tail != w.last_tail) {
-        w.last_head = head;
-        w.last_tail = tail;
-        if (w.bell) w.bell->ring();
+    for (std::size_t word = 0; word < active_words_; ++word) {
+      // Taking the bits before looking: a notify() after this sets its bit again (no lost wake-up).
+      std::uint64_t bits = active_[word].exchange(0, std::memory_order_acq_rel);
+      if (all) bits = ~std::uint64_t{0};
+      while (bits) {
+        const unsigned b = static_cast<unsigned>(__builtin_ctzll(bits));
+        bits &= bits - 1;
+        const std::size_t e = word * 64 + b;
+        if (e >= rings.size() || !rings[e].bound) continue;
+        watch& w = rings[e];
+        const std::uint64_t head = load_acquire(w.requests.shared()->head);
+        const std::uint64_t tail = ring_observer(w.replies).tail();
+        if (head != w.last_head || tail != w.last_tail) {
+          w.last_head = head;
+          w.last_tail = tail;
+          if (w.bell) w.bell->ring();
+        }
+        if (ring_observer(w.requests).tail() != head) {
+          outstanding = true;
+          active_[word].fetch_or(std::uint64_t{1} << b, std::memory_order_relaxed);
+        }
       }
-      outstanding = outstanding || ring_observer(w.requests).tail() != head;
     }
     return outstanding;
   }
@@ -667,7 +688,9 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   std::atomic<bool> quit_{false};
   cpu::doorbell monitor_bell_;
   std::mutex watch_mu_;
-  std::shared_ptr<const std::vector<watch>> watch_;
+  std::shared_ptr<const std::vector<watch>> watch_;  // by entry
+  std::size_t active_words_ = 0;                       // (max_rings + 63) / 64
+  std::unique_ptr<std::atomic<std::uint64_t>[]> active_;  // notify()'d entries, one bit each
   std::atomic<std::uint64_t> watch_version_{0};
   std::thread monitor_;
 };
@@ -686,7 +709,7 @@ gpu_incarnation::~gpu_incarnation() {
 const char* gpu_incarnation::kernel_name() const noexcept { return dev_->table().name(dev_->kernel_of(entry_)); }
 type_id gpu_incarnation::request_type() const noexcept { return dev_->table().request_type(dev_->kernel_of(entry_)); }
 type_id gpu_incarnation::reply_type() const noexcept { return dev_->table().reply_type(dev_->kernel_of(entry_)); }
-void gpu_incarnation::notify() noexcept { dev_->wake_monitor(); }
+void gpu_incarnation::notify() noexcept { dev_->wake_monitor(entry_); }
 control_block& gpu_incarnation::control() noexcept { return dev_->ring_control(entry_); }
 bool gpu_incarnation::stop(std::chrono::milliseconds timeout) {
   if (finished()) return control().current_state() == kernel_state::stopped;
