@@ -36,9 +36,10 @@
 //     kernel restarts all its rings**, and each ring actor's outbox replay covers its own.
 //     reinitialize() after a sticky error reports `unsupported`: a poisoned context is only cleared
 //     by a new process, so in-process the ladder reroutes to the CPU.
-//   * Replies: the device cannot ring a futex, so the device's monitor thread watches the bound
-//     response rings while requests are outstanding (spin, then yield; parked on a doorbell that
-//     notify() rings when nothing is outstanding) and rings each incarnation's completion bell.
+//   * Replies: the device cannot ring a futex, so the device's monitor thread watches the response
+//     rings of the rings notify() marked active, while they have requests outstanding (spin, then
+//     yield; parked on a doorbell that notify() rings when nothing is outstanding; all bound rings
+//     once per millisecond), and rings each incarnation's completion bell.
 //   * Stop of one incarnation: the ring drains on the device and reports `stopped`; past the
 //     timeout the host abandons it (`faulted` / reply_stuck) — unless the whole kernel hangs:
 //     then stop() returns false with finished() false, and the ring's memory is never reused. Destroying the device stops every
