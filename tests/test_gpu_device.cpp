@@ -12,6 +12,7 @@
 #define CATCH_CONFIG_EXTERNAL_INTERFACES  // the emulated build registers a listener (below)
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <cstring>
 #include <optional>
 #include <random>
@@ -358,6 +359,49 @@ TEST_CASE("gpu device: a trap is a sticky device fault on every ring of the kern
   CHECK(why.find("new process") != std::string::npos);
   CHECK_FALSE(victim->restart());
   CHECK_THROWS_AS(dev->factory<EchoKernel>(small_rings())(&bell), std::runtime_error);
+}
+
+TEST_CASE("gpu device: rings bound, served, stopped and released from several threads at once", "[gpu][stress]") {
+  // Invariants: every request of every incarnation gets exactly its own reply, in order; a ring's
+  // stop answers everything pushed before it; released entries and pool memory are reused.
+  gpu::gpu_device_options o = small_options();
+  o.max_rings = 16;
+  o.ring_pool_bytes = 16 * 2 * ring_layout{{64, 256, 0, 0}}.bytes() + 4096;
+  auto dev = open_device(o);
+  cpu::doorbell bell;
+  constexpr int threads = 4, rounds = 100, per_round = 40;
+  std::atomic<int> failures{0}, served{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t)
+    ts.emplace_back([&, t] {
+      for (int round = 0; round < rounds && failures.load() == 0; ++round) {
+        std::unique_ptr<incarnation> inc;
+        try {
+          inc = dev->factory<EchoKernel>(small_rings())(&bell);
+        } catch (const std::exception&) {
+          failures.fetch_add(1);
+          return;
+        }
+        ring_driver d(*inc);
+        const std::uint64_t base = (static_cast<std::uint64_t>(t) << 32) | (static_cast<std::uint64_t>(round) << 16);
+        for (int i = 0; i < per_round; ++i)
+          if (!d.push(msg::Echo::id, base + i, echo_request(base + i, 16))) failures.fetch_add(1);
+        if (!inc->stop(5000ms)) failures.fetch_add(1);
+        for (int i = 0; i < per_round; ++i) {
+          const std::optional<reply> r = d.pop(1000ms);
+          if (!r || r->header.correlation_id != base + i || r->bytes != echo_request(base + i, 16)) {
+            failures.fetch_add(1);
+            break;
+          }
+          served.fetch_add(1);
+        }
+      }
+    });
+  for (auto& th : ts) th.join();
+  CHECK(failures.load() == 0);
+  CHECK(served.load() == threads * rounds * per_round);
+  CHECK(dev->bound_rings() == 0);  // every entry released
+  CHECK(dev->kernel_launches() == 1);
 }
 
 #if !defined(RINGFLOW_GPU_TEST_NO_CAF)

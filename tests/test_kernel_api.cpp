@@ -240,3 +240,54 @@ TEST_CASE("the score model prices, scores and decides", "[kernel][score]") {
   CHECK(rc->reason() == 2);
   CHECK(rc->price() == 0.0);
 }
+
+TEST_CASE("a request header whose payload lies outside its ring is answered malformed, never read", "[kernel]") {
+  for (const bool staged : {false, true}) {
+    INFO("staged: " << staged);
+    rings r({8, 256, 1024, 0}, {8, 256, 1024, 0});
+    r.push(msg::Echo::id, test::echo_request(1, 8), 1);
+    r.push(msg::Echo::id, test::echo_request(2, 8), 2);
+    r.push(msg::Echo::id, test::echo_request(3, 8), 3);
+    // What a stray write (or a faulty peer) could leave in the headers: an arena payload past the
+    // arena's end, and an inline length past the slot.
+    slot_header* first = r.req.region().slot(0);
+    first->flags = slot_flags::arena;
+    first->arena_offset = 1000;
+    first->payload_len = 64;
+    r.req.region().slot(1)->payload_len = 4096;
+    alignas(16) std::uint8_t req_buf[512], rep_buf[512];
+    const serve_staging staging{req_buf, sizeof req_buf, rep_buf, sizeof rep_buf};
+    serve_tally t;
+    for (int i = 0; i < 3; ++i)
+      REQUIRE(serve_one<EchoKernel>(r.kernel_in, r.kernel_out, 0, t, staged ? &staging : nullptr) == serve_result::served);
+    for (std::uint64_t id : {1u, 2u}) {
+      const auto g = r.pop();
+      CHECK(g.h.correlation_id == id);
+      CHECK(g.h.status == static_cast<std::uint16_t>(status::malformed));
+      CHECK(error_detail(g.payload) == "request payload lies outside its ring");
+    }
+    const auto ok = r.pop();  // the kernel goes on serving
+    CHECK(ok.h.status == 0);
+    CHECK(ok.payload == test::echo_request(3, 8));
+    CHECK(t.rejected == 2);
+  }
+}
+
+TEST_CASE("staged serving (device backends) replies exactly as in-place serving", "[kernel]") {
+  rings a({8, 256, 4096, 0}, {8, 256, 4096, 0}), b({8, 256, 4096, 0}, {8, 256, 4096, 0});
+  alignas(16) std::uint8_t req_buf[4096 + 256], rep_buf[4096];
+  const serve_staging staging{req_buf, sizeof req_buf, rep_buf, sizeof rep_buf};
+  const std::vector<std::vector<std::uint8_t>> payloads = {test::echo_request(1, 10), test::echo_request(2, 1500),
+                                                            test::saxpy_request(2.0f, {1, 2, 3}, {4, 5, 6})};
+  for (std::size_t i = 0; i < payloads.size(); ++i) {
+    const type_id t = i < 2 ? msg::Echo::id : msg::SaxpyRequest::id;
+    a.push(t, payloads[i], i);
+    b.push(t, payloads[i], i);
+    serve_tally ta, tb;
+    REQUIRE(serve_one<EchoKernel>(a.kernel_in, a.kernel_out, 0, ta) == serve_result::served);
+    REQUIRE(serve_one<EchoKernel>(b.kernel_in, b.kernel_out, 0, tb, &staging) == serve_result::served);
+    const auto ga = a.pop(), gb = b.pop();
+    CHECK(std::memcmp(&ga.h, &gb.h, sizeof(slot_header)) == 0);  // every header byte, seq included
+    CHECK(ga.payload == gb.payload);
+  }
+}
