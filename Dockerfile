@@ -1,7 +1,8 @@
 # ringflow: the runtime program in a container (Debian 12, the project's own install script).
 #   docker build -t ringflow:0.1.0 .
 #   docker run --rm -p 9750:9750 ringflow:0.1.0        # the supervised demo until stopped
-# GPU: this image runs the CPU and sim backends; the GPU backends are a later issue.
+# GPU: this image is built without the GPU backends (-DRINGFLOW_CUDA=OFF -DRINGFLOW_HIP=OFF: debian:12
+# has no nvcc) and runs the CPU and sim backends; a CUDA base image would be needed for them.
 
 # ---- build stage ---------------------------------------------------------------------------
 FROM debian:12 AS build
