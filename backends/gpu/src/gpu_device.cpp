@@ -43,9 +43,11 @@ struct ordinal_claim {
     ordinal = o;
   }
   ~ordinal_claim() {
+    if (ordinal < 0) return;  // kept (a hung kernel): the device stays claimed for good
     std::lock_guard lock(g_open_mu);
     g_open_ordinals.erase(std::find(g_open_ordinals.begin(), g_open_ordinals.end(), ordinal));
   }
+  void keep() noexcept { ordinal = -1; }
   ordinal_claim(const ordinal_claim&) = delete;
   ordinal_claim& operator=(const ordinal_claim&) = delete;
 };
@@ -94,6 +96,7 @@ struct binding {
   std::uint64_t request_offset = 0, reply_offset = 0;  // in the ring pool
   std::uint64_t request_bytes = 0, reply_bytes = 0;
   cpu::doorbell* bell = nullptr;
+  std::uint64_t serial = 0;  // which create() bound it
   bool in_use = false;
   bool leaked = false;  // its kernel hung: never reused
 };
@@ -101,8 +104,10 @@ struct binding {
 /// What the monitor watches per ring table entry (a snapshot, refreshed when bindings change).
 struct watch {
   bool bound = false;
+  std::uint64_t serial = 0;  // the binding (a new incarnation on a reused entry is a new one)
   ring_region requests, replies;
   cpu::doorbell* bell = nullptr;
+  control_block* control = nullptr;
   std::uint64_t last_head = ~0ull, last_tail = ~0ull;
 };
 
@@ -152,25 +157,32 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     threads_ = warps * static_cast<std::uint32_t>(info_.warp_size > 0 ? info_.warp_size : 32);
     workers_ = blocks_ * warps;
     allocate();
-    active_words_ = (opts_.max_rings + 63) / 64;
-    active_ = std::make_unique<std::atomic<std::uint64_t>[]>(active_words_);
-    for (std::uint32_t i = opts_.max_rings; i > 0; --i) free_entries_.push_back(i - 1);
-    {
+    try {
+      active_words_ = (opts_.max_rings + 63) / 64;
+      active_ = std::make_unique<std::atomic<std::uint64_t>[]>(active_words_);
+      for (std::uint32_t i = opts_.max_rings; i > 0; --i) free_entries_.push_back(i - 1);
+      monitor_ = std::thread([this] { monitor_loop(); });  // (no kernel yet: it only waits)
       std::lock_guard lock(mu_);
       std::string why;
-      if (!launch_locked(why)) {
-        release_memory();
-        throw gpu_unavailable(opts_.id + ": the persistent kernel did not launch: " + why);
-      }
+      if (!launch_locked(why)) throw gpu_unavailable(opts_.id + ": the persistent kernel did not launch: " + why);
+      // Nothing may throw after a successful launch.
+    } catch (...) {
+      quit_.store(true, std::memory_order_release);
+      monitor_bell_.ring();
+      if (monitor_.joinable()) monitor_.join();
+      release_memory();
+      throw;
     }
-    monitor_ = std::thread([this] { monitor_loop(); });
   }
 
   ~device_impl() override {
     quit_.store(true, std::memory_order_release);
     monitor_bell_.ring();
     if (monitor_.joinable()) monitor_.join();
-    if (!stop_kernel()) return;  // hung: the pools stay allocated (see the contract)
+    if (!stop_kernel()) {  // hung: the pools stay allocated, the device stays claimed (the contract)
+      claim_.keep();
+      return;
+    }
     std::lock_guard lock(mu_);
     release_memory();
   }
@@ -255,12 +267,14 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     if (poisoned_) throw std::runtime_error(opts_.id + " is poisoned by a sticky error (" + last_error_ + ")");
     std::string why;
     if (!kernel_running_ && !launch_locked(why)) throw std::runtime_error(opts_.id + ": cannot launch its kernel: " + why);
+    if (free_entries_.empty()) reclaim_leaked_locked();
     if (free_entries_.empty())
       throw std::runtime_error(opts_.id + ": ring table full (" + std::to_string(opts_.max_rings) + " rings)");
     binding b;
     b.kernel_index = k;
     b.rings = rings;
     b.bell = bell;
+    b.serial = ++serial_;
     b.request_bytes = ring_layout{rings.requests}.bytes();
     b.reply_bytes = ring_layout{rings.replies}.bytes();
     const auto rq = pool_.allocate(b.request_bytes);
@@ -317,8 +331,8 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   void release_ring(std::uint32_t entry) noexcept {
     std::lock_guard lock(mu_);
     binding& b = bindings_[entry];
-    if (!ring_controls_[entry].finished()) {
-      b.leaked = true;  // a worker may still use these rings: never reuse them
+    if (kernel_running_ && !ring_controls_[entry].finished()) {
+      b.leaked = true;  // a worker may still use these rings: reclaimed once it is done (monitor)
     } else {
       pool_.release(b.request_offset, b.request_bytes);
       pool_.release(b.reply_offset, b.reply_bytes);
@@ -474,7 +488,8 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     {
       std::lock_guard lock(mu_);
       closed_ = true;
-      if (!kernel_running_) return !hung_.load(std::memory_order_acquire);
+      if (hung_.load(std::memory_order_acquire)) return false;  // already found hung: no second wait
+      if (!kernel_running_) return true;
       api::use_device(opts_.ordinal);
       set_all_ctl_bits_locked(persistent_ctl::stop);
       stop_requested_ = true;
@@ -549,8 +564,8 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     for (std::uint32_t i = 0; i < opts_.max_rings; ++i) {
       const binding& b = bindings_[i];
       if (!b.in_use) continue;
-      (*w)[i] = {true, ring_region(ring_pool_ + b.request_offset, b.rings.requests),
-                 ring_region(ring_pool_ + b.reply_offset, b.rings.replies), b.bell};
+      (*w)[i] = {true, b.serial, ring_region(ring_pool_ + b.request_offset, b.rings.requests),
+                 ring_region(ring_pool_ + b.reply_offset, b.rings.replies), b.bell, &ring_controls_[i]};
     }
     std::lock_guard wl(watch_mu_);
     watch_ = std::move(w);
@@ -575,7 +590,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
         version = v;
         std::vector<watch> next = watch_ ? *watch_ : std::vector<watch>(opts_.max_rings);
         for (std::size_t i = 0; i < next.size(); ++i)  // keep what was seen of rings still bound
-          if (next[i].bound && rings[i].bound && rings[i].replies.base() == next[i].replies.base())
+          if (next[i].bound && rings[i].bound && rings[i].serial == next[i].serial)
             next[i].last_head = rings[i].last_head, next[i].last_tail = rings[i].last_tail;
         rings = std::move(next);
         all = true;
@@ -588,7 +603,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     auto last_busy = std::chrono::steady_clock::now();
     while (!quit_.load(std::memory_order_acquire)) {
       const auto now = std::chrono::steady_clock::now();
-      const bool tick = now - last_check >= std::chrono::milliseconds(1);
+      const bool tick = now - last_check >= opts_.monitor_period;
       const bool outstanding = locked_sweep(tick);
       if (tick) {
         last_check = now;
@@ -608,7 +623,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
         monitor_bell_.cancel_wait();
         continue;
       }
-      monitor_bell_.wait(t, std::chrono::milliseconds(1));  // also the kernel check's period
+      monitor_bell_.wait(t, opts_.monitor_period);  // also the kernel check's period
     }
   }
 
@@ -634,7 +649,8 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
           w.last_tail = tail;
           if (w.bell) w.bell->ring();
         }
-        if (ring_observer(w.requests).tail() != head) {
+        // A finished ring (stopped, faulted: no kernel serves it now) is not waited for.
+        if (ring_observer(w.requests).tail() != head && !w.control->finished()) {
           outstanding = true;
           active_[word].fetch_or(std::uint64_t{1} << b, std::memory_order_relaxed);
         }
@@ -643,8 +659,22 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     return outstanding;
   }
 
+  // Entries released before their ring finished (abandoned, then destroyed) come back once no
+  // worker uses them: their ring finished, or no kernel runs (mu_ held).
+  void reclaim_leaked_locked() {
+    for (std::uint32_t i = 0; i < opts_.max_rings; ++i) {
+      binding& b = bindings_[i];
+      if (!b.leaked || (kernel_running_ && !ring_controls_[i].finished())) continue;
+      pool_.release(b.request_offset, b.request_bytes);
+      pool_.release(b.reply_offset, b.reply_bytes);
+      free_entries_.push_back(i);
+      b.leaked = false;
+    }
+  }
+
   void check_kernel() {
     std::lock_guard lock(mu_);
+    reclaim_leaked_locked();
     if (!kernel_running_) return;
     const api::error e = api::stream_query(stream_);
     if (api::not_ready(e)) return;
@@ -680,7 +710,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   bool closed_ = false;  // stop_kernel(): no new rings, no relaunch
   bool poisoned_ = false;
   std::string last_error_;
-  std::uint64_t generation_ = 0, kernel_epoch_ = 0, ring_epoch_ = 0;
+  std::uint64_t generation_ = 0, kernel_epoch_ = 0, ring_epoch_ = 0, serial_ = 0;
 
   std::atomic<bool> poisoned_flag_{false};
   std::atomic<bool> hung_{false};

@@ -33,7 +33,8 @@
 #include <atomic>
 #endif
 #if !defined(__CUDA_ARCH__) && !defined(__HIP_DEVICE_COMPILE__)
-#include <thread>  // backoff's host path
+#include <chrono>  // backoff's host path
+#include <thread>
 #endif
 // _mm_pause for cpu_relax() on x86 hosts: every compiler's host pass needs it (nvcc and hipcc
 // compile the host side of RINGFLOW_HD functions too); device passes do not use it.
@@ -137,14 +138,19 @@ template <class T>
 RINGFLOW_HD inline void store_relaxed(T& w, T v) { atomic_ref<T>(w).store(v, mem_order::relaxed); }
 
 /// Polls a sequence word: true when it holds `expected` — and then with acquire semantics (what
-/// the writer wrote before its release store of that value is visible). On a CUDA device: a
-/// relaxed load and, only on a hit, an acquire fence: an acquire load on every idle poll would
-/// invalidate the SM's L1 each time (evicting the poller's own state). Elsewhere: an acquire load.
+/// the writer wrote before its release store of that value is visible). On a device (CUDA, HIP):
+/// a relaxed load and, only on a hit, an acquire fence: an acquire load on every idle poll would
+/// invalidate the SM's / CU's cache each time (evicting the poller's own state). On the host: an
+/// acquire load.
 template <class T>
 RINGFLOW_HD inline bool poll_acquire(T& w, T expected) {
 #if defined(__CUDA_ARCH__)
   if (atomic_ref<T>(w).load(mem_order::relaxed) != expected) return false;
   cuda::atomic_thread_fence(cuda::std::memory_order_acquire, cuda::thread_scope_system);
+  return true;
+#elif defined(__HIP_DEVICE_COMPILE__)
+  if (atomic_ref<T>(w).load(mem_order::relaxed) != expected) return false;
+  __atomic_thread_fence(__ATOMIC_ACQUIRE);  // system scope (AMDGPU's default sync scope)
   return true;
 #else
   return load_acquire(w) == expected;
@@ -180,9 +186,9 @@ struct backoff {
     for (std::uint32_t i = 0; i < (ns >> 6) + 1; ++i) __builtin_amdgcn_s_sleep(1);
 #else
     // Host (the GPU emulator of CI's tests runs device workers on threads): PAUSEs, and at the
-    // ceiling a yield, so spinning workers leave a small machine's cores to the host side.
+    // ceiling a short sleep, so idle workers leave a small machine's cores to the host side.
     if (ns >= max_ns) {
-      std::this_thread::yield();
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
       return;
     }
     for (std::uint32_t i = 0; i < (ns >> 5); ++i) cpu_relax();

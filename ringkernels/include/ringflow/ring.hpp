@@ -157,12 +157,13 @@ class ring_region {
   RINGFLOW_HD ring_shared* shared() const { return reinterpret_cast<ring_shared*>(base_); }
   RINGFLOW_HD const ring_config& config() const { return pinned_.capacity ? pinned_ : shared()->config; }
   /// True when a slot's payload (as its header describes it) lies inside this region: inline
-  /// within the slot, or within the arena. A consumer whose producer is not trusted checks this
+  /// within the slot, or within the arena at a 64-byte-aligned offset (as producers place it;
+  /// device readers copy it in 16-byte chunks, and a misaligned access is a sticky GPU fault). A consumer whose producer is not trusted checks this
   /// (on its own copy of the header) before it reads the payload.
   RINGFLOW_HD bool payload_in_bounds(const slot_header& h) const {
     const ring_config& c = config();
-    if (h.flags & slot_flags::arena)
-      return static_cast<std::uint64_t>(h.arena_offset) + h.payload_len <= c.arena_bytes;
+    if (h.flags & slot_flags::arena)  // producers place arena payloads 64-byte aligned; readers rely on it
+      return (h.arena_offset & 63u) == 0 && static_cast<std::uint64_t>(h.arena_offset) + h.payload_len <= c.arena_bytes;
     return h.payload_len <= c.inline_capacity();
   }
   RINGFLOW_HD slot_header* slot(std::uint64_t pos) const {

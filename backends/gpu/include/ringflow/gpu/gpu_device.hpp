@@ -99,6 +99,7 @@ struct gpu_device_options {
   std::uint32_t backoff_max_ns = 2048;     // idle back-off ceiling of a worker with running rings
   std::uint32_t unbound_backoff_max_ns = 65536;  // ... of a worker without (watching for bindings)
   std::chrono::microseconds monitor_linger{200};  // monitor spins this long after the last reply before parking
+  std::chrono::microseconds monitor_period{1000};  // monitor: stream query + sweep of all bound rings
   std::chrono::milliseconds stop_timeout{2000};  // kernel stop: then it is a hang
 };
 
