@@ -334,9 +334,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     if (kernel_running_ && !ring_controls_[entry].finished()) {
       b.leaked = true;  // a worker may still use these rings: reclaimed once it is done (monitor)
     } else {
-      pool_.release(b.request_offset, b.request_bytes);
-      pool_.release(b.reply_offset, b.reply_bytes);
-      free_entries_.push_back(entry);
+      free_entry_locked(entry);
     }
     b.in_use = false;
     b.bell = nullptr;
@@ -353,10 +351,10 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     api::use_device(opts_.ordinal);
     const std::uint64_t table_bytes = round128(sizeof(persistent_ring) * opts_.max_rings);
     const std::uint64_t controls_bytes = round128(sizeof(control_block) * (opts_.max_rings + 1));
-    pinned_bytes_ = table_bytes + controls_bytes + round128(opts_.ring_pool_bytes);
+    const std::uint64_t pinned_bytes = table_bytes + controls_bytes + round128(opts_.ring_pool_bytes);
     void* p = nullptr;
-    if (const api::error e = api::host_alloc_mapped(&p, pinned_bytes_); e != api::success)
-      throw gpu_unavailable(opts_.id + ": pinned mapped allocation of " + std::to_string(pinned_bytes_) +
+    if (const api::error e = api::host_alloc_mapped(&p, pinned_bytes); e != api::success)
+      throw gpu_unavailable(opts_.id + ": pinned mapped allocation of " + std::to_string(pinned_bytes) +
                             " bytes failed: " + describe_error(e));
     pinned_ = static_cast<std::uint8_t*>(p);
     std::memset(pinned_, 0, table_bytes + controls_bytes);
@@ -374,10 +372,10 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     const std::uint64_t endpoints = sizeof(persistent_endpoint) * opts_.max_rings;
     const std::uint64_t staging = static_cast<std::uint64_t>(workers_) * 2 * opts_.staging_bytes;
     const std::uint64_t scratch = sizeof(std::uint64_t) * opts_.max_rings * opts_.max_reply_capacity;
-    device_bytes_ = round128(endpoints) + round128(staging) + round128(scratch);
-    if (const api::error e = api::device_alloc(&d, device_bytes_); e != api::success) {
+    const std::uint64_t device_bytes = round128(endpoints) + round128(staging) + round128(scratch);
+    if (const api::error e = api::device_alloc(&d, device_bytes); e != api::success) {
       release_memory();
-      throw gpu_unavailable(opts_.id + ": device allocation of " + std::to_string(device_bytes_) +
+      throw gpu_unavailable(opts_.id + ": device allocation of " + std::to_string(device_bytes) +
                             " bytes failed: " + describe_error(e));
     }
     device_mem_ = static_cast<std::uint8_t*>(d);
@@ -432,7 +430,6 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
       return false;
     }
     kernel_running_ = true;
-    stop_requested_ = false;
     launches_.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
@@ -465,9 +462,13 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
 
   void set_ctl_bits(std::uint32_t entry, std::uint64_t bits) noexcept {
     std::lock_guard lock(mu_);
+    or_ctl_locked(entry, bits);
+  }
+  // Sets bits of a bound entry's control word (mu_ held). Release (the RMW is on host memory, by
+  // the host: the device only reads ctl; the tests' emulator also sets bits when its grid "traps",
+  // hence an RMW rather than load + store).
+  void or_ctl_locked(std::uint32_t entry, std::uint64_t bits) noexcept {
     persistent_ring& r = table_entries_[entry];
-    // Release (the RMW is on host memory, by the host: the device only reads ctl; the tests'
-    // emulator also sets bits when its grid "traps", hence an RMW rather than load + store).
     if (load_relaxed(r.ctl) != 0) std::atomic_ref<std::uint64_t>(r.ctl).fetch_or(bits, std::memory_order_acq_rel);
   }
 
@@ -492,7 +493,6 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
       if (!kernel_running_) return true;
       api::use_device(opts_.ordinal);
       set_all_ctl_bits_locked(persistent_ctl::stop);
-      stop_requested_ = true;
       kernel_control_->request_stop();
     }
     api::use_device(opts_.ordinal);
@@ -524,9 +524,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   }
 
   void set_all_ctl_bits_locked(std::uint64_t bits) noexcept {
-    for (std::uint32_t i = 0; i < opts_.max_rings; ++i)
-      if (load_relaxed(table_entries_[i].ctl) != 0)
-        std::atomic_ref<std::uint64_t>(table_entries_[i].ctl).fetch_or(bits, std::memory_order_acq_rel);
+    for (std::uint32_t i = 0; i < opts_.max_rings; ++i) or_ctl_locked(i, bits);
   }
 
   // The kernel ended (mu_ held): record why and fault every bound ring that was not stopped.
@@ -535,7 +533,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     std::string detail;
     api::fault_kind f{kernel_error::crashed, false};
     if (e == api::success) {
-      if (stop_requested_) {
+      if (closed_) {  // stop_kernel() asked for it
         kernel_control_->set_state(kernel_state::stopped);
         return;
       }
@@ -659,15 +657,20 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     return outstanding;
   }
 
+  // Returns an entry's rings to the pool and the entry to the free list (mu_ held).
+  void free_entry_locked(std::uint32_t i) {
+    pool_.release(bindings_[i].request_offset, bindings_[i].request_bytes);
+    pool_.release(bindings_[i].reply_offset, bindings_[i].reply_bytes);
+    free_entries_.push_back(i);
+  }
+
   // Entries released before their ring finished (abandoned, then destroyed) come back once no
   // worker uses them: their ring finished, or no kernel runs (mu_ held).
   void reclaim_leaked_locked() {
     for (std::uint32_t i = 0; i < opts_.max_rings; ++i) {
       binding& b = bindings_[i];
       if (!b.leaked || (kernel_running_ && !ring_controls_[i].finished())) continue;
-      pool_.release(b.request_offset, b.request_bytes);
-      pool_.release(b.reply_offset, b.reply_bytes);
-      free_entries_.push_back(i);
+      free_entry_locked(i);
       b.leaked = false;
     }
   }
@@ -689,13 +692,11 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
 
   std::uint8_t* pinned_ = nullptr;
   std::uint8_t* pinned_dev_ = nullptr;
-  std::uint64_t pinned_bytes_ = 0;
   persistent_ring* table_entries_ = nullptr;
   control_block* kernel_control_ = nullptr;
   control_block* ring_controls_ = nullptr;
   std::uint8_t* ring_pool_ = nullptr;
   std::uint8_t* device_mem_ = nullptr;
-  std::uint64_t device_bytes_ = 0;
   persistent_endpoint* endpoints_dev_ = nullptr;
   std::uint8_t* staging_dev_ = nullptr;
   std::uint64_t* scratch_dev_ = nullptr;
@@ -706,7 +707,6 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   std::vector<std::uint32_t> free_entries_;
   pool_allocator pool_;
   bool kernel_running_ = false;
-  bool stop_requested_ = false;
   bool closed_ = false;  // stop_kernel(): no new rings, no relaunch
   bool poisoned_ = false;
   std::string last_error_;
