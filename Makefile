@@ -6,6 +6,8 @@
 #   make sanitize  ASan+UBSan build (build-asan/) running the whole suite
 #   make tsan      ThreadSanitizer build (build-tsan/) running the `tsan` label
 #   make fuzz      clang/libFuzzer build (build-fuzz/), each target for FUZZ_SECONDS (default 30)
+#   make format-check  clang-format-14 --dry-run --Werror over the tracked C/C++/CUDA sources (CI runs it)
+#   make format    reformat them in place (.clang-format)
 #   make clean     remove every build directory
 BUILD        ?= build
 JOBS         ?= $(shell nproc)
@@ -21,7 +23,7 @@ CTEST        := ctest --output-on-failure --timeout 900 -j $(JOBS)
 # No GPU toolchain in sanitizer builds: they check host code, and nvcc/hipcc cannot take -fsanitize.
 SAN_FLAGS    := -DRINGFLOW_CUDA=OFF -DRINGFLOW_HIP=OFF -DRINGFLOW_BUILD_BENCH=OFF -DRINGFLOW_BUILD_EXAMPLES=OFF
 
-.PHONY: deps build demo test bench bench-gpu sanitize tsan fuzz clean
+.PHONY: deps build demo test bench bench-gpu sanitize tsan fuzz format format-check clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -64,6 +66,15 @@ fuzz: deps
 	  -DRINGFLOW_FUZZ_ONLY=ON
 	cmake --build build-fuzz -j $(JOBS)
 	bash tests/fuzz/run-fuzzers.sh build-fuzz $(FUZZ_SECONDS)
+
+# The tracked C/C++/CUDA sources (flatc's output lives in build directories, never tracked).
+FORMAT_SOURCES = $(shell git ls-files '*.cpp' '*.hpp' '*.h' '*.cu' '*.cuh')
+
+format-check: deps
+	@clang-format-14 --dry-run --Werror $(FORMAT_SOURCES) && echo "format-check: $(words $(FORMAT_SOURCES)) files formatted"
+
+format: deps
+	clang-format-14 -i $(FORMAT_SOURCES)
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz build-gpu

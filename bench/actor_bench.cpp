@@ -134,7 +134,7 @@ struct fixture {
   std::string describe() const {
     const auto& k = kernel_opts.wait;
     const auto& p = rt.config().poller.wait;
-    auto ladder = [](const ringflow::cpu::wait_policy& w) {
+    auto ladder = [](const ringflow::wait_policy& w) {
       return "spin " + std::to_string(w.spin_iterations) + " / yield " + std::to_string(w.yield_iterations) +
              (w.park ? " / park" : " / never park");
     };

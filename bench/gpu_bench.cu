@@ -70,7 +70,7 @@
 #include <thread>
 #include <vector>
 
-#include "ringflow/cpu/doorbell.hpp"
+#include "ringflow/doorbell.hpp"
 #include "ringflow/demo_kernels.hpp"
 #include "ringflow/gpu/gpu_device.hpp"
 #include "ringflow/incarnation.hpp"
@@ -324,7 +324,7 @@ class ring_set {
   benchmark::State& state_;
   // The rings' completion bell (declared before the device, which outlives the incarnations).
   // Nobody waits on it: the benchmark polls the response rings.
-  ringflow::cpu::doorbell bell_;
+  ringflow::doorbell bell_;
   std::shared_ptr<gpu::gpu_device> dev_;
   std::vector<std::unique_ptr<incarnation>> incs_;
   std::vector<ring_producer> tx_;
@@ -625,7 +625,7 @@ __global__ void serve_one_echo(launch_args a) {
   ring_producer replies(ringflow::ring_region(a.replies, a.reply_config), a.reply_scratch);
   const ringflow::serve_staging staging{a.staging, a.staging_bytes, a.staging + a.staging_bytes, a.staging_bytes};
   ringflow::serve_tally tally;
-  ringflow::serve_one<EchoKernel>(requests, replies, 0, tally, &staging);
+  (void)ringflow::serve_one<EchoKernel>(requests, replies, 0, tally, &staging);
   requests.publish();
 }
 

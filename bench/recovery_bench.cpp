@@ -282,9 +282,10 @@ void BM_Recovery(benchmark::State& state, fault_kind kind) {
 
 // ---- kernel hosts (out-of-process ring kernels) -----------------------------------------------
 
-ops::kernel_host_options host_options(std::string backend) {
-  ops::kernel_host_options o;
+process::kernel_host_options host_options(std::string backend) {
+  process::kernel_host_options o;
   o.program = RINGFLOW_PROGRAM;
+  o.kernels = ringflow::ops::catalog_kernel_lookup();
   o.backend = std::move(backend);
   o.segment_prefix = "rfbench";
   return o;
@@ -293,7 +294,7 @@ ops::kernel_host_options host_options(std::string backend) {
 /// One ring actor "echo" on the CPU backend, in process or in a kernel-host worker, supervised.
 struct placement_fixture {
   runtime rt;
-  std::shared_ptr<ops::kernel_host_device> host;
+  std::shared_ptr<process::kernel_host_device> host;
   std::shared_ptr<event_log> log = std::make_shared<event_log>();
   std::unique_ptr<fault_ladder> ladder;
   placement_fixture(bool hosted, const std::string& backend = "cpu") : rt(bench_runtime()) {
@@ -307,7 +308,7 @@ struct placement_fixture {
     opts.per_caller_window = 2048;
     const ops::kernel_info* k = ops::find_kernel("echo");
     if (hosted) {
-      host = ops::kernel_host_device::make("host:bench", host_options(backend));
+      host = process::kernel_host_device::make("host:bench", host_options(backend));
       ladder->spawn_ring_actor("echo", k->request_id, k->reply_id, host, host->factory("echo"), k->cpu_factory({}), opts);
     } else {
       rt.spawn_ring_actor("echo", k->request_id, k->reply_id, k->cpu_factory({}), opts);

@@ -44,7 +44,7 @@
 #include "concurrentqueue.h"
 #include "ringflow/cpu/cpu_kernel.hpp"
 #include "ringflow/cpu/host_client.hpp"
-#include "ringflow/cpu/ring_storage.hpp"
+#include "ringflow/ring_storage.hpp"
 #include "ringflow/demo_kernels.hpp"
 #include "ringflow/generated/echo_generated.h"
 #include "ringflow/generated/score_request_generated.h"
@@ -255,8 +255,8 @@ constexpr std::size_t pingpong_capacity = 64;
 
 void BM_RingPingPong(benchmark::State& state) {
   const auto bytes = static_cast<std::uint32_t>(state.range(0));
-  ringflow::cpu::ring_storage to_echo(pingpong_ring());
-  ringflow::cpu::ring_storage from_echo(pingpong_ring());
+  ringflow::ring_storage to_echo(pingpong_ring());
+  ringflow::ring_storage from_echo(pingpong_ring());
   pin_scope pin;
   pin.to(g_place.self_cpu);
   ringflow::ring_producer tx(to_echo.region(), to_echo.producer_scratch());
@@ -387,7 +387,7 @@ void BM_RingBulkThroughput(benchmark::State& state) {
   ringflow::ring_config cfg;
   cfg.capacity = bulk_capacity;
   cfg.slot_size = 128;
-  ringflow::cpu::ring_storage ring(cfg);
+  ringflow::ring_storage ring(cfg);
   pin_scope pin;
   pin.to(g_place.self_cpu);
   ringflow::ring_consumer rx(ring.region());

@@ -10,6 +10,8 @@ PACKAGES=(
   g++ cmake ninja-build make pkg-config
   # clang + libFuzzer runtime for the fuzz targets (clang-14 cannot build CAF code; messages/ has no CAF)
   clang libclang-rt-14-dev
+  # formatting (make format-check, run by CI)
+  clang-format-14
   # actor system, queues, messages
   libcaf-dev libconcurrentqueue-dev libflatbuffers-dev flatbuffers-compiler
   # tests and benchmarks

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "actor_test_support.hpp"
+#include "support/client_stress.hpp"
 
 using namespace ringflow;
 using namespace ringflow::test;
@@ -40,46 +41,17 @@ TEST_CASE("N client threads x M requests through the embedding API: exactly once
   auto core = ring.core;
   const int threads = 4;
   const int per_thread = std::getenv("RINGFLOW_STRESS_MESSAGES") ? std::atoi(std::getenv("RINGFLOW_STRESS_MESSAGES")) / 400 + 1 : 6000;
-  std::vector<std::vector<std::atomic<std::uint8_t>>> seen(threads);
-  for (auto& v : seen) v = std::vector<std::atomic<std::uint8_t>>(per_thread);
-  std::atomic<std::uint64_t> mismatched{0}, errors{0};
-  std::vector<std::thread> ts;
-  for (int t = 0; t < threads; ++t) {
-    ts.emplace_back([&, t] {
-      ring_client c(core, client_options{32, 20000ms});
-      std::atomic<int> outstanding{0};
-      for (int i = 0; i < per_thread; ++i) {
-        const std::uint64_t seq = static_cast<std::uint64_t>(t) << 32 | static_cast<std::uint64_t>(i);
-        auto check = [&, t, i, seq](const call_result& r) {
-          if (!r.ok()) {
-            errors.fetch_add(1);
-            return;
-          }
-          if (echo_seq(r.reply) != seq) mismatched.fetch_add(1);
-          seen[t][i].fetch_add(1);
-        };
-        switch (i % 3) {
-          case 0: check(c.call(echo_msg(seq))); break;            // blocking
-          case 1: check(c.submit(echo_msg(seq)).get()); break;    // future
-          default: {                                              // callback (window of 8)
-            while (outstanding.load() >= 8) std::this_thread::yield();
-            outstanding.fetch_add(1);
-            c.submit(echo_msg(seq), [&, check](call_result&& r) {
-              check(r);
-              outstanding.fetch_sub(1);
-            });
-          }
-        }
-      }
-      wait_until([&] { return outstanding.load() == 0; }, 30000ms);
-    });
-  }
-  for (auto& t : ts) t.join();
-  CHECK(errors.load() == 0);
-  CHECK(mismatched.load() == 0);
-  std::uint64_t once = 0, other = 0;
-  for (auto& v : seen)
-    for (auto& x : v) (x.load() == 1 ? once : other)++;
+  client_stress s;
+  s.threads = threads;
+  s.per_thread = per_thread;
+  s.client = client_options{32, 20000ms};
+  s.how = client_stress::mode::mixed;
+  s.callback_window = 8;
+  s.drain = 30000ms;
+  const client_stress_result r = run_client_stress(core, s);
+  const std::uint64_t errors = r.errors, mismatched = r.mismatched, once = r.once, other = r.lost + r.duplicated;
+  CHECK(errors == 0);
+  CHECK(mismatched == 0);
   CHECK(once == static_cast<std::uint64_t>(threads) * per_thread);
   CHECK(other == 0);
   CHECK(core->stats().in_flight == 0);

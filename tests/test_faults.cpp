@@ -13,6 +13,7 @@
 #include <caf/all.hpp>
 
 #include "actor_test_support.hpp"
+#include "support/quick_ladder.hpp"
 #include "support/exactly_once.hpp"
 #include "ringflow/sim/sim_device.hpp"
 #include "ringflow/sim/sim_incarnation.hpp"
@@ -39,17 +40,6 @@ std::shared_ptr<sim::sim_device> make_device(std::string id = "sim:0", bool rein
   return sim::sim_device::make(o, 7);
 }
 
-ladder_config quick_ladder() {
-  ladder_config c;
-  c.hang_timeout = 50ms;
-  c.backoff_initial = 500us;
-  c.backoff_max = 20ms;
-  c.probe_window = 50ms;
-  c.breaker.open_for = 50ms;
-  c.breaker.max_open_for = 200ms;
-  c.restart_window = 2000ms;
-  return c;
-}
 
 const ladder_ring_status& ring_of(const ladder_snapshot& s, const std::string& name) {
   for (const auto& r : s.rings)

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "actor_test_support.hpp"
+#include "support/client_stress.hpp"
 #include "ringflow/sim/sim_device.hpp"
 
 using namespace ringflow;
@@ -89,40 +90,18 @@ TEST_CASE("random faults under load, replaced incarnations: exactly once, matchi
     }
   });
 
-  const int threads = 3;
-  const int per_thread = 2500;
-  std::vector<std::vector<std::atomic<std::uint8_t>>> seen(threads);
-  for (auto& v : seen) v = std::vector<std::atomic<std::uint8_t>>(per_thread);
-  std::atomic<std::uint64_t> mismatched{0}, errors{0};
-  std::vector<std::thread> ts;
-  for (int t = 0; t < threads; ++t) {
-    ts.emplace_back([&, t] {
-      ring_client c(core, client_options{16, 30000ms});
-      std::atomic<int> outstanding{0};
-      for (int i = 0; i < per_thread; ++i) {
-        const std::uint64_t seq = static_cast<std::uint64_t>(t) << 32 | static_cast<std::uint64_t>(i);
-        while (outstanding.load() >= 16) std::this_thread::yield();
-        outstanding.fetch_add(1);
-        c.submit(echo_msg(seq), [&, t, i, seq](call_result&& r) {
-          if (!r.ok()) errors.fetch_add(1);
-          else if (echo_seq(r.reply) != seq) mismatched.fetch_add(1);
-          seen[t][i].fetch_add(1);
-          outstanding.fetch_sub(1);
-        });
-      }
-      if (!wait_until([&] { return outstanding.load() == 0; }, 60000ms)) step_failures.fetch_add(1);
-    });
-  }
-  for (auto& th : ts) th.join();
+  client_stress s;
+  s.threads = 3;
+  s.per_thread = 2500;
+  s.client = client_options{16, 30000ms};
+  s.callback_window = 16;
+  s.drain = 60000ms;
+  const client_stress_result r = run_client_stress(core, s);
+  step_failures.fetch_add(r.undrained);
   done.store(true);
   controller.join();
 
-  std::uint64_t lost = 0, duplicated = 0;
-  for (auto& v : seen)
-    for (auto& n : v) {
-      lost += n.load() == 0;
-      duplicated += n.load() > 1;
-    }
+  const std::uint64_t lost = r.lost, duplicated = r.duplicated, mismatched = r.mismatched, errors = r.errors;
   INFO("faults fired " << dev->faults().fired_total() << ", replacements " << replacements.load() << " ("
                        << restarts_in_place.load() << " in place), replayed "
                        << core->stats().replayed << ", duplicate replies dropped " << core->stats().duplicates);

@@ -20,11 +20,12 @@
 #include <vector>
 
 #include "actor_test_support.hpp"
-#include "ringflow/cpu/ring_storage.hpp"
+#include "ringflow/ring_storage.hpp"
 #include "ringflow/demo_kernels.hpp"
 #include "ringflow/gpu/gpu_device.hpp"
 #include "ringflow/supervision/fault_ladder.hpp"
 #include "support/exactly_once.hpp"
+#include "support/quick_ladder.hpp"
 #include "support/trap_kernel.hpp"
 #include "test_support.hpp"
 
@@ -40,6 +41,13 @@ using ringflow::demo_kernels::SaxpyKernel;
 using ringflow::demo_kernels::ScoreKernel;
 
 namespace {
+
+// A GPU kernel's hang takes longer to tell than a thread's; a trapped device stays open for the test.
+[[maybe_unused]] ladder_config gpu_ladder() {
+  return quick_ladder({.hang_timeout = 2000ms, .probe_window = 1000ms, .open_for = 60000ms, .max_open_for = 300000ms,
+                       .restart_window = 10000ms});
+}
+
 
 #if defined(RINGFLOW_DUT_EMULATED)
 // The emulator's table: what RINGFLOW_CUDA_KERNELS(TrapKernel) registers for a GPU build.
@@ -123,7 +131,7 @@ struct ring_driver {
 template <class K>
 reply cpu_reference(type_id type, std::uint64_t corr, const std::vector<std::uint8_t>& payload) {
   const ring_config cfg{4, 1024, 0, 0};
-  cpu::ring_storage rq(cfg), rp(cfg);
+  ringflow::ring_storage rq(cfg), rp(cfg);
   ring_producer host_req(rq.region(), rq.producer_scratch());
   ring_consumer kernel_req(rq.region());
   ring_producer kernel_rep(rp.region(), rp.producer_scratch());
@@ -181,14 +189,6 @@ void round_trips(ring_driver& d, int n, Make make) {
   }
 }
 
-[[maybe_unused]] ladder_config quick_ladder() {
-  ladder_config c;
-  c.hang_timeout = 2000ms;
-  c.backoff_initial = 500us;
-  c.backoff_max = 20ms;
-  c.breaker.open_for = 60000ms;
-  return c;
-}
 
 }  // namespace
 
@@ -216,7 +216,7 @@ TEST_CASE("gpu device: the kernel table has the demo kernels and the program's o
 
 TEST_CASE("gpu device: every demo kernel round-trips with replies bit-identical to the CPU backend's", "[gpu]") {
   auto dev = open_device(small_options());
-  cpu::doorbell bell;
+  ringflow::doorbell bell;
   std::mt19937 rng(7);
   auto echo = dev->factory<EchoKernel>(small_rings())(&bell);
   auto saxpy = dev->factory<SaxpyKernel>(small_rings(64, 64 * 1024))(&bell);
@@ -243,7 +243,7 @@ TEST_CASE("gpu device: many rings served by one kernel at once", "[gpu]") {
   o.max_rings = static_cast<std::uint32_t>(rings);
   o.ring_pool_bytes = static_cast<std::uint64_t>(rings) * 2 * ring_layout{{16, 256, 0, 0}}.bytes() + (1u << 20);
   auto dev = open_device(o);
-  cpu::doorbell bell;
+  ringflow::doorbell bell;
   std::vector<std::unique_ptr<incarnation>> incs;
   for (int i = 0; i < rings; ++i) incs.push_back(dev->factory<EchoKernel>(small_rings(16))(&bell));
   CHECK(dev->bound_rings() == static_cast<std::size_t>(rings));
@@ -266,7 +266,7 @@ TEST_CASE("gpu device: many rings served by one kernel at once", "[gpu]") {
 
 TEST_CASE("gpu device: stop with messages in flight answers every one of them", "[gpu]") {
   auto dev = open_device(small_options());
-  cpu::doorbell bell;
+  ringflow::doorbell bell;
   auto inc = dev->factory<EchoKernel>(small_rings(256))(&bell);
   ring_driver d(*inc);
   const int n = 200;
@@ -303,7 +303,7 @@ TEST_CASE("gpu device: stop with messages in flight answers every one of them", 
 
 TEST_CASE("gpu device: a drain blocked on a full response ring is abandoned as reply_stuck", "[gpu]") {
   auto dev = open_device(small_options());
-  cpu::doorbell bell;
+  ringflow::doorbell bell;
   gpu::gpu_ring_options ro = small_rings(16);
   ro.replies.capacity = 2;
   auto inc = dev->factory<EchoKernel>(ro)(&bell);
@@ -321,7 +321,7 @@ TEST_CASE("gpu device: a drain blocked on a full response ring is abandoned as r
 
 TEST_CASE("gpu device: a ring whose region is corrupt is refused (bad_ring), never served", "[gpu]") {
   auto dev = open_device(small_options());
-  cpu::doorbell bell;
+  ringflow::doorbell bell;
   auto inc = dev->factory<EchoKernel>(small_rings())(&bell);
   REQUIRE(inc->stop(2000ms));
   inc->requests().shared()->magic = 0;  // what a stray write would do
@@ -335,7 +335,7 @@ TEST_CASE("gpu device: a ring whose region is corrupt is refused (bad_ring), nev
 // (ctest runs every case in its own). Not run on HIP, where a device trap aborts the process.
 TEST_CASE("gpu device: a trap is a sticky device fault on every ring of the kernel, the process lives", "[gpu][trap]") {
   auto dev = open_device(small_options());
-  cpu::doorbell bell;
+  ringflow::doorbell bell;
   auto victim = dev->factory("trap", small_rings())(&bell);
   auto bystander = dev->factory<EchoKernel>(small_rings())(&bell);
   ring_driver bd(*bystander);
@@ -368,7 +368,7 @@ TEST_CASE("gpu device: rings bound, served, stopped and released from several th
   o.max_rings = 16;
   o.ring_pool_bytes = 16 * 2 * ring_layout{{64, 256, 0, 0}}.bytes() + 4096;
   auto dev = open_device(o);
-  cpu::doorbell bell;
+  ringflow::doorbell bell;
   constexpr int threads = 4, rounds = 100, per_round = 40;
   std::atomic<int> failures{0}, served{0};
   std::vector<std::thread> ts;
@@ -413,13 +413,13 @@ TEST_CASE("gpu device: a new incarnation on a reused entry gets its completion b
   o.monitor_linger = 0us;      // the monitor parks as soon as nothing is outstanding
   o.monitor_period = 10000ms;  // and wakes only for notify(): it first sees each new ring already served
   auto dev = open_device(o);
-  cpu::doorbell bell;
+  ringflow::doorbell bell;
   int rung = 0;
   const int rounds = 100;
   for (int i = 0; i < rounds; ++i) {
     auto inc = dev->factory<EchoKernel>(small_rings())(&bell);
     ring_driver d(*inc);
-    const cpu::doorbell::token t = bell.prepare_wait();
+    const ringflow::doorbell::token t = bell.prepare_wait();
     // Served before the monitor looks: the ring it first sees (1 consumed, 1 replied) looks just
     // like the previous ring on this entry did when it last looked.
     REQUIRE(d.push(msg::Echo::id, 1, echo_request(1, 8), false));
@@ -436,7 +436,7 @@ TEST_CASE("gpu device: entries released while abandoned come back once their rin
   gpu::gpu_device_options o = small_options();
   o.max_rings = 2;
   auto dev = open_device(o);
-  cpu::doorbell bell;
+  ringflow::doorbell bell;
   for (int i = 0; i < 6; ++i) {
     std::unique_ptr<incarnation> inc;
     // The previous round's entry returns when its worker has honoured the abandon (a poll period).
@@ -459,7 +459,7 @@ TEST_CASE("gpu device: under the fault ladder a trap reroutes to the CPU, every 
           "[gpu][faults][trap]") {
   auto dev = open_device(small_options());
   runtime rt{small_runtime()};
-  fault_ladder ladder(rt, quick_ladder());
+  fault_ladder ladder(rt, gpu_ladder());
   const cpu_incarnation_options co = quick_park();
   ladder.spawn_ring_actor("echo", msg::Echo::id, msg::Echo::id, dev, dev->factory("trap", small_rings()),
                           cpu_incarnation_factory<TrapKernel>(co));
@@ -489,7 +489,7 @@ TEST_CASE("gpu device: under the fault ladder a trap reroutes to the CPU, every 
 TEST_CASE("gpu device (emulator): a transient kernel death -> restart relaunches the kernel once for all rings",
           "[gpu]") {
   auto dev = open_device(small_options());
-  cpu::doorbell bell;
+  ringflow::doorbell bell;
   auto a = dev->factory<EchoKernel>(small_rings())(&bell);
   auto b = dev->factory<EchoKernel>(small_rings())(&bell);
   // A kernel that ends without a stop request (what a GPU does after e.g. a watchdog kill): the
@@ -525,7 +525,7 @@ TEST_CASE("gpu device (emulator): a failed launch and an unusable device are cle
   gpu::gpu_device_options o = small_options();
   o.ring_pool_bytes = 2 * ring_layout{{64, 256, 0, 0}}.bytes() + 4096;
   auto dev = open_device(o);
-  cpu::doorbell bell;
+  ringflow::doorbell bell;
   auto one = dev->factory<EchoKernel>(small_rings())(&bell);
   CHECK_THROWS_WITH(dev->factory<EchoKernel>(small_rings())(&bell), Catch::Contains("pool exhausted"));
   one.reset();  // its memory returns to the pool

@@ -4,7 +4,7 @@
 #include <cstring>
 #include <string>
 
-#include "ringflow/cpu/ring_storage.hpp"
+#include "ringflow/ring_storage.hpp"
 #include "ringflow/demo_kernels.hpp"
 #include "ringflow/generated/error_generated.h"
 #include "test_support.hpp"
@@ -15,7 +15,7 @@ using namespace ringflow::demo_kernels;
 namespace {
 
 struct rings {
-  cpu::ring_storage req, rep;
+  ringflow::ring_storage req, rep;
   ring_producer client_out;
   ring_consumer kernel_in;
   ring_producer kernel_out;
@@ -144,8 +144,8 @@ TEST_CASE("a handler error becomes an error reply with its detail", "[kernel]") 
   r.push(msg::SaxpyRequest::id, test::saxpy_request(1.0f, {1, 2}, {1}), 4);  // x, y lengths differ
   r.push(msg::SaxpyRequest::id, std::vector<std::uint8_t>(16, 0xFF), 5);    // not a table
   serve_tally t;
-  serve_one<SaxpyKernel>(r.kernel_in, r.kernel_out, 0, t);
-  serve_one<SaxpyKernel>(r.kernel_in, r.kernel_out, 0, t);
+  (void)serve_one<SaxpyKernel>(r.kernel_in, r.kernel_out, 0, t);
+  (void)serve_one<SaxpyKernel>(r.kernel_in, r.kernel_out, 0, t);
   CHECK(t.handler_errors == 2);
   const auto a = r.pop();
   CHECK(static_cast<status>(a.h.status) == status::invalid_argument);
@@ -154,7 +154,7 @@ TEST_CASE("a handler error becomes an error reply with its detail", "[kernel]") 
   CHECK(static_cast<status>(b.h.status) == status::malformed);
   // Custom kernels work the same way.
   r.push(msg::Echo::id, std::vector<std::uint8_t>(3, 1), 6);
-  serve_one<PickyKernel>(r.kernel_in, r.kernel_out, 0, t);
+  (void)serve_one<PickyKernel>(r.kernel_in, r.kernel_out, 0, t);
   CHECK(error_detail(r.pop().payload) == "picky: odd size");
 }
 
@@ -163,8 +163,8 @@ TEST_CASE("past-deadline requests get deadline_exceeded without running the hand
   r.push(msg::SaxpyRequest::id, test::saxpy_request(1.0f, {1}, {1}), 1, /*deadline*/ 100);
   r.push(msg::SaxpyRequest::id, test::saxpy_request(1.0f, {1}, {1}), 2, /*deadline*/ 1000);
   serve_tally t;
-  serve_one<SaxpyKernel>(r.kernel_in, r.kernel_out, /*now*/ 500, t);
-  serve_one<SaxpyKernel>(r.kernel_in, r.kernel_out, /*now*/ 500, t);
+  (void)serve_one<SaxpyKernel>(r.kernel_in, r.kernel_out, /*now*/ 500, t);
+  (void)serve_one<SaxpyKernel>(r.kernel_in, r.kernel_out, /*now*/ 500, t);
   CHECK(static_cast<status>(r.pop().h.status) == status::deadline_exceeded);
   CHECK(r.pop().h.status == 0);
 }
@@ -201,7 +201,7 @@ TEST_CASE("echo replies byte for byte", "[kernel]") {
   const auto req = test::echo_request(42, 100);
   r.push(msg::Echo::id, req, 9);
   serve_tally t;
-  serve_one<EchoKernel>(r.kernel_in, r.kernel_out, 0, t);
+  (void)serve_one<EchoKernel>(r.kernel_in, r.kernel_out, 0, t);
   const auto g = r.pop();
   CHECK(g.payload == req);
   CHECK(g.h.type_id == msg::Echo::id);
@@ -220,7 +220,7 @@ TEST_CASE("the score model prices, scores and decides", "[kernel][score]") {
   // Quantity 0 -> not approved, reason 2.
   r.push(msg::ScoreRequest::id, test::score_request(3, 50.0, 0, 0, {}), 3);
   serve_tally t;
-  for (int i = 0; i < 3; ++i) serve_one<ScoreKernel>(r.kernel_in, r.kernel_out, 0, t);
+  for (int i = 0; i < 3; ++i) (void)serve_one<ScoreKernel>(r.kernel_in, r.kernel_out, 0, t);
   const auto a = r.pop();
   REQUIRE(test::verify<demo::ScoreReply>(a.payload));
   const auto* ra = demo::GetScoreReply(a.payload.data());

@@ -21,13 +21,14 @@
 #include "ringflow/runtime/kernel_host.hpp"
 #include "ringflow/supervision/fault_ladder.hpp"
 #include "support/child_process.hpp"
+#include "support/quick_ladder.hpp"
 #include "support/exactly_once.hpp"
 
 using namespace ringflow;
 using namespace ringflow::test;
 using namespace std::chrono_literals;
-using ringflow::ops::kernel_host_device;
-using ringflow::ops::kernel_host_options;
+using ringflow::process::kernel_host_device;
+using ringflow::process::kernel_host_options;
 using ringflow::testing::process_gone;
 using ringflow::testing::process_state;
 
@@ -38,29 +39,25 @@ constexpr const char* kPrefix = "rfkhtest";
 kernel_host_options host_options(std::string backend = "cpu") {
   kernel_host_options o;
   o.program = RINGFLOW_PROGRAM;
+  o.kernels = ringflow::ops::catalog_kernel_lookup();
   o.backend = std::move(backend);
   o.segment_prefix = kPrefix;
   o.heartbeat_timeout = 500ms;
   return o;
 }
 
-ladder_config quick_ladder() {
-  ladder_config c;
-  c.hang_timeout = 500ms;
-  c.backoff_initial = 500us;
-  c.backoff_max = 20ms;
-  c.probe_window = 100ms;
-  c.breaker.open_for = 100ms;
-  c.breaker.max_open_for = 400ms;
-  c.restart_window = 5000ms;
-  return c;
+
+// A worker's hang and recovery take longer than a thread's.
+ladder_config host_ladder() {
+  return quick_ladder({.hang_timeout = 500ms, .probe_window = 100ms, .open_for = 100ms, .max_open_for = 400ms,
+                       .restart_window = 5000ms});
 }
 
 struct fixture {
   std::shared_ptr<kernel_host_device> dev;
   runtime rt{small_runtime()};
   fault_ladder ladder;
-  explicit fixture(kernel_host_options o = host_options(), ladder_config cfg = quick_ladder())
+  explicit fixture(kernel_host_options o = host_options(), ladder_config cfg = host_ladder())
       : dev(kernel_host_device::make("host:test", std::move(o))), ladder(rt, std::move(cfg)) {}
   void spawn(const std::string& name = "echo") {
     const ops::kernel_info* k = ops::find_kernel("echo");
@@ -114,8 +111,8 @@ load_result inject_under_load(fixture& f, sim::fault_kind kind, int per_thread, 
 struct segment_view {
   void* base = nullptr;
   std::size_t bytes = 0;
-  ops::host_segment_header* header = nullptr;
-  ops::segment_layout layout;
+  process::host_segment_header* header = nullptr;
+  process::segment_layout layout;
   explicit segment_view(const std::string& name) {
     const int fd = ::shm_open(name.c_str(), O_RDWR, 0);
     REQUIRE(fd >= 0);
@@ -125,8 +122,8 @@ struct segment_view {
     base = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     ::close(fd);
     REQUIRE(base != MAP_FAILED);
-    header = static_cast<ops::host_segment_header*>(base);
-    layout = ops::segment_layout::of(header->requests, header->replies);
+    header = static_cast<process::host_segment_header*>(base);
+    layout = process::segment_layout::of(header->requests, header->replies);
   }
   ~segment_view() { ::munmap(base, bytes); }
   template <class T>
@@ -136,7 +133,7 @@ struct segment_view {
 };
 
 std::string only_segment() {
-  const auto segs = ops::list_segments(kPrefix);
+  const auto segs = process::list_segments(kPrefix);
   REQUIRE(segs.size() == 1);
   return segs.front();
 }
@@ -144,7 +141,7 @@ std::string only_segment() {
 }  // namespace
 
 TEST_CASE("kernel host: requests round-trip through a worker process on shared-memory rings", "[faults][kernel-host]") {
-  ops::reclaim_stale_segments(kPrefix);
+  process::reclaim_stale_segments(kPrefix);
   for (const char* backend : {"cpu", "sim"}) {
     SECTION(backend) {
       {
@@ -155,12 +152,12 @@ TEST_CASE("kernel host: requests round-trip through a worker process on shared-m
         REQUIRE(pids.size() == 1);
         CHECK(pids.front() != ::getpid());
         CHECK(f.rt.ring("echo")->backend() == std::string("kernel-host:") + backend);
-        CHECK(ops::list_segments(kPrefix).size() == 1);
+        CHECK(process::list_segments(kPrefix).size() == 1);
         require_exactly_once(run_load(f.rt, "echo", 2, 2000));
         CHECK(f.dev->worker_restarts() == 0);
         CHECK(f.status().faults == 0);
       }
-      CHECK(ops::list_segments(kPrefix).empty());  // removed on clean shutdown
+      CHECK(process::list_segments(kPrefix).empty());  // removed on clean shutdown
     }
   }
 }
@@ -195,9 +192,9 @@ TEST_CASE("kernel host: SIGKILL of the worker under load loses nothing and answe
     standbys.push_back(f.dev->standby_pids().at(0));
     standbys.push_back(standby);
     // (Requests in flight at the kill are replayed; there may have been none at that instant.)
-    CHECK(ops::list_segments(kPrefix).size() == 1);  // the same segment, reattached
+    CHECK(process::list_segments(kPrefix).size() == 1);  // the same segment, reattached
   }
-  CHECK(ops::list_segments(kPrefix).empty());  // nothing left after a crash + restart cycle
+  CHECK(process::list_segments(kPrefix).empty());  // nothing left after a crash + restart cycle
   for (pid_t p : standbys) CHECK(process_gone(p));  // no worker process either
 }
 
@@ -254,7 +251,7 @@ TEST_CASE("kernel host: a kernel that hangs inside its worker is found by the wa
 TEST_CASE("kernel host: workers that keep crashing -> reroute to an in-process CPU kernel", "[faults][kernel-host]") {
   kernel_host_options o = host_options("sim");
   o.standing_faults.push_back(sim::fault_rule::at(sim::fault_kind::crash, 1));  // every worker dies on its first request
-  ladder_config lc = quick_ladder();
+  ladder_config lc = host_ladder();
   lc.breaker.failure_threshold = 3;
   lc.breaker.open_for = 60000ms;  // stays open for the test: no probe
   fixture f(o, lc);
@@ -270,7 +267,7 @@ TEST_CASE("kernel host: workers that keep crashing -> reroute to an in-process C
 }
 
 TEST_CASE("kernel host: a stopped (SIGSTOP) worker is found by its lost heartbeat and replaced", "[faults][kernel-host]") {
-  ladder_config lc = quick_ladder();
+  ladder_config lc = host_ladder();
   lc.hang_timeout = 20000ms;  // the ladder's own hang watchdog stays out of it: the monitor must find it
   fixture f(host_options(), lc);
   f.spawn();
@@ -352,7 +349,7 @@ TEST_CASE("kernel host: what a faulty worker writes is checked, never trusted", 
 }
 
 TEST_CASE("kernel host: stale segments of a dead service are reclaimed, a live service's are kept", "[faults][kernel-host]") {
-  ops::reclaim_stale_segments(kPrefix);
+  process::reclaim_stale_segments(kPrefix);
   // A pid that is certainly gone: a child that exited and was reaped.
   const pid_t dead = ::fork();
   if (dead == 0) ::_exit(0);
@@ -376,11 +373,11 @@ TEST_CASE("kernel host: stale segments of a dead service are reclaimed, a live s
   make(stale_dead);
   make(stale_reused);
   make(live);
-  const auto removed = ops::reclaim_stale_segments(kPrefix);
+  const auto removed = process::reclaim_stale_segments(kPrefix);
   CHECK(std::find(removed.begin(), removed.end(), stale_dead) != removed.end());
   CHECK(std::find(removed.begin(), removed.end(), stale_reused) != removed.end());
   CHECK(std::find(removed.begin(), removed.end(), live) == removed.end());
-  const auto left = ops::list_segments(kPrefix);
+  const auto left = process::list_segments(kPrefix);
   CHECK(left == std::vector<std::string>{live});
   ::shm_unlink(live.c_str());
 }
@@ -396,11 +393,11 @@ TEST_CASE("kernel host: bad options and a worker that cannot start are clear err
   CHECK_THROWS_WITH(kernel_host_device::make("h", opts)->factory("nope"), Catch::Contains("unknown kernel"));
   opts.program = "/nonexistent/ringflow";
   auto dev = kernel_host_device::make("h", opts);
-  cpu::doorbell bell;
+  ringflow::doorbell bell;
   CHECK_THROWS_WITH(dev->factory("echo")(&bell), Catch::Contains("cannot start"));
   // The worker itself refuses a segment that is not one.
   std::string error;
   CHECK(ops::run_kernel_host("/rfkhtest-does-not-exist", error) == 3);
   CHECK_THAT(error, Catch::Contains("cannot open segment"));
-  CHECK(ops::list_segments(kPrefix).empty());
+  CHECK(process::list_segments(kPrefix).empty());
 }

@@ -5,11 +5,11 @@
 #include <numeric>
 #include <vector>
 
-#include "ringflow/cpu/ring_storage.hpp"
+#include "ringflow/ring_storage.hpp"
 #include "ringflow/ring.hpp"
 
 using namespace ringflow;
-using ringflow::cpu::ring_storage;
+using ringflow::ring_storage;
 
 namespace {
 

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <thread>
 
-#include "ringflow/cpu/ring_storage.hpp"
+#include "ringflow/ring_storage.hpp"
 #include "ringflow/ring.hpp"
 
 using namespace ringflow;
@@ -39,7 +39,7 @@ struct spin_then_yield {
 };
 
 void run_stress(const ring_config& cfg, std::uint64_t total, bool bulk) {
-  cpu::ring_storage storage(cfg);
+  ringflow::ring_storage storage(cfg);
   const bool arena = cfg.arena_bytes > 0;
   std::uint64_t received = 0;
   bool order_ok = true, payload_ok = true;

@@ -97,7 +97,7 @@ void completion_poller::run() noexcept {
     if (woke_idle) idle = cfg_.wait.spin_iterations + cfg_.wait.yield_iterations;
     woke_idle = false;
     ++idle;
-    const cpu::wait_policy& w = cfg_.wait;
+    const wait_policy& w = cfg_.wait;
     if (idle <= w.spin_iterations) {
       cpu_relax();
       continue;
@@ -106,7 +106,7 @@ void completion_poller::run() noexcept {
       sched_yield();
       continue;
     }
-    const cpu::doorbell::token t = bell_.prepare_wait();
+    const doorbell::token t = bell_.prepare_wait();
     std::uint64_t in_flight_now = 0;
     if (stop_.load(std::memory_order_acquire) || version_.load(std::memory_order_acquire) != seen_version_.load(std::memory_order_relaxed) ||
         pass(in_flight_now) != 0) {

@@ -639,7 +639,7 @@ caf::actor fault_ladder::spawn_ring_actor(const std::string& name, type_id reque
     std::string why;
   };
   auto first = std::make_shared<first_start>();
-  incarnation_factory initial = [first, on_device, on_cpu](cpu::doorbell* bell) {
+  incarnation_factory initial = [first, on_device, on_cpu](doorbell* bell) {
     try {
       return on_device(bell);
     } catch (const std::exception& e) {

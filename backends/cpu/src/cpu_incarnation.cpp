@@ -1,20 +1,10 @@
-// The CPU incarnation of a ring kernel: see ringflow/incarnation.hpp.
-#include "ringflow/incarnation.hpp"
-
-namespace ringflow {
-
-void discard_ring(ring_region r) noexcept {
-  ring_consumer c(r);
-  while (c.try_peek()) c.release();
-  c.publish();
-}
-
-}  // namespace ringflow
+// The CPU incarnation of a ring kernel: see ringflow/cpu/cpu_incarnation.hpp.
+#include "ringflow/cpu/cpu_incarnation.hpp"
 
 namespace ringflow::detail {
 
 namespace {
-cpu::kernel_config make_config(const char* name, const cpu_incarnation_options& opts, cpu::doorbell* bell) {
+cpu::kernel_config make_config(const char* name, const cpu_incarnation_options& opts, doorbell* bell) {
   cpu::kernel_config cfg;
   cfg.name = name;
   cfg.wait = opts.wait;
@@ -26,11 +16,11 @@ cpu::kernel_config make_config(const char* name, const cpu_incarnation_options& 
 }
 }  // namespace
 
-cpu_incarnation::cpu_incarnation(const char* name, const cpu_incarnation_options& opts, cpu::doorbell* bell)
+cpu_incarnation::cpu_incarnation(const char* name, const cpu_incarnation_options& opts, doorbell* bell)
     : kernel_(make_config(name, opts, bell)) {}
 
 cpu_incarnation::~cpu_incarnation() {
-  if (kernel_.running()) kernel_.stop(std::chrono::milliseconds(1000));
+  if (kernel_.running()) (void)kernel_.stop(std::chrono::milliseconds(1000));  // nobody to tell how it ended
 }
 
 bool cpu_incarnation::finished() noexcept { return kernel_.control().finished(); }
@@ -43,7 +33,7 @@ void cpu_incarnation::abandon() noexcept {
 
 bool cpu_incarnation::restart() {
   if (abandoned_ || !kernel_.control().finished()) return false;
-  kernel_.stop(std::chrono::milliseconds(0));  // joins the finished thread
+  (void)kernel_.stop(std::chrono::milliseconds(0));  // joins the finished thread (its outcome is known)
   discard_ring(channel_->requests());
   discard_ring(channel_->replies());
   kernel_.start();  // new epoch, resumes at the rings' (now empty) positions

@@ -196,4 +196,7 @@ error device_reset();
 fault_kind classify(error e);
 #endif
 
+/// "<name>: <description>" of a runtime error, for messages.
+inline std::string describe_error(error e) { return std::string(error_name(e)) + ": " + error_string(e); }
+
 }  // namespace ringflow::gpu::RINGFLOW_GPU_NS::api

@@ -11,9 +11,10 @@
 #include <thread>
 #include <vector>
 
+#include "device_support.hpp"
 #include "gpu_api.hpp"
-#include "ringflow/cpu/doorbell.hpp"
-#include "ringflow/cpu/ring_storage.hpp"
+#include "ringflow/doorbell.hpp"
+#include "ringflow/ring_storage.hpp"
 
 namespace ringflow::gpu {
 kernel_table_info RINGFLOW_GPU_BUILTIN_TABLE();
@@ -22,94 +23,7 @@ kernel_table_info RINGFLOW_GPU_BUILTIN_TABLE();
 namespace ringflow::gpu::RINGFLOW_GPU_NS {
 namespace {
 
-std::string describe_error(api::error e) {
-  return std::string(api::error_name(e)) + ": " + api::error_string(e);
-}
-
-constexpr std::uint64_t round128(std::uint64_t n) { return (n + 127) / 128 * 128; }
-
-// One open device per ordinal and process: a second one's allocations and frees (cudaFree can
-// synchronize the whole device) would wait for the first one's persistent kernel forever.
-std::mutex g_open_mu;
-std::vector<int> g_open_ordinals;  // (g_open_mu)
-struct ordinal_claim {
-  int ordinal = -1;
-  explicit ordinal_claim(int o) {
-    std::lock_guard lock(g_open_mu);
-    if (std::find(g_open_ordinals.begin(), g_open_ordinals.end(), o) != g_open_ordinals.end())
-      throw std::logic_error(std::string(api::backend) + ":" + std::to_string(o) +
-                             " is already open in this process: share its gpu_device (one persistent kernel per device)");
-    g_open_ordinals.push_back(o);
-    ordinal = o;
-  }
-  ~ordinal_claim() {
-    if (ordinal < 0) return;  // kept (a hung kernel): the device stays claimed for good
-    std::lock_guard lock(g_open_mu);
-    g_open_ordinals.erase(std::find(g_open_ordinals.begin(), g_open_ordinals.end(), ordinal));
-  }
-  void keep() noexcept { ordinal = -1; }
-  ordinal_claim(const ordinal_claim&) = delete;
-  ordinal_claim& operator=(const ordinal_claim&) = delete;
-};
-
-/// First-fit allocator of 128-byte-aligned ranges of the pinned ring pool, coalescing on release.
-class pool_allocator {
- public:
-  explicit pool_allocator(std::uint64_t bytes) {
-    if (bytes) free_[0] = bytes;
-  }
-  std::optional<std::uint64_t> allocate(std::uint64_t n) {
-    n = round128(n);
-    for (auto it = free_.begin(); it != free_.end(); ++it) {
-      if (it->second < n) continue;
-      const std::uint64_t at = it->first, rest = it->second - n;
-      free_.erase(it);
-      if (rest) free_[at + n] = rest;
-      return at;
-    }
-    return std::nullopt;
-  }
-  void release(std::uint64_t at, std::uint64_t n) {
-    n = round128(n);
-    auto it = free_.emplace(at, n).first;
-    if (auto next = std::next(it); next != free_.end() && at + n == next->first) {
-      it->second += next->second;
-      free_.erase(next);
-    }
-    if (it != free_.begin()) {
-      auto prev = std::prev(it);
-      if (prev->first + prev->second == it->first) {
-        prev->second += it->second;
-        free_.erase(it);
-      }
-    }
-  }
-
- private:
-  std::map<std::uint64_t, std::uint64_t> free_;  // offset -> bytes
-};
-
-/// One bound ring table entry, as the host keeps it.
-struct binding {
-  std::uint32_t kernel_index = 0;
-  gpu_ring_options rings{};
-  std::uint64_t request_offset = 0, reply_offset = 0;  // in the ring pool
-  std::uint64_t request_bytes = 0, reply_bytes = 0;
-  cpu::doorbell* bell = nullptr;
-  std::uint64_t serial = 0;  // which create() bound it
-  bool in_use = false;
-  bool leaked = false;  // its kernel hung: never reused
-};
-
-/// What the monitor watches per ring table entry (a snapshot, refreshed when bindings change).
-struct watch {
-  bool bound = false;
-  std::uint64_t serial = 0;  // the binding (a new incarnation on a reused entry is a new one)
-  ring_region requests, replies;
-  cpu::doorbell* bell = nullptr;
-  control_block* control = nullptr;
-  std::uint64_t last_head = ~0ull, last_tail = ~0ull;
-};
+using api::describe_error;
 
 class device_impl;
 
@@ -214,8 +128,8 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
       throw std::invalid_argument("kernel '" + kernel + "' is not in the " + api::backend + " kernel table (" + names +
                                   "); add it with RINGFLOW_CUDA_KERNELS in one of the program's .cu files");
     }
-    cpu::ring_storage::validate(rings.requests);
-    cpu::ring_storage::validate(rings.replies);
+    ring_storage::validate(rings.requests);
+    ring_storage::validate(rings.replies);
     if (rings.replies.arena_bytes && rings.replies.capacity > opts_.max_reply_capacity)
       throw std::invalid_argument("gpu device: a response ring with an arena may have at most max_reply_capacity (" +
                                   std::to_string(opts_.max_reply_capacity) + ") slots");
@@ -224,7 +138,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
       throw std::invalid_argument("gpu device: one ring pair needs " + std::to_string(need) +
                                   " bytes, more than the whole ring pool (" + std::to_string(opts_.ring_pool_bytes) + ")");
     std::weak_ptr<device_impl> self = weak_from_this();
-    return [self, k, rings](cpu::doorbell* bell) -> std::unique_ptr<incarnation> {
+    return [self, k, rings](doorbell* bell) -> std::unique_ptr<incarnation> {
       auto dev = self.lock();
       if (!dev) throw std::runtime_error("gpu device is gone");
       return dev->create(k, rings, bell);
@@ -261,7 +175,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     monitor_bell_.ring();
   }
 
-  std::unique_ptr<incarnation> create(std::uint32_t k, const gpu_ring_options& rings, cpu::doorbell* bell) {
+  std::unique_ptr<incarnation> create(std::uint32_t k, const gpu_ring_options& rings, doorbell* bell) {
     std::lock_guard lock(mu_);
     if (closed_) throw std::runtime_error(opts_.id + ": its kernel was stopped (shutdown)");
     if (poisoned_) throw std::runtime_error(opts_.id + " is poisoned by a sticky error (" + last_error_ + ")");
@@ -616,7 +530,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
         continue;
       }
       idle = 0;
-      const cpu::doorbell::token t = monitor_bell_.prepare_wait();
+      const doorbell::token t = monitor_bell_.prepare_wait();
       if (quit_.load(std::memory_order_acquire) || locked_sweep(false)) {
         monitor_bell_.cancel_wait();
         continue;
@@ -716,7 +630,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   std::atomic<bool> hung_{false};
   std::atomic<std::uint64_t> launches_{0};
   std::atomic<bool> quit_{false};
-  cpu::doorbell monitor_bell_;
+  doorbell monitor_bell_;
   std::mutex watch_mu_;
   std::shared_ptr<const std::vector<watch>> watch_;  // by entry
   std::size_t active_words_ = 0;                       // (max_rings + 63) / 64
@@ -757,41 +671,6 @@ bool gpu_incarnation::restart() {
 }
 
 }  // namespace
-
-gpu_probe probe() noexcept {
-  gpu_probe p;
-  p.backend = api::backend;
-  try {
-    api::prepare_runtime();
-    int n = 0;
-    if (const api::error e = api::device_count(n); e != api::success) {
-      p.detail = std::string("no ") + api::backend + " device: " + describe_error(e);
-      return p;
-    }
-    int driver = 0, runtime = 0;
-    api::versions(driver, runtime);
-    const std::string versions = "driver " + std::to_string(driver) + ", runtime " + std::to_string(runtime);
-    if (n == 0) {
-      p.detail = std::string("no ") + api::backend + " device: the driver reports 0 devices (" + versions + ")";
-      return p;
-    }
-    std::string why;
-    for (int i = 0; i < n; ++i) {
-      gpu_info info;
-      if (const api::error e = api::describe(i, info); e != api::success) {
-        why += (why.empty() ? "" : "; ") + std::string("device ") + std::to_string(i) + ": " + describe_error(e);
-        continue;
-      }
-      if (!info.can_map_host_memory) why += (why.empty() ? "" : "; ") + info.name + " cannot map host memory";
-      p.usable = p.usable || info.can_map_host_memory;
-      p.devices.push_back(std::move(info));
-    }
-    p.detail = versions + (why.empty() ? "" : "; " + why);
-  } catch (const std::exception& e) {
-    p.detail = std::string("probe failed: ") + e.what();
-  }
-  return p;
-}
 
 std::shared_ptr<gpu_device> open(gpu_device_options opts) {
   const gpu_probe p = probe();

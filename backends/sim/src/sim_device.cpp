@@ -30,7 +30,7 @@ reinit_outcome sim_device::reinitialize(std::string& detail) {
 }
 
 incarnation_factory sim_device::wrap(incarnation_factory inner, ring_placement own) {
-  return [self = shared_from_this(), inner = std::move(inner), own](cpu::doorbell* bell) -> std::unique_ptr<incarnation> {
+  return [self = shared_from_this(), inner = std::move(inner), own](doorbell* bell) -> std::unique_ptr<incarnation> {
     if (self->lost())
       throw std::runtime_error("device " + self->id() + " is lost: " + self->state_detail());
     if (self->poisoned())

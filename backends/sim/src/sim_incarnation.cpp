@@ -9,13 +9,13 @@ namespace ringflow::sim {
 
 namespace {
 ring_config config_of(ring_region r) { return r.config(); }
-cpu::ring_storage storage_for(ring_region inner, void* memory, bool attach) {
-  return memory ? cpu::ring_storage(config_of(inner), memory, !attach) : cpu::ring_storage(config_of(inner));
+ring_storage storage_for(ring_region inner, void* memory, bool attach) {
+  return memory ? ring_storage(config_of(inner), memory, !attach) : ring_storage(config_of(inner));
 }
 }  // namespace
 
 sim_incarnation::sim_incarnation(std::shared_ptr<sim_device> dev, const incarnation_factory& inner,
-                                 cpu::doorbell* completion_bell, const ring_placement& own)
+                                 doorbell* completion_bell, const ring_placement& own)
     : dev_(std::move(dev)),
       generation_(dev_->generation()),
       pump_bell_(own.kernel_bell ? own.kernel_bell : &own_pump_bell_),
@@ -238,7 +238,7 @@ void sim_incarnation::finish_stop() noexcept {
 void sim_incarnation::run() noexcept {
   control_block& cb = *control_;
   cb.set_state(kernel_state::running);
-  const cpu::wait_policy& w = dev_->options().pump_wait;
+  const wait_policy& w = dev_->options().pump_wait;
   std::uint32_t idle = 0;
   for (;;) {
     if (abandoned_.load(std::memory_order_acquire)) {
@@ -272,7 +272,7 @@ void sim_incarnation::run() noexcept {
       sched_yield();
       continue;
     }
-    const cpu::doorbell::token t = pump_bell_->prepare_wait();
+    const doorbell::token t = pump_bell_->prepare_wait();
     if (abandoned_.load(std::memory_order_acquire) || cb.stop_is_requested() || dev_->lost() || dev_->poisoned() ||
         (!blocked_ && own_requests_.try_peek()) || inner_replies_.try_peek()) {
       pump_bell_->cancel_wait();

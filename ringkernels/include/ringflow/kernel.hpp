@@ -33,7 +33,7 @@
 namespace ringflow {
 
 /// Per-request outcome, carried in slot_header::status and ErrorReply::code.
-enum class status : std::uint16_t {
+enum class [[nodiscard]] status : std::uint16_t {
   ok = 0,
   invalid_argument = 1,   // the handler rejected the request's content
   malformed = 2,          // the request is not readable as the declared type
@@ -160,7 +160,7 @@ RINGFLOW_HD inline std::uint32_t write_error_reply(std::uint8_t* buf, std::uint3
   }
 }
 
-enum class serve_result : std::uint8_t {
+enum class [[nodiscard]] serve_result : std::uint8_t {
   idle,     // no request waiting
   served,   // one request consumed, one reply published
   blocked,  // a request waits but the response ring is full: retry after the host drains it

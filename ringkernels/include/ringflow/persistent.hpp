@@ -253,7 +253,8 @@ RINGFLOW_HD void persistent_worker(const persistent_args& a, std::uint32_t worke
       busy = true;
       if (e.phase == persistent_endpoint::running) {
         std::uint32_t served = 0;
-        detail::serve_ring<Table>(e, e.max_batch, served, staging);
+        // A blocked ring (full response ring) serves nothing now: `served` says so; the next pass retries.
+        (void)detail::serve_ring<Table>(e, e.max_batch, served, staging);
         work = work || served > 0;
         continue;
       }

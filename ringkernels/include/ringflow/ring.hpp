@@ -49,7 +49,8 @@ using byte = std::uint8_t;
 namespace slot_flags {
 inline constexpr std::uint16_t arena = 1u << 0;      // payload lives in the arena at arena_offset
 inline constexpr std::uint16_t error_reply = 1u << 1;  // reply: payload is a ringflow.wire.ErrorReply
-inline constexpr std::uint16_t replayed = 1u << 2;   // reserved: set by supervision's outbox replay (planned)
+inline constexpr std::uint16_t replayed = 1u << 2;   // request: a replay after a fault (ring_core sets it when it
+                                                    // re-publishes an outbox entry; its hop trace reports it)
 }  // namespace slot_flags
 
 /// The fixed 64-byte header at the start of every slot: the in-process form of the envelope.
@@ -68,7 +69,7 @@ struct alignas(64) slot_header {
 static_assert(sizeof(slot_header) == 64, "slot_header is one 64-byte block");
 static_assert(offsetof(slot_header, seq) == 0 && offsetof(slot_header, trace_id) == 40);
 
-enum class ring_status : std::uint8_t {
+enum class [[nodiscard]] ring_status : std::uint8_t {
   ok = 0,
   full,      // no free slot or arena room now: retry after the consumer advances
   empty,     // nothing to pop
@@ -105,6 +106,14 @@ struct ring_shared {
   alignas(128) ring_config config;
   std::uint64_t magic;
 };
+// Each writer's words on a 128-byte line of its own (two 64-byte lines: no false sharing between the
+// consumer's head and the producer's tail, including across PCIe where a line is the unit of transfer).
+static_assert(alignof(ring_shared) == 128);
+static_assert(offsetof(ring_shared, head) == 0, "consumer line first");
+static_assert(offsetof(ring_shared, tail) == 128, "producer line on its own 128 bytes");
+static_assert(offsetof(ring_shared, full_events) < 256, "full_events on the producer line");
+static_assert(offsetof(ring_shared, config) == 256, "config line on its own 128 bytes");
+static_assert(sizeof(ring_shared) == 384, "three 128-byte lines");
 
 /// Byte offsets of the parts of a ring region.
 struct ring_layout {

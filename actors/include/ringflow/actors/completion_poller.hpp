@@ -22,14 +22,14 @@
 #include <vector>
 
 #include "ringflow/cpu/cpu_kernel.hpp"
-#include "ringflow/cpu/doorbell.hpp"
+#include "ringflow/doorbell.hpp"
 
 namespace ringflow {
 
 class ring_core;
 
 struct poller_config {
-  cpu::wait_policy wait{};
+  wait_policy wait{};
   std::chrono::microseconds sweep_interval{1000};
 };
 
@@ -48,7 +48,7 @@ class completion_poller {
 
   void add(ring_core* core);
   void remove(ring_core* core);
-  cpu::doorbell& bell() noexcept { return bell_; }
+  doorbell& bell() noexcept { return bell_; }
   poller_stats stats() const noexcept;
   bool on_poller_thread() const noexcept { return std::this_thread::get_id() == thread_.get_id(); }
 
@@ -57,7 +57,7 @@ class completion_poller {
   void refresh(std::vector<ring_core*>& local);
 
   poller_config cfg_;
-  cpu::doorbell bell_;
+  doorbell bell_;
   std::mutex mu_;
   std::vector<ring_core*> cores_;          // guarded by mu_
   std::atomic<std::uint64_t> version_{0};  // bumped on every change of cores_

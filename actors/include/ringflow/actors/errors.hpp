@@ -18,7 +18,7 @@
 
 namespace ringflow {
 
-enum class errc : std::uint8_t {
+enum class [[nodiscard]] errc : std::uint8_t {
   ok = 0,
   invalid_argument = 1,  // the kernel's handler rejected the request's content
   malformed = 2,         // the request is not a readable FlatBuffer of its type
@@ -51,8 +51,29 @@ errc code_of(const caf::error& e) noexcept;
 bool is_ringflow_error(const caf::error& e) noexcept;
 /// The detail string carried by a ringflow error (empty if none).
 std::string detail_of(const caf::error& e);
-/// Kernel reply status -> errc (same numeric values).
+/// Kernel reply status -> errc (same numeric values, checked below).
 inline errc from_status(status s) noexcept { return static_cast<errc>(static_cast<std::uint8_t>(s)); }
+
+namespace detail {
+/// True when errc and status agree value for value on the codes they share (0..11).
+constexpr bool same_code(errc e, status s) noexcept {
+  return static_cast<unsigned>(e) == static_cast<unsigned>(s);
+}
+}  // namespace detail
+static_assert(detail::same_code(errc::ok, status::ok));
+static_assert(detail::same_code(errc::invalid_argument, status::invalid_argument));
+static_assert(detail::same_code(errc::malformed, status::malformed));
+static_assert(detail::same_code(errc::wrong_type, status::wrong_type));
+static_assert(detail::same_code(errc::reply_too_large, status::reply_too_large));
+static_assert(detail::same_code(errc::handler_fault, status::handler_fault));
+static_assert(detail::same_code(errc::timeout, status::deadline_exceeded));
+static_assert(detail::same_code(errc::stopped, status::stopped));
+static_assert(detail::same_code(errc::oversize, status::oversize));
+static_assert(detail::same_code(errc::unavailable, status::unavailable));
+static_assert(detail::same_code(errc::internal, status::internal));
+static_assert(detail::same_code(errc::overloaded, status::overloaded));
+static_assert(static_cast<unsigned>(status::overloaded) < static_cast<unsigned>(errc::unknown_name),
+              "status codes stay below errc's own range (32..)");
 /// Renders a ringflow caf::error as "ringflow.overloaded: detail" (registered with CAF so
 /// actor_system::render prints it).
 std::string render_error(std::uint8_t code, const caf::message& context);

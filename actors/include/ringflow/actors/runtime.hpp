@@ -31,7 +31,7 @@
 
 #include "ringflow/actors/completion_poller.hpp"
 #include "ringflow/actors/fb_msg.hpp"
-#include "ringflow/incarnation.hpp"
+#include "ringflow/cpu/cpu_incarnation.hpp"
 #include "ringflow/actors/registry.hpp"
 #include "ringflow/actors/ring_actor.hpp"
 #include "ringflow/actors/ring_client.hpp"

@@ -25,7 +25,7 @@
 
 #include "ringflow/actors/fb_msg.hpp"
 #include "ringflow/actors/graph.hpp"
-#include "ringflow/incarnation.hpp"
+#include "ringflow/cpu/cpu_incarnation.hpp"
 #include "ringflow/sim/sim_device.hpp"
 
 namespace ringflow::ops {

@@ -12,9 +12,14 @@
 //     OTP restart is picked up at once). Failure to build throws engine_error; what was started is
 //     stopped again.
 //   * Backends: `cpu` runs the kernel on the CPU backend (a device only when faults target the
-//     node); `sim` the sim device; `auto` the best device present — no GPU backend exists in this
-//     build yet, so `auto` is `sim` and the log says so; `cuda`/`hip` fail with engine_error
-//     (the GPU backends are not built yet) rather than silently running elsewhere.
+//     node); `sim` the sim device; `auto` the best device present — cuda, else hip, else sim, with
+//     one log line giving each GPU backend's reason; `cuda`/`hip` that are unusable here fail with
+//     engine_error (the driver's reason) rather than silently running elsewhere. All nodes on a GPU
+//     share its one persistent kernel; a node with sim faults runs behind the sim decorator over it.
+//   * The implementation is in parts, each a file in runtime/src/engine/ named for its job:
+//     placement (backend choice, one device per node), fault_schedule (compile + tick), build
+//     (ring actors, supervisor tree, graph), load_driver (generators, rate limit, accounting),
+//     exposition (metrics text and topology JSON over a snapshot); engine.cpp keeps the lifecycle.
 //   * start_load() starts one thread per load generator: paced to its rate (and to
 //     limits.ingress_rate_per_s over all generators), at most max_in_flight pushes open. Each
 //     push is answered exactly once by the graph; the engine counts it independently: `sent` at
@@ -106,15 +111,17 @@ class engine {
   engine_phase phase() const noexcept;
   /// Ready for traffic? When not, `reason` says why (JSON for /health/ready).
   bool ready(nlohmann::json& reason) const;
-  std::string metrics_text() const;
-  nlohmann::json topology_json() const;
-  live_stats live() const;
-  run_summary summary() const;
+  [[nodiscard]] std::string metrics_text() const;
+  [[nodiscard]] nlohmann::json topology_json() const;
+  [[nodiscard]] live_stats live() const;
+  [[nodiscard]] run_summary summary() const;
   std::vector<config_change> reload(const program_config& next);
   const program_config& config() const;
 
- private:
+ /// The implementation (runtime/src/engine/engine_state.hpp).
   struct impl;
+
+ private:
   std::unique_ptr<impl> impl_;
 };
 

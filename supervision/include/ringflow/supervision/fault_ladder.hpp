@@ -49,7 +49,7 @@
 #include <vector>
 
 #include "ringflow/actors/runtime.hpp"
-#include "ringflow/incarnation.hpp"
+#include "ringflow/cpu/cpu_incarnation.hpp"
 #include "ringflow/supervision/circuit_breaker.hpp"
 
 namespace ringflow {

@@ -34,19 +34,15 @@
 #include <vector>
 
 #include "ringflow/control_block.hpp"
-#include "ringflow/cpu/doorbell.hpp"
-#include "ringflow/cpu/ring_storage.hpp"
+#include "ringflow/doorbell.hpp"
 #include "ringflow/kernel.hpp"
+#include "ringflow/ring_storage.hpp"
+#include "ringflow/wait_policy.hpp"
 
 namespace ringflow::cpu {
 
-/// How an idle kernel (or a waiting client) waits: spin, then yield, then park.
-struct wait_policy {
-  std::uint32_t spin_iterations = 4000;  // PAUSE iterations (~10-40 us) before yielding
-  std::uint32_t yield_iterations = 16;   // sched_yield() calls before parking
-  bool park = true;                      // false: never park — after the spin phase it keeps calling
-                                         // sched_yield() (low latency, keeps a core busy)
-};
+/// How an idle kernel (or a waiting client) waits: backends/core wait_policy.hpp.
+using ringflow::wait_policy;
 
 struct kernel_config {
   std::string name = "cpu-kernel";
@@ -82,7 +78,7 @@ struct kernel_stats {
   bool parked = false;            // parked right now
 };
 
-enum class stop_outcome { stopped, already_stopped, faulted };
+enum class [[nodiscard]] stop_outcome { stopped, already_stopped, faulted };
 
 using serve_fn = serve_result (*)(ring_consumer&, ring_producer&, std::uint64_t, serve_tally&);
 

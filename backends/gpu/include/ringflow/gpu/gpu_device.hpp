@@ -58,6 +58,7 @@
 #include <vector>
 
 #include "ringflow/incarnation.hpp"
+#include "ringflow/kernel.hpp"
 
 namespace ringflow::gpu {
 

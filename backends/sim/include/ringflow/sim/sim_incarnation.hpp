@@ -31,8 +31,8 @@
 #include <thread>
 #include <unordered_set>
 
-#include "ringflow/cpu/doorbell.hpp"
-#include "ringflow/cpu/ring_storage.hpp"
+#include "ringflow/doorbell.hpp"
+#include "ringflow/ring_storage.hpp"
 #include "ringflow/incarnation.hpp"
 
 namespace ringflow::sim {
@@ -45,7 +45,7 @@ class sim_incarnation final : public incarnation {
   /// the pump. `completion_bell` is rung when replies reach the decorator's response ring.
   /// `own`: placement of the decorator's own rings, control block and wake bell (a kernel host's
   /// shared segment; the inner incarnation's rings stay private to the process).
-  sim_incarnation(std::shared_ptr<sim_device> dev, const incarnation_factory& inner, cpu::doorbell* completion_bell,
+  sim_incarnation(std::shared_ptr<sim_device> dev, const incarnation_factory& inner, doorbell* completion_bell,
                   const ring_placement& own = {});
   ~sim_incarnation() override;
 
@@ -80,12 +80,12 @@ class sim_incarnation final : public incarnation {
 
   std::shared_ptr<sim_device> dev_;
   std::uint64_t generation_;  // written before the pump starts; read by the pump
-  cpu::doorbell own_pump_bell_;
-  cpu::doorbell* pump_bell_;  // rung by notify() and by the inner kernel's replies (own, or placed)
-  cpu::doorbell* completion_bell_;
+  doorbell own_pump_bell_;
+  doorbell* pump_bell_;  // rung by notify() and by the inner kernel's replies (own, or placed)
+  doorbell* completion_bell_;
   std::unique_ptr<incarnation> inner_;
-  cpu::ring_storage requests_;
-  cpu::ring_storage replies_;
+  ring_storage requests_;
+  ring_storage replies_;
   std::unique_ptr<control_block> own_control_;
   control_block* control_;
   // pump-owned endpoints

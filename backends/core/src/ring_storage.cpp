@@ -1,4 +1,4 @@
-#include "ringflow/cpu/ring_storage.hpp"
+#include "ringflow/ring_storage.hpp"
 
 #include <sys/mman.h>
 
@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <string>
 
-namespace ringflow::cpu {
+namespace ringflow {
 
 void ring_storage::validate(const ring_config& cfg) {
   auto bad = [](const std::string& what) { throw std::invalid_argument("ring_config: " + what); };
@@ -57,4 +57,4 @@ void ring_storage::reset() {
 
 void ring_storage::mapping_delete::operator()(byte* p) const noexcept { ::munmap(p, bytes); }
 
-}  // namespace ringflow::cpu
+}  // namespace ringflow

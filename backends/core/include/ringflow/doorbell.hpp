@@ -1,4 +1,7 @@
-// ringflow/cpu/doorbell.hpp — an eventcount over a futex: lets a thread park until another rings.
+// ringflow/doorbell.hpp — an eventcount over a futex: lets a thread park until another rings. The wake
+// primitive every backend shares (backends/core): CPU kernels park on one, the completion poller parks
+// on one for many kernels, the GPU monitor rings them for the device, a kernel host's bells live in
+// its shared segment (process_shared).
 //
 // Contract (the classic eventcount; no lost wake-ups):
 //   waiter:   auto t = bell.prepare_wait();  if (work is available) bell.cancel_wait(); else bell.wait(t);
@@ -15,7 +18,7 @@
 #include <chrono>
 #include <cstdint>
 
-namespace ringflow::cpu {
+namespace ringflow {
 
 class doorbell {
  public:
@@ -27,7 +30,7 @@ class doorbell {
   /// constructed in place in the mapping (it has no other state).
   explicit doorbell(bool process_shared) noexcept : shared_(process_shared) {}
 
-  token prepare_wait() noexcept {
+  [[nodiscard]] token prepare_wait() noexcept {
     const token t = epoch_.load(std::memory_order_acquire);
     waiters_.fetch_add(1, std::memory_order_seq_cst);
     std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the fence in ring()
@@ -45,15 +48,21 @@ class doorbell {
   }
 
   /// Number of rings that found a waiter (and so made a futex wake call).
-  std::uint64_t wakes() const noexcept { return wakes_.load(std::memory_order_relaxed); }
+  [[nodiscard]] std::uint64_t wakes() const noexcept { return wakes_.load(std::memory_order_relaxed); }
 
  private:
   void wake() noexcept;
 
+  // epoch_: bumped (release) by a ring that found a waiter; read (acquire) by waiters, and the futex
+  //         word they park on. waiters_: announced (seq_cst RMW + fence) by prepare_wait(), read
+  //         relaxed by ring() after its fence — the fence pair is what orders the two. In a kernel
+  //         host's segment both processes use these words: a faulty peer can at worst cause
+  //         spurious or missed wake-ups of its own rings, and every waiter parks with a timeout or
+  //         re-checks its ring, so nothing is lost (see backends/process/segment.hpp).
   alignas(64) std::atomic<std::uint32_t> epoch_{0};
   std::atomic<std::uint32_t> waiters_{0};
   std::atomic<std::uint64_t> wakes_{0};
   bool shared_ = false;
 };
 
-}  // namespace ringflow::cpu
+}  // namespace ringflow

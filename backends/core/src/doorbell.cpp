@@ -1,5 +1,5 @@
-// Futex-backed parking for ringflow::cpu::doorbell (Linux).
-#include "ringflow/cpu/doorbell.hpp"
+// Futex-backed parking for ringflow::doorbell (Linux).
+#include "ringflow/doorbell.hpp"
 
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -8,7 +8,7 @@
 #include <climits>
 #include <ctime>
 
-namespace ringflow::cpu {
+namespace ringflow {
 namespace {
 long futex(std::atomic<std::uint32_t>* addr, int op, std::uint32_t val, const timespec* ts) noexcept {
   static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
@@ -41,4 +41,4 @@ void doorbell::wake() noexcept {
   futex(&epoch_, shared_ ? FUTEX_WAKE : FUTEX_WAKE_PRIVATE, INT_MAX, nullptr);
 }
 
-}  // namespace ringflow::cpu
+}  // namespace ringflow

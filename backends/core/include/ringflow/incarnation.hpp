@@ -1,0 +1,78 @@
+// ringflow/incarnation.hpp — one running instance of a ring kernel behind a ring actor (backends/core).
+// With device.hpp, doorbell.hpp, ring_storage.hpp and wait_policy.hpp: the contracts every backend
+// implements and the only backend headers the actor layer and supervision need.
+//
+// Contract
+//   * An incarnation owns a request ring, a response ring and the kernel loop serving them on
+//     some backend (today: a CPU thread; the GPU backends add theirs). The ring actor is stable;
+//     incarnations come and go behind it (ring_core::attach / detach): restart, reroute to another
+//     backend, fail-back. Nothing about the actor, its name, its handle or its outbox changes.
+//   * The ring actor's publisher is the only producer of requests() and the completion poller the
+//     only consumer of replies() while the incarnation is attached.
+//   * stop(): stop flag -> the kernel drains what is in its request ring, publishes the replies,
+//     and reports stopped (or faulted when it cannot finish in `timeout`). After stop() returns
+//     finished() is true and every reply the kernel published is visible to the caller.
+//   * abandon(): asks the kernel to stop without waiting (a hung or untrusted kernel). The object
+//     may then be destroyed without blocking only once finished() is true; until then whoever
+//     abandoned it keeps it (supervision's graveyard), because a kernel thread may still use it.
+//   * `completion_bell` (given at creation) is rung whenever the kernel published replies, so one
+//     poller thread can park on many incarnations.
+//   * A backend lives in backends/ and implements this interface (cpu/: cpu_incarnation.hpp; gpu/;
+//     the sim decorator in sim/; kernel hosts in process/). The actor layer and supervision see
+//     only this.
+// Thread-safety: start/stop/abandon from the controlling thread; notify(), finished(), control()
+// readers from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "ringflow/control_block.hpp"
+#include "ringflow/device.hpp"
+#include "ringflow/doorbell.hpp"
+#include "ringflow/ring.hpp"
+#include "ringflow/ring_storage.hpp"
+
+namespace ringflow {
+
+class incarnation {
+ public:
+  virtual ~incarnation() = default;
+
+  [[nodiscard]] virtual const char* backend() const noexcept = 0;  // "cpu", "cuda", "hip", "sim"
+  [[nodiscard]] virtual const char* kernel_name() const noexcept = 0;
+  [[nodiscard]] virtual type_id request_type() const noexcept = 0;
+  [[nodiscard]] virtual type_id reply_type() const noexcept = 0;
+
+  [[nodiscard]] virtual ring_region requests() noexcept = 0;
+  [[nodiscard]] virtual std::uint64_t* request_producer_scratch() noexcept = 0;
+  [[nodiscard]] virtual ring_region replies() noexcept = 0;
+
+  /// Doorbell after publishing requests (cheap when the kernel is awake).
+  virtual void notify() noexcept = 0;
+  /// True once the kernel stopped or faulted: it will publish no more replies.
+  [[nodiscard]] virtual bool finished() noexcept = 0;
+  [[nodiscard]] virtual control_block& control() noexcept = 0;
+  /// Stops the kernel (drain, then stopped); true if it stopped cleanly within `timeout`.
+  virtual bool stop(std::chrono::milliseconds timeout) = 0;
+  /// Asks the kernel to stop and returns at once (see the contract above).
+  virtual void abandon() noexcept = 0;
+  /// Restart in place: a new kernel (new epoch) on the same rings, after the previous one
+  /// finished (stopped or faulted — never after abandon()). Whatever is left in the request and
+  /// response rings is discarded: the caller (ring_core::detach) has harvested the replies and
+  /// replays the unanswered requests. Cheaper than a new incarnation (no ring allocation). Returns
+  /// false when the backend cannot (then make a new incarnation); the default cannot.
+  virtual bool restart() { return false; }
+};
+
+/// Discards every message left in `r` (its only consumer and producer must be stopped/detached).
+void discard_ring(ring_region r) noexcept;
+
+/// Creates a fresh incarnation; `completion_bell` must outlive it. Throws on bad ring options, or
+/// (a device factory) when the device cannot start a kernel now: std::runtime_error with the reason.
+using incarnation_factory = std::function<std::unique_ptr<incarnation>(doorbell* completion_bell)>;
+
+}  // namespace ringflow

@@ -1,0 +1,76 @@
+// ringflow/process/worker.hpp — the worker's side of a kernel host (`ringflow kernel-host`), in three
+// steps the program's entry point calls in order (backends/process).
+//
+// Contract
+//   1. map_segment(): maps the segment the service named, copies its set-up line once and validates
+//      the copy (magic, version, size, ring configs, layout, rule count, batch, kernel known to the
+//      lookup, backend cpu|sim, this process the service's child). What was validated is what is
+//      used: nothing of the set-up line is read from shared memory again.
+//   2. make_worker_incarnation(): the kernel on the segment's rings in place — a CPU incarnation, or
+//      (backend sim) the sim decorator owning them over a CPU kernel, armed with the standing rules.
+//      A kernel that cannot start faults the shared control block (launch_failed).
+//   3. serve_until_done(): beats liveness every interval, watches the parent (the service), feeds
+//      injected rules to a sim worker, until the kernel stops or faults, or the service goes away.
+//   A standby first waits in wait_for_activation() (fd 3, a pipe only the service writes).
+//   Exit codes are worker_exit (documented in docs/OPERATIONS.md): a service reads them only as
+//   diagnostics (it trusts nothing a worker says).
+// Thread-safety: one worker process, one thread calling these.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "ringflow/incarnation.hpp"
+#include "ringflow/process/kernel_host_device.hpp"
+#include "ringflow/process/segment.hpp"
+#include "ringflow/sim/sim_device.hpp"
+
+namespace ringflow::process {
+
+/// The exit codes of `ringflow kernel-host`.
+enum class [[nodiscard]] worker_exit : int {
+  stopped = 0,         // the kernel stopped (the service asked)
+  bad_segment = 3,     // the segment could not be opened, mapped or validated
+  start_failed = 4,    // the kernel could not start
+  kernel_faulted = 5,  // the kernel faulted (the control block says how)
+  service_gone = 6,    // the service went away (or let this standby go)
+};
+
+/// A mapped segment and the worker's validated private copy of its set-up line.
+struct worker_segment {
+  shm_mapping mapping;
+  host_segment_header setup{};  // the copy that was validated
+  segment_layout layout;
+  hosted_kernel kernel;
+  std::string backend;  // cpu | sim
+  [[nodiscard]] host_segment_header* shared() const noexcept {
+    return reinterpret_cast<host_segment_header*>(mapping.base());
+  }
+  [[nodiscard]] control_block* control() const noexcept {
+    return reinterpret_cast<control_block*>(mapping.base() + layout.control);
+  }
+};
+
+/// The worker's kernel (and, backend sim, the device whose injector wraps it).
+struct worker_incarnation {
+  std::shared_ptr<sim::sim_device> sim;
+  std::unique_ptr<incarnation> kernel;
+};
+
+/// Closes every inherited file descriptor but stdio (and a standby's activation pipe, fd 3).
+void close_inherited_fds(bool standby) noexcept;
+/// A standby: blocks until the service hands over the segment (a byte: true) or lets this process
+/// go (end of file: false).
+[[nodiscard]] bool wait_for_activation() noexcept;
+/// Step 1. nullopt on success; else worker_exit::bad_segment with `error` saying why.
+[[nodiscard]] std::optional<worker_exit> map_segment(const std::string& name, const kernel_lookup& kernels,
+                                                     worker_segment& out, std::string& error);
+/// Step 2. nullopt on success; else worker_exit::start_failed (the shared control block faulted).
+[[nodiscard]] std::optional<worker_exit> make_worker_incarnation(const worker_segment& seg, worker_incarnation& out,
+                                                                 std::string& error);
+/// Step 3. stopped, kernel_faulted, or service_gone (the kernel abandoned; the caller should exit
+/// at once without waiting for its threads).
+worker_exit serve_until_done(const worker_segment& seg, worker_incarnation& w, std::string& error);
+
+}  // namespace ringflow::process

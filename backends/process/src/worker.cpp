@@ -1,0 +1,138 @@
+// The worker's side of a kernel host: see ringflow/process/worker.hpp.
+#include "ringflow/process/worker.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+namespace ringflow::process {
+
+void close_inherited_fds(bool standby) noexcept { ::close_range(standby ? 4 : 3, ~0u, 0); }
+
+bool wait_for_activation() noexcept {
+  for (;;) {
+    char c = 0;
+    const ssize_t n = ::read(3, &c, 1);
+    if (n == 1) break;
+    if (n < 0 && errno == EINTR) continue;
+    return false;  // end of file: the service dropped this standby or went away (quietly)
+  }
+  ::close(3);
+  return true;
+}
+
+namespace {
+
+// Checks the private copy of the set-up line; "" when it is good.
+std::string validate_setup(const host_segment_header& hdr, std::size_t bytes) {
+  if (hdr.magic != host_segment_header::magic_value) return "bad magic (not a kernel host segment)";
+  if (hdr.version != host_segment_header::version_value) return "version " + std::to_string(hdr.version);
+  if (hdr.total_bytes != bytes)
+    return "size " + std::to_string(bytes) + " != header's " + std::to_string(hdr.total_bytes);
+  if (!hdr.requests.valid() || !hdr.replies.valid()) return "invalid ring config";
+  if (segment_layout::of(hdr.requests, hdr.replies).total > bytes) return "the rings do not fit the segment";
+  if (hdr.rule_count > host_segment_header::max_rules || hdr.max_batch == 0) return "bad rule count or batch";
+  return {};
+}
+
+}  // namespace
+
+std::optional<worker_exit> map_segment(const std::string& name, const kernel_lookup& kernels, worker_segment& out,
+                                       std::string& error) {
+  std::optional<shm_mapping> m = shm_mapping::open(name, sizeof(host_segment_header), error);
+  if (!m) return worker_exit::bad_segment;
+  out.mapping = std::move(*m);
+  // The set-up line is read once, into our own copy: what is validated is what is used.
+  out.setup = *out.shared();
+  const host_segment_header& hdr = out.setup;
+  auto bad = [&](const std::string& why) {
+    error = "segment " + name + ": " + why;
+    out.mapping.reset();
+    return worker_exit::bad_segment;
+  };
+  if (std::string why = validate_setup(hdr, out.mapping.bytes()); !why.empty()) return bad(why);
+  out.layout = segment_layout::of(hdr.requests, hdr.replies);
+  const std::string kernel(hdr.kernel, strnlen(hdr.kernel, sizeof hdr.kernel));
+  out.backend.assign(hdr.backend, strnlen(hdr.backend, sizeof hdr.backend));
+  std::optional<hosted_kernel> k = kernels ? kernels.find(kernel) : std::nullopt;
+  if (!k) return bad("unknown kernel '" + kernel + "'");
+  out.kernel = std::move(*k);
+  if (out.backend != "cpu" && out.backend != "sim")
+    return bad("backend '" + out.backend + "' is not available in a kernel host");
+  if (static_cast<std::int64_t>(::getppid()) != hdr.service_pid) return bad("this process is not the service's child");
+  store_relaxed(out.shared()->worker_pid, static_cast<std::int64_t>(::getpid()));
+  store_relaxed(out.shared()->worker_generation, load_acquire(out.shared()->generation));  // pairs with the service's release
+  return std::nullopt;
+}
+
+std::optional<worker_exit> make_worker_incarnation(const worker_segment& seg, worker_incarnation& out,
+                                                   std::string& error) {
+  byte* base = seg.mapping.base();
+  const segment_layout& l = seg.layout;
+  auto* kernel_bell = reinterpret_cast<doorbell*>(base + l.kernel_bell);
+  auto* reply_bell = reinterpret_cast<doorbell*>(base + l.reply_bell);
+  cpu_incarnation_options co;
+  co.rings.requests = seg.setup.requests;
+  co.rings.replies = seg.setup.replies;
+  co.max_batch = seg.setup.max_batch;
+  try {
+    if (seg.backend == "cpu") {
+      co.rings.request_memory = base + l.requests;
+      co.rings.reply_memory = base + l.replies;
+      co.rings.attach = true;
+      co.control = seg.control();
+      co.kernel_bell = kernel_bell;
+      out.kernel = seg.kernel.cpu_factory(co)(reply_bell);
+    } else {
+      sim::sim_device_options so;
+      so.id = "sim:kernel-host";
+      out.sim = sim::sim_device::make(so, static_cast<std::uint64_t>(::getpid()));
+      for (std::uint32_t i = 0; i < seg.setup.rule_count; ++i)
+        if (auto r = from_wire(seg.setup.rules[i], 0)) out.sim->faults().add(*r);
+      out.sim->faults().arm();
+      ring_placement own;
+      own.request_memory = base + l.requests;
+      own.reply_memory = base + l.replies;
+      own.attach = true;
+      own.control = seg.control();
+      own.kernel_bell = kernel_bell;
+      out.kernel = out.sim->wrap(seg.kernel.cpu_factory(co), own)(reply_bell);
+    }
+  } catch (const std::exception& e) {
+    error = std::string("kernel did not start: ") + e.what();
+    seg.control()->fault(kernel_error::launch_failed, 0, error.c_str());
+    return worker_exit::start_failed;
+  }
+  return std::nullopt;
+}
+
+worker_exit serve_until_done(const worker_segment& seg, worker_incarnation& w, std::string& error) {
+  host_segment_header* h = seg.shared();
+  control_block* control = seg.control();
+  const auto interval = std::chrono::microseconds(std::max<std::uint32_t>(seg.setup.liveness_interval_us, 1000));
+  std::uint32_t inject_seen = load_acquire(h->inject_seq);
+  for (;;) {
+    store_relaxed(h->liveness, load_relaxed(h->liveness) + 1);
+    if (static_cast<std::int64_t>(::getppid()) != seg.setup.service_pid) {
+      error = "the service process went away";
+      w.kernel->abandon();
+      return worker_exit::service_gone;
+    }
+    if (w.sim) {
+      const std::uint32_t seq = load_acquire(h->inject_seq);  // pairs with the service's release
+      if (seq != inject_seen) {
+        inject_seen = seq;
+        if (auto r = from_wire(h->inject_rule, w.sim->faults().requests_seen())) w.sim->faults().add(*r);
+      }
+      store_relaxed(h->faults_fired, w.sim->faults().fired_total());
+    }
+    if (control->finished())
+      return control->current_state() == kernel_state::stopped ? worker_exit::stopped : worker_exit::kernel_faulted;
+    std::this_thread::sleep_for(interval);  // the liveness period
+  }
+}
+
+}  // namespace ringflow::process

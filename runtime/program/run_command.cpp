@@ -1,0 +1,201 @@
+// `ringflow run`: inputs (topology, layered config, log), start (engine, HTTP), the control loop
+// (tick, SIGHUP reload, status line), then drain, stop and the summary. See program.hpp.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <memory>
+
+#include "program.hpp"
+#include "ringflow/runtime/http.hpp"
+#include "ringflow/runtime/log.hpp"
+
+namespace ringflow::program {
+
+using namespace ringflow::ops;
+
+std::optional<program_config> layered_config(const topology& t, const run_args& a, std::vector<config_error>& errors) {
+  program_config cfg;
+  if (t.config && t.config.IsMap()) apply_yaml(cfg, t.config, t.file, errors);
+  if (!a.config.empty()) load_file(cfg, a.config, errors);
+  apply_env(cfg, process_environment(), errors);
+  if (!a.http.empty()) set_value(cfg, "http.listen", a.http, "flag --http", errors);
+  if (!a.trace.empty()) set_value(cfg, "trace.file", a.trace, "flag --trace", errors);
+  validate(cfg, errors);
+  if (!errors.empty()) return std::nullopt;
+  return cfg;
+}
+
+namespace {
+
+// What a run starts from: the topology, its config and the log (or the exit code saying why not).
+struct run_inputs {
+  std::optional<topology> topo;
+  std::optional<program_config> cfg;
+  std::unique_ptr<event_log> log;
+};
+
+std::optional<int> load_inputs(const run_args& a, run_inputs& in) {
+  std::vector<topology_error> terr;
+  in.topo = load_topology(a.topology, terr);
+  if (!in.topo) {
+    for (const auto& e : terr) std::fprintf(stderr, "%s\n", e.str().c_str());
+    return to_int(exit_code::bad_input);
+  }
+  std::vector<config_error> cerr;
+  in.cfg = layered_config(*in.topo, a, cerr);
+  if (!in.cfg) {
+    bool flag_error = false;
+    for (const auto& e : cerr) {
+      std::fprintf(stderr, "%s\n", e.str().c_str());
+      flag_error = flag_error || e.where.rfind("flag ", 0) == 0;
+    }
+    return to_int(flag_error ? exit_code::usage : exit_code::bad_input);  // a bad flag value is bad usage
+  }
+  try {
+    in.log = std::make_unique<event_log>(in.cfg->log.level, in.cfg->log.format, in.cfg->log.file);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "cannot open the log: %s\n", e.what());
+    return to_int(exit_code::bad_input);
+  }
+  return std::nullopt;
+}
+
+// Starts the engine and (unless off) the HTTP server; false (logged and printed) when it fails.
+bool start_serving(engine& eng, const program_config& cfg, event_log& log, std::unique_ptr<http_server>& http) {
+  try {
+    eng.start();
+    const std::optional<listen_address> listen =
+        cfg.http.listen == "off" ? std::nullopt : parse_listen(cfg.http.listen);  // validated by the config layer
+    if (listen) {
+      http = std::make_unique<http_server>(http_handlers{[&] { return eng.metrics_text(); },
+                                                         [&](nlohmann::json& r) { return eng.ready(r); },
+                                                         [&] { return eng.topology_json(); }});
+      const std::uint16_t port = http->start(listen->host, listen->port);
+      log.info("http", "serving /metrics /health/live /health/ready /topology",
+               {{"listen", listen->host + ":" + std::to_string(port)}, {"port", port}});
+    }
+    return true;
+  } catch (const std::exception& e) {
+    log.error("program", std::string("start failed: ") + e.what());
+    std::fprintf(stderr, "ringflow: start failed: %s\n", e.what());
+    return false;
+  }
+}
+
+void reload_config(engine& eng, const topology& topo, const run_args& a, event_log& log) {
+  std::vector<config_error> rerr;
+  std::optional<program_config> next = layered_config(topo, a, rerr);
+  if (!next) {
+    nlohmann::json errs = nlohmann::json::array();
+    for (const auto& e : rerr) errs.push_back(e.str());
+    log.audit("config reload rejected", {{"errors", errs}});
+    return;
+  }
+  nlohmann::json applied = nlohmann::json::array(), ignored = nlohmann::json::array();
+  for (const config_change& c : eng.reload(*next))
+    (c.reloadable ? applied : ignored).push_back({{"key", c.key}, {"before", c.before}, {"after", c.after}});
+  log.audit("config reloaded (SIGHUP)", {{"changed", applied}, {"needs_restart", ignored}});
+}
+
+// The live status: a redrawn line on a terminal, a JSON record every 5 s otherwise.
+void report_status(const live_stats& s, double rate, bool tty, event_log& log) {
+  if (tty) {
+    std::printf("\r\x1b[K[%5.1fs] %7.0f msg/s  p50 %s  p99 %s  in flight %llu  faults %llu  recoveries %llu  errors %llu",
+                s.elapsed_s, rate, fmt_us(s.p50_us).c_str(), fmt_us(s.p99_us).c_str(),
+                static_cast<unsigned long long>(s.in_flight), static_cast<unsigned long long>(s.faults),
+                static_cast<unsigned long long>(s.recoveries), static_cast<unsigned long long>(s.errors));
+    std::fflush(stdout);
+  } else if (static_cast<long>(s.elapsed_s) % 5 == 0) {
+    log.info("program", "status", {{"elapsed_s", s.elapsed_s}, {"msgs_per_s", rate}, {"p50_us", s.p50_us},
+                                   {"p99_us", s.p99_us}, {"in_flight", s.in_flight}, {"faults", s.faults},
+                                   {"recoveries", s.recoveries}, {"errors", s.errors}});
+  }
+}
+
+// Ticks the engine every 50 ms until the duration passes or a stop signal comes.
+void control_loop(engine& eng, const topology& topo, const run_args& a, event_log& log, signal_watcher& signals,
+                  double duration, bool tty) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto last_status = t0;
+  std::uint64_t last_replied = 0;
+  while (signals.stop_signal() == 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the control loop's period
+    eng.tick();
+    const auto now = std::chrono::steady_clock::now();
+    if (signals.take_reload()) reload_config(eng, topo, a, log);
+    if (now - last_status >= std::chrono::seconds(1)) {
+      const live_stats s = eng.live();
+      const double rate =
+          static_cast<double>(s.replied - last_replied) / std::chrono::duration<double>(now - last_status).count();
+      last_replied = s.replied;
+      last_status = now;
+      report_status(s, rate, tty, log);
+    }
+    if (duration > 0 && now - t0 >= std::chrono::duration<double>(duration)) break;
+  }
+}
+
+}  // namespace
+
+int cmd_run(const run_args& a) {
+  signal_watcher signals;  // first: every thread started after it inherits the blocked signals
+  run_inputs in;
+  if (std::optional<int> rc = load_inputs(a, in)) return *rc;
+  const topology& topo = *in.topo;
+  const program_config& cfg = *in.cfg;
+  event_log& log = *in.log;
+  log.info("config", "effective configuration",
+           {{"config", to_json(cfg)}, {"topology", a.topology}, {"config_file", a.config}});
+  log.audit("start", {{"topology", a.topology}, {"pid", static_cast<long>(getpid())}, {"version", RINGFLOW_VERSION}});
+
+  run_options ro;
+  ro.backend_override = a.backend;
+  engine eng(topo, cfg, log, ro);
+  std::unique_ptr<http_server> http;
+  signals.start(
+      [&](int sig) {
+        log.audit("signal", {{"signal", strsignal(sig)}, {"action", "drain and stop (a second signal exits at once)"}});
+      },
+      [&](int sig) {  // the second signal: exit fast, say what was not answered
+        const run_summary s = eng.summary();
+        log.audit("fast exit", {{"signal", strsignal(sig)}, {"open", s.lost}});
+        std::string err;
+        (void)write_summary(a.summary_json, s, err);
+        std::fprintf(stderr, "\nringflow: second signal: exiting now with %llu message(s) unanswered\n",
+                     static_cast<unsigned long long>(s.lost));
+        std::_Exit(to_int(s.lost == 0 ? exit_code::ok : exit_code::runtime));
+      });
+
+  if (!start_serving(eng, cfg, log, http)) {
+    if (http) http->stop();
+    eng.stop();
+    signals.finish();
+    return to_int(exit_code::runtime);
+  }
+
+  const double duration = a.duration >= 0 ? a.duration : topo.duration_s;
+  const bool tty = isatty(STDOUT_FILENO) == 1;
+  // Both on one terminal: log records clear the status line first (it is redrawn each second).
+  if (tty && cfg.log.file.empty() && isatty(STDERR_FILENO) == 1) log.set_status_line(true);
+  eng.start_load();
+  control_loop(eng, topo, a, log, signals, duration, tty);
+  if (tty) std::printf("\n");
+  const int sig = signals.stop_signal();
+  log.info("program", sig ? "stopping on a signal: draining" : "duration reached: draining",
+           {{"signal", sig ? strsignal(sig) : ""}});
+  eng.drain();  // intake stops; open messages are answered
+  if (http) http->stop();
+  eng.stop();  // graph, supervisors (reverse order), ladder, runtime
+  const run_summary s = eng.summary();
+  log.info("program", "summary", s.to_json());
+  if (tty) print_summary_table(s, stdout);
+  std::string err;
+  const bool written = write_summary(a.summary_json, s, err);
+  if (!written) log.error("program", err);
+  log.audit("stop", {{"ok", s.ok()}, {"lost", s.lost}});
+  signals.finish();
+  return to_int(s.ok() && written ? exit_code::ok : exit_code::runtime);
+}
+
+}  // namespace ringflow::program
