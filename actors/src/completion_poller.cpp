@@ -94,18 +94,10 @@ void completion_poller::run() noexcept {
     }
     // Woken (by a kernel's reply bell) but a helping caller took the replies: park again at once
     // instead of spinning through the ladder for nothing.
-    if (woke_idle) idle = cfg_.wait.spin_iterations + cfg_.wait.yield_iterations;
-    woke_idle = false;
-    ++idle;
     const wait_policy& w = cfg_.wait;
-    if (idle <= w.spin_iterations) {
-      cpu_relax();
-      continue;
-    }
-    if (idle <= w.spin_iterations + w.yield_iterations || !w.park) {
-      sched_yield();
-      continue;
-    }
+    if (woke_idle) idle = w.park_threshold();
+    woke_idle = false;
+    if (!idle_step(w, idle)) continue;
     const doorbell::token t = bell_.prepare_wait();
     std::uint64_t in_flight_now = 0;
     if (stop_.load(std::memory_order_acquire) || version_.load(std::memory_order_acquire) != seen_version_.load(std::memory_order_relaxed) ||
@@ -123,7 +115,7 @@ void completion_poller::run() noexcept {
     parks_.store(parks_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     // Woken by a ring: spin again (replies are coming). Woken by the timeout: sweep, then park
     // again at once instead of spinning through the ladder every interval.
-    idle = bell_.wait(t, timeout) ? 0 : w.spin_iterations + w.yield_iterations;
+    idle = bell_.wait(t, timeout) ? 0 : w.park_threshold();
     woke_idle = true;
   }
   seen_version_.store(~0ull, std::memory_order_release);

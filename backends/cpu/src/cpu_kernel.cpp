@@ -174,18 +174,8 @@ void cpu_kernel::run() noexcept {
     }
     idle_passes_.store(idle_passes_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 
-    // Idle ladder: spin, then yield, then park.
-    ++idle;
-    const wait_policy& w = cfg_.wait;
-    if (idle <= w.spin_iterations) {
-      cpu_relax();
-      continue;
-    }
-    if (idle <= w.spin_iterations + w.yield_iterations || !w.park) {
-      if (!w.park && idle > w.spin_iterations + w.yield_iterations) idle = w.spin_iterations;
-      sched_yield();
-      continue;
-    }
+    // Idle ladder: spin, then yield, then park (wait_policy.hpp).
+    if (!idle_step(cfg_.wait, idle)) continue;
     const doorbell::token t = bell_->prepare_wait();
     // Re-check after announcing the wait (no lost wake-up). A blocked kernel has work by
     // definition but cannot do it until the client reads replies: it parks with a timeout.

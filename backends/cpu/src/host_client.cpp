@@ -79,12 +79,7 @@ bool host_client::take_stashed(std::uint64_t id, reply& out) {
 
 // One step of the wait ladder while waiting on the kernel (replies or ring room).
 void host_client::wait_for_kernel(std::chrono::steady_clock::time_point until, std::uint32_t& idle) {
-  ++idle;
-  if (idle <= wait_.spin_iterations) return cpu_relax();
-  if (idle <= wait_.spin_iterations + wait_.yield_iterations || !wait_.park) {
-    sched_yield();
-    return;
-  }
+  if (!idle_step(wait_, idle)) return;
   doorbell& bell = ch_.reply_bell();
   const doorbell::token t = bell.prepare_wait();
   if (consumer_.try_peek() || kernel_finished()) {

@@ -264,14 +264,7 @@ void sim_incarnation::run() noexcept {
       idle = 0;
       continue;
     }
-    if (++idle <= w.spin_iterations) {
-      cpu_relax();
-      continue;
-    }
-    if (idle <= w.spin_iterations + w.yield_iterations || !w.park) {
-      sched_yield();
-      continue;
-    }
+    if (!idle_step(w, idle)) continue;
     const doorbell::token t = pump_bell_->prepare_wait();
     if (abandoned_.load(std::memory_order_acquire) || cb.stop_is_requested() || dev_->lost() || dev_->poisoned() ||
         (!blocked_ && own_requests_.try_peek()) || inner_replies_.try_peek()) {
