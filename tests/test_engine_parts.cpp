@@ -71,7 +71,7 @@ TEST_CASE("restore timer: due once the device was lost that long, restarted by a
   CHECK(at_once.due(true, 5 * s));  // restore_after_s: 0 restores at the first tick that sees it lost
 }
 
-TEST_CASE("wait policy: spin, then yield, then park; a policy that never parks keeps yielding", "[ops][engine]") {
+TEST_CASE("wait policy: spin, then yield, then park, and a policy that never parks keeps yielding", "[ops][engine]") {
   wait_policy w;
   w.spin_iterations = 3;
   w.yield_iterations = 2;
@@ -98,8 +98,10 @@ engine_snapshot two_node_snapshot(const topology& t) {
   s.topo = &t;
   s.phase = engine_phase::running;
   s.runtime_live = true;
+  const histogram durations;  // empty, with the default buckets
   node_view ring;
   ring.spec = &t.nodes[0];
+  ring.duration = durations.snapshot();
   ring.backend_preference = "sim";
   ring.device_id = "sim:score";
   ring.ok = 7;
@@ -116,6 +118,7 @@ engine_snapshot two_node_snapshot(const topology& t) {
   ring.devices_down.push_back("sim:score");
   node_view cpu;
   cpu.spec = &t.nodes[1];
+  cpu.duration = durations.snapshot();
   cpu.ok = 8;
   cpu.in_flight = 1;
   s.nodes = {ring, cpu};
