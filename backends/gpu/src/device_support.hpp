@@ -1,6 +1,7 @@
 // What the GPU device logic builds on (internal; included by gpu_device.cpp only, once per
 // backend): the per-process claim of a device ordinal, the first-fit allocator of the pinned ring
-// pool, and the host's records of a ring table entry (its binding, and what the monitor watches).
+// pool, the host's records of a ring table entry (its binding, and what the monitor watches), and
+// the incarnation a device hands out for one entry.
 // Thread-safety: ordinal_claim is safe from any thread (a global mutex); pool_allocator, binding and
 // watch are guarded by the device's own lock (gpu_device.cpp).
 #pragma once
@@ -8,6 +9,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -17,6 +19,7 @@
 #include "gpu_api.hpp"
 #include "ringflow/doorbell.hpp"
 #include "ringflow/gpu/gpu_device.hpp"
+#include "ringflow/incarnation.hpp"
 #include "ringflow/ring.hpp"
 
 namespace ringflow::gpu::RINGFLOW_GPU_NS {
@@ -109,6 +112,36 @@ struct watch {
   doorbell* bell = nullptr;
   control_block* control = nullptr;
   std::uint64_t last_head = ~0ull, last_tail = ~0ull;
+};
+
+/// A ring actor's incarnation on the device: one ring table entry (defined in gpu_device.cpp).
+class device_impl;
+
+class gpu_incarnation final : public incarnation {
+ public:
+  gpu_incarnation(std::shared_ptr<device_impl> dev, std::uint32_t entry, ring_region rq, ring_region rp);
+  ~gpu_incarnation() override;
+
+  const char* backend() const noexcept override { return api::backend; }
+  const char* kernel_name() const noexcept override;
+  type_id request_type() const noexcept override;
+  type_id reply_type() const noexcept override;
+  ring_region requests() noexcept override { return requests_; }
+  std::uint64_t* request_producer_scratch() noexcept override { return scratch_.get(); }
+  ring_region replies() noexcept override { return replies_; }
+  void notify() noexcept override;
+  bool finished() noexcept override { return control().finished(); }
+  control_block& control() noexcept override;
+  bool stop(std::chrono::milliseconds timeout) override;
+  void abandon() noexcept override;
+  bool restart() override;
+
+ private:
+  std::shared_ptr<device_impl> dev_;
+  std::uint32_t entry_;
+  ring_region requests_, replies_;
+  std::unique_ptr<std::uint64_t[]> scratch_;
+  bool abandoned_ = false;
 };
 
 }  // namespace

@@ -25,34 +25,6 @@ namespace {
 
 using api::describe_error;
 
-class device_impl;
-
-class gpu_incarnation final : public incarnation {
- public:
-  gpu_incarnation(std::shared_ptr<device_impl> dev, std::uint32_t entry, ring_region rq, ring_region rp);
-  ~gpu_incarnation() override;
-
-  const char* backend() const noexcept override { return api::backend; }
-  const char* kernel_name() const noexcept override;
-  type_id request_type() const noexcept override;
-  type_id reply_type() const noexcept override;
-  ring_region requests() noexcept override { return requests_; }
-  std::uint64_t* request_producer_scratch() noexcept override { return scratch_.get(); }
-  ring_region replies() noexcept override { return replies_; }
-  void notify() noexcept override;
-  bool finished() noexcept override { return control().finished(); }
-  control_block& control() noexcept override;
-  bool stop(std::chrono::milliseconds timeout) override;
-  void abandon() noexcept override;
-  bool restart() override;
-
- private:
-  std::shared_ptr<device_impl> dev_;
-  std::uint32_t entry_;
-  ring_region requests_, replies_;
-  std::unique_ptr<std::uint64_t[]> scratch_;
-  bool abandoned_ = false;
-};
 
 class device_impl final : public gpu_device, public std::enable_shared_from_this<device_impl> {
  public:
