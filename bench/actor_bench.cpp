@@ -73,10 +73,10 @@ namespace {
 using clk = std::chrono::steady_clock;
 using ringflow::fb_msg;
 
-constexpr std::uint64_t rtt_batch = 2000;      // round trips per driver actor (RTT rows)
-constexpr std::uint64_t rtt_warmup = 500;      // unmeasured round trips before each RTT row
-constexpr std::uint32_t tput_window = 16;      // requests in flight per client (throughput rows)
-constexpr std::uint64_t tput_requests = 16000; // requests per iteration, split over the clients
+constexpr std::uint64_t rtt_batch = 2000;       // round trips per driver actor (RTT rows)
+constexpr std::uint64_t rtt_warmup = 500;       // unmeasured round trips before each RTT row
+constexpr std::uint32_t tput_window = 16;       // requests in flight per client (throughput rows)
+constexpr std::uint64_t tput_requests = 16000;  // requests per iteration, split over the clients
 
 // The Echo request of every row (as tests/test_support.hpp's echo_request(1, 32)).
 fb_msg echo_request() {
@@ -106,8 +106,10 @@ struct fixture {
 
   fixture() : rt(make_config()) {
     if (std::getenv("BENCH_NOPARK")) kernel_opts.wait.park = false;
-    kernel_opts.wait.spin_iterations = static_cast<std::uint32_t>(env_num("BENCH_SPIN", kernel_opts.wait.spin_iterations));
-    kernel_opts.wait.yield_iterations = static_cast<std::uint32_t>(env_num("BENCH_YIELD", kernel_opts.wait.yield_iterations));
+    kernel_opts.wait.spin_iterations =
+        static_cast<std::uint32_t>(env_num("BENCH_SPIN", kernel_opts.wait.spin_iterations));
+    kernel_opts.wait.yield_iterations =
+        static_cast<std::uint32_t>(env_num("BENCH_YIELD", kernel_opts.wait.yield_iterations));
     if (std::getenv("BENCH_HELP_US")) ring_opts.help_wait = std::chrono::microseconds(env_num("BENCH_HELP_US", 0));
     client_opts.help_spins = static_cast<std::uint32_t>(env_num("BENCH_CLIENT_SPINS", client_opts.help_spins));
     ring = rt.spawn_ring_actor<ringflow::demo_kernels::EchoKernel>("echo", ring_opts, kernel_opts);
@@ -118,8 +120,10 @@ struct fixture {
     ringflow::runtime_config c;
     c.scheduler_threads = static_cast<std::size_t>(env_num("BENCH_THREADS", 2));
     if (std::getenv("BENCH_NOPARK")) c.poller.wait.park = false;
-    c.poller.wait.spin_iterations = static_cast<std::uint32_t>(env_num("BENCH_POLLER_SPIN", c.poller.wait.spin_iterations));
-    c.poller.wait.yield_iterations = static_cast<std::uint32_t>(env_num("BENCH_POLLER_YIELD", c.poller.wait.yield_iterations));
+    c.poller.wait.spin_iterations =
+        static_cast<std::uint32_t>(env_num("BENCH_POLLER_SPIN", c.poller.wait.spin_iterations));
+    c.poller.wait.yield_iterations =
+        static_cast<std::uint32_t>(env_num("BENCH_POLLER_YIELD", c.poller.wait.yield_iterations));
     const long aggr = env_num("BENCH_CAF_AGGR", -1);
     const long moderate = env_num("BENCH_CAF_MODERATE", -1);
     const char* policy = std::getenv("BENCH_CAF_POLICY");
@@ -143,8 +147,8 @@ struct fixture {
     auto num = [](long v) { return v >= 0 ? std::to_string(v) : std::string("default"); };
     const char* policy = std::getenv("BENCH_CAF_POLICY");
     return std::to_string(rt.config().scheduler_threads) + " CAF scheduler threads (" + (policy ? policy : "stealing") +
-           ", aggressive polls " + num(aggr) + ", moderate polls " + num(moderate) + "); kernel thread: " +
-           ladder(k) + "; poller: " + ladder(p) + "; ring actor help_wait " +
+           ", aggressive polls " + num(aggr) + ", moderate polls " + num(moderate) + "); kernel thread: " + ladder(k) +
+           "; poller: " + ladder(p) + "; ring actor help_wait " +
            std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(ring_opts.help_wait).count()) +
            " us; ring_client help_spins " + std::to_string(client_opts.help_spins) + ", help_yields " +
            std::to_string(client_opts.help_yields) + "; nothing pinned";
@@ -163,17 +167,19 @@ fixture& fx() {
 struct samples {
   // Reserved for the row's iterations (+ one batch) before timing: no reallocation in the loop.
   explicit samples(const benchmark::State& state) {
-    ns.reserve(static_cast<std::size_t>(std::min<benchmark::IterationCount>(state.max_iterations, 16'000'000)) + rtt_batch);
+    ns.reserve(static_cast<std::size_t>(std::min<benchmark::IterationCount>(state.max_iterations, 16'000'000)) +
+               rtt_batch);
   }
   std::vector<std::uint32_t> ns;
   void add(clk::duration d) {
-    ns.push_back(static_cast<std::uint32_t>(std::min<std::int64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(d).count(), UINT32_MAX)));
+    ns.push_back(static_cast<std::uint32_t>(
+        std::min<std::int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count(), UINT32_MAX)));
   }
   void report(benchmark::State& state) {
     if (ns.empty()) return;
     auto pct = [&](double p) {
-      const std::size_t k = std::min(ns.size() - 1, static_cast<std::size_t>(p * static_cast<double>(ns.size() - 1) + 0.5));
+      const std::size_t k =
+          std::min(ns.size() - 1, static_cast<std::size_t>(p * static_cast<double>(ns.size() - 1) + 0.5));
       std::nth_element(ns.begin(), ns.begin() + static_cast<std::ptrdiff_t>(k), ns.end());
       return static_cast<double>(ns[k]) / 1000.0;
     };
@@ -198,7 +204,8 @@ class process_meter {
     if (round_trips) state.counters["ctx_sw"] = sw / static_cast<double>(round_trips);
     if (ring_row && round_trips) {
       const auto p = fx().rt.poller().stats();
-      state.counters["poller_share"] = static_cast<double>(p.replies - poller_.replies) / static_cast<double>(round_trips);
+      state.counters["poller_share"] =
+          static_cast<double>(p.replies - poller_.replies) / static_cast<double>(round_trips);
     }
   }
 
@@ -254,7 +261,8 @@ void driver_send(driver_actor* self) {
   ++self->state.sent;
   const auto sent_at = clk::now();
   self->request(self->state.job->target, caf::infinite, self->state.job->request)
-      .then([self, sent_at](fb_msg& reply) { driver_answered(self, sent_at, reply.bytes == self->state.job->request.bytes); },
+      .then([self,
+             sent_at](fb_msg& reply) { driver_answered(self, sent_at, reply.bytes == self->state.job->request.bytes); },
             [self, sent_at](caf::error&) { driver_answered(self, sent_at, false); });
 }
 
@@ -457,16 +465,37 @@ BENCHMARK(BM_RawCafRequestReply)->UseManualTime()->MinTime(1.0)->Unit(benchmark:
 BENCHMARK(BM_RingActorRequestReply)->UseManualTime()->MinTime(1.0)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_EmbedRequestReply)->UseRealTime()->MinTime(1.0)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_ScopedActorRequestReply)->UseRealTime()->MinTime(1.0)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_RawCafThroughput)->ArgName("clients")->Arg(1)->Arg(2)->Arg(8)->UseManualTime()->MinTime(0.5)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_RingActorThroughput)->ArgName("clients")->Arg(1)->Arg(2)->Arg(8)->UseManualTime()->MinTime(0.5)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_EmbedThroughput)->ArgName("clients")->Arg(1)->Arg(2)->Arg(8)->UseManualTime()->MinTime(0.5)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_RawCafThroughput)
+    ->ArgName("clients")
+    ->Arg(1)
+    ->Arg(2)
+    ->Arg(8)
+    ->UseManualTime()
+    ->MinTime(0.5)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_RingActorThroughput)
+    ->ArgName("clients")
+    ->Arg(1)
+    ->Arg(2)
+    ->Arg(8)
+    ->UseManualTime()
+    ->MinTime(0.5)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_EmbedThroughput)
+    ->ArgName("clients")
+    ->Arg(1)
+    ->Arg(2)
+    ->Arg(8)
+    ->UseManualTime()
+    ->MinTime(0.5)
+    ->Unit(benchmark::kMillisecond);
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::AddCustomContext("ringflow_threads", fx().describe());
-  benchmark::AddCustomContext("ringflow_request", "ringflow.demo.Echo, 32-byte body, " +
-                                                      std::to_string(fx().request.bytes.size()) + " bytes");
+  benchmark::AddCustomContext(
+      "ringflow_request", "ringflow.demo.Echo, 32-byte body, " + std::to_string(fx().request.bytes.size()) + " bytes");
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   the_fixture.reset();  // the runtime shuts down before static destruction begins

@@ -70,8 +70,8 @@
 #include <thread>
 #include <vector>
 
-#include "ringflow/doorbell.hpp"
 #include "ringflow/demo_kernels.hpp"
+#include "ringflow/doorbell.hpp"
 #include "ringflow/gpu/gpu_device.hpp"
 #include "ringflow/incarnation.hpp"
 #include "ringflow/kernel.hpp"
@@ -156,7 +156,8 @@ class latency_log {
  private:
   double percentile_us(double p) {
     const std::size_t k = std::min(n_ - 1, static_cast<std::size_t>(p * static_cast<double>(n_ - 1) + 0.5));
-    std::nth_element(ns_.begin(), ns_.begin() + static_cast<std::ptrdiff_t>(k), ns_.begin() + static_cast<std::ptrdiff_t>(n_));
+    std::nth_element(ns_.begin(), ns_.begin() + static_cast<std::ptrdiff_t>(k),
+                     ns_.begin() + static_cast<std::ptrdiff_t>(n_));
     return static_cast<double>(ns_[k]) / 1e3;
   }
 
@@ -212,8 +213,9 @@ gpu::gpu_ring_options echo_rings(std::uint32_t bytes, std::uint32_t capacity) {
 gpu::gpu_device_options device_options(const gpu::gpu_ring_options& r, std::uint32_t rings) {
   gpu::gpu_device_options o;
   o.max_rings = rings;
-  o.ring_pool_bytes = rings * (round_up(ring_layout{r.requests}.bytes(), 128) + round_up(ring_layout{r.replies}.bytes(), 128)) +
-                      (64u << 10);
+  o.ring_pool_bytes =
+      rings * (round_up(ring_layout{r.requests}.bytes(), 128) + round_up(ring_layout{r.replies}.bytes(), 128)) +
+      (64u << 10);
   o.max_reply_capacity = r.replies.capacity;  // device scratch: max_rings x this u64s
   o.blocks = env_u32("RINGFLOW_GPU_BENCH_BLOCKS", o.blocks);
   o.warps_per_block = env_u32("RINGFLOW_GPU_BENCH_WARPS", o.warps_per_block);
@@ -230,7 +232,8 @@ const char* echo_mismatch(const ring_consumer& rx, const slot_header& h, std::ui
   if (h.type_id != echo_type) return "reply type is not Echo";
   if (h.payload_len != payload.size()) return "reply size differs from the request's";
   if (!rx.region().payload_in_bounds(h)) return "reply payload lies outside its ring";
-  if (std::memcmp(rx.payload(&h), payload.data(), payload.size()) != 0) return "reply payload differs from the request's";
+  if (std::memcmp(rx.payload(&h), payload.data(), payload.size()) != 0)
+    return "reply payload differs from the request's";
   return nullptr;
 }
 
@@ -336,7 +339,9 @@ class ring_set {
 class closed_loop {
  public:
   closed_loop(ring_set& rs, std::uint32_t bytes, std::uint32_t window)
-      : rs_(rs), payload_(make_payload(bytes)), window_(std::clamp<std::uint32_t>(window, 1, rs.size())),
+      : rs_(rs),
+        payload_(make_payload(bytes)),
+        window_(std::clamp<std::uint32_t>(window, 1, rs.size())),
         busy_(rs.size(), 0) {
     inflight_.reserve(window_);
     msg_.header.type_id = echo_type;
@@ -476,15 +481,19 @@ void BM_GpuRingActors(benchmark::State& state) {
 
 constexpr std::uint32_t batched_capacity = 1024;  // slots per request / response ring
 constexpr std::uint32_t batched_bytes = 64;
-constexpr std::uint32_t batched_chunk = 256;            // messages per try_push_bulk / peek_bulk
-constexpr std::uint64_t batched_per_iteration = 4096;   // replies per iteration (all rings)
+constexpr std::uint32_t batched_chunk = 256;           // messages per try_push_bulk / peek_bulk
+constexpr std::uint64_t batched_per_iteration = 4096;  // replies per iteration (all rings)
 
 // Keeps every ring of a ring_set full and takes every reply. Ring r's m-th request carries
 // correlation id r << 40 | m (m from 1), so a reply from another ring or out of order is caught.
 class pipeline {
  public:
   explicit pipeline(ring_set& rs)
-      : rs_(rs), payload_(make_payload(batched_bytes)), sent_(rs.size(), 0), received_(rs.size(), 0), msgs_(batched_chunk) {
+      : rs_(rs),
+        payload_(make_payload(batched_bytes)),
+        sent_(rs.size(), 0),
+        received_(rs.size(), 0),
+        msgs_(batched_chunk) {
     for (ring_message& m : msgs_) {
       m = {};
       m.header.type_id = echo_type;
@@ -543,10 +552,8 @@ class pipeline {
         // free_slots() re-reads head only when its cached copy says the ring is full.
         const auto n = static_cast<std::uint32_t>(std::min<std::uint64_t>(tx.free_slots(), batched_chunk));
         for (std::uint32_t i = 0; i < n; ++i) msgs_[i].header.correlation_id = corr(r, sent_[r] + i + 1);
-        if (n)
-          sent_[r] += tx.try_push_bulk(msgs_.data(), n);
-        else
-          ++request_ring_full_;
+        if (n) sent_[r] += tx.try_push_bulk(msgs_.data(), n);
+        else ++request_ring_full_;
       }
       ring_consumer& rx = rs_.rx(r);
       const std::uint32_t n = rx.peek_bulk(batched_chunk);
@@ -691,9 +698,11 @@ class launch_rings {
     const std::uint64_t region = round_up(ring_layout{cfg}.bytes(), 128);
     const std::uint32_t staging_bytes = gpu::gpu_device_options{}.staging_bytes;  // a persistent worker's
     if (const cudaError_t e = cudaSetDevice(0); e != cudaSuccess) return failed(why, cuda_failure("cudaSetDevice", e));
-    if (const cudaError_t e = stream_.create(); e != cudaSuccess) return failed(why, cuda_failure("cudaStreamCreate", e));
+    if (const cudaError_t e = stream_.create(); e != cudaSuccess)
+      return failed(why, cuda_failure("cudaStreamCreate", e));
     void* p = nullptr;
-    if (const cudaError_t e = cudaHostAlloc(&p, 2 * region, cudaHostAllocMapped | cudaHostAllocPortable); e != cudaSuccess)
+    if (const cudaError_t e = cudaHostAlloc(&p, 2 * region, cudaHostAllocMapped | cudaHostAllocPortable);
+        e != cudaSuccess)
       return failed(why, cuda_failure("cudaHostAlloc", e));
     pinned_.reset(p);
     void* d = nullptr;
@@ -760,14 +769,16 @@ void launch_round_trips(benchmark::State& state, launch_rings& lr, std::uint32_t
   auto round_trip = [&]() -> bool {
     m.header.correlation_id = ++corr;
     const clk::time_point t0 = clk::now();
-    if (lr.tx().try_push(m) != ring_status::ok) return failed(why, "request ring refused a push with nothing outstanding");
+    if (lr.tx().try_push(m) != ring_status::ok)
+      return failed(why, "request ring refused a push with nothing outstanding");
     if (const cudaError_t e = dispatch(); e != cudaSuccess) return failed(why, cuda_failure("dispatch", e));
     if (const cudaError_t e = cudaStreamSynchronize(lr.stream()); e != cudaSuccess)
       return failed(why, cuda_failure("cudaStreamSynchronize", e));
     const slot_header* h = lr.rx().try_peek();
     const clk::time_point t1 = clk::now();
     if (!h) return failed(why, "the kernel completed without publishing a reply");
-    if (const char* bad = echo_mismatch(lr.rx(), *h, corr, payload)) return failed(why, mismatch_detail(bad, *h, corr, bytes));
+    if (const char* bad = echo_mismatch(lr.rx(), *h, corr, payload))
+      return failed(why, mismatch_detail(bad, *h, corr, bytes));
     lr.rx().release();
     rtt = t1 - t0;
     return true;
@@ -803,7 +814,9 @@ void BM_GraphReplay(benchmark::State& state) {
   launch_rings lr;
   if (std::string why; !lr.open(bytes, why)) return fail(state, why);
   cuda_graph graph;  // destroyed before lr (declared after it)
-  if (std::string why; !graph.capture(lr.stream(), [&] { return lr.launch(); }, why)) return fail(state, why);
+  if (std::string why; !graph.capture(
+          lr.stream(), [&] { return lr.launch(); }, why))
+    return fail(state, why);
   launch_round_trips(state, lr, bytes, [&] { return cudaGraphLaunch(graph.exec(), lr.stream()); });
 }
 
@@ -830,19 +843,20 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ringflow_bench_gpu: no usable CUDA device: %s\n", probe.detail.c_str());
     return 77;
   }
-  const auto dev = std::find_if(probe.devices.begin(), probe.devices.end(), [](const gpu::gpu_info& d) { return d.ordinal == 0; });
+  const auto dev =
+      std::find_if(probe.devices.begin(), probe.devices.end(), [](const gpu::gpu_info& d) { return d.ordinal == 0; });
   if (dev != probe.devices.end())
     benchmark::AddCustomContext("ringflow_gpu", "cuda:0 " + dev->name + " (" + dev->arch + ", " +
                                                     std::to_string(dev->multiprocessors) + " SMs, " +
                                                     std::to_string(dev->memory_bytes >> 20) + " MiB)");
   benchmark::AddCustomContext("ringflow_cuda", probe.detail);
   const gpu::gpu_device_options o = device_options(echo_rings(64, 16), 1);
-  benchmark::AddCustomContext(
-      "ringflow_persistent_kernel",
-      "blocks " + (o.blocks ? std::to_string(o.blocks) : std::string("one per SM")) + ", " + std::to_string(o.warps_per_block) +
-          " workers per block, backoff_max_ns " + std::to_string(o.backoff_max_ns) + ", poll_period " +
-          std::to_string(o.poll_period) + ", staging_bytes " + std::to_string(o.staging_bytes) + ", max_batch " +
-          std::to_string(gpu::gpu_ring_options{}.max_batch));
+  benchmark::AddCustomContext("ringflow_persistent_kernel",
+                              "blocks " + (o.blocks ? std::to_string(o.blocks) : std::string("one per SM")) + ", " +
+                                  std::to_string(o.warps_per_block) + " workers per block, backoff_max_ns " +
+                                  std::to_string(o.backoff_max_ns) + ", poll_period " + std::to_string(o.poll_period) +
+                                  ", staging_bytes " + std::to_string(o.staging_bytes) + ", max_batch " +
+                                  std::to_string(gpu::gpu_ring_options{}.max_batch));
   benchmark::AddCustomContext("ringflow_actors_window", std::to_string(env_u32("RINGFLOW_GPU_BENCH_WINDOW", 8)) +
                                                             " (0: one outstanding on every ring)");
   benchmark::AddCustomContext("ringflow_threads",

@@ -114,6 +114,12 @@ void BM_MetricsScrape(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(BM_TracedRoundTrip)->ArgName("traced")->Arg(0)->Arg(1)->UseRealTime()->MinTime(2.0)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_TracedRoundTrip)
+    ->ArgName("traced")
+    ->Arg(0)
+    ->Arg(1)
+    ->UseRealTime()
+    ->MinTime(2.0)
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_MetricsScrape)->UseRealTime()->MinTime(1.0)->Unit(benchmark::kMicrosecond);
 BENCHMARK_MAIN();

@@ -34,9 +34,9 @@
 
 #include <algorithm>
 #include <array>
-#include <cstdio>
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
@@ -176,8 +176,7 @@ class load {
           if (!r.ok()) {
             errors_.fetch_add(1);
             by_code_[static_cast<std::uint8_t>(r.code) & 63].fetch_add(1);
-          }
-          else if (echo_seq(r.reply) != id) wrong_.fetch_add(1);
+          } else if (echo_seq(r.reply) != id) wrong_.fetch_add(1);
           else ok_.fetch_add(1);
           outstanding.fetch_sub(1);
         });
@@ -203,7 +202,8 @@ void report_recovery(benchmark::State& state, const std::vector<double>& recover
   state.SetIterationTime(secs);
   state.counters["recovery_p50_ms"] = percentile(recovery_ms, 0.50);
   state.counters["recovery_p99_ms"] = percentile(recovery_ms, 0.99);
-  state.counters["recovery_max_ms"] = recovery_ms.empty() ? 0 : *std::max_element(recovery_ms.begin(), recovery_ms.end());
+  state.counters["recovery_max_ms"] =
+      recovery_ms.empty() ? 0 : *std::max_element(recovery_ms.begin(), recovery_ms.end());
   state.counters["lost"] = static_cast<double>(gen.lost());
   state.counters["duplicated"] = static_cast<double>(gen.duplicated());
   state.counters["wrong_replies"] = static_cast<double>(gen.wrong());
@@ -247,14 +247,17 @@ void BM_Recovery(benchmark::State& state, fault_kind kind) {
       const std::size_t from = log->size();
       dev->faults().add(sim::fault_rule::at(kind, dev->faults().requests_seen() + 300));
       const long fault_at = log->wait_for(ladder_event::kind::fault, from, 5000ms);
-      const long rec_at = fault_at < 0 ? -1 : log->wait_for(ladder_event::kind::recovered, static_cast<std::size_t>(fault_at), 5000ms);
+      const long rec_at =
+          fault_at < 0 ? -1 : log->wait_for(ladder_event::kind::recovered, static_cast<std::size_t>(fault_at), 5000ms);
       if (rec_at < 0) {
         ++timeouts;
         continue;
       }
       recovery_ms.push_back(static_cast<double>(log->at(static_cast<std::size_t>(rec_at)).duration_ns) / 1e6);
       if (kind == fault_kind::hang)
-        detect_ms.push_back(static_cast<double>(log->at(static_cast<std::size_t>(fault_at)).at_ns - dev->faults().last_fired_ns()) / 1e6);
+        detect_ms.push_back(
+            static_cast<double>(log->at(static_cast<std::size_t>(fault_at)).at_ns - dev->faults().last_fired_ns()) /
+            1e6);
       const std::string& backend = log->at(static_cast<std::size_t>(rec_at)).backend;
       bool reinit = false;
       for (std::size_t i = static_cast<std::size_t>(fault_at); i < static_cast<std::size_t>(rec_at); ++i)
@@ -309,7 +312,8 @@ struct placement_fixture {
     const ops::kernel_info* k = ops::find_kernel("echo");
     if (hosted) {
       host = process::kernel_host_device::make("host:bench", host_options(backend));
-      ladder->spawn_ring_actor("echo", k->request_id, k->reply_id, host, host->factory("echo"), k->cpu_factory({}), opts);
+      ladder->spawn_ring_actor("echo", k->request_id, k->reply_id, host, host->factory("echo"), k->cpu_factory({}),
+                               opts);
     } else {
       rt.spawn_ring_actor("echo", k->request_id, k->reply_id, k->cpu_factory({}), opts);
     }
@@ -365,7 +369,9 @@ void BM_KernelHostKillRecovery(benchmark::State& state, const std::string& backe
         continue;
       }
       const long fault_at = f.log->wait_for(ladder_event::kind::fault, from, 5000ms);
-      const long rec_at = fault_at < 0 ? -1 : f.log->wait_for(ladder_event::kind::recovered, static_cast<std::size_t>(fault_at), 5000ms);
+      const long rec_at =
+          fault_at < 0 ? -1
+                       : f.log->wait_for(ladder_event::kind::recovered, static_cast<std::size_t>(fault_at), 5000ms);
       const ring_stats st = core->stats();
       if (rec_at < 0 || st.attaches == attaches || st.first_reply_ns < kill_ns) {
         ++timeouts;
@@ -376,7 +382,8 @@ void BM_KernelHostKillRecovery(benchmark::State& state, const std::string& backe
         std::fprintf(stderr, "kill %d: %.2f ms:", t, recovery_ms.back());
         for (std::size_t i = from; i <= static_cast<std::size_t>(rec_at); ++i) {
           const ladder_event e = f.log->at(i);
-          std::fprintf(stderr, " %s@%.2f(%s)", to_string(e.what), static_cast<double>(e.at_ns - kill_ns) / 1e6, e.detail.c_str());
+          std::fprintf(stderr, " %s@%.2f(%s)", to_string(e.what), static_cast<double>(e.at_ns - kill_ns) / 1e6,
+                       e.detail.c_str());
         }
         std::fprintf(stderr, "\n");
       }
@@ -393,16 +400,23 @@ void BM_KernelHostKillRecovery(benchmark::State& state, const std::string& backe
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  for (fault_kind k : {fault_kind::transient_error, fault_kind::crash, fault_kind::out_of_memory, fault_kind::sticky_error,
-                       fault_kind::corrupt_reply, fault_kind::device_lost, fault_kind::hang}) {
+  for (fault_kind k :
+       {fault_kind::transient_error, fault_kind::crash, fault_kind::out_of_memory, fault_kind::sticky_error,
+        fault_kind::corrupt_reply, fault_kind::device_lost, fault_kind::hang}) {
     benchmark::RegisterBenchmark((std::string("BM_Recovery/") + sim::to_string(k)).c_str(),
                                  [k](benchmark::State& s) { BM_Recovery(s, k); })
         ->Iterations(1)
         ->UseManualTime()
         ->Unit(benchmark::kMillisecond);
   }
-  benchmark::RegisterBenchmark("BM_InProcessRoundTrip", BM_InProcessRoundTrip)->UseRealTime()->MinTime(2.0)->Unit(benchmark::kMicrosecond);
-  benchmark::RegisterBenchmark("BM_KernelHostRoundTrip", BM_KernelHostRoundTrip)->UseRealTime()->MinTime(2.0)->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("BM_InProcessRoundTrip", BM_InProcessRoundTrip)
+      ->UseRealTime()
+      ->MinTime(2.0)
+      ->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("BM_KernelHostRoundTrip", BM_KernelHostRoundTrip)
+      ->UseRealTime()
+      ->MinTime(2.0)
+      ->Unit(benchmark::kMicrosecond);
   for (const char* backend : {"cpu", "sim"})
     benchmark::RegisterBenchmark((std::string("BM_KernelHostKillRecovery/") + backend).c_str(),
                                  [b = std::string(backend)](benchmark::State& s) { BM_KernelHostKillRecovery(s, b); })
@@ -414,8 +428,9 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("ringflow_threads",
                               "2 CAF workers (idle), 1 completion poller, 1 sim pump + 1 CPU kernel thread, 1 ladder "
                               "thread, 2 client threads; nothing pinned");
-  benchmark::AddCustomContext("ringflow_ladder", "hang_timeout 20 ms, watch 1 ms, breaker threshold 1000 (steps measured "
-                                                 "in isolation), open_for 20 ms, probe_window 20 ms");
+  benchmark::AddCustomContext("ringflow_ladder",
+                              "hang_timeout 20 ms, watch 1 ms, breaker threshold 1000 (steps measured "
+                              "in isolation), open_for 20 ms, probe_window 20 ms");
   benchmark::AddCustomContext("ringflow_trials", std::to_string(trials_per_kind) + " per fault kind");
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

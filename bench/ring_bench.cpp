@@ -44,11 +44,11 @@
 #include "concurrentqueue.h"
 #include "ringflow/cpu/cpu_kernel.hpp"
 #include "ringflow/cpu/host_client.hpp"
-#include "ringflow/ring_storage.hpp"
 #include "ringflow/demo_kernels.hpp"
 #include "ringflow/generated/echo_generated.h"
 #include "ringflow/generated/score_request_generated.h"
 #include "ringflow/ring.hpp"
+#include "ringflow/ring_storage.hpp"
 
 namespace {
 
@@ -196,7 +196,7 @@ class latency_samples {
 
 // ------------------------------------------------------------------------------ payloads
 
-constexpr std::uint32_t max_pingpong_bytes = 64;  // the inline room of a 128-byte slot
+constexpr std::uint32_t max_pingpong_bytes = 64;     // the inline room of a 128-byte slot
 constexpr std::uint32_t bench_type_id = 0x48434e42;  // "BNCH"
 
 std::array<std::uint8_t, max_pingpong_bytes> make_payload() {
@@ -533,12 +533,11 @@ std::vector<std::uint8_t> echo_request() {
 std::vector<std::uint8_t> score_request() {
   flatbuffers::FlatBufferBuilder fbb(256);
   const ringflow::demo::Quote quote(101.25, 3, 2);
-  const std::vector<ringflow::demo::Feature> features{
-      {1, 0.5f}, {7, -0.25f}, {42, 1.0f}, {99, 0.75f}, {1234, -0.5f}, {5, 0.125f}, {77, 0.3f}, {300, -0.9f}};
+  const std::vector<ringflow::demo::Feature> features{{1, 0.5f},     {7, -0.25f}, {42, 1.0f}, {99, 0.75f},
+                                                      {1234, -0.5f}, {5, 0.125f}, {77, 0.3f}, {300, -0.9f}};
   const auto fv = fbb.CreateVectorOfStructs(features);
   const auto symbol = fbb.CreateString("RFLW");
-  ringflow::demo::FinishScoreRequestBuffer(fbb,
-                                           ringflow::demo::CreateScoreRequest(fbb, 7, &quote, fv, 0.2f, symbol));
+  ringflow::demo::FinishScoreRequestBuffer(fbb, ringflow::demo::CreateScoreRequest(fbb, 7, &quote, fv, 0.2f, symbol));
   return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
 }
 
@@ -608,12 +607,12 @@ int main(int argc, char** argv) {
       ->UseRealTime();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::AddCustomContext(
-      "ringflow_threads", "2 spinning threads per benchmark: benchmark thread + 1 peer (echo/producer/kernel)");
-  benchmark::AddCustomContext("ringflow_pinning",
-                              g_place.enabled ? "benchmark thread -> cpu " + std::to_string(g_place.self_cpu) +
-                                                    ", peer -> cpu " + std::to_string(g_place.peer_cpu)
-                                              : std::string("off"));
+  benchmark::AddCustomContext("ringflow_threads",
+                              "2 spinning threads per benchmark: benchmark thread + 1 peer (echo/producer/kernel)");
+  benchmark::AddCustomContext("ringflow_pinning", g_place.enabled
+                                                      ? "benchmark thread -> cpu " + std::to_string(g_place.self_cpu) +
+                                                            ", peer -> cpu " + std::to_string(g_place.peer_cpu)
+                                                      : std::string("off"));
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

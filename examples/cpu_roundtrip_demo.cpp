@@ -6,8 +6,8 @@
 //   (Score / Saxpy / Echo handlers) -> response ring -> the demo, which checks each reply.
 // A few deliberately bad requests show the typed error path (they are counted, not lost).
 // This example is what `make demo` runs until the supervised topology (runtime/) replaces it.
-#include <CLI/CLI.hpp>
 #include <flatbuffers/flatbuffers.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -175,26 +175,26 @@ int main(int argc, char** argv) {
   auto& saxpy = kernel.add_ring<demo_kernels::SaxpyKernel>(opts);
   auto& echo = kernel.add_ring<demo_kernels::EchoKernel>(opts);
   kernel.start();
-  std::printf("ringflow demo: backend cpu (1 kernel thread hosting 3 rings: score, saxpy, echo), "
-              "%llu requests per ring, window %u, %s\n",
-              static_cast<unsigned long long>(count), window, spin ? "spinning" : "spin->yield->park");
+  std::printf(
+      "ringflow demo: backend cpu (1 kernel thread hosting 3 rings: score, saxpy, echo), "
+      "%llu requests per ring, window %u, %s\n",
+      static_cast<unsigned long long>(count), window, spin ? "spinning" : "spin->yield->park");
   std::printf("  (GPU ring kernels arrive with the GPU backends; this build runs the CPU backend)\n\n");
 
   std::vector<stream_result> results;
   for (auto* ch : {&score, &saxpy, &echo}) results.push_back(run_stream(kernel, *ch, count, window));
   const auto outcome = kernel.stop();
 
-  std::printf("%-7s %9s %9s %9s %9s %10s %11s %8s %8s %9s\n", "kernel", "sent", "ok", "ingress", "kernel",
-              "unexpected", "req/s", "p50 us", "p99 us", "p99.9 us");
+  std::printf("%-7s %9s %9s %9s %9s %10s %11s %8s %8s %9s\n", "kernel", "sent", "ok", "ingress", "kernel", "unexpected",
+              "req/s", "p50 us", "p99 us", "p99.9 us");
   std::printf("%-7s %9s %9s %9s %9s\n", "", "", "", "rejected", "errors");
   bool healthy = outcome == cpu::stop_outcome::stopped;
   for (auto& r : results) {
     std::printf("%-7s %9llu %9llu %9llu %9llu %10llu %11.0f %8.2f %8.2f %9.2f\n", r.kernel.c_str(),
                 static_cast<unsigned long long>(r.sent), static_cast<unsigned long long>(r.ok),
                 static_cast<unsigned long long>(r.ingress_rejected), static_cast<unsigned long long>(r.expected_errors),
-                static_cast<unsigned long long>(r.unexpected),
-                static_cast<double>(r.sent) / r.seconds, percentile(r.latency_us, 0.50),
-                percentile(r.latency_us, 0.99), percentile(r.latency_us, 0.999));
+                static_cast<unsigned long long>(r.unexpected), static_cast<double>(r.sent) / r.seconds,
+                percentile(r.latency_us, 0.50), percentile(r.latency_us, 0.99), percentile(r.latency_us, 0.999));
     healthy = healthy && r.unexpected == 0 && r.ok + r.expected_errors + r.ingress_rejected == r.sent;
   }
   const auto& cb = kernel.control();

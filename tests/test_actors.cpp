@@ -168,7 +168,7 @@ TEST_CASE("over the window a caller gets overloaded at once, nothing is lost", "
     REQUIRE(r.ok());
     seqs.insert(echo_seq(r.reply));
   }
-  CHECK(seqs.size() == 16);  // every accepted request answered, once
+  CHECK(seqs.size() == 16);            // every accepted request answered, once
   CHECK(c3.call(echo_msg(300)).ok());  // room again
 }
 

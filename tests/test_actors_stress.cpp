@@ -40,7 +40,8 @@ TEST_CASE("N client threads x M requests through the embedding API: exactly once
   bare_ring ring(static_cast<EchoKernel*>(nullptr), opts);
   auto core = ring.core;
   const int threads = 4;
-  const int per_thread = std::getenv("RINGFLOW_STRESS_MESSAGES") ? std::atoi(std::getenv("RINGFLOW_STRESS_MESSAGES")) / 400 + 1 : 6000;
+  const int per_thread =
+      std::getenv("RINGFLOW_STRESS_MESSAGES") ? std::atoi(std::getenv("RINGFLOW_STRESS_MESSAGES")) / 400 + 1 : 6000;
   client_stress s;
   s.threads = threads;
   s.per_thread = per_thread;
@@ -125,7 +126,8 @@ TEST_CASE("swapping the incarnation under load answers every request exactly onc
   CHECK(swaps >= 1);
 }
 
-TEST_CASE("traced requests under load and incarnation swaps: one hop record per answer, spans linked", "[actors][tsan]") {
+TEST_CASE("traced requests under load and incarnation swaps: one hop record per answer, spans linked",
+          "[actors][tsan]") {
   // The trace sink runs on whichever thread consumed the reply (poller or a helping caller):
   // count in atomics, check after the threads are joined.
   std::atomic<std::uint64_t> hops{0}, unlinked{0}, disordered{0}, untraced{0}, replayed{0};
@@ -134,8 +136,10 @@ TEST_CASE("traced requests under load and incarnation swaps: one hop record per 
   opts.per_caller_window = 64;
   opts.trace = std::make_shared<const ring_trace_sink>([&](const ring_hop_trace& h) {
     hops.fetch_add(1);
-    if (h.kernel_span_seen != h.kernel_span || !h.enqueue_span || !h.reply_span || h.parent_span != 0x5150) unlinked.fetch_add(1);
-    if (!(h.submit_ns <= h.publish_ns && h.publish_ns <= h.reply_ns && h.reply_ns <= h.answered_ns)) disordered.fetch_add(1);
+    if (h.kernel_span_seen != h.kernel_span || !h.enqueue_span || !h.reply_span || h.parent_span != 0x5150)
+      unlinked.fetch_add(1);
+    if (!(h.submit_ns <= h.publish_ns && h.publish_ns <= h.reply_ns && h.reply_ns <= h.answered_ns))
+      disordered.fetch_add(1);
     if (h.trace_hi == 0 || !h.ring || *h.ring != "echo") untraced.fetch_add(1);
     if (h.replayed) replayed.fetch_add(1);
   });

@@ -1,7 +1,7 @@
 // The program config (ringflow/runtime/config.hpp): layers and their precedence, errors with
 // positions, the environment's RINGFLOW_ namespace, reload diffs and the ladder mapping.
-#include <catch2/catch.hpp>
 #include <unistd.h>
+#include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cstdlib>

@@ -356,12 +356,14 @@ TEST_CASE("stress: several client threads on rings of one kernel thread", "[cpu]
       std::uint64_t next_expected = 0;
       for (std::uint64_t i = 0; i < kPerClient; ++i) {
         const auto s = c.submit(msg::Echo::id, test::echo_request(i, 8 + i % 32));
-        if (!s.ok()) { ++failures; return; }
+        if (!s.ok()) {
+          ++failures;
+          return;
+        }
         window.push_back(s.correlation_id);
         if (window.size() == 16 || i + 1 == kPerClient) {
           for (auto id : window) {
-            if (!c.await(id, 10s, r) || !r.ok() ||
-                demo::GetEcho(r.payload.data())->sequence() != next_expected++) {
+            if (!c.await(id, 10s, r) || !r.ok() || demo::GetEcho(r.payload.data())->sequence() != next_expected++) {
               ++failures;
               return;
             }

@@ -105,9 +105,9 @@ TEST_CASE("to_json keeps every field of every entry, in order", "[devices]") {
     CHECK(j[i]["memory_bytes"].get<std::uint64_t>() == d[i].memory_bytes);
   }
   // Fixed entries: exact values survive the text form too (what `ringflow devices --json` prints).
-  const std::vector<device_info> fixed{{"cuda:0", "cuda", "NVIDIA H100 80GB HBM3", true, "compute capability 9.0",
-                                        std::uint64_t{85'520'809'984}},
-                                       {"hip", "hip", "HIP", false, "no HIP device: \"quoted\"", 0}};
+  const std::vector<device_info> fixed{
+      {"cuda:0", "cuda", "NVIDIA H100 80GB HBM3", true, "compute capability 9.0", std::uint64_t{85'520'809'984}},
+      {"hip", "hip", "HIP", false, "no HIP device: \"quoted\"", 0}};
   const auto back = nlohmann::json::parse(to_json(fixed).dump());
   CHECK(back[0]["memory_bytes"].get<std::uint64_t>() == 85'520'809'984u);
   CHECK(back[0]["name"] == "NVIDIA H100 80GB HBM3");

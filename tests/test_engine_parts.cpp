@@ -20,15 +20,15 @@ using namespace std::chrono_literals;
 TEST_CASE("token bucket: a rate, a burst of 10 ms worth, and the wait until the next token", "[ops][engine]") {
   token_bucket b;
   const auto t0 = token_bucket::clock::time_point{} + 1s;
-  b.set_rate(1000.0, t0);  // 1000/s: burst max(1, 10) = 10 tokens
-  CHECK(b.take(t0) > 0ns);  // starts empty
+  b.set_rate(1000.0, t0);      // 1000/s: burst max(1, 10) = 10 tokens
+  CHECK(b.take(t0) > 0ns);     // starts empty
   const auto later = t0 + 1s;  // a second later the bucket holds its burst, not 1000
   int granted = 0;
   while (b.take(later) == 0ns) ++granted;
   CHECK(granted == 10);
   const auto wait = b.take(later);
   CHECK(wait > 0ns);
-  CHECK(wait <= 1ms);  // one token at 1000/s
+  CHECK(wait <= 1ms);                  // one token at 1000/s
   CHECK(b.take(later + wait) == 0ns);  // and after that wait it is there
   token_bucket unlimited;
   unlimited.set_rate(0, t0);
@@ -60,11 +60,11 @@ TEST_CASE("restore timer: due once the device was lost that long, restarted by a
   CHECK_FALSE(r.due(true, 1'000'000'000));  // unarmed: never
   r.set(0.5);
   const std::uint64_t s = 1'000'000'000;
-  CHECK_FALSE(r.due(true, 1 * s));            // lost from now
-  CHECK_FALSE(r.due(true, 1 * s + s / 4));    // 0.25 s
-  CHECK_FALSE(r.due(false, 1 * s + s / 3));   // back by itself: the clock restarts
-  CHECK_FALSE(r.due(true, 2 * s));            // lost again
-  CHECK(r.due(true, 2 * s + s / 2));          // 0.5 s lost: restore
+  CHECK_FALSE(r.due(true, 1 * s));              // lost from now
+  CHECK_FALSE(r.due(true, 1 * s + s / 4));      // 0.25 s
+  CHECK_FALSE(r.due(false, 1 * s + s / 3));     // back by itself: the clock restarts
+  CHECK_FALSE(r.due(true, 2 * s));              // lost again
+  CHECK(r.due(true, 2 * s + s / 2));            // 0.5 s lost: restore
   CHECK_FALSE(r.due(true, 2 * s + s / 2 + 1));  // counted anew after a restore
   restore_timer at_once;
   at_once.set(0);

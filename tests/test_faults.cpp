@@ -13,12 +13,12 @@
 #include <caf/all.hpp>
 
 #include "actor_test_support.hpp"
-#include "support/quick_ladder.hpp"
-#include "support/exactly_once.hpp"
 #include "ringflow/sim/sim_device.hpp"
 #include "ringflow/sim/sim_incarnation.hpp"
 #include "ringflow/supervision/fault_ladder.hpp"
 #include "ringflow/supervision/supervisor.hpp"
+#include "support/exactly_once.hpp"
+#include "support/quick_ladder.hpp"
 
 using namespace ringflow;
 using namespace ringflow::test;
@@ -39,7 +39,6 @@ std::shared_ptr<sim::sim_device> make_device(std::string id = "sim:0", bool rein
   o.pump_wait.spin_iterations = 200;
   return sim::sim_device::make(o, 7);
 }
-
 
 const ladder_ring_status& ring_of(const ladder_snapshot& s, const std::string& name) {
   for (const auto& r : s.rings)
@@ -74,7 +73,8 @@ struct fixture {
 
 // ---- circuit breaker ---------------------------------------------------------------------------
 
-TEST_CASE("circuit breaker: opens after N failures within the window, not when they are spread out", "[faults][breaker]") {
+TEST_CASE("circuit breaker: opens after N failures within the window, not when they are spread out",
+          "[faults][breaker]") {
   breaker_config c;
   c.failure_threshold = 3;
   c.window = 1000ms;
@@ -90,7 +90,8 @@ TEST_CASE("circuit breaker: opens after N failures within the window, not when t
   CHECK(b.opens() == 1);
 }
 
-TEST_CASE("circuit breaker: one half-open probe after the cool-down, failure backs off, success closes", "[faults][breaker]") {
+TEST_CASE("circuit breaker: one half-open probe after the cool-down, failure backs off, success closes",
+          "[faults][breaker]") {
   breaker_config c;
   c.failure_threshold = 1;
   c.open_for = 100ms;
@@ -98,22 +99,22 @@ TEST_CASE("circuit breaker: one half-open probe after the cool-down, failure bac
   circuit_breaker b(c);
   const auto t0 = clk::now();
   REQUIRE(b.record_failure(t0));
-  CHECK_FALSE(b.try_probe(t0 + 50ms));       // cooling down
-  CHECK(b.try_probe(t0 + 100ms));            // the probe
+  CHECK_FALSE(b.try_probe(t0 + 50ms));  // cooling down
+  CHECK(b.try_probe(t0 + 100ms));       // the probe
   CHECK(b.state() == breaker_state::half_open);
-  CHECK_FALSE(b.try_probe(t0 + 101ms));      // only one at a time
+  CHECK_FALSE(b.try_probe(t0 + 101ms));  // only one at a time
   b.probe_failed(t0 + 110ms);
   CHECK(b.state() == breaker_state::open);
-  CHECK(b.cooldown() == 200ms);              // doubled
+  CHECK(b.cooldown() == 200ms);  // doubled
   CHECK_FALSE(b.try_probe(t0 + 250ms));
   CHECK(b.try_probe(t0 + 310ms));
   b.probe_failed(t0 + 310ms);
-  CHECK(b.cooldown() == 300ms);              // capped
+  CHECK(b.cooldown() == 300ms);  // capped
   REQUIRE(b.try_probe(t0 + 610ms));
   b.probe_succeeded(t0 + 610ms);
   CHECK(b.closed());
   CHECK(b.recent_failures() == 0);
-  CHECK(b.cooldown() == 100ms);              // reset
+  CHECK(b.cooldown() == 100ms);  // reset
   CHECK_THROWS_AS(circuit_breaker(breaker_config{0}), std::invalid_argument);
 }
 
@@ -178,7 +179,8 @@ struct matrix_case {
 };
 }  // namespace
 
-TEST_CASE("fault matrix: each fault kind under load -> its ladder step, exactly one answer per request", "[faults][matrix]") {
+TEST_CASE("fault matrix: each fault kind under load -> its ladder step, exactly one answer per request",
+          "[faults][matrix]") {
   const matrix_case cases[] = {
       {fault_kind::transient_error, true, "restart"},
       {fault_kind::crash, true, "restart"},
@@ -191,8 +193,8 @@ TEST_CASE("fault matrix: each fault kind under load -> its ladder step, exactly 
       {fault_kind::slow, true, "none"},
   };
   for (const matrix_case& mc : cases) {
-    DYNAMIC_SECTION(sim::to_string(mc.kind) << (mc.reinit_supported ? "" : " (no in-process reinit)") << " -> "
-                                            << mc.outcome) {
+    DYNAMIC_SECTION(sim::to_string(mc.kind)
+                    << (mc.reinit_supported ? "" : " (no in-process reinit)") << " -> " << mc.outcome) {
       fixture f(make_device("sim:0", mc.reinit_supported));
       f.spawn("echo");
       // Three faults of the kind, spread over the run (device_lost: the first one takes the device).
@@ -203,7 +205,8 @@ TEST_CASE("fault matrix: each fault kind under load -> its ladder step, exactly 
       }
       const load_result r = run_load(f.rt, "echo", 4, 1500);
       require_exactly_once(r);
-      INFO("core corrupt " << f.rt.ring("echo")->stats().corrupt_replies << " timeouts " << f.rt.ring("echo")->stats().timeouts << " dup " << f.rt.ring("echo")->stats().duplicates);
+      INFO("core corrupt " << f.rt.ring("echo")->stats().corrupt_replies << " timeouts "
+                           << f.rt.ring("echo")->stats().timeouts << " dup " << f.rt.ring("echo")->stats().duplicates);
       CHECK(r.ok == r.sent);  // recovery is far faster than the 10 s deadline: nothing may fail
       const ladder_snapshot s = f.ladder.snapshot();
       const ladder_ring_status& st = ring_of(s, "echo");
@@ -236,7 +239,8 @@ TEST_CASE("fault matrix: each fault kind under load -> its ladder step, exactly 
         CHECK_FALSE(st.on_device);
         CHECK(st.backend == "cpu");
       }
-      CHECK(has_event(s, outcome == "none" ? ladder_event::kind::fault : ladder_event::kind::fault) == (outcome != "none"));
+      CHECK(has_event(s, outcome == "none" ? ladder_event::kind::fault : ladder_event::kind::fault) ==
+            (outcome != "none"));
     }
   }
 }
@@ -270,7 +274,8 @@ TEST_CASE("ladder: repeated transient faults escalate from restart to reinitiali
   CHECK(f.dev->reinits() == 1);
 }
 
-TEST_CASE("breaker: failures open it, ring actors reroute to the CPU, and fail back once probes succeed", "[faults][breaker][ladder]") {
+TEST_CASE("breaker: failures open it, ring actors reroute to the CPU, and fail back once probes succeed",
+          "[faults][breaker][ladder]") {
   ladder_config cfg = quick_ladder();
   cfg.restarts_before_reinit = 100;  // restarts only: the breaker decides
   fixture f(make_device(), cfg);
@@ -294,7 +299,8 @@ TEST_CASE("breaker: failures open it, ring actors reroute to the CPU, and fail b
   // No more faults: the half-open probe succeeds and both go back to the device.
   REQUIRE(wait_until([&] {
     const ladder_snapshot s = f.ladder.snapshot();
-    return device_of(s, "sim:0").breaker == breaker_state::closed && ring_of(s, "a").on_device && ring_of(s, "b").on_device;
+    return device_of(s, "sim:0").breaker == breaker_state::closed && ring_of(s, "a").on_device &&
+           ring_of(s, "b").on_device;
   }));
   const ladder_snapshot s = f.ladder.snapshot();
   CHECK(ring_of(s, "a").backend == "sim");
@@ -329,7 +335,8 @@ TEST_CASE("device lost: reroute, probes fail while it is gone, fail-back after r
   CHECK(again.ok == again.sent);
 }
 
-TEST_CASE("a device that cannot start kernels: the ring actor starts on the CPU and moves over later", "[faults][ladder]") {
+TEST_CASE("a device that cannot start kernels: the ring actor starts on the CPU and moves over later",
+          "[faults][ladder]") {
   fixture f;
   f.dev->lose("unplugged for the test");
   f.spawn("echo");
@@ -359,7 +366,7 @@ TEST_CASE("sticky error with two ring actors on the device: one incident, one re
   const ladder_snapshot s = f.ladder.snapshot();
   CHECK(f.dev->reinits() == 1);
   CHECK(ring_of(s, "a").faults + ring_of(s, "b").faults == 2);  // both kernels saw the poisoned context
-  CHECK(device_of(s, "sim:0").recent_failures == 1);              // ... but the breaker counts one incident
+  CHECK(device_of(s, "sim:0").recent_failures == 1);            // ... but the breaker counts one incident
   CHECK(device_of(s, "sim:0").breaker == breaker_state::closed);
 }
 
@@ -396,7 +403,8 @@ TEST_CASE("ladder: the ring actor is stable across many kernel restarts", "[faul
   fixture f(make_device(), cfg);
   caf::actor a = f.ladder.spawn_ring_actor<EchoKernel>("echo", f.dev, {}, quick_park());
   const auto core = f.rt.ring("echo");
-  for (int k = 1; k <= 20; ++k) f.dev->faults().add(fault_rule::at(fault_kind::crash, static_cast<std::uint64_t>(k) * 50));
+  for (int k = 1; k <= 20; ++k)
+    f.dev->faults().add(fault_rule::at(fault_kind::crash, static_cast<std::uint64_t>(k) * 50));
   // Through the actor itself (CAF request/response), not the embedding API.
   caf::scoped_actor self{f.rt.system()};
   int ok = 0;
@@ -407,12 +415,13 @@ TEST_CASE("ladder: the ring actor is stable across many kernel restarts", "[faul
   }
   CHECK(ok == 1100);
   CHECK(ring_of(f.ladder.snapshot(), "echo").restarts >= 20);
-  CHECK(f.rt.ring("echo") == core);                   // same core, same outbox
-  CHECK(f.rt.registry().lookup("echo") == a);         // same actor, same name
+  CHECK(f.rt.ring("echo") == core);            // same core, same outbox
+  CHECK(f.rt.registry().lookup("echo") == a);  // same actor, same name
   CHECK(core->stats().attaches >= 21);
 }
 
-TEST_CASE("ring actor removed while its kernel is being recovered: pending callers get errc::stopped", "[faults][ladder]") {
+TEST_CASE("ring actor removed while its kernel is being recovered: pending callers get errc::stopped",
+          "[faults][ladder]") {
   ladder_config cfg = quick_ladder();
   cfg.hang_timeout = 10000ms;  // the hang is never detected: the ring actor is removed instead
   fixture f(make_device(), cfg);
@@ -468,7 +477,8 @@ TEST_CASE("a faulted kernel restarts in place: same rings, new epoch, a hung one
 
 // ---- the ladder inside an OTP supervisor tree ------------------------------------------------------
 
-TEST_CASE("ladder restarts do not count toward the supervisor's intensity, an actor crash does", "[faults][ladder][supervisor]") {
+TEST_CASE("ladder restarts do not count toward the supervisor's intensity, an actor crash does",
+          "[faults][ladder][supervisor]") {
   ladder_config cfg = quick_ladder();
   cfg.breaker.failure_threshold = 1000;
   cfg.restarts_before_reinit = 1000;
@@ -487,7 +497,8 @@ TEST_CASE("ladder restarts do not count toward the supervisor's intensity, an ac
   REQUIRE(sup);
   const caf::actor_id first = sup->snapshot().children.at(0).actor;
 
-  for (int k = 1; k <= 20; ++k) f.dev->faults().add(fault_rule::at(fault_kind::crash, static_cast<std::uint64_t>(k) * 60));
+  for (int k = 1; k <= 20; ++k)
+    f.dev->faults().add(fault_rule::at(fault_kind::crash, static_cast<std::uint64_t>(k) * 60));
   const load_result r = run_load(f.rt, "echo", 2, 800);
   require_exactly_once(r);
   CHECK(r.ok == r.sent);

@@ -9,8 +9,8 @@
 #include <thread>
 
 #include "actor_test_support.hpp"
-#include "support/client_stress.hpp"
 #include "ringflow/sim/sim_device.hpp"
+#include "support/client_stress.hpp"
 
 using namespace ringflow;
 using namespace ringflow::test;
@@ -103,8 +103,8 @@ TEST_CASE("random faults under load, replaced incarnations: exactly once, matchi
 
   const std::uint64_t lost = r.lost, duplicated = r.duplicated, mismatched = r.mismatched, errors = r.errors;
   INFO("faults fired " << dev->faults().fired_total() << ", replacements " << replacements.load() << " ("
-                       << restarts_in_place.load() << " in place), replayed "
-                       << core->stats().replayed << ", duplicate replies dropped " << core->stats().duplicates);
+                       << restarts_in_place.load() << " in place), replayed " << core->stats().replayed
+                       << ", duplicate replies dropped " << core->stats().duplicates);
   CHECK(step_failures == 0);
   CHECK(lost == 0);
   CHECK(duplicated == 0);

@@ -1,7 +1,7 @@
 // Bit-compatibility of ringflow's portable view/writer with flatc-generated code, both ways,
 // across every schema in messages/schemas, with randomized values and absent (default) fields.
-#include <catch2/catch.hpp>
 #include <flatbuffers/flatbuffers.h>
+#include <catch2/catch.hpp>
 
 #include <cstring>
 #include <random>
@@ -264,7 +264,8 @@ TEST_CASE("view reads a flatc-built Envelope and its nested payload", "[fb][cros
   auto tenant = b.CreateString("acme");
   auto tp = b.CreateString("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
   auto payload = b.CreateVector(pb.GetBufferPointer(), pb.GetSize());
-  wire::FinishEnvelopeBuffer(b, wire::CreateEnvelope(b, 1, msg::SaxpyRequest::id, 42, 7, tenant, 123456789, tp, 5, payload));
+  wire::FinishEnvelopeBuffer(
+      b, wire::CreateEnvelope(b, 1, msg::SaxpyRequest::id, 42, 7, tenant, 123456789, tp, 5, payload));
   const auto buf = finish_copy(b);
   const auto env = msg::view_of<msg::Envelope>({buf.data(), static_cast<std::uint32_t>(buf.size())});
   CHECK(env.schema_version() == 1);
@@ -325,8 +326,11 @@ TEST_CASE("writer output verifies and reads back through generated code", "[fb][
       const std::string sym = r.str(20);
       const bool hq = r.coin(0.8), hf = r.coin(0.8), hs = r.coin(0.6), hd = r.coin(0.5);
       const float disc = r.f();
-      if (hs) REQUIRE(b.add_string(msg::ScoreRequest::field::symbol, sym.data(), static_cast<std::uint32_t>(sym.size())));
-      if (hf) REQUIRE(b.add_vector<msg::Feature>(msg::ScoreRequest::field::features, feats.data(), static_cast<std::uint32_t>(feats.size())));
+      if (hs)
+        REQUIRE(b.add_string(msg::ScoreRequest::field::symbol, sym.data(), static_cast<std::uint32_t>(sym.size())));
+      if (hf)
+        REQUIRE(b.add_vector<msg::Feature>(msg::ScoreRequest::field::features, feats.data(),
+                                           static_cast<std::uint32_t>(feats.size())));
       if (hq) REQUIRE(b.add<msg::Quote>(msg::ScoreRequest::field::quote, q));
       if (hd) REQUIRE(b.add<float>(msg::ScoreRequest::field::max_discount, disc));
       REQUIRE(b.add<std::uint64_t>(msg::ScoreRequest::field::request_id, 99));

@@ -20,9 +20,9 @@
 #include <vector>
 
 #include "actor_test_support.hpp"
-#include "ringflow/ring_storage.hpp"
 #include "ringflow/demo_kernels.hpp"
 #include "ringflow/gpu/gpu_device.hpp"
+#include "ringflow/ring_storage.hpp"
 #include "ringflow/supervision/fault_ladder.hpp"
 #include "support/exactly_once.hpp"
 #include "support/quick_ladder.hpp"
@@ -44,17 +44,21 @@ namespace {
 
 // A GPU kernel's hang takes longer to tell than a thread's; a trapped device stays open for the test.
 [[maybe_unused]] ladder_config gpu_ladder() {
-  return quick_ladder({.hang_timeout = 2000ms, .probe_window = 1000ms, .open_for = 60000ms, .max_open_for = 300000ms,
+  return quick_ladder({.hang_timeout = 2000ms,
+                       .probe_window = 1000ms,
+                       .open_for = 60000ms,
+                       .max_open_for = 300000ms,
                        .restart_window = 10000ms});
 }
-
 
 #if defined(RINGFLOW_DUT_EMULATED)
 // The emulator's table: what RINGFLOW_CUDA_KERNELS(TrapKernel) registers for a GPU build.
 using test_table = gpu::table_with_demos<TrapKernel>;
 [[maybe_unused]] const bool registered =
     gpu::register_kernel_table(gpu::describe_table<test_table>("emulated", &gpu::emulator::launch_table<test_table>));
-std::shared_ptr<gpu::gpu_device> open_device(gpu::gpu_device_options o) { return gpu::make_emulated_device(std::move(o)); }
+std::shared_ptr<gpu::gpu_device> open_device(gpu::gpu_device_options o) {
+  return gpu::make_emulated_device(std::move(o));
+}
 constexpr bool emulated = true;
 // Each case as in a new process (ctest runs each in its own; a trap poisons the process).
 struct fresh_process_listener : Catch::TestEventListenerBase {
@@ -174,7 +178,8 @@ std::vector<std::uint8_t> random_score(std::mt19937& rng, std::uint64_t id) {
   std::uniform_real_distribution<float> d(-3.0f, 3.0f);
   std::vector<demo::Feature> f;
   for (std::size_t i = 0, n = rng() % 12; i < n; ++i) f.emplace_back(static_cast<std::uint32_t>(rng()), d(rng));
-  return score_request(id, 10.0 + (rng() % 1000) / 7.0, static_cast<std::uint32_t>(rng() % 20), static_cast<std::uint8_t>(rng() % 5), f);
+  return score_request(id, 10.0 + (rng() % 1000) / 7.0, static_cast<std::uint32_t>(rng() % 20),
+                       static_cast<std::uint8_t>(rng() % 5), f);
 }
 
 /// Pushes `n` requests built by make(i) and checks each reply against the CPU reference.
@@ -188,7 +193,6 @@ void round_trips(ring_driver& d, int n, Make make) {
     require_same(*r, cpu_reference<K>(K::request::id, 1000 + i, payload));
   }
 }
-
 
 }  // namespace
 
@@ -211,7 +215,7 @@ TEST_CASE("gpu device: the kernel table has the demo kernels and the program's o
     CHECK(std::string(e.what()).find("RINGFLOW_CUDA_KERNELS") != std::string::npos);
   }
   CHECK_THROWS_AS(dev->factory("echo", small_rings(3)), std::invalid_argument);  // not a power of two
-  CHECK_THROWS_AS(open_device(small_options()), std::logic_error);  // one gpu_device per device
+  CHECK_THROWS_AS(open_device(small_options()), std::logic_error);               // one gpu_device per device
 }
 
 TEST_CASE("gpu device: every demo kernel round-trips with replies bit-identical to the CPU backend's", "[gpu]") {
@@ -402,7 +406,8 @@ TEST_CASE("gpu device: rings bound, served, stopped and released from several th
   CHECK(served.load() == threads * rounds * per_round);
   // Every entry and all pool memory came back: the whole table can be bound again.
   std::vector<std::unique_ptr<incarnation>> all;
-  for (std::uint32_t i = 0; i < o.max_rings; ++i) CHECK_NOTHROW(all.push_back(dev->factory<EchoKernel>(small_rings())(&bell)));
+  for (std::uint32_t i = 0; i < o.max_rings; ++i)
+    CHECK_NOTHROW(all.push_back(dev->factory<EchoKernel>(small_rings())(&bell)));
   CHECK(dev->kernel_launches() == 1);
 }
 
@@ -496,7 +501,8 @@ TEST_CASE("gpu device (emulator): a transient kernel death -> restart relaunches
   // emulator's way is to stop its workers behind the device's back.
   dev->kernel_control().request_stop();
   REQUIRE(wait_until([&] {
-    return a->control().current_error() == kernel_error::crashed && b->control().current_error() == kernel_error::crashed;
+    return a->control().current_error() == kernel_error::crashed &&
+           b->control().current_error() == kernel_error::crashed;
   }));
   CHECK((a->control().error_flags & kernel_error_flags::sticky) == 0);
   CHECK_FALSE(dev->poisoned());

@@ -52,7 +52,8 @@ TEST_CASE("graph: a pipeline of CPU and ring nodes", "[graph][unit]") {
   caf::scoped_actor self{rt.system()};
   std::vector<fb_msg> out;
   self->request(*gr->node_actor("source"), caf::infinite, echo_msg(100))
-      .receive([&](std::vector<fb_msg>& r) { out = std::move(r); }, [&](caf::error& e) { FAIL(rt.system().render(e)); });
+      .receive([&](std::vector<fb_msg>& r) { out = std::move(r); },
+               [&](caf::error& e) { FAIL(rt.system().render(e)); });
   REQUIRE(out.size() == 1);
   CHECK(echo_seq(out[0]) == 111);
   // The ring node is a ring actor registered under "<graph>.<node>".
@@ -69,10 +70,11 @@ TEST_CASE("graph: fan-out and fan-in", "[graph][unit]") {
   g.cpu_node<msg::Echo, msg::Echo>("split", add_to_seq(0))
       .cpu_node<msg::Echo, msg::Echo>("a", add_to_seq(1000))
       .ring_node<EchoKernel>("b", {{}, quick_park()})
-      .cpu_node<msg::Echo, msg::Echo>("join", [&](const fb_msg& in) -> std::optional<fb_msg> {
-        ++joined;
-        return in;
-      })
+      .cpu_node<msg::Echo, msg::Echo>("join",
+                                      [&](const fb_msg& in) -> std::optional<fb_msg> {
+                                        ++joined;
+                                        return in;
+                                      })
       .connect("split", "a")
       .connect("split", "b")
       .connect("a", "join")
@@ -82,7 +84,7 @@ TEST_CASE("graph: fan-out and fan-in", "[graph][unit]") {
   graph_result r = (*gr)->push("split", echo_msg(5)).get();
   REQUIRE(r.ok());
   CHECK(seqs_of(r) == std::set<std::uint64_t>{5, 1005});  // both branches reached the sink
-  CHECK(joined.load() == 2);                             // fan-in: the join saw each branch
+  CHECK(joined.load() == 2);                              // fan-in: the join saw each branch
 }
 
 TEST_CASE("graph: build errors name what is wrong", "[graph][unit]") {
@@ -130,9 +132,9 @@ TEST_CASE("graph: wrong input type and throwing nodes are typed errors", "[graph
   runtime rt{small_runtime()};
   graph g(rt, "g");
   g.cpu_node<msg::Echo, msg::Echo>("boom", [](const fb_msg& in) -> std::optional<fb_msg> {
-     if (echo_seq(in) == 13) throw std::runtime_error("unlucky");
-     return in;
-   });
+    if (echo_seq(in) == 13) throw std::runtime_error("unlucky");
+    return in;
+  });
   auto gr = g.start();
   REQUIRE(gr);
   graph_result wrong = (*gr)->push("boom", fb_msg(saxpy_request(1, {1}, {1}))).get();
@@ -223,7 +225,9 @@ TEST_CASE("runtime shutdown completes with live graphs and actor cycles, repeate
     {
       runtime rt{small_runtime()};
       graph g(rt, "live");
-      g.cpu_node<msg::Echo, msg::Echo>("a", add_to_seq(1)).ring_node<EchoKernel>("r", {{}, quick_park()}).connect("a", "r");
+      g.cpu_node<msg::Echo, msg::Echo>("a", add_to_seq(1))
+          .ring_node<EchoKernel>("r", {{}, quick_park()})
+          .connect("a", "r");
       auto gr = g.start();
       REQUIRE(gr);
       CHECK((*gr)->push("a", echo_msg(1)).get().ok());

@@ -1,6 +1,6 @@
 // Ingress validation: every typed rejection, and the accepted path.
-#include <catch2/catch.hpp>
 #include <flatbuffers/flatbuffers.h>
+#include <catch2/catch.hpp>
 
 #include <vector>
 
@@ -189,12 +189,12 @@ TEST_CASE("traceparent parsing follows W3C trace-context", "[ingress][trace]") {
   CHECK(t.trace_id[0] == 0x4b);
   CHECK(t.span_id[7] == 0xb7);
   CHECK(t.flags == 1);
-  CHECK_FALSE(parse_traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01", t));  // zero trace id
-  CHECK_FALSE(parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", t));  // zero parent
-  CHECK_FALSE(parse_traceparent("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", t));  // version ff
-  CHECK_FALSE(parse_traceparent("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", t));  // uppercase
+  CHECK_FALSE(parse_traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01", t));    // zero trace id
+  CHECK_FALSE(parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", t));    // zero parent
+  CHECK_FALSE(parse_traceparent("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", t));    // version ff
+  CHECK_FALSE(parse_traceparent("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", t));    // uppercase
   CHECK_FALSE(parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x", t));  // v00 + extra
-  CHECK(parse_traceparent("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future", t));  // newer version
+  CHECK(parse_traceparent("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future", t));   // newer version
   CHECK_FALSE(parse_traceparent("garbage", t));
   CHECK_FALSE(t.valid);
 

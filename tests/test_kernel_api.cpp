@@ -4,9 +4,9 @@
 #include <cstring>
 #include <string>
 
-#include "ringflow/ring_storage.hpp"
 #include "ringflow/demo_kernels.hpp"
 #include "ringflow/generated/error_generated.h"
+#include "ringflow/ring_storage.hpp"
 #include "test_support.hpp"
 
 using namespace ringflow;
@@ -21,8 +21,12 @@ struct rings {
   ring_producer kernel_out;
   ring_consumer client_in;
   explicit rings(ring_config rq = {}, ring_config rp = {})
-      : req(rq), rep(rp), client_out(req.region(), req.producer_scratch()), kernel_in(req.region()),
-        kernel_out(rep.region(), rep.producer_scratch()), client_in(rep.region()) {}
+      : req(rq),
+        rep(rp),
+        client_out(req.region(), req.producer_scratch()),
+        kernel_in(req.region()),
+        kernel_out(rep.region(), rep.producer_scratch()),
+        client_in(rep.region()) {}
 
   void push(type_id t, const std::vector<std::uint8_t>& payload, std::uint64_t id, std::uint64_t deadline = 0) {
     ring_message m{};
@@ -142,7 +146,7 @@ TEST_CASE("a request of the wrong type is rejected with an error reply, and serv
 TEST_CASE("a handler error becomes an error reply with its detail", "[kernel]") {
   rings r;
   r.push(msg::SaxpyRequest::id, test::saxpy_request(1.0f, {1, 2}, {1}), 4);  // x, y lengths differ
-  r.push(msg::SaxpyRequest::id, std::vector<std::uint8_t>(16, 0xFF), 5);    // not a table
+  r.push(msg::SaxpyRequest::id, std::vector<std::uint8_t>(16, 0xFF), 5);     // not a table
   serve_tally t;
   (void)serve_one<SaxpyKernel>(r.kernel_in, r.kernel_out, 0, t);
   (void)serve_one<SaxpyKernel>(r.kernel_in, r.kernel_out, 0, t);
@@ -259,7 +263,8 @@ TEST_CASE("a request header whose payload lies outside its ring is answered malf
     const serve_staging staging{req_buf, sizeof req_buf, rep_buf, sizeof rep_buf};
     serve_tally t;
     for (int i = 0; i < 3; ++i)
-      REQUIRE(serve_one<EchoKernel>(r.kernel_in, r.kernel_out, 0, t, staged ? &staging : nullptr) == serve_result::served);
+      REQUIRE(serve_one<EchoKernel>(r.kernel_in, r.kernel_out, 0, t, staged ? &staging : nullptr) ==
+              serve_result::served);
     for (std::uint64_t id : {1u, 2u}) {
       const auto g = r.pop();
       CHECK(g.h.correlation_id == id);
@@ -278,7 +283,7 @@ TEST_CASE("staged serving (device backends) replies exactly as in-place serving"
   alignas(16) std::uint8_t req_buf[4096 + 256], rep_buf[4096];
   const serve_staging staging{req_buf, sizeof req_buf, rep_buf, sizeof rep_buf};
   const std::vector<std::vector<std::uint8_t>> payloads = {test::echo_request(1, 10), test::echo_request(2, 1500),
-                                                            test::saxpy_request(2.0f, {1, 2, 3}, {4, 5, 6})};
+                                                           test::saxpy_request(2.0f, {1, 2, 3}, {4, 5, 6})};
   for (std::size_t i = 0; i < payloads.size(); ++i) {
     const type_id t = i < 2 ? msg::Echo::id : msg::SaxpyRequest::id;
     a.push(t, payloads[i], i);

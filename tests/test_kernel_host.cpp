@@ -21,8 +21,8 @@
 #include "ringflow/runtime/kernel_host.hpp"
 #include "ringflow/supervision/fault_ladder.hpp"
 #include "support/child_process.hpp"
-#include "support/quick_ladder.hpp"
 #include "support/exactly_once.hpp"
+#include "support/quick_ladder.hpp"
 
 using namespace ringflow;
 using namespace ringflow::test;
@@ -46,10 +46,12 @@ kernel_host_options host_options(std::string backend = "cpu") {
   return o;
 }
 
-
 // A worker's hang and recovery take longer than a thread's.
 ladder_config host_ladder() {
-  return quick_ladder({.hang_timeout = 500ms, .probe_window = 100ms, .open_for = 100ms, .max_open_for = 400ms,
+  return quick_ladder({.hang_timeout = 500ms,
+                       .probe_window = 100ms,
+                       .open_for = 100ms,
+                       .max_open_for = 400ms,
                        .restart_window = 5000ms});
 }
 
@@ -116,7 +118,7 @@ struct segment_view {
   explicit segment_view(const std::string& name) {
     const int fd = ::shm_open(name.c_str(), O_RDWR, 0);
     REQUIRE(fd >= 0);
-    struct stat st{};
+    struct stat st {};
     REQUIRE(::fstat(fd, &st) == 0);
     bytes = static_cast<std::size_t>(st.st_size);
     base = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -162,7 +164,8 @@ TEST_CASE("kernel host: requests round-trip through a worker process on shared-m
   }
 }
 
-TEST_CASE("kernel host: SIGKILL of the worker under load loses nothing and answers nothing twice", "[faults][kernel-host]") {
+TEST_CASE("kernel host: SIGKILL of the worker under load loses nothing and answers nothing twice",
+          "[faults][kernel-host]") {
   std::vector<pid_t> standbys;
   {
     fixture f;
@@ -194,11 +197,12 @@ TEST_CASE("kernel host: SIGKILL of the worker under load loses nothing and answe
     // (Requests in flight at the kill are replayed; there may have been none at that instant.)
     CHECK(process::list_segments(kPrefix).size() == 1);  // the same segment, reattached
   }
-  CHECK(process::list_segments(kPrefix).empty());  // nothing left after a crash + restart cycle
+  CHECK(process::list_segments(kPrefix).empty());   // nothing left after a crash + restart cycle
   for (pid_t p : standbys) CHECK(process_gone(p));  // no worker process either
 }
 
-TEST_CASE("kernel host: without a standby a restart starts a new process, and still loses nothing", "[faults][kernel-host]") {
+TEST_CASE("kernel host: without a standby a restart starts a new process, and still loses nothing",
+          "[faults][kernel-host]") {
   kernel_host_options o = host_options();
   o.standby = false;
   fixture f(o);
@@ -214,14 +218,14 @@ TEST_CASE("kernel host: without a standby a restart starts a new process, and st
   CHECK(f.dev->standby_pids().empty());
 }
 
-TEST_CASE("kernel host: a sticky error in a sim worker costs a worker restart, not the service", "[faults][kernel-host]") {
+TEST_CASE("kernel host: a sticky error in a sim worker costs a worker restart, not the service",
+          "[faults][kernel-host]") {
   fixture f(host_options("sim"));
   f.spawn();
   REQUIRE(call_ok(f.rt));
   const pid_t first = f.dev->worker_pids().at(0);
-  const load_result r = inject_under_load(f, sim::fault_kind::sticky_error, 2000, [&] {
-    return f.status().reinits >= 1 && f.dev->worker_restarts() >= 1;
-  });
+  const load_result r = inject_under_load(f, sim::fault_kind::sticky_error, 2000,
+                                          [&] { return f.status().reinits >= 1 && f.dev->worker_restarts() >= 1; });
   require_exactly_once(r);
   const auto st = f.status();
   CHECK(st.reinits >= 1);  // a poisoned context: step 2, and the new context is a new process
@@ -231,14 +235,14 @@ TEST_CASE("kernel host: a sticky error in a sim worker costs a worker restart, n
   CHECK(call_ok(f.rt));
 }
 
-TEST_CASE("kernel host: a kernel that hangs inside its worker is found by the watchdog and its process killed", "[faults][kernel-host]") {
+TEST_CASE("kernel host: a kernel that hangs inside its worker is found by the watchdog and its process killed",
+          "[faults][kernel-host]") {
   fixture f(host_options("sim"));
   f.spawn();
   REQUIRE(call_ok(f.rt));
   const pid_t first = f.dev->worker_pids().at(0);
-  const load_result r = inject_under_load(f, sim::fault_kind::hang, 1000, [&] {
-    return f.status().hangs >= 1 && f.status().restarts >= 1;
-  });
+  const load_result r = inject_under_load(f, sim::fault_kind::hang, 1000,
+                                          [&] { return f.status().hangs >= 1 && f.status().restarts >= 1; });
   require_exactly_once(r);
   CHECK(f.status().hangs >= 1);
   // The hung worker was abandoned = SIGKILLed (a process, unlike a thread, can be ended): nothing
@@ -250,7 +254,8 @@ TEST_CASE("kernel host: a kernel that hangs inside its worker is found by the wa
 
 TEST_CASE("kernel host: workers that keep crashing -> reroute to an in-process CPU kernel", "[faults][kernel-host]") {
   kernel_host_options o = host_options("sim");
-  o.standing_faults.push_back(sim::fault_rule::at(sim::fault_kind::crash, 1));  // every worker dies on its first request
+  o.standing_faults.push_back(
+      sim::fault_rule::at(sim::fault_kind::crash, 1));  // every worker dies on its first request
   ladder_config lc = host_ladder();
   lc.breaker.failure_threshold = 3;
   lc.breaker.open_for = 60000ms;  // stays open for the test: no probe
@@ -266,7 +271,8 @@ TEST_CASE("kernel host: workers that keep crashing -> reroute to an in-process C
   CHECK(f.rt.ring("echo")->backend() == "cpu");
 }
 
-TEST_CASE("kernel host: a stopped (SIGSTOP) worker is found by its lost heartbeat and replaced", "[faults][kernel-host]") {
+TEST_CASE("kernel host: a stopped (SIGSTOP) worker is found by its lost heartbeat and replaced",
+          "[faults][kernel-host]") {
   ladder_config lc = host_ladder();
   lc.hang_timeout = 20000ms;  // the ladder's own hang watchdog stays out of it: the monitor must find it
   fixture f(host_options(), lc);
@@ -348,7 +354,8 @@ TEST_CASE("kernel host: what a faulty worker writes is checked, never trusted", 
   require_exactly_once(run_load(f.rt, "echo", 2, 500));
 }
 
-TEST_CASE("kernel host: stale segments of a dead service are reclaimed, a live service's are kept", "[faults][kernel-host]") {
+TEST_CASE("kernel host: stale segments of a dead service are reclaimed, a live service's are kept",
+          "[faults][kernel-host]") {
   process::reclaim_stale_segments(kPrefix);
   // A pid that is certainly gone: a child that exited and was reaped.
   const pid_t dead = ::fork();

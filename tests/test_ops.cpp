@@ -1,7 +1,7 @@
 // The engine and its HTTP endpoints in process: readiness transitions, /metrics as valid
 // exposition with the documented families, /topology, hot reload, HTTP errors, log records.
-#include <catch2/catch.hpp>
 #include <httplib.h>
+#include <catch2/catch.hpp>
 
 #include <chrono>
 #include <filesystem>
@@ -110,10 +110,10 @@ TEST_CASE("/metrics is valid exposition 0.0.4 with every documented family", "[o
   CHECK(r->status == 200);
   CHECK(r->get_header_value("Content-Type") == "text/plain; version=0.0.4; charset=utf-8");
   const auto fams = ringflow::testing::parse_prometheus(r->body);  // throws on any format violation
-  for (const char* f : {"ringflow_messages_total", "ringflow_request_duration_seconds", "ringflow_ring_queue_depth",
-                        "ringflow_in_flight", "ringflow_faults_total", "ringflow_restarts_total", "ringflow_reroutes_total",
-                        "ringflow_failbacks_total", "ringflow_replays_total", "ringflow_breaker_state",
-                        "ringflow_device_up"}) {
+  for (const char* f :
+       {"ringflow_messages_total", "ringflow_request_duration_seconds", "ringflow_ring_queue_depth",
+        "ringflow_in_flight", "ringflow_faults_total", "ringflow_restarts_total", "ringflow_reroutes_total",
+        "ringflow_failbacks_total", "ringflow_replays_total", "ringflow_breaker_state", "ringflow_device_up"}) {
     INFO(f);
     REQUIRE(fams.count(f));
     CHECK_FALSE(fams.at(f).help.empty());
@@ -299,7 +299,7 @@ TEST_CASE("GPU backend: ring nodes share one persistent kernel, faults drive the
   REQUIRE(fams.count("ringflow_gpu_rings"));
   REQUIRE(fams.at("ringflow_gpu_rings").samples.size() == 1);
   CHECK(fams.at("ringflow_gpu_rings").samples[0].labels.at("device") == "emulated:0");
-  CHECK(fams.at("ringflow_gpu_rings").samples[0].value == 3);  // echo.0, echo.1, flaky
+  CHECK(fams.at("ringflow_gpu_rings").samples[0].value == 3);                     // echo.0, echo.1, flaky
   CHECK(fams.at("ringflow_gpu_kernel_launches_total").samples.at(0).value == 1);  // a ring's crash is not the kernel's
   const auto j = nlohmann::json::parse(s.cli.Get("/topology")->body);
   CHECK(j["nodes"][1]["device"] == "emulated:0");

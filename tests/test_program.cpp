@@ -1,17 +1,17 @@
 // The `ringflow` program as operators use it: spawned as a process, its exit codes, its output,
 // its summary JSON, signals. RINGFLOW_PROGRAM is the built binary.
-#include <catch2/catch.hpp>
 #include <httplib.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <catch2/catch.hpp>
 
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <set>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -88,14 +88,14 @@ outcome run(const std::vector<std::string>& args, const std::vector<std::string>
 TEST_CASE("usage errors exit 2, --help and --version exit 0", "[program]") {
   CHECK(run({}).code == 2);
   CHECK(run({"frobnicate"}).code == 2);
-  CHECK(run({"run"}).code == 2);                                   // the topology is required
+  CHECK(run({"run"}).code == 2);  // the topology is required
   CHECK(run({"run", examples + "pipeline.yaml", "--backend", "tpu"}).code == 2);
   CHECK(run({"run", examples + "pipeline.yaml", "--duration", "-1"}).code == 2);
   CHECK(run({"run", examples + "pipeline.yaml", "--no-such-flag"}).code == 2);
   CHECK(run({"run", examples + "pipeline.yaml", "--http", "nonsense"}).code == 2);  // a bad flag value
-  CHECK(run({"kernel-host"}).code == 2);                           // --segment is required
+  CHECK(run({"kernel-host"}).code == 2);                                            // --segment is required
   const outcome kh = run({"kernel-host", "--segment", "/ringflow-no-such-segment"});
-  CHECK(kh.code == 3);                                             // not a segment: refused, clearly
+  CHECK(kh.code == 3);  // not a segment: refused, clearly
   CHECK_THAT(kh.err, Catch::Contains("cannot open segment"));
   const outcome v = run({"--version"});
   CHECK(v.code == 0);
@@ -125,7 +125,8 @@ TEST_CASE("validate: 0 for the shipped topologies, 3 with file:line:column for a
   CHECK_THAT(o.err, Catch::Contains(bad.string() + ":4:53: node 'b': 'replicas' is for ring nodes"));
   CHECK(run({"validate", (temp_dir() / "missing.yaml").string()}).code == 3);
   // A bad config block inside the topology is a topology error too.
-  const fs::path badcfg = write_file("badcfg.yaml", "name: c\nconfig: {breaker: {cooldown: 5}}\nnodes: [{name: a, kernel: echo}]\n");
+  const fs::path badcfg =
+      write_file("badcfg.yaml", "name: c\nconfig: {breaker: {cooldown: 5}}\nnodes: [{name: a, kernel: echo}]\n");
   const outcome c = run({"validate", badcfg.string()});
   CHECK(c.code == 3);
   CHECK_THAT(c.err, Catch::Contains("cooldown"));
@@ -138,7 +139,8 @@ TEST_CASE("run: bad topology or config exits 3, an unavailable backend exits 4",
   const outcome c = run({"run", examples + "pipeline.yaml", "--config", cfg.string(), "--duration", "1"});
   CHECK(c.code == 3);
   CHECK_THAT(c.err, Catch::Contains(cfg.string() + ":2:7"));
-  const outcome e = run({"run", examples + "pipeline.yaml", "--http", "off", "--duration", "1"}, {"RINGFLOW_LOG_LEVLE=info"});
+  const outcome e =
+      run({"run", examples + "pipeline.yaml", "--http", "off", "--duration", "1"}, {"RINGFLOW_LOG_LEVLE=info"});
   CHECK(e.code == 3);
   CHECK_THAT(e.err, Catch::Contains("RINGFLOW_LOG_LEVLE"));
   const outcome g = run({"run", examples + "pipeline.yaml", "--http", "off", "--duration", "1", "--backend", "cuda"});
@@ -147,8 +149,9 @@ TEST_CASE("run: bad topology or config exits 3, an unavailable backend exits 4",
 }
 
 TEST_CASE("config precedence: file < environment < flag, as the effective config logged at start", "[program]") {
-  const fs::path cfg = write_file("prec.yaml", "http: {listen: off}\nbreaker: {cooldown_ms: 1111, failure_threshold: 7}\n"
-                                               "limits: {node_window: 100}\n");
+  const fs::path cfg = write_file("prec.yaml",
+                                  "http: {listen: off}\nbreaker: {cooldown_ms: 1111, failure_threshold: 7}\n"
+                                  "limits: {node_window: 100}\n");
   const fs::path sum = temp_dir() / "prec-summary.json";
   const outcome o = run({"run", examples + "pipeline.yaml", "--config", cfg.string(), "--duration", "0.5",
                          "--summary-json", sum.string()},
@@ -161,11 +164,11 @@ TEST_CASE("config precedence: file < environment < flag, as the effective config
     if (j.is_object() && j.value("component", "") == "config") effective = j["config"];
   }
   REQUIRE(effective.is_object());
-  CHECK(effective["breaker"]["failure_threshold"] == 7);     // file
-  CHECK(effective["breaker"]["cooldown_ms"] == 2222);        // env over file
-  CHECK(effective["limits"]["node_window"] == 200);          // env over file
-  CHECK(effective["http"]["listen"] == "off");               // file
-  CHECK(effective["ladder"]["hang_timeout_ms"] == 1000);     // default
+  CHECK(effective["breaker"]["failure_threshold"] == 7);  // file
+  CHECK(effective["breaker"]["cooldown_ms"] == 2222);     // env over file
+  CHECK(effective["limits"]["node_window"] == 200);       // env over file
+  CHECK(effective["http"]["listen"] == "off");            // file
+  CHECK(effective["ladder"]["hang_timeout_ms"] == 1000);  // default
 }
 
 TEST_CASE("the supervised demo runs end to end: restart, reroute and fail-back, nothing lost", "[program][demo]") {
@@ -220,7 +223,7 @@ TEST_CASE("the supervised demo runs end to end: restart, reroute and fail-back, 
     const auto& spans = j["resourceSpans"][0]["scopeSpans"][0]["spans"];
     if (spans.size() != 3) continue;
     ++hops;
-    CHECK(spans[1]["parentSpanId"] == spans[0]["spanId"]);  // kernel <- enqueue
+    CHECK(spans[1]["parentSpanId"] == spans[0]["spanId"]);      // kernel <- enqueue
     carried += spans[2]["parentSpanId"] == spans[1]["spanId"];  // reply <- kernel, via the slot header
   }
   CHECK(span_lines > 1000);
@@ -342,7 +345,8 @@ struct child {
 
 }  // namespace
 
-TEST_CASE("SIGHUP reloads the config file: safe keys applied, the rest reported, an audit record", "[program][signals]") {
+TEST_CASE("SIGHUP reloads the config file: safe keys applied, the rest reported, an audit record",
+          "[program][signals]") {
   const fs::path cfg = write_file("hup.yaml", "http: {listen: \"off\"}\nbreaker: {failure_threshold: 5}\n");
   child c({"run", examples + "pipeline.yaml", "--duration", "0", "--config", cfg.string()}, "hup");
   REQUIRE(c.wait_log([](const nlohmann::json& j) { return j.value("msg", "") == "topology started"; }));
@@ -401,10 +405,11 @@ TEST_CASE("a second SIGTERM exits at once and the summary counts what was still 
       60s));
   REQUIRE(open == 16);
   kill(c.pid, SIGTERM);
-  REQUIRE(c.wait_log([](const nlohmann::json& j) { return j.value("component", "") == "audit" && j.contains("signal"); }));
+  REQUIRE(
+      c.wait_log([](const nlohmann::json& j) { return j.value("component", "") == "audit" && j.contains("signal"); }));
   const auto t0 = std::chrono::steady_clock::now();
   kill(c.pid, SIGTERM);
-  CHECK(c.wait() == 4);  // messages were open: a runtime failure
+  CHECK(c.wait() == 4);                                                     // messages were open: a runtime failure
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(30));  // not the minute-long drain
   const nlohmann::json s = nlohmann::json::parse(slurp(sum));
   CHECK(s["lost"] == 16);
@@ -423,7 +428,8 @@ std::vector<std::string> segments_of(pid_t pid) {
 }
 }  // namespace
 
-TEST_CASE("the isolated demo: a kernel-host worker killed and poisoned mid-run, nothing lost", "[program][demo][faults]") {
+TEST_CASE("the isolated demo: a kernel-host worker killed and poisoned mid-run, nothing lost",
+          "[program][demo][faults]") {
   const fs::path sum = temp_dir() / "isolated-summary.json";
   child c({"run", examples + "isolated-demo.yaml", "--duration", "10", "--http", "off", "--summary-json", sum.string()},
           "isolated");

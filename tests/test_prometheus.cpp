@@ -127,8 +127,8 @@ TEST_CASE("exposition formats values and le bounds as documented", "[prometheus]
   CHECK(exposition::format_value(-HUGE_VAL) == "-Inf");
   CHECK(exposition::format_value(NAN) == "NaN");
   // Every value round-trips, through strtod and through the exposition and the parser.
-  const std::vector<double> values = {0.1, 1.0 / 3, 2.5e-3, 123456.789, 1e-300, 9007199254740993.0,
-                                      -1.7976931348623157e308, 5e-324, -0.0, 1e15 + 0.5};
+  const std::vector<double> values = {
+      0.1, 1.0 / 3, 2.5e-3, 123456.789, 1e-300, 9007199254740993.0, -1.7976931348623157e308, 5e-324, -0.0, 1e15 + 0.5};
   exposition v;
   v.family("rf_v", "gauge", "");
   for (std::size_t i = 0; i < values.size(); ++i) {
@@ -146,9 +146,9 @@ TEST_CASE("exposition formats values and le bounds as documented", "[prometheus]
   std::vector<std::string> les;
   for (const auto& s : f.at("rf_h").samples)
     if (s.labels.count("le")) les.push_back(s.labels.at("le"));
-  CHECK(les == std::vector<std::string>{"1e-05", "2.5e-05", "5e-05", "0.0001", "0.00025", "0.0005", "0.001",
-                                        "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1",
-                                        "2.5", "5", "10", "+Inf"});
+  CHECK(les == std::vector<std::string>{"1e-05",  "2.5e-05", "5e-05", "0.0001", "0.00025", "0.0005", "0.001",
+                                        "0.0025", "0.005",   "0.01",  "0.025",  "0.05",    "0.1",    "0.25",
+                                        "0.5",    "1",       "2.5",   "5",      "10",      "+Inf"});
   CHECK(x.text().find("rf_h_bucket{le=\"1e-05\"} 0\n") != std::string::npos);
 }
 
@@ -236,10 +236,10 @@ TEST_CASE("the strict parser rejects malformed expositions, naming the line", "[
     check_rejected("# HELP rf_a only help\n", 1);  // no TYPE at all
   }
   SECTION("malformed label syntax or escapes") {
-    check_rejected(g + "rf_a{x=\"1} 1\n", 2);      // unterminated value
-    check_rejected(g + "rf_a{x=1} 1\n", 2);        // unquoted value
-    check_rejected(g + "rf_a{x=\"\\q\"} 1\n", 2);  // bad escape
-    check_rejected(g + "rf_a{x=\"a\\\"} 1\n", 2);  // the escaped quote leaves it unterminated
+    check_rejected(g + "rf_a{x=\"1} 1\n", 2);            // unterminated value
+    check_rejected(g + "rf_a{x=1} 1\n", 2);              // unquoted value
+    check_rejected(g + "rf_a{x=\"\\q\"} 1\n", 2);        // bad escape
+    check_rejected(g + "rf_a{x=\"a\\\"} 1\n", 2);        // the escaped quote leaves it unterminated
     check_rejected(g + "rf_a{x=\"1\" y=\"2\"} 1\n", 2);  // no comma
     check_rejected(g + "rf_a{x=\"1\",x=\"2\"} 1\n", 2);  // a label twice
     check_rejected(g + "rf_a{1x=\"1\"} 1\n", 2);
@@ -254,27 +254,29 @@ TEST_CASE("the strict parser rejects malformed expositions, naming the line", "[
     check_rejected(g + "rf_a  1\n", 2);  // two spaces
     check_rejected(g + "rf_a\n", 2);
   }
-  SECTION("a counter not ending in _total") {
-    check_rejected("# TYPE rf_c counter\nrf_c 1\n", 1);
-  }
+  SECTION("a counter not ending in _total") { check_rejected("# TYPE rf_c counter\nrf_c 1\n", 1); }
   SECTION("a histogram label set without a +Inf bucket") {
     check_rejected("# TYPE rf_h histogram\nrf_h_bucket{le=\"1\"} 1\nrf_h_sum 1\nrf_h_count 1\n", 4);
-    check_rejected("# TYPE rf_h histogram\nrf_h_bucket{a=\"x\",le=\"+Inf\"} 1\nrf_h_sum{a=\"x\"} 1\n"
-                   "rf_h_count{a=\"x\"} 1\nrf_h_sum{a=\"y\"} 0\nrf_h_count{a=\"y\"} 0\n",
-                   6);  // a="y" has no buckets at all
+    check_rejected(
+        "# TYPE rf_h histogram\nrf_h_bucket{a=\"x\",le=\"+Inf\"} 1\nrf_h_sum{a=\"x\"} 1\n"
+        "rf_h_count{a=\"x\"} 1\nrf_h_sum{a=\"y\"} 0\nrf_h_count{a=\"y\"} 0\n",
+        6);                                                       // a="y" has no buckets at all
     check_rejected("# TYPE rf_h histogram\nrf_h_bucket 1\n", 2);  // a bucket without le
     check_rejected("# TYPE rf_h histogram\nrf_h_bucket{le=\"x\"} 1\n", 2);
   }
   SECTION("buckets not cumulative or out of le order") {
-    check_rejected("# TYPE rf_h histogram\nrf_h_bucket{le=\"1\"} 2\nrf_h_bucket{le=\"+Inf\"} 1\nrf_h_sum 1\n"
-                   "rf_h_count 1\n",
-                   3);
-    check_rejected("# TYPE rf_h histogram\nrf_h_bucket{le=\"2\"} 0\nrf_h_bucket{le=\"1\"} 0\n"
-                   "rf_h_bucket{le=\"+Inf\"} 0\nrf_h_sum 0\nrf_h_count 0\n",
-                   3);
-    check_rejected("# TYPE rf_h histogram\nrf_h_bucket{le=\"1\"} 0\nrf_h_bucket{le=\"1.0\"} 0\n"
-                   "rf_h_bucket{le=\"+Inf\"} 0\nrf_h_sum 0\nrf_h_count 0\n",
-                   3);
+    check_rejected(
+        "# TYPE rf_h histogram\nrf_h_bucket{le=\"1\"} 2\nrf_h_bucket{le=\"+Inf\"} 1\nrf_h_sum 1\n"
+        "rf_h_count 1\n",
+        3);
+    check_rejected(
+        "# TYPE rf_h histogram\nrf_h_bucket{le=\"2\"} 0\nrf_h_bucket{le=\"1\"} 0\n"
+        "rf_h_bucket{le=\"+Inf\"} 0\nrf_h_sum 0\nrf_h_count 0\n",
+        3);
+    check_rejected(
+        "# TYPE rf_h histogram\nrf_h_bucket{le=\"1\"} 0\nrf_h_bucket{le=\"1.0\"} 0\n"
+        "rf_h_bucket{le=\"+Inf\"} 0\nrf_h_sum 0\nrf_h_count 0\n",
+        3);
   }
   SECTION("the +Inf bucket differs from _count, or _count or _sum is missing") {
     check_rejected("# TYPE rf_h histogram\nrf_h_bucket{le=\"+Inf\"} 2\nrf_h_sum 1\nrf_h_count 1\n", 4);
@@ -300,14 +302,14 @@ TEST_CASE("the strict parser rejects malformed expositions, naming the line", "[
 
 TEST_CASE("histogram places values in inclusive buckets and keeps sum and count", "[prometheus]") {
   histogram h({1e-3, 2e-3, 5e-3});
-  h.observe(1e-3);     // equal to a bound: that bound's bucket
-  h.observe(1.5e-3);   // 2 ms
-  h.observe(2e-3);     // 2 ms
-  h.observe(5e-3);     // 5 ms
-  h.observe(5.001e-3); // above every bound
-  h.observe(0);        // first bucket
-  h.observe(-1);       // a negative (clock hiccup) counts as 0
-  h.observe(NAN);      // so does NaN
+  h.observe(1e-3);      // equal to a bound: that bound's bucket
+  h.observe(1.5e-3);    // 2 ms
+  h.observe(2e-3);      // 2 ms
+  h.observe(5e-3);      // 5 ms
+  h.observe(5.001e-3);  // above every bound
+  h.observe(0);         // first bucket
+  h.observe(-1);        // a negative (clock hiccup) counts as 0
+  h.observe(NAN);       // so does NaN
   const histogram_snapshot s = h.snapshot();
   CHECK(s.bounds == std::vector<double>{1e-3, 2e-3, 5e-3});
   CHECK(s.counts == std::vector<std::uint64_t>{4, 2, 1, 1});  // per bucket, not cumulative

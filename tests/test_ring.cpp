@@ -5,8 +5,8 @@
 #include <numeric>
 #include <vector>
 
-#include "ringflow/ring_storage.hpp"
 #include "ringflow/ring.hpp"
+#include "ringflow/ring_storage.hpp"
 
 using namespace ringflow;
 using ringflow::ring_storage;

@@ -6,8 +6,8 @@
 #include <cstring>
 #include <thread>
 
-#include "ringflow/ring_storage.hpp"
 #include "ringflow/ring.hpp"
+#include "ringflow/ring_storage.hpp"
 
 using namespace ringflow;
 

@@ -24,11 +24,11 @@ using crash_atom = caf::atom_constant<caf::atom("t_crash")>;
 // Declared before the runtime in each test: it only holds weak addresses, never actor handles.
 struct probe {
   mutable std::mutex mu;
-  std::vector<std::string> events;                // "start:a", "stop:a", "ignored:a"
-  std::map<std::string, caf::actor_addr> current; // the latest instance per child id
+  std::vector<std::string> events;                 // "start:a", "stop:a", "ignored:a"
+  std::map<std::string, caf::actor_addr> current;  // the latest instance per child id
   std::map<std::string, int> starts;
-  std::map<std::string, caf::error> downs;        // how the latest instance ended
-  std::map<std::string, int> refuse;              // start attempts to refuse per id (-1: all)
+  std::map<std::string, caf::error> downs;  // how the latest instance ended
+  std::map<std::string, int> refuse;        // start attempts to refuse per id (-1: all)
 
   void record(std::string e) {
     std::lock_guard<std::mutex> lock(mu);
@@ -190,8 +190,9 @@ TEST_CASE("rest_for_one restarts the failed child and the ones started after it"
   auto p = std::make_shared<probe>();
   runtime rt{small_runtime()};
   auto& sys = rt.system();
-  auto sup = start_supervisor(rt, spec_of("s", restart_strategy::rest_for_one, 3,
-                                          {worker(sys, p, "a"), worker(sys, p, "b"), worker(sys, p, "c"), worker(sys, p, "d")}));
+  auto sup = start_supervisor(
+      rt, spec_of("s", restart_strategy::rest_for_one, 3,
+                  {worker(sys, p, "a"), worker(sys, p, "b"), worker(sys, p, "c"), worker(sys, p, "d")}));
   REQUIRE(sup);
   const caf::actor a = p->actor_of("a");
   const std::size_t m = p->mark();
@@ -245,15 +246,16 @@ TEST_CASE("restart types: permanent always, transient after an abnormal exit, te
 TEST_CASE("a transient child restarts after an abnormal exit", "[supervisor]") {
   auto p = std::make_shared<probe>();
   runtime rt{small_runtime()};
-  auto sup = start_supervisor(rt, spec_of("s", restart_strategy::one_for_one, 3,
-                                          {worker(rt.system(), p, "t", restart_type::transient)}));
+  auto sup = start_supervisor(
+      rt, spec_of("s", restart_strategy::one_for_one, 3, {worker(rt.system(), p, "t", restart_type::transient)}));
   REQUIRE(sup);
   crash(*p, "t", caf::make_error(caf::exit_reason::kill));
   REQUIRE(runs_as(*sup, "t", 1));
   CHECK(p->starts_of("t") == 2);
 }
 
-TEST_CASE("more restarts than the intensity: children stopped in reverse, exit with restart_intensity", "[supervisor]") {
+TEST_CASE("more restarts than the intensity: children stopped in reverse, exit with restart_intensity",
+          "[supervisor]") {
   auto p = std::make_shared<probe>();
   runtime rt{small_runtime()};
   auto& sys = rt.system();
@@ -301,7 +303,8 @@ TEST_CASE("a failed restart is retried, counted, and gives up past the intensity
   auto p = std::make_shared<probe>();
   runtime rt{small_runtime()};
   auto& sys = rt.system();
-  auto sup = start_supervisor(rt, spec_of("s", restart_strategy::one_for_one, 3, {worker(sys, p, "a"), worker(sys, p, "b")}));
+  auto sup =
+      start_supervisor(rt, spec_of("s", restart_strategy::one_for_one, 3, {worker(sys, p, "a"), worker(sys, p, "b")}));
   REQUIRE(sup);
   SECTION("the retry succeeds") {
     p->refuse_starts("b", 1);
@@ -325,8 +328,9 @@ TEST_CASE("shutdown stops the children in reverse start order", "[supervisor]") 
   auto p = std::make_shared<probe>();
   std::optional<runtime> rt{small_runtime()};
   auto& sys = rt->system();
-  auto sup = start_supervisor(*rt, spec_of("s", restart_strategy::one_for_one, 1,
-                                           {worker(sys, p, "a"), worker(sys, p, "b"), worker(sys, p, "c"), worker(sys, p, "d")}));
+  auto sup = start_supervisor(
+      *rt, spec_of("s", restart_strategy::one_for_one, 1,
+                   {worker(sys, p, "a"), worker(sys, p, "b"), worker(sys, p, "c"), worker(sys, p, "d")}));
   REQUIRE(sup);
   const std::size_t m = p->mark();
   SECTION("through the ref") {
@@ -341,13 +345,15 @@ TEST_CASE("shutdown stops the children in reverse start order", "[supervisor]") 
   for (const char* id : {"a", "b", "c", "d"}) CHECK(*p->down_of(id) == caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE("shutdown specs: timeout kills a child that ignores exits after the limit, brutal kills at once", "[supervisor]") {
+TEST_CASE("shutdown specs: timeout kills a child that ignores exits after the limit, brutal kills at once",
+          "[supervisor]") {
   auto p = std::make_shared<probe>();
   runtime rt{small_runtime()};
   auto& sys = rt.system();
-  auto sup = start_supervisor(rt, spec_of("s", restart_strategy::one_for_one, 1,
-                                          {worker(sys, p, "stubborn", restart_type::permanent, shutdown_spec::timeout(200ms), true),
-                                           worker(sys, p, "brutal", restart_type::permanent, shutdown_spec::brutal())}));
+  auto sup = start_supervisor(
+      rt, spec_of("s", restart_strategy::one_for_one, 1,
+                  {worker(sys, p, "stubborn", restart_type::permanent, shutdown_spec::timeout(200ms), true),
+                   worker(sys, p, "brutal", restart_type::permanent, shutdown_spec::brutal())}));
   REQUIRE(sup);
   const auto t0 = std::chrono::steady_clock::now();
   REQUIRE(!sup->terminate_child("stubborn"));
@@ -357,17 +363,18 @@ TEST_CASE("shutdown specs: timeout kills a child that ignores exits after the li
   REQUIRE(!sup->terminate_child("brutal"));
   CHECK(*p->down_of("brutal") == caf::exit_reason::kill);
   CHECK(p->since(0) == events{"start:stubborn", "start:brutal", "ignored:stubborn"});  // brutal was never asked
-  CHECK(sup->snapshot().children.empty());  // terminate_child removes them
-  CHECK(sup->snapshot().restarts == 0);     // a terminated child is no failure
+  CHECK(sup->snapshot().children.empty());                                             // terminate_child removes them
+  CHECK(sup->snapshot().restarts == 0);  // a terminated child is no failure
 }
 
 TEST_CASE("a killed supervisor takes its children down with it and answers its waiting callers", "[supervisor]") {
   auto p = std::make_shared<probe>();
   runtime rt{small_runtime()};
   auto& sys = rt.system();
-  auto sup = start_supervisor(rt, spec_of("s", restart_strategy::one_for_one, 1,
-                                          {worker(sys, p, "a"), worker(sys, p, "b"),
-                                           worker(sys, p, "stubborn", restart_type::permanent, shutdown_spec::timeout(60s), true)}));
+  auto sup = start_supervisor(
+      rt, spec_of("s", restart_strategy::one_for_one, 1,
+                  {worker(sys, p, "a"), worker(sys, p, "b"),
+                   worker(sys, p, "stubborn", restart_type::permanent, shutdown_spec::timeout(60s), true)}));
   REQUIRE(sup);
   // A caller waits on a stop that would take a minute ...
   auto waiting = std::async(std::launch::async, [&] { return sup->terminate_child("stubborn"); });
@@ -382,13 +389,15 @@ TEST_CASE("a killed supervisor takes its children down with it and answers its w
   CHECK(*sup->exit_reason() == caf::exit_reason::kill);
 }
 
-TEST_CASE("nested trees: an inner supervisor that gives up is restarted by the outer with fresh children", "[supervisor]") {
+TEST_CASE("nested trees: an inner supervisor that gives up is restarted by the outer with fresh children",
+          "[supervisor]") {
   auto p = std::make_shared<probe>();
   runtime rt{small_runtime()};
   auto& sys = rt.system();
-  supervisor_spec inner = spec_of("inner", restart_strategy::one_for_one, 0, {worker(sys, p, "x"), worker(sys, p, "y")});
-  auto sup = start_supervisor(rt, spec_of("outer", restart_strategy::one_for_one, 1,
-                                          {worker(sys, p, "w"), supervisor_child("inner", inner)}));
+  supervisor_spec inner =
+      spec_of("inner", restart_strategy::one_for_one, 0, {worker(sys, p, "x"), worker(sys, p, "y")});
+  auto sup = start_supervisor(
+      rt, spec_of("outer", restart_strategy::one_for_one, 1, {worker(sys, p, "w"), supervisor_child("inner", inner)}));
   REQUIRE(sup);
   CHECK(p->since(0) == events{"start:w", "start:x", "start:y"});  // the inner's children are up before start returns
   {
@@ -469,14 +478,16 @@ TEST_CASE("dynamic children: start_child and terminate_child at run time", "[sup
   CHECK(code_of(start_supervisor(rt, wrong).error()) == errc::invalid_argument);
 }
 
-TEST_CASE("initial start failure: started children stopped in reverse, start fails with child_start_failed", "[supervisor]") {
+TEST_CASE("initial start failure: started children stopped in reverse, start fails with child_start_failed",
+          "[supervisor]") {
   auto p = std::make_shared<probe>();
   runtime rt{small_runtime()};
   auto& sys = rt.system();
   p->refuse_starts("c", -1);
   SECTION("a worker") {
-    auto sup = start_supervisor(rt, spec_of("s", restart_strategy::one_for_one, 5,
-                                            {worker(sys, p, "a"), worker(sys, p, "b"), worker(sys, p, "c"), worker(sys, p, "d")}));
+    auto sup = start_supervisor(
+        rt, spec_of("s", restart_strategy::one_for_one, 5,
+                    {worker(sys, p, "a"), worker(sys, p, "b"), worker(sys, p, "c"), worker(sys, p, "d")}));
     REQUIRE(!sup);
     CHECK(code_of(sup.error()) == errc::child_start_failed);
     CHECK(detail_of(sup.error()).find("child 'c'") != std::string::npos);
@@ -484,29 +495,33 @@ TEST_CASE("initial start failure: started children stopped in reverse, start fai
     CHECK(p->since(0) == events{"start:a", "start:b", "refused:c", "stop:b", "stop:a"});
   }
   SECTION("inside a nested supervisor") {
-    supervisor_spec inner = spec_of("inner", restart_strategy::one_for_one, 5, {worker(sys, p, "b"), worker(sys, p, "c")});
-    auto sup = start_supervisor(rt, spec_of("outer", restart_strategy::one_for_one, 5,
-                                            {worker(sys, p, "a"), supervisor_child("inner", inner), worker(sys, p, "d")}));
+    supervisor_spec inner =
+        spec_of("inner", restart_strategy::one_for_one, 5, {worker(sys, p, "b"), worker(sys, p, "c")});
+    auto sup =
+        start_supervisor(rt, spec_of("outer", restart_strategy::one_for_one, 5,
+                                     {worker(sys, p, "a"), supervisor_child("inner", inner), worker(sys, p, "d")}));
     REQUIRE(!sup);
     CHECK(code_of(sup.error()) == errc::child_start_failed);
     CHECK(detail_of(sup.error()).find("child 'inner'") != std::string::npos);
     CHECK(p->since(0) == events{"start:a", "start:b", "refused:c", "stop:b", "stop:a"});
   }
   SECTION("a bad spec") {
-    auto twice = start_supervisor(rt, spec_of("s", restart_strategy::one_for_one, 1, {worker(sys, p, "a"), worker(sys, p, "a")}));
+    auto twice = start_supervisor(
+        rt, spec_of("s", restart_strategy::one_for_one, 1, {worker(sys, p, "a"), worker(sys, p, "a")}));
     CHECK(code_of(twice.error()) == errc::invalid_argument);
     CHECK(p->since(0).empty());
   }
 }
 
-TEST_CASE("a ring actor child: a crash answers its pending callers, the restarted one serves under the same name", "[supervisor]") {
+TEST_CASE("a ring actor child: a crash answers its pending callers, the restarted one serves under the same name",
+          "[supervisor]") {
   GatedEchoKernel::gate_closed = true;
   auto p = std::make_shared<probe>();
   runtime rt{small_runtime()};
   cpu_incarnation_options small = quick_park();
   small.rings.requests.capacity = 4;  // most requests wait in staging
-  auto sup = start_supervisor(rt, spec_of("s", restart_strategy::one_for_one, 3,
-                                          {ring_actor_child<GatedEchoKernel>(rt, "svc", {}, small)}));
+  auto sup = start_supervisor(
+      rt, spec_of("s", restart_strategy::one_for_one, 3, {ring_actor_child<GatedEchoKernel>(rt, "svc", {}, small)}));
   REQUIRE(sup);
   const supervisor_snapshot s0 = sup->snapshot();
   REQUIRE(s0.children.size() == 1);

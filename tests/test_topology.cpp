@@ -41,17 +41,18 @@ const std::string head = "name: t\n";  // line 1
 
 TEST_CASE("a valid topology parses into nodes, edges, supervisors, load and faults", "[topology]") {
   std::vector<topology_error> errors;
-  const auto t = parse_topology(head +
-                                    "duration_s: 5\n"
-                                    "config: {breaker: {cooldown_ms: 100}}\n"
-                                    "nodes:\n"
-                                    "  - {name: in, function: validate, type: Echo}\n"
-                                    "  - {name: echo, kernel: echo, backend: sim, replicas: 2, window: 64}\n"
-                                    "edges: [{from: in, to: echo}]\n"
-                                    "supervisors: [{name: s, strategy: rest_for_one, intensity: 2, period_ms: 100, children: [echo]}]\n"
-                                    "load: [{name: l, target: in, message: Echo, rate: 10, duration_s: 1}]\n"
-                                    "faults: [{node: echo, kind: device_lost, at_s: 1, restore_after_s: 2}]\n",
-                                "t.yaml", errors);
+  const auto t = parse_topology(
+      head +
+          "duration_s: 5\n"
+          "config: {breaker: {cooldown_ms: 100}}\n"
+          "nodes:\n"
+          "  - {name: in, function: validate, type: Echo}\n"
+          "  - {name: echo, kernel: echo, backend: sim, replicas: 2, window: 64}\n"
+          "edges: [{from: in, to: echo}]\n"
+          "supervisors: [{name: s, strategy: rest_for_one, intensity: 2, period_ms: 100, children: [echo]}]\n"
+          "load: [{name: l, target: in, message: Echo, rate: 10, duration_s: 1}]\n"
+          "faults: [{node: echo, kind: device_lost, at_s: 1, restore_after_s: 2}]\n",
+      "t.yaml", errors);
   REQUIRE(errors.empty());
   REQUIRE(t);
   CHECK(t->name == "t");
@@ -88,8 +89,9 @@ TEST_CASE("YAML syntax errors and unreadable files are reported with their place
 TEST_CASE("unknown keys are errors at every level, naming the allowed ones", "[topology]") {
   require_one(head + "nodse: []\nnodes: [{name: a, kernel: echo}]\n", 2, 1, "unknown key 'nodse'");
   require_one(head + "nodes:\n  - {name: a, kernel: echo, replica: 2}\n", 3, 29, "unknown key 'replica' in node");
-  require_one(head + "nodes: [{name: a, kernel: echo}]\nload: [{name: l, target: a, message: Echo, rate: 1, burst: 2}]\n", 3,
-              53, "unknown key 'burst'");
+  require_one(
+      head + "nodes: [{name: a, kernel: echo}]\nload: [{name: l, target: a, message: Echo, rate: 1, burst: 2}]\n", 3,
+      53, "unknown key 'burst'");
   require_one(head + "nodes: [{name: a, kernel: echo}]\nfaults: [{node: a, kind: crash, at_s: 1, when: 2}]\n", 3, 42,
               "allowed: node, kind");
 }
@@ -99,19 +101,21 @@ TEST_CASE("unknown kernels, functions, types, backends, strategies and fault kin
   require_one(head + "nodes: [{name: a, function: frob, type: Echo}]\n", 2, 29, "unknown function 'frob'");
   require_one(head + "nodes: [{name: a, function: sink, type: Ehco}]\n", 2, 41, "unknown message type 'Ehco'");
   require_one(head + "nodes: [{name: a, kernel: echo, backend: tpu}]\n", 2, 42, "unknown backend 'tpu'");
-  require_one(head + "nodes: [{name: a, kernel: echo}]\nsupervisors: [{name: s, strategy: one_for_some, children: [a]}]\n",
-              3, 35, "unknown strategy 'one_for_some'");
+  require_one(
+      head + "nodes: [{name: a, kernel: echo}]\nsupervisors: [{name: s, strategy: one_for_some, children: [a]}]\n", 3,
+      35, "unknown strategy 'one_for_some'");
   require_one(head + "nodes: [{name: a, kernel: echo}]\nfaults: [{node: a, kind: meltdown, at_s: 1}]\n", 3, 26,
               "unknown fault kind 'meltdown'");
 }
 
 TEST_CASE("bad numbers: not a number, out of range, trailing garbage", "[topology]") {
-  require_one(head + "nodes: [{name: a, kernel: echo, replicas: 0}]\n", 2, 43, "'replicas' must be an integer in 1 .. 64");
+  require_one(head + "nodes: [{name: a, kernel: echo, replicas: 0}]\n", 2, 43,
+              "'replicas' must be an integer in 1 .. 64");
   require_one(head + "nodes: [{name: a, kernel: echo, replicas: 2x}]\n", 2, 43, "got '2x'");
   require_one(head + "nodes: [{name: a, kernel: echo}]\nload: [{name: l, target: a, message: Echo, rate: -5}]\n", 3, 50,
               "'rate' must be a number");
-  require_one(head + "nodes: [{name: a, kernel: echo}]\nload: [{name: l, target: a, message: Echo, rate: .nan}]\n", 3, 50,
-              "'rate'");
+  require_one(head + "nodes: [{name: a, kernel: echo}]\nload: [{name: l, target: a, message: Echo, rate: .nan}]\n", 3,
+              50, "'rate'");
   require_one(head + "nodes: [{name: a, kernel: echo}]\nfaults: [{node: a, kind: slow, probability: 1.5}]\n", 3, 45,
               "'probability'");
   require_one(head + "duration_s: soon\nnodes: [{name: a, kernel: echo}]\n", 2, 13, "'duration_s'");
@@ -134,8 +138,7 @@ TEST_CASE("edges: unknown ends, self-loops, type mismatches and cycles", "[topol
                             "  - {name: s, kernel: saxpy}\n";  // line 5
   require_one(nodes + "edges: [{from: a, to: nobody}]\n", 6, 23, "no node named 'nobody'");
   require_one(nodes + "edges: [{from: b, to: b}]\n", 6, 9, "cannot feed itself");
-  require_one(nodes + "edges: [{from: b, to: s}]\n", 6, 9,
-              "type mismatch: 'b' sends Echo but 's' takes SaxpyRequest");
+  require_one(nodes + "edges: [{from: b, to: s}]\n", 6, 9, "type mismatch: 'b' sends Echo but 's' takes SaxpyRequest");
   require_one(nodes + "edges:\n  - {from: a, to: b}\n  - {from: b, to: a}\n", 8, 5, "cycle (a -> b -> a)");
   require_one(nodes + "edges:\n  - {from: a, to: b}\n  - {from: a, to: b}\n", 8, 5, "given twice");
 }
@@ -183,15 +186,17 @@ TEST_CASE("kernel-host placement: host values, and kill_worker only for host: pr
                              "  - {name: a, kernel: echo, host: process, backend: sim}\n"
                              "  - {name: b, kernel: echo}\n";  // line 4
   std::vector<topology_error> errors;
-  const auto t = parse_topology(hosted + "faults: [{node: a, kind: kill_worker, at_s: 1}, {node: a, kind: crash, at_message: 9}]\n",
-                                "t.yaml", errors);
+  const auto t = parse_topology(
+      hosted + "faults: [{node: a, kind: kill_worker, at_s: 1}, {node: a, kind: crash, at_message: 9}]\n", "t.yaml",
+      errors);
   REQUIRE(errors.empty());
   CHECK(t->nodes[0].host == "process");
   CHECK(t->nodes[1].host == "in-process");
   CHECK(t->faults[0].kind == "kill_worker");
   require_one(head + "nodes: [{name: a, kernel: echo, host: remote}]\n", 2, 39, "unknown host 'remote'");
   require_one(head + "nodes: [{name: a, kernel: echo, backend: cuda, host: process}]\n", 2, 54, "cpu or sim backend");
-  require_one(head + "nodes: [{name: a, function: sink, type: Echo, host: process}]\n", 2, 53, "'host' is for ring nodes");
+  require_one(head + "nodes: [{name: a, function: sink, type: Echo, host: process}]\n", 2, 53,
+              "'host' is for ring nodes");
   require_one(hosted + "faults: [{node: b, kind: kill_worker, at_s: 1}]\n", 5, 26, "for nodes with host: process");
   require_one(hosted + "faults: [{node: a, kind: kill_worker, at_message: 3}]\n", 5, 10, "triggered by 'at_s'");
   require_one(hosted + "faults: [{node: a, kind: device_lost, at_s: 1}]\n", 5, 26, "for in-process nodes");

@@ -100,7 +100,8 @@ void completion_poller::run() noexcept {
     if (!idle_step(w, idle)) continue;
     const doorbell::token t = bell_.prepare_wait();
     std::uint64_t in_flight_now = 0;
-    if (stop_.load(std::memory_order_acquire) || version_.load(std::memory_order_acquire) != seen_version_.load(std::memory_order_relaxed) ||
+    if (stop_.load(std::memory_order_acquire) ||
+        version_.load(std::memory_order_acquire) != seen_version_.load(std::memory_order_relaxed) ||
         pass(in_flight_now) != 0) {
       bell_.cancel_wait();
       idle = 0;

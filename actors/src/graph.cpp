@@ -107,8 +107,8 @@ caf::behavior stage_actor(caf::event_based_actor* self, std::shared_ptr<running_
         if (st->stopping.load(std::memory_order_acquire))
           return make_error(errc::stopped, "graph '" + st->name + "' is stopped");
         if (in.type() != me->in.id)
-          return make_error(errc::wrong_type, "graph node '" + me->name + "' accepts " + describe(me->in) +
-                                                  ", got " + describe(msg_type{in.type(), ""}));
+          return make_error(errc::wrong_type, "graph node '" + me->name + "' accepts " + describe(me->in) + ", got " +
+                                                  describe(msg_type{in.type(), ""}));
         if (me->in_flight.load(std::memory_order_relaxed) >= st->window)
           return make_error(errc::overloaded, "graph node '" + me->name + "' has " + std::to_string(st->window) +
                                                   " messages in flight (its window)");
@@ -147,15 +147,18 @@ caf::behavior gateway_actor(caf::event_based_actor* self, std::shared_ptr<runnin
   return {
       [=](std::uint64_t ticket, caf::actor& entry, fb_msg& m) {
         self->request(entry, caf::infinite, std::move(m))
-            .then([st, ticket](std::vector<fb_msg>& out) { st->fulfill(ticket, graph_result{errc::ok, std::move(out), {}}); },
-                  [st, ticket, self](caf::error& e) {
-                    std::string detail = is_ringflow_error(e) ? detail_of(e) : self->system().render(e);
-                    errc code = code_of(e);
-                    // A CAF error (a node actor exited with the request pending) while the graph
-                    // stops is the stop reaching the message first: say so, as stop() does.
-                    if (!is_ringflow_error(e) && st->stopping.load(std::memory_order_acquire)) code = errc::stopped;
-                    st->fulfill(ticket, graph_result{code, {}, std::move(detail)});
-                  });
+            .then(
+                [st, ticket](std::vector<fb_msg>& out) {
+                  st->fulfill(ticket, graph_result{errc::ok, std::move(out), {}});
+                },
+                [st, ticket, self](caf::error& e) {
+                  std::string detail = is_ringflow_error(e) ? detail_of(e) : self->system().render(e);
+                  errc code = code_of(e);
+                  // A CAF error (a node actor exited with the request pending) while the graph
+                  // stops is the stop reaching the message first: say so, as stop() does.
+                  if (!is_ringflow_error(e) && st->stopping.load(std::memory_order_acquire)) code = errc::stopped;
+                  st->fulfill(ticket, graph_result{code, {}, std::move(detail)});
+                });
       },
   };
 }
@@ -180,12 +183,14 @@ graph& graph::add(node n) {
 
 graph& graph::cpu_node(const std::string& name, msg_type in, msg_type out, cpu_node_fn fn) {
   if (!fn && build_error_.empty()) build_error_ = "graph '" + name_ + "': CPU node '" + name + "' has no function";
-  return add(node{.name = name, .kind = node_kind::cpu, .in = std::move(in), .out = std::move(out), .fn = std::move(fn)});
+  return add(
+      node{.name = name, .kind = node_kind::cpu, .in = std::move(in), .out = std::move(out), .fn = std::move(fn)});
 }
 
 graph& graph::actor_node(const std::string& name, msg_type in, msg_type out, behavior_factory make) {
   if (!make && build_error_.empty()) build_error_ = "graph '" + name_ + "': actor node '" + name + "' has no behaviour";
-  return add(node{.name = name, .kind = node_kind::actor, .in = std::move(in), .out = std::move(out), .make = std::move(make)});
+  return add(node{
+      .name = name, .kind = node_kind::actor, .in = std::move(in), .out = std::move(out), .make = std::move(make)});
 }
 
 graph& graph::connect(const std::string& from, const std::string& to) {
@@ -307,7 +312,8 @@ std::future<graph_result> running_graph::push(const std::string& entry, fb_msg m
 void running_graph::push(const std::string& entry, fb_msg m, std::function<void(graph_result)> done) {
   const state::node_rt* n = st_->find(entry);
   if (!n || !n->entry) {
-    done(graph_result{n ? errc::invalid_argument : errc::unknown_name, {},
+    done(graph_result{n ? errc::invalid_argument : errc::unknown_name,
+                      {},
                       n ? "node '" + entry + "' of graph '" + name_ + "' is not an entry (it has incoming edges)"
                         : "graph '" + name_ + "' has no node named '" + entry + "'"});
     return;

@@ -19,7 +19,8 @@ std::shared_ptr<caller_credit>& credit_of(caf::stateful_actor<ring_actor_state>*
   if (it != st.callers.end()) return it->second;
   if (st.callers.size() >= 4096) {
     for (auto i = st.callers.begin(); i != st.callers.end();) {
-      if (i->second.use_count() == 1 && i->second->in_flight.load(std::memory_order_relaxed) == 0) i = st.callers.erase(i);
+      if (i->second.use_count() == 1 && i->second->in_flight.load(std::memory_order_relaxed) == 0)
+        i = st.callers.erase(i);
       else ++i;
     }
   }

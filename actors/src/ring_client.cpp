@@ -39,7 +39,7 @@ call_result ring_client::call(fb_msg request) {
   };
   auto s = std::make_shared<slot>();
   std::string detail;
-  std::function<void(call_result&&)> cb = [s](call_result&& r) {
+  std::function<void(call_result &&)> cb = [s](call_result&& r) {
     s->result = std::move(r);
     s->done.store(1, std::memory_order_release);
     s->done.notify_one();
@@ -61,7 +61,7 @@ std::future<call_result> ring_client::submit(fb_msg request) {
   auto promise = std::make_shared<std::promise<call_result>>();
   std::future<call_result> f = promise->get_future();
   std::string detail;
-  std::function<void(call_result&&)> cb = [promise](call_result&& r) { promise->set_value(std::move(r)); };
+  std::function<void(call_result &&)> cb = [promise](call_result&& r) { promise->set_value(std::move(r)); };
   const errc e = enter(request, cb, detail);
   if (e != errc::ok) promise->set_value(call_result{e, {}, std::move(detail)});
   return f;

@@ -14,9 +14,9 @@
 #include <flatbuffers/flatbuffers.h>
 #include <sched.h>
 
+#include <concurrentqueue.h>
 #include <algorithm>
 #include <cstring>
-#include <concurrentqueue.h>
 #include <deque>
 #include <stdexcept>
 
@@ -68,11 +68,11 @@ struct ring_core::impl {
   struct entry {
     std::atomic<std::uint64_t> live_id{0};  // the correlation id while unanswered, else 0
     std::atomic<std::uint32_t> refs{0};
-    std::atomic<std::uint64_t> deadline{0};  // steady ns
-    std::atomic<bool> published{false};      // in the current incarnation's request ring
-    std::uint32_t gen = 0;                   // bumped per allocation (owner of the free entry only)
-    std::uint64_t seq = 0;                   // submission order
-    std::uint64_t submit_ns = 0;             // traced requests: when submitted (before live_id's release)
+    std::atomic<std::uint64_t> deadline{0};    // steady ns
+    std::atomic<bool> published{false};        // in the current incarnation's request ring
+    std::uint32_t gen = 0;                     // bumped per allocation (owner of the free entry only)
+    std::uint64_t seq = 0;                     // submission order
+    std::uint64_t submit_ns = 0;               // traced requests: when submitted (before live_id's release)
     std::atomic<std::uint64_t> publish_ns{0};  // traced requests: last publish (a replay republishes)
     fb_msg request;
     completion_target target;
@@ -153,7 +153,8 @@ ring_core::ring_core(std::string name, type_id request_type, type_id reply_type,
     : name_(std::move(name)), request_type_(request_type), reply_type_(reply_type), opts_(opts), poller_(poller) {
   if (opts_.window == 0 || opts_.window > (1u << 20))
     throw std::invalid_argument("ring actor '" + name_ + "': window must be in [1, 2^20]");
-  if (opts_.per_caller_window == 0) throw std::invalid_argument("ring actor '" + name_ + "': per_caller_window must be >= 1");
+  if (opts_.per_caller_window == 0)
+    throw std::invalid_argument("ring actor '" + name_ + "': per_caller_window must be >= 1");
   opts_.window = round_up_pow2(opts_.window);
   if (!opts_.verify) opts_.verify = &payload_registry::demo();
   impl_ = std::make_unique<impl>(opts_.window);
@@ -246,8 +247,9 @@ void ring_core::deliver(completion_target& target, call_result&& result) {
   if (result.ok())
     target.sender->enqueue(caf::make_mailbox_element(nullptr, rid, {}, std::move(result.reply)), delivery_context);
   else
-    target.sender->enqueue(caf::make_mailbox_element(nullptr, rid, {}, make_error(result.code, std::move(result.detail))),
-                           delivery_context);
+    target.sender->enqueue(
+        caf::make_mailbox_element(nullptr, rid, {}, make_error(result.code, std::move(result.detail))),
+        delivery_context);
 }
 
 // ---- submit -------------------------------------------------------------------------------------
@@ -267,9 +269,9 @@ errc ring_core::submit(fb_msg&& request, completion_target&& target, std::shared
   if (stopping_.load(std::memory_order_acquire)) return reject(errc::stopped, "ring actor '" + name_ + "' is stopped");
   const type_id t = request.type();
   if (t != request_type_)
-    return reject(errc::wrong_type, "ring actor '" + name_ + "' accepts " + type_name(request_type_) + ", got " +
-                                        (request.bytes.size() < 8 ? std::string("a buffer too short to carry a type")
-                                                                  : type_name(t)));
+    return reject(errc::wrong_type,
+                  "ring actor '" + name_ + "' accepts " + type_name(request_type_) + ", got " +
+                      (request.bytes.size() < 8 ? std::string("a buffer too short to carry a type") : type_name(t)));
   const std::uint32_t limit = m.max_payload.load(std::memory_order_relaxed);
   if (limit && request.bytes.size() > limit)
     return reject(errc::oversize, "request of " + std::to_string(request.bytes.size()) + " bytes exceeds the ring's " +
@@ -297,8 +299,7 @@ errc ring_core::submit(fb_msg&& request, completion_target&& target, std::shared
   const std::uint64_t id = (static_cast<std::uint64_t>(e.gen) << 32) | idx;
   e.seq = m.seq.fetch_add(1, std::memory_order_relaxed);
   std::uint64_t deadline = request.deadline_ns;
-  if (deadline == 0)
-    deadline = steady_now() + static_cast<std::uint64_t>(opts_.default_timeout.count()) * 1000000ull;
+  if (deadline == 0) deadline = steady_now() + static_cast<std::uint64_t>(opts_.default_timeout.count()) * 1000000ull;
   e.deadline.store(deadline, std::memory_order_relaxed);
   e.submit_ns = (opts_.trace && (request.trace_hi | request.trace_lo)) ? steady_now() : 0;
   e.request = std::move(request);
@@ -405,7 +406,9 @@ bool ring_core::drain_staging() {
         const std::uint32_t max = m.producer.max_payload();
         if (claim(id)) {
           impl::bump(m.rejected);
-          answer(id, call_result{errc::oversize, {}, "request exceeds the attached ring's " + std::to_string(max) + "-byte limit"});
+          answer(id,
+                 call_result{
+                     errc::oversize, {}, "request exceeds the attached ring's " + std::to_string(max) + "-byte limit"});
         }
         m.staged.fetch_sub(1, std::memory_order_relaxed);
         unref(static_cast<std::uint32_t>(id & m.mask));
@@ -504,7 +507,8 @@ std::uint32_t ring_core::consume_replies(std::uint32_t max) {
       r.reply.set_trace(h->trace_id, h->span_id);
       if (traced) std::memcpy(&r.reply.span, &hop.reply_span, 8);  // the next hop's parent
       impl::bump(m.replied);
-      if (m.first_reply_ns.load(std::memory_order_relaxed) == 0) m.first_reply_ns.store(steady_now(), std::memory_order_relaxed);
+      if (m.first_reply_ns.load(std::memory_order_relaxed) == 0)
+        m.first_reply_ns.store(steady_now(), std::memory_order_relaxed);
     } else {
       const fb::string_view d = msg::view_of<msg::ErrorReply>(p).detail();
       r.detail.assign(d.data ? d.data : "", d.size);
@@ -537,7 +541,8 @@ std::uint64_t ring_core::sweep_deadlines(std::uint64_t now_ns) {
     }
     if (!claim(id)) continue;
     impl::bump(m.timeouts);
-    answer(id, call_result{errc::timeout, {}, "no reply from ring actor '" + name_ + "' before the request's deadline"});
+    answer(id,
+           call_result{errc::timeout, {}, "no reply from ring actor '" + name_ + "' before the request's deadline"});
   }
   return earliest;
 }
@@ -548,8 +553,9 @@ void ring_core::attach(std::unique_ptr<incarnation> inc) {
   if (!inc) throw std::invalid_argument("ring actor '" + name_ + "': attach(nullptr)");
   if (inc->request_type() != request_type_ || inc->reply_type() != reply_type_)
     throw std::invalid_argument("ring actor '" + name_ + "': incarnation of kernel '" + inc->kernel_name() +
-                                "' has types " + type_name(inc->request_type()) + " -> " + type_name(inc->reply_type()) +
-                                ", the actor " + type_name(request_type_) + " -> " + type_name(reply_type_));
+                                "' has types " + type_name(inc->request_type()) + " -> " +
+                                type_name(inc->reply_type()) + ", the actor " + type_name(request_type_) + " -> " +
+                                type_name(reply_type_));
   std::lock_guard<std::mutex> lock(control_mu_);
   impl& m = *impl_;
   if (m.inc) throw std::logic_error("ring actor '" + name_ + "': attach while an incarnation is attached");

@@ -22,8 +22,9 @@ bool has_terminated(const caf::actor& a) {
 
 void register_ringflow_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<fb_msg>("ringflow::fb_msg");  // also std::vector<ringflow::fb_msg>
-  cfg.add_error_category(ringflow_error_category,
-                         [](std::uint8_t code, caf::atom_value, const caf::message& ctx) { return render_error(code, ctx); });
+  cfg.add_error_category(ringflow_error_category, [](std::uint8_t code, caf::atom_value, const caf::message& ctx) {
+    return render_error(code, ctx);
+  });
 }
 
 runtime::runtime(runtime_config cfg) : cfg_(std::move(cfg)) {
@@ -196,8 +197,7 @@ void runtime::shutdown() {
   //    destructor wait forever: tell it not to wait; its scheduler shutdown disposes of them.
   const std::size_t still_running = system_->registry().running();
   if (!all_exited || still_running > 0) {
-    std::fprintf(stderr,
-                 "ringflow: shutdown: %zu actor(s) still running after the exits%s; not waiting for them\n",
+    std::fprintf(stderr, "ringflow: shutdown: %zu actor(s) still running after the exits%s; not waiting for them\n",
                  still_running, all_exited ? "" : " (ringflow's own did not all exit in time)");
     system_->await_actors_before_shutdown(false);
   }

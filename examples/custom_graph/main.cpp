@@ -53,20 +53,21 @@ int main(int argc, char** argv) {
 
   graph g(rt, "quotes");
   g.cpu_node<msg::ScoreRequest, msg::ScoreRequest>("source",
-       [](const fb_msg& in) -> std::optional<fb_msg> {
-         const auto* req = demo::GetScoreRequest(in.bytes.data());
-         if (!req->quote() || req->quote()->quantity() == 0) return std::nullopt;  // ends here
-         return in;  // unchanged (a real source might enrich it)
-       })
+                                                   [](const fb_msg& in) -> std::optional<fb_msg> {
+                                                     const auto* req = demo::GetScoreRequest(in.bytes.data());
+                                                     if (!req->quote() || req->quote()->quantity() == 0)
+                                                       return std::nullopt;  // ends here
+                                                     return in;  // unchanged (a real source might enrich it)
+                                                   })
       .ring_node<demo_kernels::ScoreKernel>("score")
       .cpu_node<msg::ScoreReply, msg::ScoreReply>("aggregate",
-          [totals](const fb_msg& in) -> std::optional<fb_msg> {
-            const auto* r = demo::GetScoreReply(in.bytes.data());
-            ++totals->seen;
-            totals->approved += r->approved();
-            totals->score_sum += r->score();
-            return in;
-          })
+                                                  [totals](const fb_msg& in) -> std::optional<fb_msg> {
+                                                    const auto* r = demo::GetScoreReply(in.bytes.data());
+                                                    ++totals->seen;
+                                                    totals->approved += r->approved();
+                                                    totals->score_sum += r->score();
+                                                    return in;
+                                                  })
       .cpu_node<msg::ScoreReply, msg::ScoreReply>("sink", [](const fb_msg& in) -> std::optional<fb_msg> { return in; })
       .connect("source", "score")
       .connect("score", "aggregate")

@@ -31,7 +31,6 @@
 // ---- 1. The kernel: examples/custom_kernel/clamp_kernel.hpp ----------------------------------------
 #include "clamp_kernel.hpp"
 
-
 // ---- helpers: requests built with the flatc-generated code, replies read with it ---------------
 namespace {
 
@@ -105,7 +104,9 @@ int main() {
                   [done](ringflow::fb_msg& reply) {
                     done->set_value({ringflow::errc::ok, reply_values(reply.bytes.data(), reply.bytes.size())});
                   },
-                  [done](caf::error& e) { done->set_value({ringflow::code_of(e), {}}); });
+                  [done](caf::error& e) {
+                    done->set_value({ringflow::code_of(e), {}});
+                  });
         },
         clamp, std::move(msg), done);
     return done->get_future().get();

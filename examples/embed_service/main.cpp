@@ -53,8 +53,7 @@ struct options {
 };
 
 void usage(const char* prog) {
-  std::fprintf(stderr,
-               "usage: %s [--threads N] [--requests N per thread] [--actors N] [--depth N] [--window N]\n",
+  std::fprintf(stderr, "usage: %s [--threads N] [--requests N per thread] [--actors N] [--depth N] [--window N]\n",
                prog);
 }
 
@@ -64,8 +63,11 @@ bool parse(int argc, char** argv, options& o) {
     const char* name;
     int* value;
   };
-  const flag flags[] = {{"--threads", &o.threads}, {"--requests", &o.requests}, {"--actors", &o.actors},
-                        {"--depth", &o.depth},     {"--window", &o.window}};
+  const flag flags[] = {{"--threads", &o.threads},
+                        {"--requests", &o.requests},
+                        {"--actors", &o.actors},
+                        {"--depth", &o.depth},
+                        {"--window", &o.window}};
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "-h" || arg == "--help") return false;
@@ -126,8 +128,8 @@ void account(thread_stats& st, std::uint64_t id, clock_type::time_point first_su
   if (!r.ok()) {
     ++st.failed;
     if (st.failed <= 5)
-      std::fprintf(stderr, "request %llu: %s: %s\n", static_cast<unsigned long long>(id),
-                   ringflow::to_string(r.code), r.detail.c_str());
+      std::fprintf(stderr, "request %llu: %s: %s\n", static_cast<unsigned long long>(id), ringflow::to_string(r.code),
+                   r.detail.c_str());
     return;
   }
   const auto& bytes = r.reply.bytes;
@@ -244,10 +246,8 @@ int main(int argc, char** argv) {
         return;
       }
       const std::uint64_t first_id = static_cast<std::uint64_t>(t) << 32;  // ids unique across threads
-      if (opt.depth == 1)
-        run_blocking(*client, first_id, opt.requests, st);
-      else
-        run_pipelined(*client, first_id, opt.requests, opt.depth, st);
+      if (opt.depth == 1) run_blocking(*client, first_id, opt.requests, st);
+      else run_pipelined(*client, first_id, opt.requests, opt.depth, st);
     });
   }
   for (auto& w : workers) w.join();
@@ -266,10 +266,11 @@ int main(int argc, char** argv) {
   std::sort(all.latency_us.begin(), all.latency_us.end());
   const std::uint64_t total = static_cast<std::uint64_t>(opt.threads) * static_cast<std::uint64_t>(opt.requests);
   const std::uint64_t lost = total - all.answered;
-  std::printf("embed_service: %llu requests, %d client thread(s), depth %d, %d ScoreKernel ring actor(s): "
-              "%.3f s, %.0f req/s\n",
-              static_cast<unsigned long long>(total), opt.threads, opt.depth, opt.actors, secs,
-              static_cast<double>(all.answered) / secs);
+  std::printf(
+      "embed_service: %llu requests, %d client thread(s), depth %d, %d ScoreKernel ring actor(s): "
+      "%.3f s, %.0f req/s\n",
+      static_cast<unsigned long long>(total), opt.threads, opt.depth, opt.actors, secs,
+      static_cast<double>(all.answered) / secs);
   std::printf("latency (us): p50 %.1f  p99 %.1f  p999 %.1f  max %.1f\n", percentile(all.latency_us, 0.50),
               percentile(all.latency_us, 0.99), percentile(all.latency_us, 0.999),
               all.latency_us.empty() ? 0.0 : all.latency_us.back());

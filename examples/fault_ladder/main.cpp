@@ -49,9 +49,9 @@ int main(int argc, char** argv) {
   runtime rt;
   auto dev = sim::sim_device::make({.id = "sim:0"}, /*seed=*/2026);
   ladder_config cfg;
-  cfg.hang_timeout = 100ms;              // a demo: short, so the hang is found quickly
-  cfg.breaker.failure_threshold = 10;    // let every planned fault reach the device (default 5)
-  cfg.breaker.open_for = 200ms;          // ... and probe the device soon after it is back
+  cfg.hang_timeout = 100ms;            // a demo: short, so the hang is found quickly
+  cfg.breaker.failure_threshold = 10;  // let every planned fault reach the device (default 5)
+  cfg.breaker.open_for = 200ms;        // ... and probe the device soon after it is back
   cfg.probe_window = 200ms;
   if (events) cfg.on_event = [](const ladder_event& e) { std::printf("%s\n", e.to_json().c_str()); };
   fault_ladder ladder(rt, cfg);
@@ -59,8 +59,9 @@ int main(int argc, char** argv) {
 
   // The faults, by the injector's request count (replays included).
   const std::uint64_t total = static_cast<std::uint64_t>(threads) * requests;
-  const fault_kind plan[] = {fault_kind::transient_error, fault_kind::crash, fault_kind::hang, fault_kind::corrupt_reply,
-                             fault_kind::sticky_error, fault_kind::out_of_memory, fault_kind::device_lost};
+  const fault_kind plan[] = {fault_kind::transient_error, fault_kind::crash,        fault_kind::hang,
+                             fault_kind::corrupt_reply,   fault_kind::sticky_error, fault_kind::out_of_memory,
+                             fault_kind::device_lost};
   std::uint64_t at = total / 10;
   for (fault_kind k : plan) {
     dev->faults().add(fault_rule::at(k, at));
@@ -109,14 +110,15 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(total), secs, static_cast<unsigned long long>(ok.load()),
               static_cast<unsigned long long>(failed.load()), static_cast<unsigned long long>(wrong.load()),
               static_cast<unsigned long long>(lost), static_cast<unsigned long long>(twice.load()));
-  std::printf("faults injected: %llu; ladder: %llu faults (%llu hangs, %llu corrupt replies), %llu restarts, "
-              "%llu reinits, %llu reroutes, %llu fail-backs; replayed %llu; now on %s (%s)\n",
-              static_cast<unsigned long long>(dev->faults().fired_total()), static_cast<unsigned long long>(r.faults),
-              static_cast<unsigned long long>(r.hangs), static_cast<unsigned long long>(r.corrupt_replies),
-              static_cast<unsigned long long>(r.restarts), static_cast<unsigned long long>(r.reinits),
-              static_cast<unsigned long long>(r.reroutes), static_cast<unsigned long long>(r.fail_backs),
-              static_cast<unsigned long long>(rt.ring("echo")->stats().replayed), r.backend.c_str(),
-              r.on_device ? "on the device" : "rerouted to the CPU");
+  std::printf(
+      "faults injected: %llu; ladder: %llu faults (%llu hangs, %llu corrupt replies), %llu restarts, "
+      "%llu reinits, %llu reroutes, %llu fail-backs; replayed %llu; now on %s (%s)\n",
+      static_cast<unsigned long long>(dev->faults().fired_total()), static_cast<unsigned long long>(r.faults),
+      static_cast<unsigned long long>(r.hangs), static_cast<unsigned long long>(r.corrupt_replies),
+      static_cast<unsigned long long>(r.restarts), static_cast<unsigned long long>(r.reinits),
+      static_cast<unsigned long long>(r.reroutes), static_cast<unsigned long long>(r.fail_backs),
+      static_cast<unsigned long long>(rt.ring("echo")->stats().replayed), r.backend.c_str(),
+      r.on_device ? "on the device" : "rerouted to the CPU");
   const bool good = lost == 0 && twice == 0 && wrong == 0 && failed == 0 && ok == total;
   std::printf("%s\n", good ? "OK: every request answered exactly once, correctly" : "FAILED");
   return good ? 0 : 1;

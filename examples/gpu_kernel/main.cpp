@@ -49,8 +49,7 @@ int main(int argc, char** argv) {
   if (dev)
     ladder.spawn_ring_actor("clamp", K::request::id, K::reply::id, dev, dev->factory<K>(),
                             ringflow::cpu_incarnation_factory<K>());
-  else
-    rt.spawn_ring_actor("clamp", K::request::id, K::reply::id, ringflow::cpu_incarnation_factory<K>());
+  else rt.spawn_ring_actor("clamp", K::request::id, K::reply::id, ringflow::cpu_incarnation_factory<K>());
 
   // 4. Calls, each reply checked.
   ringflow::ring_client client = rt.client("clamp").value();
@@ -75,7 +74,8 @@ int main(int argc, char** argv) {
     wrong += same ? 0 : 1;
   }
   const std::string backend = rt.ring("clamp")->backend();
-  std::printf("gpu_kernel: %d requests on %s: wrong replies: %d, errors: %d\n", requests, backend.c_str(), wrong, errors);
+  std::printf("gpu_kernel: %d requests on %s: wrong replies: %d, errors: %d\n", requests, backend.c_str(), wrong,
+              errors);
   if (wrong || errors) return 1;
   std::printf("gpu_kernel: OK\n");
   return 0;

@@ -83,9 +83,7 @@ const std::error_category& ingress_category() noexcept {
   return category;
 }
 
-std::error_code make_error_code(ingress_errc e) noexcept {
-  return {static_cast<int>(e), ingress_category()};
-}
+std::error_code make_error_code(ingress_errc e) noexcept { return {static_cast<int>(e), ingress_category()}; }
 
 bool parse_traceparent(std::string_view text, trace_context& out) noexcept {
   out = trace_context{};
@@ -112,9 +110,15 @@ bool parse_traceparent(std::string_view text, trace_context& out) noexcept {
 std::string format_traceparent(const trace_context& ctx) {
   static const char* hex = "0123456789abcdef";
   std::string s = "00-";
-  for (auto b : ctx.trace_id) { s += hex[b >> 4]; s += hex[b & 0xF]; }
+  for (auto b : ctx.trace_id) {
+    s += hex[b >> 4];
+    s += hex[b & 0xF];
+  }
   s += '-';
-  for (auto b : ctx.span_id) { s += hex[b >> 4]; s += hex[b & 0xF]; }
+  for (auto b : ctx.span_id) {
+    s += hex[b >> 4];
+    s += hex[b & 0xF];
+  }
   s += '-';
   s += hex[ctx.flags >> 4];
   s += hex[ctx.flags & 0xF];
@@ -150,11 +154,10 @@ const payload_registry& payload_registry::demo() {
 ingress_result validate_ingress(std::span<const std::uint8_t> bytes, const payload_registry& registry,
                                 const ingress_limits& limits, std::uint64_t now_unix_ns) {
   // flatbuffers::Verifier requires size < FLATBUFFERS_MAX_BUFFER_SIZE: clamp a larger limit.
-  const std::size_t max_envelope =
-      std::min<std::size_t>(limits.max_envelope_bytes, FLATBUFFERS_MAX_BUFFER_SIZE - 1);
+  const std::size_t max_envelope = std::min<std::size_t>(limits.max_envelope_bytes, FLATBUFFERS_MAX_BUFFER_SIZE - 1);
   if (bytes.size() > max_envelope)
-    return fail(ingress_errc::oversize, "envelope of " + std::to_string(bytes.size()) +
-                                            " bytes exceeds the limit of " + std::to_string(max_envelope));
+    return fail(ingress_errc::oversize, "envelope of " + std::to_string(bytes.size()) + " bytes exceeds the limit of " +
+                                            std::to_string(max_envelope));
   if (bytes.size() < 8 || !flatbuffers::BufferHasIdentifier(bytes.data(), wire::EnvelopeIdentifier()))
     return fail(ingress_errc::malformed_envelope, "not a ringflow envelope (missing identifier RFEV)");
   {
@@ -166,25 +169,23 @@ ingress_result validate_ingress(std::span<const std::uint8_t> bytes, const paylo
   const auto* env = wire::GetEnvelope(bytes.data());
   const std::uint16_t version = env->schema_version();
   if (version == 0 || version > limits.max_schema_version)
-    return fail(ingress_errc::unsupported_schema_version,
-                "envelope schema_version " + std::to_string(version) + " (supported: 1.." +
-                    std::to_string(limits.max_schema_version) + ")");
+    return fail(ingress_errc::unsupported_schema_version, "envelope schema_version " + std::to_string(version) +
+                                                              " (supported: 1.." +
+                                                              std::to_string(limits.max_schema_version) + ")");
   const type_id type = env->type_id();
   const auto* entry = registry.find(type);
   if (!entry) return fail(ingress_errc::unknown_type, "no payload schema registered for type " + type_text(type));
   const auto* payload = env->payload();
-  if (!payload || payload->size() == 0)
-    return fail(ingress_errc::malformed_payload, entry->name + ": empty payload");
+  if (!payload || payload->size() == 0) return fail(ingress_errc::malformed_payload, entry->name + ": empty payload");
   if (payload->size() > limits.max_payload_bytes)
     return fail(ingress_errc::oversize, entry->name + ": payload of " + std::to_string(payload->size()) +
-                                            " bytes exceeds the limit of " +
-                                            std::to_string(limits.max_payload_bytes));
+                                            " bytes exceeds the limit of " + std::to_string(limits.max_payload_bytes));
   const fb::bytes_view pv{payload->data(), payload->size()};
   if (pv.size < 8)
     return fail(ingress_errc::malformed_payload, entry->name + ": payload shorter than a FlatBuffer header");
   if (fb::identifier(pv) != type)
-    return fail(ingress_errc::type_mismatch, "envelope type " + type_text(type) +
-                                                 " but payload identifier " + type_text(fb::identifier(pv)));
+    return fail(ingress_errc::type_mismatch,
+                "envelope type " + type_text(type) + " but payload identifier " + type_text(fb::identifier(pv)));
   {
     flatbuffers::Verifier v(pv.data, pv.size, limits.max_depth, limits.max_tables);
     if (!entry->verify(v))
@@ -192,8 +193,8 @@ ingress_result validate_ingress(std::span<const std::uint8_t> bytes, const paylo
   }
   const std::uint64_t deadline = env->deadline_ns();
   if (deadline != 0 && now_unix_ns != 0 && deadline <= now_unix_ns)
-    return fail(ingress_errc::deadline_passed, "deadline passed " + std::to_string(now_unix_ns - deadline) +
-                                                   " ns before ingress");
+    return fail(ingress_errc::deadline_passed,
+                "deadline passed " + std::to_string(now_unix_ns - deadline) + " ns before ingress");
 
   ingress_result r;
   auto& m = r.message;
@@ -240,9 +241,9 @@ std::string type_id_text(type_id t) {
 }
 
 std::uint64_t unix_now_ns() noexcept {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
-                                        .count());
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
 }
 
 }  // namespace ringflow

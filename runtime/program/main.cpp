@@ -40,10 +40,11 @@ int cmd_validate(const std::string& path) {
   }
   std::size_t rings = 0;
   for (const auto& n : t->nodes) rings += n.kind == node_kind::ring ? n.replicas : 0;
-  std::printf("%s: ok: topology '%s': %zu nodes (%zu ring actors), %zu edges, %zu supervisors, %zu load generators, "
-              "%zu faults\n",
-              path.c_str(), t->name.c_str(), t->nodes.size(), rings, t->edges.size(), t->supervisors.size(),
-              t->load.size(), t->faults.size());
+  std::printf(
+      "%s: ok: topology '%s': %zu nodes (%zu ring actors), %zu edges, %zu supervisors, %zu load generators, "
+      "%zu faults\n",
+      path.c_str(), t->name.c_str(), t->nodes.size(), rings, t->edges.size(), t->supervisors.size(), t->load.size(),
+      t->faults.size());
   return to_int(exit_code::ok);
 }
 
@@ -64,9 +65,11 @@ int main(int argc, char** argv) {
   ringflow::program::run_args ra;
   CLI::App* run = app.add_subcommand("run", "run a topology file until --duration passes or a signal arrives");
   run->add_option("topology", ra.topology, "topology file (YAML)")->required();
-  run->add_option("--duration", ra.duration, "seconds to run (0 = until SIGINT/SIGTERM; default: the topology's duration_s)")
+  run->add_option("--duration", ra.duration,
+                  "seconds to run (0 = until SIGINT/SIGTERM; default: the topology's duration_s)")
       ->check(CLI::Range(0.0, 1e7));
-  run->add_option("--http", ra.http, "HTTP listen address ADDR:PORT, port 0 = any free port, or off (default 127.0.0.1:9750)");
+  run->add_option("--http", ra.http,
+                  "HTTP listen address ADDR:PORT, port 0 = any free port, or off (default 127.0.0.1:9750)");
   run->add_option("--summary-json", ra.summary_json, "write the run's summary (JSON) to this file");
   run->add_option("--trace", ra.trace, "write spans (OTLP-JSON lines) to this file");
   run->add_option("--backend", ra.backend, "override every ring node's backend")

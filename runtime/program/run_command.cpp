@@ -101,15 +101,22 @@ void reload_config(engine& eng, const topology& topo, const run_args& a, event_l
 // The live status: a redrawn line on a terminal, a JSON record every 5 s otherwise.
 void report_status(const live_stats& s, double rate, bool tty, event_log& log) {
   if (tty) {
-    std::printf("\r\x1b[K[%5.1fs] %7.0f msg/s  p50 %s  p99 %s  in flight %llu  faults %llu  recoveries %llu  errors %llu",
-                s.elapsed_s, rate, fmt_us(s.p50_us).c_str(), fmt_us(s.p99_us).c_str(),
-                static_cast<unsigned long long>(s.in_flight), static_cast<unsigned long long>(s.faults),
-                static_cast<unsigned long long>(s.recoveries), static_cast<unsigned long long>(s.errors));
+    std::printf(
+        "\r\x1b[K[%5.1fs] %7.0f msg/s  p50 %s  p99 %s  in flight %llu  faults %llu  recoveries %llu  errors %llu",
+        s.elapsed_s, rate, fmt_us(s.p50_us).c_str(), fmt_us(s.p99_us).c_str(),
+        static_cast<unsigned long long>(s.in_flight), static_cast<unsigned long long>(s.faults),
+        static_cast<unsigned long long>(s.recoveries), static_cast<unsigned long long>(s.errors));
     std::fflush(stdout);
   } else if (static_cast<long>(s.elapsed_s) % 5 == 0) {
-    log.info("program", "status", {{"elapsed_s", s.elapsed_s}, {"msgs_per_s", rate}, {"p50_us", s.p50_us},
-                                   {"p99_us", s.p99_us}, {"in_flight", s.in_flight}, {"faults", s.faults},
-                                   {"recoveries", s.recoveries}, {"errors", s.errors}});
+    log.info("program", "status",
+             {{"elapsed_s", s.elapsed_s},
+              {"msgs_per_s", rate},
+              {"p50_us", s.p50_us},
+              {"p99_us", s.p99_us},
+              {"in_flight", s.in_flight},
+              {"faults", s.faults},
+              {"recoveries", s.recoveries},
+              {"errors", s.errors}});
   }
 }
 

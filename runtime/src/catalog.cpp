@@ -14,9 +14,7 @@
 namespace ringflow::ops {
 namespace {
 
-fb_msg finish(flatbuffers::FlatBufferBuilder& b) {
-  return fb_msg(b.GetBufferPointer(), b.GetSize());
-}
+fb_msg finish(flatbuffers::FlatBufferBuilder& b) { return fb_msg(b.GetBufferPointer(), b.GetSize()); }
 
 template <class T>
 bool verify_as(const fb_msg& m, const char* ident) {
@@ -41,20 +39,19 @@ std::optional<std::uint64_t> seq_from_floats(const flatbuffers::Vector<float>* y
 
 std::vector<message_info> make_messages() {
   std::vector<message_info> v;
-  v.push_back(message_info{
-      "Echo", msg::Echo::id,
-      [](std::uint64_t seq, std::uint32_t bytes) {
-        flatbuffers::FlatBufferBuilder b(128 + bytes);
-        std::vector<std::uint8_t> body(bytes);
-        for (std::uint32_t i = 0; i < bytes; ++i) body[i] = static_cast<std::uint8_t>(seq + i);
-        demo::FinishEchoBuffer(b, demo::CreateEcho(b, seq, b.CreateVector(body)));
-        return finish(b);
-      },
-      [](const fb_msg& m) -> std::optional<std::uint64_t> {
-        if (!verify_as<demo::Echo>(m, demo::EchoIdentifier())) return std::nullopt;
-        return demo::GetEcho(m.bytes.data())->sequence();
-      },
-      [](const fb_msg& m) { return verify_as<demo::Echo>(m, demo::EchoIdentifier()); }});
+  v.push_back(message_info{"Echo", msg::Echo::id,
+                           [](std::uint64_t seq, std::uint32_t bytes) {
+                             flatbuffers::FlatBufferBuilder b(128 + bytes);
+                             std::vector<std::uint8_t> body(bytes);
+                             for (std::uint32_t i = 0; i < bytes; ++i) body[i] = static_cast<std::uint8_t>(seq + i);
+                             demo::FinishEchoBuffer(b, demo::CreateEcho(b, seq, b.CreateVector(body)));
+                             return finish(b);
+                           },
+                           [](const fb_msg& m) -> std::optional<std::uint64_t> {
+                             if (!verify_as<demo::Echo>(m, demo::EchoIdentifier())) return std::nullopt;
+                             return demo::GetEcho(m.bytes.data())->sequence();
+                           },
+                           [](const fb_msg& m) { return verify_as<demo::Echo>(m, demo::EchoIdentifier()); }});
   v.push_back(message_info{
       "SaxpyRequest", msg::SaxpyRequest::id,
       [](std::uint64_t seq, std::uint32_t bytes) {
@@ -107,18 +104,18 @@ std::vector<message_info> make_messages() {
         return demo::GetScoreRequest(m.bytes.data())->request_id();
       },
       [](const fb_msg& m) { return verify_as<demo::ScoreRequest>(m, demo::ScoreRequestIdentifier()); }});
-  v.push_back(message_info{
-      "ScoreReply", msg::ScoreReply::id,
-      [](std::uint64_t seq, std::uint32_t) {
-        flatbuffers::FlatBufferBuilder b(64);
-        demo::FinishScoreReplyBuffer(b, demo::CreateScoreReply(b, seq, 0.5f, 100.0, true, 0));
-        return finish(b);
-      },
-      [](const fb_msg& m) -> std::optional<std::uint64_t> {
-        if (!verify_as<demo::ScoreReply>(m, demo::ScoreReplyIdentifier())) return std::nullopt;
-        return demo::GetScoreReply(m.bytes.data())->request_id();
-      },
-      [](const fb_msg& m) { return verify_as<demo::ScoreReply>(m, demo::ScoreReplyIdentifier()); }});
+  v.push_back(
+      message_info{"ScoreReply", msg::ScoreReply::id,
+                   [](std::uint64_t seq, std::uint32_t) {
+                     flatbuffers::FlatBufferBuilder b(64);
+                     demo::FinishScoreReplyBuffer(b, demo::CreateScoreReply(b, seq, 0.5f, 100.0, true, 0));
+                     return finish(b);
+                   },
+                   [](const fb_msg& m) -> std::optional<std::uint64_t> {
+                     if (!verify_as<demo::ScoreReply>(m, demo::ScoreReplyIdentifier())) return std::nullopt;
+                     return demo::GetScoreReply(m.bytes.data())->request_id();
+                   },
+                   [](const fb_msg& m) { return verify_as<demo::ScoreReply>(m, demo::ScoreReplyIdentifier()); }});
   return v;
 }
 
@@ -147,10 +144,10 @@ std::vector<function_info> make_functions() {
                                 return m;
                               };
                             }});
-  v.push_back(function_info{"sink", "ends the message (a terminal that keeps nothing)",
-                            [](const message_info&) -> cpu_node_fn {
-                              return [](const fb_msg&) -> std::optional<fb_msg> { return std::nullopt; };
-                            }});
+  v.push_back(
+      function_info{"sink", "ends the message (a terminal that keeps nothing)", [](const message_info&) -> cpu_node_fn {
+                      return [](const fb_msg&) -> std::optional<fb_msg> { return std::nullopt; };
+                    }});
   return v;
 }
 

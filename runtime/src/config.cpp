@@ -140,8 +140,8 @@ const std::vector<key_def>& table() {
                                                                        restart, "bound of the whole graceful shutdown"),
       integer<&pc::runtime, &pc::runtime_section::drain_timeout_ms>("runtime", "drain_timeout_ms", 1, day_ms, restart,
                                                                     "bound of draining in-flight messages at shutdown"),
-      integer<&pc::breaker, &pc::breaker_section::failure_threshold>("breaker", "failure_threshold", 1, million,
-                                                                     reload, "failures within window_ms that open it"),
+      integer<&pc::breaker, &pc::breaker_section::failure_threshold>("breaker", "failure_threshold", 1, million, reload,
+                                                                     "failures within window_ms that open it"),
       integer<&pc::breaker, &pc::breaker_section::window_ms>("breaker", "window_ms", 1, day_ms, reload,
                                                              "sliding window of counted failures"),
       integer<&pc::breaker, &pc::breaker_section::cooldown_ms>("breaker", "cooldown_ms", 1, day_ms, reload,
@@ -168,8 +168,8 @@ const std::vector<key_def>& table() {
                                                                    reload, "messages/s admitted; 0 = no limit"),
       integer<&pc::limits, &pc::limits_section::node_window>("limits", "node_window", 1, 1'048'576, restart,
                                                              "messages a topology node admits at once"),
-      integer<&pc::limits, &pc::limits_section::max_payload_bytes>("limits", "max_payload_bytes", 64, 1LL << 30,
-                                                                   reload, "largest payload admitted"),
+      integer<&pc::limits, &pc::limits_section::max_payload_bytes>("limits", "max_payload_bytes", 64, 1LL << 30, reload,
+                                                                   "largest payload admitted"),
       text<&pc::trace, &pc::trace_section::file>("trace", "file", kind::string, restart,
                                                  "trace file (JSON lines); empty = no tracing"),
       number<&pc::trace, &pc::trace_section::sample_ratio>("trace", "sample_ratio", 0.0, 1.0, reload,
@@ -376,7 +376,7 @@ void apply_section(program_config& cfg, const std::string& section, const YAML::
     const key_def* d = find_key(section, key);
     if (!d) {
       errors.push_back({where_of(source, kv.first), "unknown key '" + key + "' in section '" + section +
-                                                         "' (keys: " + keys_of(section, false) + ")"});
+                                                        "' (keys: " + keys_of(section, false) + ")"});
       continue;
     }
     if (!seen.insert(key).second) {
@@ -467,8 +467,8 @@ void apply_env(program_config& cfg, const std::vector<std::pair<std::string, std
     for (const auto& k : table())
       if (k.section == *sec && upper(k.key) == key) d = &k;
     if (!d) {
-      errors.push_back({where, "unknown config variable; section '" + std::string(*sec) +
-                                   "' has: " + keys_of(*sec, true)});
+      errors.push_back(
+          {where, "unknown config variable; section '" + std::string(*sec) + "' has: " + keys_of(*sec, true)});
       continue;
     }
     assign(cfg, *d, val, where, errors);

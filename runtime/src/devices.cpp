@@ -32,8 +32,7 @@ void* open_first(std::initializer_list<const char*> names, const char* absent_me
   const std::string first = *names.begin();
   if (first_error.empty() || first_error.find("No such file") != std::string::npos)
     why = first + " not found (" + absent_means + ")";
-  else
-    why = first + " could not be loaded: " + first_error;
+  else why = first + " could not be loaded: " + first_error;
   return nullptr;
 }
 
@@ -187,7 +186,8 @@ void annotate_backend(std::vector<device_info>& d, const std::string& backend, c
       continue;
     }
     const int ordinal = std::atoi(x.id.substr(backend.size() + 1).c_str());
-    const auto it = std::find_if(p->devices.begin(), p->devices.end(), [&](const gpu::gpu_info& i) { return i.ordinal == ordinal; });
+    const auto it = std::find_if(p->devices.begin(), p->devices.end(),
+                                 [&](const gpu::gpu_info& i) { return i.ordinal == ordinal; });
     if (it == p->devices.end()) {
       x.available = false;
       append(x.detail, "the " + backend + " runtime cannot use it: " + p->detail);
@@ -205,8 +205,8 @@ void annotate_backend(std::vector<device_info>& d, const std::string& backend, c
 
 std::vector<device_info> discover_devices() {
   std::vector<device_info> d;
-  d.push_back({"cpu:0", "cpu", host_cpu_name(), true, "CPU backend: one kernel thread per ring actor",
-               host_memory_bytes()});
+  d.push_back(
+      {"cpu:0", "cpu", host_cpu_name(), true, "CPU backend: one kernel thread per ring actor", host_memory_bytes()});
   // memory_bytes 0: the sim device shares the host memory already counted for cpu:0.
   d.push_back({"sim:0", "sim", "sim (CPU backend behind a fault injector)", true,
                "for supervised demos and fault tests; one sim device per ring node at run time", 0});
@@ -230,8 +230,12 @@ std::vector<device_info> discover_devices() {
 nlohmann::json to_json(const std::vector<device_info>& devices) {
   nlohmann::json a = nlohmann::json::array();
   for (const auto& x : devices)
-    a.push_back({{"id", x.id}, {"backend", x.backend}, {"name", x.name}, {"available", x.available},
-                 {"detail", x.detail}, {"memory_bytes", x.memory_bytes}});
+    a.push_back({{"id", x.id},
+                 {"backend", x.backend},
+                 {"name", x.name},
+                 {"available", x.available},
+                 {"detail", x.detail},
+                 {"memory_bytes", x.memory_bytes}});
   return a;
 }
 
@@ -241,8 +245,8 @@ std::string to_table(const std::vector<device_info>& devices) {
   };
   std::vector<row> rows{{"ID", "BACKEND", "NAME", "AVAILABLE", "MEMORY", "DETAIL"}};
   for (const auto& x : devices)
-    rows.push_back({x.id, x.backend, x.name, x.available ? "yes" : "no", x.memory_bytes ? gib(x.memory_bytes) : "-",
-                    x.detail});
+    rows.push_back(
+        {x.id, x.backend, x.name, x.available ? "yes" : "no", x.memory_bytes ? gib(x.memory_bytes) : "-", x.detail});
   std::size_t w[5] = {};
   for (const auto& r : rows) {
     w[0] = std::max(w[0], r.id.size());

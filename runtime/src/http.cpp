@@ -37,7 +37,9 @@ http_server::http_server(http_handlers h) : impl_(std::make_unique<impl>()) {
   s.Get("/metrics", [&hs](const httplib::Request&, httplib::Response& res) {
     res.set_content(hs.metrics(), exposition_content_type);
   });
-  s.Get("/health/live", [](const httplib::Request&, httplib::Response& res) { json_reply(res, 200, {{"status", "live"}}); });
+  s.Get("/health/live", [](const httplib::Request&, httplib::Response& res) {
+    json_reply(res, 200, {{"status", "live"}});
+  });
   s.Get("/health/ready", [&hs](const httplib::Request&, httplib::Response& res) {
     nlohmann::json why;
     const bool ok = hs.ready(why);
@@ -55,8 +57,9 @@ http_server::http_server(http_handlers h) : impl_(std::make_unique<impl>()) {
   }
   s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (res.status == 404)
-      json_reply(res, 404, {{"error", "no such endpoint: " + req.path},
-                            {"endpoints", {"/metrics", "/health/live", "/health/ready", "/topology"}}});
+      json_reply(res, 404,
+                 {{"error", "no such endpoint: " + req.path},
+                  {"endpoints", {"/metrics", "/health/live", "/health/ready", "/topology"}}});
   });
   s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
     std::string what = "unknown error";
@@ -64,8 +67,7 @@ http_server::http_server(http_handlers h) : impl_(std::make_unique<impl>()) {
       std::rethrow_exception(ep);
     } catch (const std::exception& e) {
       what = e.what();
-    } catch (...) {
-    }
+    } catch (...) {}
     json_reply(res, 500, {{"error", what}});
   });
 }
@@ -79,7 +81,8 @@ std::uint16_t http_server::start(const std::string& host, std::uint16_t port) {
     bound = s.bind_to_any_port(host);
     if (bound <= 0) throw std::runtime_error("cannot bind an HTTP port on " + host);
   } else if (!s.bind_to_port(host, port)) {
-    throw std::runtime_error("cannot bind HTTP to " + host + ":" + std::to_string(port) + " (in use, or not an address here)");
+    throw std::runtime_error("cannot bind HTTP to " + host + ":" + std::to_string(port) +
+                             " (in use, or not an address here)");
   }
   impl_->started = true;
   impl_->thread = std::thread([&s] { s.listen_after_bind(); });

@@ -68,7 +68,8 @@ event_log::event_log(const std::string& level, const std::string& format, const 
   else sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(file, /*truncate=*/false);  // throws spdlog_ex
   logger_ = std::make_shared<spdlog::logger>("ringflow", sink);
   logger_->set_pattern("%v");  // the record is rendered by us: one JSON object (or text line) per line
-  logger_->flush_on(spdlog::level::trace);  // every record: logs are few (events, not messages) and must survive a crash
+  logger_->flush_on(
+      spdlog::level::trace);  // every record: logs are few (events, not messages) and must survive a crash
   set_level(level);
 }
 
@@ -108,9 +109,9 @@ void event_log::write(log_level l, const std::string& component, const std::stri
   if (fields.is_object())
     for (auto it = fields.begin(); it != fields.end(); ++it)
       if (it.key() != "at_ns")  // a steady-clock stamp: for machines, noise for a reader
-      line += " " + it.key() + "=" +
-              (it.value().is_string() ? it.value().get<std::string>()
-                                      : it.value().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+        line += " " + it.key() + "=" +
+                (it.value().is_string() ? it.value().get<std::string>()
+                                        : it.value().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   logger_->log(to_spd(l), line);
 }
 

@@ -44,8 +44,8 @@ std::string escape(std::string_view s, bool quotes) {
 }  // namespace
 
 std::vector<double> default_latency_buckets() {
-  return {10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3,
-          25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1.0, 2.5, 5.0, 10.0};
+  return {10e-6, 25e-6, 50e-6,  100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3,
+          25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1.0,    2.5,  5.0,    10.0};
 }
 
 // ---- histogram --------------------------------------------------------------------------------------
@@ -105,8 +105,7 @@ void latency_recorder::record(std::uint64_t ns) noexcept {
   counts_[index_of(ns)].fetch_add(1, std::memory_order_relaxed);
   count_.fetch_add(1, std::memory_order_relaxed);
   std::uint64_t m = max_.load(std::memory_order_relaxed);
-  while (ns > m && !max_.compare_exchange_weak(m, ns, std::memory_order_relaxed)) {
-  }
+  while (ns > m && !max_.compare_exchange_weak(m, ns, std::memory_order_relaxed)) {}
 }
 
 double latency_recorder::quantile_us(double q) const noexcept {

@@ -57,7 +57,8 @@ template <class T>
 std::string names_of(const T& list) {
   std::string s;
   for (const auto& x : list) {
-    if constexpr (std::is_same_v<std::decay_t<decltype(x)>, names::kernel_types>) s += (s.empty() ? "" : ", ") + std::string(x.name);
+    if constexpr (std::is_same_v<std::decay_t<decltype(x)>, names::kernel_types>)
+      s += (s.empty() ? "" : ", ") + std::string(x.name);
     else s += (s.empty() ? "" : ", ") + std::string(x);
   }
   return s;
@@ -81,7 +82,8 @@ std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
 
 bool valid_name(const std::string& s) {
   if (s.empty() || s.size() > 64 || !std::isalpha(static_cast<unsigned char>(s[0]))) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; });
 }
 
 // Reads values out of YAML maps, recording every problem with its position.
@@ -120,7 +122,8 @@ class reader {
   }
 
   template <class T>
-  std::optional<T> num(const YAML::Node& m, const char* key, const std::string& what, T lo, T hi, bool required = false) {
+  std::optional<T> num(const YAML::Node& m, const char* key, const std::string& what, T lo, T hi,
+                       bool required = false) {
     const YAML::Node v = m[key];
     if (!v) {
       if (required) error(m, what + ": missing '" + key + "'");
@@ -182,7 +185,8 @@ void read_nodes(reader& r, const YAML::Node& list, topology& t) {
   }
   std::set<std::string> seen;
   for (const auto& n : list) {
-    if (!r.map(n, "node", {"name", "kernel", "backend", "host", "replicas", "window", "arena_bytes", "function", "type"}))
+    if (!r.map(n, "node",
+               {"name", "kernel", "backend", "host", "replicas", "window", "arena_bytes", "function", "type"}))
       continue;
     node_spec s;
     s.pos = pos_of(n);
@@ -234,8 +238,7 @@ void read_nodes(reader& r, const YAML::Node& list, topology& t) {
       const std::string type = r.str(n, "type", what, true).value_or("");
       if (!type.empty() && !find_message(type))
         r.error(n["type"], what + ": unknown message type '" + type + "' (known: " + message_names() + ")");
-      else
-        s.in_type = s.out_type = type;
+      else s.in_type = s.out_type = type;
     }
     t.nodes.push_back(std::move(s));
   }
@@ -266,8 +269,8 @@ void read_edges(reader& r, const YAML::Node& list, topology& t) {
       continue;
     }
     if (!a->out_type.empty() && !b->in_type.empty() && a->out_type != b->in_type)
-      r.error(e, "edge " + s.from + " -> " + s.to + ": type mismatch: '" + s.from + "' sends " + a->out_type + " but '" +
-                     s.to + "' takes " + b->in_type);
+      r.error(e, "edge " + s.from + " -> " + s.to + ": type mismatch: '" + s.from + "' sends " + a->out_type +
+                     " but '" + s.to + "' takes " + b->in_type);
     t.edges.push_back(std::move(s));
   }
   // Cycles: depth-first search; report each cycle once, at the edge that closes it.
@@ -373,8 +376,8 @@ void read_load(reader& r, const YAML::Node& list, topology& t) {
       r.error(n["message"], what + ": unknown message type '" + s.message + "' (known: " + message_names() + ")");
     if (const node_spec* target = t.node(s.target)) {
       if (std::find(entries.begin(), entries.end(), s.target) == entries.end())
-        r.error(n["target"], what + ": '" + s.target + "' has incoming edges; load enters at an entry node (" +
-                                 join(entries) + ")");
+        r.error(n["target"],
+                what + ": '" + s.target + "' has incoming edges; load enters at an entry node (" + join(entries) + ")");
       else if (!s.message.empty() && !target->in_type.empty() && target->in_type != s.message)
         r.error(n["message"], what + ": '" + s.target + "' takes " + target->in_type + ", not " + s.message);
     } else if (!s.target.empty()) {
@@ -396,7 +399,8 @@ void read_faults(reader& r, const YAML::Node& list, topology& t) {
     kinds += std::string(i ? ", " : "") + sim::to_string(static_cast<sim::fault_kind>(i));
   kinds += ", kill_worker";
   for (const auto& n : list) {
-    if (!r.map(n, "fault", {"node", "kind", "at_s", "at_message", "probability", "times", "latency_us", "restore_after_s"}))
+    if (!r.map(n, "fault",
+               {"node", "kind", "at_s", "at_message", "probability", "times", "latency_us", "restore_after_s"}))
       continue;
     fault_spec s;
     s.pos = pos_of(n);
@@ -429,7 +433,8 @@ void read_faults(reader& r, const YAML::Node& list, topology& t) {
     s.times = r.num<std::uint32_t>(n, "times", what, 0, 1000000).value_or(1);
     s.latency_us = r.num<std::uint32_t>(n, "latency_us", what, 1, 60000000).value_or(1000);
     if (n["restore_after_s"]) {
-      if (s.kind != "device_lost") r.error(n["restore_after_s"], what + ": 'restore_after_s' is for device_lost faults");
+      if (s.kind != "device_lost")
+        r.error(n["restore_after_s"], what + ": 'restore_after_s' is for device_lost faults");
       s.restore_after_s = r.num<double>(n, "restore_after_s", what, 0, 1e7).value_or(-1);
     }
     (void)triggers;

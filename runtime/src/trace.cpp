@@ -9,7 +9,7 @@ namespace ringflow::ops {
 namespace {
 
 constexpr int kind_internal = 1, kind_server = 2, kind_producer = 4, kind_consumer = 5;  // OTLP SpanKind
-constexpr int status_ok = 1, status_error = 2;                                            // OTLP StatusCode
+constexpr int status_ok = 1, status_error = 2;                                           // OTLP StatusCode
 
 nlohmann::json attr(const char* key, const std::string& v) { return {{"key", key}, {"value", {{"stringValue", v}}}}; }
 nlohmann::json attr(const char* key, bool v) { return {{"key", key}, {"value", {{"boolValue", v}}}}; }
@@ -116,14 +116,15 @@ void trace_writer::write_batch(std::vector<record>& batch) {
     }
     spans_.fetch_add(count, std::memory_order_relaxed);
   }
-  if (!out.empty() && std::fwrite(out.data(), 1, out.size(), f_) != out.size()) errors_.fetch_add(1, std::memory_order_relaxed);
+  if (!out.empty() && std::fwrite(out.data(), 1, out.size(), f_) != out.size())
+    errors_.fetch_add(1, std::memory_order_relaxed);
 }
 
 namespace {
 std::string envelope(const std::string& spans_json) {
   return R"({"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"ringflow"}}]},)"
-         R"("scopeSpans":[{"scope":{"name":"ringflow","version":")" RINGFLOW_VERSION R"("},"spans":)" + spans_json +
-         "}]}]}\n";
+         R"("scopeSpans":[{"scope":{"name":"ringflow","version":")" RINGFLOW_VERSION R"("},"spans":)" +
+         spans_json + "}]}]}\n";
 }
 }  // namespace
 
@@ -135,8 +136,9 @@ std::string trace_writer::format(const ingress_rec& r) const {
                       {"kind", kind_server},
                       {"startTimeUnixNano", unix_ns(r.start_ns)},
                       {"endTimeUnixNano", unix_ns(r.end_ns)},
-                      {"attributes", {attr("ringflow.generator", r.generator), attr("ringflow.node", r.target),
-                                      attr_int("ringflow.sequence", r.seq)}},
+                      {"attributes",
+                       {attr("ringflow.generator", r.generator), attr("ringflow.node", r.target),
+                        attr_int("ringflow.sequence", r.seq)}},
                       {"status", r.ok ? nlohmann::json{{"code", status_ok}}
                                       : nlohmann::json{{"code", status_error}, {"message", r.error}}}};
   return envelope(nlohmann::json::array({s}).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
@@ -148,18 +150,20 @@ std::string trace_writer::format(const hop_rec& r) const {
   const std::string trace_id = hex(tid, 16);
   const std::string& ring = r.ring;
   const bool carried = h.kernel_span_seen == h.kernel_span;
-  auto span = [&](const char* name, std::uint64_t id, std::uint64_t parent, int kind, std::uint64_t a, std::uint64_t b) {
-    nlohmann::json s = {{"traceId", trace_id},
-                        {"spanId", hex(&id, 8)},
-                        {"name", std::string(name) + " " + ring},
-                        {"kind", kind},
-                        {"startTimeUnixNano", unix_ns(a)},
-                        {"endTimeUnixNano", unix_ns(b < a ? a : b)},
-                        {"attributes", {attr("ringflow.ring", ring), attr("ringflow.replayed", h.replayed),
-                                        attr("ringflow.context_carried", carried)}},
-                        {"status", h.code == errc::ok ? nlohmann::json{{"code", status_ok}}
-                                                      : nlohmann::json{{"code", status_error},
-                                                                       {"message", to_string(h.code)}}}};
+  auto span = [&](const char* name, std::uint64_t id, std::uint64_t parent, int kind, std::uint64_t a,
+                  std::uint64_t b) {
+    nlohmann::json s = {
+        {"traceId", trace_id},
+        {"spanId", hex(&id, 8)},
+        {"name", std::string(name) + " " + ring},
+        {"kind", kind},
+        {"startTimeUnixNano", unix_ns(a)},
+        {"endTimeUnixNano", unix_ns(b < a ? a : b)},
+        {"attributes",
+         {attr("ringflow.ring", ring), attr("ringflow.replayed", h.replayed),
+          attr("ringflow.context_carried", carried)}},
+        {"status", h.code == errc::ok ? nlohmann::json{{"code", status_ok}}
+                                      : nlohmann::json{{"code", status_error}, {"message", to_string(h.code)}}}};
     if (parent) s["parentSpanId"] = hex(&parent, 8);
     return s;
   };

@@ -108,17 +108,17 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
     clock::time_point probe_started{};
     // watchdog
     const incarnation* watched = nullptr;
-    std::unique_ptr<incarnation> spare;     // the faulted incarnation, for a restart in place
+    std::unique_ptr<incarnation> spare;  // the faulted incarnation, for a restart in place
     bool spare_on_device = false;
     std::uint64_t beat = 0;
     clock::time_point beat_at{};
     std::uint64_t submitted_seen = 0;  // the core's submitted count at the last look (activity)
-    std::uint64_t corrupt_seen = 0;  // the core's corrupt_replies already handled (only the attached
-                                     // incarnation's replies are read, so any increase is its fault)
+    std::uint64_t corrupt_seen = 0;    // the core's corrupt_replies already handled (only the attached
+                                       // incarnation's replies are read, so any increase is its fault)
     // ladder
-    std::uint64_t created_reinit = 0;       // the device's reinit count when its incarnation started
-    std::deque<clock::time_point> recent;   // faults within restart_window
-    std::uint32_t in_a_row = 0;             // restarts since the last successful reply
+    std::uint64_t created_reinit = 0;      // the device's reinit count when its incarnation started
+    std::deque<clock::time_point> recent;  // faults within restart_window
+    std::uint32_t in_a_row = 0;            // restarts since the last successful reply
     std::uint64_t detected_ns = 0;
     bool awaiting_reply = false;
     ladder_ring_status st;
@@ -272,8 +272,8 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
       case step::reinitialize: {
         const reinit_outcome o = d.dev->reinitialize(why);
         emit(ladder_event::kind::reinitialize, &r, &d, {},
-             o == reinit_outcome::ok ? "ok" : (o == reinit_outcome::unsupported ? "unsupported: " : "failed: ") + why, 0,
-             took());
+             o == reinit_outcome::ok ? "ok" : (o == reinit_outcome::unsupported ? "unsupported: " : "failed: ") + why,
+             0, took());
         if (o == reinit_outcome::ok) {
           ++d.reinits;
           ++r.st.reinits;
@@ -356,7 +356,8 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
     }
     if (!d.breaker.closed()) schedule(r, step::reroute, now);
     else if (same_incident) schedule(r, step::restart, now);
-    else if (cls == fault_class::device || r.recent.size() >= cfg.restarts_before_reinit) schedule(r, step::reinitialize, now);
+    else if (cls == fault_class::device || r.recent.size() >= cfg.restarts_before_reinit)
+      schedule(r, step::reinitialize, now);
     else schedule(r, step::restart, now);
   }
 
@@ -401,7 +402,8 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
       r.corrupt_seen = s.corrupt_replies;
       // Not abandoned: the kernel still runs, and whatever else it replies is verified too, so it
       // can be drained and restarted in place like a faulted one.
-      on_fault(r, "corrupt_reply", fault_class::transient, std::to_string(bad) + " replies failed verification", false, now);
+      on_fault(r, "corrupt_reply", fault_class::transient, std::to_string(bad) + " replies failed verification", false,
+               now);
       return true;
     }
     if (p.heartbeat != r.beat || p.request_depth == 0) {
@@ -523,7 +525,9 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
   clock::duration next_wait(bool busy) const {
     clock::duration w = busy ? clock::duration(cfg.watch_interval) : clock::duration(cfg.idle_interval);
     for (const auto& [id, d] : devices)
-      if (d.breaker.state() == breaker_state::open) w = std::min<clock::duration>(w, std::max<clock::duration>(d.breaker.probe_at() - clock::now(), clock::duration(cfg.watch_interval)));
+      if (d.breaker.state() == breaker_state::open)
+        w = std::min<clock::duration>(
+            w, std::max<clock::duration>(d.breaker.probe_at() - clock::now(), clock::duration(cfg.watch_interval)));
     return w;
   }
 
@@ -553,8 +557,8 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     for (auto& inc : graveyard) {
-      emit(ladder_event::kind::leaked, nullptr, nullptr, {}, std::string("abandoned ") + inc->backend() + " kernel '" +
-                                                                inc->kernel_name() + "' never finished");
+      emit(ladder_event::kind::leaked, nullptr, nullptr, {},
+           std::string("abandoned ") + inc->backend() + " kernel '" + inc->kernel_name() + "' never finished");
       (void)inc.release();  // its thread may still touch it
     }
     graveyard.clear();
@@ -580,7 +584,8 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
            incarnation_factory on_cpu, bool on_device_now, const std::string& why) {
     std::shared_ptr<ring_core> core = rt.ring(name);
     if (!core) throw std::invalid_argument("fault_ladder: no ring actor named '" + name + "'");
-    if (!dev || !on_device || !on_cpu) throw std::invalid_argument("fault_ladder: '" + name + "' needs a device and both factories");
+    if (!dev || !on_device || !on_cpu)
+      throw std::invalid_argument("fault_ladder: '" + name + "' needs a device and both factories");
     std::lock_guard<std::mutex> lock(mu);
     if (stopping) throw std::logic_error("fault_ladder: stopped");
     ring_rec r;
@@ -632,7 +637,8 @@ void fault_ladder::set_breaker_config(const breaker_config& cfg) {
 caf::actor fault_ladder::spawn_ring_actor(const std::string& name, type_id request_type, type_id reply_type,
                                           std::shared_ptr<device> dev, incarnation_factory on_device,
                                           incarnation_factory on_cpu, ring_actor_options opts) {
-  if (!dev || !on_device || !on_cpu) throw std::invalid_argument("fault_ladder: '" + name + "' needs a device and both factories");
+  if (!dev || !on_device || !on_cpu)
+    throw std::invalid_argument("fault_ladder: '" + name + "' needs a device and both factories");
   // The first incarnation: on the device if it can start one, else on the CPU (degraded).
   struct first_start {
     bool on_device = true;
@@ -679,7 +685,8 @@ ladder_snapshot fault_ladder::snapshot() const {
     s.rings.push_back(std::move(st));
   }
   for (const auto& [id, d] : impl_->devices)
-    s.devices.push_back({id, d.dev->backend(), d.breaker.state(), d.breaker.recent_failures(), d.breaker.opens(), d.reinits});
+    s.devices.push_back(
+        {id, d.dev->backend(), d.breaker.state(), d.breaker.recent_failures(), d.breaker.opens(), d.reinits});
   s.recent_events.assign(impl_->history.begin(), impl_->history.end());
   s.graveyard = impl_->graveyard.size();
   return s;

@@ -37,9 +37,9 @@ struct supervisor_shared {
   std::string name;  // set before the actor starts, never changed
   std::mutex mu;
   std::condition_variable cv;
-  supervisor_snapshot mirror;                               // rewritten after each change
+  supervisor_snapshot mirror;                              // rewritten after each change
   std::vector<std::shared_ptr<supervisor_shared>> nested;  // parallel to mirror.children
-  bool started = false;                                     // its initial children are up
+  bool started = false;                                    // its initial children are up
   bool exited = false;
   caf::error exit_reason;
   std::map<std::uint64_t, child_spec> handover;  // start_child: specs travel here, not in messages
@@ -70,9 +70,7 @@ struct start_context {
 thread_local start_context* current_start = nullptr;
 
 // CAF's `normal` and `user_shutdown` are OTP's normal and shutdown: a transient child stays down.
-bool is_shutdown_reason(const caf::error& e) {
-  return !e || e == caf::exit_reason::user_shutdown;
-}
+bool is_shutdown_reason(const caf::error& e) { return !e || e == caf::exit_reason::user_shutdown; }
 
 caf::error check_child(const child_spec& c) {
   if (c.id.empty()) return make_error(errc::invalid_argument, "a child spec needs an id");
@@ -98,7 +96,8 @@ caf::error check_spec(const supervisor_spec& s) {
 
 // A request to a supervisor that has gone away answers errc::stopped.
 caf::error from_request(caf::error e, const std::string& name) {
-  if (e == caf::sec::request_receiver_down) return make_error(errc::stopped, "supervisor '" + name + "' is not running");
+  if (e == caf::sec::request_receiver_down)
+    return make_error(errc::stopped, "supervisor '" + name + "' is not running");
   return e;
 }
 
@@ -159,8 +158,8 @@ class supervisor_engine : public std::enable_shared_from_this<supervisor_engine>
   struct child_rec {
     explicit child_rec(child_spec s) : spec(std::move(s)) {}
     child_spec spec;
-    caf::actor actor;               // the running instance (also while it is being stopped)
-    std::uint64_t generation = 0;   // bumped per start: a deferred crash report names its instance
+    caf::actor actor;              // the running instance (also while it is being stopped)
+    std::uint64_t generation = 0;  // bumped per start: a deferred crash report names its instance
     std::uint64_t starts = 0;
     std::string last_exit;
     std::shared_ptr<supervisor_shared> nested;  // a nested supervisor's shared state
@@ -375,7 +374,8 @@ class supervisor_engine : public std::enable_shared_from_this<supervisor_engine>
 
   void retry(const std::string& id) {
     if (quitting_) return;
-    if (child_rec* c = find(id); c && !c->actor) restart(id, make_error(errc::child_start_failed, "restart attempt failed"));
+    if (child_rec* c = find(id); c && !c->actor)
+      restart(id, make_error(errc::child_start_failed, "restart attempt failed"));
   }
 
   // One restart decision: counted toward the intensity, then the strategy's stop/start steps.
@@ -389,9 +389,9 @@ class supervisor_engine : public std::enable_shared_from_this<supervisor_engine>
       publish();
       begin_shutdown(make_error(errc::restart_intensity,
                                 "supervisor '" + name_ + "' gave up: " + std::to_string(restart_times_.size()) +
-                                    " restarts within " + std::to_string(flags_.period.count()) +
-                                    " ms (intensity " + std::to_string(flags_.intensity) + "); last: child '" + id +
-                                    "' exited with " + render(reason)));
+                                    " restarts within " + std::to_string(flags_.period.count()) + " ms (intensity " +
+                                    std::to_string(flags_.intensity) + "); last: child '" + id + "' exited with " +
+                                    render(reason)));
       return;
     }
     std::size_t i = 0;
@@ -403,7 +403,8 @@ class supervisor_engine : public std::enable_shared_from_this<supervisor_engine>
     if (flags_.strategy == restart_strategy::one_for_all) first = 0, last = children_.size();
     if (flags_.strategy == restart_strategy::rest_for_one) last = children_.size();
     for (std::size_t k = last; k-- > first;)  // stop in reverse; a temporary one is not restarted
-      if (k != i) j.steps.push_back(step{false, children_[k].spec.id, children_[k].spec.restart == restart_type::temporary});
+      if (k != i)
+        j.steps.push_back(step{false, children_[k].spec.id, children_[k].spec.restart == restart_type::temporary});
     for (std::size_t k = first; k < last; ++k) j.steps.push_back(step{true, children_[k].spec.id});
     current_ = std::move(j);
   }
@@ -478,7 +479,8 @@ class supervisor_engine : public std::enable_shared_from_this<supervisor_engine>
       caf::error refused;
       if (quitting_) refused = stopped();
       else if (!spec) refused = make_error(errc::invalid_argument, "no child spec was handed over");
-      else if (find(spec->id)) refused = make_error(errc::name_taken, "supervisor '" + name_ + "' has a child '" + spec->id + "'");
+      else if (find(spec->id))
+        refused = make_error(errc::name_taken, "supervisor '" + name_ + "' has a child '" + spec->id + "'");
       if (refused) {
         rp.deliver(std::move(refused));
         return;
@@ -498,7 +500,8 @@ class supervisor_engine : public std::enable_shared_from_this<supervisor_engine>
     when_idle([this, rp, id]() mutable {
       caf::error refused;
       if (quitting_) refused = stopped();
-      else if (!find(id)) refused = make_error(errc::unknown_name, "supervisor '" + name_ + "' has no child '" + id + "'");
+      else if (!find(id))
+        refused = make_error(errc::unknown_name, "supervisor '" + name_ + "' has no child '" + id + "'");
       if (refused) {
         rp.deliver(std::move(refused));
         return;
@@ -537,8 +540,8 @@ class supervisor_engine : public std::enable_shared_from_this<supervisor_engine>
     s.escalated = escalated_;
     std::vector<std::shared_ptr<supervisor_shared>> nested;
     for (const auto& c : children_) {
-      s.children.push_back({c.spec.id, c.spec.kind, c.spec.restart, static_cast<bool>(c.actor), c.actor ? c.actor.id() : 0,
-                            c.starts > 0 ? c.starts - 1 : 0, c.last_exit, nullptr});
+      s.children.push_back({c.spec.id, c.spec.kind, c.spec.restart, static_cast<bool>(c.actor),
+                            c.actor ? c.actor.id() : 0, c.starts > 0 ? c.starts - 1 : 0, c.last_exit, nullptr});
       nested.push_back(c.actor ? c.nested : nullptr);
     }
     std::lock_guard<std::mutex> lock(shared_->mu);
@@ -551,9 +554,9 @@ class supervisor_engine : public std::enable_shared_from_this<supervisor_engine>
   supervisor_flags flags_;
   bool dynamic_;
   std::shared_ptr<supervisor_shared> shared_;
-  std::vector<child_rec> children_;                 // in start order
+  std::vector<child_rec> children_;                   // in start order
   std::map<caf::actor_addr, std::string> monitored_;  // child instances whose down has not arrived
-  std::deque<clock::time_point> restart_times_;     // within the period
+  std::deque<clock::time_point> restart_times_;       // within the period
   std::uint64_t restarts_ = 0;
   bool escalated_ = false;
   bool started_ = false;
@@ -567,7 +570,8 @@ class supervisor_engine : public std::enable_shared_from_this<supervisor_engine>
   std::deque<std::function<void()>> deferred_;
 };
 
-caf::behavior supervisor_actor(caf::event_based_actor* self, supervisor_spec spec, std::shared_ptr<supervisor_shared> shared) {
+caf::behavior supervisor_actor(caf::event_based_actor* self, supervisor_spec spec,
+                               std::shared_ptr<supervisor_shared> shared) {
   return std::make_shared<supervisor_engine>(self, std::move(spec), std::move(shared))->behavior();
 }
 
@@ -613,19 +617,21 @@ caf::expected<supervisor_ref> start_supervisor(runtime& rt, supervisor_spec spec
     std::unique_lock<std::mutex> lock(shared->mu);
     shared->cv.wait(lock, [&] { return shared->started || shared->exited; });
     if (shared->exited) {
-      caf::error why = shared->exit_reason ? shared->exit_reason : make_error(errc::stopped, "supervisor '" + name + "' exited");
+      caf::error why =
+          shared->exit_reason ? shared->exit_reason : make_error(errc::stopped, "supervisor '" + name + "' exited");
       return why;
     }
   }
   rt.track(a);
   // Runtime shutdown stops the tree in order first (the runtime then exits whatever is left).
-  rt.on_shutdown([addr = a.address(), w = std::weak_ptr<supervisor_shared>(shared), limit = rt.config().shutdown_timeout] {
-    auto s = w.lock();
-    if (!s) return;
-    caf::anon_send_exit(addr, caf::exit_reason::user_shutdown);
-    std::unique_lock<std::mutex> lock(s->mu);
-    s->cv.wait_for(lock, limit, [&] { return s->exited; });
-  });
+  rt.on_shutdown(
+      [addr = a.address(), w = std::weak_ptr<supervisor_shared>(shared), limit = rt.config().shutdown_timeout] {
+        auto s = w.lock();
+        if (!s) return;
+        caf::anon_send_exit(addr, caf::exit_reason::user_shutdown);
+        std::unique_lock<std::mutex> lock(s->mu);
+        s->cv.wait_for(lock, limit, [&] { return s->exited; });
+      });
   return supervisor_ref{std::move(a), std::move(shared)};
 }
 

@@ -30,12 +30,12 @@
 #include "ringflow/generated/score_request_generated.h"
 #include "ringflow/messages.hpp"
 
-#define RF_CHECK(cond)                                                                    \
-  do {                                                                                    \
-    if (!(cond)) {                                                                        \
+#define RF_CHECK(cond)                                                                       \
+  do {                                                                                       \
+    if (!(cond)) {                                                                           \
       std::fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                       \
-    }                                                                                     \
+      std::abort();                                                                          \
+    }                                                                                        \
   } while (0)
 
 namespace ringflow::fuzz {
@@ -77,8 +77,7 @@ struct bounds {
 };
 
 /// Hash step that wraps on purpose (exempt from -fsanitize=unsigned-integer-overflow).
-__attribute__((no_sanitize("unsigned-integer-overflow"))) inline std::uint64_t mix(std::uint64_t h,
-                                                                                 std::uint64_t v) {
+__attribute__((no_sanitize("unsigned-integer-overflow"))) inline std::uint64_t mix(std::uint64_t h, std::uint64_t v) {
   return h * 131 + v;
 }
 
@@ -172,9 +171,7 @@ inline void same(const bases& b, const msg::SaxpyRequest& v, const demo::SaxpyRe
   same_vector(b, v.y(), g.y());
 }
 
-inline void same(const bases& b, const msg::SaxpyReply& v, const demo::SaxpyReply& g) {
-  same_vector(b, v.y(), g.y());
-}
+inline void same(const bases& b, const msg::SaxpyReply& v, const demo::SaxpyReply& g) { same_vector(b, v.y(), g.y()); }
 
 inline void same(const bases& b, const msg::ScoreRequest& v, const demo::ScoreRequest& g) {
   RF_CHECK(v.request_id() == g.request_id());
@@ -325,8 +322,8 @@ inline bool verify_and_compare_typed(type_id type, fb::bytes_view buf) {
   }
 }
 
-inline constexpr type_id all_types[] = {msg::Envelope::id,     msg::ErrorReply::id,   msg::Echo::id,
-                                        msg::SaxpyRequest::id, msg::SaxpyReply::id,   msg::ScoreRequest::id,
+inline constexpr type_id all_types[] = {msg::Envelope::id,     msg::ErrorReply::id, msg::Echo::id,
+                                        msg::SaxpyRequest::id, msg::SaxpyReply::id, msg::ScoreRequest::id,
                                         msg::ScoreReply::id};
 
 }  // namespace ringflow::fuzz

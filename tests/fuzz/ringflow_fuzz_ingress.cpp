@@ -111,8 +111,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     RF_CHECK(strict.message.payload.data == no_clock.message.payload.data);
     RF_CHECK(strict.message.payload.size <= tight.max_payload_bytes && size <= tight.max_envelope_bytes);
   } else if (strict.error == ingress_errc::oversize) {
-    RF_CHECK(size > tight.max_envelope_bytes ||
-             (no_clock && no_clock.message.payload.size > tight.max_payload_bytes) ||
+    RF_CHECK(size > tight.max_envelope_bytes || (no_clock && no_clock.message.payload.size > tight.max_payload_bytes) ||
              (!no_clock && no_clock.error != ingress_errc::malformed_envelope));
   }
 

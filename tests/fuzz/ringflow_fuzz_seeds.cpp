@@ -215,7 +215,8 @@ int main(int argc, char** argv) {
 
   // Traceparent strings.
   write("trace-valid.txt", std::string(kTrace));
-  write("trace-future-version.txt", std::string("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-holds"));
+  write("trace-future-version.txt",
+        std::string("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-holds"));
   write("trace-version-ff.txt", std::string("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
   write("trace-zero-trace-id.txt", std::string("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
   write("trace-zero-span-id.txt", std::string("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"));

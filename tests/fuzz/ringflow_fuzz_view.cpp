@@ -16,8 +16,12 @@ using fuzz::bounds;
 using fuzz::consume;
 
 // Odd-sized trivially-copyable "structs" for get_struct / vector<T>.
-struct three { std::uint8_t b[3]; };
-struct big { std::uint8_t b[40]; };
+struct three {
+  std::uint8_t b[3];
+};
+struct big {
+  std::uint8_t b[40];
+};
 
 template <class T>
 void probe_vector(const bounds& in, const fb::table_view& t, fb::field_id id) {

@@ -57,32 +57,66 @@ struct heap_buffer {
 // =============================================================================== generic mode
 
 enum class kind : std::uint8_t {
-  u8, i8, u16, i16, u32, i32, u64, i64, f32, f64, boolean, quote, feature,  // inline
-  vec_u8, vec_u16, vec_u32, vec_u64, vec_f32, vec_f64, vec_bool, vec_feature, vec_quote,  // vectors
-  str, bytes,
+  u8,
+  i8,
+  u16,
+  i16,
+  u32,
+  i32,
+  u64,
+  i64,
+  f32,
+  f64,
+  boolean,
+  quote,
+  feature,  // inline
+  vec_u8,
+  vec_u16,
+  vec_u32,
+  vec_u64,
+  vec_f32,
+  vec_f64,
+  vec_bool,
+  vec_feature,
+  vec_quote,  // vectors
+  str,
+  bytes,
   count_
 };
 
 template <class T>
-struct tag { using type = T; };
+struct tag {
+  using type = T;
+};
 
 /// Calls f(tag<T>) with the element / value type of an inline or vector kind.
 template <class F>
 decltype(auto) dispatch(kind k, F&& f) {
   switch (k) {
-    case kind::u8: case kind::vec_u8: case kind::bytes: case kind::str: return f(tag<std::uint8_t>{});
+    case kind::u8:
+    case kind::vec_u8:
+    case kind::bytes:
+    case kind::str: return f(tag<std::uint8_t>{});
     case kind::i8: return f(tag<std::int8_t>{});
-    case kind::u16: case kind::vec_u16: return f(tag<std::uint16_t>{});
+    case kind::u16:
+    case kind::vec_u16: return f(tag<std::uint16_t>{});
     case kind::i16: return f(tag<std::int16_t>{});
-    case kind::u32: case kind::vec_u32: return f(tag<std::uint32_t>{});
+    case kind::u32:
+    case kind::vec_u32: return f(tag<std::uint32_t>{});
     case kind::i32: return f(tag<std::int32_t>{});
-    case kind::u64: case kind::vec_u64: return f(tag<std::uint64_t>{});
+    case kind::u64:
+    case kind::vec_u64: return f(tag<std::uint64_t>{});
     case kind::i64: return f(tag<std::int64_t>{});
-    case kind::f32: case kind::vec_f32: return f(tag<float>{});
-    case kind::f64: case kind::vec_f64: return f(tag<double>{});
-    case kind::boolean: case kind::vec_bool: return f(tag<bool>{});
-    case kind::quote: case kind::vec_quote: return f(tag<msg::Quote>{});
-    case kind::feature: case kind::vec_feature: return f(tag<msg::Feature>{});
+    case kind::f32:
+    case kind::vec_f32: return f(tag<float>{});
+    case kind::f64:
+    case kind::vec_f64: return f(tag<double>{});
+    case kind::boolean:
+    case kind::vec_bool: return f(tag<bool>{});
+    case kind::quote:
+    case kind::vec_quote: return f(tag<msg::Quote>{});
+    case kind::feature:
+    case kind::vec_feature: return f(tag<msg::Feature>{});
     case kind::count_: break;
   }
   std::abort();
@@ -128,8 +162,8 @@ plan decode(FuzzedDataProvider& in) {
   p.cap = in.ConsumeIntegralInRange<std::uint32_t>(0, 6000);
   if (in.ConsumeBool()) p.ident = in.ConsumeIntegral<std::uint32_t>() | 1u;
   p.num_fields = in.ConsumeIntegralInRange<std::uint16_t>(0, 70);
-  p.inline_reserve = in.ConsumeBool() ? in.ConsumeIntegralInRange<std::uint32_t>(0, 600)
-                                      : in.ConsumeIntegral<std::uint32_t>();
+  p.inline_reserve =
+      in.ConsumeBool() ? in.ConsumeIntegralInRange<std::uint32_t>(0, 600) : in.ConsumeIntegral<std::uint32_t>();
   const int n_ops = in.ConsumeIntegralInRange<int>(0, 40);
   for (int i = 0; i < n_ops && in.remaining_bytes() > 0; ++i) {
     op o;
@@ -173,9 +207,9 @@ void fill(byte* elems, const op& o) {
 
 /// Applies one op; returns the builder's verdict. Deferred vectors are queued in `later`.
 bool apply(fb::builder& b, const op& o, std::vector<std::pair<byte*, const op*>>& later) {
-  if (o.k == kind::str)
-    return b.add_string(o.id, reinterpret_cast<const char*>(o.value.data()), o.count);
-  if (o.k == kind::bytes) return o.huge ? b.add_bytes(o.id, nullptr, o.count) : b.add_bytes(o.id, o.value.data(), o.count);
+  if (o.k == kind::str) return b.add_string(o.id, reinterpret_cast<const char*>(o.value.data()), o.count);
+  if (o.k == kind::bytes)
+    return o.huge ? b.add_bytes(o.id, nullptr, o.count) : b.add_bytes(o.id, o.value.data(), o.count);
   return dispatch(o.k, [&](auto t) -> bool {
     using T = typename decltype(t)::type;
     if (is_inline(o.k)) return b.add<T>(o.id, value_at<T>(o, 0));
@@ -211,8 +245,8 @@ outcome build(const plan& p, heap_buffer& buf) {
   const std::uint64_t header = p.ident ? 8 : 4;
   const std::uint64_t table = align_up(header + 4 + 2ull * p.num_fields, 4);
   const std::uint64_t table_end = table + 4 + p.inline_reserve;
-  const bool begin_ok = p.num_fields <= fb::builder::max_fields && 4ull + p.inline_reserve <= 0xFFFF &&
-                        table_end <= buf.cap;
+  const bool begin_ok =
+      p.num_fields <= fb::builder::max_fields && 4ull + p.inline_reserve <= 0xFFFF && table_end <= buf.cap;
   RF_CHECK(r.began == begin_ok);
 
   bool latched = !r.began;
@@ -284,7 +318,8 @@ struct generic_table : private flatbuffers::Table {
       const voffset_t slot = slot_of(o->id);
       bool ok = true;
       switch (o->k) {
-        case kind::u8: case kind::boolean: ok = VerifyField<std::uint8_t>(v, slot, 1); break;
+        case kind::u8:
+        case kind::boolean: ok = VerifyField<std::uint8_t>(v, slot, 1); break;
         case kind::i8: ok = VerifyField<std::int8_t>(v, slot, 1); break;
         case kind::u16: ok = VerifyField<std::uint16_t>(v, slot, 2); break;
         case kind::i16: ok = VerifyField<std::int16_t>(v, slot, 2); break;
@@ -296,7 +331,9 @@ struct generic_table : private flatbuffers::Table {
         case kind::f64: ok = VerifyField<double>(v, slot, 8); break;
         case kind::quote: ok = VerifyField<demo::Quote>(v, slot, 8); break;
         case kind::feature: ok = VerifyField<demo::Feature>(v, slot, 4); break;
-        case kind::vec_u8: case kind::vec_bool: case kind::bytes:
+        case kind::vec_u8:
+        case kind::vec_bool:
+        case kind::bytes:
           ok = VerifyOffset(v, slot) && v.VerifyVector(GetPointer<const flatbuffers::Vector<std::uint8_t>*>(slot));
           break;
         case kind::vec_u16:
@@ -319,8 +356,8 @@ struct generic_table : private flatbuffers::Table {
                v.VerifyVector(GetPointer<const flatbuffers::Vector<const demo::Feature*>*>(slot));
           break;
         case kind::vec_quote:
-          ok = VerifyOffset(v, slot) &&
-               v.VerifyVector(GetPointer<const flatbuffers::Vector<const demo::Quote*>*>(slot));
+          ok =
+              VerifyOffset(v, slot) && v.VerifyVector(GetPointer<const flatbuffers::Vector<const demo::Quote*>*>(slot));
           break;
         case kind::str:
           ok = VerifyOffset(v, slot) && v.VerifyString(GetPointer<const flatbuffers::String*>(slot));
@@ -530,10 +567,12 @@ void schema_echo(FuzzedDataProvider& in) {
       {{[&](fb::builder& b) { return b.add<std::uint64_t>(D::field::sequence, seq); }, 0},
        {[&](fb::builder& b) {
           return b.add_vector<std::uint8_t>(D::field::body, body.data(), static_cast<std::uint32_t>(body.size()));
-        }, counted_need(static_cast<std::uint32_t>(body.size()), 4)},
+        },
+        counted_need(static_cast<std::uint32_t>(body.size()), 4)},
        {[&](fb::builder& b) {
           return b.add_string(D::field::note, note.data(), static_cast<std::uint32_t>(note.size()));
-        }, counted_need(static_cast<std::uint32_t>(note.size()) + 1, 4)}},
+        },
+        counted_need(static_cast<std::uint32_t>(note.size()) + 1, 4)}},
       added);
   if (bytes.empty()) return;
   fuzz::aligned_copy copy(nullptr, 0);
@@ -553,14 +592,18 @@ void schema_saxpy_request(FuzzedDataProvider& in) {
   const auto x = consume_pod_vector<float>(in, 100);
   const auto y = consume_pod_vector<float>(in, 100);
   std::vector<bool> added;
-  const auto bytes = build_schema<D>(
-      in,
-      {{[&](fb::builder& b) { return b.add<float>(D::field::a, a); }, 0},
-       {[&](fb::builder& b) { return b.add_vector<float>(D::field::x, x.data(), static_cast<std::uint32_t>(x.size())); },
-        counted_need(static_cast<std::uint32_t>(x.size() * 4), 4)},
-       {[&](fb::builder& b) { return b.add_vector<float>(D::field::y, y.data(), static_cast<std::uint32_t>(y.size())); },
-        counted_need(static_cast<std::uint32_t>(y.size() * 4), 4)}},
-      added);
+  const auto bytes =
+      build_schema<D>(in,
+                      {{[&](fb::builder& b) { return b.add<float>(D::field::a, a); }, 0},
+                       {[&](fb::builder& b) {
+                          return b.add_vector<float>(D::field::x, x.data(), static_cast<std::uint32_t>(x.size()));
+                        },
+                        counted_need(static_cast<std::uint32_t>(x.size() * 4), 4)},
+                       {[&](fb::builder& b) {
+                          return b.add_vector<float>(D::field::y, y.data(), static_cast<std::uint32_t>(y.size()));
+                        },
+                        counted_need(static_cast<std::uint32_t>(y.size() * 4), 4)}},
+                      added);
   if (bytes.empty()) return;
   fuzz::aligned_copy copy(nullptr, 0);
   const auto* g = verified<demo::SaxpyRequest>(bytes, copy, demo::SaxpyRequestIdentifier());
@@ -582,15 +625,17 @@ void schema_saxpy_reply(FuzzedDataProvider& in) {
   const auto y = consume_pod_vector<float>(in, 200);
   // Written in place, element by element, after the table is laid out (as a kernel does).
   std::vector<bool> added;
-  const auto bytes = build_schema<D>(
-      in,
-      {{[&](fb::builder& b) {
-          auto out = b.add_vector<float>(D::field::y, static_cast<std::uint32_t>(y.size()));
-          if (!out) return false;
-          for (std::uint32_t i = static_cast<std::uint32_t>(y.size()); i > 0; --i) out.set(i - 1, y[i - 1]);
-          return true;
-        }, counted_need(static_cast<std::uint32_t>(y.size() * 4), 4)}},
-      added);
+  const auto bytes = build_schema<D>(in,
+                                     {{[&](fb::builder& b) {
+                                         auto out =
+                                             b.add_vector<float>(D::field::y, static_cast<std::uint32_t>(y.size()));
+                                         if (!out) return false;
+                                         for (std::uint32_t i = static_cast<std::uint32_t>(y.size()); i > 0; --i)
+                                           out.set(i - 1, y[i - 1]);
+                                         return true;
+                                       },
+                                       counted_need(static_cast<std::uint32_t>(y.size() * 4), 4)}},
+                                     added);
   if (bytes.empty()) return;
   fuzz::aligned_copy copy(nullptr, 0);
   const auto* g = verified<demo::SaxpyReply>(bytes, copy, demo::SaxpyReplyIdentifier());
@@ -621,11 +666,13 @@ void schema_score_request(FuzzedDataProvider& in) {
        {[&](fb::builder& b) {
           return b.add_vector<msg::Feature>(D::field::features, features.data(),
                                             static_cast<std::uint32_t>(features.size()));
-        }, counted_need(static_cast<std::uint32_t>(features.size() * sizeof(msg::Feature)), 4)},
+        },
+        counted_need(static_cast<std::uint32_t>(features.size() * sizeof(msg::Feature)), 4)},
        {[&](fb::builder& b) { return b.add<float>(D::field::max_discount, max_discount); }, 0},
        {[&](fb::builder& b) {
           return b.add_string(D::field::symbol, symbol.data(), static_cast<std::uint32_t>(symbol.size()));
-        }, counted_need(static_cast<std::uint32_t>(symbol.size()) + 1, 4)}},
+        },
+        counted_need(static_cast<std::uint32_t>(symbol.size()) + 1, 4)}},
       added);
   if (bytes.empty()) return;
   fuzz::aligned_copy copy(nullptr, 0);
@@ -653,14 +700,14 @@ void schema_score_reply(FuzzedDataProvider& in) {
   const bool approved = in.ConsumeBool();
   const auto reason = in.ConsumeIntegral<std::uint16_t>();
   std::vector<bool> added;
-  const auto bytes = build_schema<D>(
-      in,
-      {{[&](fb::builder& b) { return b.add<std::uint64_t>(D::field::request_id, request_id); }, 0},
-       {[&](fb::builder& b) { return b.add<float>(D::field::score, score); }, 0},
-       {[&](fb::builder& b) { return b.add<double>(D::field::price, price); }, 0},
-       {[&](fb::builder& b) { return b.add<bool>(D::field::approved, approved); }, 0},
-       {[&](fb::builder& b) { return b.add<std::uint16_t>(D::field::reason, reason); }, 0}},
-      added);
+  const auto bytes =
+      build_schema<D>(in,
+                      {{[&](fb::builder& b) { return b.add<std::uint64_t>(D::field::request_id, request_id); }, 0},
+                       {[&](fb::builder& b) { return b.add<float>(D::field::score, score); }, 0},
+                       {[&](fb::builder& b) { return b.add<double>(D::field::price, price); }, 0},
+                       {[&](fb::builder& b) { return b.add<bool>(D::field::approved, approved); }, 0},
+                       {[&](fb::builder& b) { return b.add<std::uint16_t>(D::field::reason, reason); }, 0}},
+                      added);
   if (bytes.empty()) return;
   fuzz::aligned_copy copy(nullptr, 0);
   const auto* g = verified<demo::ScoreReply>(bytes, copy, demo::ScoreReplyIdentifier());
@@ -678,13 +725,14 @@ void schema_error_reply(FuzzedDataProvider& in) {
   const auto code = in.ConsumeIntegral<std::uint16_t>();
   const std::string detail = consume_text(in, 128);
   std::vector<bool> added;
-  const auto bytes = build_schema<D>(
-      in,
-      {{[&](fb::builder& b) { return b.add<std::uint16_t>(D::field::code, code); }, 0},
-       {[&](fb::builder& b) {
-          return b.add_string(D::field::detail, detail.data(), static_cast<std::uint32_t>(detail.size()));
-        }, counted_need(static_cast<std::uint32_t>(detail.size()) + 1, 4)}},
-      added);
+  const auto bytes = build_schema<D>(in,
+                                     {{[&](fb::builder& b) { return b.add<std::uint16_t>(D::field::code, code); }, 0},
+                                      {[&](fb::builder& b) {
+                                         return b.add_string(D::field::detail, detail.data(),
+                                                             static_cast<std::uint32_t>(detail.size()));
+                                       },
+                                       counted_need(static_cast<std::uint32_t>(detail.size()) + 1, 4)}},
+                                     added);
   if (bytes.empty()) return;
   fuzz::aligned_copy copy(nullptr, 0);
   const auto* g = verified<wire::ErrorReply>(bytes, copy, wire::ErrorReplyIdentifier());
@@ -749,7 +797,8 @@ void check_validated(const ingress_result& r, const envelope_values& e, type_id 
   RF_CHECK(fuzz::equal_bytes(m.payload.data, payload.data(), payload.size()));
   trace_context expect;
   RF_CHECK(m.trace.valid == parse_traceparent(e.traceparent, expect));
-  if (m.trace.valid) RF_CHECK(std::memcmp(&m.trace.trace_id, &expect.trace_id, 16) == 0 && m.trace.flags == expect.flags);
+  if (m.trace.valid)
+    RF_CHECK(std::memcmp(&m.trace.trace_id, &expect.trace_id, 16) == 0 && m.trace.flags == expect.flags);
 }
 
 /// Wraps `payload` into envelopes (fb::builder and encode_envelope); both must pass ingress.
@@ -763,7 +812,10 @@ void check_ingress(FuzzedDataProvider& in, type_id type, const std::vector<std::
   const auto payload_size = static_cast<std::uint32_t>(payload.size());
   const bool tenant_present = !e.tenant.empty() && in.ConsumeBool();
   std::vector<field_step> steps = {
-      {[&](fb::builder& b) { return !write_version || b.add<std::uint16_t>(E::field::schema_version, e.schema_version); }, 0},
+      {[&](fb::builder& b) {
+         return !write_version || b.add<std::uint16_t>(E::field::schema_version, e.schema_version);
+       },
+       0},
       {[&](fb::builder& b) { return b.add<std::uint32_t>(E::field::type_id, type); }, 0},
       {[&](fb::builder& b) { return b.add<std::uint64_t>(E::field::correlation_id, e.correlation_id); }, 0},
       {[&](fb::builder& b) { return b.add<std::uint64_t>(E::field::sequence, e.sequence); }, 0},

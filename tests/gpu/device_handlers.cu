@@ -44,23 +44,49 @@
 namespace {
 enum emuError_t { emuSuccess = 0, emuErrorMemoryAllocation = 2 };
 enum emuMemcpyKind { emuMemcpyHostToDevice, emuMemcpyDeviceToHost };
-struct emuDeviceProp { char name[64] = "host emulation (RINGFLOW_GPU_TEST_EMULATE)"; int major = 0, minor = 0; };
-struct emu_dim3 { unsigned x = 0; };
+struct emuDeviceProp {
+  char name[64] = "host emulation (RINGFLOW_GPU_TEST_EMULATE)";
+  int major = 0, minor = 0;
+};
+struct emu_dim3 {
+  unsigned x = 0;
+};
 thread_local emu_dim3 blockIdx, threadIdx;
 std::vector<std::thread> g_emu_blocks;
 const char* emuGetErrorString(emuError_t e) { return e == emuSuccess ? "no error" : "out of memory"; }
-emuError_t emuGetDeviceCount(int* n) { *n = 1; return emuSuccess; }
-emuError_t emuGetDeviceProperties(emuDeviceProp* p, int) { *p = emuDeviceProp{}; return emuSuccess; }
-emuError_t emuDeviceGetAttribute(int* v, int, int) { *v = 1; return emuSuccess; }
+emuError_t emuGetDeviceCount(int* n) {
+  *n = 1;
+  return emuSuccess;
+}
+emuError_t emuGetDeviceProperties(emuDeviceProp* p, int) {
+  *p = emuDeviceProp{};
+  return emuSuccess;
+}
+emuError_t emuDeviceGetAttribute(int* v, int, int) {
+  *v = 1;
+  return emuSuccess;
+}
 template <class T>
 emuError_t emuMalloc(T** p, std::size_t n) {
   *p = static_cast<T*>(std::aligned_alloc(256, (n + 255) / 256 * 256));
   return *p ? emuSuccess : emuErrorMemoryAllocation;
 }
-emuError_t emuFree(void* p) { std::free(p); return emuSuccess; }
-emuError_t emuMemcpy(void* d, const void* s, std::size_t n, emuMemcpyKind) { std::memcpy(d, s, n); return emuSuccess; }
-emuError_t emuMemset(void* d, int v, std::size_t n) { std::memset(d, v, n); return emuSuccess; }
-emuError_t emuHostGetDevicePointer(void** d, void* h, unsigned) { *d = h; return emuSuccess; }
+emuError_t emuFree(void* p) {
+  std::free(p);
+  return emuSuccess;
+}
+emuError_t emuMemcpy(void* d, const void* s, std::size_t n, emuMemcpyKind) {
+  std::memcpy(d, s, n);
+  return emuSuccess;
+}
+emuError_t emuMemset(void* d, int v, std::size_t n) {
+  std::memset(d, v, n);
+  return emuSuccess;
+}
+emuError_t emuHostGetDevicePointer(void** d, void* h, unsigned) {
+  *d = h;
+  return emuSuccess;
+}
 emuError_t emuGetLastError() { return emuSuccess; }
 emuError_t emuDeviceSynchronize() {
   for (auto& t : g_emu_blocks) t.join();
@@ -70,7 +96,11 @@ emuError_t emuDeviceSynchronize() {
 template <class F>
 void emu_launch(unsigned blocks, F f) {
   for (unsigned b = 0; b < blocks; ++b)
-    g_emu_blocks.emplace_back([f, b] { blockIdx.x = b; threadIdx.x = 0; f(); });
+    g_emu_blocks.emplace_back([f, b] {
+      blockIdx.x = b;
+      threadIdx.x = 0;
+      f();
+    });
 }
 }  // namespace
 #elif defined(__HIPCC__)
@@ -104,36 +134,36 @@ using rf::demo_kernels::EchoKernel;
 using rf::demo_kernels::SaxpyKernel;
 using rf::demo_kernels::ScoreKernel;
 
-#define CHECK(call)                                                                               \
-  do {                                                                                            \
-    const GPU(Error_t) e_ = (call);                                                               \
-    if (e_ != GPU(Success)) {                                                                     \
-      std::fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call,                  \
-                   GPU(GetErrorString)(e_));                                                      \
-      std::exit(1);                                                                               \
-    }                                                                                             \
+#define CHECK(call)                                                                                       \
+  do {                                                                                                    \
+    const GPU(Error_t) e_ = (call);                                                                       \
+    if (e_ != GPU(Success)) {                                                                             \
+      std::fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, GPU(GetErrorString)(e_)); \
+      std::exit(1);                                                                                       \
+    }                                                                                                     \
   } while (0)
 
 namespace {
 
 int g_failures = 0;
 
-#define EXPECT(cond, ...)                                                                         \
-  do {                                                                                            \
-    if (!(cond)) {                                                                                \
-      if (++g_failures <= 20) {                                                                   \
-        std::fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                     \
-        std::fprintf(stderr, __VA_ARGS__);                                                        \
-        std::fprintf(stderr, "\n");                                                               \
-      }                                                                                           \
-    }                                                                                             \
+#define EXPECT(cond, ...)                                                    \
+  do {                                                                       \
+    if (!(cond)) {                                                           \
+      if (++g_failures <= 20) {                                              \
+        std::fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+        std::fprintf(stderr, __VA_ARGS__);                                   \
+        std::fprintf(stderr, "\n");                                          \
+      }                                                                      \
+    }                                                                        \
   } while (0)
 
 // Device time in ns, for the ping-pong kernel's idle watchdog only.
 __device__ inline std::uint64_t device_now_ns() {
 #if defined(RINGFLOW_GPU_TEST_EMULATE)
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-      std::chrono::steady_clock::now().time_since_epoch()).count());
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count());
 #elif defined(__HIPCC__)
 #if defined(__HIP_DEVICE_COMPILE__)
   // s_memrealtime: the 100 MHz constant "REFCLK" counter on gfx9 (what wall_clock64() reads;
@@ -189,8 +219,8 @@ struct request {
 
 /// Builds one FlatBuffer with fb::builder into an 8-byte aligned buffer and returns its bytes.
 template <class Fill>
-std::vector<std::uint8_t> build(std::uint32_t cap, rf::type_id id, std::uint16_t num_fields,
-                                std::uint32_t inline_max, Fill fill) {
+std::vector<std::uint8_t> build(std::uint32_t cap, rf::type_id id, std::uint16_t num_fields, std::uint32_t inline_max,
+                                Fill fill) {
   std::vector<std::uint64_t> buf((cap + 7) / 8 + 1);
   rf::fb::builder b(reinterpret_cast<std::uint8_t*>(buf.data()), cap);
   b.begin(id, num_fields, inline_max);
@@ -208,7 +238,10 @@ std::vector<std::uint8_t> build(std::uint32_t cap, rf::type_id id, std::uint16_t
 std::vector<std::uint8_t> malformed_bytes(std::mt19937_64& rng) {
   std::vector<std::uint8_t> v(4 + rng() % 60);
   for (auto& c : v) c = static_cast<std::uint8_t>(rng());
-  v[0] = 0xF0; v[1] = 0xFF; v[2] = 0xFF; v[3] = 0xFF;
+  v[0] = 0xF0;
+  v[1] = 0xFF;
+  v[2] = 0xFF;
+  v[3] = 0xFF;
   return v;
 }
 
@@ -254,10 +287,9 @@ std::vector<request> make_saxpy(std::mt19937_64& rng, std::uint64_t base) {
       const std::uint32_t n = kReplyArena / 4 + 1000;
       std::vector<float> x(n, 1.5f);
       fill_header(rng, r, msg::SaxpyRequest::id, corr);
-      r.payload = build(4 * n + 256, msg::SaxpyRequest::id, msg::SaxpyRequest::num_fields,
-                        msg::SaxpyRequest::inline_max, [&](rf::fb::builder& b) {
-                          b.add_vector<float>(msg::SaxpyRequest::field::x, x.data(), n);
-                        });
+      r.payload =
+          build(4 * n + 256, msg::SaxpyRequest::id, msg::SaxpyRequest::num_fields, msg::SaxpyRequest::inline_max,
+                [&](rf::fb::builder& b) { b.add_vector<float>(msg::SaxpyRequest::field::x, x.data(), n); });
       r.expect = rf::status::reply_too_large;
     } else if (kind < 2) {  // not a table
       fill_header(rng, r, msg::SaxpyRequest::id, corr);
@@ -444,9 +476,9 @@ void check_reply_semantics(std::uint32_t kind, const request& req, const rf::slo
   EXPECT(h.deadline_ns == req.header.deadline_ns, "deadline copied");
   EXPECT(std::memcmp(h.trace_id, req.header.trace_id, 16) == 0 && std::memcmp(h.span_id, req.header.span_id, 8) == 0,
          "trace context copied");
-  EXPECT(h.status == static_cast<std::uint16_t>(req.expect), "%s corr %llu: status %s, expected %s",
-         kKindName[kind], static_cast<unsigned long long>(h.correlation_id),
-         rf::to_string(static_cast<rf::status>(h.status)), rf::to_string(req.expect));
+  EXPECT(h.status == static_cast<std::uint16_t>(req.expect), "%s corr %llu: status %s, expected %s", kKindName[kind],
+         static_cast<unsigned long long>(h.correlation_id), rf::to_string(static_cast<rf::status>(h.status)),
+         rf::to_string(req.expect));
   if (h.status != 0) {
     EXPECT(h.type_id == msg::ErrorReply::id && (h.flags & rf::slot_flags::error_reply), "error reply type/flag");
     const auto e = msg::view_of<msg::ErrorReply>(payload);
@@ -459,7 +491,8 @@ void check_reply_semantics(std::uint32_t kind, const request& req, const rf::slo
                (payload.size == 0 || std::memcmp(payload.data, req.payload.data(), payload.size) == 0),
            "echo corr %llu: reply is not the request", static_cast<unsigned long long>(h.correlation_id));
   } else if (kind == kind_saxpy) {
-    const auto q = msg::view_of<msg::SaxpyRequest>({req.payload.data(), static_cast<std::uint32_t>(req.payload.size())});
+    const auto q =
+        msg::view_of<msg::SaxpyRequest>({req.payload.data(), static_cast<std::uint32_t>(req.payload.size())});
     const auto rep = msg::view_of<msg::SaxpyReply>(payload);
     EXPECT(h.type_id == msg::SaxpyReply::id && rep.table.valid(), "saxpy reply type");
     const auto x = q.x(), y = q.y(), yo = rep.y();
@@ -470,7 +503,8 @@ void check_reply_semantics(std::uint32_t kind, const request& req, const rf::slo
              static_cast<unsigned long long>(h.correlation_id), i, yo[i], want);
     }
   } else {
-    const auto q = msg::view_of<msg::ScoreRequest>({req.payload.data(), static_cast<std::uint32_t>(req.payload.size())});
+    const auto q =
+        msg::view_of<msg::ScoreRequest>({req.payload.data(), static_cast<std::uint32_t>(req.payload.size())});
     const auto rep = msg::view_of<msg::ScoreReply>(payload);
     EXPECT(h.type_id == msg::ScoreReply::id && rep.table.valid(), "score reply type");
     EXPECT(rep.request_id() == q.request_id(), "score request_id");
@@ -500,16 +534,20 @@ std::uint32_t compare_replies(std::uint32_t kind, rf::ring_region host, rf::ring
            "%s reply %u (corr %llu): header differs: host {status %u type %08x len %u flags %x arena %u} "
            "device {status %u type %08x len %u flags %x arena %u corr %llu}",
            kKindName[kind], n, static_cast<unsigned long long>(h->correlation_id), h->status, h->type_id,
-           h->payload_len, h->flags, h->arena_offset, d->status, d->type_id, d->payload_len, d->flags,
-           d->arena_offset, static_cast<unsigned long long>(d->correlation_id));
+           h->payload_len, h->flags, h->arena_offset, d->status, d->type_id, d->payload_len, d->flags, d->arena_offset,
+           static_cast<unsigned long long>(d->correlation_id));
     if (same_header && h->payload_len) {
       const std::uint8_t* hp = hc.payload(h);
       const std::uint8_t* dp = dc.payload(d);
       std::uint32_t first = h->payload_len;
       for (std::uint32_t i = 0; i < h->payload_len; ++i)
-        if (hp[i] != dp[i]) { first = i; break; }
-      EXPECT(first == h->payload_len, "%s reply %u (corr %llu): payload differs at byte %u of %u (host %02x device %02x)",
-             kKindName[kind], n, static_cast<unsigned long long>(h->correlation_id), first, h->payload_len,
+        if (hp[i] != dp[i]) {
+          first = i;
+          break;
+        }
+      EXPECT(first == h->payload_len,
+             "%s reply %u (corr %llu): payload differs at byte %u of %u (host %02x device %02x)", kKindName[kind], n,
+             static_cast<unsigned long long>(h->correlation_id), first, h->payload_len,
              first < h->payload_len ? hp[first] : 0, first < h->payload_len ? dp[first] : 0);
     }
     hc.release();
@@ -553,7 +591,8 @@ int part1_batch() {
     dev_mem[3 * k] = d_req;
     dev_mem[3 * k + 1] = d_rep;
     dev_mem[3 * k + 2] = d_scr;
-    dev_jobs[k] = serve_job{rf::ring_region(d_req), rf::ring_region(d_rep), static_cast<std::uint64_t*>(d_scr), {}, k, 0};
+    dev_jobs[k] =
+        serve_job{rf::ring_region(d_req), rf::ring_region(d_rep), static_cast<std::uint64_t*>(d_scr), {}, k, 0};
     host_jobs[k] = serve_job{rq, rf::ring_region(rep_host[k].p), scratch_host[k].data(), {}, k, 0};
   }
 
@@ -590,14 +629,17 @@ int part1_batch() {
 
     std::uint32_t counts[16] = {};
     const int failures_before = g_failures;
-    const std::uint32_t n = compare_replies(k, rf::ring_region(rep_host[k].p), rf::ring_region(rep_back[k].p), reqs[k], counts);
+    const std::uint32_t n =
+        compare_replies(k, rf::ring_region(rep_host[k].p), rf::ring_region(rep_back[k].p), reqs[k], counts);
     total += n;
-    std::printf("  %-5s %u replies %s: ok %u, invalid_argument %u, malformed %u, wrong_type %u, "
-                "reply_too_large %u\n",
-                kKindName[k], n, g_failures == failures_before ? "identical on host and device" : "MISMATCH",
-                counts[0], counts[1], counts[2], counts[3], counts[4]);
+    std::printf(
+        "  %-5s %u replies %s: ok %u, invalid_argument %u, malformed %u, wrong_type %u, "
+        "reply_too_large %u\n",
+        kKindName[k], n, g_failures == failures_before ? "identical on host and device" : "MISMATCH", counts[0],
+        counts[1], counts[2], counts[3], counts[4]);
     // Every error path the mix is meant to cover was actually taken.
-    EXPECT(counts[0] > 0 && counts[3] > 0 && counts[4] + counts[2] + counts[1] > 0, "%s: mix lacks a status", kKindName[k]);
+    EXPECT(counts[0] > 0 && counts[3] > 0 && counts[4] + counts[2] + counts[1] > 0, "%s: mix lacks a status",
+           kKindName[k]);
   }
   std::printf("part 1 (batch): %u requests served by %u device threads in %.2f ms; %s\n", total, kind_count, dev_ms,
               g_failures ? "MISMATCH" : "all replies identical");
@@ -614,8 +656,8 @@ constexpr rf::ring_config kPingRing{64, 256, 64u << 10, 0};
 /// A persistent echo server on one device thread: polls the request ring in mapped host memory,
 /// stops when the host asks (control_block, also mapped), faults itself after `idle_limit_ns`
 /// without a request so a lost host never leaves it spinning.
-__global__ void echo_server(rf::ring_region req, rf::ring_region rep, std::uint64_t* scratch,
-                            rf::control_block* ctl, std::uint64_t idle_limit_ns) {
+__global__ void echo_server(rf::ring_region req, rf::ring_region rep, std::uint64_t* scratch, rf::control_block* ctl,
+                            std::uint64_t idle_limit_ns) {
   if (threadIdx.x != 0 || blockIdx.x != 0) return;
   ctl->set_state(rf::kernel_state::running);
   rf::ring_consumer in(req);
@@ -763,15 +805,16 @@ int part2_pingpong() {
   if (!timed_out && !rtt_us.empty()) {
     std::sort(rtt_us.begin(), rtt_us.end());
     const double pipe_s = std::chrono::duration<double>(end - pipelined_start).count();
-    std::printf("part 2 (ping-pong, device thread polling %s): %u messages echoed; round trip p50 %.2f us, "
-                "p99 %.2f us; pipelined %u msgs in %.1f ms (%.0f msg/s)\n",
+    std::printf(
+        "part 2 (ping-pong, device thread polling %s): %u messages echoed; round trip p50 %.2f us, "
+        "p99 %.2f us; pipelined %u msgs in %.1f ms (%.0f msg/s)\n",
 #if defined(RINGFLOW_GPU_TEST_EMULATE)
-                "host memory (emulated)",
+        "host memory (emulated)",
 #else
-                "mapped host memory",
+        "mapped host memory",
 #endif
-                received, rtt_us[rtt_us.size() / 2], rtt_us[rtt_us.size() * 99 / 100], kPipelined, pipe_s * 1e3,
-                kPipelined / pipe_s);
+        received, rtt_us[rtt_us.size() / 2], rtt_us[rtt_us.size() * 99 / 100], kPipelined, pipe_s * 1e3,
+        kPipelined / pipe_s);
   }
   CHECK(GPU(Free)(d_scr));
   CHECK(gpuFreeHost(h_req));

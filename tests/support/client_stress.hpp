@@ -21,7 +21,7 @@ struct client_stress {
   /// callbacks: every request through submit(msg, callback); mixed: call(), the future and the
   /// callback in turn (request i uses i % 3).
   enum class mode { callbacks, mixed } how = mode::callbacks;
-  int callback_window = 16;  // callbacks outstanding per thread at most
+  int callback_window = 16;                // callbacks outstanding per thread at most
   std::chrono::milliseconds drain{60000};  // how long a thread waits for its last callbacks
 };
 

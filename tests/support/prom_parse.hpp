@@ -158,7 +158,7 @@ inline std::string unescape_help(std::string_view s, int line) {
 inline std::map<std::string, prom_family> parse_prometheus(const std::string& text) {
   using detail::fail;
   std::map<std::string, prom_family> fams;
-  std::map<std::string, int> first_line;         // where a family was opened (HELP or TYPE)
+  std::map<std::string, int> first_line;          // where a family was opened (HELP or TYPE)
   std::map<std::string, std::vector<int>> lines;  // per family, the line of each sample
   std::set<std::string> helped;
   std::set<std::pair<std::string, std::map<std::string, std::string>>> series;
@@ -207,15 +207,14 @@ inline std::map<std::string, prom_family> parse_prometheus(const std::string& te
 
     prom_sample s;
     std::size_t i = 0;
-    while (i < line.size() && (detail::alpha(line[i]) || line[i] == '_' || line[i] == ':' ||
-                               (i > 0 && detail::digit(line[i]))))
+    while (i < line.size() &&
+           (detail::alpha(line[i]) || line[i] == '_' || line[i] == ':' || (i > 0 && detail::digit(line[i]))))
       ++i;
     s.name = line.substr(0, i);
     if (s.name.empty()) fail(n, "no metric name");
     detail::parse_sample_rest(line.substr(i), n, s);
 
-    if (current.empty() || fams.at(current).type.empty())
-      fail(n, "sample '" + s.name + "' before its family's TYPE");
+    if (current.empty() || fams.at(current).type.empty()) fail(n, "sample '" + s.name + "' before its family's TYPE");
     prom_family& f = fams.at(current);
     if (f.type == "histogram") {
       const bool bucket = s.name == current + "_bucket";

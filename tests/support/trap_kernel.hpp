@@ -26,7 +26,9 @@ struct TrapKernel {
   using request = msg::Echo;
   using reply = msg::Echo;
   static constexpr const char* name = "trap";
-  RINGFLOW_HD static std::uint32_t reply_capacity(const msg_view& in) { return demo_kernels::EchoKernel::reply_capacity(in); }
+  RINGFLOW_HD static std::uint32_t reply_capacity(const msg_view& in) {
+    return demo_kernels::EchoKernel::reply_capacity(in);
+  }
   RINGFLOW_HD static status handle(const msg_view& in, reply_writer& out) {
     if (in.as<msg::Echo>().sequence() == trap_sequence) trap_now();
     return demo_kernels::EchoKernel::handle(in, out);

@@ -45,7 +45,8 @@ ring_storage::ring_storage(const ring_config& cfg, void* memory, bool format) : 
   }
   region_ = ring_region(memory, cfg);
   if (!region_.config_intact())
-    throw std::invalid_argument("ring_storage: the memory does not hold a ring of this configuration (bad magic or config)");
+    throw std::invalid_argument(
+        "ring_storage: the memory does not hold a ring of this configuration (bad magic or config)");
 }
 
 void ring_storage::reset() {

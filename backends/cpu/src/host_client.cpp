@@ -10,8 +10,7 @@
 
 namespace ringflow::cpu {
 
-host_client::host_client(cpu_kernel& kernel, channel& ch, wait_policy wait)
-    : kernel_(kernel), ch_(ch), wait_(wait) {
+host_client::host_client(cpu_kernel& kernel, channel& ch, wait_policy wait) : kernel_(kernel), ch_(ch), wait_(wait) {
   if (!ch_.claim_client())
     throw std::logic_error("host_client: channel '" + ch_.kernel_name() + "' already has a client");
   producer_ = ring_producer(ch_.requests(), ch_.request_producer_scratch());
@@ -136,10 +135,11 @@ submit_result host_client::submit(type_id type, std::span<const std::uint8_t> pa
   h.correlation_id = id;
   h.type_id = type;
   h.status = 0;
-  h.deadline_ns = opts.deadline ? static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                                 opts.deadline->time_since_epoch())
-                                                                 .count())
-                                : 0;
+  h.deadline_ns =
+      opts.deadline
+          ? static_cast<std::uint64_t>(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(opts.deadline->time_since_epoch()).count())
+          : 0;
   for (int i = 0; i < 16; ++i) h.trace_id[i] = opts.trace.valid ? opts.trace.trace_id[i] : 0;
   for (int i = 0; i < 8; ++i) h.span_id[i] = opts.trace.valid ? opts.trace.span_id[i] : 0;
   if (!payload.empty()) std::memcpy(c.payload, payload.data(), payload.size());

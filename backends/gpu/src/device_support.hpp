@@ -40,8 +40,9 @@ struct ordinal_claim {
   explicit ordinal_claim(int o) {
     std::lock_guard lock(g_open_mu);
     if (std::find(g_open_ordinals.begin(), g_open_ordinals.end(), o) != g_open_ordinals.end())
-      throw std::logic_error(std::string(api::backend) + ":" + std::to_string(o) +
-                             " is already open in this process: share its gpu_device (one persistent kernel per device)");
+      throw std::logic_error(
+          std::string(api::backend) + ":" + std::to_string(o) +
+          " is already open in this process: share its gpu_device (one persistent kernel per device)");
     g_open_ordinals.push_back(o);
     ordinal = o;
   }

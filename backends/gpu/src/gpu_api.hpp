@@ -75,7 +75,8 @@ inline error describe(int ordinal, gpu_info& out) {
   char name[256] = {};
   if (const error e = cudaDeviceGetAttribute(&v, cudaDevAttrComputeCapabilityMajor, ordinal); e != success) return e;
   int minor = 0;
-  if (const error e = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, ordinal); e != success) return e;
+  if (const error e = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, ordinal); e != success)
+    return e;
   out.arch = "sm_" + std::to_string(v * 10 + minor);
   cudaDeviceProp p{};
   if (const error e = cudaGetDeviceProperties(&p, ordinal); e != success) return e;
@@ -157,15 +158,13 @@ inline fault_kind classify(error e) {
     case hipErrorECCNotCorrectable:
 #endif
       return {kernel_error::device_fault, true};
-    case RINGFLOW_RT(ErrorMemoryAllocation):
-      return {kernel_error::out_of_memory, false};
+    case RINGFLOW_RT(ErrorMemoryAllocation): return {kernel_error::out_of_memory, false};
     case RINGFLOW_RT(ErrorNoDevice):
 #if defined(RINGFLOW_GPU_API_CUDA)
     case cudaErrorDevicesUnavailable:
 #endif
       return {kernel_error::device_lost, true};
-    default:
-      return {kernel_error::internal, false};
+    default: return {kernel_error::internal, false};
   }
 }
 #undef RINGFLOW_RT

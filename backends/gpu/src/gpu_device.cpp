@@ -25,11 +25,14 @@ namespace {
 
 using api::describe_error;
 
-
 class device_impl final : public gpu_device, public std::enable_shared_from_this<device_impl> {
  public:
   device_impl(gpu_device_options opts, kernel_table_info table, gpu_info info)
-      : claim_(opts.ordinal), opts_(std::move(opts)), table_(table), info_(std::move(info)), bindings_(opts_.max_rings),
+      : claim_(opts.ordinal),
+        opts_(std::move(opts)),
+        table_(table),
+        info_(std::move(info)),
+        bindings_(opts_.max_rings),
         pool_(opts_.ring_pool_bytes) {
     if (opts_.id.empty()) opts_.id = std::string(api::backend) + ":" + std::to_string(opts_.ordinal);
     if (opts_.max_rings == 0) throw std::invalid_argument("gpu device: max_rings must be > 0");
@@ -105,10 +108,12 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     if (rings.replies.arena_bytes && rings.replies.capacity > opts_.max_reply_capacity)
       throw std::invalid_argument("gpu device: a response ring with an arena may have at most max_reply_capacity (" +
                                   std::to_string(opts_.max_reply_capacity) + ") slots");
-    const std::uint64_t need = round128(ring_layout{rings.requests}.bytes()) + round128(ring_layout{rings.replies}.bytes());
+    const std::uint64_t need =
+        round128(ring_layout{rings.requests}.bytes()) + round128(ring_layout{rings.replies}.bytes());
     if (need > opts_.ring_pool_bytes)
       throw std::invalid_argument("gpu device: one ring pair needs " + std::to_string(need) +
-                                  " bytes, more than the whole ring pool (" + std::to_string(opts_.ring_pool_bytes) + ")");
+                                  " bytes, more than the whole ring pool (" + std::to_string(opts_.ring_pool_bytes) +
+                                  ")");
     std::weak_ptr<device_impl> self = weak_from_this();
     return [self, k, rings](doorbell* bell) -> std::unique_ptr<incarnation> {
       auto dev = self.lock();
@@ -126,7 +131,8 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   std::uint32_t workers() const noexcept override { return workers_; }
   std::size_t bound_rings() const override {
     std::lock_guard lock(mu_);
-    return static_cast<std::size_t>(std::count_if(bindings_.begin(), bindings_.end(), [](const binding& b) { return b.in_use; }));
+    return static_cast<std::size_t>(
+        std::count_if(bindings_.begin(), bindings_.end(), [](const binding& b) { return b.in_use; }));
   }
   std::uint64_t kernel_launches() const noexcept override { return launches_.load(std::memory_order_relaxed); }
   bool poisoned() const noexcept override { return poisoned_flag_.load(std::memory_order_acquire); }
@@ -152,7 +158,8 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     if (closed_) throw std::runtime_error(opts_.id + ": its kernel was stopped (shutdown)");
     if (poisoned_) throw std::runtime_error(opts_.id + " is poisoned by a sticky error (" + last_error_ + ")");
     std::string why;
-    if (!kernel_running_ && !launch_locked(why)) throw std::runtime_error(opts_.id + ": cannot launch its kernel: " + why);
+    if (!kernel_running_ && !launch_locked(why))
+      throw std::runtime_error(opts_.id + ": cannot launch its kernel: " + why);
     if (free_entries_.empty()) reclaim_leaked_locked();
     if (free_entries_.empty())
       throw std::runtime_error(opts_.id + ": ring table full (" + std::to_string(opts_.max_rings) + " rings)");
@@ -212,7 +219,9 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     }
     return cb.current_state() == kernel_state::stopped;
   }
-  void abandon_ring(std::uint32_t entry) noexcept { set_ctl_bits(entry, persistent_ctl::stop | persistent_ctl::abandon); }
+  void abandon_ring(std::uint32_t entry) noexcept {
+    set_ctl_bits(entry, persistent_ctl::stop | persistent_ctl::abandon);
+  }
 
   void release_ring(std::uint32_t entry) noexcept {
     std::lock_guard lock(mu_);
@@ -228,7 +237,6 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   }
 
  private:
-
   std::uint8_t* dev_address(void* host) const noexcept {
     return pinned_dev_ + (static_cast<std::uint8_t*>(host) - pinned_);
   }
@@ -292,7 +300,8 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     api::last_error();  // a previous launch's non-sticky error must not fail this one
     for (std::uint32_t i = 0; i < opts_.max_rings; ++i) store_release(table_entries_[i].ctl, std::uint64_t{0});
     kernel_control_->reset(++kernel_epoch_);
-    if (const api::error e = api::memset_async(endpoints_dev_, 0, sizeof(persistent_endpoint) * opts_.max_rings, stream_);
+    if (const api::error e =
+            api::memset_async(endpoints_dev_, 0, sizeof(persistent_endpoint) * opts_.max_rings, stream_);
         e != api::success) {
       why = "clearing the workers' state failed: " + describe_error(e);
       note_error_locked(e, why);
@@ -337,7 +346,9 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     r.requests = dev_address(ring_pool_ + b.request_offset);
     r.replies = dev_address(ring_pool_ + b.reply_offset);
     r.control = reinterpret_cast<control_block*>(dev_address(&ring_controls_[entry]));
-    r.reply_scratch = b.rings.replies.arena_bytes ? scratch_dev_ + static_cast<std::uint64_t>(entry) * opts_.max_reply_capacity : nullptr;
+    r.reply_scratch = b.rings.replies.arena_bytes
+                          ? scratch_dev_ + static_cast<std::uint64_t>(entry) * opts_.max_reply_capacity
+                          : nullptr;
     r.request_config = b.rings.requests;
     r.reply_config = b.rings.replies;
     ring_controls_[entry].reset(++ring_epoch_);
@@ -361,10 +372,8 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   static bool wait_finished(control_block& cb, std::chrono::steady_clock::time_point deadline) {
     for (std::uint32_t i = 0; !cb.finished(); ++i) {
       if (std::chrono::steady_clock::now() > deadline) return false;
-      if (i < 64)
-        std::this_thread::yield();
-      else
-        std::this_thread::sleep_for(std::chrono::microseconds(50));  // a drain takes microseconds to ms
+      if (i < 64) std::this_thread::yield();
+      else std::this_thread::sleep_for(std::chrono::microseconds(50));  // a drain takes microseconds to ms
     }
     return true;
   }
@@ -448,8 +457,12 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     for (std::uint32_t i = 0; i < opts_.max_rings; ++i) {
       const binding& b = bindings_[i];
       if (!b.in_use) continue;
-      (*w)[i] = {true, b.serial, ring_region(ring_pool_ + b.request_offset, b.rings.requests),
-                 ring_region(ring_pool_ + b.reply_offset, b.rings.replies), b.bell, &ring_controls_[i]};
+      (*w)[i] = {true,
+                 b.serial,
+                 ring_region(ring_pool_ + b.request_offset, b.rings.requests),
+                 ring_region(ring_pool_ + b.reply_offset, b.rings.replies),
+                 b.bell,
+                 &ring_controls_[i]};
     }
     std::lock_guard wl(watch_mu_);
     watch_ = std::move(w);
@@ -495,10 +508,8 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
       }
       if (outstanding) last_busy = now;
       if (outstanding || now - last_busy < opts_.monitor_linger) {
-        if (++idle < 2000)
-          cpu_relax();
-        else
-          std::this_thread::yield();
+        if (++idle < 2000) cpu_relax();
+        else std::this_thread::yield();
         continue;
       }
       idle = 0;
@@ -604,8 +615,8 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   std::atomic<bool> quit_{false};
   doorbell monitor_bell_;
   std::mutex watch_mu_;
-  std::shared_ptr<const std::vector<watch>> watch_;  // by entry
-  std::size_t active_words_ = 0;                       // (max_rings + 63) / 64
+  std::shared_ptr<const std::vector<watch>> watch_;       // by entry
+  std::size_t active_words_ = 0;                          // (max_rings + 63) / 64
   std::unique_ptr<std::atomic<std::uint64_t>[]> active_;  // notify()'d entries, one bit each
   std::atomic<std::uint64_t> watch_version_{0};
   std::thread monitor_;
@@ -646,10 +657,11 @@ bool gpu_incarnation::restart() {
 
 std::shared_ptr<gpu_device> open(gpu_device_options opts) {
   const gpu_probe p = probe();
-  const auto it = std::find_if(p.devices.begin(), p.devices.end(), [&](const gpu_info& i) { return i.ordinal == opts.ordinal; });
+  const auto it =
+      std::find_if(p.devices.begin(), p.devices.end(), [&](const gpu_info& i) { return i.ordinal == opts.ordinal; });
   if (it == p.devices.end())
-    throw gpu_unavailable(std::string(api::backend) + ":" + std::to_string(opts.ordinal) + " is not usable: " +
-                          (p.detail.empty() ? "no such device" : p.detail));
+    throw gpu_unavailable(std::string(api::backend) + ":" + std::to_string(opts.ordinal) +
+                          " is not usable: " + (p.detail.empty() ? "no such device" : p.detail));
   if (!it->can_map_host_memory)
     throw gpu_unavailable(std::string(api::backend) + ":" + std::to_string(opts.ordinal) + " (" + it->name +
                           ") cannot map host memory: ring kernels need it");
@@ -661,5 +673,7 @@ std::shared_ptr<gpu_device> open(gpu_device_options opts) {
 
 namespace ringflow::gpu {
 gpu_probe RINGFLOW_GPU_PROBE_FN() { return RINGFLOW_GPU_NS::probe(); }
-std::shared_ptr<gpu_device> RINGFLOW_GPU_MAKE_FN(gpu_device_options opts) { return RINGFLOW_GPU_NS::open(std::move(opts)); }
+std::shared_ptr<gpu_device> RINGFLOW_GPU_MAKE_FN(gpu_device_options opts) {
+  return RINGFLOW_GPU_NS::open(std::move(opts));
+}
 }  // namespace ringflow::gpu

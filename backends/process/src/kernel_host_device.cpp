@@ -64,8 +64,7 @@ void kernel_host_device::discharge(host_incarnation* h) {
 void kernel_host_device::worker_started() {
   starts_.fetch_add(1, std::memory_order_relaxed);
   std::uint64_t owed = owed_replacements_.load();
-  while (owed > 0 && !owed_replacements_.compare_exchange_weak(owed, owed - 1)) {
-  }
+  while (owed > 0 && !owed_replacements_.compare_exchange_weak(owed, owed - 1)) {}
   if (owed > 0) restarts_.fetch_add(1, std::memory_order_relaxed);
 }
 

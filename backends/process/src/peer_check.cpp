@@ -31,7 +31,8 @@ std::optional<peer_verdict> check_control(const control_block& s, const peer_see
   hb = load_relaxed(s.heartbeat);
   done = load_relaxed(s.processed);
   if (hb < seen.heartbeat || done < seen.processed)
-    return refuse(kernel_error::internal, "kernel host: control block corrupt (heartbeat or processed count went back)");
+    return refuse(kernel_error::internal,
+                  "kernel host: control block corrupt (heartbeat or processed count went back)");
   return std::nullopt;
 }
 

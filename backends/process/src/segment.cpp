@@ -98,7 +98,7 @@ std::optional<shm_mapping> shm_mapping::open(const std::string& name, std::size_
     error = "cannot open segment " + name + ": " + std::strerror(errno);
     return std::nullopt;
   }
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd, &st) != 0 || static_cast<std::uint64_t>(st.st_size) < min_bytes) {
     ::close(fd);
     error = "segment " + name + " is too small to hold a kernel host header";

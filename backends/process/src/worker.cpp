@@ -64,7 +64,8 @@ std::optional<worker_exit> map_segment(const std::string& name, const kernel_loo
     return bad("backend '" + out.backend + "' is not available in a kernel host");
   if (static_cast<std::int64_t>(::getppid()) != hdr.service_pid) return bad("this process is not the service's child");
   store_relaxed(out.shared()->worker_pid, static_cast<std::int64_t>(::getpid()));
-  store_relaxed(out.shared()->worker_generation, load_acquire(out.shared()->generation));  // pairs with the service's release
+  store_relaxed(out.shared()->worker_generation,
+                load_acquire(out.shared()->generation));  // pairs with the service's release
   return std::nullopt;
 }
 

@@ -124,8 +124,7 @@ void worker_processes::drop_standby() noexcept {
   if (standby_ <= 0) return;
   ::kill(standby_, SIGKILL);
   int status = 0;
-  while (::waitpid(standby_, &status, 0) < 0 && errno == EINTR) {
-  }
+  while (::waitpid(standby_, &status, 0) < 0 && errno == EINTR) {}
   standby_ = 0;
 }
 
@@ -144,8 +143,7 @@ void worker_processes::kill_and_reap() {
   if (pid_ <= 0) return;
   ::kill(pid_, SIGKILL);
   int status = 0;
-  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-  }
+  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {}
   pid_ = 0;
 }
 

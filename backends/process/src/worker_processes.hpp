@@ -23,7 +23,8 @@ namespace ringflow::process {
 
 class worker_processes {
  public:
-  worker_processes(std::string program, std::string segment) : program_(std::move(program)), segment_(std::move(segment)) {}
+  worker_processes(std::string program, std::string segment)
+      : program_(std::move(program)), segment_(std::move(segment)) {}
   worker_processes(const worker_processes&) = delete;
   worker_processes& operator=(const worker_processes&) = delete;
   ~worker_processes() { drop_standby(); }

@@ -6,8 +6,8 @@
 namespace ringflow::sim {
 
 namespace {
-constexpr const char* kind_names[fault_kind_count] = {"hang",  "transient_error", "sticky_error", "out_of_memory",
-                                                      "slow",  "corrupt_reply",   "crash",        "device_lost"};
+constexpr const char* kind_names[fault_kind_count] = {"hang", "transient_error", "sticky_error", "out_of_memory",
+                                                      "slow", "corrupt_reply",   "crash",        "device_lost"};
 }
 
 const char* to_string(fault_kind k) noexcept {
@@ -69,7 +69,8 @@ std::optional<fault_hit> fault_injector::on_request(std::string_view kernel) {
     ++a.fired;
     ++fired_[static_cast<std::size_t>(r.kind)];
     last_fired_ns_ = static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+            .count());
     hit = fault_hit{r.kind, r.latency};
   }
   return hit;

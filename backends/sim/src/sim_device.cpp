@@ -31,10 +31,10 @@ reinit_outcome sim_device::reinitialize(std::string& detail) {
 
 incarnation_factory sim_device::wrap(incarnation_factory inner, ring_placement own) {
   return [self = shared_from_this(), inner = std::move(inner), own](doorbell* bell) -> std::unique_ptr<incarnation> {
-    if (self->lost())
-      throw std::runtime_error("device " + self->id() + " is lost: " + self->state_detail());
+    if (self->lost()) throw std::runtime_error("device " + self->id() + " is lost: " + self->state_detail());
     if (self->poisoned())
-      throw std::runtime_error("device " + self->id() + " has a sticky error (reinitialize it): " + self->state_detail());
+      throw std::runtime_error("device " + self->id() +
+                               " has a sticky error (reinitialize it): " + self->state_detail());
     return std::make_unique<sim_incarnation>(self, inner, bell, own);
   };
 }

@@ -128,15 +128,14 @@ bool sim_incarnation::forward_requests(bool inject) noexcept {
       decided_pos_ = pos;
       if (const std::optional<fault_hit> hit = dev_->faults().on_request(inner_->kernel_name())) {
         switch (hit->kind) {
-          case fault_kind::hang:
-            hung_ = true;
-            return any;
+          case fault_kind::hang: hung_ = true; return any;
           case fault_kind::transient_error:
             die(kernel_error::internal, 0, "sim: injected transient kernel error");
             return any;
           case fault_kind::sticky_error:
             dev_->poison("sim: injected sticky error");
-            die(kernel_error::device_fault, kernel_error_flags::sticky, "sim: injected sticky error (context poisoned)");
+            die(kernel_error::device_fault, kernel_error_flags::sticky,
+                "sim: injected sticky error (context poisoned)");
             return any;
           case fault_kind::out_of_memory:
             die(kernel_error::out_of_memory, 0, "sim: injected out-of-memory");
@@ -148,12 +147,8 @@ bool sim_incarnation::forward_requests(bool inject) noexcept {
             dev_->lose("sim: injected device loss");
             die(kernel_error::device_lost, kernel_error_flags::sticky, "sim: injected device loss");
             return any;
-          case fault_kind::slow:
-            std::this_thread::sleep_for(hit->latency);
-            break;
-          case fault_kind::corrupt_reply:
-            corrupt_ids_.insert(h->correlation_id);
-            break;
+          case fault_kind::slow: std::this_thread::sleep_for(hit->latency); break;
+          case fault_kind::corrupt_reply: corrupt_ids_.insert(h->correlation_id); break;
         }
       }
     }
@@ -231,7 +226,8 @@ void sim_incarnation::finish_stop() noexcept {
     if (!forward_replies()) sched_yield();
   }
   inner_replies_.publish();
-  if (!inner_ok || inner_replies_.try_peek()) cb.fault(kernel_error::reply_stuck, 0, "sim: stop did not drain within the timeout");
+  if (!inner_ok || inner_replies_.try_peek())
+    cb.fault(kernel_error::reply_stuck, 0, "sim: stop did not drain within the timeout");
   else cb.set_state(kernel_state::stopped);
 }
 

@@ -48,10 +48,22 @@ namespace detail {
 
 template <std::size_t N>
 struct uint_of_size;
-template <> struct uint_of_size<1> { using type = std::uint8_t; };
-template <> struct uint_of_size<2> { using type = std::uint16_t; };
-template <> struct uint_of_size<4> { using type = std::uint32_t; };
-template <> struct uint_of_size<8> { using type = std::uint64_t; };
+template <>
+struct uint_of_size<1> {
+  using type = std::uint8_t;
+};
+template <>
+struct uint_of_size<2> {
+  using type = std::uint16_t;
+};
+template <>
+struct uint_of_size<4> {
+  using type = std::uint32_t;
+};
+template <>
+struct uint_of_size<8> {
+  using type = std::uint64_t;
+};
 
 /// Little-endian load without alignment or aliasing assumptions. Arithmetic types are assembled
 /// byte by byte (one plain load on little-endian targets after optimisation); bool reads a byte;
@@ -92,7 +104,9 @@ RINGFLOW_HD inline void store(byte* p, const T& v) {
 
 /// Element size in the wire format (bool is one byte).
 template <class T>
-RINGFLOW_HD constexpr std::uint32_t wire_size() { return static_cast<std::uint32_t>(sizeof(T)); }
+RINGFLOW_HD constexpr std::uint32_t wire_size() {
+  return static_cast<std::uint32_t>(sizeof(T));
+}
 
 }  // namespace detail
 
@@ -103,9 +117,7 @@ struct bytes_view {
 
   RINGFLOW_HD bool empty() const { return size == 0; }
   /// True when [off, off+len) lies inside the range (64-bit arithmetic, no overflow).
-  RINGFLOW_HD bool contains(std::uint64_t off, std::uint64_t len) const {
-    return off <= size && len <= size - off;
-  }
+  RINGFLOW_HD bool contains(std::uint64_t off, std::uint64_t len) const { return off <= size && len <= size - off; }
 };
 
 /// A vector of scalars or structs; out-of-range reads return T{} (never touch memory).

@@ -137,7 +137,10 @@ class builder {
  private:
   RINGFLOW_HD static std::uint64_t align_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) & ~(a - 1); }
   RINGFLOW_HD bool fits(std::uint64_t off, std::uint64_t len) const { return off <= cap_ && len <= cap_ - off; }
-  RINGFLOW_HD bool fail() { ok_ = false; return false; }
+  RINGFLOW_HD bool fail() {
+    ok_ = false;
+    return false;
+  }
 
   // Claims an inline slot for field `id`; returns its absolute position or 0 (and fails).
   RINGFLOW_HD std::uint32_t inline_slot(field_id id, std::uint32_t width, std::uint32_t align) {
@@ -153,8 +156,8 @@ class builder {
 
   // Reserves u32 count + count*elem_size (+ extra) bytes after the table, elements aligned to
   // `align`, and points field `id` at it. Returns the first element (or nullptr and fails).
-  RINGFLOW_HD byte* reserve_counted(field_id id, std::uint32_t count, std::uint32_t elem_size,
-                                    std::uint32_t align, std::uint32_t extra) {
+  RINGFLOW_HD byte* reserve_counted(field_id id, std::uint32_t count, std::uint32_t elem_size, std::uint32_t align,
+                                    std::uint32_t extra) {
     const std::uint32_t field = inline_slot(id, 4, 4);
     if (!field) return nullptr;
     // Position the u32 count so that the elements after it are `align`-aligned.

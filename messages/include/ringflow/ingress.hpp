@@ -50,8 +50,8 @@ inline constexpr std::uint16_t envelope_schema_version = 1;
 struct ingress_limits {
   std::uint32_t max_envelope_bytes = 1u << 20;  // 1 MiB (clamped to FlatBuffers' 2^31 - 2)
   std::uint32_t max_payload_bytes = 1u << 20;
-  std::uint32_t max_depth = 16;        // FlatBuffers nesting depth (Verifier)
-  std::uint32_t max_tables = 100000;   // tables visited per Verifier run
+  std::uint32_t max_depth = 16;       // FlatBuffers nesting depth (Verifier)
+  std::uint32_t max_tables = 100000;  // tables visited per Verifier run
   std::uint16_t max_schema_version = envelope_schema_version;
 };
 

@@ -24,8 +24,8 @@ struct Envelope {
   static constexpr const char* name = "ringflow.wire.Envelope";
   static constexpr fb::field_id num_fields = 9;
   struct field {
-    static constexpr fb::field_id schema_version = 0, type_id = 1, correlation_id = 2, sequence = 3,
-                                  tenant = 4, deadline_ns = 5, traceparent = 6, flags = 7, payload = 8;
+    static constexpr fb::field_id schema_version = 0, type_id = 1, correlation_id = 2, sequence = 3, tenant = 4,
+                                  deadline_ns = 5, traceparent = 6, flags = 7, payload = 8;
   };
   static constexpr std::uint32_t inline_max = (2 + 1) + (4 + 3) + (8 + 7) * 3 + (4 + 3) * 5;
 
@@ -46,7 +46,9 @@ struct ErrorReply {
   static constexpr type_id id = type_id_of("RFER");
   static constexpr const char* name = "ringflow.wire.ErrorReply";
   static constexpr fb::field_id num_fields = 2;
-  struct field { static constexpr fb::field_id code = 0, detail = 1; };
+  struct field {
+    static constexpr fb::field_id code = 0, detail = 1;
+  };
   static constexpr std::uint32_t inline_max = (2 + 1) + (4 + 3);
 
   fb::table_view table;
@@ -61,7 +63,9 @@ struct Echo {
   static constexpr type_id id = type_id_of("ECHO");
   static constexpr const char* name = "ringflow.demo.Echo";
   static constexpr fb::field_id num_fields = 3;
-  struct field { static constexpr fb::field_id sequence = 0, body = 1, note = 2; };
+  struct field {
+    static constexpr fb::field_id sequence = 0, body = 1, note = 2;
+  };
   static constexpr std::uint32_t inline_max = (8 + 7) + (4 + 3) * 2;
 
   fb::table_view table;
@@ -75,7 +79,9 @@ struct SaxpyRequest {
   static constexpr type_id id = type_id_of("SXPQ");
   static constexpr const char* name = "ringflow.demo.SaxpyRequest";
   static constexpr fb::field_id num_fields = 3;
-  struct field { static constexpr fb::field_id a = 0, x = 1, y = 2; };
+  struct field {
+    static constexpr fb::field_id a = 0, x = 1, y = 2;
+  };
   static constexpr float a_default = 1.0f;
   static constexpr std::uint32_t inline_max = (4 + 3) * 3;
 
@@ -90,7 +96,9 @@ struct SaxpyReply {
   static constexpr type_id id = type_id_of("SXPR");
   static constexpr const char* name = "ringflow.demo.SaxpyReply";
   static constexpr fb::field_id num_fields = 1;
-  struct field { static constexpr fb::field_id y = 0; };
+  struct field {
+    static constexpr fb::field_id y = 0;
+  };
   static constexpr std::uint32_t inline_max = 4 + 3;
 
   fb::table_view table;
@@ -118,7 +126,9 @@ struct ScoreRequest {
   static constexpr type_id id = type_id_of("SCRQ");
   static constexpr const char* name = "ringflow.demo.ScoreRequest";
   static constexpr fb::field_id num_fields = 5;
-  struct field { static constexpr fb::field_id request_id = 0, quote = 1, features = 2, max_discount = 3, symbol = 4; };
+  struct field {
+    static constexpr fb::field_id request_id = 0, quote = 1, features = 2, max_discount = 3, symbol = 4;
+  };
   static constexpr float max_discount_default = 0.25f;
   static constexpr std::uint32_t inline_max = (8 + 7) + (16 + 7) + (4 + 3) * 3;
 
@@ -135,7 +145,9 @@ struct ScoreReply {
   static constexpr type_id id = type_id_of("SCRR");
   static constexpr const char* name = "ringflow.demo.ScoreReply";
   static constexpr fb::field_id num_fields = 5;
-  struct field { static constexpr fb::field_id request_id = 0, score = 1, price = 2, approved = 3, reason = 4; };
+  struct field {
+    static constexpr fb::field_id request_id = 0, score = 1, price = 2, approved = 3, reason = 4;
+  };
   static constexpr std::uint32_t inline_max = (8 + 7) + (4 + 3) + (8 + 7) + (1 + 0) + (2 + 1);
 
   fb::table_view table;

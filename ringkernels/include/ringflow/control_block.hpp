@@ -39,14 +39,14 @@ RINGFLOW_HD constexpr const char* to_string(kernel_state s) {
 /// Kernel-level fault codes (handler errors are per-request replies, not kernel faults).
 enum class kernel_error : std::uint32_t {
   none = 0,
-  launch_failed = 1,   // the backend could not start the kernel
-  bad_ring = 2,        // a ring region failed validation (magic/config)
-  reply_stuck = 3,     // could not publish a reply before the stop timeout
-  device_fault = 4,    // trap / illegal address reported by the device runtime
-  internal = 5,        // a transient kernel error (restart in place may help)
-  out_of_memory = 6,   // the kernel or its device ran out of memory (pools exhausted)
-  crashed = 7,         // the kernel's thread / grid ended without stopping (detected by the backend)
-  device_lost = 8,     // the device is gone (fell off the bus, driver reset): nothing runs there now
+  launch_failed = 1,  // the backend could not start the kernel
+  bad_ring = 2,       // a ring region failed validation (magic/config)
+  reply_stuck = 3,    // could not publish a reply before the stop timeout
+  device_fault = 4,   // trap / illegal address reported by the device runtime
+  internal = 5,       // a transient kernel error (restart in place may help)
+  out_of_memory = 6,  // the kernel or its device ran out of memory (pools exhausted)
+  crashed = 7,        // the kernel's thread / grid ended without stopping (detected by the backend)
+  device_lost = 8,    // the device is gone (fell off the bus, driver reset): nothing runs there now
 };
 
 RINGFLOW_HD constexpr const char* to_string(kernel_error e) {

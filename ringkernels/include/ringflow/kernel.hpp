@@ -33,19 +33,19 @@
 namespace ringflow {
 
 /// Per-request outcome, carried in slot_header::status and ErrorReply::code.
-enum class [[nodiscard]] status : std::uint16_t {
-  ok = 0,
-  invalid_argument = 1,   // the handler rejected the request's content
-  malformed = 2,          // the request is not readable as the declared type
-  wrong_type = 3,         // request type differs from the kernel's declared request type
-  reply_too_large = 4,    // the reply did not fit its capacity / the ring's arena
-  handler_fault = 5,      // the handler threw (CPU) or failed internally
-  deadline_exceeded = 6,  // the request's deadline passed before it was served
-  stopped = 7,            // the kernel stopped before serving the request
-  oversize = 8,           // the request is larger than the ring can carry
-  unavailable = 9,        // no kernel incarnation can serve the request now
-  internal = 10,
-  overloaded = 11,        // no room now (ring full / in-flight limit): back off and retry
+enum class [[nodiscard]] status : std::uint16_t{
+    ok = 0,
+    invalid_argument = 1,   // the handler rejected the request's content
+    malformed = 2,          // the request is not readable as the declared type
+    wrong_type = 3,         // request type differs from the kernel's declared request type
+    reply_too_large = 4,    // the reply did not fit its capacity / the ring's arena
+    handler_fault = 5,      // the handler threw (CPU) or failed internally
+    deadline_exceeded = 6,  // the request's deadline passed before it was served
+    stopped = 7,            // the kernel stopped before serving the request
+    oversize = 8,           // the request is larger than the ring can carry
+    unavailable = 9,        // no kernel incarnation can serve the request now
+    internal = 10,
+    overloaded = 11,  // no room now (ring full / in-flight limit): back off and retry
 };
 
 RINGFLOW_HD constexpr const char* to_string(status s) {
@@ -78,7 +78,9 @@ struct msg_view {
   RINGFLOW_HD fb::table_view root() const { return fb::root(payload); }
   /// Typed view through a descriptor (e.g. in.as<msg::SaxpyRequest>().x()).
   template <class Descriptor>
-  RINGFLOW_HD Descriptor as() const { return Descriptor{root()}; }
+  RINGFLOW_HD Descriptor as() const {
+    return Descriptor{root()};
+  }
 };
 
 /// Where a handler writes its reply: a fixed buffer in the response ring (zero copy).
@@ -146,7 +148,8 @@ inline constexpr std::uint32_t error_reply_capacity = 192;
 
 /// Writes an ErrorReply {code, detail} into `buf`; returns its size (0 only if even the code
 /// alone does not fit). A detail that does not fit is shortened (ultimately dropped).
-RINGFLOW_HD inline std::uint32_t write_error_reply(std::uint8_t* buf, std::uint32_t cap, status code, const char* detail) {
+RINGFLOW_HD inline std::uint32_t write_error_reply(std::uint8_t* buf, std::uint32_t cap, status code,
+                                                   const char* detail) {
   std::uint32_t n = 0;
   while (detail && detail[n] && n < 95) ++n;
   for (;;) {
@@ -160,10 +163,10 @@ RINGFLOW_HD inline std::uint32_t write_error_reply(std::uint8_t* buf, std::uint3
   }
 }
 
-enum class [[nodiscard]] serve_result : std::uint8_t {
-  idle,     // no request waiting
-  served,   // one request consumed, one reply published
-  blocked,  // a request waits but the response ring is full: retry after the host drains it
+enum class [[nodiscard]] serve_result : std::uint8_t{
+    idle,     // no request waiting
+    served,   // one request consumed, one reply published
+    blocked,  // a request waits but the response ring is full: retry after the host drains it
 };
 
 /// Counts of what serve_one() did, for the control block.
@@ -306,7 +309,8 @@ RINGFLOW_HD serve_result serve_one(ring_consumer& requests, ring_producer& repli
     len = write_error_reply(claim.payload, claim.capacity, st, detail);
     reply_type = msg::ErrorReply::id;
     out.flags = static_cast<std::uint16_t>(out.flags | slot_flags::error_reply);
-    if (early != status::ok) ++tally.rejected; else ++tally.handler_errors;
+    if (early != status::ok) ++tally.rejected;
+    else ++tally.handler_errors;
   }
   out.type_id = reply_type;
   out.payload_len = len;

@@ -12,9 +12,10 @@
 //     Each pass it polls the next slot sequence word of each of its running rings (one read across
 //     PCIe says whether a message is there), serves up to the entry's max_batch requests per ring,
 //     and backs off exponentially (ringflow::backoff: __nanosleep / s_sleep) when a pass found no
-//     work — up to backoff_max_ns, or unbound_backoff_max_ns while it has no running ring. Every `poll_period` passes it reads each of its entries' control word (binding and stop
-//     requests) and publishes each running ring's heartbeat and counters (stores only: no
-//     read-modify-write crosses PCIe, no read of host memory on the hot path except seq words).
+//     work — up to backoff_max_ns, or unbound_backoff_max_ns while it has no running ring. Every `poll_period` passes
+//     it reads each of its entries' control word (binding and stop requests) and publishes each running ring's
+//     heartbeat and counters (stores only: no read-modify-write crosses PCIe, no read of host memory on the hot path
+//     except seq words).
 //   * Entry control word `ctl` (host writes, kernel reads): generation << 2 | abandon << 1 | stop.
 //     Bind: the host fills the entry and the ring's control block (reset: state `starting`), then
 //     store-releases ctl = generation << 2 with a new generation. The worker that sees a new
@@ -66,9 +67,9 @@ struct persistent_ring {
   std::uint32_t max_batch;         // requests served per pass before the worker moves on
   byte* requests;                  // device addresses of the two ring regions
   byte* replies;
-  control_block* control;          // device address of the ring's control block
-  std::uint64_t* reply_scratch;    // the reply producer's arena bookkeeping (device memory) or null
-  ring_config request_config;      // pinned geometry: the worker never reads it from the rings
+  control_block* control;        // device address of the ring's control block
+  std::uint64_t* reply_scratch;  // the reply producer's arena bookkeeping (device memory) or null
+  ring_config request_config;    // pinned geometry: the worker never reads it from the rings
   ring_config reply_config;
 };
 static_assert(sizeof(persistent_ring) == 128);
@@ -100,9 +101,9 @@ struct persistent_args {
   std::uint8_t* staging = nullptr;           // per worker: staging_bytes for requests + as many for replies
   std::uint32_t staging_bytes = 0;           // multiple of 16; 0 = no staging (rings read in place)
   std::uint32_t max_rings = 0;
-  std::uint32_t workers = 1;                 // workers the host sized staging for; others leave at once
-  std::uint32_t poll_period = 32;            // passes between control-word checks / heartbeats
-  std::uint32_t backoff_max_ns = 2048;       // idle back-off ceiling while the worker has running rings
+  std::uint32_t workers = 1;                     // workers the host sized staging for; others leave at once
+  std::uint32_t poll_period = 32;                // passes between control-word checks / heartbeats
+  std::uint32_t backoff_max_ns = 2048;           // idle back-off ceiling while the worker has running rings
   std::uint32_t unbound_backoff_max_ns = 65536;  // ... while it has none (it only watches for bindings)
 };
 
@@ -275,10 +276,8 @@ RINGFLOW_HD void persistent_worker(const persistent_args& a, std::uint32_t worke
     // A worker without running rings backs off further: it only has to notice a binding (within
     // poll_period passes), and hundreds of such workers polling the table would load PCIe.
     bo.max_ns = busy ? a.backoff_max_ns : a.unbound_backoff_max_ns;
-    if (work)
-      bo.reset();
-    else
-      bo.pause();
+    if (work) bo.reset();
+    else bo.pause();
   }
 }
 

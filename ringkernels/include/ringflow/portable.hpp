@@ -3,7 +3,8 @@
 // Contract: defines RINGFLOW_HD (host+device function attribute), ringflow::atomic_ref<T> (a
 // system-scope atomic reference usable on the host and on the device), the load/store helpers every
 // other header uses, and ringflow::cpu_relax() / ringflow::backoff (a bounded spin/sleep step).
-// It is the only file of the portable layers (ringkernels/, messages/) that tests __CUDACC__, __CUDA_ARCH__, __HIPCC__ or
+// It is the only file of the portable layers (ringkernels/, messages/) that tests __CUDACC__, __CUDA_ARCH__, __HIPCC__
+// or
 // __HIP_DEVICE_COMPILE__; every other header is free of backend conditionals.
 // It depends on nothing else in ringflow, so messages/ (the view) may include it too.
 //
@@ -79,25 +80,16 @@ class atomic_ref {
   RINGFLOW_HD explicit atomic_ref(T& obj) : ptr_(&obj) {}
   RINGFLOW_HD T load(mem_order o) const {
     switch (o) {
-      case mem_order::relaxed:
-        return __hip_atomic_load(ptr_, __ATOMIC_RELAXED, __HIP_MEMORY_SCOPE_SYSTEM);
-      case mem_order::acquire:
-        return __hip_atomic_load(ptr_, __ATOMIC_ACQUIRE, __HIP_MEMORY_SCOPE_SYSTEM);
-      default:
-        return __hip_atomic_load(ptr_, __ATOMIC_SEQ_CST, __HIP_MEMORY_SCOPE_SYSTEM);
+      case mem_order::relaxed: return __hip_atomic_load(ptr_, __ATOMIC_RELAXED, __HIP_MEMORY_SCOPE_SYSTEM);
+      case mem_order::acquire: return __hip_atomic_load(ptr_, __ATOMIC_ACQUIRE, __HIP_MEMORY_SCOPE_SYSTEM);
+      default: return __hip_atomic_load(ptr_, __ATOMIC_SEQ_CST, __HIP_MEMORY_SCOPE_SYSTEM);
     }
   }
   RINGFLOW_HD void store(T v, mem_order o) const {
     switch (o) {
-      case mem_order::relaxed:
-        __hip_atomic_store(ptr_, v, __ATOMIC_RELAXED, __HIP_MEMORY_SCOPE_SYSTEM);
-        break;
-      case mem_order::release:
-        __hip_atomic_store(ptr_, v, __ATOMIC_RELEASE, __HIP_MEMORY_SCOPE_SYSTEM);
-        break;
-      default:
-        __hip_atomic_store(ptr_, v, __ATOMIC_SEQ_CST, __HIP_MEMORY_SCOPE_SYSTEM);
-        break;
+      case mem_order::relaxed: __hip_atomic_store(ptr_, v, __ATOMIC_RELAXED, __HIP_MEMORY_SCOPE_SYSTEM); break;
+      case mem_order::release: __hip_atomic_store(ptr_, v, __ATOMIC_RELEASE, __HIP_MEMORY_SCOPE_SYSTEM); break;
+      default: __hip_atomic_store(ptr_, v, __ATOMIC_SEQ_CST, __HIP_MEMORY_SCOPE_SYSTEM); break;
     }
   }
 
@@ -129,13 +121,21 @@ inline void atomic_fence_seq_cst() { std::atomic_thread_fence(std::memory_order_
 
 // Shorthands; each call site states why its order is sufficient.
 template <class T>
-RINGFLOW_HD inline T load_acquire(T& w) { return atomic_ref<T>(w).load(mem_order::acquire); }
+RINGFLOW_HD inline T load_acquire(T& w) {
+  return atomic_ref<T>(w).load(mem_order::acquire);
+}
 template <class T>
-RINGFLOW_HD inline T load_relaxed(T& w) { return atomic_ref<T>(w).load(mem_order::relaxed); }
+RINGFLOW_HD inline T load_relaxed(T& w) {
+  return atomic_ref<T>(w).load(mem_order::relaxed);
+}
 template <class T>
-RINGFLOW_HD inline void store_release(T& w, T v) { atomic_ref<T>(w).store(v, mem_order::release); }
+RINGFLOW_HD inline void store_release(T& w, T v) {
+  atomic_ref<T>(w).store(v, mem_order::release);
+}
 template <class T>
-RINGFLOW_HD inline void store_relaxed(T& w, T v) { atomic_ref<T>(w).store(v, mem_order::relaxed); }
+RINGFLOW_HD inline void store_relaxed(T& w, T v) {
+  atomic_ref<T>(w).store(v, mem_order::relaxed);
+}
 
 /// Polls a sequence word: true when it holds `expected` — and then with acquire semantics (what
 /// the writer wrote before its release store of that value is visible). On a device (CUDA, HIP):

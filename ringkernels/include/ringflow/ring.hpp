@@ -47,10 +47,10 @@ using byte = std::uint8_t;
 
 /// Bits of slot_header::flags.
 namespace slot_flags {
-inline constexpr std::uint16_t arena = 1u << 0;      // payload lives in the arena at arena_offset
+inline constexpr std::uint16_t arena = 1u << 0;        // payload lives in the arena at arena_offset
 inline constexpr std::uint16_t error_reply = 1u << 1;  // reply: payload is a ringflow.wire.ErrorReply
-inline constexpr std::uint16_t replayed = 1u << 2;   // request: a replay after a fault (ring_core sets it when it
-                                                    // re-publishes an outbox entry; its hop trace reports it)
+inline constexpr std::uint16_t replayed = 1u << 2;     // request: a replay after a fault (ring_core sets it when it
+                                                       // re-publishes an outbox entry; its hop trace reports it)
 }  // namespace slot_flags
 
 /// The fixed 64-byte header at the start of every slot: the in-process form of the envelope.
@@ -69,25 +69,27 @@ struct alignas(64) slot_header {
 static_assert(sizeof(slot_header) == 64, "slot_header is one 64-byte block");
 static_assert(offsetof(slot_header, seq) == 0 && offsetof(slot_header, trace_id) == 40);
 
-enum class [[nodiscard]] ring_status : std::uint8_t {
-  ok = 0,
-  full,      // no free slot or arena room now: retry after the consumer advances
-  empty,     // nothing to pop
-  oversize,  // payload larger than inline room and arena: retrying cannot succeed
+enum class [[nodiscard]] ring_status : std::uint8_t{
+    ok = 0,
+    full,      // no free slot or arena room now: retry after the consumer advances
+    empty,     // nothing to pop
+    oversize,  // payload larger than inline room and arena: retrying cannot succeed
 };
 
 /// Geometry of a ring region; immutable after init.
 struct ring_config {
-  std::uint32_t capacity = 1024;   // slots, power of two, >= 2
-  std::uint32_t slot_size = 256;   // bytes per slot incl. the 64-byte header; multiple of 64
-  std::uint32_t arena_bytes = 0;   // oversize payloads; 0 = none (larger payloads are oversize)
-  std::uint32_t head_batch = 0;    // consumer publishes head every N pops; 0 = min(capacity/4, 32)
+  std::uint32_t capacity = 1024;  // slots, power of two, >= 2
+  std::uint32_t slot_size = 256;  // bytes per slot incl. the 64-byte header; multiple of 64
+  std::uint32_t arena_bytes = 0;  // oversize payloads; 0 = none (larger payloads are oversize)
+  std::uint32_t head_batch = 0;   // consumer publishes head every N pops; 0 = min(capacity/4, 32)
 
   RINGFLOW_HD bool valid() const {
     return capacity >= 2 && (capacity & (capacity - 1)) == 0 && slot_size >= 128 && slot_size % 64 == 0 &&
            arena_bytes % 64 == 0 && head_batch <= capacity / 2;
   }
-  RINGFLOW_HD std::uint32_t inline_capacity() const { return slot_size - static_cast<std::uint32_t>(sizeof(slot_header)); }
+  RINGFLOW_HD std::uint32_t inline_capacity() const {
+    return slot_size - static_cast<std::uint32_t>(sizeof(slot_header));
+  }
   RINGFLOW_HD std::uint32_t effective_head_batch() const {
     if (head_batch) return head_batch;
     const std::uint32_t q = capacity / 4;
@@ -167,8 +169,8 @@ class ring_region {
   RINGFLOW_HD const ring_config& config() const { return pinned_.capacity ? pinned_ : shared()->config; }
   /// True when a slot's payload (as its header describes it) lies inside this region: inline
   /// within the slot, or within the arena at a 64-byte-aligned offset (as producers place it;
-  /// device readers copy it in 16-byte chunks, and a misaligned access is a sticky GPU fault). A consumer whose producer is not trusted checks this
-  /// (on its own copy of the header) before it reads the payload.
+  /// device readers copy it in 16-byte chunks, and a misaligned access is a sticky GPU fault). A consumer whose
+  /// producer is not trusted checks this (on its own copy of the header) before it reads the payload.
   RINGFLOW_HD bool payload_in_bounds(const slot_header& h) const {
     const ring_config& c = config();
     if (h.flags & slot_flags::arena)  // producers place arena payloads 64-byte aligned; readers rely on it
@@ -199,7 +201,7 @@ struct ring_claim {
   slot_header* header = nullptr;
   byte* payload = nullptr;
   std::uint32_t capacity = 0;
-  std::uint16_t flags = 0;  // the slot_flags the claim set in the header (arena or 0) and its arena
+  std::uint16_t flags = 0;         // the slot_flags the claim set in the header (arena or 0) and its arena
   std::uint32_t arena_offset = 0;  // offset: kept here so the producer never reads its own slot back
                                    // (a PCIe read on a device)
 };

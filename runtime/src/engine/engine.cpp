@@ -102,8 +102,8 @@ void engine::impl::tick_faults() {
     for (const sim::fault_rule& r : n->host_faults.injects_due(since_load)) {
       const std::size_t told = host->inject(r);
       log.info("program",
-               std::string("fault schedule: ") + sim::to_string(r.kind) + " injected into the kernel-host workers of node " +
-                   name,
+               std::string("fault schedule: ") + sim::to_string(r.kind) +
+                   " injected into the kernel-host workers of node " + name,
                {{"node", name}, {"device", host->id()}, {"workers", told}});
     }
   }
@@ -158,8 +158,11 @@ void engine::start() {
     throw engine_error(e.what());
   }
   m.phase.store(engine_phase::running, std::memory_order_release);
-  nlohmann::json f = {{"topology", m.topo.name}, {"nodes", m.topo.nodes.size()}, {"ring_actors", m.rings.size()},
-                      {"edges", m.topo.edges.size()}, {"supervisors", m.topo.supervisors.size()}};
+  nlohmann::json f = {{"topology", m.topo.name},
+                      {"nodes", m.topo.nodes.size()},
+                      {"ring_actors", m.rings.size()},
+                      {"edges", m.topo.edges.size()},
+                      {"supervisors", m.topo.supervisors.size()}};
   m.log.info("program", "topology started", f);
 }
 
@@ -325,7 +328,8 @@ node_view engine::impl::view_of(const node_rt& n, const ladder_snapshot& ls) con
   if (n.spec->kind != node_kind::ring) return v;
   v.backend_preference = m.where.backend_of(*n.spec);
   if (n.where.ladder_device) v.device_id = n.where.ladder_device->id();
-  if (const auto& h = n.where.host) v.host = host_view{h->id(), h->worker_pids(), h->standby_pids(), h->worker_restarts()};
+  if (const auto& h = n.where.host)
+    v.host = host_view{h->id(), h->worker_pids(), h->standby_pids(), h->worker_restarts()};
   if (n.where.sim && (n.where.sim->lost() || n.where.sim->poisoned())) v.devices_down.push_back(n.where.sim->id());
   if (n.where.gpu && n.where.gpu->poisoned()) v.devices_down.push_back(n.where.gpu->id());
   for (const std::string& name : n.rings) {

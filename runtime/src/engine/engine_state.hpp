@@ -34,10 +34,10 @@ namespace ringflow::ops::engine_parts {
 /// One topology node at run time.
 struct node_rt {
   const node_spec* spec = nullptr;
-  std::vector<std::string> rings;  // ring actors of a ring node (one per replica)
-  node_placement where;            // ring nodes: the devices behind them
-  host_fault_schedule host_faults;  // kernel-host nodes: kill_worker and timed faults (tick() only)
-  restore_timer restore;            // device_lost faults (tick() only)
+  std::vector<std::string> rings;       // ring actors of a ring node (one per replica)
+  node_placement where;                 // ring nodes: the devices behind them
+  host_fault_schedule host_faults;      // kernel-host nodes: kill_worker and timed faults (tick() only)
+  restore_timer restore;                // device_lost faults (tick() only)
   std::atomic<std::uint64_t> kills{0};  // workers SIGKILLed by the schedule
   std::atomic<std::uint64_t> rr{0};     // round robin over the replicas
   histogram duration;

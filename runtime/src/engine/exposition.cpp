@@ -12,7 +12,8 @@ namespace {
 std::vector<const node_view*> by_name(const engine_snapshot& s) {
   std::vector<const node_view*> out;
   for (const node_view& n : s.nodes) out.push_back(&n);
-  std::sort(out.begin(), out.end(), [](const node_view* a, const node_view* b) { return a->spec->name < b->spec->name; });
+  std::sort(out.begin(), out.end(),
+            [](const node_view* a, const node_view* b) { return a->spec->name < b->spec->name; });
   return out;
 }
 
@@ -91,8 +92,9 @@ void ladder_families(exposition& x, const engine_snapshot& s, const std::vector<
 void device_families(exposition& x, const engine_snapshot& s, const std::vector<const node_view*>& nodes) {
   x.family("ringflow_breaker_state", "gauge", "Circuit breaker of a device: 0 closed, 1 half-open, 2 open");
   for (const auto& d : s.ladder.devices)
-    x.sample({{"device", d.id}},
-             d.breaker == breaker_state::closed ? 0.0 : d.breaker == breaker_state::half_open ? 1.0 : 2.0);
+    x.sample({{"device", d.id}}, d.breaker == breaker_state::closed      ? 0.0
+                                 : d.breaker == breaker_state::half_open ? 1.0
+                                                                         : 2.0);
   x.family("ringflow_device_up", "gauge", "1 when a device takes work (present and its breaker not open), else 0");
   for (const auto& d : s.ladder.devices) {
     bool up = d.breaker != breaker_state::open;
@@ -172,9 +174,9 @@ nlohmann::json node_json(const node_view& nv) {
 }
 
 nlohmann::json supervisor_json(const supervisor_snapshot& s) {
-  nlohmann::json o = {{"name", s.name},       {"strategy", ringflow::to_string(s.strategy)},
+  nlohmann::json o = {{"name", s.name},           {"strategy", ringflow::to_string(s.strategy)},
                       {"intensity", s.intensity}, {"period_ms", s.period.count()},
-                      {"running", s.running}, {"restarts", s.restarts},
+                      {"running", s.running},     {"restarts", s.restarts},
                       {"escalated", s.escalated}};
   o["children"] = nlohmann::json::array();
   for (const auto& c : s.children) {

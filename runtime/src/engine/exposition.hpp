@@ -52,7 +52,7 @@ struct engine_snapshot {
   const topology* topo = nullptr;
   engine_phase phase = engine_phase::created;
   bool runtime_live = false;
-  std::vector<node_view> nodes;  // topology order
+  std::vector<node_view> nodes;                    // topology order
   std::map<std::string, actor_counters> counters;  // ladder events by node
   std::optional<supervisor_snapshot> supervisors;
   ladder_snapshot ladder;

@@ -41,8 +41,8 @@ void load_driver::configure(double ingress_rate_per_s, std::int64_t max_payload_
   sample_ratio_.store(sample_ratio);
 }
 
-void load_driver::start(const std::vector<load_spec>& specs, std::shared_ptr<running_graph> graph,
-                        trace_writer* tracer, std::uint64_t load_start_ns) {
+void load_driver::start(const std::vector<load_spec>& specs, std::shared_ptr<running_graph> graph, trace_writer* tracer,
+                        std::uint64_t load_start_ns) {
   graph_ = std::move(graph);
   tracer_ = tracer;
   load_start_ns_ = load_start_ns;
@@ -224,7 +224,10 @@ void load_driver::log_failure(const generator& g, std::uint64_t seq, const std::
                               std::uint64_t trace_lo) {
   const std::uint64_t n = failures_logged_.fetch_add(1, std::memory_order_relaxed);
   if (n >= 100 && n % 1000 != 0) return;
-  nlohmann::json f = {{"generator", g.spec.name}, {"node", g.spec.target}, {"sequence", seq}, {"error", error},
+  nlohmann::json f = {{"generator", g.spec.name},
+                      {"node", g.spec.target},
+                      {"sequence", seq},
+                      {"error", error},
                       {"failures_so_far", n + 1}};
   if (trace_hi | trace_lo) {
     std::uint64_t id[2] = {trace_hi, trace_lo};

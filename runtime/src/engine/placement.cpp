@@ -105,7 +105,8 @@ incarnation_factory placement::device_factory(const node_placement& p, const ker
 void placement::stop_gpu_kernels() {
   for (const auto& [backend, dev] : gpus_)  // the ring actors are gone: stop each device's kernel
     if (dev && !dev->stop_kernel())
-      log_.write(log_level::error, "program", "device " + dev->id() + ": " + dev->last_error(), {{"device", dev->id()}});
+      log_.write(log_level::error, "program", "device " + dev->id() + ": " + dev->last_error(),
+                 {{"device", dev->id()}});
 }
 
 }  // namespace ringflow::ops::engine_parts

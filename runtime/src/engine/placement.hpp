@@ -26,11 +26,11 @@
 namespace ringflow::ops::engine_parts {
 
 struct node_placement {
-  std::string backend;                             // resolved: cpu | sim | cuda | hip
-  std::shared_ptr<device> ladder_device;           // what the ladder supervises; nullptr: plain CPU
-  std::shared_ptr<sim::sim_device> sim;            // sim-specific: faults, lost / poisoned
+  std::string backend;                                // resolved: cpu | sim | cuda | hip
+  std::shared_ptr<device> ladder_device;              // what the ladder supervises; nullptr: plain CPU
+  std::shared_ptr<sim::sim_device> sim;               // sim-specific: faults, lost / poisoned
   std::shared_ptr<process::kernel_host_device> host;  // process-specific: workers
-  std::shared_ptr<gpu::gpu_device> gpu;            // gpu-specific: poisoned, launches, rings
+  std::shared_ptr<gpu::gpu_device> gpu;               // gpu-specific: poisoned, launches, rings
 };
 
 class placement {

@@ -18,24 +18,24 @@
 
 namespace ringflow {
 
-enum class [[nodiscard]] errc : std::uint8_t {
-  ok = 0,
-  invalid_argument = 1,  // the kernel's handler rejected the request's content
-  malformed = 2,         // the request is not a readable FlatBuffer of its type
-  wrong_type = 3,        // the request's type is not the one the ring kernel accepts
-  reply_too_large = 4,   // the kernel's reply did not fit
-  handler_fault = 5,     // the handler threw / failed internally
-  timeout = 6,           // the request's deadline passed before its reply arrived
-  stopped = 7,           // the ring actor / graph stopped before the request was served
-  oversize = 8,          // the request is larger than the ring can carry
-  unavailable = 9,       // no kernel incarnation is attached to serve it
-  internal = 10,
-  overloaded = 11,       // the in-flight window (per ring actor or per caller) is full: retry later
-  unknown_name = 32,     // no actor registered under that name
-  name_taken = 33,       // a name is already registered
-  graph_invalid = 34,    // the graph description is wrong (edge type mismatch, unknown node, ...)
-  restart_intensity = 35,   // a supervisor gave up: more restarts within its period than its intensity
-  child_start_failed = 36,  // a supervisor's child failed to start (the detail names it and why)
+enum class [[nodiscard]] errc : std::uint8_t{
+    ok = 0,
+    invalid_argument = 1,  // the kernel's handler rejected the request's content
+    malformed = 2,         // the request is not a readable FlatBuffer of its type
+    wrong_type = 3,        // the request's type is not the one the ring kernel accepts
+    reply_too_large = 4,   // the kernel's reply did not fit
+    handler_fault = 5,     // the handler threw / failed internally
+    timeout = 6,           // the request's deadline passed before its reply arrived
+    stopped = 7,           // the ring actor / graph stopped before the request was served
+    oversize = 8,          // the request is larger than the ring can carry
+    unavailable = 9,       // no kernel incarnation is attached to serve it
+    internal = 10,
+    overloaded = 11,          // the in-flight window (per ring actor or per caller) is full: retry later
+    unknown_name = 32,        // no actor registered under that name
+    name_taken = 33,          // a name is already registered
+    graph_invalid = 34,       // the graph description is wrong (edge type mismatch, unknown node, ...)
+    restart_intensity = 35,   // a supervisor gave up: more restarts within its period than its intensity
+    child_start_failed = 36,  // a supervisor's child failed to start (the detail names it and why)
 };
 
 const char* to_string(errc e) noexcept;
@@ -56,9 +56,7 @@ inline errc from_status(status s) noexcept { return static_cast<errc>(static_cas
 
 namespace detail {
 /// True when errc and status agree value for value on the codes they share (0..11).
-constexpr bool same_code(errc e, status s) noexcept {
-  return static_cast<unsigned>(e) == static_cast<unsigned>(s);
-}
+constexpr bool same_code(errc e, status s) noexcept { return static_cast<unsigned>(e) == static_cast<unsigned>(s); }
 }  // namespace detail
 static_assert(detail::same_code(errc::ok, status::ok));
 static_assert(detail::same_code(errc::invalid_argument, status::invalid_argument));

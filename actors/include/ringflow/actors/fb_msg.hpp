@@ -42,8 +42,8 @@ struct fb_msg {
 
   /// Sets the deadline `timeout` from now.
   fb_msg& with_timeout(std::chrono::nanoseconds timeout) noexcept {
-    deadline_ns = static_cast<std::uint64_t>(
-        (std::chrono::steady_clock::now().time_since_epoch() + timeout) / std::chrono::nanoseconds(1));
+    deadline_ns = static_cast<std::uint64_t>((std::chrono::steady_clock::now().time_since_epoch() + timeout) /
+                                             std::chrono::nanoseconds(1));
     return *this;
   }
   void set_trace(const std::uint8_t (&trace_id)[16], const std::uint8_t (&span_id)[8]) noexcept {

@@ -31,10 +31,10 @@
 namespace ringflow {
 
 struct client_options {
-  std::uint32_t window = 64;                         // this client's in-flight limit
-  std::chrono::milliseconds default_timeout{5000};   // deadline of requests that carry none
-  std::uint32_t help_spins = 2000;   // call(): polls for replies itself this many times (PAUSE between)...
-  std::uint32_t help_yields = 64;    // ...then this many times with sched_yield, then parks
+  std::uint32_t window = 64;                        // this client's in-flight limit
+  std::chrono::milliseconds default_timeout{5000};  // deadline of requests that carry none
+  std::uint32_t help_spins = 2000;  // call(): polls for replies itself this many times (PAUSE between)...
+  std::uint32_t help_yields = 64;   // ...then this many times with sched_yield, then parks
 };
 
 class ring_client {

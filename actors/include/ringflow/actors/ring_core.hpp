@@ -79,22 +79,22 @@ struct completion_target {
 /// parented to what came back, so the link crosses the host<->kernel hop for real: a kernel that
 /// drops the context shows up as kernel_span_seen != kernel_span.
 struct ring_hop_trace {
-  const std::string* ring = nullptr;  // the ring actor's name
+  const std::string* ring = nullptr;         // the ring actor's name
   std::uint64_t trace_hi = 0, trace_lo = 0;  // the trace id (the request's)
-  std::uint64_t parent_span = 0;       // the request's span (the caller's)
-  std::uint64_t enqueue_span = 0;      // submit -> published into the request ring (parent: parent_span)
-  std::uint64_t kernel_span = 0;       // published -> reply harvested (parent: enqueue_span)
-  std::uint64_t kernel_span_seen = 0;  // the span id in the reply slot's header
-  std::uint64_t reply_span = 0;        // reply harvested -> answer delivered (parent: kernel_span_seen)
+  std::uint64_t parent_span = 0;             // the request's span (the caller's)
+  std::uint64_t enqueue_span = 0;            // submit -> published into the request ring (parent: parent_span)
+  std::uint64_t kernel_span = 0;             // published -> reply harvested (parent: enqueue_span)
+  std::uint64_t kernel_span_seen = 0;        // the span id in the reply slot's header
+  std::uint64_t reply_span = 0;              // reply harvested -> answer delivered (parent: kernel_span_seen)
   std::uint64_t submit_ns = 0, publish_ns = 0, reply_ns = 0, answered_ns = 0;  // steady clock
-  errc code = errc::ok;                // ok, or the kernel's error reply
-  bool replayed = false;               // published more than once (a replay after a fault)
+  errc code = errc::ok;                                                        // ok, or the kernel's error reply
+  bool replayed = false;  // published more than once (a replay after a fault)
 };
 using ring_trace_sink = std::function<void(const ring_hop_trace&)>;
 
 struct ring_actor_options {
-  std::uint32_t window = 256;             // in-flight limit of the ring actor (rounded up to a power of two)
-  std::uint32_t per_caller_window = 64;   // in-flight limit of each caller
+  std::uint32_t window = 256;                        // in-flight limit of the ring actor (rounded up to a power of two)
+  std::uint32_t per_caller_window = 64;              // in-flight limit of each caller
   std::chrono::milliseconds default_timeout{10000};  // deadline of requests that carry none
   /// Payload verification: types found here are checked with their FlatBuffers Verifier before
   /// they enter the ring; other types get a structural check only. nullptr = the demo registry.
@@ -120,37 +120,37 @@ struct ring_actor_options {
 
 /// Counters (relaxed; monotonic) for tests, metrics and supervision.
 struct ring_stats {
-  std::uint64_t submitted = 0;       // accepted into the outbox
-  std::uint64_t replied = 0;         // completed with a successful reply
-  std::uint64_t error_replies = 0;   // completed with a kernel error reply
-  std::uint64_t rejected = 0;        // refused at submit (type, payload, size, stopped, unavailable)
-  std::uint64_t overloaded = 0;      // refused at submit: window full
-  std::uint64_t timeouts = 0;        // completed by the deadline sweep
-  std::uint64_t stopped = 0;         // completed by stop()
-  std::uint64_t duplicates = 0;      // replies dropped because their request was already answered
-  std::uint64_t replayed = 0;        // requests re-published into a new incarnation
+  std::uint64_t submitted = 0;      // accepted into the outbox
+  std::uint64_t replied = 0;        // completed with a successful reply
+  std::uint64_t error_replies = 0;  // completed with a kernel error reply
+  std::uint64_t rejected = 0;       // refused at submit (type, payload, size, stopped, unavailable)
+  std::uint64_t overloaded = 0;     // refused at submit: window full
+  std::uint64_t timeouts = 0;       // completed by the deadline sweep
+  std::uint64_t stopped = 0;        // completed by stop()
+  std::uint64_t duplicates = 0;     // replies dropped because their request was already answered
+  std::uint64_t replayed = 0;       // requests re-published into a new incarnation
   std::uint64_t attaches = 0;
   std::uint64_t detaches = 0;
   std::uint64_t corrupt_replies = 0;  // replies that failed verification (not delivered)
   std::uint64_t last_attach_ns = 0;   // steady ns of the latest attach()
   std::uint64_t first_reply_ns = 0;   // steady ns of the first successful reply after it (0: none yet)
-  std::uint32_t in_flight = 0;       // outbox entries in use now
-  std::uint32_t staged = 0;          // requests waiting for the publisher now
+  std::uint32_t in_flight = 0;        // outbox entries in use now
+  std::uint32_t staged = 0;           // requests waiting for the publisher now
 };
 
 /// What the attached incarnation looks like right now (for the watchdog and metrics).
 struct incarnation_probe {
   bool attached = false;
-  std::string backend;                         // "cpu", "sim", ...
+  std::string backend;  // "cpu", "sim", ...
   kernel_state state = kernel_state::idle;
   kernel_error error = kernel_error::none;
   std::uint32_t error_flags = 0;
-  std::string error_detail;                    // when error != none
+  std::string error_detail;  // when error != none
   std::uint64_t epoch = 0;
   std::uint64_t heartbeat = 0;
-  std::uint64_t request_depth = 0;             // requests in its ring (may lag by one head batch)
-  std::uint64_t reply_depth = 0;               // replies in its reply ring not yet consumed
-  const incarnation* identity = nullptr;       // which incarnation (compare only; never dereference)
+  std::uint64_t request_depth = 0;        // requests in its ring (may lag by one head batch)
+  std::uint64_t reply_depth = 0;          // replies in its reply ring not yet consumed
+  const incarnation* identity = nullptr;  // which incarnation (compare only; never dereference)
 };
 
 class ring_core : public std::enable_shared_from_this<ring_core> {
@@ -170,8 +170,8 @@ class ring_core : public std::enable_shared_from_this<ring_core> {
   /// Submits a request (`caller` null: a fresh credit, i.e. no per-caller limit beyond one call's
   /// window). On success returns errc::ok and the answer arrives later through `target` (moved
   /// from); otherwise returns the error (with `detail`) and leaves `target` as it was.
-  errc submit(fb_msg&& request, completion_target&& target, std::shared_ptr<caller_credit> caller,
-              std::string& detail, std::uint64_t* correlation_id = nullptr);
+  errc submit(fb_msg&& request, completion_target&& target, std::shared_ptr<caller_credit> caller, std::string& detail,
+              std::uint64_t* correlation_id = nullptr);
   /// True once request `correlation_id` (from submit) has been answered.
   bool answered(std::uint64_t correlation_id) const noexcept;
 

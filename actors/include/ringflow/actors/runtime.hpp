@@ -31,11 +31,11 @@
 
 #include "ringflow/actors/completion_poller.hpp"
 #include "ringflow/actors/fb_msg.hpp"
-#include "ringflow/cpu/cpu_incarnation.hpp"
 #include "ringflow/actors/registry.hpp"
 #include "ringflow/actors/ring_actor.hpp"
 #include "ringflow/actors/ring_client.hpp"
 #include "ringflow/actors/ring_core.hpp"
+#include "ringflow/cpu/cpu_incarnation.hpp"
 
 namespace ringflow {
 

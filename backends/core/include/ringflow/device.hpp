@@ -16,7 +16,7 @@
 namespace ringflow {
 
 /// What a device's in-process reinitialization achieved.
-enum class [[nodiscard]] reinit_outcome { ok, unsupported, failed };
+enum class [[nodiscard]] reinit_outcome{ok, unsupported, failed};
 
 class device {
  public:

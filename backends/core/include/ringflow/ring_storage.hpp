@@ -1,7 +1,8 @@
 // ringflow/ring_storage.hpp — the memory a ring lives in, and where a ring pair is placed (backends/core).
 //
 // Contract
-//   * ring_storage: one ring region. Its own (the default constructor form) allocates ring_layout{cfg}.bytes() 128-byte-aligned bytes, formats them as an empty
+//   * ring_storage: one ring region. Its own (the default constructor form) allocates ring_layout{cfg}.bytes()
+//   128-byte-aligned bytes, formats them as an empty
 // ring (ring_region::init) and owns the producer's private arena bookkeeping. Throws
 // std::invalid_argument naming the bad field when the configuration is invalid. Or memory someone
 //     else owns (a kernel host's shared segment, a GPU's pinned pool): formatted there, or attached

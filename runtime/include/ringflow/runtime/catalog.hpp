@@ -43,7 +43,7 @@ struct message_info {
 };
 
 struct kernel_info {
-  std::string name;  // K::name
+  std::string name;            // K::name
   std::string request, reply;  // message names
   type_id request_id = 0, reply_id = 0;
   std::function<incarnation_factory(cpu_incarnation_options)> cpu_factory;

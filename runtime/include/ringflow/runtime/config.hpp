@@ -101,7 +101,7 @@ struct program_config {
     double sample_ratio = 1.0;
     bool operator==(const trace_section&) const = default;
   } trace;
-  struct workers_section {  // kernel-host workers of `host: process` nodes
+  struct workers_section {                     // kernel-host workers of `host: process` nodes
     std::int64_t heartbeat_timeout_ms = 1000;  // liveness silence that counts as a dead worker
     std::int64_t start_timeout_ms = 5000;      // worker start -> its kernel running
     std::string standby = "on";                // on|off: a pre-started standby worker per ring actor

@@ -38,7 +38,7 @@ struct device_info {
   std::string backend;  // "cpu", "sim", "cuda", "hip"
   std::string name;     // e.g. "NVIDIA H100 80GB HBM3", "host CPU (16 threads)"
   bool available = false;
-  std::string detail;   // why not available, or extra facts (compute capability, driver version)
+  std::string detail;  // why not available, or extra facts (compute capability, driver version)
   std::uint64_t memory_bytes = 0;
 };
 

@@ -118,7 +118,7 @@ class engine {
   std::vector<config_change> reload(const program_config& next);
   const program_config& config() const;
 
- /// The implementation (runtime/src/engine/engine_state.hpp).
+  /// The implementation (runtime/src/engine/engine_state.hpp).
   struct impl;
 
  private:

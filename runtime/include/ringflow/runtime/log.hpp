@@ -40,13 +40,16 @@ class event_log {
 
   void write(log_level l, const std::string& component, const std::string& msg,
              const nlohmann::json& fields = nlohmann::json::object());
-  void info(const std::string& component, const std::string& msg, const nlohmann::json& fields = nlohmann::json::object()) {
+  void info(const std::string& component, const std::string& msg,
+            const nlohmann::json& fields = nlohmann::json::object()) {
     write(log_level::info, component, msg, fields);
   }
-  void warn(const std::string& component, const std::string& msg, const nlohmann::json& fields = nlohmann::json::object()) {
+  void warn(const std::string& component, const std::string& msg,
+            const nlohmann::json& fields = nlohmann::json::object()) {
     write(log_level::warn, component, msg, fields);
   }
-  void error(const std::string& component, const std::string& msg, const nlohmann::json& fields = nlohmann::json::object()) {
+  void error(const std::string& component, const std::string& msg,
+             const nlohmann::json& fields = nlohmann::json::object()) {
     write(log_level::error, component, msg, fields);
   }
   /// An audit record (component "audit", level info, `"audit": true`): always written unless the level is off.

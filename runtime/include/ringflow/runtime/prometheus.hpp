@@ -53,7 +53,7 @@ struct histogram_snapshot {
   std::vector<double> bounds;
   // Per bucket, NOT cumulative; size bounds.size() + 1, the last counting values above every bound.
   std::vector<std::uint64_t> counts;
-  double sum = 0;                     // seconds
+  double sum = 0;  // seconds
   std::uint64_t count = 0;
 };
 

@@ -64,10 +64,10 @@ struct node_spec {
   node_kind kind = node_kind::ring;
   // ring nodes
   std::string kernel;
-  std::string backend = "auto";  // auto | cpu | sim | cuda | hip
+  std::string backend = "auto";     // auto | cpu | sim | cuda | hip
   std::string host = "in-process";  // in-process | process (a supervised kernel-host worker per ring actor)
   std::uint32_t replicas = 1;
-  std::uint32_t window = 256;    // the ring actors' in-flight window
+  std::uint32_t window = 256;            // the ring actors' in-flight window
   std::uint32_t arena_bytes = 1u << 20;  // each ring's arena for payloads beyond a slot (multiple of 64)
   // CPU nodes
   std::string function;
@@ -86,8 +86,8 @@ struct supervisor_entry {
   std::string strategy = "one_for_one";  // one_for_one | one_for_all | rest_for_one
   std::uint32_t intensity = 3;
   std::uint32_t period_ms = 5000;
-  std::vector<std::string> children;     // ring nodes
-  std::string parent;                    // "" = the root supervisor
+  std::vector<std::string> children;  // ring nodes
+  std::string parent;                 // "" = the root supervisor
 };
 
 struct load_spec {
@@ -95,9 +95,9 @@ struct load_spec {
   source_pos pos;
   std::string target;
   std::string message;
-  double rate = 1000;         // messages per second
-  double duration_s = 0;      // 0 = as long as the run
-  double start_s = 0;         // delay after start
+  double rate = 1000;     // messages per second
+  double duration_s = 0;  // 0 = as long as the run
+  double start_s = 0;     // delay after start
   std::uint32_t payload_bytes = 64;
   std::uint32_t max_in_flight = 128;
 };
@@ -105,13 +105,13 @@ struct load_spec {
 struct fault_spec {
   std::string node;
   source_pos pos;
-  std::string kind;                // sim::fault_kind name, or kill_worker (host: process nodes)
-  double at_s = -1;                // time trigger (since the run started); <0 = unused
-  std::uint64_t at_message = 0;    // the node device's k-th request; 0 = unused
-  double probability = 0;          // per request; 0 = unused
-  std::uint32_t times = 1;         // 0 = unlimited (random rules)
-  std::uint32_t latency_us = 1000; // slow
-  double restore_after_s = -1;     // device_lost: the device comes back this long after the loss
+  std::string kind;                 // sim::fault_kind name, or kill_worker (host: process nodes)
+  double at_s = -1;                 // time trigger (since the run started); <0 = unused
+  std::uint64_t at_message = 0;     // the node device's k-th request; 0 = unused
+  double probability = 0;           // per request; 0 = unused
+  std::uint32_t times = 1;          // 0 = unlimited (random rules)
+  std::uint32_t latency_us = 1000;  // slow
+  double restore_after_s = -1;      // device_lost: the device comes back this long after the loss
 };
 
 struct topology {

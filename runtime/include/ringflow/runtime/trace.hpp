@@ -77,14 +77,14 @@ class trace_writer {
   std::string format(const ingress_rec& r) const;
   std::string unix_ns(std::uint64_t steady_ns) const;
 
-  std::FILE* f_ = nullptr;  // writer thread (and the destructor after it ended)
+  std::FILE* f_ = nullptr;      // writer thread (and the destructor after it ended)
   std::int64_t offset_ns_ = 0;  // unix - steady
   std::size_t max_pending_;
   std::mutex mu_;
   std::condition_variable cv_, done_cv_;
-  std::vector<record> pending_;       // mu_
+  std::vector<record> pending_;                      // mu_
   std::uint64_t flush_requested_ = 0, flushed_ = 0;  // mu_
-  bool stop_ = false;                 // mu_
+  bool stop_ = false;                                // mu_
   std::atomic<std::uint64_t> spans_{0}, errors_{0}, dropped_{0};
   std::thread thread_;
 };

@@ -29,9 +29,9 @@
 //     Detach: a faulted or corrupting kernel is stopped (drained) and its last replies harvested
 //     (ring_core::detach; every reply is verified), then restarted in place when the backend can
 //     (incarnation::restart: same rings, new epoch); a hung one is abandoned unread
-//     (detach_abandon) and kept in a graveyard until its thread ends. Every attach replays the outbox's unanswered requests in order; replies
-//     are deduplicated by correlation id: each caller gets exactly one answer. Ladder steps never
-//     touch the ring actor: no OTP restart, no change of handle, name or outbox.
+//     (detach_abandon) and kept in a graveyard until its thread ends. Every attach replays the outbox's unanswered
+//     requests in order; replies are deduplicated by correlation id: each caller gets exactly one answer. Ladder steps
+//     never touch the ring actor: no OTP restart, no change of handle, name or outbox.
 //   * Faults of a ring actor already rerouted to the CPU restart its CPU incarnation (step 1 with
 //     back-off); there is nowhere further to go.
 //   * Destroy the ladder before its runtime (runtime shutdown also stops it). Abandoned kernels
@@ -73,12 +73,12 @@ struct ladder_event {
   std::uint64_t at_ns = 0;  // steady clock
   std::string ring;
   std::string device;
-  std::string fault;        // "hang", "corrupt_reply", "launch_failed", or the kernel_error name
+  std::string fault;  // "hang", "corrupt_reply", "launch_failed", or the kernel_error name
   std::string detail;
-  std::string backend;      // where the ring actor runs after the step ("sim", "cpu", ...)
-  std::uint32_t attempt = 0;     // restarts in a row (restart events)
-  std::uint64_t duration_ns = 0; // recovered: detection -> first successful reply; restart, reinitialize,
-                                 // reroute: how long the step itself took (from its start)
+  std::string backend;            // where the ring actor runs after the step ("sim", "cpu", ...)
+  std::uint32_t attempt = 0;      // restarts in a row (restart events)
+  std::uint64_t duration_ns = 0;  // recovered: detection -> first successful reply; restart, reinitialize,
+                                  // reroute: how long the step itself took (from its start)
   std::string to_json() const;
 };
 const char* to_string(ladder_event::kind k) noexcept;
@@ -90,15 +90,15 @@ struct ladder_config {
   std::chrono::microseconds backoff_initial{1000};  // before the 2nd restart in a row
   std::chrono::milliseconds backoff_max{1000};
   double backoff_multiplier = 2.0;
-  double jitter = 0.2;                               // each delay is scaled by 1 +- jitter
-  std::uint32_t restarts_before_reinit = 3;          // transient faults within restart_window
+  double jitter = 0.2;                       // each delay is scaled by 1 +- jitter
+  std::uint32_t restarts_before_reinit = 3;  // transient faults within restart_window
   std::chrono::milliseconds restart_window{10000};
-  std::chrono::milliseconds probe_window{1000};      // a fail-back probe must stay healthy this long
-  std::chrono::milliseconds stop_timeout{2000};      // drain of a healthy kernel moved by fail-back / reroute
+  std::chrono::milliseconds probe_window{1000};  // a fail-back probe must stay healthy this long
+  std::chrono::milliseconds stop_timeout{2000};  // drain of a healthy kernel moved by fail-back / reroute
   breaker_config breaker{};
-  std::uint64_t seed = 42;                           // jitter
-  std::size_t event_history = 256;                   // recent events kept for snapshot()
-  std::function<void(const ladder_event&)> on_event; // structured log sink (optional)
+  std::uint64_t seed = 42;                            // jitter
+  std::size_t event_history = 256;                    // recent events kept for snapshot()
+  std::function<void(const ladder_event&)> on_event;  // structured log sink (optional)
 };
 
 /// Per ring actor state, for metrics and /topology.
@@ -145,8 +145,8 @@ class fault_ladder {
                             cpu_incarnation_factory<K>(cpu), opts);
   }
   caf::actor spawn_ring_actor(const std::string& name, type_id request_type, type_id reply_type,
-                              std::shared_ptr<device> dev, incarnation_factory on_device,
-                              incarnation_factory on_cpu, ring_actor_options opts = {});
+                              std::shared_ptr<device> dev, incarnation_factory on_device, incarnation_factory on_cpu,
+                              ring_actor_options opts = {});
   /// Supervises an existing ring actor of the runtime (its current incarnation counts as on the
   /// device). A name already supervised is replaced (e.g. the ring actor was restarted by an OTP
   /// supervisor). Throws std::invalid_argument if the runtime has no ring actor `name`.

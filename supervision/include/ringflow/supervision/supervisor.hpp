@@ -51,9 +51,9 @@ enum class restart_type : std::uint8_t {
 enum class child_kind : std::uint8_t { worker, supervisor };
 
 enum class restart_strategy : std::uint8_t {
-  one_for_one,  // restart the child that exited
-  one_for_all,  // stop all others (reverse), restart all (in order)
-  rest_for_one, // stop the ones started after it (reverse), restart it and them (in order)
+  one_for_one,   // restart the child that exited
+  one_for_all,   // stop all others (reverse), restart all (in order)
+  rest_for_one,  // stop the ones started after it (reverse), restart it and them (in order)
 };
 
 enum class shutdown_mode : std::uint8_t { brutal, timeout, infinity };
@@ -79,7 +79,7 @@ struct child_spec {
 
 struct supervisor_flags {
   restart_strategy strategy = restart_strategy::one_for_one;
-  std::uint32_t intensity = 1;              // at most this many restarts ...
+  std::uint32_t intensity = 1;             // at most this many restarts ...
   std::chrono::milliseconds period{5000};  // ... within this period (OTP: 1 in 5 s)
 };
 
@@ -107,7 +107,8 @@ child_spec supervisor_child(std::string id, supervisor_spec spec, restart_type r
 child_spec ring_actor_child(runtime& rt, std::string name, type_id request_type, type_id reply_type,
                             incarnation_factory factory, ring_actor_options opts = {});
 template <ring_kernel K>
-child_spec ring_actor_child(runtime& rt, std::string name, ring_actor_options opts = {}, cpu_incarnation_options cpu = {}) {
+child_spec ring_actor_child(runtime& rt, std::string name, ring_actor_options opts = {},
+                            cpu_incarnation_options cpu = {}) {
   return ring_actor_child(rt, std::move(name), K::request::id, K::reply::id, cpu_incarnation_factory<K>(cpu), opts);
 }
 
@@ -118,9 +119,9 @@ struct supervised_child_status {
   child_kind kind = child_kind::worker;
   restart_type restart = restart_type::permanent;
   bool running = false;
-  caf::actor_id actor = 0;    // 0 while not running
-  std::uint64_t restarts = 0; // starts after its first
-  std::string last_exit;      // how its previous instance ended (rendered), "" if none yet
+  caf::actor_id actor = 0;                            // 0 while not running
+  std::uint64_t restarts = 0;                         // starts after its first
+  std::string last_exit;                              // how its previous instance ended (rendered), "" if none yet
   std::shared_ptr<const supervisor_snapshot> nested;  // a supervisor child's own snapshot
 };
 
@@ -131,9 +132,9 @@ struct supervisor_snapshot {
   std::uint32_t intensity = 0;
   std::chrono::milliseconds period{0};
   bool dynamic = false;
-  bool running = false;         // started and not yet exited
-  std::uint64_t restarts = 0;   // restart decisions so far (what the intensity counts)
-  bool escalated = false;       // gave up: intensity exceeded
+  bool running = false;                           // started and not yet exited
+  std::uint64_t restarts = 0;                     // restart decisions so far (what the intensity counts)
+  bool escalated = false;                         // gave up: intensity exceeded
   std::vector<supervised_child_status> children;  // in start order
 };
 
@@ -164,7 +165,8 @@ class supervisor_ref {
 
  private:
   friend caf::expected<supervisor_ref> start_supervisor(runtime&, supervisor_spec);
-  supervisor_ref(caf::actor a, std::shared_ptr<detail::supervisor_shared> s) : actor_(std::move(a)), shared_(std::move(s)) {}
+  supervisor_ref(caf::actor a, std::shared_ptr<detail::supervisor_shared> s)
+      : actor_(std::move(a)), shared_(std::move(s)) {}
   caf::actor actor_;
   std::shared_ptr<detail::supervisor_shared> shared_;
 };

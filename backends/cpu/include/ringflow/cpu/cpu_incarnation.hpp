@@ -31,7 +31,6 @@ struct cpu_incarnation_options {
   doorbell* kernel_bell = nullptr;
 };
 
-
 namespace detail {
 /// CPU backend: one cpu_kernel thread with one channel, started on construction.
 class cpu_incarnation final : public incarnation {

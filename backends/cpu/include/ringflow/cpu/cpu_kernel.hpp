@@ -78,15 +78,14 @@ struct kernel_stats {
   bool parked = false;            // parked right now
 };
 
-enum class [[nodiscard]] stop_outcome { stopped, already_stopped, faulted };
+enum class [[nodiscard]] stop_outcome{stopped, already_stopped, faulted};
 
 using serve_fn = serve_result (*)(ring_consumer&, ring_producer&, std::uint64_t, serve_tally&);
 
 /// One request ring + one response ring served by kernel type K.
 class channel {
  public:
-  channel(std::string kernel_name, type_id request_type, type_id reply_type, serve_fn serve,
-          const ring_options& opts);
+  channel(std::string kernel_name, type_id request_type, type_id reply_type, serve_fn serve, const ring_options& opts);
   channel(const channel&) = delete;
   channel& operator=(const channel&) = delete;
 
@@ -163,9 +162,7 @@ class cpu_kernel {
     using request = typename K::request;
     using reply = typename K::reply;
     static constexpr const char* name = K::name;
-    static std::uint32_t reply_capacity(const msg_view& in)
-      requires has_reply_capacity<K>
-    {
+    static std::uint32_t reply_capacity(const msg_view& in) requires has_reply_capacity<K> {
       return K::reply_capacity(in);
     }
     static status handle(const msg_view& in, reply_writer& out) {

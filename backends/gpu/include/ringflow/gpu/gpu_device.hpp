@@ -42,10 +42,10 @@
 //     once per millisecond), and rings each incarnation's completion bell.
 //   * Stop of one incarnation: the ring drains on the device and reports `stopped`; past the
 //     timeout the host abandons it (`faulted` / reply_stuck) — unless the whole kernel hangs:
-//     then stop() returns false with finished() false, and the ring's memory is never reused. Destroying the device stops every
-//     ring, sets the kernel's stop flag and polls the stream until the kernel ended or the stop
-//     timeout passed — then it is a hang, reported by kernel_hung(), and the pools are left
-//     allocated on purpose (freeing memory a running kernel uses would wait for it forever).
+//     then stop() returns false with finished() false, and the ring's memory is never reused. Destroying the device
+//     stops every ring, sets the kernel's stop flag and polls the stream until the kernel ended or the stop timeout
+//     passed — then it is a hang, reported by kernel_hung(), and the pools are left allocated on purpose (freeing
+//     memory a running kernel uses would wait for it forever).
 // Thread-safety: factory(), the incarnations' start/stop and reinitialize() from controlling
 // threads (internally serialised); observers from any thread.
 #pragma once
@@ -72,9 +72,9 @@ class gpu_unavailable : public std::runtime_error {
 struct gpu_info {
   int ordinal = 0;
   std::string name;
-  std::string arch;               // "sm_90" (CUDA compute capability) / "gfx90a" (HIP)
-  int multiprocessors = 0;        // SMs / CUs
-  int warp_size = 32;             // threads per warp / wavefront (32; 64 on CDNA, 32 on RDNA)
+  std::string arch;         // "sm_90" (CUDA compute capability) / "gfx90a" (HIP)
+  int multiprocessors = 0;  // SMs / CUs
+  int warp_size = 32;       // threads per warp / wavefront (32; 64 on CDNA, 32 on RDNA)
   bool can_map_host_memory = false;
   std::uint64_t memory_bytes = 0;
 };
@@ -89,19 +89,19 @@ struct gpu_probe {
 
 struct gpu_device_options {
   int ordinal = 0;
-  std::string id;                          // default "<backend>:<ordinal>"
-  std::uint32_t max_rings = 1024;          // ring table entries (logical ring actors at once)
-  std::uint64_t ring_pool_bytes = 64ull << 20;  // pinned mapped memory for all rings
-  std::uint32_t max_reply_capacity = 4096; // largest response ring (slots) the device pools cover
-  std::uint32_t blocks = 0;                // 0: one block per multiprocessor
-  std::uint32_t warps_per_block = 4;       // workers per block
-  std::uint32_t staging_bytes = 16384;     // per worker per direction (multiple of 16): slot + arena payload
-  std::uint32_t poll_period = 32;          // worker passes between control checks / heartbeats
-  std::uint32_t backoff_max_ns = 2048;     // idle back-off ceiling of a worker with running rings
-  std::uint32_t unbound_backoff_max_ns = 65536;  // ... of a worker without (watching for bindings)
-  std::chrono::microseconds monitor_linger{200};  // monitor spins this long after the last reply before parking
+  std::string id;                                  // default "<backend>:<ordinal>"
+  std::uint32_t max_rings = 1024;                  // ring table entries (logical ring actors at once)
+  std::uint64_t ring_pool_bytes = 64ull << 20;     // pinned mapped memory for all rings
+  std::uint32_t max_reply_capacity = 4096;         // largest response ring (slots) the device pools cover
+  std::uint32_t blocks = 0;                        // 0: one block per multiprocessor
+  std::uint32_t warps_per_block = 4;               // workers per block
+  std::uint32_t staging_bytes = 16384;             // per worker per direction (multiple of 16): slot + arena payload
+  std::uint32_t poll_period = 32;                  // worker passes between control checks / heartbeats
+  std::uint32_t backoff_max_ns = 2048;             // idle back-off ceiling of a worker with running rings
+  std::uint32_t unbound_backoff_max_ns = 65536;    // ... of a worker without (watching for bindings)
+  std::chrono::microseconds monitor_linger{200};   // monitor spins this long after the last reply before parking
   std::chrono::microseconds monitor_period{1000};  // monitor: stream query + sweep of all bound rings
-  std::chrono::milliseconds stop_timeout{2000};  // kernel stop: then it is a hang
+  std::chrono::milliseconds stop_timeout{2000};    // kernel stop: then it is a hang
 };
 
 /// Per-incarnation options (the rings; cpu::ring_options' placement fields are not used).

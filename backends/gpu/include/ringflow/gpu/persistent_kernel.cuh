@@ -68,10 +68,11 @@ kernel_table_info builtin_hip_table();
 
 }  // namespace ringflow::gpu
 
-#define RINGFLOW_CUDA_KERNELS(...)                                                                      \
-  namespace {                                                                                           \
+#define RINGFLOW_CUDA_KERNELS(...)                                                                        \
+  namespace {                                                                                             \
   [[maybe_unused]] const bool ringflow_kernel_table_registered_ = ::ringflow::gpu::register_kernel_table( \
-      ::ringflow::gpu::describe_table<::ringflow::gpu::table_with_demos<__VA_ARGS__>>(                  \
-          RINGFLOW_GPU_BACKEND_NAME, &::ringflow::gpu::launch_persistent<::ringflow::gpu::table_with_demos<__VA_ARGS__>>)); \
+      ::ringflow::gpu::describe_table<::ringflow::gpu::table_with_demos<__VA_ARGS__>>(                    \
+          RINGFLOW_GPU_BACKEND_NAME,                                                                      \
+          &::ringflow::gpu::launch_persistent<::ringflow::gpu::table_with_demos<__VA_ARGS__>>));          \
   }
 #define RINGFLOW_HIP_KERNELS(...) RINGFLOW_CUDA_KERNELS(__VA_ARGS__)

@@ -29,12 +29,12 @@
 namespace ringflow::process {
 
 /// The exit codes of `ringflow kernel-host`.
-enum class [[nodiscard]] worker_exit : int {
-  stopped = 0,         // the kernel stopped (the service asked)
-  bad_segment = 3,     // the segment could not be opened, mapped or validated
-  start_failed = 4,    // the kernel could not start
-  kernel_faulted = 5,  // the kernel faulted (the control block says how)
-  service_gone = 6,    // the service went away (or let this standby go)
+enum class [[nodiscard]] worker_exit : int{
+    stopped = 0,         // the kernel stopped (the service asked)
+    bad_segment = 3,     // the segment could not be opened, mapped or validated
+    start_failed = 4,    // the kernel could not start
+    kernel_faulted = 5,  // the kernel faulted (the control block says how)
+    service_gone = 6,    // the service went away (or let this standby go)
 };
 
 /// A mapped segment and the worker's validated private copy of its set-up line.

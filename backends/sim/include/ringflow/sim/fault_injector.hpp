@@ -47,12 +47,12 @@ std::optional<fault_kind> fault_kind_from(std::string_view name) noexcept;
 
 struct fault_rule {
   fault_kind kind = fault_kind::transient_error;
-  std::uint64_t at_message = 0;               // fire at the k-th request seen (1-based); 0 = unused
-  std::chrono::nanoseconds after{-1};         // fire at the first request this long after arm(); <0 = unused
-  double probability = 0;                     // fire on each request with this probability; 0 = unused
-  std::uint32_t times = 1;                    // how often it may fire (0 = unlimited)
-  std::chrono::microseconds latency{1000};    // slow: added latency of the affected request
-  std::string kernel;                         // only requests to this kernel ("" = any)
+  std::uint64_t at_message = 0;             // fire at the k-th request seen (1-based); 0 = unused
+  std::chrono::nanoseconds after{-1};       // fire at the first request this long after arm(); <0 = unused
+  double probability = 0;                   // fire on each request with this probability; 0 = unused
+  std::uint32_t times = 1;                  // how often it may fire (0 = unlimited)
+  std::chrono::microseconds latency{1000};  // slow: added latency of the affected request
+  std::string kernel;                       // only requests to this kernel ("" = any)
 
   static fault_rule at(fault_kind k, std::uint64_t message) {
     fault_rule r;

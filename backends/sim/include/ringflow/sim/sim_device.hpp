@@ -29,7 +29,7 @@ namespace ringflow::sim {
 struct sim_device_options {
   std::string id = "sim:0";
   bool reinit_supported = true;  // false: reinitialize() reports unsupported (like CUDA in-process)
-  wait_policy pump_wait{};  // how the decorator's forwarding thread waits when idle
+  wait_policy pump_wait{};       // how the decorator's forwarding thread waits when idle
 };
 
 class sim_device final : public device, public std::enable_shared_from_this<sim_device> {

@@ -32,8 +32,8 @@
 #include <unordered_set>
 
 #include "ringflow/doorbell.hpp"
-#include "ringflow/ring_storage.hpp"
 #include "ringflow/incarnation.hpp"
+#include "ringflow/ring_storage.hpp"
 
 namespace ringflow::sim {
 
@@ -71,11 +71,11 @@ class sim_incarnation final : public incarnation {
 
  private:
   void run() noexcept;
-  bool device_failed() noexcept;           // the device was poisoned / lost: fault accordingly
+  bool device_failed() noexcept;                // the device was poisoned / lost: fault accordingly
   bool forward_requests(bool inject) noexcept;  // own request ring -> inner
-  bool forward_replies() noexcept;         // inner replies -> own response ring
-  void hang() noexcept;                    // park until abandoned or destroyed
-  void finish_stop() noexcept;             // the stop path: drain through the inner incarnation
+  bool forward_replies() noexcept;              // inner replies -> own response ring
+  void hang() noexcept;                         // park until abandoned or destroyed
+  void finish_stop() noexcept;                  // the stop path: drain through the inner incarnation
   void die(kernel_error code, std::uint32_t flags, const char* detail) noexcept;
 
   std::shared_ptr<sim_device> dev_;
