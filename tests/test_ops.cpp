@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -312,4 +313,41 @@ TEST_CASE("GPU backend: ring nodes share one persistent kernel, faults drive the
   CHECK(x.lost == 0);
   CHECK(x.errors == 0);
   CHECK(x.faults_injected >= 1);
+}
+
+TEST_CASE("the summary is a consistent cut while the engine stops: sent = replied + errors + wrong + lost", "[ops]") {
+  // A slow kernel keeps ~100 messages open when stop() comes (no drain): the ring actors drain and
+  // the graph answers the rest while another thread keeps reading the summary, as the signal thread
+  // does on a second SIGTERM. Every read must add up: a read during stop() must not call open
+  // messages answered (before the fix it reported lost 0 from the moment stop() began).
+  const char* text =
+      "name: stop-cut\n"
+      "nodes:\n"
+      "  - {name: echo, kernel: echo, backend: sim, window: 512}\n"
+      "load: [{name: l, target: echo, message: Echo, rate: 20000, max_in_flight: 400}]\n"
+      "faults: [{node: echo, kind: slow, probability: 1, times: 0, latency_us: 2000}]\n";
+  event_log log("warn", "json", temp_file("ops-stop-cut.log"));
+  engine eng(parse(text), {}, log, {});
+  eng.start();
+  eng.start_load();
+  REQUIRE(eventually([&] { return eng.summary().lost >= 100; }));  // `lost` counts what is open now
+  std::atomic<bool> stopped{false};
+  std::atomic<std::uint64_t> reads{0}, broken{0}, open_seen{0};
+  std::thread reader([&] {
+    while (!stopped.load()) {
+      const run_summary x = eng.summary();
+      if (x.sent != x.replied + x.errors + x.wrong + x.lost) broken.fetch_add(1);
+      open_seen.store(std::max(open_seen.load(), x.lost));
+      reads.fetch_add(1);
+    }
+  });
+  eng.stop();
+  stopped.store(true);
+  reader.join();
+  const run_summary x = eng.summary();
+  INFO("reads " << reads.load() << ", broken " << broken.load() << ", sent " << x.sent << ", errors " << x.errors);
+  CHECK(reads.load() > 0);
+  CHECK(broken.load() == 0);
+  CHECK(x.sent == x.replied + x.errors + x.wrong + x.lost);
+  CHECK(x.lost == 0);  // every open message was answered (by the kernel's drain, or `stopped`)
 }

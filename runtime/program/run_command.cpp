@@ -173,6 +173,11 @@ int cmd_run(const run_args& a) {
                      static_cast<unsigned long long>(s.lost));
         std::_Exit(to_int(s.lost == 0 ? exit_code::ok : exit_code::runtime));
       });
+  // The sigwait thread uses `eng` and `log`: it ends before they do on every way out of here.
+  struct finish_first {
+    signal_watcher& w;
+    ~finish_first() { w.finish(); }
+  } signals_end{signals};
 
   if (!start_serving(eng, cfg, log, http)) {
     if (http) http->stop();

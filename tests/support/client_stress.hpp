@@ -35,21 +35,27 @@ struct client_stress_result {
 };
 
 inline client_stress_result run_client_stress(const std::shared_ptr<ring_core>& core, const client_stress& s) {
-  std::vector<std::vector<std::atomic<std::uint8_t>>> seen(static_cast<std::size_t>(s.threads));
-  for (auto& v : seen) v = std::vector<std::atomic<std::uint8_t>>(static_cast<std::size_t>(s.per_thread));
-  std::atomic<std::uint64_t> mismatched{0}, errors{0};
+  // Shared with the callbacks (held by each): a thread that gives up waiting for its last callbacks
+  // (`drain`) returns, and those callbacks must still find what they count into.
+  struct tally {
+    std::vector<std::vector<std::atomic<std::uint8_t>>> seen;
+    std::atomic<std::uint64_t> mismatched{0}, errors{0};
+  };
+  auto t = std::make_shared<tally>();
+  t->seen = std::vector<std::vector<std::atomic<std::uint8_t>>>(static_cast<std::size_t>(s.threads));
+  for (auto& v : t->seen) v = std::vector<std::atomic<std::uint8_t>>(static_cast<std::size_t>(s.per_thread));
   std::atomic<int> undrained{0};
   std::vector<std::thread> ts;
-  for (int t = 0; t < s.threads; ++t) {
-    ts.emplace_back([&, t] {
+  for (int th = 0; th < s.threads; ++th) {
+    ts.emplace_back([&, th] {
+      auto outstanding = std::make_shared<std::atomic<int>>(0);
       ring_client c(core, s.client);
-      std::atomic<int> outstanding{0};
       for (int i = 0; i < s.per_thread; ++i) {
-        const std::uint64_t seq = static_cast<std::uint64_t>(t) << 32 | static_cast<std::uint64_t>(i);
-        auto check = [&, t, i, seq](const call_result& r) {
-          if (!r.ok()) errors.fetch_add(1);
-          else if (echo_seq(r.reply) != seq) mismatched.fetch_add(1);
-          seen[t][i].fetch_add(1);
+        const std::uint64_t seq = static_cast<std::uint64_t>(th) << 32 | static_cast<std::uint64_t>(i);
+        auto check = [t, th, i, seq](const call_result& r) {
+          if (!r.ok()) t->errors.fetch_add(1);
+          else if (echo_seq(r.reply) != seq) t->mismatched.fetch_add(1);
+          t->seen[th][i].fetch_add(1);
         };
         const int way = s.how == client_stress::mode::mixed ? i % 3 : 2;
         if (way == 0) {
@@ -57,28 +63,28 @@ inline client_stress_result run_client_stress(const std::shared_ptr<ring_core>& 
         } else if (way == 1) {
           check(c.submit(echo_msg(seq)).get());  // future
         } else {
-          while (outstanding.load() >= s.callback_window) std::this_thread::yield();
-          outstanding.fetch_add(1);
-          c.submit(echo_msg(seq), [&, check](call_result&& r) {
+          while (outstanding->load() >= s.callback_window) std::this_thread::yield();
+          outstanding->fetch_add(1);
+          c.submit(echo_msg(seq), [outstanding, check](call_result&& r) {
             check(r);
-            outstanding.fetch_sub(1);
+            outstanding->fetch_sub(1);
           });
         }
       }
-      if (!wait_until([&] { return outstanding.load() == 0; }, s.drain)) undrained.fetch_add(1);
+      if (!wait_until([&] { return outstanding->load() == 0; }, s.drain)) undrained.fetch_add(1);
     });
   }
-  for (auto& th : ts) th.join();
+  for (auto& x : ts) x.join();
   client_stress_result r;
-  for (auto& v : seen)
+  for (auto& v : t->seen)
     for (auto& n : v) {
       const std::uint8_t k = n.load();
       r.once += k == 1;
       r.lost += k == 0;
       r.duplicated += k > 1;
     }
-  r.mismatched = mismatched.load();
-  r.errors = errors.load();
+  r.mismatched = t->mismatched.load();
+  r.errors = t->errors.load();
   r.undrained = undrained.load();
   return r;
 }

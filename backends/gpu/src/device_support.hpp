@@ -27,14 +27,15 @@ namespace ringflow::gpu::RINGFLOW_GPU_NS {
 /// The devices this backend's driver reports (gpu_probe.cpp).
 gpu_probe probe() noexcept;
 
+// One open device per ordinal and process: a second one's allocations and frees (cudaFree can
+// synchronize the whole device) would wait for the first one's persistent kernel forever. Inline
+// variables (one per backend namespace and program, whichever files include this header).
+inline std::mutex g_open_mu;
+inline std::vector<int> g_open_ordinals;  // (g_open_mu)
 namespace {
 
 constexpr std::uint64_t round128(std::uint64_t n) { return (n + 127) / 128 * 128; }
 
-// One open device per ordinal and process: a second one's allocations and frees (cudaFree can
-// synchronize the whole device) would wait for the first one's persistent kernel forever.
-std::mutex g_open_mu;
-std::vector<int> g_open_ordinals;  // (g_open_mu)
 struct ordinal_claim {
   int ordinal = -1;
   explicit ordinal_claim(int o) {

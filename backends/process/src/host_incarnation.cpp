@@ -104,7 +104,8 @@ bool host_incarnation::restart() {
 void host_incarnation::inject(const sim::fault_rule& r) {
   auto* h = header();
   h->inject_rule = to_wire(r);
-  store_release(h->inject_seq, load_relaxed(h->inject_seq) + 1);  // pairs with the worker's acquire
+  // The service's own count, not one read back from the segment (which the worker can write).
+  store_release(h->inject_seq, ++inject_seq_);  // pairs with the worker's acquire
 }
 
 // Starts a worker on the (freshly formatted) segment and waits until its kernel runs.

@@ -78,7 +78,8 @@ class host_incarnation final : public incarnation {
   std::unique_ptr<ring_storage> requests_, replies_;
   control_block local_{};  // the service's own block: what the ladder reads (mirrored after checks)
   std::uint64_t epoch_ = 0;
-  peer_seen seen_;  // monitor-owned (reset at each launch, before the monitor starts)
+  std::uint32_t inject_seq_ = 0;  // the last inject_seq written (calls into inject() are serialised by the device)
+  peer_seen seen_;                // monitor-owned (reset at each launch, before the monitor starts)
 
   std::mutex local_mu_;  // state changes of local_ (the monitor mirroring, fail() from the ladder)
   std::uint32_t max_batch_ = 32;

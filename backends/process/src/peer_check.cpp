@@ -87,22 +87,23 @@ peer_verdict check_peer(const control_block& s, const ring_storage& requests, co
   if (auto bad = check_control(s, seen, raw, hb, done)) return *bad;
   std::uint64_t req_head = 0, rep_tail = 0;
   if (auto bad = check_rings(requests, replies, seen, req_head, rep_tail)) return *bad;
-  peer_verdict v;
-  if (raw != seen.state) {
-    peer_state_change change;
-    if (auto bad = state_change(s, raw, change)) return *bad;
-    if (change.state != kernel_state::idle && change.state != kernel_state::starting) v.change = std::move(change);
-  }
+  // Mirrored before the state is looked at (a refused fault below still leaves these current).
   seen.request_head = req_head;
   seen.reply_tail = rep_tail;
   seen.heartbeat = hb;
   seen.processed = done;
-  seen.state = raw;
   store_relaxed(local.heartbeat, hb);
   store_relaxed(local.processed, done);
   store_relaxed(local.handler_errors, load_relaxed(s.handler_errors));
   store_relaxed(local.rejected, load_relaxed(s.rejected));
   store_relaxed(local.last_progress, std::min(load_relaxed(s.last_progress), hb));
+  peer_verdict v;
+  if (raw != seen.state) {
+    peer_state_change change;
+    if (auto bad = state_change(s, raw, change)) return *bad;  // seen.state stays: the worker dies for it
+    if (change.state != kernel_state::idle && change.state != kernel_state::starting) v.change = std::move(change);
+    seen.state = raw;
+  }
   return v;
 }
 

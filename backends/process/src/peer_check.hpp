@@ -2,9 +2,10 @@
 //
 // Contract: check_peer() reads the shared control block and the rings' shared indices once, checks
 // them against what the service last saw (`seen`) and against its own pinned ring geometry, and
-// returns a verdict. Only when every check passed does it update `seen` and return the counters to
-// mirror; the caller applies a state change (a fault the worker reported, or running/draining/
-// stopped) to its own control block. Nothing read here is used before it was checked.
+// returns a verdict. Once the control block's counters and the ring indices passed, it updates
+// `seen` and mirrors the counters into the service's own block; then it checks a state change
+// (a fault needs a valid error code) and returns it for the caller to apply. Nothing read here is
+// used before it was checked.
 //   * state in range, never going back (idle < starting < running < draining < stopped|faulted);
 //   * heartbeat and processed count monotonic;
 //   * both ring config lines intact;

@@ -87,7 +87,7 @@ pid_t worker_processes::activate_standby() {
   ::close(fd);  // a standby not told reads end of file and exits
   if (alive && !told) {
     ::kill(p, SIGKILL);
-    ::waitpid(p, &status, 0);
+    while (::waitpid(p, &status, 0) < 0 && errno == EINTR) {}
   }
   return told ? p : 0;
 }

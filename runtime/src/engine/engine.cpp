@@ -88,7 +88,8 @@ void engine::impl::on_ladder_event(const ladder_event& e) {
 // the restore of lost sim devices.
 void engine::impl::tick_faults() {
   const std::uint64_t now = steady_now();
-  const double since_load = load_start_ns ? seconds_between(load_start_ns, now) : -1;
+  const std::uint64_t load_ns = load_start_ns.load();
+  const double since_load = load_ns ? seconds_between(load_ns, now) : -1;
   for (auto& [name, n] : nodes) {
     const auto& host = n->where.host;
     if (!host || since_load < 0) continue;
@@ -131,7 +132,7 @@ const program_config& engine::config() const { return impl_->cfg; }
 void engine::start() {
   impl& m = *impl_;
   m.phase.store(engine_phase::starting, std::memory_order_release);
-  m.start_ns = steady_now();
+  m.start_ns.store(steady_now());
   const program_config cfg = m.config_copy();
   m.load.configure(cfg.limits.ingress_rate_per_s, cfg.limits.max_payload_bytes, cfg.trace.sample_ratio);
   try {
@@ -168,10 +169,10 @@ void engine::start() {
 
 void engine::start_load() {
   impl& m = *impl_;
-  m.load_start_ns = steady_now();
+  m.load_start_ns.store(steady_now());
   for (auto& [name, n] : m.nodes)
     if (n->where.sim) n->where.sim->faults().arm();  // time-triggered faults count from here
-  m.load.start(m.topo.load, m.graph, m.tracer.get(), m.load_start_ns);
+  m.load.start(m.topo.load, m.graph, m.tracer.get(), m.load_start_ns.load());
 }
 
 bool engine::load_finished() const { return impl_->load.finished(); }
@@ -202,11 +203,14 @@ void engine::stop() {
   if (m.graph) m.graph->stop();  // answers whatever is still open (errc::stopped)
   if (m.root) m.root->stop();
   if (m.ladder) m.ladder->stop();
-  m.lost_final = m.load.counts().open;
-  m.end_ns = steady_now();
+  m.lost_final.store(m.load.counts().open);
+  m.end_ns.store(steady_now());
+  std::uint64_t replays = 0;
   if (m.rt)  // the ring cores go with the runtime: keep what the summary reads from them
     for (const auto& r : m.rings)
-      if (auto core = m.rt->ring(r->name)) m.replays_final += core->stats().replayed;
+      if (auto core = m.rt->ring(r->name)) replays += core->stats().replayed;
+  m.replays_final.store(replays);
+  m.finals.store(true, std::memory_order_release);  // after the finals: summary() may use them now
   if (m.rt) m.rt->shutdown();
   m.where.stop_gpu_kernels();
   if (m.tracer) m.tracer->flush();
@@ -239,13 +243,13 @@ bool engine::ready(nlohmann::json& reason) const {
 live_stats engine::live() const {
   const impl& m = *impl_;
   live_stats s;
-  const std::uint64_t from = m.load_start_ns ? m.load_start_ns : m.start_ns;
-  s.elapsed_s = seconds_between(from, m.end_ns ? m.end_ns : steady_now());
-  const load_counts c = m.load.counts();
+  const std::uint64_t load_ns = m.load_start_ns.load(), end = m.end_ns.load();
+  s.elapsed_s = seconds_between(load_ns ? load_ns : m.start_ns.load(), end ? end : steady_now());
+  const load_counts c = m.load.totals();  // lock-free: the status line, once a second
   s.sent = c.sent;
   s.replied = c.replied;
   s.errors = c.errors;
-  s.in_flight = m.load.open_total();
+  s.in_flight = c.open;
   {
     std::lock_guard<std::mutex> lock(m.tally.mu);
     s.faults = m.tally.faults_detected;
@@ -259,13 +263,16 @@ live_stats engine::live() const {
 run_summary engine::summary() const {
   const impl& m = *impl_;
   run_summary s;
-  const load_counts c = m.load.counts();  // a consistent cut of the accounting
+  // `finals` before the cut: once stop() has published them nothing is answered any more, so the
+  // cut that follows agrees with them; before, the cut's own open count is what is lost so far.
+  const bool finals = m.finals.load(std::memory_order_acquire);  // pairs with stop()'s release
+  const load_counts c = m.load.counts();                         // a consistent cut of the accounting
   s.sent = c.sent;
   s.replied = c.replied;
   s.errors = c.errors;
   s.duplicated = c.duplicated;
   s.wrong = c.wrong;
-  s.lost = m.phase.load() == engine_phase::stopped ? m.lost_final : c.open;
+  s.lost = finals ? m.lost_final.load() : c.open;
   for (const auto& [name, n] : m.nodes) {
     if (n->where.sim) s.faults_injected += n->where.sim->faults().fired_total();
     if (n->where.host) {
@@ -281,7 +288,7 @@ run_summary engine::summary() const {
     s.reroutes = m.tally.reroutes;
     s.failbacks = m.tally.failbacks;
   }
-  if (m.phase.load() == engine_phase::stopped) s.replays = m.replays_final;
+  if (finals) s.replays = m.replays_final.load();
   else if (m.runtime_live())
     for (const auto& r : m.rings)
       if (auto core = m.rt->ring(r->name)) s.replays += core->stats().replayed;
@@ -293,8 +300,8 @@ run_summary engine::summary() const {
   s.p99_us = lat.quantile_us(0.99);
   s.p999_us = lat.quantile_us(0.999);
   s.max_us = static_cast<double>(lat.max_ns()) / 1000.0;
-  const std::uint64_t from = m.load_start_ns ? m.load_start_ns : m.start_ns;
-  s.duration_s = seconds_between(from, m.end_ns ? m.end_ns : steady_now());
+  const std::uint64_t load_ns = m.load_start_ns.load(), end = m.end_ns.load();
+  s.duration_s = seconds_between(load_ns ? load_ns : m.start_ns.load(), end ? end : steady_now());
   s.throughput_per_s = s.duration_s > 0 ? static_cast<double>(s.replied) / s.duration_s : 0;
   for (const auto& [code, n] : m.load.errors_by_code()) s.errors_by_code[code] = n;
   return s;
@@ -350,7 +357,7 @@ node_view engine::impl::view_of(const node_rt& n, const ladder_snapshot& ls) con
   return v;
 }
 
-engine_snapshot engine::impl::snapshot(const engine& e) const {
+engine_snapshot engine::impl::snapshot(const engine& e, bool with_summary) const {
   const impl& m = *this;
   engine_snapshot s;
   s.topo = &m.topo;
@@ -365,14 +372,15 @@ engine_snapshot engine::impl::snapshot(const engine& e) const {
   if (m.root) s.supervisors = m.root->snapshot();
   for (const auto& [backend, d] : m.where.gpus())
     if (d) s.gpus.push_back(gpu_view{d->id(), d->kernel_launches(), d->bound_rings()});
+  if (!with_summary) return s;
   s.summary = e.summary();
   nlohmann::json why;
   s.ready = e.ready(why);
   return s;
 }
 
-std::string engine::metrics_text() const { return engine_parts::metrics_text(impl_->snapshot(*this)); }
+std::string engine::metrics_text() const { return engine_parts::metrics_text(impl_->snapshot(*this, true)); }
 
-nlohmann::json engine::topology_json() const { return engine_parts::topology_json(impl_->snapshot(*this)); }
+nlohmann::json engine::topology_json() const { return engine_parts::topology_json(impl_->snapshot(*this, false)); }
 
 }  // namespace ringflow::ops

@@ -98,8 +98,12 @@ struct engine::impl {
   std::shared_ptr<running_graph> graph;
   engine_parts::ladder_tally tally;
   engine_parts::load_driver load;
-  std::uint64_t start_ns = 0, load_start_ns = 0, end_ns = 0;
-  std::uint64_t lost_final = 0, replays_final = 0;
+  // Written by the controlling thread, read by the HTTP handlers and the signal thread.
+  std::atomic<std::uint64_t> start_ns{0}, load_start_ns{0}, end_ns{0};
+  // What stop() keeps for the summary once the ring cores are gone; valid once `finals` is set
+  // (release, after them): until then the summary counts what is open now.
+  std::atomic<std::uint64_t> lost_final{0}, replays_final{0};
+  std::atomic<bool> finals{false};
 
   impl(topology t, program_config c, event_log& l, run_options o)
       : topo(std::move(t)), cfg(std::move(c)), log(l), opts(std::move(o)), where(log, opts), load(log) {}
@@ -122,7 +126,8 @@ struct engine::impl {
   // engine.cpp
   void on_ladder_event(const ladder_event& e);
   void tick_faults();
-  [[nodiscard]] engine_parts::engine_snapshot snapshot(const engine& e) const;
+  /// For /metrics (`with_summary`: the load accounting and readiness too) and /topology.
+  [[nodiscard]] engine_parts::engine_snapshot snapshot(const engine& e, bool with_summary) const;
   [[nodiscard]] engine_parts::node_view view_of(const engine_parts::node_rt& n, const ladder_snapshot& ls) const;
 };
 

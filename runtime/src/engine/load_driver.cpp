@@ -90,6 +90,17 @@ load_counts load_driver::counts() const {
   return c;
 }
 
+load_counts load_driver::totals() const noexcept {
+  load_counts c;
+  c.sent = sent_.load();
+  c.replied = replied_.load();
+  c.errors = errors_.load();
+  c.duplicated = duplicated_.load();
+  c.wrong = wrong_.load();
+  c.open = open_total();
+  return c;
+}
+
 std::map<std::string, std::uint64_t> load_driver::errors_by_code() const {
   std::lock_guard<std::mutex> lock(err_mu_);
   return errors_by_code_;

@@ -75,6 +75,9 @@ class load_driver {
   [[nodiscard]] bool finished() const;
   [[nodiscard]] std::uint64_t open_total() const;
   [[nodiscard]] load_counts counts() const;
+  /// sent / replied / errors now, without the generators' locks (the live status line); `open` is
+  /// the open count, not a consistent cut.
+  [[nodiscard]] load_counts totals() const noexcept;
   [[nodiscard]] const latency_recorder& latency() const noexcept { return latency_; }
   [[nodiscard]] std::map<std::string, std::uint64_t> errors_by_code() const;
 

@@ -91,15 +91,19 @@ node_placement placement::place(const node_spec& n, const topology& topo, const 
 incarnation_factory placement::device_factory(const node_placement& p, const kernel_info& k, const node_spec& n) const {
   cpu_incarnation_options co;
   co.rings.requests.arena_bytes = co.rings.replies.arena_bytes = n.arena_bytes;
-  if (p.host) return p.host->factory(k.name, co);
+  incarnation_factory f;
   if (p.gpu) {
     gpu::gpu_ring_options go;
     go.requests.arena_bytes = go.replies.arena_bytes = n.arena_bytes;
-    incarnation_factory f = p.gpu->factory(k.name, go);
-    return p.sim ? p.sim->wrap(std::move(f)) : f;  // the injector over the GPU's incarnations
+    f = p.gpu->factory(k.name, go);            // throws for a kernel the GPU table lacks or bad ring options
+    if (p.sim) f = p.sim->wrap(std::move(f));  // the injector over the GPU's incarnations
+  } else if (p.sim) {
+    f = k.sim_factory(*p.sim, co);
   }
-  if (p.sim) return k.sim_factory(*p.sim, co);
-  return {};
+  // A kernel host's workers run cpu or sim; with --backend cuda|hip over a `host: process` node
+  // (a file cannot say so) the GPU factory above is still made and checked, then replaced.
+  if (p.host) f = p.host->factory(k.name, co);
+  return f;
 }
 
 void placement::stop_gpu_kernels() {
