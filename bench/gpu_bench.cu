@@ -94,7 +94,7 @@ using ringflow::demo_kernels::EchoKernel;
 namespace gpu = ringflow::gpu;
 
 constexpr auto wait_limit = 5s;  // every wait for the device gives up after this
-constexpr std::uint32_t echo_type = ringflow::msg::Echo::id;
+constexpr std::uint32_t echo_type = ringflow::msg::Echo::type_id_;
 
 // ------------------------------------------------------------------------------ shared state
 

@@ -564,7 +564,7 @@ void cpu_kernel_round_trip(benchmark::State& state, const std::vector<std::uint8
     latency_samples lat(state.max_iterations);
     lat.start();
     for (auto _ : state) {
-      client.call(K::request::id, request, std::chrono::seconds(1), r);
+      client.call(K::request::type_id_, request, std::chrono::seconds(1), r);
       if (!r.ok()) {
         state.SkipWithError(ringflow::to_string(r.st));
         break;

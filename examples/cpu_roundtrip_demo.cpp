@@ -64,7 +64,7 @@ struct request_maker {
                           static_cast<std::uint8_t>(i % 4));
       demo::FinishScoreRequestBuffer(b, demo::CreateScoreRequest(b, i, &q, fo));
       // A bad one claims the wrong type: ingress catches it (type_mismatch) before any ring.
-      type = bad ? demo_kernels::SaxpyKernel::request::id : demo_kernels::ScoreKernel::request::id;
+      type = bad ? demo_kernels::SaxpyKernel::request::type_id_ : demo_kernels::ScoreKernel::request::type_id_;
     } else if (kernel == "saxpy") {
       std::vector<float> x(32), y(bad ? 31 : 32);  // mismatched lengths -> invalid_argument
       for (std::size_t k = 0; k < x.size(); ++k) x[k] = static_cast<float>(k + i % 7);
@@ -72,12 +72,12 @@ struct request_maker {
       auto xo = b.CreateVector(x);
       auto yo = b.CreateVector(y);
       demo::FinishSaxpyRequestBuffer(b, demo::CreateSaxpyRequest(b, 2.0f, xo, yo));
-      type = demo_kernels::SaxpyKernel::request::id;
+      type = demo_kernels::SaxpyKernel::request::type_id_;
     } else {
       std::vector<std::uint8_t> body(64, static_cast<std::uint8_t>(i));
       auto bo = b.CreateVector(body);
       demo::FinishEchoBuffer(b, demo::CreateEcho(b, i, bo));
-      type = demo_kernels::EchoKernel::request::id;
+      type = demo_kernels::EchoKernel::request::type_id_;
     }
     return bytes_of(b);
   }

@@ -23,7 +23,7 @@ struct GatedEchoKernel {
   static status handle(const msg_view& in, reply_writer& out) {
     while (gate_closed.load(std::memory_order_acquire)) std::this_thread::yield();
     served.fetch_add(1, std::memory_order_relaxed);
-    return out.copy(msg::Echo::id, in.payload.data, in.payload.size);
+    return out.copy(msg::Echo::type_id_, in.payload.data, in.payload.size);
   }
 };
 

@@ -23,7 +23,7 @@ struct bare_ring {
   std::shared_ptr<ring_core> core;
   template <class K>
   bare_ring(K*, ring_actor_options opts) {
-    core = std::make_shared<ring_core>("echo", K::request::id, K::reply::id, opts, poller);
+    core = std::make_shared<ring_core>("echo", K::request::type_id_, K::reply::type_id_, opts, poller);
     core->attach(cpu_incarnation_factory<K>(quick_park())(&poller.bell()));
   }
   ~bare_ring() {

@@ -37,7 +37,7 @@ struct ThrowingKernel {
   static constexpr const char* name = "throwing";
   static status handle(const msg_view& in, reply_writer& out) {
     if (in.as<msg::Echo>().sequence() == 666) throw std::runtime_error("boom at 666");
-    return out.copy(msg::Echo::id, in.payload.data, in.payload.size);
+    return out.copy(msg::Echo::type_id_, in.payload.data, in.payload.size);
   }
 };
 
@@ -49,7 +49,7 @@ struct GatedKernel {
   static constexpr const char* name = "gated";
   static status handle(const msg_view& in, reply_writer& out) {
     while (!gate_open.load(std::memory_order_acquire)) std::this_thread::yield();
-    return out.copy(msg::Echo::id, in.payload.data, in.payload.size);
+    return out.copy(msg::Echo::type_id_, in.payload.data, in.payload.size);
   }
 };
 
@@ -70,17 +70,17 @@ TEST_CASE("echo, saxpy and score kernels reply correctly through the CPU backend
   reply r;
 
   const auto req = test::echo_request(5, 40);
-  ce.call(msg::Echo::id, req, 5s, r);
+  ce.call(msg::Echo::type_id_, req, 5s, r);
   REQUIRE(r.ok());
   CHECK(r.payload == req);
 
-  cs.call(msg::SaxpyRequest::id, test::saxpy_request(3.0f, {1, 2}, {0.5f, 0.25f}), 5s, r);
+  cs.call(msg::SaxpyRequest::type_id_, test::saxpy_request(3.0f, {1, 2}, {0.5f, 0.25f}), 5s, r);
   REQUIRE(r.ok());
   REQUIRE(test::verify<demo::SaxpyReply>(r.payload));
   CHECK(demo::GetSaxpyReply(r.payload.data())->y()->Get(0) == 3.5f);
   CHECK(demo::GetSaxpyReply(r.payload.data())->y()->Get(1) == 6.25f);
 
-  cr.call(msg::ScoreRequest::id, test::score_request(77, 10.0, 3, 1, {{1, 0.5f}}), 5s, r);
+  cr.call(msg::ScoreRequest::type_id_, test::score_request(77, 10.0, 3, 1, {{1, 0.5f}}), 5s, r);
   REQUIRE(r.ok());
   REQUIRE(test::verify<demo::ScoreReply>(r.payload));
   CHECK(demo::GetScoreReply(r.payload.data())->request_id() == 77);
@@ -97,7 +97,7 @@ TEST_CASE("many requests in flight come back, each once, with matching ids", "[c
   host_client c(k, ch);
   std::vector<std::uint64_t> ids;
   for (std::uint64_t i = 0; i < 2000; ++i) {
-    const auto s = c.submit(msg::Echo::id, test::echo_request(i, 16));
+    const auto s = c.submit(msg::Echo::type_id_, test::echo_request(i, 16));
     REQUIRE(s.ok());
     ids.push_back(s.correlation_id);
   }
@@ -121,16 +121,16 @@ TEST_CASE("a handler error becomes an error reply and the kernel keeps serving",
   k.start();
   host_client cs(k, saxpy), ct(k, thrower);
   reply r;
-  cs.call(msg::SaxpyRequest::id, test::saxpy_request(1.0f, {1, 2, 3}, {1}), 5s, r);
+  cs.call(msg::SaxpyRequest::type_id_, test::saxpy_request(1.0f, {1, 2, 3}, {1}), 5s, r);
   CHECK(r.st == status::invalid_argument);
   CHECK(r.detail == "saxpy: x and y differ in length");
-  cs.call(msg::SaxpyRequest::id, test::saxpy_request(1.0f, {1}, {1}), 5s, r);
+  cs.call(msg::SaxpyRequest::type_id_, test::saxpy_request(1.0f, {1}, {1}), 5s, r);
   CHECK(r.ok());
 
-  ct.call(msg::Echo::id, test::echo_request(666, 4), 5s, r);
+  ct.call(msg::Echo::type_id_, test::echo_request(666, 4), 5s, r);
   CHECK(r.st == status::handler_fault);
   CHECK(r.detail == "boom at 666");
-  ct.call(msg::Echo::id, test::echo_request(7, 4), 5s, r);
+  ct.call(msg::Echo::type_id_, test::echo_request(7, 4), 5s, r);
   CHECK(r.ok());
   CHECK(k.control().handler_error_count() == 2);
   CHECK(k.control().current_state() == kernel_state::running);
@@ -142,19 +142,19 @@ TEST_CASE("bad input gets a clear error: wrong type, oversize, past deadline", "
   k.start();
   host_client c(k, ch);
   reply r;
-  c.call(msg::Echo::id, test::echo_request(1, 8), 5s, r);
+  c.call(msg::Echo::type_id_, test::echo_request(1, 8), 5s, r);
   CHECK(r.st == status::wrong_type);
   CHECK(k.control().rejected_count() == 1);
 
-  const auto s = c.submit(msg::SaxpyRequest::id, std::vector<std::uint8_t>(5000, 0));
+  const auto s = c.submit(msg::SaxpyRequest::type_id_, std::vector<std::uint8_t>(5000, 0));
   CHECK(s.st == status::oversize);
   CHECK_THAT(s.detail, Catch::Contains("5000"));
 
   request_options late;
   late.deadline = std::chrono::steady_clock::now() - 1ms;
-  c.call(msg::SaxpyRequest::id, test::saxpy_request(1, {1}, {1}), 5s, r, late);
+  c.call(msg::SaxpyRequest::type_id_, test::saxpy_request(1, {1}, {1}), 5s, r, late);
   CHECK(r.st == status::deadline_exceeded);
-  c.call(msg::SaxpyRequest::id, test::saxpy_request(1, {1}, {1}), 5s, r);
+  c.call(msg::SaxpyRequest::type_id_, test::saxpy_request(1, {1}, {1}), 5s, r);
   CHECK(r.ok());  // and the kernel still serves
 }
 
@@ -166,7 +166,7 @@ TEST_CASE("trace context travels through the kernel", "[cpu][tsan]") {
   request_options o;
   REQUIRE(parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", o.trace));
   reply r;
-  c.call(msg::Echo::id, test::echo_request(1, 4), 5s, r, o);
+  c.call(msg::Echo::type_id_, test::echo_request(1, 4), 5s, r, o);
   REQUIRE(r.ok());
   CHECK(std::equal(r.trace_id, r.trace_id + 16, o.trace.trace_id));
 }
@@ -185,7 +185,7 @@ TEST_CASE("stop with messages in flight loses none", "[cpu][tsan]") {
   // Keep submitting while the kernel stops; everything accepted must be answered.
   for (std::uint64_t i = 0; i < 5000; ++i) {
     if (i == 300) stopping = true;
-    const auto s = c.submit(msg::Echo::id, test::echo_request(i, 8));
+    const auto s = c.submit(msg::Echo::type_id_, test::echo_request(i, 8));
     if (s.ok()) {
       ids.push_back(s.correlation_id);
     } else {
@@ -216,7 +216,7 @@ TEST_CASE("stop with messages in flight loses none", "[cpu][tsan]") {
   CHECK(c.pending() == 0);
   CHECK(k.control().current_state() == kernel_state::stopped);
   // After the stop, new submissions are refused with a clear error.
-  CHECK(c.submit(msg::Echo::id, test::echo_request(1, 8)).st == status::stopped);
+  CHECK(c.submit(msg::Echo::type_id_, test::echo_request(1, 8)).st == status::stopped);
 }
 
 TEST_CASE("the heartbeat advances while the kernel runs", "[cpu][tsan]") {
@@ -227,7 +227,7 @@ TEST_CASE("the heartbeat advances while the kernel runs", "[cpu][tsan]") {
   const auto before = k.control().heartbeat_count();
   CHECK(eventually([&] { return k.control().heartbeat_count() > before + 10; }));
   reply r;
-  c.call(msg::Echo::id, test::echo_request(1, 4), 5s, r);
+  c.call(msg::Echo::type_id_, test::echo_request(1, 4), 5s, r);
   REQUIRE(r.ok());
   // The kernel records progress after the pass that published the reply: the client can see the
   // reply first, so wait for it (TSan's slower threads made the plain check flaky).
@@ -251,7 +251,7 @@ TEST_CASE("an idle kernel parks (no busy CPU) and a request wakes it", "[cpu][ts
   CHECK(s2.parks == s1.parks);
 
   reply r;
-  c.call(msg::Echo::id, test::echo_request(3, 4), 5s, r);
+  c.call(msg::Echo::type_id_, test::echo_request(3, 4), 5s, r);
   REQUIRE(r.ok());
   const auto s3 = k.stats();
   CHECK(s3.wakeups >= s2.wakeups + 1);
@@ -271,7 +271,7 @@ TEST_CASE("a full request ring gives overloaded after the submit timeout, and lo
   quick.submit_timeout = 20ms;
   submit_result s;
   for (int i = 0; i < 100; ++i) {
-    s = c.submit(msg::Echo::id, test::echo_request(i, 4), quick);
+    s = c.submit(msg::Echo::type_id_, test::echo_request(i, 4), quick);
     if (!s.ok()) break;
     ids.push_back(s.correlation_id);
   }
@@ -296,7 +296,7 @@ TEST_CASE("a client that stops reading replies cannot wedge stop(): it faults wi
     host_client c(k, ch);
     request_options o;
     o.submit_timeout = 1ms;
-    for (int i = 0; i < 40; ++i) c.submit(msg::Echo::id, test::echo_request(i, 4), o);
+    for (int i = 0; i < 40; ++i) c.submit(msg::Echo::type_id_, test::echo_request(i, 4), o);
     // Never awaits: the response ring (4) fills, the kernel blocks.
     REQUIRE(eventually([&] { return ring_observer(ch.replies()).depth() == 4; }));
   }
@@ -311,14 +311,14 @@ TEST_CASE("a stopped kernel restarts on the same rings with a new epoch", "[cpu]
   k.start();
   host_client c(k, ch);
   reply r;
-  c.call(msg::Echo::id, test::echo_request(1, 4), 5s, r);
+  c.call(msg::Echo::type_id_, test::echo_request(1, 4), 5s, r);
   REQUIRE(r.ok());
   CHECK(k.control().epoch == 1);
   REQUIRE(k.stop() == stop_outcome::stopped);
   CHECK(k.stop() == stop_outcome::already_stopped);
   k.start();
   CHECK(k.control().epoch == 2);
-  c.call(msg::Echo::id, test::echo_request(2, 4), 5s, r);
+  c.call(msg::Echo::type_id_, test::echo_request(2, 4), 5s, r);
   REQUIRE(r.ok());
   CHECK(echo_seq(r) == 2);
   CHECK_THROWS_AS(k.start(), std::logic_error);
@@ -355,7 +355,7 @@ TEST_CASE("stress: several client threads on rings of one kernel thread", "[cpu]
       std::vector<std::uint64_t> window;
       std::uint64_t next_expected = 0;
       for (std::uint64_t i = 0; i < kPerClient; ++i) {
-        const auto s = c.submit(msg::Echo::id, test::echo_request(i, 8 + i % 32));
+        const auto s = c.submit(msg::Echo::type_id_, test::echo_request(i, 8 + i % 32));
         if (!s.ok()) {
           ++failures;
           return;

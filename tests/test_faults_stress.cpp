@@ -33,7 +33,8 @@ TEST_CASE("random faults under load, replaced incarnations: exactly once, matchi
   ring_actor_options opts;
   opts.window = 512;
   opts.stop_timeout = 500ms;
-  auto core = std::make_shared<ring_core>("echo", EchoKernel::request::id, EchoKernel::reply::id, opts, poller);
+  auto core =
+      std::make_shared<ring_core>("echo", EchoKernel::request::type_id_, EchoKernel::reply::type_id_, opts, poller);
   const incarnation_factory make = dev->factory<EchoKernel>(quick_park());
   core->attach(make(&poller.bell()));
 

@@ -23,7 +23,7 @@ namespace gen = ringflow::demo;
 namespace wire = ringflow::wire;
 
 // ---- descriptors mirror the generated code (a schema edit not mirrored in messages.hpp fails here)
-#define FIELD_MATCHES(Gen, Desc, VT, F) static_assert(Gen::VT == 4 + 2 * msg::Desc::field::F)
+#define FIELD_MATCHES(Gen, Desc, VT, F) static_assert(Gen::VT == 4 + 2 * msg::Desc::fields_::F)
 FIELD_MATCHES(wire::Envelope, Envelope, VT_SCHEMA_VERSION, schema_version);
 FIELD_MATCHES(wire::Envelope, Envelope, VT_TYPE_ID, type_id);
 FIELD_MATCHES(wire::Envelope, Envelope, VT_CORRELATION_ID, correlation_id);
@@ -99,18 +99,18 @@ constexpr int kRounds = 300;
 }  // namespace
 
 TEST_CASE("type ids are the schemas' file identifiers", "[fb][cross]") {
-  CHECK(msg::Envelope::id == id_of(wire::EnvelopeIdentifier()));
-  CHECK(msg::ErrorReply::id == id_of(wire::ErrorReplyIdentifier()));
-  CHECK(msg::Echo::id == id_of(gen::EchoIdentifier()));
-  CHECK(msg::SaxpyRequest::id == id_of(gen::SaxpyRequestIdentifier()));
-  CHECK(msg::SaxpyReply::id == id_of(gen::SaxpyReplyIdentifier()));
-  CHECK(msg::ScoreRequest::id == id_of(gen::ScoreRequestIdentifier()));
-  CHECK(msg::ScoreReply::id == id_of(gen::ScoreReplyIdentifier()));
+  CHECK(msg::Envelope::type_id_ == id_of(wire::EnvelopeIdentifier()));
+  CHECK(msg::ErrorReply::type_id_ == id_of(wire::ErrorReplyIdentifier()));
+  CHECK(msg::Echo::type_id_ == id_of(gen::EchoIdentifier()));
+  CHECK(msg::SaxpyRequest::type_id_ == id_of(gen::SaxpyRequestIdentifier()));
+  CHECK(msg::SaxpyReply::type_id_ == id_of(gen::SaxpyReplyIdentifier()));
+  CHECK(msg::ScoreRequest::type_id_ == id_of(gen::ScoreRequestIdentifier()));
+  CHECK(msg::ScoreReply::type_id_ == id_of(gen::ScoreReplyIdentifier()));
   // Defaults match: an empty SaxpyRequest reads a == 1.0 through both.
   flatbuffers::FlatBufferBuilder b;
   gen::SaxpyRequestBuilder sb(b);
   b.Finish(sb.Finish());
-  CHECK(flatbuffers::GetRoot<gen::SaxpyRequest>(b.GetBufferPointer())->a() == msg::SaxpyRequest::a_default);
+  CHECK(flatbuffers::GetRoot<gen::SaxpyRequest>(b.GetBufferPointer())->a() == msg::SaxpyRequest::defaults_::a);
 }
 
 TEST_CASE("view reads flatc-built ScoreRequest with random and absent fields", "[fb][cross]") {
@@ -139,9 +139,9 @@ TEST_CASE("view reads flatc-built ScoreRequest with random and absent fields", "
     const auto* g = gen::GetScoreRequest(buf.data());
 
     const fb::bytes_view bv{buf.data(), static_cast<std::uint32_t>(buf.size())};
-    REQUIRE(fb::identifier(bv) == msg::ScoreRequest::id);
-    const auto v = msg::view_of<msg::ScoreRequest>(bv);
-    REQUIRE(v.table.valid());
+    REQUIRE(fb::identifier(bv) == msg::ScoreRequest::type_id_);
+    const auto v = ringflow::view_of<msg::ScoreRequest>(bv);
+    REQUIRE(v.table_.valid());
     CHECK(v.request_id() == g->request_id());
     CHECK(v.max_discount() == g->max_discount());
     msg::Quote q{};
@@ -150,7 +150,7 @@ TEST_CASE("view reads flatc-built ScoreRequest with random and absent fields", "
       CHECK(q.base_price == g->quote()->base_price());
       CHECK(q.quantity == g->quote()->quantity());
       CHECK(q.tier == g->quote()->tier());
-      const auto sv = v.table.get_struct_view(msg::ScoreRequest::field::quote, sizeof(msg::Quote));
+      const auto sv = v.table_.get_struct_view(msg::ScoreRequest::fields_::quote, sizeof(msg::Quote));
       CHECK(sv.get<double>(0) == g->quote()->base_price());
       CHECK(sv.get<std::uint32_t>(8) == g->quote()->quantity());
     }
@@ -186,10 +186,10 @@ TEST_CASE("view reads flatc-built Echo, SaxpyRequest, SaxpyReply, ScoreReply, Er
       const auto buf = finish_copy(b);
       REQUIRE(verifies<gen::Echo>(buf, gen::EchoIdentifier()));
       const auto* g = gen::GetEcho(buf.data());
-      const auto v = msg::view_of<msg::Echo>({buf.data(), static_cast<std::uint32_t>(buf.size())});
+      const auto v = ringflow::view_of<msg::Echo>({buf.data(), static_cast<std::uint32_t>(buf.size())});
       CHECK(v.sequence() == g->sequence());
-      REQUIRE(v.body().size() == (g->body() ? g->body()->size() : 0u));
-      for (std::uint32_t i = 0; i < v.body().size(); ++i) CHECK(v.body()[i] == g->body()->Get(i));
+      REQUIRE(v.body().size == (g->body() ? g->body()->size() : 0u));
+      for (std::uint32_t i = 0; i < v.body().size; ++i) CHECK(v.body().data[i] == g->body()->Get(i));
       CHECK(std::string(v.note().data ? v.note().data : "", v.note().size) == (g->note() ? g->note()->str() : ""));
     }
     {  // SaxpyRequest (a may be absent -> default 1.0)
@@ -208,7 +208,7 @@ TEST_CASE("view reads flatc-built Echo, SaxpyRequest, SaxpyReply, ScoreReply, Er
       gen::FinishSaxpyRequestBuffer(b, sb.Finish());
       const auto buf = finish_copy(b);
       const auto* g = gen::GetSaxpyRequest(buf.data());
-      const auto v = msg::view_of<msg::SaxpyRequest>({buf.data(), static_cast<std::uint32_t>(buf.size())});
+      const auto v = ringflow::view_of<msg::SaxpyRequest>({buf.data(), static_cast<std::uint32_t>(buf.size())});
       CHECK(v.a() == g->a());
       REQUIRE(v.x().size() == (g->x() ? g->x()->size() : 0u));
       REQUIRE(v.y().size() == (g->y() ? g->y()->size() : 0u));
@@ -231,7 +231,7 @@ TEST_CASE("view reads flatc-built Echo, SaxpyRequest, SaxpyReply, ScoreReply, Er
       gen::FinishScoreReplyBuffer(b, sb.Finish());
       const auto buf = finish_copy(b);
       const auto* g = gen::GetScoreReply(buf.data());
-      const auto v = msg::view_of<msg::ScoreReply>({buf.data(), static_cast<std::uint32_t>(buf.size())});
+      const auto v = ringflow::view_of<msg::ScoreReply>({buf.data(), static_cast<std::uint32_t>(buf.size())});
       CHECK(v.request_id() == g->request_id());
       CHECK(v.score() == g->score());
       CHECK(v.price() == g->price());
@@ -248,7 +248,7 @@ TEST_CASE("view reads flatc-built Echo, SaxpyRequest, SaxpyReply, ScoreReply, Er
       eb.add_detail(dofs);
       wire::FinishErrorReplyBuffer(b, eb.Finish());
       const auto buf = finish_copy(b);
-      const auto v = msg::view_of<msg::ErrorReply>({buf.data(), static_cast<std::uint32_t>(buf.size())});
+      const auto v = ringflow::view_of<msg::ErrorReply>({buf.data(), static_cast<std::uint32_t>(buf.size())});
       CHECK(v.code() == code);
       CHECK(std::string(v.detail().data, v.detail().size) == d);
     }
@@ -265,18 +265,18 @@ TEST_CASE("view reads a flatc-built Envelope and its nested payload", "[fb][cros
   auto tp = b.CreateString("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
   auto payload = b.CreateVector(pb.GetBufferPointer(), pb.GetSize());
   wire::FinishEnvelopeBuffer(
-      b, wire::CreateEnvelope(b, 1, msg::SaxpyRequest::id, 42, 7, tenant, 123456789, tp, 5, payload));
+      b, wire::CreateEnvelope(b, 1, msg::SaxpyRequest::type_id_, 42, 7, tenant, 123456789, tp, 5, payload));
   const auto buf = finish_copy(b);
-  const auto env = msg::view_of<msg::Envelope>({buf.data(), static_cast<std::uint32_t>(buf.size())});
+  const auto env = ringflow::view_of<msg::Envelope>({buf.data(), static_cast<std::uint32_t>(buf.size())});
   CHECK(env.schema_version() == 1);
-  CHECK(env.type() == msg::SaxpyRequest::id);
+  CHECK(env.type_id() == msg::SaxpyRequest::type_id_);
   CHECK(env.correlation_id() == 42);
   CHECK(env.sequence() == 7);
   CHECK(env.tenant().equals("acme", 4));
   CHECK(env.deadline_ns() == 123456789);
   CHECK(env.traceparent().size == 55);
   CHECK(env.flags() == 5);
-  const auto inner = msg::view_of<msg::SaxpyRequest>(env.payload());
+  const auto inner = ringflow::view_of<msg::SaxpyRequest>(env.payload());
   CHECK(inner.a() == 2.0f);
   REQUIRE(inner.x().size() == 3);
   CHECK(inner.x()[2] == 3.0f);
@@ -289,7 +289,7 @@ TEST_CASE("writer output verifies and reads back through generated code", "[fb][
   for (int round = 0; round < kRounds; ++round) {
     {  // ScoreReply: scalars incl. bool and double, random presence
       fb::builder b(out.bytes, sizeof out.bytes);
-      REQUIRE(b.begin(msg::ScoreReply::id, msg::ScoreReply::num_fields, msg::ScoreReply::inline_max));
+      REQUIRE(b.begin(msg::ScoreReply::type_id_, msg::ScoreReply::num_fields_, msg::ScoreReply::inline_max_));
       const bool hi = r.coin(0.7), hs = r.coin(0.7), hp = r.coin(0.7), ha = r.coin(0.7), hr = r.coin(0.7);
       const std::uint64_t id = r.u64();
       const float score = r.f();
@@ -300,11 +300,11 @@ TEST_CASE("writer output verifies and reads back through generated code", "[fb][
       int order[5] = {0, 1, 2, 3, 4};
       std::shuffle(order, order + 5, r.gen);
       for (int f : order) {
-        if (f == 0 && hi) REQUIRE(b.add<std::uint64_t>(msg::ScoreReply::field::request_id, id));
-        if (f == 1 && hs) REQUIRE(b.add<float>(msg::ScoreReply::field::score, score));
-        if (f == 2 && hp) REQUIRE(b.add<double>(msg::ScoreReply::field::price, price));
-        if (f == 3 && ha) REQUIRE(b.add<bool>(msg::ScoreReply::field::approved, ap));
-        if (f == 4 && hr) REQUIRE(b.add<std::uint16_t>(msg::ScoreReply::field::reason, reason));
+        if (f == 0 && hi) REQUIRE(b.add<std::uint64_t>(msg::ScoreReply::fields_::request_id, id));
+        if (f == 1 && hs) REQUIRE(b.add<float>(msg::ScoreReply::fields_::score, score));
+        if (f == 2 && hp) REQUIRE(b.add<double>(msg::ScoreReply::fields_::price, price));
+        if (f == 3 && ha) REQUIRE(b.add<bool>(msg::ScoreReply::fields_::approved, ap));
+        if (f == 4 && hr) REQUIRE(b.add<std::uint16_t>(msg::ScoreReply::fields_::reason, reason));
       }
       const std::uint32_t n = b.finish();
       REQUIRE(n > 0);
@@ -319,7 +319,7 @@ TEST_CASE("writer output verifies and reads back through generated code", "[fb][
     }
     {  // ScoreRequest: struct field, vector of structs, string, default float
       fb::builder b(out.bytes, sizeof out.bytes);
-      REQUIRE(b.begin(msg::ScoreRequest::id, msg::ScoreRequest::num_fields, msg::ScoreRequest::inline_max));
+      REQUIRE(b.begin(msg::ScoreRequest::type_id_, msg::ScoreRequest::num_fields_, msg::ScoreRequest::inline_max_));
       msg::Quote q{r.d(), static_cast<std::uint32_t>(r.u64()), static_cast<std::uint8_t>(r.below(256)), {}};
       std::vector<msg::Feature> feats(r.below(30));
       for (auto& f : feats) f = {r.below(1000), r.f()};
@@ -327,13 +327,13 @@ TEST_CASE("writer output verifies and reads back through generated code", "[fb][
       const bool hq = r.coin(0.8), hf = r.coin(0.8), hs = r.coin(0.6), hd = r.coin(0.5);
       const float disc = r.f();
       if (hs)
-        REQUIRE(b.add_string(msg::ScoreRequest::field::symbol, sym.data(), static_cast<std::uint32_t>(sym.size())));
+        REQUIRE(b.add_string(msg::ScoreRequest::fields_::symbol, sym.data(), static_cast<std::uint32_t>(sym.size())));
       if (hf)
-        REQUIRE(b.add_vector<msg::Feature>(msg::ScoreRequest::field::features, feats.data(),
+        REQUIRE(b.add_vector<msg::Feature>(msg::ScoreRequest::fields_::features, feats.data(),
                                            static_cast<std::uint32_t>(feats.size())));
-      if (hq) REQUIRE(b.add<msg::Quote>(msg::ScoreRequest::field::quote, q));
-      if (hd) REQUIRE(b.add<float>(msg::ScoreRequest::field::max_discount, disc));
-      REQUIRE(b.add<std::uint64_t>(msg::ScoreRequest::field::request_id, 99));
+      if (hq) REQUIRE(b.add<msg::Quote>(msg::ScoreRequest::fields_::quote, q));
+      if (hd) REQUIRE(b.add<float>(msg::ScoreRequest::fields_::max_discount, disc));
+      REQUIRE(b.add<std::uint64_t>(msg::ScoreRequest::fields_::request_id, 99));
       const std::uint32_t n = b.finish();
       REQUIRE(n > 0);
       const auto buf = out.take(n);
@@ -362,8 +362,8 @@ TEST_CASE("writer output verifies and reads back through generated code", "[fb][
       std::vector<float> x(r.below(100));
       for (auto& e : x) e = r.f();
       fb::builder b(out.bytes, sizeof out.bytes);
-      REQUIRE(b.begin(msg::SaxpyReply::id, msg::SaxpyReply::num_fields, msg::SaxpyReply::inline_max));
-      auto yo = b.add_vector<float>(msg::SaxpyReply::field::y, static_cast<std::uint32_t>(x.size()));
+      REQUIRE(b.begin(msg::SaxpyReply::type_id_, msg::SaxpyReply::num_fields_, msg::SaxpyReply::inline_max_));
+      auto yo = b.add_vector<float>(msg::SaxpyReply::fields_::y, static_cast<std::uint32_t>(x.size()));
       REQUIRE(yo);
       for (std::uint32_t i = 0; i < x.size(); ++i) yo.set(i, x[i]);
       auto buf = out.take(b.finish());
@@ -373,13 +373,13 @@ TEST_CASE("writer output verifies and reads back through generated code", "[fb][
       for (std::uint32_t i = 0; i < x.size(); ++i) CHECK(gy->Get(i) == x[i]);
 
       fb::builder e(out.bytes, sizeof out.bytes);
-      REQUIRE(e.begin(msg::Echo::id, msg::Echo::num_fields, msg::Echo::inline_max));
+      REQUIRE(e.begin(msg::Echo::type_id_, msg::Echo::num_fields_, msg::Echo::inline_max_));
       std::vector<std::uint8_t> body(r.below(200));
       for (auto& c : body) c = static_cast<std::uint8_t>(r.below(256));
       const std::string note = r.str(40);
-      REQUIRE(e.add_bytes(msg::Echo::field::body, body.data(), static_cast<std::uint32_t>(body.size())));
-      REQUIRE(e.add_string(msg::Echo::field::note, note.data(), static_cast<std::uint32_t>(note.size())));
-      REQUIRE(e.add<std::uint64_t>(msg::Echo::field::sequence, 5));
+      REQUIRE(e.add_bytes(msg::Echo::fields_::body, body.data(), static_cast<std::uint32_t>(body.size())));
+      REQUIRE(e.add_string(msg::Echo::fields_::note, note.data(), static_cast<std::uint32_t>(note.size())));
+      REQUIRE(e.add<std::uint64_t>(msg::Echo::fields_::sequence, 5));
       buf = out.take(e.finish());
       REQUIRE(verifies<gen::Echo>(buf, gen::EchoIdentifier()));
       const auto* ge = gen::GetEcho(buf.data());
@@ -393,17 +393,17 @@ TEST_CASE("writer output verifies and reads back through generated code", "[fb][
 TEST_CASE("writer builds a verifiable Envelope with a nested payload", "[fb][cross]") {
   out_buffer inner, outer;
   fb::builder p(inner.bytes, sizeof inner.bytes);
-  REQUIRE(p.begin(msg::SaxpyRequest::id, msg::SaxpyRequest::num_fields, msg::SaxpyRequest::inline_max));
+  REQUIRE(p.begin(msg::SaxpyRequest::type_id_, msg::SaxpyRequest::num_fields_, msg::SaxpyRequest::inline_max_));
   const float xs[] = {1, 2}, ys[] = {3, 4};
-  REQUIRE(p.add_vector<float>(msg::SaxpyRequest::field::x, xs, 2));
-  REQUIRE(p.add_vector<float>(msg::SaxpyRequest::field::y, ys, 2));
+  REQUIRE(p.add_vector<float>(msg::SaxpyRequest::fields_::x, xs, 2));
+  REQUIRE(p.add_vector<float>(msg::SaxpyRequest::fields_::y, ys, 2));
   const std::uint32_t pn = p.finish();
   fb::builder e(outer.bytes, sizeof outer.bytes);
-  REQUIRE(e.begin(msg::Envelope::id, msg::Envelope::num_fields, msg::Envelope::inline_max));
-  REQUIRE(e.add<std::uint32_t>(msg::Envelope::field::type_id, msg::SaxpyRequest::id));
-  REQUIRE(e.add<std::uint64_t>(msg::Envelope::field::correlation_id, 77));
-  REQUIRE(e.add_string(msg::Envelope::field::tenant, "t1", 2));
-  REQUIRE(e.add_bytes(msg::Envelope::field::payload, inner.bytes, pn));
+  REQUIRE(e.begin(msg::Envelope::type_id_, msg::Envelope::num_fields_, msg::Envelope::inline_max_));
+  REQUIRE(e.add<std::uint32_t>(msg::Envelope::fields_::type_id, msg::SaxpyRequest::type_id_));
+  REQUIRE(e.add<std::uint64_t>(msg::Envelope::fields_::correlation_id, 77));
+  REQUIRE(e.add_string(msg::Envelope::fields_::tenant, "t1", 2));
+  REQUIRE(e.add_bytes(msg::Envelope::fields_::payload, inner.bytes, pn));
   const auto buf = outer.take(e.finish());
   REQUIRE(verifies<wire::Envelope>(buf, wire::EnvelopeIdentifier()));
   const auto* g = wire::GetEnvelope(buf.data());
@@ -420,7 +420,7 @@ TEST_CASE("writer reports misuse and overflow instead of writing past its buffer
   alignas(8) std::uint8_t buf[96];
   SECTION("buffer too small for the vector") {
     fb::builder b(buf, sizeof buf);
-    REQUIRE(b.begin(msg::SaxpyReply::id, 1, msg::SaxpyReply::inline_max));
+    REQUIRE(b.begin(msg::SaxpyReply::type_id_, 1, msg::SaxpyReply::inline_max_));
     auto v = b.add_vector<float>(0, 100);
     CHECK_FALSE(v);
     CHECK_FALSE(b.ok());
@@ -485,7 +485,7 @@ TEST_CASE("view never reads outside its buffer on truncated or corrupted bytes",
       all_inside = all_inside && (n == 0 || (b >= lo && b <= hi && n <= static_cast<std::uint64_t>(hi - b)));
     };
     const fb::bytes_view bv{heap.get(), static_cast<std::uint32_t>(bytes.size())};
-    const auto v = msg::view_of<msg::ScoreRequest>(bv);
+    const auto v = ringflow::view_of<msg::ScoreRequest>(bv);
     double sink = static_cast<double>(v.request_id()) + v.max_discount();
     msg::Quote qq{};
     if (v.quote(qq)) sink += qq.base_price;
@@ -496,12 +496,12 @@ TEST_CASE("view never reads outside its buffer on truncated or corrupted bytes",
     inside(s.data, s.size);
     for (std::uint32_t i = 0; i < s.size; ++i) sink += s.data[i];
     for (fb::field_id id = 0; id < 40; ++id) {
-      sink += static_cast<double>(v.table.get<std::uint64_t>(id, 0) & 1);
-      const auto nested = v.table.nested(id);
+      sink += static_cast<double>(v.table_.get<std::uint64_t>(id, 0) & 1);
+      const auto nested = v.table_.nested(id);
       inside(nested.data, nested.size);
-      const auto str = v.table.string(id);
+      const auto str = v.table_.string(id);
       inside(str.data, str.size);
-      sink += v.table.table(id).valid();
+      sink += v.table_.table(id).valid();
     }
     return sink;
   };

@@ -187,10 +187,10 @@ template <class K, class Make>
 void round_trips(ring_driver& d, int n, Make make) {
   for (int i = 0; i < n; ++i) {
     const std::vector<std::uint8_t> payload = make(i);
-    REQUIRE(d.push(K::request::id, 1000 + i, payload));
+    REQUIRE(d.push(K::request::type_id_, 1000 + i, payload));
     const std::optional<reply> r = d.pop();
     REQUIRE(r);
-    require_same(*r, cpu_reference<K>(K::request::id, 1000 + i, payload));
+    require_same(*r, cpu_reference<K>(K::request::type_id_, 1000 + i, payload));
   }
 }
 
@@ -227,7 +227,7 @@ TEST_CASE("gpu device: every demo kernel round-trips with replies bit-identical 
   auto score = dev->factory<ScoreKernel>(small_rings())(&bell);
   CHECK(std::string(echo->backend()) == (emulated ? "emulated" : dev->backend()));
   CHECK(std::string(saxpy->kernel_name()) == "saxpy");
-  CHECK(saxpy->request_type() == msg::SaxpyRequest::id);
+  CHECK(saxpy->request_type() == msg::SaxpyRequest::type_id_);
   REQUIRE(wait_until([&] { return echo->control().current_state() == kernel_state::running; }));
   ring_driver de(*echo), ds(*saxpy), dc(*score);
   round_trips<EchoKernel>(de, 200, [&](int i) { return echo_request(i, rng() % 150); });
@@ -258,7 +258,8 @@ TEST_CASE("gpu device: many rings served by one kernel at once", "[gpu]") {
   for (auto& inc : incs) drivers.emplace_back(*inc);
   const int per_ring = 8;
   for (int m = 0; m < per_ring; ++m)
-    for (int i = 0; i < rings; ++i) REQUIRE(drivers[i].push(msg::Echo::id, i * 100 + m, echo_request(i * 100 + m, 8)));
+    for (int i = 0; i < rings; ++i)
+      REQUIRE(drivers[i].push(msg::Echo::type_id_, i * 100 + m, echo_request(i * 100 + m, 8)));
   for (int i = 0; i < rings; ++i)
     for (int m = 0; m < per_ring; ++m) {
       const std::optional<reply> r = drivers[i].pop();
@@ -274,7 +275,7 @@ TEST_CASE("gpu device: stop with messages in flight answers every one of them", 
   auto inc = dev->factory<EchoKernel>(small_rings(256))(&bell);
   ring_driver d(*inc);
   const int n = 200;
-  for (int i = 0; i < n; ++i) REQUIRE(d.push(msg::Echo::id, i, echo_request(i, 32)));
+  for (int i = 0; i < n; ++i) REQUIRE(d.push(msg::Echo::type_id_, i, echo_request(i, 32)));
   REQUIRE(inc->stop(5000ms));
   CHECK(inc->control().current_state() == kernel_state::stopped);
   for (int i = 0; i < n; ++i) {
@@ -286,12 +287,12 @@ TEST_CASE("gpu device: stop with messages in flight answers every one of them", 
   // restart(): the same entry, a new generation, the rings emptied.
   REQUIRE(inc->restart());
   ring_driver d2(*inc);
-  REQUIRE(d2.push(msg::Echo::id, 7, echo_request(7, 8)));
+  REQUIRE(d2.push(msg::Echo::type_id_, 7, echo_request(7, 8)));
   const std::optional<reply> r = d2.pop();
   REQUIRE(r);
   CHECK(r->header.correlation_id == 7);
   // Shutdown with requests in flight: the kernel drains the ring, stops, and takes no new rings.
-  for (int i = 0; i < 50; ++i) REQUIRE(d2.push(msg::Echo::id, 100 + i, echo_request(i, 8)));
+  for (int i = 0; i < 50; ++i) REQUIRE(d2.push(msg::Echo::type_id_, 100 + i, echo_request(i, 8)));
   REQUIRE(dev->stop_kernel());
   CHECK_FALSE(dev->kernel_hung());
   CHECK(dev->kernel_control().current_state() == kernel_state::stopped);
@@ -312,7 +313,7 @@ TEST_CASE("gpu device: a drain blocked on a full response ring is abandoned as r
   ro.replies.capacity = 2;
   auto inc = dev->factory<EchoKernel>(ro)(&bell);
   ring_driver d(*inc);
-  for (int i = 0; i < 8; ++i) REQUIRE(d.push(msg::Echo::id, i, echo_request(i, 8)));  // nobody reads replies
+  for (int i = 0; i < 8; ++i) REQUIRE(d.push(msg::Echo::type_id_, i, echo_request(i, 8)));  // nobody reads replies
   CHECK_FALSE(inc->stop(100ms));
   REQUIRE(inc->finished());
   CHECK(inc->control().current_state() == kernel_state::faulted);
@@ -345,7 +346,7 @@ TEST_CASE("gpu device: a trap is a sticky device fault on every ring of the kern
   ring_driver bd(*bystander);
   round_trips<EchoKernel>(bd, 3, [](int i) { return echo_request(i, 4); });
   ring_driver d(*victim);
-  REQUIRE(d.push(msg::Echo::id, 1, echo_request(trap_sequence, 4)));
+  REQUIRE(d.push(msg::Echo::type_id_, 1, echo_request(trap_sequence, 4)));
   // (The emulator's dying grid may first abandon rings; the host's verdict on the kernel follows.)
   REQUIRE(wait_until([&] {
     return victim->control().current_error() == kernel_error::device_fault &&
@@ -389,7 +390,7 @@ TEST_CASE("gpu device: rings bound, served, stopped and released from several th
         ring_driver d(*inc);
         const std::uint64_t base = (static_cast<std::uint64_t>(t) << 32) | (static_cast<std::uint64_t>(round) << 16);
         for (int i = 0; i < per_round; ++i)
-          if (!d.push(msg::Echo::id, base + i, echo_request(base + i, 16))) failures.fetch_add(1);
+          if (!d.push(msg::Echo::type_id_, base + i, echo_request(base + i, 16))) failures.fetch_add(1);
         if (!inc->stop(5000ms)) failures.fetch_add(1);
         for (int i = 0; i < per_round; ++i) {
           const std::optional<reply> r = d.pop(1000ms);
@@ -427,7 +428,7 @@ TEST_CASE("gpu device: a new incarnation on a reused entry gets its completion b
     const ringflow::doorbell::token t = bell.prepare_wait();
     // Served before the monitor looks: the ring it first sees (1 consumed, 1 replied) looks just
     // like the previous ring on this entry did when it last looked.
-    REQUIRE(d.push(msg::Echo::id, 1, echo_request(1, 8), false));
+    REQUIRE(d.push(msg::Echo::type_id_, 1, echo_request(1, 8), false));
     REQUIRE(d.pop());
     REQUIRE(wait_until([&] { return ring_observer(inc->requests()).head() == 1; }));  // consumed, published
     inc->notify();
@@ -466,7 +467,7 @@ TEST_CASE("gpu device: under the fault ladder a trap reroutes to the CPU, every 
   runtime rt{small_runtime()};
   fault_ladder ladder(rt, gpu_ladder());
   const cpu_incarnation_options co = quick_park();
-  ladder.spawn_ring_actor("echo", msg::Echo::id, msg::Echo::id, dev, dev->factory("trap", small_rings()),
+  ladder.spawn_ring_actor("echo", msg::Echo::type_id_, msg::Echo::type_id_, dev, dev->factory("trap", small_rings()),
                           cpu_incarnation_factory<TrapKernel>(co));
   REQUIRE(wait_until([&] { return rt.ring("echo") != nullptr; }));
   // Load, and the request that traps in the middle of it.

@@ -24,7 +24,7 @@ std::vector<std::uint8_t> saxpy_payload(std::size_t n = 4) {
 
 envelope_fields saxpy_envelope(const std::vector<std::uint8_t>& payload) {
   envelope_fields f;
-  f.type = msg::SaxpyRequest::id;
+  f.type = msg::SaxpyRequest::type_id_;
   f.correlation_id = 9;
   f.sequence = 3;
   f.tenant = "acme";
@@ -46,7 +46,7 @@ TEST_CASE("a valid envelope passes ingress with all fields", "[ingress]") {
   const auto r = check(bytes);
   REQUIRE(r);
   CHECK(r.detail.empty());
-  CHECK(r.message.type == msg::SaxpyRequest::id);
+  CHECK(r.message.type == msg::SaxpyRequest::type_id_);
   CHECK(r.message.correlation_id == 9);
   CHECK(r.message.sequence == 3);
   CHECK(r.message.tenant == "acme");
@@ -56,7 +56,7 @@ TEST_CASE("a valid envelope passes ingress with all fields", "[ingress]") {
   REQUIRE(r.message.payload.size == payload.size());
   CHECK(std::equal(payload.begin(), payload.end(), r.message.payload.data));
   // The payload is readable in place with the portable view.
-  CHECK(msg::view_of<msg::SaxpyRequest>(r.message.payload).a() == 3.0f);
+  CHECK(ringflow::view_of<msg::SaxpyRequest>(r.message.payload).a() == 3.0f);
 }
 
 TEST_CASE("malformed envelopes are rejected as malformed_envelope", "[ingress]") {
@@ -98,7 +98,7 @@ TEST_CASE("payload problems are typed", "[ingress]") {
   SECTION("payload identifier differs from the envelope type") {
     const auto payload = saxpy_payload();
     auto f = saxpy_envelope(payload);
-    f.type = msg::ScoreRequest::id;
+    f.type = msg::ScoreRequest::type_id_;
     CHECK(check(encode_envelope(f)).error == ingress_errc::type_mismatch);
   }
   SECTION("payload absent") {
@@ -212,7 +212,7 @@ TEST_CASE("the registry rejects duplicates and lists the demo types", "[ingress]
   r.add(1, "a", [](flatbuffers::Verifier&) { return true; });
   CHECK_THROWS_AS(r.add(1, "b", [](flatbuffers::Verifier&) { return true; }), std::invalid_argument);
   CHECK_THROWS_AS(r.add(2, "c", nullptr), std::invalid_argument);
-  CHECK(payload_registry::demo().find(msg::ScoreRequest::id) != nullptr);
-  CHECK(payload_registry::demo().find(msg::Echo::id)->name == "ringflow.demo.Echo");
+  CHECK(payload_registry::demo().find(msg::ScoreRequest::type_id_) != nullptr);
+  CHECK(payload_registry::demo().find(msg::Echo::type_id_)->name == "ringflow.demo.Echo");
   CHECK(payload_registry::demo().entries().size() == 6);
 }

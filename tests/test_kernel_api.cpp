@@ -67,7 +67,7 @@ struct PickyKernel {
   static constexpr const char* name = "picky";
   static status handle(const msg_view& in, reply_writer& out) {
     if (in.payload.size % 2) return out.fail(status::invalid_argument, "picky: odd size");
-    return out.copy(msg::Echo::id, in.payload.data, in.payload.size);
+    return out.copy(msg::Echo::type_id_, in.payload.data, in.payload.size);
   }
 };
 
@@ -75,14 +75,14 @@ struct PickyKernel {
 
 TEST_CASE("saxpy computes a*x+y into a verifiable SaxpyReply", "[kernel]") {
   rings r;
-  r.push(msg::SaxpyRequest::id, test::saxpy_request(2.0f, {1, 2, 3}, {10, 20, 30}), 7);
+  r.push(msg::SaxpyRequest::type_id_, test::saxpy_request(2.0f, {1, 2, 3}, {10, 20, 30}), 7);
   serve_tally t;
   REQUIRE(serve_one<SaxpyKernel>(r.kernel_in, r.kernel_out, 0, t) == serve_result::served);
   CHECK(t.served == 1);
   const auto g = r.pop();
   CHECK(g.h.status == 0);
   CHECK(g.h.correlation_id == 7);
-  CHECK(g.h.type_id == msg::SaxpyReply::id);
+  CHECK(g.h.type_id == msg::SaxpyReply::type_id_);
   CHECK(g.h.trace_id[0] == 0xAB);  // trace context carried through the kernel
   CHECK(g.h.span_id[7] == 0xCD);
   REQUIRE(test::verify<demo::SaxpyReply>(g.payload));
@@ -100,7 +100,7 @@ TEST_CASE("large saxpy replies go through the response arena", "[kernel][arena]"
   rings r({.capacity = 8, .slot_size = 256, .arena_bytes = 1 << 16, .head_batch = 0}, rp);
   std::vector<float> x(2000), y(2000);
   for (int i = 0; i < 2000; ++i) x[i] = static_cast<float>(i), y[i] = 1.0f;
-  r.push(msg::SaxpyRequest::id, test::saxpy_request(0.5f, x, y), 1);
+  r.push(msg::SaxpyRequest::type_id_, test::saxpy_request(0.5f, x, y), 1);
   serve_tally t;
   REQUIRE(serve_one<SaxpyKernel>(r.kernel_in, r.kernel_out, 0, t) == serve_result::served);
   const auto g = r.pop();
@@ -115,21 +115,21 @@ TEST_CASE("large saxpy replies go through the response arena", "[kernel][arena]"
 TEST_CASE("a reply larger than the response ring can carry is a reply_too_large error", "[kernel]") {
   rings r({.capacity = 8, .slot_size = 256, .arena_bytes = 1 << 16, .head_batch = 0}, {});  // replies: no arena
   std::vector<float> x(1000, 1.0f);
-  r.push(msg::SaxpyRequest::id, test::saxpy_request(1.0f, x, x), 3);
+  r.push(msg::SaxpyRequest::type_id_, test::saxpy_request(1.0f, x, x), 3);
   serve_tally t;
   REQUIRE(serve_one<SaxpyKernel>(r.kernel_in, r.kernel_out, 0, t) == serve_result::served);
   CHECK(t.rejected == 1);
   const auto g = r.pop();
   CHECK(static_cast<status>(g.h.status) == status::reply_too_large);
-  CHECK(g.h.type_id == msg::ErrorReply::id);
+  CHECK(g.h.type_id == msg::ErrorReply::type_id_);
   CHECK((g.h.flags & slot_flags::error_reply) != 0);
   CHECK_THAT(error_detail(g.payload), Catch::Contains("arena"));
 }
 
 TEST_CASE("a request of the wrong type is rejected with an error reply, and serving goes on", "[kernel]") {
   rings r;
-  r.push(msg::Echo::id, test::echo_request(1, 8), 1);
-  r.push(msg::SaxpyRequest::id, test::saxpy_request(1.0f, {1}, {1}), 2);
+  r.push(msg::Echo::type_id_, test::echo_request(1, 8), 1);
+  r.push(msg::SaxpyRequest::type_id_, test::saxpy_request(1.0f, {1}, {1}), 2);
   serve_tally t;
   REQUIRE(serve_one<SaxpyKernel>(r.kernel_in, r.kernel_out, 0, t) == serve_result::served);
   REQUIRE(serve_one<SaxpyKernel>(r.kernel_in, r.kernel_out, 0, t) == serve_result::served);
@@ -145,8 +145,8 @@ TEST_CASE("a request of the wrong type is rejected with an error reply, and serv
 
 TEST_CASE("a handler error becomes an error reply with its detail", "[kernel]") {
   rings r;
-  r.push(msg::SaxpyRequest::id, test::saxpy_request(1.0f, {1, 2}, {1}), 4);  // x, y lengths differ
-  r.push(msg::SaxpyRequest::id, std::vector<std::uint8_t>(16, 0xFF), 5);     // not a table
+  r.push(msg::SaxpyRequest::type_id_, test::saxpy_request(1.0f, {1, 2}, {1}), 4);  // x, y lengths differ
+  r.push(msg::SaxpyRequest::type_id_, std::vector<std::uint8_t>(16, 0xFF), 5);     // not a table
   serve_tally t;
   (void)serve_one<SaxpyKernel>(r.kernel_in, r.kernel_out, 0, t);
   (void)serve_one<SaxpyKernel>(r.kernel_in, r.kernel_out, 0, t);
@@ -157,15 +157,15 @@ TEST_CASE("a handler error becomes an error reply with its detail", "[kernel]") 
   const auto b = r.pop();
   CHECK(static_cast<status>(b.h.status) == status::malformed);
   // Custom kernels work the same way.
-  r.push(msg::Echo::id, std::vector<std::uint8_t>(3, 1), 6);
+  r.push(msg::Echo::type_id_, std::vector<std::uint8_t>(3, 1), 6);
   (void)serve_one<PickyKernel>(r.kernel_in, r.kernel_out, 0, t);
   CHECK(error_detail(r.pop().payload) == "picky: odd size");
 }
 
 TEST_CASE("past-deadline requests get deadline_exceeded without running the handler", "[kernel]") {
   rings r;
-  r.push(msg::SaxpyRequest::id, test::saxpy_request(1.0f, {1}, {1}), 1, /*deadline*/ 100);
-  r.push(msg::SaxpyRequest::id, test::saxpy_request(1.0f, {1}, {1}), 2, /*deadline*/ 1000);
+  r.push(msg::SaxpyRequest::type_id_, test::saxpy_request(1.0f, {1}, {1}), 1, /*deadline*/ 100);
+  r.push(msg::SaxpyRequest::type_id_, test::saxpy_request(1.0f, {1}, {1}), 2, /*deadline*/ 1000);
   serve_tally t;
   (void)serve_one<SaxpyKernel>(r.kernel_in, r.kernel_out, /*now*/ 500, t);
   (void)serve_one<SaxpyKernel>(r.kernel_in, r.kernel_out, /*now*/ 500, t);
@@ -175,7 +175,7 @@ TEST_CASE("past-deadline requests get deadline_exceeded without running the hand
 
 TEST_CASE("a full response ring blocks serving without consuming the request", "[kernel]") {
   rings r({}, {.capacity = 2, .slot_size = 256, .arena_bytes = 0, .head_batch = 1});
-  for (std::uint64_t i = 0; i < 3; ++i) r.push(msg::Echo::id, test::echo_request(i, 4), i);
+  for (std::uint64_t i = 0; i < 3; ++i) r.push(msg::Echo::type_id_, test::echo_request(i, 4), i);
   serve_tally t;
   CHECK(serve_one<EchoKernel>(r.kernel_in, r.kernel_out, 0, t) == serve_result::served);
   CHECK(serve_one<EchoKernel>(r.kernel_in, r.kernel_out, 0, t) == serve_result::served);
@@ -191,7 +191,7 @@ TEST_CASE("a full response ring blocks serving without consuming the request", "
 TEST_CASE("tiny reply slots without an arena still carry an error reply (no endless block)", "[kernel]") {
   // 128-byte slots: 64 bytes of payload room, less than a full ErrorReply with detail.
   rings r({}, {.capacity = 4, .slot_size = 128, .arena_bytes = 0, .head_batch = 0});
-  r.push(msg::SaxpyRequest::id, test::saxpy_request(1.0f, {1}, {1}), 1);
+  r.push(msg::SaxpyRequest::type_id_, test::saxpy_request(1.0f, {1}, {1}), 1);
   serve_tally t;
   REQUIRE(serve_one<EchoKernel>(r.kernel_in, r.kernel_out, 0, t) == serve_result::served);
   const auto g = r.pop();
@@ -203,12 +203,12 @@ TEST_CASE("tiny reply slots without an arena still carry an error reply (no endl
 TEST_CASE("echo replies byte for byte", "[kernel]") {
   rings r;
   const auto req = test::echo_request(42, 100);
-  r.push(msg::Echo::id, req, 9);
+  r.push(msg::Echo::type_id_, req, 9);
   serve_tally t;
   (void)serve_one<EchoKernel>(r.kernel_in, r.kernel_out, 0, t);
   const auto g = r.pop();
   CHECK(g.payload == req);
-  CHECK(g.h.type_id == msg::Echo::id);
+  CHECK(g.h.type_id == msg::Echo::type_id_);
 }
 
 TEST_CASE("the score model prices, scores and decides", "[kernel][score]") {
@@ -218,11 +218,11 @@ TEST_CASE("the score model prices, scores and decides", "[kernel][score]") {
   for (std::uint32_t id = 0; id < 64; ++id)
     if (ScoreKernel::weight(id) > 0.5f) strong.emplace_back(id, 10.0f);
   REQUIRE_FALSE(strong.empty());
-  r.push(msg::ScoreRequest::id, test::score_request(1, 100.0, 10, 3, strong), 1);
+  r.push(msg::ScoreRequest::type_id_, test::score_request(1, 100.0, 10, 3, strong), 1);
   // No features: score = squash(-0.25) = 0.4; tier 0 -> discount 0.04.
-  r.push(msg::ScoreRequest::id, test::score_request(2, 50.0, 2, 0, {}), 2);
+  r.push(msg::ScoreRequest::type_id_, test::score_request(2, 50.0, 2, 0, {}), 2);
   // Quantity 0 -> not approved, reason 2.
-  r.push(msg::ScoreRequest::id, test::score_request(3, 50.0, 0, 0, {}), 3);
+  r.push(msg::ScoreRequest::type_id_, test::score_request(3, 50.0, 0, 0, {}), 3);
   serve_tally t;
   for (int i = 0; i < 3; ++i) (void)serve_one<ScoreKernel>(r.kernel_in, r.kernel_out, 0, t);
   const auto a = r.pop();
@@ -249,9 +249,9 @@ TEST_CASE("a request header whose payload lies outside its ring is answered malf
   for (const bool staged : {false, true}) {
     INFO("staged: " << staged);
     rings r({8, 256, 1024, 0}, {8, 256, 1024, 0});
-    r.push(msg::Echo::id, test::echo_request(1, 8), 1);
-    r.push(msg::Echo::id, test::echo_request(2, 8), 2);
-    r.push(msg::Echo::id, test::echo_request(3, 8), 3);
+    r.push(msg::Echo::type_id_, test::echo_request(1, 8), 1);
+    r.push(msg::Echo::type_id_, test::echo_request(2, 8), 2);
+    r.push(msg::Echo::type_id_, test::echo_request(3, 8), 3);
     // What a stray write (or a faulty peer) could leave in the headers: an arena payload past the
     // arena's end, and an inline length past the slot.
     slot_header* first = r.req.region().slot(0);
@@ -285,7 +285,7 @@ TEST_CASE("staged serving (device backends) replies exactly as in-place serving"
   const std::vector<std::vector<std::uint8_t>> payloads = {test::echo_request(1, 10), test::echo_request(2, 1500),
                                                            test::saxpy_request(2.0f, {1, 2, 3}, {4, 5, 6})};
   for (std::size_t i = 0; i < payloads.size(); ++i) {
-    const type_id t = i < 2 ? msg::Echo::id : msg::SaxpyRequest::id;
+    const type_id t = i < 2 ? msg::Echo::type_id_ : msg::SaxpyRequest::type_id_;
     a.push(t, payloads[i], i);
     b.push(t, payloads[i], i);
     serve_tally ta, tb;

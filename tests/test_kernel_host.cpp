@@ -338,7 +338,7 @@ TEST_CASE("kernel host: what a faulty worker writes is checked, never trusted", 
       const std::uint64_t pos = load_relaxed(rep.shared()->tail);
       slot_header* h = rep.slot(pos);
       h->correlation_id = 1;
-      h->type_id = msg::Echo::id;
+      h->type_id = msg::Echo::type_id_;
       h->flags = slot_flags::arena;
       h->arena_offset = 0xfffff000u;
       h->payload_len = 0x7ffffff0u;

@@ -468,7 +468,7 @@ std::uint32_t ring_core::consume_replies(std::uint32_t max) {
     }
     const fb::bytes_view p{bytes.data(), static_cast<std::uint32_t>(bytes.size())};
     const bool ok_reply = h->status == static_cast<std::uint16_t>(status::ok);
-    const type_id want = ok_reply ? reply_type_ : msg::ErrorReply::id;
+    const type_id want = ok_reply ? reply_type_ : msg::ErrorReply::type_id_;
     if (!in_bounds || h->type_id != want ||
         (opts_.verify_replies && !payload_ok(*opts_.verify, want, p.data, p.size))) {
       // Not delivered: the request stays unanswered, to be replayed into a sound incarnation
@@ -510,7 +510,7 @@ std::uint32_t ring_core::consume_replies(std::uint32_t max) {
       if (m.first_reply_ns.load(std::memory_order_relaxed) == 0)
         m.first_reply_ns.store(steady_now(), std::memory_order_relaxed);
     } else {
-      const fb::string_view d = msg::view_of<msg::ErrorReply>(p).detail();
+      const fb::string_view d = ringflow::view_of<msg::ErrorReply>(p).detail();
       r.detail.assign(d.data ? d.data : "", d.size);
       if (r.detail.empty()) r.detail = to_string(r.code);
       impl::bump(m.error_replies);

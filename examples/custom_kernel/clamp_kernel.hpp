@@ -27,13 +27,13 @@ struct ClampKernel {
   // locks, no printf, no exceptions; only the view (reads) and the writer (writes).
   RINGFLOW_HD static ringflow::status handle(const ringflow::msg_view& in, ringflow::reply_writer& out) {
     const auto req = in.as<request>();  // a typed view over the request bytes in the ring: no copy
-    if (!req.table.valid()) return out.fail(ringflow::status::malformed, "clamp: not a SaxpyRequest");
+    if (!req.table_.valid()) return out.fail(ringflow::status::malformed, "clamp: not a SaxpyRequest");
     const float bound = req.a();  // absent field -> the schema default (1.0), like generated code
     // Errors are replies: the caller gets the status and this (literal) detail; the kernel goes on.
     if (!(bound >= 0.0f)) return out.fail(ringflow::status::invalid_argument, "clamp: a must be >= 0");
     const auto x = req.x();
     ringflow::fb::builder b = out.table<reply>();  // the reply is written in place, in the ring
-    auto y = b.add_vector<float>(reply::field::y, x.size());
+    auto y = b.add_vector<float>(reply::fields_::y, x.size());
     if (!y) return out.finish(b);  // did not fit: finish() reports reply_too_large
     for (std::uint32_t i = 0; i < x.size(); ++i) {
       const float v = x[i];

@@ -47,9 +47,9 @@ int main(int argc, char** argv) {
   // 3. The ring actor: on the GPU under the ladder, or on the CPU.
   using K = example::ClampKernel;
   if (dev)
-    ladder.spawn_ring_actor("clamp", K::request::id, K::reply::id, dev, dev->factory<K>(),
+    ladder.spawn_ring_actor("clamp", K::request::type_id_, K::reply::type_id_, dev, dev->factory<K>(),
                             ringflow::cpu_incarnation_factory<K>());
-  else rt.spawn_ring_actor("clamp", K::request::id, K::reply::id, ringflow::cpu_incarnation_factory<K>());
+  else rt.spawn_ring_actor("clamp", K::request::type_id_, K::reply::type_id_, ringflow::cpu_incarnation_factory<K>());
 
   // 4. Calls, each reply checked.
   ringflow::ring_client client = rt.client("clamp").value();

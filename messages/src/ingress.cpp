@@ -140,12 +140,12 @@ const payload_registry::entry* payload_registry::find(type_id id) const noexcept
 const payload_registry& payload_registry::demo() {
   static const payload_registry registry = [] {
     payload_registry r;
-    r.add(msg::Echo::id, msg::Echo::name, &verify_root<demo::Echo>);
-    r.add(msg::SaxpyRequest::id, msg::SaxpyRequest::name, &verify_root<demo::SaxpyRequest>);
-    r.add(msg::SaxpyReply::id, msg::SaxpyReply::name, &verify_root<demo::SaxpyReply>);
-    r.add(msg::ScoreRequest::id, msg::ScoreRequest::name, &verify_root<demo::ScoreRequest>);
-    r.add(msg::ScoreReply::id, msg::ScoreReply::name, &verify_root<demo::ScoreReply>);
-    r.add(msg::ErrorReply::id, msg::ErrorReply::name, &verify_root<wire::ErrorReply>);
+    r.add(msg::Echo::type_id_, msg::Echo::name_, &verify_root<demo::Echo>);
+    r.add(msg::SaxpyRequest::type_id_, msg::SaxpyRequest::name_, &verify_root<demo::SaxpyRequest>);
+    r.add(msg::SaxpyReply::type_id_, msg::SaxpyReply::name_, &verify_root<demo::SaxpyReply>);
+    r.add(msg::ScoreRequest::type_id_, msg::ScoreRequest::name_, &verify_root<demo::ScoreRequest>);
+    r.add(msg::ScoreReply::type_id_, msg::ScoreReply::name_, &verify_root<demo::ScoreReply>);
+    r.add(msg::ErrorReply::type_id_, msg::ErrorReply::name_, &verify_root<wire::ErrorReply>);
     return r;
   }();
   return registry;

@@ -39,7 +39,7 @@ std::optional<std::uint64_t> seq_from_floats(const flatbuffers::Vector<float>* y
 
 std::vector<message_info> make_messages() {
   std::vector<message_info> v;
-  v.push_back(message_info{"Echo", msg::Echo::id,
+  v.push_back(message_info{"Echo", msg::Echo::type_id_,
                            [](std::uint64_t seq, std::uint32_t bytes) {
                              flatbuffers::FlatBufferBuilder b(128 + bytes);
                              std::vector<std::uint8_t> body(bytes);
@@ -53,7 +53,7 @@ std::vector<message_info> make_messages() {
                            },
                            [](const fb_msg& m) { return verify_as<demo::Echo>(m, demo::EchoIdentifier()); }});
   v.push_back(message_info{
-      "SaxpyRequest", msg::SaxpyRequest::id,
+      "SaxpyRequest", msg::SaxpyRequest::type_id_,
       [](std::uint64_t seq, std::uint32_t bytes) {
         const std::uint32_t n = saxpy_seq_words + bytes / 8;
         std::vector<float> x(n), y(n);
@@ -71,7 +71,7 @@ std::vector<message_info> make_messages() {
       },
       [](const fb_msg& m) { return verify_as<demo::SaxpyRequest>(m, demo::SaxpyRequestIdentifier()); }});
   v.push_back(message_info{
-      "SaxpyReply", msg::SaxpyReply::id,
+      "SaxpyReply", msg::SaxpyReply::type_id_,
       [](std::uint64_t seq, std::uint32_t bytes) {
         const std::uint32_t n = saxpy_seq_words + bytes / 8;
         std::vector<float> y(n);
@@ -87,7 +87,7 @@ std::vector<message_info> make_messages() {
       },
       [](const fb_msg& m) { return verify_as<demo::SaxpyReply>(m, demo::SaxpyReplyIdentifier()); }});
   v.push_back(message_info{
-      "ScoreRequest", msg::ScoreRequest::id,
+      "ScoreRequest", msg::ScoreRequest::type_id_,
       [](std::uint64_t seq, std::uint32_t bytes) {
         std::vector<demo::Feature> f;
         const std::uint32_t n = bytes / 8 == 0 ? 1 : bytes / 8;
@@ -105,7 +105,7 @@ std::vector<message_info> make_messages() {
       },
       [](const fb_msg& m) { return verify_as<demo::ScoreRequest>(m, demo::ScoreRequestIdentifier()); }});
   v.push_back(
-      message_info{"ScoreReply", msg::ScoreReply::id,
+      message_info{"ScoreReply", msg::ScoreReply::type_id_,
                    [](std::uint64_t seq, std::uint32_t) {
                      flatbuffers::FlatBufferBuilder b(64);
                      demo::FinishScoreReplyBuffer(b, demo::CreateScoreReply(b, seq, 0.5f, 100.0, true, 0));
@@ -124,8 +124,8 @@ kernel_info kernel_entry(const char* request, const char* reply) {
   return kernel_info{K::name,
                      request,
                      reply,
-                     K::request::id,
-                     K::reply::id,
+                     K::request::type_id_,
+                     K::reply::type_id_,
                      [](cpu_incarnation_options o) { return cpu_incarnation_factory<K>(o); },
                      [](sim::sim_device& d, cpu_incarnation_options o) { return d.template factory<K>(o); }};
 }

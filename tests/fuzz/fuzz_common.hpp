@@ -144,7 +144,7 @@ inline void same_bytes(const bases& b, fb::bytes_view v, const flatbuffers::Vect
 
 inline void same(const bases& b, const msg::Envelope& v, const wire::Envelope& g) {
   RF_CHECK(v.schema_version() == g.schema_version());
-  RF_CHECK(v.type() == g.type_id());
+  RF_CHECK(v.type_id() == g.type_id());
   RF_CHECK(v.correlation_id() == g.correlation_id());
   RF_CHECK(v.sequence() == g.sequence());
   same_string(b, v.tenant(), g.tenant());
@@ -161,7 +161,7 @@ inline void same(const bases& b, const msg::ErrorReply& v, const wire::ErrorRepl
 
 inline void same(const bases& b, const msg::Echo& v, const demo::Echo& g) {
   RF_CHECK(v.sequence() == g.sequence());
-  same_vector(b, v.body(), g.body());
+  same_bytes(b, v.body(), g.body());
   same_string(b, v.note(), g.note());
 }
 
@@ -235,7 +235,7 @@ inline void walk(const bounds& in, fb::bytes_view v) {
 
 inline void walk(const bounds& in, const msg::Envelope& v) {
   consume(v.schema_version());
-  consume(v.type());
+  consume(v.type_id());
   consume(v.correlation_id());
   consume(v.sequence());
   walk(in, v.tenant());
@@ -284,13 +284,13 @@ inline void walk(const bounds& in, const msg::ScoreReply& v) {
 /// false for an unknown type.
 inline bool walk_typed(const bounds& in, type_id type, fb::bytes_view buf) {
   switch (type) {
-    case msg::Envelope::id: walk(in, msg::view_of<msg::Envelope>(buf)); return true;
-    case msg::ErrorReply::id: walk(in, msg::view_of<msg::ErrorReply>(buf)); return true;
-    case msg::Echo::id: walk(in, msg::view_of<msg::Echo>(buf)); return true;
-    case msg::SaxpyRequest::id: walk(in, msg::view_of<msg::SaxpyRequest>(buf)); return true;
-    case msg::SaxpyReply::id: walk(in, msg::view_of<msg::SaxpyReply>(buf)); return true;
-    case msg::ScoreRequest::id: walk(in, msg::view_of<msg::ScoreRequest>(buf)); return true;
-    case msg::ScoreReply::id: walk(in, msg::view_of<msg::ScoreReply>(buf)); return true;
+    case msg::Envelope::type_id_: walk(in, ringflow::view_of<msg::Envelope>(buf)); return true;
+    case msg::ErrorReply::type_id_: walk(in, ringflow::view_of<msg::ErrorReply>(buf)); return true;
+    case msg::Echo::type_id_: walk(in, ringflow::view_of<msg::Echo>(buf)); return true;
+    case msg::SaxpyRequest::type_id_: walk(in, ringflow::view_of<msg::SaxpyRequest>(buf)); return true;
+    case msg::SaxpyReply::type_id_: walk(in, ringflow::view_of<msg::SaxpyReply>(buf)); return true;
+    case msg::ScoreRequest::type_id_: walk(in, ringflow::view_of<msg::ScoreRequest>(buf)); return true;
+    case msg::ScoreReply::type_id_: walk(in, ringflow::view_of<msg::ScoreReply>(buf)); return true;
     default: return false;
   }
 }
@@ -304,26 +304,26 @@ inline bool verify_and_compare(fb::bytes_view buf) {
   flatbuffers::Verifier v(copy.data(), copy.size);
   if (!v.VerifyBuffer<G>(nullptr)) return false;
   const bases b{buf.data, copy.data()};
-  same(b, msg::view_of<D>(buf), *flatbuffers::GetRoot<G>(copy.data()));
+  same(b, ringflow::view_of<D>(buf), *flatbuffers::GetRoot<G>(copy.data()));
   return true;
 }
 
 /// verify_and_compare for the schema whose descriptor has id `type`; false if unknown or invalid.
 inline bool verify_and_compare_typed(type_id type, fb::bytes_view buf) {
   switch (type) {
-    case msg::Envelope::id: return verify_and_compare<msg::Envelope, wire::Envelope>(buf);
-    case msg::ErrorReply::id: return verify_and_compare<msg::ErrorReply, wire::ErrorReply>(buf);
-    case msg::Echo::id: return verify_and_compare<msg::Echo, demo::Echo>(buf);
-    case msg::SaxpyRequest::id: return verify_and_compare<msg::SaxpyRequest, demo::SaxpyRequest>(buf);
-    case msg::SaxpyReply::id: return verify_and_compare<msg::SaxpyReply, demo::SaxpyReply>(buf);
-    case msg::ScoreRequest::id: return verify_and_compare<msg::ScoreRequest, demo::ScoreRequest>(buf);
-    case msg::ScoreReply::id: return verify_and_compare<msg::ScoreReply, demo::ScoreReply>(buf);
+    case msg::Envelope::type_id_: return verify_and_compare<msg::Envelope, wire::Envelope>(buf);
+    case msg::ErrorReply::type_id_: return verify_and_compare<msg::ErrorReply, wire::ErrorReply>(buf);
+    case msg::Echo::type_id_: return verify_and_compare<msg::Echo, demo::Echo>(buf);
+    case msg::SaxpyRequest::type_id_: return verify_and_compare<msg::SaxpyRequest, demo::SaxpyRequest>(buf);
+    case msg::SaxpyReply::type_id_: return verify_and_compare<msg::SaxpyReply, demo::SaxpyReply>(buf);
+    case msg::ScoreRequest::type_id_: return verify_and_compare<msg::ScoreRequest, demo::ScoreRequest>(buf);
+    case msg::ScoreReply::type_id_: return verify_and_compare<msg::ScoreReply, demo::ScoreReply>(buf);
     default: return false;
   }
 }
 
-inline constexpr type_id all_types[] = {msg::Envelope::id,     msg::ErrorReply::id, msg::Echo::id,
-                                        msg::SaxpyRequest::id, msg::SaxpyReply::id, msg::ScoreRequest::id,
-                                        msg::ScoreReply::id};
+inline constexpr type_id all_types[] = {
+    msg::Envelope::type_id_,   msg::ErrorReply::type_id_,   msg::Echo::type_id_,      msg::SaxpyRequest::type_id_,
+    msg::SaxpyReply::type_id_, msg::ScoreRequest::type_id_, msg::ScoreReply::type_id_};
 
 }  // namespace ringflow::fuzz

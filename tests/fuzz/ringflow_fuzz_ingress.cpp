@@ -43,11 +43,11 @@ void check_message(const fuzz::owned_copy& in, const validated_message& m) {
   const fb::bytes_view buf = in.view();
 
   // Envelope as the view reads it.
-  const auto env = msg::view_of<msg::Envelope>(buf);
-  RF_CHECK(env.table.valid());
+  const auto env = ringflow::view_of<msg::Envelope>(buf);
+  RF_CHECK(env.table_.valid());
   RF_CHECK(m.schema_version == env.schema_version());
   RF_CHECK(m.schema_version >= 1 && m.schema_version <= ingress_limits{}.max_schema_version);
-  RF_CHECK(m.type == env.type());
+  RF_CHECK(m.type == env.type_id());
   RF_CHECK(m.correlation_id == env.correlation_id());
   RF_CHECK(m.sequence == env.sequence());
   RF_CHECK(m.deadline_ns == env.deadline_ns());
@@ -61,7 +61,7 @@ void check_message(const fuzz::owned_copy& in, const validated_message& m) {
   RF_CHECK(all.holds(m.payload.data, m.payload.size));
 
   // Envelope as the generated accessors read it (the input block is 16-byte aligned).
-  RF_CHECK(fuzz::verify_and_compare_typed(msg::Envelope::id, buf));
+  RF_CHECK(fuzz::verify_and_compare_typed(msg::Envelope::type_id_, buf));
 
   // Traceparent.
   const fb::string_view tp = env.traceparent();

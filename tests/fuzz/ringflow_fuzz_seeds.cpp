@@ -139,12 +139,12 @@ int main(int argc, char** argv) {
     bytes payload;
   };
   const std::vector<payload_seed> payloads = {
-      {"echo", msg::Echo::id, echo_payload()},
-      {"saxpy_request", msg::SaxpyRequest::id, saxpy_request_payload()},
-      {"saxpy_reply", msg::SaxpyReply::id, saxpy_reply_payload()},
-      {"score_request", msg::ScoreRequest::id, score_request_payload()},
-      {"score_reply", msg::ScoreReply::id, score_reply_payload()},
-      {"error_reply", msg::ErrorReply::id, error_reply_payload()},
+      {"echo", msg::Echo::type_id_, echo_payload()},
+      {"saxpy_request", msg::SaxpyRequest::type_id_, saxpy_request_payload()},
+      {"saxpy_reply", msg::SaxpyReply::type_id_, saxpy_reply_payload()},
+      {"score_request", msg::ScoreRequest::type_id_, score_request_payload()},
+      {"score_reply", msg::ScoreReply::type_id_, score_reply_payload()},
+      {"error_reply", msg::ErrorReply::type_id_, error_reply_payload()},
   };
 
   // Raw payloads and valid envelopes.
@@ -159,7 +159,7 @@ int main(int argc, char** argv) {
     if (!mis.empty()) write(std::string("env-") + p.name + "-misaligned.bin", mis);
   }
   {
-    auto f = fields_for(msg::Echo::id, payloads[0].payload);
+    auto f = fields_for(msg::Echo::type_id_, payloads[0].payload);
     f.traceparent = "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future";
     write("env-echo-trace-future-version.bin", encode_envelope(f));
     f.traceparent = "00-00000000000000000000000000000000-00f067aa0ba902b7-01";
@@ -197,7 +197,7 @@ int main(int argc, char** argv) {
   {
     auto f = fields_for(type_id_of("ZZZZ"), score.payload);
     write("bad-unknown-type.bin", encode_envelope(f));
-    f = fields_for(msg::Echo::id, score.payload);
+    f = fields_for(msg::Echo::type_id_, score.payload);
     write("bad-type-mismatch.bin", encode_envelope(f));
     f = fields_for(score.type, bytes{});
     write("bad-empty-payload.bin", encode_envelope(f));

@@ -168,9 +168,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // Differential: where a generated Verifier accepts the bytes, view == generated accessors.
   for (type_id type : fuzz::all_types) fuzz::verify_and_compare_typed(type, buf);
   // The same for an envelope's payload, as its own buffer.
-  const fb::bytes_view payload = msg::view_of<msg::Envelope>(buf).payload();
+  const fb::bytes_view payload = ringflow::view_of<msg::Envelope>(buf).payload();
   if (payload.size) {
-    const type_id declared = msg::view_of<msg::Envelope>(buf).type();
+    const type_id declared = ringflow::view_of<msg::Envelope>(buf).type_id();
     if (!fuzz::verify_and_compare_typed(declared, payload))
       for (type_id type : fuzz::all_types) fuzz::verify_and_compare_typed(type, payload);
   }

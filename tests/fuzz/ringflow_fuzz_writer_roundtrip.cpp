@@ -511,7 +511,7 @@ std::vector<std::uint8_t> build_schema(FuzzedDataProvider& in, std::vector<field
   for (std::size_t i = n; i > 1; --i) std::swap(order[i - 1], order[in.ConsumeIntegralInRange<std::size_t>(0, i - 1)]);
   added.assign(n, false);
   std::vector<bool> wanted(n);
-  std::uint64_t bound = align_up(8 + 4 + 2ull * D::num_fields, 4) + 4 + D::inline_max;
+  std::uint64_t bound = align_up(8 + 4 + 2ull * D::num_fields_, 4) + 4 + D::inline_max_;
   for (std::size_t i = 0; i < n; ++i) {
     wanted[i] = in.ConsumeIntegralInRange<int>(0, 7) != 0;
     if (wanted[i]) bound += steps[i].tail_bytes;
@@ -521,14 +521,14 @@ std::vector<std::uint8_t> build_schema(FuzzedDataProvider& in, std::vector<field
                                 : in.ConsumeIntegralInRange<std::uint32_t>(0, static_cast<std::uint32_t>(bound));
   heap_buffer buf(cap, 0xEE);
   fb::builder b(buf.data(), cap);
-  bool ok = b.begin(D::id, D::num_fields, D::inline_max);
+  bool ok = b.begin(D::type_id_, D::num_fields_, D::inline_max_);
   for (std::size_t i : order) {
     if (!wanted[i] || !ok) continue;
     ok = steps[i].add(b);
     added[i] = ok;
   }
   const std::uint32_t size = b.finish();
-  if (cap >= bound) RF_CHECK(size != 0);  // D::inline_max and the bound always suffice
+  if (cap >= bound) RF_CHECK(size != 0);  // D::inline_max_ and the bound always suffice
   if (!size) return {};
   RF_CHECK(size <= cap);
   return {buf.data(), buf.data() + size};
@@ -564,13 +564,13 @@ void schema_echo(FuzzedDataProvider& in) {
   std::vector<bool> added;
   const auto bytes = build_schema<D>(
       in,
-      {{[&](fb::builder& b) { return b.add<std::uint64_t>(D::field::sequence, seq); }, 0},
+      {{[&](fb::builder& b) { return b.add<std::uint64_t>(D::fields_::sequence, seq); }, 0},
        {[&](fb::builder& b) {
-          return b.add_vector<std::uint8_t>(D::field::body, body.data(), static_cast<std::uint32_t>(body.size()));
+          return b.add_vector<std::uint8_t>(D::fields_::body, body.data(), static_cast<std::uint32_t>(body.size()));
         },
         counted_need(static_cast<std::uint32_t>(body.size()), 4)},
        {[&](fb::builder& b) {
-          return b.add_string(D::field::note, note.data(), static_cast<std::uint32_t>(note.size()));
+          return b.add_string(D::fields_::note, note.data(), static_cast<std::uint32_t>(note.size()));
         },
         counted_need(static_cast<std::uint32_t>(note.size()) + 1, 4)}},
       added);
@@ -582,8 +582,8 @@ void schema_echo(FuzzedDataProvider& in) {
   if (added[1]) RF_CHECK(g->body()->size() == body.size() && std::equal(body.begin(), body.end(), g->body()->begin()));
   RF_CHECK((g->note() != nullptr) == added[2]);
   if (added[2]) RF_CHECK(g->note()->str() == note);
-  RF_CHECK(fuzz::verify_and_compare_typed(D::id, fb::bytes_view{copy.data(), copy.size}));
-  check_ingress(in, D::id, bytes);
+  RF_CHECK(fuzz::verify_and_compare_typed(D::type_id_, fb::bytes_view{copy.data(), copy.size}));
+  check_ingress(in, D::type_id_, bytes);
 }
 
 void schema_saxpy_request(FuzzedDataProvider& in) {
@@ -594,13 +594,13 @@ void schema_saxpy_request(FuzzedDataProvider& in) {
   std::vector<bool> added;
   const auto bytes =
       build_schema<D>(in,
-                      {{[&](fb::builder& b) { return b.add<float>(D::field::a, a); }, 0},
+                      {{[&](fb::builder& b) { return b.add<float>(D::fields_::a, a); }, 0},
                        {[&](fb::builder& b) {
-                          return b.add_vector<float>(D::field::x, x.data(), static_cast<std::uint32_t>(x.size()));
+                          return b.add_vector<float>(D::fields_::x, x.data(), static_cast<std::uint32_t>(x.size()));
                         },
                         counted_need(static_cast<std::uint32_t>(x.size() * 4), 4)},
                        {[&](fb::builder& b) {
-                          return b.add_vector<float>(D::field::y, y.data(), static_cast<std::uint32_t>(y.size()));
+                          return b.add_vector<float>(D::fields_::y, y.data(), static_cast<std::uint32_t>(y.size()));
                         },
                         counted_need(static_cast<std::uint32_t>(y.size() * 4), 4)}},
                       added);
@@ -616,8 +616,8 @@ void schema_saxpy_request(FuzzedDataProvider& in) {
   if (added[1]) same_floats(g->x(), x);
   RF_CHECK((g->y() != nullptr) == added[2]);
   if (added[2]) same_floats(g->y(), y);
-  RF_CHECK(fuzz::verify_and_compare_typed(D::id, fb::bytes_view{copy.data(), copy.size}));
-  check_ingress(in, D::id, bytes);
+  RF_CHECK(fuzz::verify_and_compare_typed(D::type_id_, fb::bytes_view{copy.data(), copy.size}));
+  check_ingress(in, D::type_id_, bytes);
 }
 
 void schema_saxpy_reply(FuzzedDataProvider& in) {
@@ -628,7 +628,7 @@ void schema_saxpy_reply(FuzzedDataProvider& in) {
   const auto bytes = build_schema<D>(in,
                                      {{[&](fb::builder& b) {
                                          auto out =
-                                             b.add_vector<float>(D::field::y, static_cast<std::uint32_t>(y.size()));
+                                             b.add_vector<float>(D::fields_::y, static_cast<std::uint32_t>(y.size()));
                                          if (!out) return false;
                                          for (std::uint32_t i = static_cast<std::uint32_t>(y.size()); i > 0; --i)
                                            out.set(i - 1, y[i - 1]);
@@ -644,8 +644,8 @@ void schema_saxpy_reply(FuzzedDataProvider& in) {
     RF_CHECK(g->y()->size() == y.size());
     for (std::uint32_t i = 0; i < y.size(); ++i) RF_CHECK(fuzz::same_bits(g->y()->Get(i), y[i]));
   }
-  RF_CHECK(fuzz::verify_and_compare_typed(D::id, fb::bytes_view{copy.data(), copy.size}));
-  check_ingress(in, D::id, bytes);
+  RF_CHECK(fuzz::verify_and_compare_typed(D::type_id_, fb::bytes_view{copy.data(), copy.size}));
+  check_ingress(in, D::type_id_, bytes);
 }
 
 void schema_score_request(FuzzedDataProvider& in) {
@@ -661,16 +661,16 @@ void schema_score_request(FuzzedDataProvider& in) {
   std::vector<bool> added;
   const auto bytes = build_schema<D>(
       in,
-      {{[&](fb::builder& b) { return b.add<std::uint64_t>(D::field::request_id, request_id); }, 0},
-       {[&](fb::builder& b) { return b.add<msg::Quote>(D::field::quote, quote); }, 0},
+      {{[&](fb::builder& b) { return b.add<std::uint64_t>(D::fields_::request_id, request_id); }, 0},
+       {[&](fb::builder& b) { return b.add<msg::Quote>(D::fields_::quote, quote); }, 0},
        {[&](fb::builder& b) {
-          return b.add_vector<msg::Feature>(D::field::features, features.data(),
+          return b.add_vector<msg::Feature>(D::fields_::features, features.data(),
                                             static_cast<std::uint32_t>(features.size()));
         },
         counted_need(static_cast<std::uint32_t>(features.size() * sizeof(msg::Feature)), 4)},
-       {[&](fb::builder& b) { return b.add<float>(D::field::max_discount, max_discount); }, 0},
+       {[&](fb::builder& b) { return b.add<float>(D::fields_::max_discount, max_discount); }, 0},
        {[&](fb::builder& b) {
-          return b.add_string(D::field::symbol, symbol.data(), static_cast<std::uint32_t>(symbol.size()));
+          return b.add_string(D::fields_::symbol, symbol.data(), static_cast<std::uint32_t>(symbol.size()));
         },
         counted_need(static_cast<std::uint32_t>(symbol.size()) + 1, 4)}},
       added);
@@ -688,8 +688,8 @@ void schema_score_request(FuzzedDataProvider& in) {
   RF_CHECK(fuzz::same_bits(g->max_discount(), added[3] ? max_discount : D::max_discount_default));
   RF_CHECK((g->symbol() != nullptr) == added[4]);
   if (added[4]) RF_CHECK(g->symbol()->str() == symbol);
-  RF_CHECK(fuzz::verify_and_compare_typed(D::id, fb::bytes_view{copy.data(), copy.size}));
-  check_ingress(in, D::id, bytes);
+  RF_CHECK(fuzz::verify_and_compare_typed(D::type_id_, fb::bytes_view{copy.data(), copy.size}));
+  check_ingress(in, D::type_id_, bytes);
 }
 
 void schema_score_reply(FuzzedDataProvider& in) {
@@ -702,11 +702,11 @@ void schema_score_reply(FuzzedDataProvider& in) {
   std::vector<bool> added;
   const auto bytes =
       build_schema<D>(in,
-                      {{[&](fb::builder& b) { return b.add<std::uint64_t>(D::field::request_id, request_id); }, 0},
-                       {[&](fb::builder& b) { return b.add<float>(D::field::score, score); }, 0},
-                       {[&](fb::builder& b) { return b.add<double>(D::field::price, price); }, 0},
-                       {[&](fb::builder& b) { return b.add<bool>(D::field::approved, approved); }, 0},
-                       {[&](fb::builder& b) { return b.add<std::uint16_t>(D::field::reason, reason); }, 0}},
+                      {{[&](fb::builder& b) { return b.add<std::uint64_t>(D::fields_::request_id, request_id); }, 0},
+                       {[&](fb::builder& b) { return b.add<float>(D::fields_::score, score); }, 0},
+                       {[&](fb::builder& b) { return b.add<double>(D::fields_::price, price); }, 0},
+                       {[&](fb::builder& b) { return b.add<bool>(D::fields_::approved, approved); }, 0},
+                       {[&](fb::builder& b) { return b.add<std::uint16_t>(D::fields_::reason, reason); }, 0}},
                       added);
   if (bytes.empty()) return;
   fuzz::aligned_copy copy(nullptr, 0);
@@ -716,8 +716,8 @@ void schema_score_reply(FuzzedDataProvider& in) {
   RF_CHECK(fuzz::same_bits(g->price(), added[2] ? price : 0.0));
   RF_CHECK(g->approved() == (added[3] && approved));
   RF_CHECK(g->reason() == (added[4] ? reason : 0));
-  RF_CHECK(fuzz::verify_and_compare_typed(D::id, fb::bytes_view{copy.data(), copy.size}));
-  check_ingress(in, D::id, bytes);
+  RF_CHECK(fuzz::verify_and_compare_typed(D::type_id_, fb::bytes_view{copy.data(), copy.size}));
+  check_ingress(in, D::type_id_, bytes);
 }
 
 void schema_error_reply(FuzzedDataProvider& in) {
@@ -726,9 +726,9 @@ void schema_error_reply(FuzzedDataProvider& in) {
   const std::string detail = consume_text(in, 128);
   std::vector<bool> added;
   const auto bytes = build_schema<D>(in,
-                                     {{[&](fb::builder& b) { return b.add<std::uint16_t>(D::field::code, code); }, 0},
+                                     {{[&](fb::builder& b) { return b.add<std::uint16_t>(D::fields_::code, code); }, 0},
                                       {[&](fb::builder& b) {
-                                         return b.add_string(D::field::detail, detail.data(),
+                                         return b.add_string(D::fields_::detail, detail.data(),
                                                              static_cast<std::uint32_t>(detail.size()));
                                        },
                                        counted_need(static_cast<std::uint32_t>(detail.size()) + 1, 4)}},
@@ -739,8 +739,8 @@ void schema_error_reply(FuzzedDataProvider& in) {
   RF_CHECK(g->code() == (added[0] ? code : 0));
   RF_CHECK((g->detail() != nullptr) == added[1]);
   if (added[1]) RF_CHECK(g->detail()->str() == detail);
-  RF_CHECK(fuzz::verify_and_compare_typed(D::id, fb::bytes_view{copy.data(), copy.size}));
-  check_ingress(in, D::id, bytes);
+  RF_CHECK(fuzz::verify_and_compare_typed(D::type_id_, fb::bytes_view{copy.data(), copy.size}));
+  check_ingress(in, D::type_id_, bytes);
 }
 
 struct envelope_values {

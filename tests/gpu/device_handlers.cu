@@ -254,11 +254,14 @@ std::vector<std::uint8_t> echo_payload(std::mt19937_64& rng, std::uint64_t seq, 
   for (auto& c : body) c = static_cast<std::uint8_t>(rng());
   const bool with_seq = rng() % 4 != 0, with_note = rng() % 2 == 0;
   const std::string note = "note-" + std::to_string(seq);
-  return build(body_len + 256, msg::Echo::id, msg::Echo::num_fields, msg::Echo::inline_max, [&](rf::fb::builder& b) {
-    if (with_seq) b.add<std::uint64_t>(msg::Echo::field::sequence, seq);
-    if (!body.empty() || rng() % 2) b.add_vector<std::uint8_t>(msg::Echo::field::body, body.data(), body_len);
-    if (with_note) b.add_string(msg::Echo::field::note, note.data(), static_cast<std::uint32_t>(note.size()));
-  });
+  return build(body_len + 256, msg::Echo::type_id_, msg::Echo::num_fields_, msg::Echo::inline_max_,
+               [&](rf::fb::builder& b) {
+                 if (with_seq) b.add<std::uint64_t>(msg::Echo::fields_::sequence, seq);
+                 if (!body.empty() || rng() % 2)
+                   b.add_vector<std::uint8_t>(msg::Echo::fields_::body, body.data(), body_len);
+                 if (with_note)
+                   b.add_string(msg::Echo::fields_::note, note.data(), static_cast<std::uint32_t>(note.size()));
+               });
 }
 
 void fill_header(std::mt19937_64& rng, request& r, rf::type_id type, std::uint64_t corr) {
@@ -286,17 +289,17 @@ std::vector<request> make_saxpy(std::mt19937_64& rng, std::uint64_t base) {
       // x alone, so large that its reply (64 + 4n bytes) exceeds the response arena.
       const std::uint32_t n = kReplyArena / 4 + 1000;
       std::vector<float> x(n, 1.5f);
-      fill_header(rng, r, msg::SaxpyRequest::id, corr);
-      r.payload =
-          build(4 * n + 256, msg::SaxpyRequest::id, msg::SaxpyRequest::num_fields, msg::SaxpyRequest::inline_max,
-                [&](rf::fb::builder& b) { b.add_vector<float>(msg::SaxpyRequest::field::x, x.data(), n); });
+      fill_header(rng, r, msg::SaxpyRequest::type_id_, corr);
+      r.payload = build(4 * n + 256, msg::SaxpyRequest::type_id_, msg::SaxpyRequest::num_fields_,
+                        msg::SaxpyRequest::inline_max_,
+                        [&](rf::fb::builder& b) { b.add_vector<float>(msg::SaxpyRequest::fields_::x, x.data(), n); });
       r.expect = rf::status::reply_too_large;
     } else if (kind < 2) {  // not a table
-      fill_header(rng, r, msg::SaxpyRequest::id, corr);
+      fill_header(rng, r, msg::SaxpyRequest::type_id_, corr);
       r.payload = malformed_bytes(rng);
       r.expect = rf::status::malformed;
     } else if (kind < 4) {  // an Echo sent to the saxpy ring
-      fill_header(rng, r, msg::Echo::id, corr);
+      fill_header(rng, r, msg::Echo::type_id_, corr);
       r.payload = echo_payload(rng, corr, static_cast<std::uint32_t>(rng() % 64));
       r.expect = rf::status::wrong_type;
     } else {
@@ -316,12 +319,12 @@ std::vector<request> make_saxpy(std::mt19937_64& rng, std::uint64_t base) {
       for (auto& v : y) v = rand_float(rng, -100.0f, 100.0f);
       const bool with_a = rng() % 10 < 7;
       const float a = rand_float(rng, -3.0f, 3.0f);
-      fill_header(rng, r, msg::SaxpyRequest::id, corr);
-      r.payload = build(4 * (nx + ny) + 256, msg::SaxpyRequest::id, msg::SaxpyRequest::num_fields,
-                        msg::SaxpyRequest::inline_max, [&](rf::fb::builder& b) {
-                          if (with_y) b.add_vector<float>(msg::SaxpyRequest::field::y, y.data(), ny);
-                          if (with_a) b.add<float>(msg::SaxpyRequest::field::a, a);
-                          if (with_x) b.add_vector<float>(msg::SaxpyRequest::field::x, x.data(), nx);
+      fill_header(rng, r, msg::SaxpyRequest::type_id_, corr);
+      r.payload = build(4 * (nx + ny) + 256, msg::SaxpyRequest::type_id_, msg::SaxpyRequest::num_fields_,
+                        msg::SaxpyRequest::inline_max_, [&](rf::fb::builder& b) {
+                          if (with_y) b.add_vector<float>(msg::SaxpyRequest::fields_::y, y.data(), ny);
+                          if (with_a) b.add<float>(msg::SaxpyRequest::fields_::a, a);
+                          if (with_x) b.add_vector<float>(msg::SaxpyRequest::fields_::x, x.data(), nx);
                         });
     }
     out.push_back(std::move(r));
@@ -336,11 +339,11 @@ std::vector<request> make_score(std::mt19937_64& rng, std::uint64_t base) {
     const std::uint64_t corr = base + i;
     const unsigned kind = static_cast<unsigned>(rng() % 20);
     if (kind < 2) {
-      fill_header(rng, r, msg::ScoreRequest::id, corr);
+      fill_header(rng, r, msg::ScoreRequest::type_id_, corr);
       r.payload = malformed_bytes(rng);
       r.expect = rf::status::malformed;
     } else if (kind < 4) {  // a SaxpyRequest header type on the score ring
-      fill_header(rng, r, msg::SaxpyRequest::id, corr);
+      fill_header(rng, r, msg::SaxpyRequest::type_id_, corr);
       r.payload = malformed_bytes(rng);
       r.expect = rf::status::wrong_type;
     } else {
@@ -356,18 +359,18 @@ std::vector<request> make_score(std::mt19937_64& rng, std::uint64_t base) {
       for (auto& f : features) f = msg::Feature{static_cast<std::uint32_t>(rng()), rand_float(rng, -2.0f, 2.0f)};
       const bool with_features = !features.empty() || rng() % 2;
       const std::string symbol = "SYM" + std::to_string(rng() % 10000);
-      fill_header(rng, r, msg::ScoreRequest::id, corr);
-      r.payload = build(8 * static_cast<std::uint32_t>(features.size()) + 256, msg::ScoreRequest::id,
-                        msg::ScoreRequest::num_fields, msg::ScoreRequest::inline_max, [&](rf::fb::builder& b) {
+      fill_header(rng, r, msg::ScoreRequest::type_id_, corr);
+      r.payload = build(8 * static_cast<std::uint32_t>(features.size()) + 256, msg::ScoreRequest::type_id_,
+                        msg::ScoreRequest::num_fields_, msg::ScoreRequest::inline_max_, [&](rf::fb::builder& b) {
                           if (with_symbol)
-                            b.add_string(msg::ScoreRequest::field::symbol, symbol.data(),
+                            b.add_string(msg::ScoreRequest::fields_::symbol, symbol.data(),
                                          static_cast<std::uint32_t>(symbol.size()));
                           if (with_features)
-                            b.add_vector<msg::Feature>(msg::ScoreRequest::field::features, features.data(),
+                            b.add_vector<msg::Feature>(msg::ScoreRequest::fields_::features, features.data(),
                                                        static_cast<std::uint32_t>(features.size()));
-                          if (with_quote) b.add<msg::Quote>(msg::ScoreRequest::field::quote, q);
-                          if (with_max) b.add<float>(msg::ScoreRequest::field::max_discount, max_discount);
-                          if (with_id) b.add<std::uint64_t>(msg::ScoreRequest::field::request_id, request_id);
+                          if (with_quote) b.add<msg::Quote>(msg::ScoreRequest::fields_::quote, q);
+                          if (with_max) b.add<float>(msg::ScoreRequest::fields_::max_discount, max_discount);
+                          if (with_id) b.add<std::uint64_t>(msg::ScoreRequest::fields_::request_id, request_id);
                         });
       r.expect = rf::status::ok;
     }
@@ -383,20 +386,20 @@ std::vector<request> make_echo(std::mt19937_64& rng, std::uint64_t base) {
     const std::uint64_t corr = base + i;
     const unsigned kind = i == 11 ? 100 : static_cast<unsigned>(rng() % 20);
     if (kind == 100) {  // larger than the response ring can ever carry
-      fill_header(rng, r, msg::Echo::id, corr);
+      fill_header(rng, r, msg::Echo::type_id_, corr);
       r.payload = echo_payload(rng, corr, kReplyArena + 4096);
       r.expect = rf::status::reply_too_large;
     } else if (kind < 2) {  // a ScoreRequest header type on the echo ring
-      fill_header(rng, r, msg::ScoreRequest::id, corr);
+      fill_header(rng, r, msg::ScoreRequest::type_id_, corr);
       r.payload = malformed_bytes(rng);
       r.expect = rf::status::wrong_type;
     } else if (kind < 5) {  // Echo does not parse: any bytes (including none) come back verbatim
-      fill_header(rng, r, msg::Echo::id, corr);
+      fill_header(rng, r, msg::Echo::type_id_, corr);
       r.payload.resize(rng() % 300);
       for (auto& c : r.payload) c = static_cast<std::uint8_t>(rng());
       r.expect = rf::status::ok;
     } else {  // inline (< 192 bytes) and arena payloads
-      fill_header(rng, r, msg::Echo::id, corr);
+      fill_header(rng, r, msg::Echo::type_id_, corr);
       r.payload = echo_payload(rng, corr, static_cast<std::uint32_t>(rng() % 700));
       r.expect = rf::status::ok;
     }
@@ -480,21 +483,21 @@ void check_reply_semantics(std::uint32_t kind, const request& req, const rf::slo
          static_cast<unsigned long long>(h.correlation_id), rf::to_string(static_cast<rf::status>(h.status)),
          rf::to_string(req.expect));
   if (h.status != 0) {
-    EXPECT(h.type_id == msg::ErrorReply::id && (h.flags & rf::slot_flags::error_reply), "error reply type/flag");
-    const auto e = msg::view_of<msg::ErrorReply>(payload);
-    EXPECT(e.table.valid() && e.code() == h.status && !e.detail().empty(), "ErrorReply {code, detail}");
+    EXPECT(h.type_id == msg::ErrorReply::type_id_ && (h.flags & rf::slot_flags::error_reply), "error reply type/flag");
+    const auto e = ringflow::view_of<msg::ErrorReply>(payload);
+    EXPECT(e.table_.valid() && e.code() == h.status && !e.detail().empty(), "ErrorReply {code, detail}");
     return;
   }
   EXPECT(!(h.flags & rf::slot_flags::error_reply), "ok reply without error flag");
   if (kind == kind_echo) {
-    EXPECT(h.type_id == msg::Echo::id && payload.size == req.payload.size() &&
+    EXPECT(h.type_id == msg::Echo::type_id_ && payload.size == req.payload.size() &&
                (payload.size == 0 || std::memcmp(payload.data, req.payload.data(), payload.size) == 0),
            "echo corr %llu: reply is not the request", static_cast<unsigned long long>(h.correlation_id));
   } else if (kind == kind_saxpy) {
     const auto q =
-        msg::view_of<msg::SaxpyRequest>({req.payload.data(), static_cast<std::uint32_t>(req.payload.size())});
-    const auto rep = msg::view_of<msg::SaxpyReply>(payload);
-    EXPECT(h.type_id == msg::SaxpyReply::id && rep.table.valid(), "saxpy reply type");
+        ringflow::view_of<msg::SaxpyRequest>({req.payload.data(), static_cast<std::uint32_t>(req.payload.size())});
+    const auto rep = ringflow::view_of<msg::SaxpyReply>(payload);
+    EXPECT(h.type_id == msg::SaxpyReply::type_id_ && rep.table_.valid(), "saxpy reply type");
     const auto x = q.x(), y = q.y(), yo = rep.y();
     EXPECT(yo.size() == x.size(), "saxpy reply length");
     for (std::uint32_t i = 0; i < x.size() && i < yo.size(); ++i) {
@@ -504,9 +507,9 @@ void check_reply_semantics(std::uint32_t kind, const request& req, const rf::slo
     }
   } else {
     const auto q =
-        msg::view_of<msg::ScoreRequest>({req.payload.data(), static_cast<std::uint32_t>(req.payload.size())});
-    const auto rep = msg::view_of<msg::ScoreReply>(payload);
-    EXPECT(h.type_id == msg::ScoreReply::id && rep.table.valid(), "score reply type");
+        ringflow::view_of<msg::ScoreRequest>({req.payload.data(), static_cast<std::uint32_t>(req.payload.size())});
+    const auto rep = ringflow::view_of<msg::ScoreReply>(payload);
+    EXPECT(h.type_id == msg::ScoreReply::type_id_ && rep.table_.valid(), "score reply type");
     EXPECT(rep.request_id() == q.request_id(), "score request_id");
     EXPECT(rep.score() >= 0.0f && rep.score() <= 1.0f && rep.reason() <= 2, "score range");
   }
@@ -749,7 +752,7 @@ int part2_pingpong() {
     while (ping_phase ? (sent == received && sent < kPingPong) : sent < kTotal) {
       rf::ring_message m{};
       m.header.correlation_id = 1000000 + sent;
-      m.header.type_id = msg::Echo::id;
+      m.header.type_id = msg::Echo::type_id_;
       m.payload = payloads[sent].data();
       m.payload_len = static_cast<std::uint32_t>(payloads[sent].size());
       if (out.try_push(m) != rf::ring_status::ok) break;
@@ -760,7 +763,7 @@ int part2_pingpong() {
     while (const rf::slot_header* h = in.try_peek()) {
       const auto& want = payloads[received];
       const std::uint8_t* p = in.payload(h);
-      const bool ok = h->correlation_id == 1000000 + received && h->status == 0 && h->type_id == msg::Echo::id &&
+      const bool ok = h->correlation_id == 1000000 + received && h->status == 0 && h->type_id == msg::Echo::type_id_ &&
                       h->payload_len == want.size() && std::memcmp(p, want.data(), want.size()) == 0;
       EXPECT(ok, "ping-pong reply %u: corr %llu status %u len %u (want %zu)", received,
              static_cast<unsigned long long>(h->correlation_id), h->status, h->payload_len, want.size());

@@ -33,7 +33,7 @@ void host_client::fill(const ring_consumer& rc, const slot_header& h, reply& out
   for (int i = 0; i < 16; ++i) out.trace_id[i] = h.trace_id[i];
   out.detail.clear();
   if (out.st != status::ok) {
-    const auto err = msg::view_of<msg::ErrorReply>(p);
+    const auto err = ringflow::view_of<msg::ErrorReply>(p);
     const fb::string_view d = err.detail();
     out.detail.assign(d.data ? d.data : "", d.size);
   }
@@ -60,7 +60,7 @@ void host_client::sweep_unserved() {
     reply& r = stash_[h->correlation_id];
     r.correlation_id = h->correlation_id;
     r.st = status::stopped;
-    r.type = msg::ErrorReply::id;
+    r.type = msg::ErrorReply::type_id_;
     r.payload.clear();
     r.detail = "kernel stopped before serving the request";
     rc.release();

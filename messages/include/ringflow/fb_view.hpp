@@ -299,4 +299,11 @@ RINGFLOW_HD inline type_id identifier(bytes_view buf) {
 }
 
 }  // namespace fb
+
+/// Typed view of a buffer's root table through a descriptor (e.g. view_of<msg::SaxpyRequest>(b)).
+template <class Descriptor>
+RINGFLOW_HD inline Descriptor view_of(fb::bytes_view buf) {
+  return Descriptor{fb::root(buf)};
+}
+
 }  // namespace ringflow

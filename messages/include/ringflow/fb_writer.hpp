@@ -52,7 +52,7 @@ class builder {
 
   /// Starts the root table. `identifier` 0 = none. `num_fields` = highest field id + 1.
   /// `inline_reserve` = bytes reserved for inline fields (scalars, structs, 4-byte offsets),
-  /// including alignment padding; schema descriptors provide it (Descriptor::inline_max).
+  /// including alignment padding; schema descriptors provide it (Descriptor::inline_max_).
   RINGFLOW_HD bool begin(type_id identifier, std::uint16_t num_fields, std::uint32_t inline_reserve) {
     if (started_ || !buf_ || num_fields > max_fields) return fail();
     started_ = true;

@@ -22,7 +22,7 @@ struct EchoKernel {
   static constexpr const char* name = "echo";
   RINGFLOW_HD static std::uint32_t reply_capacity(const msg_view& in) { return in.payload.size; }
   RINGFLOW_HD static status handle(const msg_view& in, reply_writer& out) {
-    return out.copy(msg::Echo::id, in.payload.data, in.payload.size);
+    return out.copy(msg::Echo::type_id_, in.payload.data, in.payload.size);
   }
 };
 
@@ -36,13 +36,13 @@ struct SaxpyKernel {
   }
   RINGFLOW_HD static status handle(const msg_view& in, reply_writer& out) {
     const auto req = in.as<msg::SaxpyRequest>();
-    if (!req.table.valid()) return out.fail(status::malformed, "saxpy: request is not a SaxpyRequest table");
+    if (!req.table_.valid()) return out.fail(status::malformed, "saxpy: request is not a SaxpyRequest table");
     const auto x = req.x();
     const auto y = req.y();
     if (x.size() != y.size()) return out.fail(status::invalid_argument, "saxpy: x and y differ in length");
     const float a = req.a();
     fb::builder b = out.table<msg::SaxpyReply>();
-    auto yo = b.add_vector<float>(msg::SaxpyReply::field::y, x.size());
+    auto yo = b.add_vector<float>(msg::SaxpyReply::fields_::y, x.size());
     if (!yo) return out.finish(b);  // reply_too_large
     for (std::uint32_t i = 0; i < x.size(); ++i) yo.set(i, a * x[i] + y[i]);
     return out.finish(b);
@@ -69,7 +69,7 @@ struct ScoreKernel {
 
   RINGFLOW_HD static status handle(const msg_view& in, reply_writer& out) {
     const auto req = in.as<msg::ScoreRequest>();
-    if (!req.table.valid()) return out.fail(status::malformed, "score: request is not a ScoreRequest table");
+    if (!req.table_.valid()) return out.fail(status::malformed, "score: request is not a ScoreRequest table");
     msg::Quote q{};
     const bool has_quote = req.quote(q);
     const auto features = req.features();
@@ -92,11 +92,11 @@ struct ScoreKernel {
     const std::uint16_t reason = empty_quote ? 2 : (approved ? 0 : 1);
 
     fb::builder b = out.table<msg::ScoreReply>();
-    b.add<std::uint64_t>(msg::ScoreReply::field::request_id, req.request_id());
-    b.add<float>(msg::ScoreReply::field::score, score);
-    b.add<double>(msg::ScoreReply::field::price, empty_quote ? 0.0 : price);
-    b.add<bool>(msg::ScoreReply::field::approved, approved);
-    b.add<std::uint16_t>(msg::ScoreReply::field::reason, reason);
+    b.add<std::uint64_t>(msg::ScoreReply::fields_::request_id, req.request_id());
+    b.add<float>(msg::ScoreReply::fields_::score, score);
+    b.add<double>(msg::ScoreReply::fields_::price, empty_quote ? 0.0 : price);
+    b.add<bool>(msg::ScoreReply::fields_::approved, approved);
+    b.add<std::uint16_t>(msg::ScoreReply::fields_::reason, reason);
     return out.finish(b);
   }
 };

@@ -93,8 +93,8 @@ class reply_writer {
   template <class Descriptor>
   RINGFLOW_HD fb::builder table() {
     fb::builder b(buf_, cap_);
-    b.begin(Descriptor::id, Descriptor::num_fields, Descriptor::inline_max);
-    type_ = Descriptor::id;
+    b.begin(Descriptor::type_id_, Descriptor::num_fields_, Descriptor::inline_max_);
+    type_ = Descriptor::type_id_;
     return b;
   }
   /// Completes a table reply: ok, or reply_too_large if the builder ran out of room.
@@ -132,8 +132,8 @@ class reply_writer {
 
 template <class K>
 concept ring_kernel = requires(const msg_view& in, reply_writer& out) {
-  { K::request::id } -> std::convertible_to<type_id>;
-  { K::reply::id } -> std::convertible_to<type_id>;
+  { K::request::type_id_ } -> std::convertible_to<type_id>;
+  { K::reply::type_id_ } -> std::convertible_to<type_id>;
   { K::name } -> std::convertible_to<const char*>;
   { K::handle(in, out) } -> std::same_as<status>;
 };
@@ -154,9 +154,9 @@ RINGFLOW_HD inline std::uint32_t write_error_reply(std::uint8_t* buf, std::uint3
   while (detail && detail[n] && n < 95) ++n;
   for (;;) {
     fb::builder b(buf, cap);
-    b.begin(msg::ErrorReply::id, msg::ErrorReply::num_fields, msg::ErrorReply::inline_max);
-    b.add<std::uint16_t>(msg::ErrorReply::field::code, static_cast<std::uint16_t>(code));
-    if (n) b.add_string(msg::ErrorReply::field::detail, detail, n);
+    b.begin(msg::ErrorReply::type_id_, msg::ErrorReply::num_fields_, msg::ErrorReply::inline_max_);
+    b.add<std::uint16_t>(msg::ErrorReply::fields_::code, static_cast<std::uint16_t>(code));
+    if (n) b.add_string(msg::ErrorReply::fields_::detail, detail, n);
     const std::uint32_t len = b.finish();
     if (len || n == 0) return len;
     n = n > 16 ? n / 2 : 0;
@@ -258,7 +258,7 @@ RINGFLOW_HD serve_result serve_one(ring_consumer& requests, ring_producer& repli
   if (!payload_ok) {
     early = status::malformed;
     early_detail = "request payload lies outside its ring";
-  } else if (in.type != K::request::id) {
+  } else if (in.type != K::request::type_id_) {
     early = status::wrong_type;
     early_detail = "request type differs from the kernel's request type";
   } else if (now_ns != 0 && in.deadline_ns != 0 && now_ns > in.deadline_ns) {
@@ -307,7 +307,7 @@ RINGFLOW_HD serve_result serve_one(ring_consumer& requests, ring_producer& repli
   out.arena_offset = claim.arena_offset;
   if (st != status::ok) {
     len = write_error_reply(claim.payload, claim.capacity, st, detail);
-    reply_type = msg::ErrorReply::id;
+    reply_type = msg::ErrorReply::type_id_;
     out.flags = static_cast<std::uint16_t>(out.flags | slot_flags::error_reply);
     if (early != status::ok) ++tally.rejected;
     else ++tally.handler_errors;

@@ -123,11 +123,11 @@ struct kernel_table {
     return i < size ? names[i] : nullptr;
   }
   static type_id request_type(std::uint32_t i) {
-    constexpr type_id ids[] = {Ks::request::id...};
+    constexpr type_id ids[] = {Ks::request::type_id_...};
     return i < size ? ids[i] : 0;
   }
   static type_id reply_type(std::uint32_t i) {
-    constexpr type_id ids[] = {Ks::reply::id...};
+    constexpr type_id ids[] = {Ks::reply::type_id_...};
     return i < size ? ids[i] : 0;
   }
 

@@ -46,7 +46,7 @@ struct msg_type {
   std::string name;
   template <class Descriptor>
   static msg_type of() {
-    return {Descriptor::id, Descriptor::name};
+    return {Descriptor::type_id_, Descriptor::name_};
   }
 };
 

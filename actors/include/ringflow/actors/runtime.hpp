@@ -68,7 +68,7 @@ class runtime {
   /// The name of a ring actor that has ended is reused: its core is stopped if need be, its record replaced.
   template <ring_kernel K>
   caf::actor spawn_ring_actor(const std::string& name, ring_actor_options opts = {}, cpu_incarnation_options cpu = {}) {
-    return spawn_ring_actor(name, K::request::id, K::reply::id, cpu_incarnation_factory<K>(cpu), opts);
+    return spawn_ring_actor(name, K::request::type_id_, K::reply::type_id_, cpu_incarnation_factory<K>(cpu), opts);
   }
   caf::actor spawn_ring_actor(const std::string& name, type_id request_type, type_id reply_type,
                               incarnation_factory factory, ring_actor_options opts = {});

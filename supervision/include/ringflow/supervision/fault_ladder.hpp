@@ -141,7 +141,7 @@ class fault_ladder {
   caf::actor spawn_ring_actor(const std::string& name, std::shared_ptr<Device> dev, ring_actor_options opts = {},
                               cpu_incarnation_options cpu = {}) {
     auto on_device = dev->template factory<K>(cpu);
-    return spawn_ring_actor(name, K::request::id, K::reply::id, std::move(dev), std::move(on_device),
+    return spawn_ring_actor(name, K::request::type_id_, K::reply::type_id_, std::move(dev), std::move(on_device),
                             cpu_incarnation_factory<K>(cpu), opts);
   }
   caf::actor spawn_ring_actor(const std::string& name, type_id request_type, type_id reply_type,

@@ -109,7 +109,8 @@ child_spec ring_actor_child(runtime& rt, std::string name, type_id request_type,
 template <ring_kernel K>
 child_spec ring_actor_child(runtime& rt, std::string name, ring_actor_options opts = {},
                             cpu_incarnation_options cpu = {}) {
-  return ring_actor_child(rt, std::move(name), K::request::id, K::reply::id, cpu_incarnation_factory<K>(cpu), opts);
+  return ring_actor_child(rt, std::move(name), K::request::type_id_, K::reply::type_id_,
+                          cpu_incarnation_factory<K>(cpu), opts);
 }
 
 /// One child in a snapshot.

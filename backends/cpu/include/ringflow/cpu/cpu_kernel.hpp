@@ -127,7 +127,8 @@ class cpu_kernel {
   /// throws std::invalid_argument for a bad ring configuration.
   template <ring_kernel K>
   channel& add_ring(const ring_options& opts = {}) {
-    return add_channel(std::make_unique<channel>(K::name, K::request::id, K::reply::id, &serve_guarded<K>, opts));
+    return add_channel(
+        std::make_unique<channel>(K::name, K::request::type_id_, K::reply::type_id_, &serve_guarded<K>, opts));
   }
 
   /// Launches the kernel thread (new epoch). Throws std::logic_error if already running.
