@@ -25,6 +25,8 @@ const char* to_string(errc e) noexcept {
     case errc::graph_invalid: return "graph_invalid";
     case errc::restart_intensity: return "restart_intensity";
     case errc::child_start_failed: return "child_start_failed";
+    case errc::would_deadlock: return "would_deadlock";
+    case errc::bad_reply: return "bad_reply";
   }
   return "unknown";
 }

@@ -22,7 +22,7 @@ errc ring_client::enter(fb_msg& request, std::function<void(call_result&&)>& cb,
     detail = "client has " + std::to_string(opts_.window) + " requests in flight (its window)";
     return errc::overloaded;
   }
-  if (request.deadline_ns == 0) request.with_timeout(opts_.default_timeout);
+  if (request.deadline_ns == 0 && opts_.default_timeout.count() > 0) request.with_timeout(opts_.default_timeout);
   completion_target target;
   target.callback = std::move(cb);
   const errc e = core_->submit(std::move(request), std::move(target), credit_, detail);
@@ -30,7 +30,13 @@ errc ring_client::enter(fb_msg& request, std::function<void(call_result&&)>& cb,
   return e;
 }
 
-call_result ring_client::call(fb_msg request) {
+call_result ring_client::call(fb_msg request, std::chrono::nanoseconds timeout) {
+  if (ring_core::runs_completions())
+    return call_result{errc::would_deadlock,
+                       {},
+                       "call() on a thread that is running completions (a submit() callback or the completion "
+                       "poller) would wait for a reply only this thread can deliver: use submit() here"};
+  if (timeout.count() > 0) request.with_timeout(timeout);
   // The completion slot is shared with the callback (run once, by the poller or inline): the
   // notifier still touches it after the store that releases us, so it must not live on our stack.
   struct slot {

@@ -34,6 +34,17 @@ namespace {
 // The CAF execution unit of a worker that is consuming replies itself (poll_replies_from).
 thread_local caf::execution_unit* delivery_context = nullptr;
 
+// > 0 while this thread runs a completion callback or a trace sink: a blocking call() here could
+// wait for a reply that only this thread (the poller, or a helper holding a core's reply side) can
+// deliver, so ring_client::call refuses it with errc::would_deadlock.
+thread_local unsigned completion_depth = 0;
+struct in_completion {
+  in_completion() noexcept { ++completion_depth; }
+  ~in_completion() { --completion_depth; }
+  in_completion(const in_completion&) = delete;
+  in_completion& operator=(const in_completion&) = delete;
+};
+
 std::uint32_t round_up_pow2(std::uint32_t v) {
   std::uint32_t p = 1;
   while (p < v) p <<= 1;
@@ -237,8 +248,11 @@ void ring_core::answer(std::uint64_t id, call_result&& result) {
   deliver(target, std::move(result));
 }
 
+bool ring_core::runs_completions() noexcept { return completion_depth > 0; }
+
 void ring_core::deliver(completion_target& target, call_result&& result) {
   if (target.callback) {
+    const in_completion mark;
     target.callback(std::move(result));
     return;
   }
@@ -280,6 +294,14 @@ errc ring_core::submit(fb_msg&& request, completion_target&& target, std::shared
     const payload_registry::entry* schema = opts_.verify->find(t);
     return reject(errc::malformed, schema ? "request fails the " + schema->name + " verifier"
                                           : std::string("request is not a well-formed FlatBuffer"));
+  }
+  // A deadline that has passed already: answered now, never enqueued (docs/FAULTS.md "Deadlines").
+  if (request.deadline_ns != 0) {
+    const std::uint64_t now = steady_now();
+    if (request.deadline_ns <= now)
+      return reject(errc::timeout, "the request's deadline passed " +
+                                       std::to_string((now - request.deadline_ns) / 1000) +
+                                       " us before it was submitted to ring actor '" + name_ + "'");
   }
   if (!caller) caller = std::make_shared<caller_credit>();
   if (caller->in_flight.fetch_add(1, std::memory_order_relaxed) >= opts_.per_caller_window) {
@@ -471,10 +493,19 @@ std::uint32_t ring_core::consume_replies(std::uint32_t max) {
     const type_id want = ok_reply ? reply_type_ : msg::ErrorReply::type_id_;
     if (!in_bounds || h->type_id != want ||
         (opts_.verify_replies && !payload_ok(*opts_.verify, want, p.data, p.size))) {
-      // Not delivered: the request stays unanswered, to be replayed into a sound incarnation
-      // (supervision's watchdog sees the counter move) or answered by its deadline.
+      // Not a reply the caller can use. The counter tells supervision's watchdog the incarnation
+      // is unsound; a supervised core keeps the request for replay into its replacement, an
+      // unsupervised one answers errc::bad_reply now (nobody would replace the kernel).
       impl::bump(m.corrupt_replies);
+      std::string why = !in_bounds ? std::string("its header points outside the reply ring")
+                        : h->type_id != want
+                            ? "its type is " + type_name(h->type_id) + ", the kernel's reply type is " + type_name(want)
+                            : "it fails the " + type_name(want) + " verifier";
       m.consumer.release();
+      if (!hold_bad_replies_.load(std::memory_order_relaxed) && claim(id)) {
+        impl::bump(m.error_replies);
+        answer(id, call_result{errc::bad_reply, {}, "ring actor '" + name_ + "' got a bad reply: " + std::move(why)});
+      }
       continue;
     }
     if (!claim(id)) {
@@ -519,6 +550,7 @@ std::uint32_t ring_core::consume_replies(std::uint32_t max) {
     answer(id, std::move(r));
     if (traced) {
       hop.answered_ns = steady_now();
+      const in_completion mark;
       (*opts_.trace)(hop);
     }
   }

@@ -562,6 +562,7 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
       (void)inc.release();  // its thread may still touch it
     }
     graveyard.clear();
+    for (auto& [n, r] : rings) r.core->hold_bad_replies(false);
     rings.clear();
   }
 
@@ -597,6 +598,7 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
     r.on_device_now = on_device_now;
     r.created_reinit = r.dev->reinits;
     r.corrupt_seen = r.core->stats().corrupt_replies;
+    r.core->hold_bad_replies(true);  // replayed into the replacement instead of answered bad_reply
     r.st.name = name;
     ring_rec& slot = rings.insert_or_assign(name, std::move(r)).first->second;
     if (!on_device_now) {
@@ -669,6 +671,7 @@ bool fault_ladder::forget(const std::string& name) {
   auto it = impl_->rings.find(name);
   if (it == impl_->rings.end()) return false;
   impl_->release(it->second);
+  it->second.core->hold_bad_replies(false);
   impl_->rings.erase(it);
   return true;
 }

@@ -8,5 +8,7 @@
 #include "ringflow/actors/ring_actor.hpp"
 #include "ringflow/actors/ring_client.hpp"
 #include "ringflow/actors/runtime.hpp"
+#include "ringflow/actors/typed_client.hpp"
 #include "ringflow/demo_kernels.hpp"
+#include "ringflow/ingress.hpp"
 #include "ringflow/messages.hpp"

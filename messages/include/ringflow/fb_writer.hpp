@@ -41,6 +41,15 @@ class vector_out {
   std::uint32_t count_ = 0;
 };
 
+/// Why a builder failed (the first error; later calls do nothing).
+enum class build_error : std::uint8_t {
+  none = 0,
+  no_room,      // the buffer is too small (or the result would exceed FlatBuffers' 2 GiB limit)
+  inline_full,  // the inline fields need more than begin()'s inline_reserve (a wrong inline_max_)
+  bad_field,    // a field id >= num_fields, or a field added twice
+  misuse,       // no begin(), begin() twice, or a call after finish()
+};
+
 class builder {
  public:
   /// Largest number of fields a table may declare (vtable entries).
@@ -54,7 +63,8 @@ class builder {
   /// `inline_reserve` = bytes reserved for inline fields (scalars, structs, 4-byte offsets),
   /// including alignment padding; schema descriptors provide it (Descriptor::inline_max_).
   RINGFLOW_HD bool begin(type_id identifier, std::uint16_t num_fields, std::uint32_t inline_reserve) {
-    if (started_ || !buf_ || num_fields > max_fields) return fail();
+    if (started_ || !buf_) return fail(build_error::misuse);
+    if (num_fields > max_fields) return fail(build_error::bad_field);
     started_ = true;
     num_fields_ = num_fields;
     std::uint64_t p = identifier ? 8 : 4;
@@ -64,7 +74,8 @@ class builder {
     p = align_up(p, 4);
     table_ = static_cast<std::uint32_t>(p);
     const std::uint64_t table_end = p + 4 + inline_reserve;
-    if (table_end > 0xFFFFu + static_cast<std::uint64_t>(table_) || !fits(0, table_end)) return fail();
+    if (table_end > 0xFFFFu + static_cast<std::uint64_t>(table_) || !fits(0, table_end))
+      return fail(build_error::no_room);
     // Zero the header, vtable and reserved inline area: absent fields read as 0 offsets, padding
     // is deterministic (same bytes for the same field values on every backend).
     for (std::uint64_t i = 0; i < table_end; ++i) buf_[i] = 0;
@@ -124,31 +135,48 @@ class builder {
 
   /// Completes the table; returns the buffer's size in bytes, or 0 on any earlier error.
   RINGFLOW_HD std::uint32_t finish() {
-    if (!ok_ || !started_ || finished_) return fail(), 0;
+    if (!ok_ || !started_ || finished_) return fail(build_error::misuse), 0;
     finished_ = true;
     detail::store<std::uint16_t>(buf_ + vt_ + 2, static_cast<std::uint16_t>(inline_ - table_));
     return tail_;
   }
 
   RINGFLOW_HD bool ok() const { return ok_; }
+  /// The first error (none while ok()).
+  RINGFLOW_HD build_error error() const { return error_; }
+  /// Inline bytes the fields added so far need (including alignment padding), also past an
+  /// inline_full error: what inline_max_ should at least have been.
+  RINGFLOW_HD std::uint32_t inline_demand() const { return demand_; }
+  /// The inline bytes begin() reserved.
+  RINGFLOW_HD std::uint32_t inline_reserved() const { return inline_end_ > table_ ? inline_end_ - table_ - 4 : 0; }
   /// Bytes used so far (the final size after finish()).
   RINGFLOW_HD std::uint32_t size() const { return tail_; }
 
  private:
   RINGFLOW_HD static std::uint64_t align_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) & ~(a - 1); }
   RINGFLOW_HD bool fits(std::uint64_t off, std::uint64_t len) const { return off <= cap_ && len <= cap_ - off; }
-  RINGFLOW_HD bool fail() {
+  RINGFLOW_HD bool fail(build_error why) {
+    if (ok_) error_ = why;
     ok_ = false;
     return false;
   }
 
   // Claims an inline slot for field `id`; returns its absolute position or 0 (and fails).
   RINGFLOW_HD std::uint32_t inline_slot(field_id id, std::uint32_t width, std::uint32_t align) {
-    if (!ok_ || !started_ || finished_ || id >= num_fields_) return fail(), 0;
+    if (error_ == build_error::inline_full && started_ && !finished_) {  // keep measuring the demand
+      demand_ = static_cast<std::uint32_t>(align_up(demand_, align) + width);
+      return 0;
+    }
+    if (!ok_) return 0;
+    if (!started_ || finished_) return fail(build_error::misuse), 0;
+    if (id >= num_fields_) return fail(build_error::bad_field), 0;
     const std::uint32_t entry = vt_ + 4u + 2u * id;
-    if (detail::load<std::uint16_t>(buf_ + entry) != 0) return fail(), 0;  // added twice
+    if (detail::load<std::uint16_t>(buf_ + entry) != 0) return fail(build_error::bad_field), 0;  // added twice
     const std::uint64_t at = align_up(inline_, align);
-    if (at + width > inline_end_) return fail(), 0;
+    // The demand is measured from the table start (alignment is relative to the buffer start,
+    // which is where the table's inline area begins too, up to a multiple of 4).
+    demand_ = static_cast<std::uint32_t>(at + width - (table_ + 4));
+    if (at + width > inline_end_) return fail(build_error::inline_full), 0;
     detail::store<std::uint16_t>(buf_ + entry, static_cast<std::uint16_t>(at - table_));
     inline_ = static_cast<std::uint32_t>(at + width);
     return static_cast<std::uint32_t>(at);
@@ -164,7 +192,7 @@ class builder {
     std::uint64_t len_pos = align_up(static_cast<std::uint64_t>(tail_) + 4, align) - 4;
     const std::uint64_t bytes = static_cast<std::uint64_t>(count) * elem_size + extra;
     // FlatBuffers caps a buffer below 2^31 - 1 bytes (FLATBUFFERS_MAX_BUFFER_SIZE): stay verifiable.
-    if (!fits(len_pos, 4 + bytes) || len_pos + 4 + bytes > max_buffer_bytes) return fail(), nullptr;
+    if (!fits(len_pos, 4 + bytes) || len_pos + 4 + bytes > max_buffer_bytes) return fail(build_error::no_room), nullptr;
     for (std::uint64_t i = tail_; i < len_pos; ++i) buf_[i] = 0;  // deterministic padding
     detail::store<std::uint32_t>(buf_ + len_pos, count);
     detail::store<std::uint32_t>(buf_ + field, static_cast<std::uint32_t>(len_pos - field));
@@ -180,6 +208,8 @@ class builder {
   std::uint32_t inline_end_ = 0;
   std::uint32_t tail_ = 0;
   std::uint16_t num_fields_ = 0;
+  std::uint32_t demand_ = 0;
+  build_error error_ = build_error::none;
   bool ok_ = true;
   bool started_ = false;
   bool finished_ = false;

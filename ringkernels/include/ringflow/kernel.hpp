@@ -95,12 +95,29 @@ class reply_writer {
     fb::builder b(buf_, cap_);
     b.begin(Descriptor::type_id_, Descriptor::num_fields_, Descriptor::inline_max_);
     type_ = Descriptor::type_id_;
+    table_name_ = Descriptor::name_;
     return b;
   }
-  /// Completes a table reply: ok, or reply_too_large if the builder ran out of room.
+  /// Completes a table reply: ok; reply_too_large if the builder ran out of room; internal when
+  /// the descriptor's inline_max_ is too small (the detail names the descriptor and the bytes its
+  /// fields needed) or a field was misused (id out of range, added twice).
   RINGFLOW_HD status finish(fb::builder& b) {
     len_ = b.finish();
-    return len_ ? status::ok : fail(status::reply_too_large, "reply does not fit its capacity");
+    if (len_) return status::ok;
+    switch (b.error()) {
+      case fb::build_error::inline_full: {
+        detail_text t(detail_buf_);
+        t.add(table_name_ ? table_name_ : "reply").add(": its inline fields need ").add(b.inline_demand());
+        t.add(" bytes, the descriptor reserves ").add(b.inline_reserved()).add(" (inline_max_)");
+        return fail(status::internal, detail_buf_);
+      }
+      case fb::build_error::bad_field: {
+        detail_text t(detail_buf_);
+        t.add(table_name_ ? table_name_ : "reply").add(": a field id out of range or a field added twice");
+        return fail(status::internal, detail_buf_);
+      }
+      default: return fail(status::reply_too_large, "reply does not fit its capacity");
+    }
   }
   /// A reply copied verbatim (e.g. echo): `n` bytes of type `t`.
   RINGFLOW_HD status copy(type_id t, const std::uint8_t* src, std::uint32_t n) {
@@ -110,7 +127,7 @@ class reply_writer {
     len_ = n;
     return status::ok;
   }
-  /// Records why the request failed (a string with static storage: a literal) and returns `s`.
+  /// Records why the request failed (a string that outlives the handler: a literal) and returns `s`.
   RINGFLOW_HD status fail(status s, const char* detail) {
     detail_ = detail;
     return s;
@@ -123,15 +140,39 @@ class reply_writer {
   RINGFLOW_HD std::uint8_t* data() { return buf_; }
 
  private:
+  // A bounded, NUL-terminated text builder that runs on devices too (no printf).
+  struct detail_text {
+    char* out;
+    std::uint32_t n = 0;
+    static constexpr std::uint32_t cap = 95;
+    RINGFLOW_HD explicit detail_text(char* o) : out(o) { out[0] = 0; }
+    RINGFLOW_HD detail_text& add(const char* s) {
+      while (s && *s && n < cap) out[n++] = *s++;
+      out[n] = 0;
+      return *this;
+    }
+    RINGFLOW_HD detail_text& add(std::uint32_t v) {
+      char d[10];
+      std::uint32_t k = 0;
+      do d[k++] = static_cast<char>('0' + v % 10), v /= 10;
+      while (v && k < 10);
+      while (k && n < cap) out[n++] = d[--k];
+      out[n] = 0;
+      return *this;
+    }
+  };
+
   std::uint8_t* buf_;
   std::uint32_t cap_;
   std::uint32_t len_ = 0;
   type_id type_ = 0;
   const char* detail_ = nullptr;
+  const char* table_name_ = nullptr;
+  char detail_buf_[96];  // written only by finish() before detail_ points at it
 };
 
 template <class K>
-concept ring_kernel = requires(const msg_view& in, reply_writer& out) {
+concept ring_kernel = K::request::type_id_ != 0 && requires(const msg_view& in, reply_writer& out) {
   { K::request::type_id_ } -> std::convertible_to<type_id>;
   { K::reply::type_id_ } -> std::convertible_to<type_id>;
   { K::name } -> std::convertible_to<const char*>;
@@ -283,9 +324,10 @@ RINGFLOW_HD serve_result serve_one(ring_consumer& requests, ring_producer& repli
   const char* detail = early_detail;
   std::uint32_t len = 0;
   type_id reply_type = 0;
+  // The writer outlives the handler: its detail may point into the writer's own text buffer.
+  const bool staged = staging && staging->reply && claim.capacity <= staging->reply_bytes;
+  reply_writer out(staged ? staging->reply : claim.payload, claim.capacity);
   if (st == status::ok) {
-    const bool staged = staging && staging->reply && claim.capacity <= staging->reply_bytes;
-    reply_writer out(staged ? staging->reply : claim.payload, claim.capacity);
     st = K::handle(in, out);
     if (st == status::ok) {
       len = out.size();
@@ -298,25 +340,25 @@ RINGFLOW_HD serve_result serve_one(ring_consumer& requests, ring_producer& repli
   // The reply header is composed here and written in three 16-byte chunks after the correlation
   // id (bytes 16..63; `seq`, bytes 0..7, is commit()'s release): a device writes it across PCIe
   // as a few wide stores instead of ~30 narrow ones.
-  slot_header out{};
-  out.deadline_ns = in.deadline_ns;
-  for (int i = 0; i < 16; ++i) out.trace_id[i] = in.trace_id[i];
-  for (int i = 0; i < 8; ++i) out.span_id[i] = in.span_id[i];
-  out.status = static_cast<std::uint16_t>(st);
-  out.flags = claim.flags;
-  out.arena_offset = claim.arena_offset;
+  slot_header hdr{};
+  hdr.deadline_ns = in.deadline_ns;
+  for (int i = 0; i < 16; ++i) hdr.trace_id[i] = in.trace_id[i];
+  for (int i = 0; i < 8; ++i) hdr.span_id[i] = in.span_id[i];
+  hdr.status = static_cast<std::uint16_t>(st);
+  hdr.flags = claim.flags;
+  hdr.arena_offset = claim.arena_offset;
   if (st != status::ok) {
     len = write_error_reply(claim.payload, claim.capacity, st, detail);
     reply_type = msg::ErrorReply::type_id_;
-    out.flags = static_cast<std::uint16_t>(out.flags | slot_flags::error_reply);
+    hdr.flags = static_cast<std::uint16_t>(hdr.flags | slot_flags::error_reply);
     if (early != status::ok) ++tally.rejected;
     else ++tally.handler_errors;
   }
-  out.type_id = reply_type;
-  out.payload_len = len;
+  hdr.type_id = reply_type;
+  hdr.payload_len = len;
   slot_header* h = claim.header;
   h->correlation_id = in.correlation_id;
-  copy_chunks16(reinterpret_cast<std::uint8_t*>(h) + 16, reinterpret_cast<const std::uint8_t*>(&out) + 16,
+  copy_chunks16(reinterpret_cast<std::uint8_t*>(h) + 16, reinterpret_cast<const std::uint8_t*>(&hdr) + 16,
                 sizeof(slot_header) - 16);
   replies.commit(claim, len);
   requests.release();

@@ -36,6 +36,8 @@ enum class [[nodiscard]] errc : std::uint8_t{
     graph_invalid = 34,       // the graph description is wrong (edge type mismatch, unknown node, ...)
     restart_intensity = 35,   // a supervisor gave up: more restarts within its period than its intensity
     child_start_failed = 36,  // a supervisor's child failed to start (the detail names it and why)
+    would_deadlock = 37,      // a blocking call() on a thread that runs completions (a callback, the poller)
+    bad_reply = 38,           // the kernel's reply is not its declared reply type (or fails its verifier)
 };
 
 const char* to_string(errc e) noexcept;

@@ -8,8 +8,16 @@
 //   * Each client is one caller: it has its own in-flight window (`client_options::window`, at most
 //     the ring actor's per-caller window). Over it, or over the actor's window, a request fails at
 //     once with errc::overloaded: nothing waits, nothing is dropped silently.
-//   * A request without a deadline gets `default_timeout`; every request is answered exactly once:
-//     reply, typed error, errc::timeout, or errc::stopped.
+//   * Deadlines (docs/EMBEDDING.md "Deadlines"): a request carries an absolute steady-clock
+//     deadline (fb_msg::deadline_ns, or `timeout` from now in call()); one without gets the
+//     client's `default_timeout`, and when that is 0 (the default) the ring actor's
+//     (ring_actor_options::default_timeout, 10 s). A deadline already past is answered
+//     errc::timeout at submit. Every request is answered exactly once: reply, typed error,
+//     errc::timeout, or errc::stopped.
+//   * call() on a thread that is running completions (inside a submit() callback, a trace sink, on
+//     the completion poller) returns errc::would_deadlock at once: it would wait for a reply only
+//     that thread can deliver. Use submit() there. (A std::future from submit() waited on inside
+//     a callback cannot be detected: do not.)
 //   * call() blocks the calling thread until the answer. While it waits it *helps*: it consumes
 //     the ring actor's replies itself (taking the reply side from the poller for a moment), so the
 //     reply needs no hand-off through the poller thread; after `help_spins` + `help_yields` polls
@@ -31,8 +39,9 @@
 namespace ringflow {
 
 struct client_options {
-  std::uint32_t window = 64;                        // this client's in-flight limit
-  std::chrono::milliseconds default_timeout{5000};  // deadline of requests that carry none
+  std::uint32_t window = 64;  // this client's in-flight limit
+  /// Deadline of requests that carry none; 0 = the ring actor's default_timeout.
+  std::chrono::milliseconds default_timeout{0};
   std::uint32_t help_spins = 2000;  // call(): polls for replies itself this many times (PAUSE between)...
   std::uint32_t help_yields = 64;   // ...then this many times with sched_yield, then parks
 };
@@ -46,8 +55,9 @@ class ring_client {
   ring_core& core() const noexcept { return *core_; }
   std::uint32_t in_flight() const noexcept { return credit_ ? credit_->in_flight.load(std::memory_order_relaxed) : 0; }
 
-  /// Sends `request` and waits for its answer.
-  call_result call(fb_msg request);
+  /// Sends `request` and waits for its answer. `timeout` > 0 sets the deadline that far from now
+  /// (replacing the request's own); 0 keeps the request's deadline or the default.
+  call_result call(fb_msg request, std::chrono::nanoseconds timeout = {});
   /// Sends `request`; the future holds the answer.
   std::future<call_result> submit(fb_msg request);
   /// Sends `request`; `on_done` runs exactly once with the answer.

@@ -93,9 +93,10 @@ struct ring_hop_trace {
 using ring_trace_sink = std::function<void(const ring_hop_trace&)>;
 
 struct ring_actor_options {
-  std::uint32_t window = 256;                        // in-flight limit of the ring actor (rounded up to a power of two)
-  std::uint32_t per_caller_window = 64;              // in-flight limit of each caller
-  std::chrono::milliseconds default_timeout{10000};  // deadline of requests that carry none
+  std::uint32_t window = 256;            // in-flight limit of the ring actor (rounded up to a power of two)
+  std::uint32_t per_caller_window = 64;  // in-flight limit of each caller
+  /// Deadline of requests that carry none (a ring_client may set its own: client_options).
+  std::chrono::milliseconds default_timeout{10000};
   /// Payload verification: types found here are checked with their FlatBuffers Verifier before
   /// they enter the ring; other types get a structural check only. nullptr = the demo registry.
   const payload_registry* verify = nullptr;
@@ -107,9 +108,12 @@ struct ring_actor_options {
   std::chrono::nanoseconds help_wait{100000};
   /// Replies are checked before they reach a caller: the reply type (the kernel's, or an
   /// ErrorReply) and the FlatBuffers Verifier of that type (`verify`; a structural root-table
-  /// check for unknown types). A reply that fails is not delivered: its request stays unanswered
-  /// (replayed after the fault ladder replaces the incarnation, or answered by its deadline) and
-  /// ring_stats::corrupt_replies counts it. false: trust the kernel (type check only).
+  /// check for unknown types). A reply that fails is not delivered and ring_stats::corrupt_replies
+  /// counts it. Unsupervised, its caller gets errc::bad_reply at once (naming the type it got and
+  /// the one expected). Under a fault ladder (ring_core::hold_bad_replies) the request is kept
+  /// instead: the ladder replaces the unsound incarnation and the request is replayed into the
+  /// new one, so the caller gets a sound reply (or its deadline). false: trust the kernel (type
+  /// check only).
   bool verify_replies = true;
   /// Tracing: requests that carry a trace id (fb_msg::trace_hi/lo) are timed at submit, publish,
   /// reply and answer, and `trace` gets one ring_hop_trace per reply (on the thread that consumed
@@ -208,6 +212,13 @@ class ring_core : public std::enable_shared_from_this<ring_core> {
   /// Publishes what waits in staging (the poller's retry when the ring was full).
   void publish_pending();
   bool has_staged() const noexcept;
+  /// True while the calling thread runs a completion callback or trace sink (on the poller, on a
+  /// thread helping in call() or poll(), on a CAF worker in latency mode, or in stop()). A
+  /// blocking wait for a reply there could wedge every ring actor: ring_client::call refuses it.
+  static bool runs_completions() noexcept;
+  /// true: a bad reply leaves its request unanswered for replay (set by the fault ladder while it
+  /// supervises this core); false (default): the caller gets errc::bad_reply at once.
+  void hold_bad_replies(bool hold) noexcept { hold_bad_replies_.store(hold, std::memory_order_relaxed); }
 
  private:
   struct impl;
@@ -228,6 +239,7 @@ class ring_core : public std::enable_shared_from_this<ring_core> {
   std::unique_ptr<impl> impl_;
   std::atomic<bool> attached_{false};
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> hold_bad_replies_{false};
   mutable std::mutex control_mu_;  // attach / detach / stop / sweep
 };
 

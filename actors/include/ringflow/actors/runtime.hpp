@@ -35,6 +35,7 @@
 #include "ringflow/actors/ring_actor.hpp"
 #include "ringflow/actors/ring_client.hpp"
 #include "ringflow/actors/ring_core.hpp"
+#include "ringflow/actors/typed_client.hpp"
 #include "ringflow/cpu/cpu_incarnation.hpp"
 
 namespace ringflow {
@@ -77,6 +78,17 @@ class runtime {
   std::shared_ptr<ring_core> ring(const std::string& name) const;
   /// An embedding client of ring actor `name` (errc::unknown_name if there is none).
   caf::expected<ring_client> client(const std::string& name, client_options opts = {}) const;
+  /// A typed client of ring actor `name` for kernel K (errc::unknown_name if there is none,
+  /// errc::wrong_type if that ring actor serves other types).
+  template <ring_kernel K>
+  caf::expected<typed_client<K>> client_for(const std::string& name, client_options opts = {}) const {
+    caf::expected<ring_client> c = client(name, opts);
+    if (!c) return c.error();
+    const ring_core& core = c->core();
+    if (core.request_type() != K::request::type_id_ || core.reply_type() != K::reply::type_id_)
+      return make_error(errc::wrong_type, "ring actor '" + name + "' does not serve kernel '" + K::name + "''s types");
+    return typed_client<K>(std::move(*c));
+  }
   /// A fresh incarnation for `name` from its factory (what supervision uses to restart/reroute).
   std::unique_ptr<incarnation> make_incarnation(const std::string& name);
   /// Replaces the incarnation behind ring actor `name`: detach (drain), attach a fresh one from
