@@ -8,6 +8,8 @@
 #   e.g. tests/package/install_and_build.sh build examples/embed_service /usr/bin/g++ Ninja
 #   PROGRAM (in the consumer's build dir) and its ARGS: default ringflow_embed_service --threads 2 --requests 500
 # $CMAKE: the cmake to use (ctest passes the one that configured the build; default: cmake).
+# $CONSUMER_CMAKE_ARGS: extra arguments for the consumer's configure (word-split), e.g.
+#   -DCMAKE_DISABLE_FIND_PACKAGE_CUDAToolkit=ON to stand for a machine without CUDA.
 set -euo pipefail
 cmake=${CMAKE:-cmake}
 build=$(cd "$1" && pwd) consumer=$(cd "$2" && pwd) cxx=$3 generator=${4:-Ninja}
@@ -41,6 +43,16 @@ for f in "$cmakedir"/{ringflowConfigVersion,ringflowTargets,FindCAF}.cmake "$lib
          "$prefix"/include/ringflow/generated/score_request_generated.h; do
   [[ -f $f ]] || { echo "package test: $f was not installed" >&2; exit 1; }
 done
+# The exported targets name no library by this machine's absolute path (GPU runtimes are found
+# again on the consumer's machine).
+if grep -lE '/(opt/rocm|usr/local/cuda)[^"]*\.so' "$cmakedir"/*Targets*.cmake; then
+  echo "package test: an exported target carries an absolute GPU library path" >&2
+  exit 1
+fi
+[[ -x $prefix/bin/ringflow_schemagen && -f $cmakedir/RingflowSchemas.cmake ]] || {
+  echo "package test: ringflow_schemagen or RingflowSchemas.cmake was not installed" >&2
+  exit 1
+}
 if find "$prefix" -name '*test*' -o -name '*bench*' -o -name '*example*' | grep -q .; then
   echo "package test: tests, benchmarks or examples were installed:" >&2
   find "$prefix" -name '*test*' -o -name '*bench*' -o -name '*example*' >&2
@@ -48,7 +60,8 @@ if find "$prefix" -name '*test*' -o -name '*bench*' -o -name '*example*' | grep 
 fi
 
 step configure "$cmake" -S "$consumer" -B "$tmp/consumer" -G "$generator" -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_FIND_PACKAGE_NO_PACKAGE_REGISTRY=ON
+  -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_FIND_PACKAGE_NO_PACKAGE_REGISTRY=ON \
+  ${CONSUMER_CMAKE_ARGS:-}
 # The consumer must have found the installed package, not a build tree.
 grep -qx "ringflow_DIR:PATH=$cmakedir" "$tmp/consumer/CMakeCache.txt" || {
   echo "package test: the consumer did not use the installed package:" >&2
