@@ -607,7 +607,7 @@ void schema_saxpy_request(FuzzedDataProvider& in) {
   if (bytes.empty()) return;
   fuzz::aligned_copy copy(nullptr, 0);
   const auto* g = verified<demo::SaxpyRequest>(bytes, copy, demo::SaxpyRequestIdentifier());
-  RF_CHECK(fuzz::same_bits(g->a(), added[0] ? a : D::a_default));
+  RF_CHECK(fuzz::same_bits(g->a(), added[0] ? a : D::defaults_::a));
   const auto same_floats = [](const flatbuffers::Vector<float>* gv, const std::vector<float>& want) {
     RF_CHECK(gv && gv->size() == want.size());
     for (std::uint32_t i = 0; i < want.size(); ++i) RF_CHECK(fuzz::same_bits(gv->Get(i), want[i]));
@@ -685,7 +685,7 @@ void schema_score_request(FuzzedDataProvider& in) {
     RF_CHECK(g->features()->size() == features.size());
     for (std::uint32_t i = 0; i < features.size(); ++i) same_feature(features[i], *g->features()->Get(i));
   }
-  RF_CHECK(fuzz::same_bits(g->max_discount(), added[3] ? max_discount : D::max_discount_default));
+  RF_CHECK(fuzz::same_bits(g->max_discount(), added[3] ? max_discount : D::defaults_::max_discount));
   RF_CHECK((g->symbol() != nullptr) == added[4]);
   if (added[4]) RF_CHECK(g->symbol()->str() == symbol);
   RF_CHECK(fuzz::verify_and_compare_typed(D::type_id_, fb::bytes_view{copy.data(), copy.size}));
@@ -813,19 +813,19 @@ void check_ingress(FuzzedDataProvider& in, type_id type, const std::vector<std::
   const bool tenant_present = !e.tenant.empty() && in.ConsumeBool();
   std::vector<field_step> steps = {
       {[&](fb::builder& b) {
-         return !write_version || b.add<std::uint16_t>(E::field::schema_version, e.schema_version);
+         return !write_version || b.add<std::uint16_t>(E::fields_::schema_version, e.schema_version);
        },
        0},
-      {[&](fb::builder& b) { return b.add<std::uint32_t>(E::field::type_id, type); }, 0},
-      {[&](fb::builder& b) { return b.add<std::uint64_t>(E::field::correlation_id, e.correlation_id); }, 0},
-      {[&](fb::builder& b) { return b.add<std::uint64_t>(E::field::sequence, e.sequence); }, 0},
-      {[&](fb::builder& b) { return !tenant_present || b.add_string(E::field::tenant, e.tenant.data(), tenant_size); },
+      {[&](fb::builder& b) { return b.add<std::uint32_t>(E::fields_::type_id, type); }, 0},
+      {[&](fb::builder& b) { return b.add<std::uint64_t>(E::fields_::correlation_id, e.correlation_id); }, 0},
+      {[&](fb::builder& b) { return b.add<std::uint64_t>(E::fields_::sequence, e.sequence); }, 0},
+      {[&](fb::builder& b) { return !tenant_present || b.add_string(E::fields_::tenant, e.tenant.data(), tenant_size); },
        counted_need(tenant_size + 1, 4)},
-      {[&](fb::builder& b) { return b.add<std::uint64_t>(E::field::deadline_ns, e.deadline_ns); }, 0},
-      {[&](fb::builder& b) { return b.add_string(E::field::traceparent, e.traceparent.data(), tp_size); },
+      {[&](fb::builder& b) { return b.add<std::uint64_t>(E::fields_::deadline_ns, e.deadline_ns); }, 0},
+      {[&](fb::builder& b) { return b.add_string(E::fields_::traceparent, e.traceparent.data(), tp_size); },
        counted_need(tp_size + 1, 4)},
-      {[&](fb::builder& b) { return b.add<std::uint32_t>(E::field::flags, e.flags); }, 0},
-      {[&](fb::builder& b) { return b.add_bytes(E::field::payload, payload.data(), payload_size); },
+      {[&](fb::builder& b) { return b.add<std::uint32_t>(E::fields_::flags, e.flags); }, 0},
+      {[&](fb::builder& b) { return b.add_bytes(E::fields_::payload, payload.data(), payload_size); },
        counted_need(payload_size, 8)},
   };
   // All fields are required for the expectation below: build with room to spare and no subset.
@@ -833,11 +833,11 @@ void check_ingress(FuzzedDataProvider& in, type_id type, const std::vector<std::
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
   for (std::size_t i = order.size(); i > 1; --i)
     std::swap(order[i - 1], order[in.ConsumeIntegralInRange<std::size_t>(0, i - 1)]);
-  std::uint64_t bound = align_up(8 + 4 + 2ull * E::num_fields, 4) + 4 + E::inline_max;
+  std::uint64_t bound = align_up(8 + 4 + 2ull * E::num_fields_, 4) + 4 + E::inline_max_;
   for (const auto& s : steps) bound += s.tail_bytes;
   heap_buffer buf(static_cast<std::uint32_t>(bound), 0x5A);
   fb::builder b(buf.data(), buf.cap);
-  RF_CHECK(b.begin(E::id, E::num_fields, E::inline_max));
+  RF_CHECK(b.begin(E::type_id_, E::num_fields_, E::inline_max_));
   for (std::size_t i : order) RF_CHECK(steps[i].add(b));
   const std::uint32_t size = b.finish();
   RF_CHECK(size != 0);
@@ -845,7 +845,7 @@ void check_ingress(FuzzedDataProvider& in, type_id type, const std::vector<std::
   const payload_registry& registry = payload_registry::demo();
   const ingress_result r = validate_ingress({buf.data(), size}, registry, ingress_limits{}, kNow);
   check_validated(r, e, type, payload, tenant_present);
-  if (r) RF_CHECK(fuzz::verify_and_compare_typed(E::id, fb::bytes_view{buf.data(), size}));
+  if (r) RF_CHECK(fuzz::verify_and_compare_typed(E::type_id_, fb::bytes_view{buf.data(), size}));
 
   // The same message through encode_envelope (flatc's builder).
   envelope_fields f;
