@@ -819,7 +819,9 @@ void check_ingress(FuzzedDataProvider& in, type_id type, const std::vector<std::
       {[&](fb::builder& b) { return b.add<std::uint32_t>(E::fields_::type_id, type); }, 0},
       {[&](fb::builder& b) { return b.add<std::uint64_t>(E::fields_::correlation_id, e.correlation_id); }, 0},
       {[&](fb::builder& b) { return b.add<std::uint64_t>(E::fields_::sequence, e.sequence); }, 0},
-      {[&](fb::builder& b) { return !tenant_present || b.add_string(E::fields_::tenant, e.tenant.data(), tenant_size); },
+      {[&](fb::builder& b) {
+         return !tenant_present || b.add_string(E::fields_::tenant, e.tenant.data(), tenant_size);
+       },
        counted_need(tenant_size + 1, 4)},
       {[&](fb::builder& b) { return b.add<std::uint64_t>(E::fields_::deadline_ns, e.deadline_ns); }, 0},
       {[&](fb::builder& b) { return b.add_string(E::fields_::traceparent, e.traceparent.data(), tp_size); },
