@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "support/child_process.hpp"
+#include "support/program_run.hpp"
 #include "support/prom_parse.hpp"
 
 namespace fs = std::filesystem;
@@ -30,57 +31,13 @@ namespace {
 const std::string program = RINGFLOW_PROGRAM;
 const std::string examples = std::string(RINGFLOW_SOURCE_DIR) + "/examples/topologies/";
 
-struct outcome {
-  int code = -1;
-  std::string out, err;
-};
+using ringflow::testing::outcome;
+using ringflow::testing::slurp;
+using ringflow::testing::temp_dir;
+using ringflow::testing::write_file;
 
-fs::path temp_dir() {
-  static const fs::path d = [] {
-    fs::path p = fs::temp_directory_path() / ("ringflow-test-program-" + std::to_string(getpid()));
-    fs::create_directories(p);
-    return p;
-  }();
-  return d;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-fs::path write_file(const std::string& name, const std::string& text) {
-  const fs::path p = temp_dir() / name;
-  std::ofstream(p) << text;
-  return p;
-}
-
-// Runs the program to completion with `args` (and extra environment), capturing stdout/stderr.
 outcome run(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
-  static int n = 0;
-  const fs::path out = temp_dir() / ("out" + std::to_string(++n));
-  const fs::path err = temp_dir() / ("err" + std::to_string(n));
-  const pid_t pid = fork();
-  if (pid == 0) {
-    std::freopen(out.c_str(), "w", stdout);
-    std::freopen(err.c_str(), "w", stderr);
-    for (const auto& e : env) putenv(const_cast<char*>(e.c_str()));
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(program.c_str()));
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(program.c_str(), argv.data());
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  outcome o;
-  o.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  o.out = slurp(out);
-  o.err = slurp(err);
-  return o;
+  return ringflow::testing::run_program(program, args, env);
 }
 
 }  // namespace

@@ -66,8 +66,8 @@ const std::set<std::string>& cxx_keywords() {
 std::string cxx_name(const std::string& n) { return cxx_keywords().count(n) ? n + "_" : n; }
 
 const std::set<std::string>& reserved_members() {
-  static const std::set<std::string> r = {"type_id_", "name_",     "num_fields_", "inline_max_",
-                                          "fields_",  "defaults_", "table_",      "begin_"};
+  static const std::set<std::string> r = {"type_id_",  "name_",  "num_fields_", "inline_max_", "fields_",
+                                          "defaults_", "table_", "begin_",      "flatc_type_"};
   return r;
 }
 
@@ -109,6 +109,12 @@ struct generator {
     if (!ns_override.empty()) return ns_override;
     const auto ns = split_name(full).first;
     return ns.empty() ? "rf" : ns + "::rf";
+  }
+  // flatc's class of a table: the schema namespace itself, or nothing when the descriptors share it.
+  std::string flatc_qualified(const std::string& full) const {
+    const auto [ns, raw] = split_name(full);
+    if (ns == target_ns(full)) return {};
+    return (ns.empty() ? "::" : "::" + ns + "::") + cxx_name(raw);
   }
   std::string qualified(const std::string& full) const {
     return "::" + target_ns(full) + "::" + cxx_name(split_name(full).second);
@@ -286,7 +292,7 @@ struct generator {
       if (reserved_members().count(n))
         throw refused("table " + t->name()->str() + ": field '" + f->name()->str() +
                       "' is a name ringflow's descriptors reserve (type_id_, name_, num_fields_, inline_max_, "
-                      "fields_, defaults_, table_, begin_); rename the field");
+                      "fields_, defaults_, table_, begin_, flatc_type_); rename the field");
       if (n == name)
         throw refused("table " + t->name()->str() + ": field '" + f->name()->str() +
                       "' has the table's own name (not a valid C++ member name)");
@@ -415,6 +421,9 @@ struct generator {
     o << "  static constexpr ::ringflow::type_id type_id_ = " << (ident.empty() ? "0" : type_id_literal(ident))
       << ";\n";
     o << "  static constexpr const char* name_ = \"" << t->name()->str() << "\";\n";
+    if (const std::string fq = flatc_qualified(t->name()->str()); !fq.empty())
+      o << "  /// flatc's class of this table (" << basename_of(schema_file) << "'s _generated.h completes it).\n"
+        << "  using flatc_type_ = " << fq << ";\n";
     o << "  static constexpr ::ringflow::fb::field_id num_fields_ = " << num_fields << ";\n";
     o << "  /// Inline bytes a writer reserves: each field's size plus its worst-case alignment padding.\n";
     o << "  static constexpr std::uint32_t inline_max_ = " << inline_max << ";\n";
@@ -469,6 +478,14 @@ struct generator {
       open(body, target_ns(s->name()->str()));
       emit_struct(body, s);
       close(body, target_ns(s->name()->str()));
+    }
+    for (const auto* t : tables) {
+      const auto [flatc_ns, raw] = split_name(t->name()->str());
+      if (flatc_qualified(t->name()->str()).empty()) continue;  // flatc's class is the descriptor's namespace
+      if (flatc_ns.empty()) body << "struct " << cxx_name(raw) << ";  // flatc's class\n\n";
+      else
+        body << "namespace " << flatc_ns << " {\nstruct " << cxx_name(raw) << ";  // flatc's class\n}  // namespace "
+             << flatc_ns << "\n\n";
     }
     for (const auto* t : tables) {
       open(body, target_ns(t->name()->str()));

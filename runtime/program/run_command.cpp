@@ -9,6 +9,7 @@
 #include "program.hpp"
 #include "ringflow/runtime/http.hpp"
 #include "ringflow/runtime/log.hpp"
+#include "ringflow/runtime/plugins.hpp"
 
 namespace ringflow::program {
 
@@ -37,7 +38,7 @@ struct run_inputs {
 
 std::optional<int> load_inputs(const run_args& a, run_inputs& in) {
   std::vector<topology_error> terr;
-  in.topo = load_topology(a.topology, terr);
+  in.topo = load_topology_with_plugins(a.topology, terr);  // its plugins are loaded (and audited at start)
   if (!in.topo) {
     for (const auto& e : terr) std::fprintf(stderr, "%s\n", e.str().c_str());
     return to_int(exit_code::bad_input);

@@ -3,6 +3,10 @@
 
 #include <flatbuffers/flatbuffers.h>
 
+#include <set>
+#include <shared_mutex>
+#include <stdexcept>
+
 #include "ringflow/actors/errors.hpp"
 #include "ringflow/demo_kernels.hpp"
 #include "ringflow/generated/echo_generated.h"
@@ -119,6 +123,21 @@ std::vector<message_info> make_messages() {
   return v;
 }
 
+// The built-ins' full names and payload Verifiers (payload_registry::demo() has them by id).
+void complete_builtins(std::vector<message_info>& v) {
+  const payload_registry& demo = payload_registry::demo();
+  for (message_info& m : v) {
+    if (const payload_registry::entry* e = demo.find(m.id)) m.verifier = e->verify;
+  }
+  for (message_info& m : v) {
+    if (m.name == "Echo") m.full_name = msg::Echo::name_;
+    if (m.name == "SaxpyRequest") m.full_name = msg::SaxpyRequest::name_;
+    if (m.name == "SaxpyReply") m.full_name = msg::SaxpyReply::name_;
+    if (m.name == "ScoreRequest") m.full_name = msg::ScoreRequest::name_;
+    if (m.name == "ScoreReply") m.full_name = msg::ScoreReply::name_;
+  }
+}
+
 template <ring_kernel K>
 kernel_info kernel_entry(const char* request, const char* reply) {
   return kernel_info{K::name,
@@ -152,53 +171,105 @@ std::vector<function_info> make_functions() {
 }
 
 template <class T>
-std::string names_of(const std::vector<T>& v) {
+std::string names_of(const std::deque<T>& v) {
   std::string s;
   for (const auto& x : v) s += (s.empty() ? "" : ", ") + x.name;
   return s;
 }
 
+struct catalog_state {
+  std::shared_mutex mu;
+  std::deque<message_info> messages;
+  std::deque<kernel_info> kernels;
+  std::deque<function_info> functions;
+  std::deque<payload_registry> payloads;  // the newest is current; older ones stay valid
+  catalog_state() {
+    std::vector<message_info> m = make_messages();
+    complete_builtins(m);
+    messages.assign(m.begin(), m.end());
+    kernels = {
+        kernel_entry<demo_kernels::EchoKernel>("Echo", "Echo"),
+        kernel_entry<demo_kernels::SaxpyKernel>("SaxpyRequest", "SaxpyReply"),
+        kernel_entry<demo_kernels::ScoreKernel>("ScoreRequest", "ScoreReply"),
+    };
+    std::vector<function_info> f = make_functions();
+    functions.assign(f.begin(), f.end());
+    payloads.push_back(payload_registry::demo());
+  }
+};
+catalog_state& state() {
+  static catalog_state s;
+  return s;
+}
+
+template <class T, class Pred>
+const T* find_in(const std::deque<T>& v, Pred p) {
+  std::shared_lock lock(state().mu);
+  for (const auto& x : v)
+    if (p(x)) return &x;
+  return nullptr;
+}
+
 }  // namespace
 
-const std::vector<message_info>& message_catalog() {
-  static const std::vector<message_info> v = make_messages();
-  return v;
-}
-const std::vector<kernel_info>& kernel_catalog() {
-  static const std::vector<kernel_info> v = {
-      kernel_entry<demo_kernels::EchoKernel>("Echo", "Echo"),
-      kernel_entry<demo_kernels::SaxpyKernel>("SaxpyRequest", "SaxpyReply"),
-      kernel_entry<demo_kernels::ScoreKernel>("ScoreRequest", "ScoreReply"),
-  };
-  return v;
-}
-const std::vector<function_info>& function_catalog() {
-  static const std::vector<function_info> v = make_functions();
-  return v;
-}
+const std::deque<message_info>& message_catalog() { return state().messages; }
+const std::deque<kernel_info>& kernel_catalog() { return state().kernels; }
+const std::deque<function_info>& function_catalog() { return state().functions; }
 
 const message_info* find_message(const std::string& name) {
-  for (const auto& m : message_catalog())
-    if (m.name == name) return &m;
-  return nullptr;
+  return find_in(state().messages, [&](const message_info& m) { return m.name == name; });
 }
 const message_info* find_message(type_id id) {
-  for (const auto& m : message_catalog())
-    if (m.id == id) return &m;
-  return nullptr;
+  return find_in(state().messages, [&](const message_info& m) { return m.id == id; });
 }
 const kernel_info* find_kernel(const std::string& name) {
-  for (const auto& k : kernel_catalog())
-    if (k.name == name) return &k;
-  return nullptr;
+  return find_in(state().kernels, [&](const kernel_info& k) { return k.name == name; });
 }
 const function_info* find_function(const std::string& name) {
-  for (const auto& f : function_catalog())
-    if (f.name == name) return &f;
-  return nullptr;
+  return find_in(state().functions, [&](const function_info& f) { return f.name == name; });
 }
-std::string message_names() { return names_of(message_catalog()); }
-std::string kernel_names() { return names_of(kernel_catalog()); }
-std::string function_names() { return names_of(function_catalog()); }
+std::string message_names() {
+  std::shared_lock lock(state().mu);
+  return names_of(state().messages);
+}
+std::string kernel_names() {
+  std::shared_lock lock(state().mu);
+  return names_of(state().kernels);
+}
+std::string function_names() {
+  std::shared_lock lock(state().mu);
+  return names_of(state().functions);
+}
+
+const payload_registry& catalog_payloads() {
+  std::shared_lock lock(state().mu);
+  return state().payloads.back();
+}
+
+void add_to_catalog(std::vector<message_info> messages, std::vector<kernel_info> kernels,
+                    std::vector<function_info> functions) {
+  catalog_state& s = state();
+  std::unique_lock lock(s.mu);
+  std::set<std::string> names;
+  std::set<type_id> ids;
+  for (const auto& m : s.messages) names.insert(m.name), ids.insert(m.id);
+  for (const auto& m : messages)
+    if (!names.insert(m.name).second || !ids.insert(m.id).second)
+      throw std::invalid_argument("message type '" + m.name + "' (or its type id) is already in the catalog");
+  std::set<std::string> kn, fn;
+  for (const auto& k : s.kernels) kn.insert(k.name);
+  for (const auto& k : kernels)
+    if (!kn.insert(k.name).second) throw std::invalid_argument("kernel '" + k.name + "' is already in the catalog");
+  for (const auto& f : s.functions) fn.insert(f.name);
+  for (const auto& f : functions)
+    if (!fn.insert(f.name).second) throw std::invalid_argument("function '" + f.name + "' is already in the catalog");
+  payload_registry next = s.payloads.back();
+  for (const auto& m : messages)
+    if (m.verifier) next.add(m.id, m.name, m.verifier);
+  for (auto& m : messages) s.messages.push_back(std::move(m));
+  for (auto& k : kernels) s.kernels.push_back(std::move(k));
+  for (auto& f : functions) s.functions.push_back(std::move(f));
+  s.payloads.push_back(std::move(next));
+}
 
 }  // namespace ringflow::ops

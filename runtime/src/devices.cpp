@@ -2,6 +2,7 @@
 // dlopen and only the few entry points needed are declared here, so ringflow builds and runs
 // without any GPU toolkit or driver (this machine and CI have none).
 #include "ringflow/runtime/devices.hpp"
+#include "ringflow/runtime/gpu_backends.hpp"
 
 #include "ringflow/gpu/gpu_device.hpp"
 
@@ -216,12 +217,7 @@ std::vector<device_info> discover_devices() {
   // backend and that backend's runtime can open it (and map host memory, which rings need).
   for (const char* backend : {"cuda", "hip"}) {
     std::optional<gpu::gpu_probe> p;
-#if defined(RINGFLOW_HAVE_CUDA_BACKEND)
-    if (std::string(backend) == "cuda") p = gpu::probe_cuda();
-#endif
-#if defined(RINGFLOW_HAVE_HIP_BACKEND)
-    if (std::string(backend) == "hip") p = gpu::probe_hip();
-#endif
+    if (std::optional<gpu_backend> b = find_gpu_backend(backend); b && b->probe) p = b->probe();
     annotate_backend(d, backend, p);
   }
   return d;

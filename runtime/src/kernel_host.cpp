@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "ringflow/runtime/catalog.hpp"
+#include "ringflow/runtime/plugins.hpp"
 
 namespace ringflow::ops {
 
@@ -18,9 +19,23 @@ process::kernel_lookup catalog_kernel_lookup() {
   return l;
 }
 
-int run_kernel_host(const std::string& segment, std::string& error, bool standby) {
+int run_kernel_host(const std::string& segment, std::string& error, bool standby,
+                    const std::vector<std::string>& plugins, const std::vector<std::string>& plugin_sha256) {
   using process::worker_exit;
   process::close_inherited_fds(standby);  // nothing inherited from the service but stdio
+  if (!plugins.empty()) {  // the service's plugin files, byte for byte (a standby loads them before it waits)
+    if (plugin_sha256.size() != plugins.size()) {
+      error = "every --plugin needs its --plugin-sha256";
+      return static_cast<int>(worker_exit::bad_plugin);
+    }
+    std::vector<loaded_plugin> got;
+    std::vector<plugin_problem> problems;
+    if (!load_plugins(plugins, got, problems, plugin_sha256)) {
+      for (const plugin_problem& p : problems)
+        error += (error.empty() ? "" : "; ") + ("plugin " + p.path + ": " + p.what);
+      return static_cast<int>(worker_exit::bad_plugin);
+    }
+  }
   if (standby && !process::wait_for_activation()) return static_cast<int>(worker_exit::service_gone);
   process::worker_segment seg;
   if (auto e = process::map_segment(segment, catalog_kernel_lookup(), seg, error)) return static_cast<int>(*e);

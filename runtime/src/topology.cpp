@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -37,35 +38,41 @@ std::vector<std::string> topology::entries() const {
   return out;
 }
 
-namespace {
-
-// Names from catalog_names.hpp (the parser needs no more of the catalog; see there).
-const names::kernel_types* find_kernel(const std::string& n) {
-  for (const auto& k : names::kernels)
-    if (n == k.name) return &k;
+catalog_view catalog_view::builtin() {
+  catalog_view c;
+  for (const auto& k : names::kernels) c.kernels.push_back({k.name, k.request, k.reply});
+  for (const char* m : names::messages) c.messages.emplace_back(m);
+  c.loadable = c.messages;  // every built-in type has a load generator
+  for (const char* f : names::functions) c.functions.emplace_back(f);
+  return c;
+}
+const catalog_view::kernel* catalog_view::find_kernel(const std::string& n) const {
+  for (const auto& k : kernels)
+    if (k.name == n) return &k;
   return nullptr;
 }
-template <std::size_t N>
-bool listed(const char* const (&list)[N], const std::string& n) {
-  for (const char* x : list)
-    if (n == x) return true;
-  return false;
+bool catalog_view::has_message(const std::string& n) const {
+  return std::find(messages.begin(), messages.end(), n) != messages.end();
 }
-bool find_message(const std::string& n) { return listed(names::messages, n); }
-bool find_function(const std::string& n) { return listed(names::functions, n); }
-template <class T>
-std::string names_of(const T& list) {
+bool catalog_view::is_loadable(const std::string& n) const {
+  return std::find(loadable.begin(), loadable.end(), n) != loadable.end();
+}
+bool catalog_view::has_function(const std::string& n) const {
+  return std::find(functions.begin(), functions.end(), n) != functions.end();
+}
+
+namespace {
+
+std::string join_names(const std::vector<std::string>& v) {
   std::string s;
-  for (const auto& x : list) {
-    if constexpr (std::is_same_v<std::decay_t<decltype(x)>, names::kernel_types>)
-      s += (s.empty() ? "" : ", ") + std::string(x.name);
-    else s += (s.empty() ? "" : ", ") + std::string(x);
-  }
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
   return s;
 }
-std::string kernel_names() { return names_of(names::kernels); }
-std::string message_names() { return names_of(names::messages); }
-std::string function_names() { return names_of(names::functions); }
+std::string kernel_names(const catalog_view& c) {
+  std::vector<std::string> v;
+  for (const auto& k : c.kernels) v.push_back(k.name);
+  return join_names(v);
+}
 
 source_pos pos_of(const YAML::Node& n) {
   if (!n.IsDefined()) return {};  // a missing key (yaml-cpp's Mark() throws for those)
@@ -90,6 +97,7 @@ bool valid_name(const std::string& s) {
 class reader {
  public:
   reader(std::string file, std::vector<topology_error>& errors) : file_(std::move(file)), errors_(errors) {}
+  catalog_view cat = catalog_view::builtin();  // what the file may name (+ its plugins)
 
   void error(source_pos p, std::string what) { errors_.push_back(topology_error{file_, p, std::move(what)}); }
   void error(const YAML::Node& at, std::string what) { error(pos_of(at), std::move(what)); }
@@ -206,11 +214,11 @@ void read_nodes(reader& r, const YAML::Node& list, topology& t) {
       for (const char* k : {"type"})
         if (n[k]) r.error(n[k], what + ": '" + k + "' is for CPU nodes (a ring node's types are its kernel's)");
       s.kernel = r.str(n, "kernel", what, true).value_or("");
-      if (const names::kernel_types* k = find_kernel(s.kernel)) {
+      if (const catalog_view::kernel* k = r.cat.find_kernel(s.kernel)) {
         s.in_type = k->request;
         s.out_type = k->reply;
       } else if (!s.kernel.empty()) {
-        r.error(n["kernel"], what + ": unknown kernel '" + s.kernel + "' (known: " + kernel_names() + ")");
+        r.error(n["kernel"], what + ": unknown kernel '" + s.kernel + "' (known: " + kernel_names(r.cat) + ")");
       }
       if (auto b = r.str(n, "backend", what, false)) {
         s.backend = *b;
@@ -233,11 +241,12 @@ void read_nodes(reader& r, const YAML::Node& list, topology& t) {
       for (const char* k : {"backend", "host", "replicas", "window", "arena_bytes"})
         if (n[k]) r.error(n[k], what + ": '" + k + "' is for ring nodes");
       s.function = r.str(n, "function", what, true).value_or("");
-      if (!s.function.empty() && !find_function(s.function))
-        r.error(n["function"], what + ": unknown function '" + s.function + "' (known: " + function_names() + ")");
+      if (!s.function.empty() && !r.cat.has_function(s.function))
+        r.error(n["function"],
+                what + ": unknown function '" + s.function + "' (known: " + join_names(r.cat.functions) + ")");
       const std::string type = r.str(n, "type", what, true).value_or("");
-      if (!type.empty() && !find_message(type))
-        r.error(n["type"], what + ": unknown message type '" + type + "' (known: " + message_names() + ")");
+      if (!type.empty() && !r.cat.has_message(type))
+        r.error(n["type"], what + ": unknown message type '" + type + "' (known: " + join_names(r.cat.messages) + ")");
       else s.in_type = s.out_type = type;
     }
     t.nodes.push_back(std::move(s));
@@ -357,6 +366,35 @@ void read_supervisors(reader& r, const YAML::Node& list, topology& t) {
   }
 }
 
+// `plugins: [path, ...]`, each resolved against the topology file's folder. False on a problem.
+bool read_plugins(reader& r, const YAML::Node& list, topology& t) {
+  if (!r.optional_list(list, "plugins")) return !list.IsDefined();
+  bool good = true;
+  std::set<std::string> seen;
+  const std::filesystem::path base = std::filesystem::path(t.file).parent_path();
+  for (const auto& n : list) {
+    if (!n.IsScalar() || n.Scalar().empty()) {
+      r.error(n, "'plugins' lists paths of plugin files (strings)");
+      good = false;
+      continue;
+    }
+    plugin_ref p;
+    p.path = n.Scalar();
+    p.pos = pos_of(n);
+    const std::filesystem::path given(p.path);
+    std::error_code ec;
+    const std::filesystem::path full = std::filesystem::absolute(given.is_absolute() ? given : base / given, ec);
+    p.resolved = (ec ? given : full).lexically_normal().string();
+    if (!seen.insert(p.resolved).second) {
+      r.error(n, "plugin '" + p.path + "' is listed twice");
+      good = false;
+      continue;
+    }
+    t.plugins.push_back(std::move(p));
+  }
+  return good;
+}
+
 void read_load(reader& r, const YAML::Node& list, topology& t) {
   if (!r.optional_list(list, "load")) return;
   const std::vector<std::string> entries = t.entries();
@@ -372,8 +410,14 @@ void read_load(reader& r, const YAML::Node& list, topology& t) {
     if (!s.name.empty() && !seen.insert(s.name).second) r.error(n["name"], what + " is defined twice");
     s.target = r.str(n, "target", what, true).value_or("");
     s.message = r.str(n, "message", what, true).value_or("");
-    if (!s.message.empty() && !find_message(s.message))
-      r.error(n["message"], what + ": unknown message type '" + s.message + "' (known: " + message_names() + ")");
+    if (!s.message.empty() && !r.cat.has_message(s.message))
+      r.error(n["message"],
+              what + ": unknown message type '" + s.message + "' (known: " + join_names(r.cat.messages) + ")");
+    else if (!s.message.empty() && !r.cat.is_loadable(s.message))
+      r.error(n["message"], what + ": message type '" + s.message +
+                                "' has no load generator (its kernel defines no load_request): it cannot be a "
+                                "'load:' message (ones that can: " +
+                                join_names(r.cat.loadable) + ")");
     if (const node_spec* target = t.node(s.target)) {
       if (std::find(entries.begin(), entries.end(), s.target) == entries.end())
         r.error(n["target"],
@@ -445,7 +489,7 @@ void read_faults(reader& r, const YAML::Node& list, topology& t) {
 }  // namespace
 
 std::optional<topology> parse_topology(const std::string& text, const std::string& file,
-                                       std::vector<topology_error>& errors) {
+                                       std::vector<topology_error>& errors, const plugin_loader& plugins) {
   const std::size_t before = errors.size();
   reader r(file, errors);
   YAML::Node root;
@@ -462,8 +506,22 @@ std::optional<topology> parse_topology(const std::string& text, const std::strin
   topology t;
   t.file = file;
   if (!r.map(root, "the topology",
-             {"name", "description", "duration_s", "config", "nodes", "edges", "supervisors", "load", "faults"}))
+             {"name", "description", "plugins", "duration_s", "config", "nodes", "edges", "supervisors", "load",
+              "faults"}))
     return std::nullopt;
+  // Plugins first: the rest of the file is checked against the names they add.
+  if (!read_plugins(r, root["plugins"], t)) return std::nullopt;
+  if (!t.plugins.empty()) {
+    if (!plugins) {
+      r.error(root["plugins"], "'plugins' cannot be loaded here (this reader has no plugin loader)");
+      return std::nullopt;
+    }
+    const bool loaded = plugins(t.plugins, r.cat, errors);
+    for (std::size_t i = before; i < errors.size(); ++i)
+      if (errors[i].file.empty()) errors[i].file = file;  // the loader's problems are this file's
+    if (!loaded) return std::nullopt;                     // the loader said why, per plugin
+  }
+  if (errors.size() != before) return std::nullopt;
   t.name = r.str(root, "name", "the topology", true).value_or("");
   if (root["description"] && root["description"].IsScalar()) t.description = root["description"].Scalar();
   t.duration_s = r.num<double>(root, "duration_s", "the topology", 0, 1e7).value_or(0);
@@ -482,7 +540,8 @@ std::optional<topology> parse_topology(const std::string& text, const std::strin
   return t;
 }
 
-std::optional<topology> load_topology(const std::string& path, std::vector<topology_error>& errors) {
+std::optional<topology> load_topology(const std::string& path, std::vector<topology_error>& errors,
+                                      const plugin_loader& plugins) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     errors.push_back(topology_error{path, {}, "cannot read the file"});
@@ -490,7 +549,7 @@ std::optional<topology> load_topology(const std::string& path, std::vector<topol
   }
   std::ostringstream ss;
   ss << in.rdbuf();
-  return parse_topology(ss.str(), path, errors);
+  return parse_topology(ss.str(), path, errors, plugins);
 }
 
 }  // namespace ringflow::ops

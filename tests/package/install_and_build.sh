@@ -10,6 +10,10 @@
 # $CMAKE: the cmake to use (ctest passes the one that configured the build; default: cmake).
 # $CONSUMER_CMAKE_ARGS: extra arguments for the consumer's configure (word-split), e.g.
 #   -DCMAKE_DISABLE_FIND_PACKAGE_CUDAToolkit=ON to stand for a machine without CUDA.
+# In PROGRAM and ARGS, @PREFIX@ is the install prefix and @CONSUMER@ the consumer's build dir; a
+# PROGRAM starting with @PREFIX@ is the installed one (e.g. @PREFIX@/bin/ringflow run @CONSUMER@/x.yaml).
+# $EXPECT: extended regular expressions, separated by @@, the program's output must each contain
+#   (besides its exit code 0).
 set -euo pipefail
 cmake=${CMAKE:-cmake}
 build=$(cd "$1" && pwd) consumer=$(cd "$2" && pwd) cxx=$3 generator=${4:-Ninja}
@@ -53,6 +57,11 @@ fi
   echo "package test: ringflow_schemagen or RingflowSchemas.cmake was not installed" >&2
   exit 1
 }
+# The operations library, the program and the plugin tooling.
+for f in "$prefix"/bin/ringflow "$libdir"/libringflow_{ops,backend_process}.a "$cmakedir"/{RingflowPlugins,ringflowOpsTargets}.cmake \
+         "$prefix"/include/ringflow/{plugin.hpp,host_serve.hpp,version.hpp,runtime/program.hpp,runtime/plugins.hpp,gpu/plugin_kernels.cuh}; do
+  [[ -e $f ]] || { echo "package test: $f was not installed" >&2; exit 1; }
+done
 if find "$prefix" -name '*test*' -o -name '*bench*' -o -name '*example*' | grep -q .; then
   echo "package test: tests, benchmarks or examples were installed:" >&2
   find "$prefix" -name '*test*' -o -name '*bench*' -o -name '*example*' >&2
@@ -69,4 +78,23 @@ grep -qx "ringflow_DIR:PATH=$cmakedir" "$tmp/consumer/CMakeCache.txt" || {
   exit 1
 }
 step build "$cmake" --build "$tmp/consumer"
-"$tmp/consumer/${program[0]}" "${program[@]:1}"
+for i in "${!program[@]}"; do
+  program[i]=${program[i]//@PREFIX@/$prefix}
+  program[i]=${program[i]//@CONSUMER@/$tmp/consumer}
+done
+[[ ${program[0]} == /* ]] || program[0]=$tmp/consumer/${program[0]}
+if [[ -z ${EXPECT:-} ]]; then
+  "${program[@]}"
+else
+  "${program[@]}" 2>&1 | tee "$tmp/program.log"
+  (( PIPESTATUS[0] == 0 )) || { echo "package test: ${program[*]} failed" >&2; exit 1; }
+  rest=$EXPECT
+  while [[ -n $rest ]]; do
+    want=${rest%%@@*}
+    [[ $rest == *@@* ]] && rest=${rest#*@@} || rest=
+    [[ -z $want ]] || grep -qE -- "$want" "$tmp/program.log" || {
+      echo "package test: the output has no match for: $want" >&2
+      exit 1
+    }
+  done
+fi

@@ -36,6 +36,12 @@ cpu_kernel::~cpu_kernel() {
   if (running()) (void)stop();  // nobody to tell how it ended
 }
 
+channel& cpu_kernel::add_ring(const kernel_binding& k, const ring_options& opts) {
+  if (!k.name || !k.serve)
+    throw std::invalid_argument("cpu_kernel '" + cfg_.name + "': a kernel binding without name or serve");
+  return add_channel(std::make_unique<channel>(k.name, k.request_type, k.reply_type, k.serve, opts));
+}
+
 channel& cpu_kernel::add_channel(std::unique_ptr<channel> ch) {
   if (running()) throw std::logic_error("cpu_kernel '" + cfg_.name + "': add_ring after start()");
   channels_.push_back(std::move(ch));
@@ -77,13 +83,6 @@ kernel_stats cpu_kernel::stats() const noexcept {
   s.wakeups = wakeups_.load(std::memory_order_relaxed);
   s.parked = parked_.load(std::memory_order_relaxed);
   return s;
-}
-
-const char* cpu_kernel::remember_detail(const char* what) noexcept {
-  thread_local char buf[control_block::detail_bytes];
-  std::strncpy(buf, what ? what : "", sizeof buf - 1);
-  buf[sizeof buf - 1] = 0;
-  return buf;
 }
 
 bool cpu_kernel::any_work() noexcept {

@@ -37,11 +37,16 @@ kernel_table_info select_kernel_table(const char* backend, const kernel_table_in
     registry& r = the_registry();
     std::lock_guard lock(r.mu);
     int found = 0;
+    auto origin = [](const kernel_table_info& t) {
+      return std::string(t.origin ? t.origin : "the program's RINGFLOW_CUDA_KERNELS");
+    };
     for (const kernel_table_info& t : r.tables) {
       if (std::strcmp(t.backend, backend) != 0) continue;
       if (++found > 1)
-        throw std::invalid_argument(std::string("more than one RINGFLOW_CUDA_KERNELS table for backend ") + backend +
-                                    ": list every kernel in one table (one .cu file)");
+        throw std::invalid_argument(std::string("more than one kernel table for backend ") + backend + " (" +
+                                    origin(chosen) + " and " + origin(t) +
+                                    "): one persistent kernel per device serves one table; list every kernel in "
+                                    "one table (one .cu file, one plugin)");
       chosen = t;
     }
   }

@@ -51,7 +51,8 @@ host_incarnation::host_incarnation(std::shared_ptr<kernel_host_device> dev, host
   ring_storage::validate(rp);
   layout_ = segment_layout::of(rq, rp);
   seg_ = shm_mapping::create(o.segment_prefix, kernel_.name, layout_.total);
-  workers_ = std::make_unique<worker_processes>(o.program.empty() ? self_executable() : o.program, seg_.name());
+  workers_ =
+      std::make_unique<worker_processes>(o.program.empty() ? self_executable() : o.program, seg_.name(), o.worker_args);
   requests_ = std::make_unique<ring_storage>(rq, seg_.base() + layout_.requests, true);
   replies_ = std::make_unique<ring_storage>(rp, seg_.base() + layout_.replies, true);
   max_batch_ = cpu.max_batch;

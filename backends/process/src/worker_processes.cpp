@@ -50,6 +50,7 @@ bool worker_processes::signal(int sig) {
 pid_t worker_processes::spawn(bool standby, const int* standby_pipe) {
   std::vector<std::string> args = {program_, "kernel-host", "--segment", segment_};
   if (standby) args.push_back("--standby");
+  args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

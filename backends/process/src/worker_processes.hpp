@@ -18,13 +18,14 @@
 
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace ringflow::process {
 
 class worker_processes {
  public:
-  worker_processes(std::string program, std::string segment)
-      : program_(std::move(program)), segment_(std::move(segment)) {}
+  worker_processes(std::string program, std::string segment, std::vector<std::string> extra_args = {})
+      : program_(std::move(program)), segment_(std::move(segment)), extra_args_(std::move(extra_args)) {}
   worker_processes(const worker_processes&) = delete;
   worker_processes& operator=(const worker_processes&) = delete;
   ~worker_processes() { drop_standby(); }
@@ -51,6 +52,7 @@ class worker_processes {
   pid_t activate_standby();
 
   const std::string program_;
+  const std::vector<std::string> extra_args_;  // after `kernel-host --segment NAME` (e.g. --plugin)
   const std::string segment_;
   std::mutex mu_;
   pid_t pid_ = 0;        // (mu_) the active worker; 0 once reaped

@@ -36,6 +36,7 @@ void engine::impl::build_nodes() {
         co.rings.requests.arena_bytes = co.rings.replies.arena_bytes = n.arena_bytes;
         r->on_cpu = k->cpu_factory(co);
         r->on_device = where.device_factory(nr->where, *k, n);
+        r->opts.verify = &catalog_payloads();  // built-in and plugin types: their Verifiers
         r->opts.window = n.window;
         r->opts.per_caller_window = n.window;
         if (tracer) {

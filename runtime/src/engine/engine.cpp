@@ -11,6 +11,7 @@
 #include "engine_state.hpp"
 #include "exposition.hpp"
 #include "ringflow/process/segment.hpp"
+#include "ringflow/runtime/plugins.hpp"
 
 namespace ringflow::ops {
 
@@ -151,6 +152,19 @@ void engine::start() {
           m.log.audit("reclaimed a stale kernel-host segment (its service is gone)", {{"segment", seg}});
         break;
       }
+    const std::vector<loaded_plugin> loaded = loaded_plugins();
+    for (const plugin_ref& p : m.topo.plugins)  // plugins are code: every one is audited
+      for (const loaded_plugin& l : loaded)
+        if (l.sha256 == p.sha256)
+          m.log.audit("plugin loaded", {{"path", p.resolved},
+                                        {"sha256", l.sha256},
+                                        {"plugin", l.name},
+                                        {"ringflow", l.ringflow_version},
+                                        {"flatbuffers", l.flatbuffers_version},
+                                        {"kernels", l.kernels},
+                                        {"messages", l.messages},
+                                        {"functions", l.functions},
+                                        {"gpu_tables", l.gpu_backends}});
     m.build_nodes();
     m.build_tree();
     m.build_graph();

@@ -136,14 +136,14 @@ bool load_driver::acquire_token() {
   }
 }
 
-void load_driver::refuse_oversize(generator& g, std::uint64_t seq) {
+void load_driver::refuse(generator& g, std::uint64_t seq, const std::string& code, const std::string& why) {
   {
-    std::lock_guard<std::mutex> lock(g.mu);  // refused at ingress (input validation): sent, and an error
+    std::lock_guard<std::mutex> lock(g.mu);  // refused before it entered: sent, and an error
     sent_.fetch_add(1, std::memory_order_relaxed);
     errors_.fetch_add(1, std::memory_order_relaxed);
   }
-  count_error(ringflow::to_string(errc::oversize));
-  log_failure(g, seq, "oversize: the message exceeds limits.max_payload_bytes", 0, 0);
+  count_error(code);
+  log_failure(g, seq, code + ": " + why, 0, 0);
 }
 
 void load_driver::run(generator& g) {
@@ -161,9 +161,15 @@ void load_driver::run(generator& g) {
     if (due >= end) break;
     if (!pace(g, due)) continue;
     if (!acquire_token()) break;
-    fb_msg m = g.msg->make(seq, s.payload_bytes);
+    fb_msg m;
+    try {
+      m = g.msg->make(seq, s.payload_bytes);  // a plugin's hook may fail (it says why)
+    } catch (const std::exception& e) {
+      refuse(g, seq++, "load_request_failed", e.what());
+      continue;
+    }
     if (static_cast<std::int64_t>(m.bytes.size()) > max_payload_.load(std::memory_order_relaxed)) {
-      refuse_oversize(g, seq++);
+      refuse(g, seq++, ringflow::to_string(errc::oversize), "the message exceeds limits.max_payload_bytes");
       continue;
     }
     std::uint64_t th = 0, tl = 0, span = 0;
@@ -195,11 +201,21 @@ void load_driver::answer(generator& g, std::uint64_t seq, graph_result&& r, std:
   if (r.ok()) {
     for (const fb_msg& out : r.outputs) {
       const message_info* t = find_message(out.type());
-      if (!t) right = false;
-      else if (t->sequence_of)
-        if (const std::optional<std::uint64_t> s = t->sequence_of(out); s && *s != seq) right = false;
+      if (!t) {
+        right = false;
+        error = "wrong answer: an output of an unknown type";
+        continue;
+      }
+      if (t->sequence_of)
+        if (const std::optional<std::uint64_t> s = t->sequence_of(out); s && *s != seq) {
+          right = false;
+          error = "wrong answer: an output carries another sequence number";
+        }
+      if (std::string why; right && t->check && !t->check(out, why)) {
+        right = false;
+        error = "wrong answer: " + t->name + " " + why;
+      }
     }
-    if (!right) error = "wrong answer: an output carries another sequence number";
   } else {
     error = std::string(ringflow::to_string(r.code)) + ": " + r.detail;
   }

@@ -7,7 +7,8 @@
 //     (limits.ingress_rate_per_s over all generators; 0 = unlimited). A message over
 //     limits.max_payload_bytes is refused at ingress: counted sent and an `oversize` error.
 //   * Accounting: `sent` at push, then exactly one of `replied` (every terminal output carries the
-//     sequence number sent, when its type has one), `wrong`, `errors` (a typed error answer), or —
+//     sequence number sent, when its type has one, and passes its type's check, when it has one:
+//     a plugin kernel's check_reply), `wrong`, `errors` (a typed error answer), or —
 //     never answered — `lost`; an answer for a push not open is `duplicated`. A push moves between
 //     `open` and one outcome inside its generator's lock, so counts() (which holds every
 //     generator's lock) always sees sent = replied + errors + wrong + lost.
@@ -94,7 +95,8 @@ class load_driver {
   void run(generator& g);
   bool pace(generator& g, std::chrono::steady_clock::time_point due);
   bool acquire_token();
-  void refuse_oversize(generator& g, std::uint64_t seq);
+  /// A message refused before it entered (oversize; a load hook that failed): sent, and an error `code`.
+  void refuse(generator& g, std::uint64_t seq, const std::string& code, const std::string& why);
   void answer(generator& g, std::uint64_t seq, graph_result&& r, std::uint64_t trace_hi, std::uint64_t trace_lo,
               std::uint64_t span);
   void count_error(const std::string& code);

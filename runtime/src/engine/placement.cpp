@@ -2,7 +2,9 @@
 #include "placement.hpp"
 
 #include "fault_schedule.hpp"
+#include "ringflow/runtime/gpu_backends.hpp"
 #include "ringflow/runtime/kernel_host.hpp"
+#include "ringflow/runtime/plugins.hpp"
 
 namespace ringflow::ops::engine_parts {
 
@@ -15,17 +17,12 @@ std::shared_ptr<gpu::gpu_device> placement::gpu_device_for(const std::string& ba
   try {
     if (opts_.open_gpu) {
       d = opts_.open_gpu(backend);
-    } else {
-#if defined(RINGFLOW_HAVE_CUDA_BACKEND)
-      if (backend == "cuda") d = gpu::make_cuda_device();
-#endif
-#if defined(RINGFLOW_HAVE_HIP_BACKEND)
-      if (backend == "hip") d = gpu::make_hip_device();
-#endif
+    } else if (std::optional<gpu_backend> b = find_gpu_backend(backend); b && b->open) {
+      d = b->open();
     }
     if (!d)
-      why = "ringflow was built without the " + backend + " backend (no " + (backend == "cuda" ? "nvcc" : "hipcc") +
-            " at build time)";
+      why = "this program was built without the " + backend + " backend (no " + (backend == "cuda" ? "nvcc" : "hipcc") +
+            " at build time, or it does not link ringflow::backend_" + backend + ")";
   } catch (const std::exception& e) {
     why = e.what();
   }
@@ -68,6 +65,7 @@ node_placement placement::place(const node_spec& n, const topology& topo, const 
   if (hosted) {
     process::kernel_host_options ho;
     ho.kernels = catalog_kernel_lookup();
+    ho.worker_args = worker_plugin_args(topo.plugins);  // workers load the same plugin files (by hash)
     ho.program = opts_.kernel_host_program;
     ho.heartbeat_timeout = std::chrono::milliseconds(cfg.workers.heartbeat_timeout_ms);
     ho.start_timeout = std::chrono::milliseconds(cfg.workers.start_timeout_ms);

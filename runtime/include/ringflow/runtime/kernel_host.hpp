@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "ringflow/process/kernel_host_device.hpp"
 #include "ringflow/process/worker.hpp"
@@ -14,10 +15,14 @@ namespace ringflow::ops {
 /// The topology catalog's kernels (runtime/catalog.hpp) as a kernel host's lookup.
 [[nodiscard]] process::kernel_lookup catalog_kernel_lookup();
 
-/// The worker: (a standby first waits for its activation), maps and validates `segment`, makes its
-/// kernel's incarnation, serves until the kernel stops or faults, or the service dies. Returns the
-/// process exit code, a process::worker_exit: 0 stopped, 3 a bad segment (`error` says why), 4 the
-/// kernel could not start, 5 the kernel faulted, 6 the service went away.
-[[nodiscard]] int run_kernel_host(const std::string& segment, std::string& error, bool standby = false);
+/// The worker: loads the service's plugins (`plugins`, each checked against its `plugin_sha256`),
+/// (a standby then waits for its activation), maps and validates `segment`, makes its kernel's
+/// incarnation, serves until the kernel stops or faults, or the service dies. Returns the process
+/// exit code, a process::worker_exit: 0 stopped, 3 a bad segment (`error` says why), 4 the kernel
+/// could not start, 5 the kernel faulted, 6 the service went away, 7 a plugin could not be loaded
+/// or its content hash is not the service's.
+[[nodiscard]] int run_kernel_host(const std::string& segment, std::string& error, bool standby = false,
+                                  const std::vector<std::string>& plugins = {},
+                                  const std::vector<std::string>& plugin_sha256 = {});
 
 }  // namespace ringflow::ops

@@ -11,10 +11,17 @@
 //     claim a node twice, or whose parents form a cycle; load aimed at a node that has incoming
 //     edges or takes another message type; faults on nodes that are not ring nodes, with no or
 //     several triggers.
+//   * `plugins:` names kernel plugins (ringflow/plugin.hpp): shared libraries whose kernels,
+//     message types and functions the rest of the file may use like the built-ins. The parser
+//     resolves each path against the topology file's folder and hands the list to the caller's
+//     plugin_loader (ops::topology_plugin_loader() loads them: runtime/plugins.hpp); the names it
+//     reports back are what the file is validated against. A file may use only the built-ins and
+//     the plugins it names. No loader (the fuzz target) and a `plugins:` key is an error.
 //   * The `config:` block has the program config's schema (config.hpp); it is kept as YAML and
 //     applied by the program (it sits between the defaults and the config file).
 //   * Schema (docs/OPERATIONS.md has the full reference):
 //       name: demo                       # required
+//       plugins: [build/libquote_plugin.so]  # optional: kernel plugins (paths relative to this file)
 //       description: "..."               # optional
 //       duration_s: 20                   # optional default for `ringflow run --duration` (0 = until signalled)
 //       config: { breaker: {cooldown_ms: 1500} }
@@ -38,6 +45,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -114,8 +122,41 @@ struct fault_spec {
   double restore_after_s = -1;      // device_lost: the device comes back this long after the loss
 };
 
+/// A plugin a topology names.
+struct plugin_ref {
+  std::string path;      // as written in the file
+  std::string resolved;  // against the topology file's folder (absolute when the file's was)
+  source_pos pos;
+  std::string sha256;  // the loaded file's content hash (filled by the loader)
+};
+
+/// The names a topology may use (built-ins + its plugins'): what the parser checks against.
+struct catalog_view {
+  struct kernel {
+    std::string name, request, reply;
+  };
+  std::vector<kernel> kernels;
+  std::vector<std::string> messages;
+  std::vector<std::string> loadable;  // message types with load generator hooks (may be a `load:` message)
+  std::vector<std::string> functions;
+
+  /// ringflow's built-in kernels, message types and functions (catalog_names.hpp).
+  static catalog_view builtin();
+  const kernel* find_kernel(const std::string& n) const;
+  bool has_message(const std::string& n) const;
+  bool is_loadable(const std::string& n) const;
+  bool has_function(const std::string& n) const;
+};
+
+/// Loads the plugins a topology names and adds their names to `names` (which holds the
+/// built-ins); fills each ref's sha256. False with every problem in `errors` (then nothing of any
+/// of them is loaded).
+using plugin_loader =
+    std::function<bool(std::vector<plugin_ref>& plugins, catalog_view& names, std::vector<topology_error>& errors)>;
+
 struct topology {
   std::string file;
+  std::vector<plugin_ref> plugins;
   std::string name;
   std::string description;
   double duration_s = 0;
@@ -133,9 +174,11 @@ struct topology {
 };
 
 /// Parses and validates `text` (named `file` in errors). nullopt when `errors` is not empty.
+/// `plugins` loads a `plugins:` list (none: such a list is an error).
 std::optional<topology> parse_topology(const std::string& text, const std::string& file,
-                                       std::vector<topology_error>& errors);
+                                       std::vector<topology_error>& errors, const plugin_loader& plugins = {});
 /// Reads `path` (an unreadable file is one error) and parses it.
-std::optional<topology> load_topology(const std::string& path, std::vector<topology_error>& errors);
+std::optional<topology> load_topology(const std::string& path, std::vector<topology_error>& errors,
+                                      const plugin_loader& plugins = {});
 
 }  // namespace ringflow::ops

@@ -35,10 +35,10 @@ namespace detail {
 /// CPU backend: one cpu_kernel thread with one channel, started on construction.
 class cpu_incarnation final : public incarnation {
  public:
-  template <ring_kernel K>
-  static std::unique_ptr<incarnation> make(const cpu_incarnation_options& opts, doorbell* bell) {
-    auto inc = std::unique_ptr<cpu_incarnation>(new cpu_incarnation(K::name, opts, bell));
-    inc->channel_ = &inc->kernel_.template add_ring<K>(opts.rings);
+  static std::unique_ptr<incarnation> make(const cpu::kernel_binding& k, const cpu_incarnation_options& opts,
+                                           doorbell* bell) {
+    auto inc = std::unique_ptr<cpu_incarnation>(new cpu_incarnation(k.name, opts, bell));
+    inc->channel_ = &inc->kernel_.add_ring(k, opts.rings);
     inc->kernel_.start();
     return inc;
   }
@@ -71,7 +71,11 @@ class cpu_incarnation final : public incarnation {
 /// A factory of CPU incarnations of kernel K.
 template <ring_kernel K>
 incarnation_factory cpu_incarnation_factory(cpu_incarnation_options opts = {}) {
-  return [opts](doorbell* bell) { return detail::cpu_incarnation::make<K>(opts, bell); };
+  return [opts](doorbell* bell) { return detail::cpu_incarnation::make(cpu::bind_kernel<K>(), opts, bell); };
+}
+/// The same for a kernel bound at run time (a plugin's).
+inline incarnation_factory cpu_incarnation_factory(cpu::kernel_binding k, cpu_incarnation_options opts = {}) {
+  return [k, opts](doorbell* bell) { return detail::cpu_incarnation::make(k, opts, bell); };
 }
 
 }  // namespace ringflow

@@ -35,6 +35,7 @@
 
 #include "ringflow/control_block.hpp"
 #include "ringflow/doorbell.hpp"
+#include "ringflow/host_serve.hpp"
 #include "ringflow/kernel.hpp"
 #include "ringflow/ring_storage.hpp"
 #include "ringflow/wait_policy.hpp"
@@ -80,7 +81,24 @@ struct kernel_stats {
 
 enum class [[nodiscard]] stop_outcome{stopped, already_stopped, faulted};
 
-using serve_fn = serve_result (*)(ring_consumer&, ring_producer&, std::uint64_t, serve_tally&);
+using serve_fn = host_serve_fn;
+
+/// A kernel as the CPU backend runs it: its name, message types and the function that serves one
+/// request (host_serve<K> of ringflow/host_serve.hpp, compiled in or from a kernel plugin). The
+/// name must outlive every channel bound to it (a literal, or a plugin's string: plugins are never
+/// unloaded).
+struct kernel_binding {
+  const char* name = nullptr;
+  type_id request_type = 0;
+  type_id reply_type = 0;
+  serve_fn serve = nullptr;
+};
+
+/// K's binding (host_serve<K>).
+template <ring_kernel K>
+kernel_binding bind_kernel() noexcept {
+  return kernel_binding{K::name, K::request::type_id_, K::reply::type_id_, &host_serve<K>};
+}
 
 /// One request ring + one response ring served by kernel type K.
 class channel {
@@ -127,9 +145,11 @@ class cpu_kernel {
   /// throws std::invalid_argument for a bad ring configuration.
   template <ring_kernel K>
   channel& add_ring(const ring_options& opts = {}) {
-    return add_channel(
-        std::make_unique<channel>(K::name, K::request::type_id_, K::reply::type_id_, &serve_guarded<K>, opts));
+    return add_ring(bind_kernel<K>(), opts);
   }
+  /// The same for a kernel bound at run time (a plugin's): throws std::invalid_argument when the
+  /// binding has no name or serve function.
+  channel& add_ring(const kernel_binding& k, const ring_options& opts = {});
 
   /// Launches the kernel thread (new epoch). Throws std::logic_error if already running.
   void start();
@@ -156,32 +176,6 @@ class cpu_kernel {
   bool drain(std::chrono::steady_clock::time_point deadline) noexcept;
   void wake_clients() noexcept;
   void ring_reply_bells(channel& ch) noexcept;
-
-  // Serves with K, turning a thrown exception into a handler_fault error reply.
-  template <class K>
-  struct guarded {
-    using request = typename K::request;
-    using reply = typename K::reply;
-    static constexpr const char* name = K::name;
-    static std::uint32_t reply_capacity(const msg_view& in) requires has_reply_capacity<K> {
-      return K::reply_capacity(in);
-    }
-    static status handle(const msg_view& in, reply_writer& out) {
-      try {
-        return K::handle(in, out);
-      } catch (const std::exception& e) {
-        return out.fail(status::handler_fault, remember_detail(e.what()));
-      } catch (...) {
-        return out.fail(status::handler_fault, "handler threw a non-standard exception");
-      }
-    }
-  };
-  template <class K>
-  static serve_result serve_guarded(ring_consumer& rq, ring_producer& rp, std::uint64_t now, serve_tally& t) {
-    return serve_one<guarded<K>>(rq, rp, now, t);
-  }
-  /// Copies an exception message into thread-local storage that outlives the catch block.
-  static const char* remember_detail(const char* what) noexcept;
 
   kernel_config cfg_;
   std::vector<std::unique_ptr<channel>> channels_;

@@ -9,9 +9,13 @@
 //     score). A program adds its own kernels with RINGFLOW_CUDA_KERNELS(K1, K2, ...) in one of its
 //     own .cu files: that instantiates a table of the demo kernels followed by K1, K2, ... and
 //     registers it at static initialisation; devices opened afterwards serve that table.
-//   * At most one user table per backend: a second registration, or a table whose kernel names
-//     repeat, is recorded as an error that opening a device of that backend reports
-//     (std::invalid_argument naming both), never a silent choice.
+//   * A kernel plugin with device code brings its table the same way (the host registers it when
+//     it loads the plugin, with the plugin's file as its origin).
+//   * At most one user table per backend: a second registration (another RINGFLOW_CUDA_KERNELS,
+//     another plugin's, or one of each), or a table whose kernel names repeat, is recorded as an
+//     error that opening a device of that backend reports (std::invalid_argument naming both
+//     origins), never a silent choice. One persistent kernel per device serves one table: to put
+//     kernels of several libraries on one device, list them in one table (one plugin).
 // Thread-safety: register_kernel_table() runs during static initialisation (or any time before
 // devices are opened); lookups from any thread (a mutex guards the registry).
 #pragma once
@@ -35,6 +39,9 @@ struct kernel_table_info {
   type_id (*request_type)(std::uint32_t) = nullptr;
   type_id (*reply_type)(std::uint32_t) = nullptr;
   launch_fn launch = nullptr;
+  /// Where the table came from, for errors: nullptr = the program's own RINGFLOW_CUDA_KERNELS;
+  /// a kernel plugin's table names its file ("plugin /path/libx.so").
+  const char* origin = nullptr;
 };
 
 /// The table of a program: the demo kernels first, then its own.

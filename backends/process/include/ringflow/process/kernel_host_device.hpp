@@ -89,6 +89,10 @@ struct kernel_host_options {
   bool standby = true;
   /// The kernels the workers may host (required).
   kernel_lookup kernels;
+  /// Extra arguments every worker gets after `kernel-host --segment NAME [--standby]`: the
+  /// program passes `--plugin PATH --plugin-sha256 HEX` for each plugin of the topology, so a
+  /// worker loads the same files (and refuses different ones).
+  std::vector<std::string> worker_args;
 };
 
 class host_incarnation;

@@ -35,6 +35,7 @@ enum class [[nodiscard]] worker_exit : int{
     start_failed = 4,    // the kernel could not start
     kernel_faulted = 5,  // the kernel faulted (the control block says how)
     service_gone = 6,    // the service went away (or let this standby go)
+    bad_plugin = 7,      // a plugin the service named could not be loaded, or is not the service's file
 };
 
 /// A mapped segment and the worker's validated private copy of its set-up line.

@@ -1,0 +1,63 @@
+// ringflow/host_serve.hpp — serving a ring kernel on a host thread: serve_one() (kernel.hpp) with a
+// handler that may throw. Host code only (exceptions); the CPU backend and kernel plugins both use
+// it, so a plugin's kernels behave exactly as compiled-in ones.
+//
+// Contract
+//   * host_serve_fn is the one signature a host thread calls to serve one request of a ring:
+//     serve_one() over K with a guard that turns an exception from K::handle into an error reply
+//     (status::handler_fault carrying the exception's message, cut to the control block's detail
+//     size) — the kernel keeps serving.
+//   * host_serve<K> is a plain function: its address can be kept (the CPU backend's channels) or
+//     cross a plugin boundary (ringflow/plugin.hpp) — each binary instantiates its own copy, with
+//     its own thread-local detail buffer; nothing is shared.
+// Thread-safety: host_serve runs on the ring's consumer thread, as serve_one().
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <exception>
+
+#include "ringflow/control_block.hpp"
+#include "ringflow/kernel.hpp"
+
+namespace ringflow {
+
+using host_serve_fn = serve_result (*)(ring_consumer&, ring_producer&, std::uint64_t now_ns, serve_tally&);
+
+namespace detail {
+/// Copies an exception message into thread-local storage that outlives the catch block.
+inline const char* remember_detail(const char* what) noexcept {
+  thread_local char buf[control_block::detail_bytes];
+  std::strncpy(buf, what ? what : "", sizeof buf - 1);
+  buf[sizeof buf - 1] = 0;
+  return buf;
+}
+
+// K with a handler that turns a thrown exception into a handler_fault error reply.
+template <class K>
+struct guarded {
+  using request = typename K::request;
+  using reply = typename K::reply;
+  static constexpr const char* name = K::name;
+  static std::uint32_t reply_capacity(const msg_view& in) requires has_reply_capacity<K> {
+    return K::reply_capacity(in);
+  }
+  static status handle(const msg_view& in, reply_writer& out) {
+    try {
+      return K::handle(in, out);
+    } catch (const std::exception& e) {
+      return out.fail(status::handler_fault, remember_detail(e.what()));
+    } catch (...) {
+      return out.fail(status::handler_fault, "handler threw a non-standard exception");
+    }
+  }
+};
+}  // namespace detail
+
+/// Serves one request of kernel K on a host thread (see the contract).
+template <ring_kernel K>
+serve_result host_serve(ring_consumer& rq, ring_producer& rp, std::uint64_t now_ns, serve_tally& t) {
+  return serve_one<detail::guarded<K>>(rq, rp, now_ns, t);
+}
+
+}  // namespace ringflow

@@ -1,0 +1,135 @@
+// ringflow — the runtime program: run supervised topologies, validate them, list devices.
+//
+//   ringflow run TOPOLOGY [--duration S] [--http ADDR:PORT|off] [--summary-json FILE] [--trace FILE]
+//                         [--backend auto|cpu|cuda|hip|sim] [--config FILE]
+//   ringflow validate TOPOLOGY
+//   ringflow devices [--json]
+//   ringflow kernel-host --segment NAME [--standby] [--plugin P --plugin-sha256 H]...
+//                                                    (started by the service itself: docs/OPERATIONS.md)
+//   ringflow --version
+//
+// This file is the command line (ringflow::ops::program_main: the `ringflow` executable's main, and
+// a user's own ringflow-compatible program's, ringflow/runtime/program.hpp); `run` is run_command.cpp, its signals
+// signals.cpp, its summary summary.cpp. Exit codes: program.hpp (exit_code) and docs/OPERATIONS.md.
+#include <CLI/CLI.hpp>
+
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "program.hpp"
+#include "ringflow/runtime/devices.hpp"
+#include "ringflow/runtime/kernel_host.hpp"
+#include "ringflow/runtime/plugins.hpp"
+#include "ringflow/runtime/program.hpp"
+
+namespace ringflow::program {
+
+using namespace ringflow::ops;
+
+int cmd_validate(const std::string& path) {
+  std::vector<topology_error> errors;
+  std::optional<topology> t = load_topology_with_plugins(path, errors);
+  std::vector<config_error> cerr;
+  if (t && t->config && t->config.IsMap()) {
+    program_config cfg;
+    apply_yaml(cfg, t->config, t->file, cerr);
+    validate(cfg, cerr);
+  }
+  for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.str().c_str());
+  for (const auto& e : cerr) std::fprintf(stderr, "%s\n", e.str().c_str());
+  if (!t || !cerr.empty()) {
+    std::fprintf(stderr, "%s: %zu problem(s)\n", path.c_str(), errors.size() + cerr.size());
+    return to_int(exit_code::bad_input);
+  }
+  const std::vector<loaded_plugin> loaded = loaded_plugins();
+  for (const plugin_ref& p : t->plugins)
+    for (const loaded_plugin& l : loaded)
+      if (l.sha256 == p.sha256) {
+        auto list = [](const std::vector<std::string>& v) {
+          std::string s;
+          for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+          return s.empty() ? std::string("-") : s;
+        };
+        std::printf("%s: plugin %s: %s, %s, ringflow %s, flatbuffers %s; kernels: %s; messages: %s; functions: %s%s\n",
+                    path.c_str(), p.path.c_str(), l.name.c_str(), l.sha256.c_str(), l.ringflow_version.c_str(),
+                    l.flatbuffers_version.c_str(), list(l.kernels).c_str(), list(l.messages).c_str(),
+                    list(l.functions).c_str(),
+                    l.gpu_backends.empty() ? "" : ("; device tables: " + list(l.gpu_backends)).c_str());
+      }
+  std::size_t rings = 0;
+  for (const auto& n : t->nodes) rings += n.kind == node_kind::ring ? n.replicas : 0;
+  std::printf(
+      "%s: ok: topology '%s': %zu nodes (%zu ring actors), %zu edges, %zu supervisors, %zu load generators, "
+      "%zu faults\n",
+      path.c_str(), t->name.c_str(), t->nodes.size(), rings, t->edges.size(), t->supervisors.size(), t->load.size(),
+      t->faults.size());
+  return to_int(exit_code::ok);
+}
+
+int cmd_devices(bool json) {
+  const std::vector<device_info> d = discover_devices();
+  if (json) std::printf("%s\n", to_json(d).dump(2).c_str());
+  else std::printf("%s", to_table(d).c_str());
+  return to_int(exit_code::ok);
+}
+}  // namespace ringflow::program
+
+int ringflow::ops::program_main(int argc, char** argv) {
+  using namespace ringflow::program;
+  CLI::App app{"ringflow: actor-model dataflow runtime (supervised topologies of ring kernels)", "ringflow"};
+  app.set_version_flag("--version", std::string("ringflow ") + RINGFLOW_VERSION);
+  app.require_subcommand(1);
+
+  ringflow::program::run_args ra;
+  CLI::App* run = app.add_subcommand("run", "run a topology file until --duration passes or a signal arrives");
+  run->add_option("topology", ra.topology, "topology file (YAML)")->required();
+  run->add_option("--duration", ra.duration,
+                  "seconds to run (0 = until SIGINT/SIGTERM; default: the topology's duration_s)")
+      ->check(CLI::Range(0.0, 1e7));
+  run->add_option("--http", ra.http,
+                  "HTTP listen address ADDR:PORT, port 0 = any free port, or off (default 127.0.0.1:9750)");
+  run->add_option("--summary-json", ra.summary_json, "write the run's summary (JSON) to this file");
+  run->add_option("--trace", ra.trace, "write spans (OTLP-JSON lines) to this file");
+  run->add_option("--backend", ra.backend, "override every ring node's backend")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda", "hip", "sim"}));
+  run->add_option("--config", ra.config, "config file (YAML); RINGFLOW_<SECTION>_<KEY> variables override it");
+
+  std::string vpath;
+  CLI::App* val = app.add_subcommand("validate", "check a topology file; prints every problem as file:line:column");
+  val->add_option("topology", vpath, "topology file (YAML)")->required();
+
+  bool json = false;
+  CLI::App* dev = app.add_subcommand("devices", "list the devices ringflow can use here");
+  dev->add_flag("--json", json, "print JSON instead of a table");
+
+  std::string segment;
+  CLI::App* host = app.add_subcommand(
+      "kernel-host", "worker process hosting a ring kernel on shared-memory rings (started by `run`, not by hand)");
+  host->add_option("--segment", segment, "the shared segment the service created (/ringflow.<pid>....)")->required();
+  bool standby = false;
+  host->add_flag("--standby", standby, "start, then sleep until the service activates this worker (a restart)");
+  std::vector<std::string> host_plugins, host_plugin_hashes;
+  host->add_option("--plugin", host_plugins, "a plugin file the service loaded (repeatable; in the service's order)");
+  host->add_option("--plugin-sha256", host_plugin_hashes,
+                   "its content hash as the service saw it (sha256:<hex>; one per --plugin)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);  // prints help/version (rc 0) or the error and a hint
+    return rc == 0 ? to_int(exit_code::ok) : to_int(exit_code::usage);
+  }
+  if (*run) return cmd_run(ra);
+  if (*val) return cmd_validate(vpath);
+  if (*dev) return cmd_devices(json);
+  if (*host) {
+    std::string error;
+    const int rc = ringflow::ops::run_kernel_host(segment, error, standby, host_plugins, host_plugin_hashes);
+    if (!error.empty())
+      std::fprintf(stderr, "{\"level\":\"error\",\"component\":\"kernel-host\",\"pid\":%d,\"msg\":%s}\n",
+                   static_cast<int>(::getpid()), nlohmann::json(error).dump().c_str());
+    return rc;
+  }
+  return to_int(exit_code::usage);
+}
