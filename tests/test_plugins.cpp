@@ -149,6 +149,7 @@ TEST_CASE("plugins: ringflow validate loads and checks them, exit 3 naming the f
   CHECK(o.code == 3);
   CHECK_THAT(o.err, Catch::Contains(v.string() + ":2:11: plugin '" + bad("bad_ringflow") + "'"));
   CHECK_THAT(o.err, Catch::Contains("built with ringflow 0.2.0, this program is ringflow 0.1.0"));
+  CHECK(run({"run", v.string(), "--duration", "1", "--http", "off"}).code == 3);  // run refuses it the same way
 
   // A relative path is relative to the topology file; a missing one says so.
   const fs::path rel =
