@@ -268,3 +268,25 @@ TEST_CASE("plugins: a plugin's device table is served by the emulated GPU, and a
     CHECK_THAT(e.what(), Catch::Contains(std::string("plugin ") + RINGFLOW_GPU_PLUGIN2));
   }
 }
+
+#if defined(RINGFLOW_CUDA_PLUGIN)
+TEST_CASE(
+    "plugins: a plugin's CUDA device table (nvcc, RINGFLOW_PLUGIN_GPU_KERNELS) is registered for the cuda backend",
+    "[plugins][gpu]") {
+  REQUIRE(load_failure({RINGFLOW_CUDA_PLUGIN}).empty());
+  const std::vector<loaded_plugin> l = loaded_plugins();
+  REQUIRE(l.size() == 1);
+  CHECK(l[0].gpu_backends == std::vector<std::string>{"cuda"});
+  CHECK(l[0].kernels == std::vector<std::string>{"fill"});
+  // What a CUDA device opened now would serve: the demo kernels, then the plugin's.
+  const gpu::kernel_table_info t = gpu::select_kernel_table("cuda", gpu::kernel_table_info{});
+  REQUIRE(t.size == 4);
+  CHECK(gpu::kernel_index(t, "echo") == 0);
+  CHECK(gpu::kernel_index(t, "fill") == 3);
+  CHECK(t.request_type(3) == find_message("desk.Trade")->id);
+  CHECK(t.reply_type(3) == find_message("desk.Fill")->id);
+  REQUIRE(t.origin != nullptr);
+  CHECK(std::string(t.origin) == std::string("plugin ") + RINGFLOW_CUDA_PLUGIN);
+  CHECK(t.launch != nullptr);  // launched only on a GPU: not verified here
+}
+#endif
