@@ -86,7 +86,10 @@ TEST_CASE("defaults are the documented values and validate cleanly", "[config]")
   CHECK(c.workers.heartbeat_timeout_ms == 1000);
   CHECK(c.workers.start_timeout_ms == 5000);
   CHECK(c.workers.standby == "on");
-  CHECK(all_keys().size() == 27);
+  CHECK(c.runtime.wait == "adaptive");
+  CHECK(c.runtime.cpus_scheduler.empty());
+  CHECK(c.runtime.cpus_poller.empty());
+  CHECK(all_keys().size() == 30);
 }
 
 TEST_CASE("a config file sets values, keys it does not name keep their defaults", "[config]") {
@@ -176,7 +179,8 @@ TEST_CASE("file errors carry file:line:column of the offending key or value", "[
     REQUIRE(errors.size() == 1);
     const auto& e = error_at(errors, f.path + ":3:3");
     CHECK(contains(e.what, "unknown key 'shutdown_timeout' in section 'runtime'"));
-    CHECK(contains(e.what, "scheduler_threads, shutdown_timeout_ms, drain_timeout_ms"));
+    CHECK(contains(e.what,
+                   "scheduler_threads, wait, cpus.scheduler, cpus.poller, shutdown_timeout_ms, drain_timeout_ms"));
     CHECK(c.runtime.scheduler_threads == 4);
   }
   SECTION("wrong type: at the value") {
@@ -544,6 +548,8 @@ TEST_CASE("every key round-trips through its text form in every layer", "[config
   c.breaker.backoff = 1.25;
   c.limits.ingress_rate_per_s = 0.1;
   c.trace.file = "trace: with colon";
+  c.runtime.wait = "park";
+  c.runtime.cpus_scheduler = "0";
   env_list env;
   for (const auto& k : all_keys()) env.emplace_back(to_env_name(k), *get_value(c, k));
   program_config from_env, from_yaml, from_flags;
@@ -564,4 +570,47 @@ TEST_CASE("every key round-trips through its text form in every layer", "[config
   INFO(dump(errors));
   CHECK(errors.empty());
   CHECK(from_yaml == c);
+}
+
+TEST_CASE("runtime.wait and runtime.cpus: choices, CPU lists as YAML lists or text, nested or dotted", "[config]") {
+  program_config c;
+  std::vector<config_error> errors;
+  SECTION("nested mapping with lists and ranges") {
+    temp_file f("cpus.yaml", "runtime:\n  wait: spin\n  cpus:\n    scheduler: [0, 1]\n    poller: \"2-3, 5\"\n");
+    load_file(c, f.path, errors);
+    INFO(dump(errors));
+    REQUIRE(errors.empty());
+    CHECK(c.runtime.wait == "spin");
+    CHECK(c.runtime.cpus_scheduler == "0,1");
+    CHECK(c.runtime.cpus_poller == "2-3, 5");
+    CHECK(parse_cpu_list(c.runtime.cpus_poller) == std::vector<int>{2, 3, 5});
+  }
+  SECTION("bad values are refused with the key and what it must be") {
+    temp_file f("badcpus.yaml", "runtime:\n  wait: sometimes\n  cpus:\n    scheduler: [0, x]\n    pollr: [1]\n");
+    load_file(c, f.path, errors);
+    REQUIRE(errors.size() == 3);
+    CHECK(contains(error_at(errors, f.path + ":2:9").what, "one of park|adaptive|spin"));
+    CHECK(contains(error_at(errors, f.path + ":4:16").what, "'runtime.cpus.scheduler' must be a CPU list"));
+    CHECK(contains(error_at(errors, f.path + ":5:5").what, "unknown key 'cpus.pollr'"));
+    CHECK(c.runtime.wait == "adaptive");
+    CHECK(c.runtime.cpus_scheduler.empty());
+  }
+  SECTION("environment and flags use the dotted key") {
+    apply_env(c, {{"RINGFLOW_RUNTIME_CPUS_POLLER", "1"}, {"RINGFLOW_RUNTIME_WAIT", "park"}}, errors);
+    set_value(c, "runtime.cpus.scheduler", "0-1", "flag", errors);
+    set_value(c, "runtime.cpus.scheduler", "1-0", "flag", errors);  // a reversed range
+    REQUIRE(errors.size() == 1);
+    CHECK(contains(errors[0].what, "'runtime.cpus.scheduler' must be a CPU list"));
+    CHECK(c.runtime.cpus_poller == "1");
+    CHECK(c.runtime.cpus_scheduler == "0-1");
+    CHECK(c.runtime.wait == "park");
+  }
+  SECTION("parse_cpu_list") {
+    CHECK(parse_cpu_list("") == std::vector<int>{});
+    CHECK(parse_cpu_list("3,1,1-2") == std::vector<int>{1, 2, 3});
+    CHECK_FALSE(parse_cpu_list("1,"));
+    CHECK_FALSE(parse_cpu_list("-1"));
+    CHECK_FALSE(parse_cpu_list("1024"));
+    CHECK_FALSE(parse_cpu_list("a"));
+  }
 }

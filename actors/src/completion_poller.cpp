@@ -4,13 +4,17 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <stdexcept>
+#include <string>
 
 #include "ringflow/actors/ring_core.hpp"
 #include "ringflow/portable.hpp"
 
 namespace ringflow {
 
-completion_poller::completion_poller(poller_config cfg) : cfg_(cfg) {
+completion_poller::completion_poller(poller_config cfg) : cfg_(std::move(cfg)) {
+  if (std::string why = check_cpu_list(cfg_.cpus); !why.empty())
+    throw std::invalid_argument("completion poller: cpus: " + why);
   thread_ = std::thread([this] { run(); });
 }
 
@@ -58,6 +62,8 @@ void completion_poller::refresh(std::vector<ring_core*>& local) {
 }
 
 void completion_poller::run() noexcept {
+  name_this_thread("rf-poll");
+  (void)pin_this_thread(cfg_.cpus);  // checked by the constructor
   std::vector<ring_core*> cores;
   std::uint32_t idle = 0;
   bool woke_idle = false;  // the pass after a park: if it finds nothing, park again at once

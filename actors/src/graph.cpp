@@ -2,6 +2,7 @@
 #include "ringflow/actors/graph.hpp"
 
 #include <caf/all.hpp>
+#include <caf/mailbox_element.hpp>
 
 #include "ringflow/ingress.hpp"
 
@@ -19,16 +20,41 @@ std::string describe(const msg_type& t) {
 }
 }  // namespace
 
-struct running_graph::state {
+// One message's continuation below a node: the node's outputs (or first error) are gathered
+// here until every successor's branch has answered (`pending`), then the node's window slot is
+// returned and the result moves up to the parent join — or, at the root, to the pusher.
+struct flow_join {
+  std::atomic<std::size_t> pending{0};
+  std::mutex mu;  // outputs / code / detail (branches of a fan-out answer on different threads)
+  std::vector<fb_msg> outputs;
+  errc code = errc::ok;
+  std::string detail;
+  std::atomic<std::uint32_t>* owner_in_flight = nullptr;  // the node whose slot this holds
+  std::shared_ptr<flow_join> parent;
+  std::function<void(graph_result)> done;  // the root only
+};
+using join_ptr = std::shared_ptr<flow_join>;
+
+struct running_graph::state : std::enable_shared_from_this<running_graph::state> {
   struct node_rt {
     std::string name;
     msg_type in;
     bool entry = true;
-    caf::actor stage;
+    int kind = 0;                     // graph::node_kind
+    caf::actor stage;                 // the node as an actor (node_actor(); actor nodes' requester)
     caf::actor worker;                // ring actor or user behaviour (none for CPU nodes)
     std::string ring_name;            // runtime name of a ring node's actor
     std::shared_ptr<ring_core> core;  // ring nodes
+    ring_picker pick;                 // ring routes
+    route_observer observe;
+    cpu_node_fn fn;    // CPU nodes
+    std::mutex fn_mu;  // one message at a time through fn
+    std::vector<node_rt*> next;
     std::atomic<std::uint32_t> in_flight{0};
+    // actor nodes: joins waiting for the behaviour's answer, by ticket (the stage actor's message)
+    std::mutex park_mu;
+    std::unordered_map<std::uint64_t, join_ptr> parked;
+    std::uint64_t next_ticket = 1;
   };
   runtime* rt = nullptr;
   std::string name;
@@ -36,8 +62,7 @@ struct running_graph::state {
   std::atomic<bool> stopping{false};
   std::atomic<bool> stopped{false};
   std::vector<std::unique_ptr<node_rt>> nodes;
-  caf::actor gateway;
-  // Open pushes from non-actor threads (answered by the gateway, or by stop()).
+  // Open pushes from non-actor threads (answered by their flow, or by stop()).
   std::mutex mu;
   std::unordered_map<std::uint64_t, std::function<void(graph_result)>> open;  // answer callbacks
   std::uint64_t next_ticket = 1;
@@ -59,106 +84,197 @@ struct running_graph::state {
     return nullptr;
   }
   void stop(std::chrono::milliseconds timeout);
+
+  // ---- the flow ------------------------------------------------------------------------------
+  void run(node_rt* n, fb_msg&& m, const join_ptr& parent);
+  void forward(node_rt* n, fb_msg&& out, const join_ptr& j);
+  static void fail(const join_ptr& j, errc code, std::string detail);
+  static void arrive(const join_ptr& j);
+  static join_ptr root(std::function<void(graph_result)> done) {
+    auto j = std::make_shared<flow_join>();
+    j->pending.store(1, std::memory_order_relaxed);
+    j->done = std::move(done);
+    return j;
+  }
 };
 
 namespace {
 
 using node_rt = running_graph::state::node_rt;
+using state_ptr = std::shared_ptr<running_graph::state>;
 
-// Accumulates the answers of a node's successors for one message.
-struct fan_in {
-  std::vector<fb_msg> outputs;
-  caf::error error;
-  std::size_t pending = 0;
-};
+constexpr int kind_ring = 0, kind_route = 1, kind_cpu = 2, kind_actor = 3;  // graph::node_kind order
 
-caf::behavior stage_actor(caf::event_based_actor* self, std::shared_ptr<running_graph::state> st, node_rt* me,
-                          std::vector<caf::actor> next, cpu_node_fn fn) {
-  using promise_t = caf::typed_response_promise<std::vector<fb_msg>>;
-  // Sends `out` to every successor; answers `rp` when all answered (outputs, or the first error).
-  auto forward = [self, me, next](fb_msg out, promise_t rp) {
-    if (next.empty()) {
-      me->in_flight.fetch_sub(1, std::memory_order_relaxed);
-      rp.deliver(std::vector<fb_msg>{std::move(out)});
-      return;
-    }
-    auto acc = std::make_shared<fan_in>();
-    acc->pending = next.size();
-    auto done = [me, acc, rp]() mutable {
-      me->in_flight.fetch_sub(1, std::memory_order_relaxed);
-      if (acc->error) rp.deliver(acc->error);
-      else rp.deliver(std::move(acc->outputs));
-    };
-    for (const caf::actor& n : next) {
-      self->request(n, caf::infinite, out)
-          .then(
-              [acc, done](std::vector<fb_msg>& r) mutable {
-                for (auto& x : r) acc->outputs.push_back(std::move(x));
-                if (--acc->pending == 0) done();
-              },
-              [acc, done](caf::error& e) mutable {
-                if (!acc->error) acc->error = std::move(e);
-                if (--acc->pending == 0) done();
-              });
-    }
-  };
-  return {
-      [=](fb_msg& in) -> caf::result<std::vector<fb_msg>> {
-        if (st->stopping.load(std::memory_order_acquire))
-          return make_error(errc::stopped, "graph '" + st->name + "' is stopped");
-        if (in.type() != me->in.id)
-          return make_error(errc::wrong_type, "graph node '" + me->name + "' accepts " + describe(me->in) + ", got " +
-                                                  describe(msg_type{in.type(), ""}));
-        if (me->in_flight.load(std::memory_order_relaxed) >= st->window)
-          return make_error(errc::overloaded, "graph node '" + me->name + "' has " + std::to_string(st->window) +
-                                                  " messages in flight (its window)");
-        me->in_flight.fetch_add(1, std::memory_order_relaxed);
-        promise_t rp = self->make_response_promise<std::vector<fb_msg>>();
-        if (fn) {
-          std::optional<fb_msg> out;
-          try {
-            out = fn(in);
-          } catch (const std::exception& e) {
-            me->in_flight.fetch_sub(1, std::memory_order_relaxed);
-            rp.deliver(make_error(errc::handler_fault, "graph node '" + me->name + "' threw: " + e.what()));
-            return rp;
-          }
-          if (!out) {  // the node ended this message: an answer with no outputs
-            me->in_flight.fetch_sub(1, std::memory_order_relaxed);
-            rp.deliver(std::vector<fb_msg>{});
-            return rp;
-          }
-          forward(std::move(*out), rp);
-          return rp;
-        }
-        self->request(me->worker, caf::infinite, std::move(in))
-            .then([forward, rp](fb_msg& out) mutable { forward(std::move(out), rp); },
-                  [me, rp](caf::error& e) mutable {
-                    me->in_flight.fetch_sub(1, std::memory_order_relaxed);
-                    rp.deliver(std::move(e));
-                  });
-        return rp;
-      },
-  };
+// The error of a CAF answer, as a graph result says it.
+std::pair<errc, std::string> error_of(caf::actor_system& sys, const caf::error& e) {
+  if (is_ringflow_error(e)) return {code_of(e), detail_of(e)};
+  return {code_of(e), sys.render(e)};
 }
 
-// Entry for non-actor threads: forwards a push and hands the answer to the ticket book.
-caf::behavior gateway_actor(caf::event_based_actor* self, std::shared_ptr<running_graph::state> st) {
+}  // namespace
+
+// One branch answered: the last one completes the join (returns the node's slot, moves the result up).
+void running_graph::state::arrive(const join_ptr& j) {
+  if (j->pending.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (j->owner_in_flight) j->owner_in_flight->fetch_sub(1, std::memory_order_relaxed);
+  if (!j->parent) {
+    graph_result r;
+    r.code = j->code;
+    r.detail = std::move(j->detail);
+    if (r.code == errc::ok) r.outputs = std::move(j->outputs);
+    if (j->done) j->done(std::move(r));
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(j->parent->mu);
+    flow_join& p = *j->parent;
+    if (j->code != errc::ok) {
+      if (p.code == errc::ok) {
+        p.code = j->code;
+        p.detail = std::move(j->detail);
+      }
+    } else {
+      for (auto& x : j->outputs) p.outputs.push_back(std::move(x));
+    }
+  }
+  arrive(j->parent);
+}
+
+void running_graph::state::fail(const join_ptr& j, errc code, std::string detail) {
+  {
+    std::lock_guard<std::mutex> lock(j->mu);
+    if (j->code == errc::ok) {
+      j->code = code;
+      j->detail = std::move(detail);
+    }
+  }
+  arrive(j);
+}
+
+// `out` leaves node `n` (whose slot `j` holds): to every successor, or — a terminal — as an output.
+void running_graph::state::forward(node_rt* n, fb_msg&& out, const join_ptr& j) {
+  if (n->next.empty()) {
+    {
+      std::lock_guard<std::mutex> lock(j->mu);
+      j->outputs.push_back(std::move(out));
+    }
+    arrive(j);
+    return;
+  }
+  // j->pending is 1 (the node's own step): it becomes the number of branches.
+  if (n->next.size() > 1) j->pending.fetch_add(n->next.size() - 1, std::memory_order_relaxed);
+  for (std::size_t i = 0; i + 1 < n->next.size(); ++i) run(n->next[i], fb_msg(out), j);
+  run(n->next.back(), std::move(out), j);
+}
+
+// Message `m` enters node `n`; its answer goes into `parent` (one pending branch of it).
+void running_graph::state::run(node_rt* n, fb_msg&& m, const join_ptr& parent) {
+  if (stopping.load(std::memory_order_acquire)) return fail(parent, errc::stopped, "graph '" + name + "' is stopped");
+  if (m.type() != n->in.id)
+    return fail(
+        parent, errc::wrong_type,
+        "graph node '" + n->name + "' accepts " + describe(n->in) + ", got " + describe(msg_type{m.type(), ""}));
+  if (n->in_flight.fetch_add(1, std::memory_order_relaxed) >= window) {
+    n->in_flight.fetch_sub(1, std::memory_order_relaxed);
+    return fail(parent, errc::overloaded,
+                "graph node '" + n->name + "' has " + std::to_string(window) + " messages in flight (its window)");
+  }
+  auto j = std::make_shared<flow_join>();
+  j->pending.store(1, std::memory_order_relaxed);
+  j->owner_in_flight = &n->in_flight;
+  j->parent = parent;
+  switch (n->kind) {
+    case kind_cpu: {
+      std::optional<fb_msg> out;
+      try {
+        std::lock_guard<std::mutex> lock(n->fn_mu);
+        out = n->fn(m);
+      } catch (const std::exception& e) {
+        return fail(j, errc::handler_fault, "graph node '" + n->name + "' threw: " + e.what());
+      } catch (...) {
+        return fail(j, errc::handler_fault, "graph node '" + n->name + "' threw a non-exception");
+      }
+      if (!out) return arrive(j);  // the node ended this message: an answer with no outputs
+      return forward(n, std::move(*out), j);
+    }
+    case kind_ring:
+    case kind_route: {
+      std::string why;
+      std::shared_ptr<ring_core> core = n->kind == kind_ring ? n->core : n->pick(why);
+      const std::uint64_t t0 = n->observe ? steady_now() : 0;
+      if (!core) {
+        if (n->observe) n->observe(false, t0);
+        return fail(j, errc::unavailable, why.empty() ? "graph node '" + n->name + "': no ring actor" : why);
+      }
+      completion_target target;
+      target.callback = [self = shared_from_this(), n, j, t0](call_result&& r) {
+        if (n->observe) n->observe(r.ok(), t0);
+        if (r.ok()) self->forward(n, std::move(r.reply), j);
+        else fail(j, r.code, std::move(r.detail));
+      };
+      std::string detail;
+      // No per-caller credit: the graph is many callers; the node window and the ring actor's window bound it.
+      const errc e = core->submit(std::move(m), std::move(target), nullptr, detail);
+      if (e != errc::ok) {
+        if (n->observe) n->observe(false, t0);
+        fail(j, e, std::move(detail));
+      }
+      return;
+    }
+    default: {  // an actor node: its stage actor requests the behaviour and continues the flow
+      std::uint64_t ticket = 0;
+      {
+        std::lock_guard<std::mutex> lock(n->park_mu);
+        ticket = n->next_ticket++;
+        n->parked.emplace(ticket, j);
+      }
+      caf::anon_send(n->stage, ticket, std::move(m));
+      return;
+    }
+  }
+}
+
+namespace {
+
+// A node as an actor. `fb_msg` requests (running_graph::node_actor) enter the flow at this node and
+// are answered with its outputs; an actor node's stage also takes (ticket, fb_msg) from the flow:
+// it requests the user's behaviour and continues the parked join with the answer.
+caf::behavior stage_actor(caf::event_based_actor* self, state_ptr st, node_rt* me) {
   return {
-      [=](std::uint64_t ticket, caf::actor& entry, fb_msg& m) {
-        self->request(entry, caf::infinite, std::move(m))
-            .then(
-                [st, ticket](std::vector<fb_msg>& out) {
-                  st->fulfill(ticket, graph_result{errc::ok, std::move(out), {}});
-                },
-                [st, ticket, self](caf::error& e) {
-                  std::string detail = is_ringflow_error(e) ? detail_of(e) : self->system().render(e);
-                  errc code = code_of(e);
-                  // A CAF error (a node actor exited with the request pending) while the graph
-                  // stops is the stop reaching the message first: say so, as stop() does.
-                  if (!is_ringflow_error(e) && st->stopping.load(std::memory_order_acquire)) code = errc::stopped;
-                  st->fulfill(ticket, graph_result{code, {}, std::move(detail)});
-                });
+      [=](fb_msg& in) -> caf::result<std::vector<fb_msg>> {
+        // Answered from whichever thread completes the flow: the response is enqueued to the
+        // requester directly (as ring_core answers actors), not through this actor.
+        caf::strong_actor_ptr sender = self->current_sender();
+        const caf::message_id mid = self->current_message_id();
+        st->run(me, std::move(in), running_graph::state::root([sender, mid](graph_result r) {
+                  if (!sender || !mid.is_request()) return;  // a `send`: nobody waits
+                  const caf::message_id rid = mid.response_id();
+                  if (r.ok())
+                    sender->enqueue(caf::make_mailbox_element(nullptr, rid, {}, std::move(r.outputs)), nullptr);
+                  else
+                    sender->enqueue(
+                        caf::make_mailbox_element(nullptr, rid, {}, make_error(r.code, std::move(r.detail))), nullptr);
+                }));
+        return caf::delegated<std::vector<fb_msg>>{};
+      },
+      [=](std::uint64_t ticket, fb_msg& in) {
+        join_ptr j;
+        {
+          std::lock_guard<std::mutex> lock(me->park_mu);
+          auto it = me->parked.find(ticket);
+          if (it == me->parked.end()) return;
+          j = std::move(it->second);
+          me->parked.erase(it);
+        }
+        self->request(me->worker, caf::infinite, std::move(in))
+            .then([st, me, j](fb_msg& out) mutable { st->forward(me, std::move(out), j); },
+                  [st, j, self](caf::error& e) mutable {
+                    auto [code, detail] = error_of(self->system(), e);
+                    // A CAF error (the behaviour exited with the request pending) while the graph
+                    // stops is the stop reaching the message first: say so, as stop() does.
+                    if (!is_ringflow_error(e) && st->stopping.load(std::memory_order_acquire)) code = errc::stopped;
+                    running_graph::state::fail(j, code, std::move(detail));
+                  });
       },
   };
 }
@@ -185,6 +301,16 @@ graph& graph::cpu_node(const std::string& name, msg_type in, msg_type out, cpu_n
   if (!fn && build_error_.empty()) build_error_ = "graph '" + name_ + "': CPU node '" + name + "' has no function";
   return add(
       node{.name = name, .kind = node_kind::cpu, .in = std::move(in), .out = std::move(out), .fn = std::move(fn)});
+}
+
+graph& graph::ring_route(const std::string& name, msg_type in, msg_type out, ring_picker pick, route_observer observe) {
+  if (!pick && build_error_.empty()) build_error_ = "graph '" + name_ + "': ring route '" + name + "' has no picker";
+  return add(node{.name = name,
+                  .kind = node_kind::route,
+                  .in = std::move(in),
+                  .out = std::move(out),
+                  .pick = std::move(pick),
+                  .observe = std::move(observe)});
 }
 
 graph& graph::actor_node(const std::string& name, msg_type in, msg_type out, behavior_factory make) {
@@ -247,11 +373,17 @@ caf::expected<std::shared_ptr<running_graph>> graph::start() {
     auto r = std::make_unique<node_rt>();
     r->name = n.name;
     r->in = n.in;
+    r->kind = static_cast<int>(n.kind);
+    r->fn = n.fn;
+    r->pick = n.pick;
+    r->observe = n.observe;
     st->nodes.push_back(std::move(r));
   }
-  for (std::size_t i = 0; i < nodes_.size(); ++i) st->nodes[i]->entry = indegree[i] == 0;
+  for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    st->nodes[i]->entry = indegree[i] == 0;
+    for (std::size_t s : succ[i]) st->nodes[i]->next.push_back(st->nodes[s].get());
+  }
   try {
-    // Workers first, then stages in reverse topological order (each knows its successors).
     for (std::size_t i = 0; i < nodes_.size(); ++i) {
       const node& n = nodes_[i];
       node_rt& r = *st->nodes[i];
@@ -262,15 +394,8 @@ caf::expected<std::shared_ptr<running_graph>> graph::start() {
       } else if (n.kind == node_kind::actor) {
         r.worker = rt_.spawn(behavior_host, n.make);
       }
+      r.stage = rt_.spawn(stage_actor, st, &r);
     }
-    for (auto it = order.rbegin(); it != order.rend(); ++it) {
-      const node& n = nodes_[*it];
-      node_rt& r = *st->nodes[*it];
-      std::vector<caf::actor> next;
-      for (std::size_t s : succ[*it]) next.push_back(st->nodes[s]->stage);
-      r.stage = rt_.spawn(stage_actor, st, &r, std::move(next), n.kind == node_kind::cpu ? n.fn : cpu_node_fn{});
-    }
-    st->gateway = rt_.spawn(gateway_actor, st);
   } catch (const std::exception& e) {
     st->stop(std::chrono::milliseconds(1000));
     return invalid("graph '" + name_ + "': " + e.what());
@@ -329,7 +454,11 @@ void running_graph::push(const std::string& entry, fb_msg m, std::function<void(
     ticket = st_->next_ticket++;
     st_->open.emplace(ticket, std::move(done));
   }
-  caf::anon_send(st_->gateway, ticket, n->stage, std::move(m));
+  // The entry node runs here, on the pushing thread; the answer comes through the ticket book.
+  std::weak_ptr<state> weak = st_;
+  st_->run(const_cast<state::node_rt*>(n), std::move(m), state::root([weak, ticket](graph_result r) {
+             if (auto s = weak.lock()) s->fulfill(ticket, std::move(r));
+           }));
 }
 
 std::uint32_t running_graph::in_flight() const noexcept {
@@ -371,7 +500,10 @@ void running_graph::state::stop(std::chrono::milliseconds timeout) {
     if (n->worker) caf::anon_send_exit(n->worker, caf::exit_reason::user_shutdown);
     if (!n->ring_name.empty()) rt->remove_ring(n->ring_name);
   }
-  if (gateway) caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);
+  for (auto& n : nodes) {  // actor nodes' parked messages: their pushes were answered above
+    std::lock_guard<std::mutex> lock(n->park_mu);
+    n->parked.clear();
+  }
   stopped.store(true, std::memory_order_release);
 }
 

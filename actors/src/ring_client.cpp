@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "ringflow/portable.hpp"
+#include "ringflow/wait_policy.hpp"
 
 namespace ringflow {
 
@@ -54,11 +55,17 @@ call_result ring_client::call(fb_msg request, std::chrono::nanoseconds timeout) 
   if (e != errc::ok) return call_result{e, {}, std::move(detail)};
   // Help while waiting: consume replies ourselves (the poller's job, which it skips while we hold
   // the reply side), so a reply reaches this thread without a hand-off through the poller thread.
-  // Then yield, then park until the poller (or another helper) completes us.
-  for (std::uint32_t i = 0; i < opts_.help_spins && !s->done.load(std::memory_order_acquire); ++i)
-    if (core_->poll_replies() == 0) cpu_relax();
-  for (std::uint32_t i = 0; i < opts_.help_yields && !s->done.load(std::memory_order_acquire); ++i)
-    if (core_->poll_replies() == 0) sched_yield();
+  // The wait policy says for how long (adaptive: while this thread holds a spin slot); then park
+  // until the poller (or another helper) completes us.
+  wait_policy w = wait_policy::of(opts_.wait);
+  w.spin_iterations = opts_.help_spins;
+  w.yield_iterations = opts_.help_yields;
+  std::uint32_t idle = 0;
+  while (!s->done.load(std::memory_order_acquire)) {
+    if (core_->poll_replies() != 0) continue;
+    if (idle_step(w, idle)) break;
+  }
+  release_spin_slot();
   while (!s->done.load(std::memory_order_acquire)) s->done.wait(0, std::memory_order_acquire);
   return std::move(s->result);
 }

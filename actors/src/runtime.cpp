@@ -3,6 +3,7 @@
 
 #include <caf/all.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
@@ -18,6 +19,21 @@ bool has_terminated(const caf::actor& a) {
   a->attach_functor([gone] { gone->store(true, std::memory_order_release); });
   return gone->load(std::memory_order_acquire);
 }
+// Names every thread CAF starts `rf-caf-<n>` and pins it to the scheduler's CPUs.
+class thread_namer final : public caf::thread_hook {
+ public:
+  explicit thread_namer(std::vector<int> cpus) : cpus_(std::move(cpus)) {}
+  void init(caf::actor_system&) override {}
+  void thread_started() override {
+    name_this_thread("rf-caf-" + std::to_string(next_.fetch_add(1, std::memory_order_relaxed)));
+    (void)pin_this_thread(cpus_);  // checked by the runtime's constructor
+  }
+  void thread_terminates() override {}
+
+ private:
+  std::vector<int> cpus_;
+  std::atomic<unsigned> next_{0};
+};
 }  // namespace
 
 void register_ringflow_types(caf::actor_system_config& cfg) {
@@ -29,8 +45,14 @@ void register_ringflow_types(caf::actor_system_config& cfg) {
 
 runtime::runtime(runtime_config cfg) : cfg_(std::move(cfg)) {
   if (cfg_.scheduler_threads == 0) throw std::invalid_argument("runtime: scheduler_threads must be >= 1");
+  if (std::string why = check_cpu_list(cfg_.scheduler_cpus); !why.empty())
+    throw std::invalid_argument("runtime: scheduler cpus: " + why);
+  set_spin_budget_cores(cfg_.spin_cores >= 0 ? cfg_.spin_cores
+                                             : std::max(0, static_cast<int>(allowed_cpus()) -
+                                                               static_cast<int>(cfg_.scheduler_threads) - 1));
   poller_ = std::make_unique<completion_poller>(cfg_.poller);
   caf_cfg_.set("scheduler.max-threads", cfg_.scheduler_threads);
+  caf_cfg_.add_thread_hook<thread_namer>(cfg_.scheduler_cpus);
   register_ringflow_types(caf_cfg_);
   if (cfg_.configure_caf) cfg_.configure_caf(caf_cfg_);
   system_ = std::make_unique<caf::actor_system>(caf_cfg_);

@@ -2,6 +2,7 @@
 #include <pthread.h>
 
 #include "program.hpp"
+#include "ringflow/wait_policy.hpp"
 
 namespace ringflow::program {
 
@@ -15,6 +16,7 @@ signal_watcher::signal_watcher() {
 
 void signal_watcher::start(std::function<void(int)> on_first, std::function<void(int)> on_second) {
   thread_ = std::thread([this, on_first = std::move(on_first), on_second = std::move(on_second)] {
+    name_this_thread("rf-signals");
     for (;;) {
       int sig = 0;
       if (sigwait(&set_, &sig) != 0) continue;

@@ -27,7 +27,7 @@ namespace {
 // The key table: one row per key. Everything else (YAML, env, flags, to_json, diff, validate,
 // reload) walks it, so a key exists in all of them or in none.
 
-enum class kind { integer, number, choice, listen, string };
+enum class kind { integer, number, choice, listen, string, cpus };
 const char* kind_name(kind k) {
   switch (k) {
     case kind::integer: return "integer";
@@ -35,6 +35,7 @@ const char* kind_name(kind k) {
     case kind::choice: return "choice";
     case kind::listen: return "listen";
     case kind::string: return "string";
+    case kind::cpus: return "cpus";
   }
   return "?";
 }
@@ -136,6 +137,13 @@ const std::vector<key_def>& table() {
       text<&pc::log, &pc::log_section::file>("log", "file", kind::string, restart, "log file; empty = stderr"),
       integer<&pc::runtime, &pc::runtime_section::scheduler_threads>("runtime", "scheduler_threads", 1, 64, restart,
                                                                      "actor scheduler worker threads"),
+      choice<&pc::runtime, &pc::runtime_section::wait>(
+          "runtime", "wait", "park|adaptive|spin", restart,
+          "how idle threads wait: park (never spin), adaptive (spin only on spare cores), spin (dedicated cores)"),
+      text<&pc::runtime, &pc::runtime_section::cpus_scheduler>("runtime", "cpus.scheduler", kind::cpus, restart,
+                                                               "CPUs of the actor scheduler's threads (rf-caf-<n>)"),
+      text<&pc::runtime, &pc::runtime_section::cpus_poller>("runtime", "cpus.poller", kind::cpus, restart,
+                                                            "CPUs of the completion poller thread (rf-poll)"),
       integer<&pc::runtime, &pc::runtime_section::shutdown_timeout_ms>("runtime", "shutdown_timeout_ms", 1, day_ms,
                                                                        restart, "bound of the whole graceful shutdown"),
       integer<&pc::runtime, &pc::runtime_section::drain_timeout_ms>("runtime", "drain_timeout_ms", 1, day_ms, restart,
@@ -266,6 +274,7 @@ std::string allowed_text(const key_def& d) {
     case kind::choice: return std::string(d.choices);
     case kind::listen: return "off or HOST:PORT (port 0 .. 65535)";
     case kind::string: return "";
+    case kind::cpus: return "CPU list, e.g. 0,2-3 (YAML: a list or that text); empty = not pinned";
   }
   return "";
 }
@@ -283,6 +292,7 @@ std::string must_be(const key_def& d, const std::string& got) {
       want = "\"off\" or HOST:PORT with a port in 0 .. 65535 (IPv6 host in brackets: [::1]:9750)";
       break;
     case kind::string: want = "a string"; break;
+    case kind::cpus: want = "a CPU list (CPU numbers 0 .. 1023 and ranges, e.g. 0,2-3)"; break;
   }
   return "'" + d.dotted() + "' must be " + want + ", got '" + got + "'";
 }
@@ -313,6 +323,7 @@ bool in_range(const key_def& d, const value& v) {
       return s == "off" || parse_listen(s).has_value();
     }
     case kind::string: return true;
+    case kind::cpus: return parse_cpu_list(std::get<std::string>(v)).has_value();
   }
   return false;
 }
@@ -360,6 +371,49 @@ std::string where_of(const std::string& source, const YAML::Node& n) {
 
 std::string key_name(const YAML::Node& k) { return k.IsScalar() ? k.Scalar() : std::string("?"); }
 
+// One key's YAML value: a scalar, or (a CPU list) a list of CPU numbers.
+void apply_value(program_config& cfg, const key_def& d, const YAML::Node& v, const std::string& source,
+                 std::vector<config_error>& errors) {
+  if (v.IsSequence() && d.type == kind::cpus) {
+    std::string text;
+    for (const auto& x : v) text += (text.empty() ? "" : ",") + (x.IsScalar() ? x.Scalar() : std::string("?"));
+    assign(cfg, d, text, where_of(source, v), errors);
+    return;
+  }
+  if (v.IsMap() || v.IsSequence()) {
+    errors.push_back({where_of(source, v), must_be(d, v.IsMap() ? "a mapping" : "a list")});
+    return;
+  }
+  assign(cfg, d, v.IsScalar() ? v.Scalar() : std::string(), where_of(source, v), errors);
+}
+
+// Keys of `section` named "<group>.<sub>" (runtime.cpus.scheduler): the YAML nests them.
+bool has_subkeys(std::string_view section, const std::string& group) {
+  for (const auto& d : table())
+    if (d.section == section && d.key.size() > group.size() + 1 && d.key.substr(0, group.size()) == group &&
+        d.key[group.size()] == '.')
+      return true;
+  return false;
+}
+
+void apply_nested(program_config& cfg, const std::string& section, const std::string& group, const YAML::Node& body,
+                  const std::string& source, std::vector<config_error>& errors, std::set<std::string>& seen) {
+  for (const auto& kv : body) {
+    const std::string key = group + "." + key_name(kv.first);
+    const key_def* d = find_key(section, key);
+    if (!d) {
+      errors.push_back({where_of(source, kv.first), "unknown key '" + key + "' in section '" + section +
+                                                        "' (keys: " + keys_of(section, false) + ")"});
+      continue;
+    }
+    if (!seen.insert(key).second) {
+      errors.push_back({where_of(source, kv.first), "key '" + d->dotted() + "' is given twice"});
+      continue;
+    }
+    apply_value(cfg, *d, kv.second, source, errors);
+  }
+}
+
 void apply_section(program_config& cfg, const std::string& section, const YAML::Node& body, const std::string& source,
                    std::vector<config_error>& errors) {
   if (body.IsNull()) return;  // `log:` with nothing under it changes nothing
@@ -374,6 +428,10 @@ void apply_section(program_config& cfg, const std::string& section, const YAML::
   for (const auto& kv : body) {
     const std::string key = key_name(kv.first);
     const key_def* d = find_key(section, key);
+    if (!d && kv.second.IsMap() && has_subkeys(section, key)) {  // `cpus: {scheduler: ..., poller: ...}`
+      apply_nested(cfg, section, key, kv.second, source, errors, seen);
+      continue;
+    }
     if (!d) {
       errors.push_back({where_of(source, kv.first), "unknown key '" + key + "' in section '" + section +
                                                         "' (keys: " + keys_of(section, false) + ")"});
@@ -383,12 +441,7 @@ void apply_section(program_config& cfg, const std::string& section, const YAML::
       errors.push_back({where_of(source, kv.first), "key '" + d->dotted() + "' is given twice"});
       continue;
     }
-    const YAML::Node& v = kv.second;
-    if (v.IsMap() || v.IsSequence()) {
-      errors.push_back({where_of(source, v), must_be(*d, v.IsMap() ? "a mapping" : "a list")});
-      continue;
-    }
-    assign(cfg, *d, v.IsScalar() ? v.Scalar() : std::string(), where_of(source, v), errors);
+    apply_value(cfg, *d, kv.second, source, errors);
   }
 }
 
@@ -465,7 +518,7 @@ void apply_env(program_config& cfg, const std::vector<std::pair<std::string, std
     // Exact upper-case match: RINGFLOW_HTTP_Listen is a typo, not an alias.
     const key_def* d = nullptr;
     for (const auto& k : table())
-      if (k.section == *sec && upper(k.key) == key) d = &k;
+      if (k.section == *sec && to_env_name(k.dotted()) == name) d = &k;  // cpus.scheduler -> CPUS_SCHEDULER
     if (!d) {
       errors.push_back(
           {where, "unknown config variable; section '" + std::string(*sec) + "' has: " + keys_of(*sec, true)});
@@ -542,6 +595,37 @@ std::vector<config_change> apply_reloadable(program_config& running, const progr
 bool is_reloadable(const std::string& dotted_key) {
   const key_def* d = find_dotted(dotted_key);
   return d && d->reloadable;
+}
+
+std::optional<std::vector<int>> parse_cpu_list(std::string_view text) {
+  std::vector<int> out;
+  auto number = [](std::string_view t, int& x) {
+    while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
+    while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
+    const auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), x);
+    return !t.empty() && ec == std::errc() && p == t.data() + t.size() && x >= 0 && x <= 1023;
+  };
+  std::string_view rest = text;
+  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  if (rest.empty()) return out;
+  while (true) {
+    const auto comma = rest.find(',');
+    const std::string_view item = rest.substr(0, comma);
+    const auto dash = item.find('-');
+    int lo = 0, hi = 0;
+    if (dash == std::string_view::npos) {
+      if (!number(item, lo)) return std::nullopt;
+      hi = lo;
+    } else if (!number(item.substr(0, dash), lo) || !number(item.substr(dash + 1), hi) || hi < lo) {
+      return std::nullopt;
+    }
+    for (int c = lo; c <= hi; ++c) out.push_back(c);
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
 }
 
 std::vector<std::string> all_keys() {

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "ringflow/runtime/prometheus.hpp"
+#include "ringflow/wait_policy.hpp"
 
 namespace ringflow::ops {
 
@@ -85,7 +86,10 @@ std::uint16_t http_server::start(const std::string& host, std::uint16_t port) {
                              " (in use, or not an address here)");
   }
   impl_->started = true;
-  impl_->thread = std::thread([&s] { s.listen_after_bind(); });
+  impl_->thread = std::thread([&s] {
+    name_this_thread("rf-http");
+    s.listen_after_bind();
+  });
   // stop() only interrupts a server that is running: wait for it (bounded), so an early stop()
   // cannot leave the listen loop (and the join) hanging.
   for (int i = 0; i < 2000 && !s.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));

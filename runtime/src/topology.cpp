@@ -13,6 +13,7 @@
 
 #include "ringflow/runtime/catalog_names.hpp"
 #include "ringflow/sim/fault_injector.hpp"
+#include "ringflow/wait_policy.hpp"
 
 namespace ringflow::ops {
 
@@ -194,7 +195,8 @@ void read_nodes(reader& r, const YAML::Node& list, topology& t) {
   std::set<std::string> seen;
   for (const auto& n : list) {
     if (!r.map(n, "node",
-               {"name", "kernel", "backend", "host", "replicas", "window", "arena_bytes", "function", "type"}))
+               {"name", "kernel", "backend", "host", "replicas", "window", "arena_bytes", "wait", "cpus", "function",
+                "type"}))
       continue;
     node_spec s;
     s.pos = pos_of(n);
@@ -236,9 +238,32 @@ void read_nodes(reader& r, const YAML::Node& list, topology& t) {
       s.window = r.num<std::uint32_t>(n, "window", what, 1, 1u << 20).value_or(256);
       s.arena_bytes = r.num<std::uint32_t>(n, "arena_bytes", what, 0, 1u << 28).value_or(1u << 20);
       if (s.arena_bytes % 64) r.error(n["arena_bytes"], what + ": 'arena_bytes' must be a multiple of 64");
+      if (auto w = r.str(n, "wait", what, false)) {
+        s.wait = *w;
+        if (!parse_wait_mode(s.wait))
+          r.error(n["wait"], what + ": unknown wait '" + s.wait + "' (known: park, adaptive, spin)");
+      }
+      if (const YAML::Node c = n["cpus"]) {
+        if (!c.IsSequence() || c.size() == 0) {
+          r.error(c, what + ": 'cpus' must be a non-empty list of CPU numbers (e.g. [2, 3])");
+        } else {
+          for (const auto& x : c) {
+            int cpu = -1;
+            if (x.IsScalar()) {
+              const std::string& t = x.Scalar();
+              const auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), cpu);
+              if (ec != std::errc() || p != t.data() + t.size()) cpu = -1;
+            }
+            if (cpu < 0 || cpu > 1023)
+              r.error(x, what + ": 'cpus' holds CPU numbers 0 .. 1023, got '" +
+                             (x.IsScalar() ? x.Scalar() : std::string("?")) + "'");
+            else s.cpus.push_back(cpu);
+          }
+        }
+      }
     } else {
       s.kind = node_kind::cpu;
-      for (const char* k : {"backend", "host", "replicas", "window", "arena_bytes"})
+      for (const char* k : {"backend", "host", "replicas", "window", "arena_bytes", "wait", "cpus"})
         if (n[k]) r.error(n[k], what + ": '" + k + "' is for ring nodes");
       s.function = r.str(n, "function", what, true).value_or("");
       if (!s.function.empty() && !r.cat.has_function(s.function))

@@ -1,5 +1,6 @@
 // OTLP-JSON span lines: see ringflow/runtime/trace.hpp.
 #include "ringflow/runtime/trace.hpp"
+#include "ringflow/wait_policy.hpp"
 
 #include <chrono>
 #include <nlohmann/json.hpp>
@@ -37,7 +38,10 @@ trace_writer::trace_writer(const std::string& path, std::size_t max_pending) : m
   const auto st = std::chrono::steady_clock::now().time_since_epoch();
   offset_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(sys).count() -
                std::chrono::duration_cast<std::chrono::nanoseconds>(st).count();
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("rf-trace");
+    run();
+  });
 }
 
 trace_writer::~trace_writer() {

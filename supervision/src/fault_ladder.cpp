@@ -1,5 +1,6 @@
 // The host watchdog and the device fault ladder: see ringflow/supervision/fault_ladder.hpp.
 #include "ringflow/supervision/fault_ladder.hpp"
+#include "ringflow/wait_policy.hpp"
 
 #include <algorithm>
 #include <condition_variable>
@@ -619,7 +620,10 @@ fault_ladder::fault_ladder(runtime& rt, ladder_config cfg) {
   if (cfg.restarts_before_reinit == 0) throw std::invalid_argument("fault_ladder: restarts_before_reinit must be >= 1");
   circuit_breaker check(cfg.breaker);  // validates the breaker configuration
   impl_ = std::make_shared<impl>(rt, std::move(cfg));
-  impl_->thread = std::thread([i = impl_.get()] { i->run(); });
+  impl_->thread = std::thread([i = impl_.get()] {
+    name_this_thread("rf-ladder");
+    i->run();
+  });
   rt.on_shutdown([w = std::weak_ptr<impl>(impl_)] {
     if (auto i = w.lock()) i->stop();
   });

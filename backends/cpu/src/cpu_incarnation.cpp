@@ -12,6 +12,8 @@ cpu::kernel_config make_config(const char* name, const cpu_incarnation_options& 
   cfg.completion_bell = bell;
   cfg.control = opts.control;
   cfg.bell = opts.kernel_bell;
+  cfg.thread_name = opts.thread_name;
+  cfg.cpus = opts.cpus;
   return cfg;
 }
 }  // namespace

@@ -50,6 +50,8 @@ channel& cpu_kernel::add_channel(std::unique_ptr<channel> ch) {
 
 void cpu_kernel::start() {
   if (running()) throw std::logic_error("cpu_kernel '" + cfg_.name + "': already running");
+  if (std::string why = check_cpu_list(cfg_.cpus); !why.empty())
+    throw std::invalid_argument("cpu_kernel '" + cfg_.name + "': cpus: " + why);
   control_->reset(++epoch_);
   for (auto& ch : channels_) {
     // Resume at the rings' shared positions (exact: the previous incarnation published them
@@ -129,6 +131,8 @@ bool cpu_kernel::drain(std::chrono::steady_clock::time_point deadline) noexcept 
 }
 
 void cpu_kernel::run() noexcept {
+  name_this_thread(cfg_.thread_name.empty() ? "rf-k-" + cfg_.name : cfg_.thread_name);
+  (void)pin_this_thread(cfg_.cpus);  // checked by start()
   control_block& cb = *control_;
   cb.set_state(kernel_state::running);
   std::uint32_t idle = 0;

@@ -15,6 +15,7 @@
 #include "gpu_api.hpp"
 #include "ringflow/doorbell.hpp"
 #include "ringflow/ring_storage.hpp"
+#include "ringflow/wait_policy.hpp"
 
 namespace ringflow::gpu {
 kernel_table_info RINGFLOW_GPU_BUILTIN_TABLE();
@@ -50,7 +51,10 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
       active_words_ = (opts_.max_rings + 63) / 64;
       active_ = std::make_unique<std::atomic<std::uint64_t>[]>(active_words_);
       for (std::uint32_t i = opts_.max_rings; i > 0; --i) free_entries_.push_back(i - 1);
-      monitor_ = std::thread([this] { monitor_loop(); });  // (no kernel yet: it only waits)
+      monitor_ = std::thread([this] {
+        name_this_thread("rf-gpu-mon");
+        monitor_loop();
+      });  // (no kernel yet: it only waits)
       std::lock_guard lock(mu_);
       std::string why;
       if (!launch_locked(why)) throw gpu_unavailable(opts_.id + ": the persistent kernel did not launch: " + why);

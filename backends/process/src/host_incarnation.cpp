@@ -1,5 +1,6 @@
 // The service side of one kernel-host worker: see host_incarnation.hpp.
 #include "host_incarnation.hpp"
+#include "ringflow/wait_policy.hpp"
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -133,7 +134,10 @@ void host_incarnation::launch() {
     set_local(kernel_state::running);
     dev_->worker_started();
     try {
-      monitor_ = std::thread([this] { monitor(); });
+      monitor_ = std::thread([this] {
+        name_this_thread("rf-host-mon");
+        monitor();
+      });
       return;
     } catch (const std::exception& e) {
       why = std::string("kernel host: cannot start its monitor thread: ") + e.what();

@@ -4,6 +4,7 @@
 #include <sched.h>
 
 #include "ringflow/sim/sim_device.hpp"
+#include "ringflow/wait_policy.hpp"
 
 namespace ringflow::sim {
 
@@ -31,7 +32,10 @@ sim_incarnation::sim_incarnation(std::shared_ptr<sim_device> dev, const incarnat
   inner_requests_ = ring_producer(inner_->requests(), inner_->request_producer_scratch());
   inner_replies_ = ring_consumer(inner_->replies());
   dev_->enlist(this);
-  pump_ = std::thread([this] { run(); });
+  pump_ = std::thread([this] {
+    name_this_thread("rf-sim");
+    run();
+  });
 }
 
 sim_incarnation::~sim_incarnation() {
@@ -73,7 +77,10 @@ bool sim_incarnation::restart() {
   generation_ = dev_->generation();
   control_->reset(dev_->next_epoch());
   exited_.store(false, std::memory_order_release);
-  pump_ = std::thread([this] { run(); });
+  pump_ = std::thread([this] {
+    name_this_thread("rf-sim");
+    run();
+  });
   return true;
 }
 

@@ -26,16 +26,17 @@ void engine::impl::build_nodes() {
     nr->spec = &n;
     if (n.kind == node_kind::ring) {
       const kernel_info* k = find_kernel(n.kernel);
+      if (std::string why = check_cpu_list(n.cpus); !why.empty())
+        throw engine_error("node '" + n.name + "': cpus: " + why);
       nr->where = where.place(n, topo, pc);
       for (std::uint32_t i = 0; i < n.replicas; ++i) {
         auto r = std::make_unique<ring_rt>();
         r->name = n.replicas == 1 ? n.name : n.name + "." + std::to_string(i);
         r->node = nr.get();
         r->kernel = k;
-        cpu_incarnation_options co;
-        co.rings.requests.arena_bytes = co.rings.replies.arena_bytes = n.arena_bytes;
+        const cpu_incarnation_options co = cpu_options_for(n, r->name, pc);
         r->on_cpu = k->cpu_factory(co);
-        r->on_device = where.device_factory(nr->where, *k, n);
+        r->on_device = where.device_factory(nr->where, *k, n, co);
         r->opts.verify = &catalog_payloads();  // built-in and plugin types: their Verifiers
         r->opts.window = n.window;
         r->opts.per_caller_window = n.window;
@@ -128,35 +129,19 @@ void engine::impl::build_tree() {
   root = std::move(*s);
 }
 
-// A ring node's graph actor: forwards each message to one of its ring actors (round robin,
-// looked up by name so a ring actor restarted by its supervisor is used at once).
-behavior_factory engine::impl::ring_forwarder(node_rt* nr) {
+// A ring node's route: each message goes straight into one of its ring actors' cores (round
+// robin, looked up by name so a ring actor restarted by its supervisor is used at once).
+ring_picker engine::impl::ring_picker_of(node_rt* nr) {
   runtime* r = rt.get();
-  return [nr, r](caf::event_based_actor* self) -> caf::behavior {
-    return {
-        [=](fb_msg& m) -> caf::result<fb_msg> {
-          const std::uint64_t t0 = steady_now();
-          nr->in_flight.fetch_add(1, std::memory_order_relaxed);
-          const std::string& name = nr->rings[nr->rr.fetch_add(1, std::memory_order_relaxed) % nr->rings.size()];
-          caf::expected<caf::actor> target = r->registry().lookup(name);
-          if (!target) {
-            nr->done(false, t0);
-            return make_error(errc::unavailable, "ring actor '" + name + "' is not running (being restarted?)");
-          }
-          auto rp = self->make_response_promise<fb_msg>();
-          self->request(*target, caf::infinite, std::move(m))
-              .then(
-                  [nr, t0, rp](fb_msg& out) mutable {
-                    nr->done(true, t0);
-                    rp.deliver(std::move(out));
-                  },
-                  [nr, t0, rp](caf::error& e) mutable {
-                    nr->done(false, t0);
-                    rp.deliver(std::move(e));
-                  });
-          return rp;
-        },
-    };
+  return [nr, r](std::string& why) -> std::shared_ptr<ring_core> {
+    nr->in_flight.fetch_add(1, std::memory_order_relaxed);  // nr->done() (the observer) takes it back
+    const std::string& name = nr->rings[nr->rr.fetch_add(1, std::memory_order_relaxed) % nr->rings.size()];
+    caf::expected<registry_entry> e = r->registry().entry(name);
+    if (!e || !e->core || e->core->stopping()) {
+      why = "ring actor '" + name + "' is not running (being restarted?)";
+      return nullptr;
+    }
+    return std::move(e->core);
   };
 }
 
@@ -169,7 +154,7 @@ void engine::impl::build_graph() {
     const message_info* out = find_message(n.out_type);
     const msg_type tin{in->id, in->name}, tout{out->id, out->name};
     if (n.kind == node_kind::ring) {
-      g.actor_node(n.name, tin, tout, ring_forwarder(nr));
+      g.ring_route(n.name, tin, tout, ring_picker_of(nr), [nr](bool ok, std::uint64_t t0) { nr->done(ok, t0); });
       continue;
     }
     cpu_node_fn fn = find_function(n.function)->make(*in);

@@ -129,6 +129,9 @@ engine::~engine() { stop(); }
 
 engine_phase engine::phase() const noexcept { return impl_->phase.load(std::memory_order_acquire); }
 const program_config& engine::config() const { return impl_->cfg; }
+std::shared_ptr<running_graph> engine::graph() const {
+  return impl_->phase.load(std::memory_order_acquire) == engine_phase::stopped ? nullptr : impl_->graph;
+}
 
 void engine::start() {
   impl& m = *impl_;
@@ -141,6 +144,9 @@ void engine::start() {
     if (!trace_file.empty()) m.tracer = std::make_unique<trace_writer>(trace_file);
     runtime_config rc;
     rc.scheduler_threads = static_cast<std::size_t>(cfg.runtime.scheduler_threads);
+    rc.poller.wait = wait_policy::of(parse_wait_mode(cfg.runtime.wait).value_or(wait_mode::adaptive));
+    rc.poller.cpus = parse_cpu_list(cfg.runtime.cpus_poller).value_or(std::vector<int>{});
+    rc.scheduler_cpus = parse_cpu_list(cfg.runtime.cpus_scheduler).value_or(std::vector<int>{});
     rc.shutdown_timeout = std::chrono::milliseconds(cfg.runtime.shutdown_timeout_ms);
     m.rt = std::make_unique<runtime>(rc);
     ladder_config lc = to_ladder_config(cfg);

@@ -122,7 +122,7 @@ struct engine::impl {
   caf::actor spawn_ring(engine_parts::ring_rt& r);
   child_spec ring_child(engine_parts::ring_rt& r);
   std::vector<child_spec> children_of(const std::string& sup);
-  behavior_factory ring_forwarder(engine_parts::node_rt* nr);
+  ring_picker ring_picker_of(engine_parts::node_rt* nr);
   // engine.cpp
   void on_ladder_event(const ladder_event& e);
   void tick_faults();

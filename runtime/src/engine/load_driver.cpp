@@ -5,6 +5,7 @@
 #include <random>
 
 #include "ringflow/actors/errors.hpp"
+#include "ringflow/wait_policy.hpp"
 
 namespace ringflow::ops::engine_parts {
 
@@ -54,7 +55,10 @@ void load_driver::start(const std::vector<load_spec>& specs, std::shared_ptr<run
   }
   for (auto& g : gens_) {
     generator* p = g.get();
-    g->thread = std::thread([this, p] { run(*p); });
+    g->thread = std::thread([this, p] {
+      name_this_thread("rf-load-" + p->spec.name);
+      run(*p);
+    });
   }
 }
 

@@ -76,6 +76,8 @@ node_placement placement::place(const node_spec& n, const topology& topo, const 
     p.host = process::kernel_host_device::make("host:" + n.name, ho);
   } else if (p.backend == "sim" || faulted) {
     sim::sim_device_options o;
+    o.pump_wait =
+        wait_policy::of(parse_wait_mode(n.wait.empty() ? cfg.runtime.wait : n.wait).value_or(wait_mode::adaptive));
     o.id = p.gpu ? "sim:" + n.name + "@" + p.gpu->id() : "sim:" + n.name;  // faults injected over the GPU
     p.sim = sim::sim_device::make(o, std::hash<std::string>{}(n.name));
   }
@@ -86,9 +88,17 @@ node_placement placement::place(const node_spec& n, const topology& topo, const 
   return p;
 }
 
-incarnation_factory placement::device_factory(const node_placement& p, const kernel_info& k, const node_spec& n) const {
+cpu_incarnation_options cpu_options_for(const node_spec& n, const std::string& ring_name, const program_config& cfg) {
   cpu_incarnation_options co;
   co.rings.requests.arena_bytes = co.rings.replies.arena_bytes = n.arena_bytes;
+  co.wait = wait_policy::of(parse_wait_mode(n.wait.empty() ? cfg.runtime.wait : n.wait).value_or(wait_mode::adaptive));
+  co.cpus = n.cpus;
+  co.thread_name = "rf-k-" + ring_name;
+  return co;
+}
+
+incarnation_factory placement::device_factory(const node_placement& p, const kernel_info& k, const node_spec& n,
+                                              const cpu_incarnation_options& co) const {
   incarnation_factory f;
   if (p.gpu) {
     gpu::gpu_ring_options go;

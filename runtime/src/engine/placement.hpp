@@ -43,8 +43,8 @@ class placement {
   /// Where ring node `n` runs (throws engine_error when its explicit GPU backend is unusable).
   [[nodiscard]] node_placement place(const node_spec& n, const topology& topo, const program_config& cfg);
   /// The on-device incarnation factory for one ring of `n` (empty when it runs plainly on the CPU).
-  [[nodiscard]] incarnation_factory device_factory(const node_placement& p, const kernel_info& k,
-                                                   const node_spec& n) const;
+  [[nodiscard]] incarnation_factory device_factory(const node_placement& p, const kernel_info& k, const node_spec& n,
+                                                   const cpu_incarnation_options& co) const;
   /// The GPU devices opened, by backend (nullptr where unusable).
   [[nodiscard]] const std::map<std::string, std::shared_ptr<gpu::gpu_device>>& gpus() const noexcept { return gpus_; }
   /// Stops every GPU's persistent kernel (after the ring actors are gone); logs a hang.
@@ -60,5 +60,9 @@ class placement {
   std::map<std::string, std::string> gpu_why_;
   bool auto_noted_ = false;
 };
+
+/// A ring node's CPU kernel options: its arena, its wait policy (`wait:`, else runtime.wait), its
+/// kernel thread's CPUs (`cpus:`) and name (rf-k-<ring actor>).
+cpu_incarnation_options cpu_options_for(const node_spec& n, const std::string& ring_name, const program_config& cfg);
 
 }  // namespace ringflow::ops::engine_parts

@@ -30,6 +30,9 @@ class ring_core;
 
 struct poller_config {
   wait_policy wait{};
+  /// CPUs the poller thread (`rf-poll`) is pinned to (empty: not pinned); a CPU outside the
+  /// allowed set makes the constructor throw std::invalid_argument.
+  std::vector<int> cpus;
   std::chrono::microseconds sweep_interval{1000};
 };
 

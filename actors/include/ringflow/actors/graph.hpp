@@ -1,20 +1,29 @@
 // ringflow/actors/graph.hpp — custom actor graphs in C++: CPU nodes and ring nodes joined by typed edges.
 //
 // Contract
-//   * Nodes: ring nodes (a ring kernel K on a backend: input K::request, output K::reply), CPU nodes
-//     (a plain C++ callable fb_msg -> optional<fb_msg>; nullopt ends the message there), and actor
-//     nodes (a CAF behaviour answering an fb_msg request with an fb_msg). Every node declares its
-//     input and output message types.
+//   * Nodes: ring nodes (a ring kernel K on a backend: input K::request, output K::reply; or a
+//     ring route: a ring actor picked per message, e.g. among replicas), CPU nodes (a plain C++
+//     callable fb_msg -> optional<fb_msg>; nullopt ends the message there), and actor nodes (a CAF
+//     behaviour answering an fb_msg request with an fb_msg). Every node declares its input and
+//     output message types.
 //   * Edges connect a node's output to another node's input. start() checks the whole graph:
 //     unknown node names, an edge whose output type differs from the input type (the error names
 //     both ends and both types), duplicate names and cycles are errc::graph_invalid errors.
 //     Fan-out (an output to several nodes), fan-in (several edges into one node) and pipelines.
 //   * A message pushed into an entry node (a node without incoming edges) flows through the graph
-//     by request/response along every edge; its answer is every output that reached a terminal
-//     node (a node without outgoing edges), or the first error any branch met. So each push is
-//     answered exactly once, and backpressure propagates: each node admits at most
-//     `node_window` messages at once and refuses more with errc::overloaded, which travels back
-//     along the edges to the pusher (ring nodes add their own ring-actor windows).
+//     along every edge; its answer is every output that reached a terminal node (a node without
+//     outgoing edges), or the first error any branch met. So each push is answered exactly once,
+//     and backpressure propagates: each node admits at most `node_window` messages at once (until
+//     everything below it answered) and refuses more with errc::overloaded, which travels back to
+//     the pusher (ring nodes add their ring actors' windows).
+//   * Where a message runs (the path has no hop that does not pay, docs/ARCHITECTURE.md "Message
+//     path"): a push runs its entry node on the pushing thread; a ring node submits straight into
+//     its ring actor's core (no mailbox), and its reply continues on the thread that completed it
+//     (the completion poller, or a thread helping in call()): the next CPU node runs there, the
+//     next ring node is submitted to from there, the answer is delivered from there. A CPU node's
+//     function therefore runs on whichever thread brings its input, one message at a time (a
+//     per-node lock); keep it short and non-blocking (it runs inside a completion: a blocking
+//     ring_client::call() there returns errc::would_deadlock). Actor nodes run in their actors.
 //   * stop(): new pushes get errc::stopped; ring nodes stop (requests they had not served are
 //     answered errc::stopped); the call waits (bounded) for in-flight messages to be answered,
 //     answers any push still open with errc::stopped, and exits the node actors. The runtime's
@@ -61,6 +70,12 @@ struct ring_node_options {
 };
 
 using cpu_node_fn = std::function<std::optional<fb_msg>(const fb_msg&)>;
+
+/// A ring route's choice of ring actor for one message: its core, or nullptr (the message is
+/// answered errc::unavailable with `why`).
+using ring_picker = std::function<std::shared_ptr<ring_core>(std::string& why)>;
+/// Told when a ring route's request is answered (`ok`: a reply; `start_ns`: steady ns at submit).
+using route_observer = std::function<void(bool ok, std::uint64_t start_ns)>;
 using behavior_factory = std::function<caf::behavior(caf::event_based_actor*)>;
 
 /// The answer to one push: every terminal output, or the first error.
@@ -87,7 +102,10 @@ class graph {
                     .ring_factory = cpu_incarnation_factory<K>(opts.cpu),
                     .ring_opts = opts.actor});
   }
-  /// A CPU node running `fn` (in its own actor, one message at a time).
+  /// A ring node whose ring actor is chosen per message by `pick` (replicas, a ring actor a
+  /// supervisor restarts under the same name); `observe` (may be empty) is told each answer.
+  graph& ring_route(const std::string& name, msg_type in, msg_type out, ring_picker pick, route_observer observe = {});
+  /// A CPU node running `fn` (on the thread that brings its input, one message at a time).
   graph& cpu_node(const std::string& name, msg_type in, msg_type out, cpu_node_fn fn);
   template <class In, class Out>
   graph& cpu_node(const std::string& name, cpu_node_fn fn) {
@@ -104,7 +122,7 @@ class graph {
   caf::expected<std::shared_ptr<running_graph>> start();
 
  private:
-  enum class node_kind { ring, cpu, actor };
+  enum class node_kind { ring, route, cpu, actor };
   struct node {  // built with designated initializers; every member has a default
     std::string name{};
     node_kind kind = node_kind::cpu;
@@ -113,6 +131,8 @@ class graph {
     behavior_factory make{};
     incarnation_factory ring_factory{};
     ring_actor_options ring_opts{};
+    ring_picker pick{};
+    route_observer observe{};
   };
   graph& add(node n);
   friend class running_graph;

@@ -35,6 +35,7 @@
 #include <memory>
 
 #include "ringflow/actors/ring_core.hpp"
+#include "ringflow/wait_policy.hpp"
 
 namespace ringflow {
 
@@ -42,7 +43,11 @@ struct client_options {
   std::uint32_t window = 64;  // this client's in-flight limit
   /// Deadline of requests that carry none; 0 = the ring actor's default_timeout.
   std::chrono::milliseconds default_timeout{0};
-  std::uint32_t help_spins = 2000;  // call(): polls for replies itself this many times (PAUSE between)...
+  /// How call() waits (wait_policy.hpp): adaptive (default) helps — polls for the reply itself —
+  /// only while it holds a slot of the process's spin budget, else parks at once; park parks at
+  /// once; spin polls until the answer comes.
+  wait_mode wait = wait_mode::adaptive;
+  std::uint32_t help_spins = 2000;  // adaptive: polls for replies itself this many times (PAUSE between)...
   std::uint32_t help_yields = 64;   // ...then this many times with sched_yield, then parks
 };
 

@@ -42,7 +42,17 @@ namespace ringflow {
 
 struct runtime_config {
   std::size_t scheduler_threads = 2;  // CAF worker threads (set explicitly; see above)
+  /// The completion poller (`rf-poll`): its wait policy (poller.wait.mode: park / adaptive /
+  /// spin, wait_policy.hpp) and CPUs.
   poller_config poller{};
+  /// CPUs every thread CAF starts (`rf-caf-<n>`: scheduler workers, timer, ...) is pinned to
+  /// (empty: not pinned). The constructor throws std::invalid_argument for a CPU outside the
+  /// allowed set.
+  std::vector<int> scheduler_cpus;
+  /// The process's spin budget (wait_policy.hpp: how many adaptive waiters may spin at once).
+  /// -1 = allowed CPUs − scheduler_threads − 1 (at least 0): a 2-core machine with 2 scheduler
+  /// threads has no spare core, so adaptive waiters park there.
+  int spin_cores = -1;
   std::chrono::milliseconds shutdown_timeout{5000};
   /// Extra CAF settings (applied after ringflow's own).
   std::function<void(caf::actor_system_config&)> configure_caf;

@@ -68,6 +68,9 @@ struct program_config {
   } log;
   struct runtime_section {
     std::int64_t scheduler_threads = 2;
+    std::string wait = "adaptive";  // park | adaptive | spin: every waiting thread's policy (wait_policy.hpp)
+    std::string cpus_scheduler;     // CPU list ("0,2-3"; "" = not pinned): CAF's threads (rf-caf-<n>)
+    std::string cpus_poller;        // CPU list: the completion poller (rf-poll)
     std::int64_t shutdown_timeout_ms = 5000;
     std::int64_t drain_timeout_ms = 5000;
     bool operator==(const runtime_section&) const = default;
@@ -170,6 +173,10 @@ struct listen_address {
   std::uint16_t port = 0;
 };
 std::optional<listen_address> parse_listen(std::string_view text);
+
+/// A CPU list ("0,2-3", spaces allowed; "" = none): the CPUs in ascending order, or nullopt when
+/// the text is not a list of CPU numbers 0 .. 1023 and ranges.
+std::optional<std::vector<int>> parse_cpu_list(std::string_view text);
 
 /// The fault ladder's settings (ladder.* and breaker.*); the rest of ladder_config keeps its defaults.
 ringflow::ladder_config to_ladder_config(const program_config& cfg);

@@ -44,6 +44,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "ringflow/actors/graph.hpp"
 #include "ringflow/gpu/gpu_device.hpp"
 #include "ringflow/runtime/config.hpp"
 #include "ringflow/runtime/log.hpp"
@@ -117,6 +118,10 @@ class engine {
   [[nodiscard]] run_summary summary() const;
   std::vector<config_change> reload(const program_config& next);
   const program_config& config() const;
+  /// The running graph (after start(); nullptr before and after stop()): an embedding service
+  /// pushes its own messages into the topology here (running_graph::push), beside or instead of
+  /// the `load:` generators. Those pushes are not counted in the summary.
+  [[nodiscard]] std::shared_ptr<running_graph> graph() const;
 
   /// The implementation (runtime/src/engine/engine_state.hpp).
   struct impl;

@@ -77,6 +77,8 @@ struct node_spec {
   std::uint32_t replicas = 1;
   std::uint32_t window = 256;            // the ring actors' in-flight window
   std::uint32_t arena_bytes = 1u << 20;  // each ring's arena for payloads beyond a slot (multiple of 64)
+  std::string wait;                      // park | adaptive | spin; "" = the config's runtime.wait
+  std::vector<int> cpus;                 // CPUs of its kernel threads (empty: not pinned)
   // CPU nodes
   std::string function;
   // both: message types (a CPU node's input and output are its `type`)

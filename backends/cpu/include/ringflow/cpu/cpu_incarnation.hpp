@@ -11,6 +11,8 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "ringflow/control_block.hpp"
 #include "ringflow/cpu/cpu_kernel.hpp"
@@ -25,6 +27,10 @@ struct cpu_incarnation_options {
   cpu::ring_options rings{};  // (with its placement fields: rings in someone else's memory)
   wait_policy wait{};
   std::uint32_t max_batch = 32;
+  /// The kernel thread's name ("" = "rf-k-<kernel>"; the engine uses "rf-k-<node>") and the CPUs
+  /// it is pinned to (empty: not pinned): cpu::kernel_config.
+  std::string thread_name;
+  std::vector<int> cpus;
   /// Placement of the control block and the kernel's wake bell (cpu::kernel_config): a kernel
   /// host puts them in its shared segment. nullptr: the kernel's own.
   control_block* control = nullptr;

@@ -47,6 +47,11 @@ using ringflow::wait_policy;
 
 struct kernel_config {
   std::string name = "cpu-kernel";
+  /// The kernel thread's name (cut to 15 bytes); "" = "rf-k-" + name.
+  std::string thread_name;
+  /// CPUs the kernel thread is pinned to (empty: not pinned). start() throws std::invalid_argument
+  /// for a CPU outside the process's allowed set.
+  std::vector<int> cpus;
   wait_policy wait{};
   std::uint32_t max_batch = 32;  // requests served per channel per pass (fairness across rings)
   /// Optional extra doorbell rung whenever a channel's reply bell is (after a pass that published
