@@ -121,7 +121,10 @@ double pct(const std::vector<double>& v, double q) {
 
 // Sleeps until `due` (ns, steady): a timed sleep to 50 us before it, then a spin.
 void wait_until(std::uint64_t due) {
-  constexpr std::uint64_t spin_ns = 50'000;
+  static const std::uint64_t spin_ns = [] {
+    const char* v = std::getenv("BENCH_GEN_SPIN_US");  // experiments only; the recorded runs use 50
+    return static_cast<std::uint64_t>(v ? std::strtol(v, nullptr, 10) : 50) * 1000;
+  }();
   std::uint64_t t = now_ns();
   if (t + spin_ns < due) {
     const std::uint64_t wake = due - spin_ns;

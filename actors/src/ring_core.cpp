@@ -459,6 +459,23 @@ std::uint32_t ring_core::poll_replies() {
   return n;
 }
 
+bool ring_core::take_replies() noexcept {
+  impl& m = *impl_;
+  if (!attached_.load(std::memory_order_acquire)) return false;
+  if (m.poll_busy.exchange(true, std::memory_order_acquire)) return false;  // the poller, a helper or detach
+  bool empty = false;
+  try {
+    if (attached_.load(std::memory_order_acquire)) {
+      (void)consume_replies(256);
+      empty = m.consumer.try_peek() == nullptr;
+    }
+  } catch (...) {  // a completion callback threw (or memory ran out): the poller takes over
+    empty = false;
+  }
+  m.poll_busy.store(false, std::memory_order_release);
+  return empty;
+}
+
 std::uint32_t ring_core::poll_replies_from(caf::execution_unit* ctx) {
   delivery_context = ctx;
   const std::uint32_t n = poll_replies();
@@ -618,6 +635,7 @@ void ring_core::attach(std::unique_ptr<incarnation> inc) {
   m.first_reply_ns.store(0, std::memory_order_relaxed);
   m.last_attach_ns.store(steady_now(), std::memory_order_relaxed);
   attached_.store(true, std::memory_order_release);
+  m.inc->set_reply_sink(weak_from_this());  // empty when the core is not owned by a shared_ptr
   m.publishing.store(false, std::memory_order_seq_cst);
   publish_pending();
   poller_.bell().ring();
@@ -631,6 +649,7 @@ std::unique_ptr<incarnation> ring_core::detach_impl(bool drain) {
   impl& m = *impl_;
   if (!m.inc) return nullptr;
   acquire_flag(m.publishing);  // 1. no more publishing (held until the next attach)
+  m.inc->set_reply_sink({});   // the kernel completes no more callers itself (one in progress may finish)
   // 2. The kernel serves what is in its ring; the poller keeps consuming replies meanwhile.
   if (drain) m.inc->stop(opts_.stop_timeout);
   // 3. Take the reply side from the poller and harvest what the stopped kernel published.

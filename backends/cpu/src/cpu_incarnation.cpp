@@ -19,7 +19,7 @@ cpu::kernel_config make_config(const char* name, const cpu_incarnation_options& 
 }  // namespace
 
 cpu_incarnation::cpu_incarnation(const char* name, const cpu_incarnation_options& opts, doorbell* bell)
-    : kernel_(make_config(name, opts, bell)) {}
+    : kernel_(make_config(name, opts, bell)), complete_callers_(opts.complete_callers) {}
 
 cpu_incarnation::~cpu_incarnation() {
   if (kernel_.running()) (void)kernel_.stop(std::chrono::milliseconds(1000));  // nobody to tell how it ended

@@ -98,6 +98,19 @@ void cpu_kernel::ring_reply_bells(channel& ch) noexcept {
   if (cfg_.completion_bell) cfg_.completion_bell->ring();
 }
 
+// After a batch: the channel's reply sink completes the callers on this thread when it can (no
+// hand-off to the poller); else the completion bell wakes whoever consumes them.
+void cpu_kernel::deliver_replies(channel& ch) noexcept {
+  ch.reply_bell_.ring();
+  std::shared_ptr<reply_sink> sink;
+  {
+    std::lock_guard<std::mutex> lock(ch.sink_mu_);
+    sink = ch.sink_.lock();
+  }
+  if (sink && sink->take_replies()) return;
+  if (cfg_.completion_bell) cfg_.completion_bell->ring();
+}
+
 void cpu_kernel::wake_clients() noexcept {
   for (auto& ch : channels_) ring_reply_bells(*ch);
 }
@@ -166,7 +179,7 @@ void cpu_kernel::run() noexcept {
       if (tally.served) {
         any = true;
         cb.progressed(tally.served, tally.handler_errors, tally.rejected);
-        ring_reply_bells(*ch);
+        deliver_replies(*ch);
       }
     }
     cb.beat();

@@ -157,7 +157,7 @@ struct incarnation_probe {
   const incarnation* identity = nullptr;  // which incarnation (compare only; never dereference)
 };
 
-class ring_core : public std::enable_shared_from_this<ring_core> {
+class ring_core : public std::enable_shared_from_this<ring_core>, public reply_sink {
  public:
   /// `request_type`/`reply_type`: the kernel's declared types (every incarnation must match).
   ring_core(std::string name, type_id request_type, type_id reply_type, ring_actor_options opts,
@@ -207,6 +207,10 @@ class ring_core : public std::enable_shared_from_this<ring_core> {
   /// poll_replies() from a CAF worker: responses to actors are enqueued with `ctx` (the worker's
   /// execution unit), so they run on that worker without a wake-up.
   std::uint32_t poll_replies_from(caf::execution_unit* ctx);
+  /// reply_sink: the attached kernel's own thread consumes its replies right after publishing
+  /// them (a CPU incarnation; attach() installs the core as its sink when the core is owned by a
+  /// shared_ptr). True when none are left.
+  bool take_replies() noexcept override;
   /// Completes expired requests with errc::timeout; returns the earliest remaining deadline (0 none).
   std::uint64_t sweep_deadlines(std::uint64_t now_ns);
   /// Publishes what waits in staging (the poller's retry when the ring was full).

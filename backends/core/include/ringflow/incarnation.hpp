@@ -17,6 +17,10 @@
 //     abandoned it keeps it (supervision's graveyard), because a kernel thread may still use it.
 //   * `completion_bell` (given at creation) is rung whenever the kernel published replies, so one
 //     poller thread can park on many incarnations.
+//   * A reply sink (set_reply_sink) lets a kernel that runs on a host thread hand its replies to
+//     their callers itself, right after publishing them, instead of waking the poller: it calls
+//     reply_sink::take_replies() and rings the completion bell only when that did not consume
+//     everything. Backends that cannot (a GPU, another process, the sim decorator) ignore it.
 //   * A backend lives in backends/ and implements this interface (cpu/: cpu_incarnation.hpp; gpu/;
 //     the sim decorator in sim/; kernel hosts in process/). The actor layer and supervision see
 //     only this.
@@ -37,6 +41,17 @@
 #include "ringflow/ring_storage.hpp"
 
 namespace ringflow {
+
+/// The consumer side of an incarnation's replies (ring_core), for kernels that complete their
+/// callers themselves (see the contract above).
+class reply_sink {
+ public:
+  virtual ~reply_sink() = default;
+  /// Consumes the replies published so far and completes their requests on the calling thread.
+  /// True when the reply ring is empty afterwards; false when it could not take the reply side
+  /// (another thread holds it), is detached, or stopped early with replies left.
+  virtual bool take_replies() noexcept = 0;
+};
 
 class incarnation {
  public:
@@ -66,6 +81,9 @@ class incarnation {
   /// replays the unanswered requests. Cheaper than a new incarnation (no ring allocation). Returns
   /// false when the backend cannot (then make a new incarnation); the default cannot.
   virtual bool restart() { return false; }
+  /// Where the kernel may hand its replies itself (an expired or empty pointer: nowhere). The
+  /// default ignores it; the CPU backend uses it.
+  virtual void set_reply_sink(std::weak_ptr<reply_sink> sink) noexcept { (void)sink; }
 };
 
 /// Discards every message left in `r` (its only consumer and producer must be stopped/detached).

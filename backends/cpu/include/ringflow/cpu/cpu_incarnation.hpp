@@ -31,6 +31,10 @@ struct cpu_incarnation_options {
   /// it is pinned to (empty: not pinned): cpu::kernel_config.
   std::string thread_name;
   std::vector<int> cpus;
+  /// The kernel thread completes its callers itself right after a batch (incarnation.hpp,
+  /// reply_sink): no hand-off through the completion poller. Completion callbacks then run on the
+  /// kernel thread (keep them short). false: the poller (or a helping caller) completes them.
+  bool complete_callers = true;
   /// Placement of the control block and the kernel's wake bell (cpu::kernel_config): a kernel
   /// host puts them in its shared segment. nullptr: the kernel's own.
   control_block* control = nullptr;
@@ -63,6 +67,9 @@ class cpu_incarnation final : public incarnation {
   bool stop(std::chrono::milliseconds timeout) override;
   void abandon() noexcept override;
   bool restart() override;
+  void set_reply_sink(std::weak_ptr<reply_sink> sink) noexcept override {
+    if (complete_callers_) channel_->set_reply_sink(std::move(sink));
+  }
 
   cpu::cpu_kernel& kernel() noexcept { return kernel_; }
 
@@ -71,6 +78,7 @@ class cpu_incarnation final : public incarnation {
   cpu::cpu_kernel kernel_;
   cpu::channel* channel_ = nullptr;
   bool abandoned_ = false;
+  bool complete_callers_ = true;
 };
 }  // namespace detail
 

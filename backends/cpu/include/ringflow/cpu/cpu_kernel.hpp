@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,6 +37,7 @@
 #include "ringflow/control_block.hpp"
 #include "ringflow/doorbell.hpp"
 #include "ringflow/host_serve.hpp"
+#include "ringflow/incarnation.hpp"
 #include "ringflow/kernel.hpp"
 #include "ringflow/ring_storage.hpp"
 #include "ringflow/wait_policy.hpp"
@@ -123,6 +125,12 @@ class channel {
   /// One client per channel: claims the client role (false if already claimed).
   bool claim_client() noexcept { return !client_claimed_.exchange(true, std::memory_order_acq_rel); }
   void release_client() noexcept { client_claimed_.store(false, std::memory_order_release); }
+  /// The kernel thread hands this channel's replies to `sink` itself after publishing them
+  /// (incarnation.hpp, reply_sink); empty: it only rings the bells. Any thread, any time.
+  void set_reply_sink(std::weak_ptr<reply_sink> sink) noexcept {
+    std::lock_guard<std::mutex> lock(sink_mu_);
+    sink_ = std::move(sink);
+  }
 
  private:
   friend class cpu_kernel;
@@ -137,6 +145,8 @@ class channel {
   ring_producer kernel_replies_;
   doorbell reply_bell_;
   std::atomic<bool> client_claimed_{false};
+  std::mutex sink_mu_;  // sink_ (set by the controlling thread, read by the kernel after each batch)
+  std::weak_ptr<reply_sink> sink_;
 };
 
 class cpu_kernel {
@@ -181,6 +191,7 @@ class cpu_kernel {
   bool drain(std::chrono::steady_clock::time_point deadline) noexcept;
   void wake_clients() noexcept;
   void ring_reply_bells(channel& ch) noexcept;
+  void deliver_replies(channel& ch) noexcept;
 
   kernel_config cfg_;
   std::vector<std::unique_ptr<channel>> channels_;
