@@ -1,5 +1,6 @@
 # Thin convenience over CMake (the real build). Every target installs missing Debian packages first.
-#   make demo      build (Release, build/) and run the supervised demo topology (~20 s; DEMO_HTTP, DEMO_LOG_FORMAT)
+#   make demo      build the `ringflow` program only (Release, build/) and run the supervised demo topology
+#                  (~20 s; DEMO_HTTP, DEMO_LOG_FORMAT)
 #   make test      build and run the test suite (ctest)
 #   make bench     build and run the benchmarks, JSON into bench/results/
 #   make bench-gpu on a machine with a CUDA GPU: build-gpu/, ctest -L gpu, ringflow_bench_gpu (bench/run-gpu.sh)
@@ -32,7 +33,11 @@ build: deps
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j $(JOBS)
 
-demo: build
+# The demo builds only what it runs: the `ringflow` program and its libraries (GPU backends
+# included); `make test` in the same build folder then builds everything else.
+demo: deps
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j $(JOBS) --target ringflow
 	RINGFLOW_LOG_FORMAT=$(DEMO_LOG_FORMAT) ./$(BUILD)/runtime/ringflow run examples/topologies/supervised-demo.yaml \
 	  --http $(DEMO_HTTP) --summary-json $(BUILD)/demo-summary.json
 
