@@ -111,15 +111,25 @@ TEST_CASE("/metrics is valid exposition 0.0.4 with every documented family", "[o
   CHECK(r->status == 200);
   CHECK(r->get_header_value("Content-Type") == "text/plain; version=0.0.4; charset=utf-8");
   const auto fams = ringflow::testing::parse_prometheus(r->body);  // throws on any format violation
-  for (const char* f :
-       {"ringflow_messages_total", "ringflow_request_duration_seconds", "ringflow_ring_queue_depth",
-        "ringflow_in_flight", "ringflow_faults_total", "ringflow_restarts_total", "ringflow_reroutes_total",
-        "ringflow_failbacks_total", "ringflow_replays_total", "ringflow_breaker_state", "ringflow_device_up"}) {
+  for (const char* f : {"ringflow_messages_total", "ringflow_request_duration_seconds", "ringflow_ring_queue_depth",
+                        "ringflow_in_flight", "ringflow_faults_total", "ringflow_restarts_total",
+                        "ringflow_reroutes_total", "ringflow_failbacks_total", "ringflow_replays_total",
+                        "ringflow_breaker_state", "ringflow_device_up", "ringflow_intended_latency_seconds"}) {
     INFO(f);
     REQUIRE(fams.count(f));
     CHECK_FALSE(fams.at(f).help.empty());
   }
   CHECK(fams.at("ringflow_request_duration_seconds").type == "histogram");
+  CHECK(fams.at("ringflow_intended_latency_seconds").type == "histogram");
+  double intended_count = 0;
+  for (const auto& x : fams.at("ringflow_intended_latency_seconds").samples)
+    if (x.name == "ringflow_intended_latency_seconds_count") intended_count = x.value;
+  CHECK(intended_count > 500);
+  // Every message's intended-time latency includes its push-to-answer time: so do the quantiles.
+  const run_summary sum = s.eng.summary();
+  CHECK(sum.intended_p50_us >= sum.p50_us);
+  CHECK(sum.intended_p99_us >= sum.p99_us);
+  CHECK(sum.intended_p999_us >= sum.intended_p99_us);
   // Queue depth per ring kernel, both directions, for each replica.
   std::set<std::string> depth;
   for (const auto& x : fams.at("ringflow_ring_queue_depth").samples)

@@ -103,6 +103,16 @@ TEST_CASE("run: bad topology or config exits 3, an unavailable backend exits 4",
   const outcome g = run({"run", examples + "pipeline.yaml", "--http", "off", "--duration", "1", "--backend", "cuda"});
   CHECK(g.code == 4);
   CHECK_THAT(g.err, Catch::Contains("backend 'cuda' is not available"));
+  // A ring node pinned to a CPU this process may not use: exit 4, naming the node and the CPU.
+  const fs::path pinned =
+      write_file("pinned.yaml", "name: p\nnodes: [{name: a, kernel: echo, backend: cpu, cpus: [1023]}]\n");
+  const outcome pin = run({"run", pinned.string(), "--http", "off", "--duration", "0.5"});
+  CHECK(pin.code == 4);
+  CHECK_THAT(pin.err, Catch::Contains("node 'a': cpus: CPU 1023 is not in this process's allowed CPU set"));
+  const outcome s =
+      run({"run", pinned.string(), "--http", "off", "--duration", "0.5"}, {"RINGFLOW_RUNTIME_CPUS_POLLER=1023"});
+  CHECK(s.code == 4);
+  CHECK_THAT(s.err, Catch::Contains("completion poller: cpus: CPU 1023"));
 }
 
 TEST_CASE("config precedence: file < environment < flag, as the effective config logged at start", "[program]") {
@@ -136,8 +146,9 @@ TEST_CASE("the supervised demo runs end to end: restart, reroute and fail-back, 
   INFO(o.err.substr(o.err.size() > 4000 ? o.err.size() - 4000 : 0));
   REQUIRE(o.code == 0);
   const nlohmann::json s = nlohmann::json::parse(slurp(sum));
-  for (const char* k : {"sent", "replied", "errors", "lost", "duplicated", "faults_injected", "restarts", "reroutes",
-                        "failbacks", "p50_us", "p99_us", "p999_us"})
+  for (const char* k :
+       {"sent", "replied", "errors", "lost", "duplicated", "faults_injected", "restarts", "reroutes", "failbacks",
+        "p50_us", "p99_us", "p999_us", "intended_p50_us", "intended_p99_us", "intended_p999_us"})
     CHECK(s.contains(k));
   CHECK(s["lost"] == 0);
   CHECK(s["duplicated"] == 0);

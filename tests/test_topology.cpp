@@ -202,6 +202,27 @@ TEST_CASE("kernel-host placement: host values, and kill_worker only for host: pr
   require_one(hosted + "faults: [{node: a, kind: device_lost, at_s: 1}]\n", 5, 26, "for in-process nodes");
 }
 
+TEST_CASE("ring nodes choose their wait policy and kernel CPUs: wait and cpus", "[topology]") {
+  std::vector<topology_error> errors;
+  const auto t = parse_topology(head +
+                                    "nodes:\n"
+                                    "  - {name: a, kernel: echo, wait: spin, cpus: [1, 3]}\n"
+                                    "  - {name: b, kernel: echo}\n",
+                                "t.yaml", errors);
+  REQUIRE(errors.empty());
+  CHECK(t->nodes[0].wait == "spin");
+  CHECK(t->nodes[0].cpus == std::vector<int>{1, 3});
+  CHECK(t->nodes[1].wait.empty());  // runtime.wait
+  CHECK(t->nodes[1].cpus.empty());
+  require_one(head + "nodes: [{name: a, kernel: echo, wait: busy}]\n", 2, 39,
+              "unknown wait 'busy' (known: park, adaptive, spin)");
+  require_one(head + "nodes: [{name: a, kernel: echo, cpus: 2}]\n", 2, 39, "'cpus' must be a non-empty list");
+  require_one(head + "nodes: [{name: a, kernel: echo, cpus: []}]\n", 2, 39, "'cpus' must be a non-empty list");
+  require_one(head + "nodes: [{name: a, kernel: echo, cpus: [0, x]}]\n", 2, 43, "CPU numbers 0 .. 1023, got 'x'");
+  require_one(head + "nodes: [{name: a, kernel: echo, cpus: [2000]}]\n", 2, 40, "got '2000'");
+  require_one(head + "nodes: [{name: a, function: sink, type: Echo, wait: park}]\n", 2, 53, "'wait' is for ring nodes");
+}
+
 TEST_CASE("every problem of a file is reported, not only the first", "[topology]") {
   const auto e = errors_of(head +
                            "nodes:\n"

@@ -50,6 +50,9 @@ nlohmann::json run_summary::to_json() const {
           {"p99_us", p99_us},
           {"p999_us", p999_us},
           {"max_us", max_us},
+          {"intended_p50_us", intended_p50_us},
+          {"intended_p99_us", intended_p99_us},
+          {"intended_p999_us", intended_p999_us},
           {"duration_s", duration_s},
           {"throughput_per_s", throughput_per_s},
           {"errors_by_code", errors_by_code},
@@ -320,6 +323,10 @@ run_summary engine::summary() const {
   s.p99_us = lat.quantile_us(0.99);
   s.p999_us = lat.quantile_us(0.999);
   s.max_us = static_cast<double>(lat.max_ns()) / 1000.0;
+  const latency_recorder& intended = m.load.intended_latency();
+  s.intended_p50_us = intended.quantile_us(0.5);
+  s.intended_p99_us = intended.quantile_us(0.99);
+  s.intended_p999_us = intended.quantile_us(0.999);
   const std::uint64_t load_ns = m.load_start_ns.load(), end = m.end_ns.load();
   s.duration_s = seconds_between(load_ns ? load_ns : m.start_ns.load(), end ? end : steady_now());
   s.throughput_per_s = s.duration_s > 0 ? static_cast<double>(s.replied) / s.duration_s : 0;
@@ -390,6 +397,7 @@ engine_snapshot engine::impl::snapshot(const engine& e, bool with_summary) const
     s.counters = m.tally.by_node;
   }
   if (m.root) s.supervisors = m.root->snapshot();
+  s.intended = m.load.intended_histogram();
   for (const auto& [backend, d] : m.where.gpus())
     if (d) s.gpus.push_back(gpu_view{d->id(), d->kernel_launches(), d->bound_rings()});
   if (!with_summary) return s;

@@ -36,6 +36,9 @@ void node_families(exposition& x, const engine_snapshot& s, const std::vector<co
   x.family("ringflow_request_duration_seconds", "histogram",
            "Time a node took per message (a ring node: to its ring actor's answer)");
   for (const node_view* n : nodes) x.histogram_sample({{"actor", n->spec->name}}, n->duration);
+  x.family("ringflow_intended_latency_seconds", "histogram",
+           "Load generators: intended send time (start + i/rate) to answer, so waiting to be sent counts too");
+  if (!s.intended.counts.empty()) x.histogram_sample({}, s.intended);
   x.family("ringflow_in_flight", "gauge", "Messages inside a node now (a ring node: its ring actors' outboxes)");
   for (const node_view* n : nodes) x.sample({{"actor", n->spec->name}}, node_in_flight(s, *n));
   x.family("ringflow_ring_queue_depth", "gauge",

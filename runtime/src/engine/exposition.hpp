@@ -57,6 +57,7 @@ struct engine_snapshot {
   std::optional<supervisor_snapshot> supervisors;
   ladder_snapshot ladder;
   std::vector<gpu_view> gpus;
+  histogram_snapshot intended;  // the load generators' intended-send-time latency
   run_summary summary;
   bool ready = false;
 };

@@ -183,7 +183,9 @@ void load_driver::run(generator& g) {
     }
     {
       std::lock_guard<std::mutex> lock(g.mu);
-      g.open.emplace(seq, steady_now());
+      const auto due_ns = static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(due.time_since_epoch()).count());
+      g.open.emplace(seq, generator::open_push{steady_now(), due_ns});
       sent_.fetch_add(1, std::memory_order_relaxed);
     }
     g.open_count.fetch_add(1, std::memory_order_acq_rel);
@@ -223,7 +225,7 @@ void load_driver::answer(generator& g, std::uint64_t seq, graph_result&& r, std:
   } else {
     error = std::string(ringflow::to_string(r.code)) + ": " + r.detail;
   }
-  std::uint64_t t0 = 0;
+  std::uint64_t t0 = 0, due = 0;
   {
     std::lock_guard<std::mutex> lock(g.mu);
     auto it = g.open.find(seq);
@@ -231,13 +233,16 @@ void load_driver::answer(generator& g, std::uint64_t seq, graph_result&& r, std:
       duplicated_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    t0 = it->second;
+    t0 = it->second.push_ns;
+    due = it->second.due_ns;
     g.open.erase(it);
     if (r.ok()) (right ? replied_ : wrong_).fetch_add(1, std::memory_order_relaxed);
     else errors_.fetch_add(1, std::memory_order_relaxed);
   }
   g.open_count.fetch_sub(1, std::memory_order_release);
   latency_.record(now > t0 ? now - t0 : 0);
+  intended_.record(now > due ? now - due : 0);
+  intended_hist_.observe(static_cast<double>(now > due ? now - due : 0) / 1e9);
   if (!r.ok()) count_error(ringflow::to_string(r.code));
   if (!error.empty()) log_failure(g, seq, error, trace_hi, trace_lo);
   if (tracer_ && (trace_hi | trace_lo))

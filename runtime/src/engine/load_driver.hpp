@@ -79,7 +79,13 @@ class load_driver {
   /// sent / replied / errors now, without the generators' locks (the live status line); `open` is
   /// the open count, not a consistent cut.
   [[nodiscard]] load_counts totals() const noexcept;
+  /// Push -> answer of every answered message.
   [[nodiscard]] const latency_recorder& latency() const noexcept { return latency_; }
+  /// Intended send time -> answer (the i-th message of a generator is due at start + i/rate):
+  /// what a paced client sees, including the time a message waited to be sent (no coordinated
+  /// omission); the same values as a histogram for /metrics.
+  [[nodiscard]] const latency_recorder& intended_latency() const noexcept { return intended_; }
+  [[nodiscard]] histogram_snapshot intended_histogram() const { return intended_hist_.snapshot(); }
   [[nodiscard]] std::map<std::string, std::uint64_t> errors_by_code() const;
 
  private:
@@ -89,7 +95,10 @@ class load_driver {
     std::thread thread;
     std::atomic<bool> finished{false};
     std::mutex mu;
-    std::unordered_map<std::uint64_t, std::uint64_t> open;  // seq -> push time (ns)
+    struct open_push {
+      std::uint64_t push_ns = 0, due_ns = 0;  // steady ns: pushed, and when it was due
+    };
+    std::unordered_map<std::uint64_t, open_push> open;
     std::atomic<std::uint32_t> open_count{0};
   };
   void run(generator& g);
@@ -117,6 +126,8 @@ class load_driver {
   mutable std::mutex err_mu_;
   std::map<std::string, std::uint64_t> errors_by_code_;  // (err_mu_)
   latency_recorder latency_;
+  latency_recorder intended_;
+  histogram intended_hist_;
 };
 
 }  // namespace ringflow::ops::engine_parts

@@ -77,7 +77,9 @@ struct run_summary {
   std::uint64_t faults_injected = 0, faults_detected = 0, restarts = 0, reinits = 0, reroutes = 0, failbacks = 0;
   std::uint64_t replays = 0, supervisor_restarts = 0, spans = 0, spans_dropped = 0;
   std::uint64_t worker_restarts = 0;  // kernel-host workers started to replace one that died or was killed
-  double p50_us = 0, p99_us = 0, p999_us = 0, max_us = 0;
+  double p50_us = 0, p99_us = 0, p999_us = 0, max_us = 0;  // push -> answer
+  /// Intended send time -> answer (load_driver: paced clients' view, no coordinated omission).
+  double intended_p50_us = 0, intended_p99_us = 0, intended_p999_us = 0;
   double duration_s = 0, throughput_per_s = 0;
   nlohmann::json errors_by_code = nlohmann::json::object();
   bool ok() const noexcept { return lost == 0 && duplicated == 0 && wrong == 0; }

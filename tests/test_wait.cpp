@@ -1,0 +1,237 @@
+// Wait policies (park / adaptive / spin), the process spin budget, thread names and pinning, and
+// CPU kernels completing their callers themselves (backends/core wait_policy.hpp, reply_sink).
+#include <pthread.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "ringflow/ringflow.hpp"
+#include "test_support.hpp"
+
+using namespace ringflow;
+
+namespace {
+fb_msg echo(std::uint64_t seq, std::size_t n) { return fb_msg(test::echo_request(seq, n)); }
+std::string joined(const std::set<std::string>& s) {
+  std::string out;
+  for (const auto& x : s) out += (out.empty() ? "" : ", ") + x;
+  return out;
+}
+std::string this_thread_name() {
+  char buf[32] = {};
+  pthread_getname_np(pthread_self(), buf, sizeof buf);
+  return buf;
+}
+// Restores the default budget whatever a test set.
+struct budget_guard {
+  ~budget_guard() { set_spin_budget_cores(-1); }
+};
+}  // namespace
+
+TEST_CASE("wait modes: names, park parks at once, spin never parks", "[wait]") {
+  CHECK(parse_wait_mode("park") == wait_mode::park);
+  CHECK(parse_wait_mode("adaptive") == wait_mode::adaptive);
+  CHECK(parse_wait_mode("spin") == wait_mode::spin);
+  CHECK_FALSE(parse_wait_mode("Spin"));
+  CHECK_FALSE(parse_wait_mode(""));
+  for (wait_mode m : {wait_mode::park, wait_mode::adaptive, wait_mode::spin}) CHECK(parse_wait_mode(to_string(m)) == m);
+  std::uint32_t idle = 0;
+  CHECK(idle_step(wait_policy::of(wait_mode::park), idle));  // the first idle pass parks
+  const wait_policy spin = wait_policy::of(wait_mode::spin);
+  idle = 0;
+  bool parked = false;
+  for (int i = 0; i < 200000 && !parked; ++i) parked = idle_step(spin, idle);
+  CHECK_FALSE(parked);
+  CHECK(spin_budget_in_use() == 0);  // spin needs no slot
+}
+
+TEST_CASE("adaptive: never more spinners than the spin budget, slots come back on park and on exit", "[wait]") {
+  budget_guard restore;
+  set_spin_budget_cores(1);
+  REQUIRE(spin_budget_cores() == 1);
+  wait_policy w;  // adaptive, 4000 spins + 16 yields
+  std::uint32_t idle = 0;
+  CHECK_FALSE(idle_step(w, idle));  // takes the one slot and spins
+  CHECK(spin_budget_in_use() == 1);
+  // Another thread finds no slot: it parks at once.
+  bool other_parks = false;
+  std::thread([&] {
+    std::uint32_t i = 0;
+    other_parks = idle_step(w, i);
+  }).join();
+  CHECK(other_parks);
+  CHECK(spin_budget_in_use() == 1);
+  // Run the ladder out: the park step gives the slot back.
+  bool parked = false;
+  for (std::uint32_t i = 0; i < w.park_threshold() + 2 && !parked; ++i) parked = idle_step(w, idle);
+  CHECK(parked);
+  CHECK(spin_budget_in_use() == 0);
+  // A thread that ends while holding a slot returns it.
+  std::thread([&] {
+    std::uint32_t i = 0;
+    CHECK_FALSE(idle_step(w, i));
+    CHECK(spin_budget_in_use() == 1);
+  }).join();
+  CHECK(spin_budget_in_use() == 0);
+  // release_spin_slot() gives it back explicitly.
+  idle = 0;
+  CHECK_FALSE(idle_step(w, idle));
+  release_spin_slot();
+  CHECK(spin_budget_in_use() == 0);
+  // A budget of zero: adaptive parks at once.
+  set_spin_budget_cores(0);
+  idle = 0;
+  CHECK(idle_step(w, idle));
+  // The default: allowed CPUs - 1.
+  set_spin_budget_cores(-1);
+  CHECK(spin_budget_cores() == std::max(0, static_cast<int>(allowed_cpus()) - 1));
+}
+
+TEST_CASE("adaptive under contention: the number of threads holding slots never exceeds the budget", "[wait][tsan]") {
+  budget_guard restore;
+  set_spin_budget_cores(1);
+  wait_policy w;
+  w.spin_iterations = 50;
+  w.yield_iterations = 2;
+  std::atomic<int> spinning{0}, worst{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t)
+    ts.emplace_back([&] {
+      std::uint32_t idle = 0;
+      bool holding = false;
+      for (int i = 0; i < 20000 && !stop.load(std::memory_order_relaxed); ++i) {
+        const bool park = idle_step(w, idle);
+        if (!park && !holding) {
+          holding = true;
+          const int now = spinning.fetch_add(1) + 1;
+          int prev = worst.load();
+          while (now > prev && !worst.compare_exchange_weak(prev, now)) {}
+        }
+        if (park) {
+          if (holding) spinning.fetch_sub(1);
+          holding = false;
+          idle = 0;
+        }
+      }
+      if (holding) spinning.fetch_sub(1);
+      release_spin_slot();
+    });
+  for (auto& t : ts) t.join();
+  CHECK(worst.load() <= 1);
+  CHECK(worst.load() == 1);  // somebody did spin
+  CHECK(spin_budget_in_use() == 0);
+}
+
+TEST_CASE("threads are named rf-..., cut to 15 bytes, and CPU lists outside the allowed set are refused", "[wait]") {
+  std::thread([] {
+    name_this_thread("rf-k-a-very-long-node-name");
+    CHECK(this_thread_name() == "rf-k-a-very-lon");
+  }).join();
+  CHECK(check_cpu_list({}).empty());
+  CHECK(check_cpu_list({0}).empty());
+  const std::string why = check_cpu_list({4000});
+  CHECK_THAT(why, Catch::Contains("CPU 4000 is not in this process's allowed CPU set (0"));
+  CHECK_THAT(check_cpu_list({-1}), Catch::Contains("CPU -1"));
+  std::thread([] {
+    CHECK(pin_this_thread({0}).empty());
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    REQUIRE(pthread_getaffinity_np(pthread_self(), sizeof set, &set) == 0);
+    CHECK(CPU_COUNT(&set) == 1);
+    CHECK(CPU_ISSET(0, &set));
+    CHECK_FALSE(pin_this_thread({4000}).empty());
+  }).join();
+  // The kernel and the runtime check before they start a thread.
+  cpu::kernel_config kc;
+  kc.name = "pinned";
+  kc.cpus = {4000};
+  cpu::cpu_kernel k(kc);
+  (void)k.add_ring<demo_kernels::EchoKernel>();
+  CHECK_THROWS_WITH(k.start(), Catch::Contains("cpu_kernel 'pinned': cpus: CPU 4000"));
+  runtime_config rc;
+  rc.scheduler_cpus = {4000};
+  CHECK_THROWS_WITH(runtime(rc), Catch::Contains("runtime: scheduler cpus: CPU 4000"));
+  runtime_config pc;
+  pc.poller.cpus = {4000};
+  CHECK_THROWS_WITH(runtime(pc), Catch::Contains("completion poller: cpus: CPU 4000"));
+}
+
+TEST_CASE("a runtime's threads carry rf- names and the kernel completes callers on its own thread", "[wait]") {
+  runtime rt;
+  cpu_incarnation_options ko;
+  ko.thread_name = "rf-k-mine";
+  ko.cpus = {0};
+  rt.spawn_ring_actor<demo_kernels::EchoKernel>("echo", {}, ko);
+  cpu_incarnation_options off;
+  off.complete_callers = false;
+  rt.spawn_ring_actor<demo_kernels::EchoKernel>("echo2", {}, off);
+  // Thread names of the whole process: rf-poll, rf-caf-<n>, rf-k-mine, rf-k-echo.
+  std::set<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream f(e.path() / "comm");
+    std::string n;
+    std::getline(f, n);
+    names.insert(n);
+  }
+  CHECK(names.count("rf-poll"));
+  CHECK(names.count("rf-k-mine"));  // its own name
+  CHECK(names.count("rf-k-echo"));  // the default: rf-k-<kernel>
+  CHECK(names.count("rf-caf-0"));
+  // Callbacks of submit(): with complete_callers on, the kernel thread delivers (no poller hop);
+  // off, the poller does.
+  auto where = [&](const std::string& ring) {
+    ring_client c = *rt.client(ring);
+    std::set<std::string> seen;
+    for (int i = 0; i < 50; ++i) {
+      std::promise<std::string> p;
+      auto f = p.get_future();
+      c.submit(echo(static_cast<std::uint64_t>(i), 16),
+               [&p](call_result&& r) { p.set_value(r.ok() ? this_thread_name() : std::string("error")); });
+      seen.insert(f.get());
+    }
+    return seen;
+  };
+  const std::set<std::string> on = where("echo");
+  INFO("completed on: " << joined(on));
+  CHECK(on.count("rf-k-mine"));
+  CHECK(on.count("error") == 0);
+  const std::set<std::string> poller = where("echo2");
+  INFO("completed on: " << joined(poller));
+  CHECK(poller == std::set<std::string>{"rf-poll"});
+}
+
+TEST_CASE("every wait mode answers every call, in order, and park leaves the kernel parked between calls", "[wait]") {
+  for (wait_mode m : {wait_mode::park, wait_mode::adaptive, wait_mode::spin}) {
+    INFO(to_string(m));
+    runtime_config rc;
+    rc.poller.wait = wait_policy::of(m == wait_mode::spin ? wait_mode::park : m);
+    runtime rt(rc);
+    cpu_incarnation_options ko;
+    ko.wait = wait_policy::of(m);
+    rt.spawn_ring_actor<demo_kernels::EchoKernel>("echo", {}, ko);
+    client_options co;
+    co.wait = m;
+    ring_client c = *rt.client("echo", co);
+    for (std::uint32_t i = 0; i < 300; ++i) {
+      const fb_msg req = echo(i, 24);
+      const call_result r = c.call(req);
+      REQUIRE(r.ok());
+      REQUIRE(r.reply.bytes == req.bytes);
+    }
+    if (m == wait_mode::park) {
+      const std::unique_ptr<incarnation> old = rt.swap_incarnation("echo");
+      auto* inc = dynamic_cast<detail::cpu_incarnation*>(old.get());
+      REQUIRE(inc);
+      CHECK(inc->kernel().stats().parks >= 250);  // parked between (nearly) every call
+    }
+  }
+}
