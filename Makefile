@@ -20,6 +20,7 @@ BENCH_OUT    ?= bench/results/ring-$(shell date +%Y-%m-%d).json
 ACTORS_BENCH_OUT ?= bench/results/actors-$(shell date +%Y-%m-%d).json
 RECOVERY_BENCH_OUT ?= bench/results/recovery-$(shell date +%Y-%m-%d).json
 OPS_BENCH_OUT ?= bench/results/ops-$(shell date +%Y-%m-%d).json
+LATENCY_BENCH_OUT ?= bench/results/latency-$(shell date +%Y-%m-%d).json
 CTEST        := ctest --output-on-failure --timeout 900 -j $(JOBS)
 # No GPU toolchain in sanitizer builds: they check host code, and nvcc/hipcc cannot take -fsanitize.
 SAN_FLAGS    := -DRINGFLOW_CUDA=OFF -DRINGFLOW_HIP=OFF -DRINGFLOW_BUILD_BENCH=OFF -DRINGFLOW_BUILD_EXAMPLES=OFF
@@ -50,6 +51,7 @@ bench: build
 	./$(BUILD)/bench/ringflow_bench_actors --benchmark_out=$(ACTORS_BENCH_OUT) --benchmark_out_format=json
 	./$(BUILD)/bench/ringflow_bench_recovery --benchmark_out=$(RECOVERY_BENCH_OUT) --benchmark_out_format=json
 	./$(BUILD)/bench/ringflow_bench_ops --benchmark_out=$(OPS_BENCH_OUT) --benchmark_out_format=json
+	./$(BUILD)/bench/ringflow_bench_latency --benchmark_out=$(LATENCY_BENCH_OUT) --benchmark_out_format=json
 
 bench-gpu: deps
 	bash bench/run-gpu.sh
