@@ -65,6 +65,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_echo.hpp"
 #include "ringflow/generated/echo_generated.h"
 #include "ringflow/ringflow.hpp"
 
@@ -78,15 +79,8 @@ constexpr std::uint64_t rtt_warmup = 500;       // unmeasured round trips before
 constexpr std::uint32_t tput_window = 16;       // requests in flight per client (throughput rows)
 constexpr std::uint64_t tput_requests = 16000;  // requests per iteration, split over the clients
 
-// The Echo request of every row (as tests/test_support.hpp's echo_request(1, 32)).
-fb_msg echo_request() {
-  flatbuffers::FlatBufferBuilder b;
-  std::vector<std::uint8_t> body(32);
-  for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<std::uint8_t>(1 + i);
-  const auto bo = b.CreateVector(body);
-  ringflow::demo::FinishEchoBuffer(b, ringflow::demo::CreateEcho(b, 1, bo));
-  return fb_msg(b.GetBufferPointer(), b.GetSize());
-}
+// The Echo request of every row: bench_echo.hpp.
+using ringflow::bench::echo_request;
 
 long env_num(const char* name, long fallback) {
   const char* v = std::getenv(name);

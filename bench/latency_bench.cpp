@@ -52,6 +52,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_echo.hpp"
 #include "ringflow/generated/echo_generated.h"
 #include "ringflow/generated/saxpy_reply_generated.h"
 #include "ringflow/generated/saxpy_request_generated.h"
@@ -239,14 +240,8 @@ void max_rate(benchmark::State& state, Probe&& probe_once) {
 
 // ------------------------------------------------------------------------------ messages
 
-fb_msg echo_request() {
-  flatbuffers::FlatBufferBuilder b;
-  std::vector<std::uint8_t> body(32);
-  for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<std::uint8_t>(1 + i);
-  const auto bo = b.CreateVector(body);
-  ringflow::demo::FinishEchoBuffer(b, ringflow::demo::CreateEcho(b, 1, bo));
-  return fb_msg(b.GetBufferPointer(), b.GetSize());
-}
+// The Echo request of every row: bench_echo.hpp.
+using ringflow::bench::echo_request;
 
 const ringflow::ops::message_info& message(const std::string& name) {
   for (const auto& m : ringflow::ops::message_catalog())

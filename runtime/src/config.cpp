@@ -396,11 +396,18 @@ bool has_subkeys(std::string_view section, const std::string& group) {
   return false;
 }
 
-void apply_nested(program_config& cfg, const std::string& section, const std::string& group, const YAML::Node& body,
-                  const std::string& source, std::vector<config_error>& errors, std::set<std::string>& seen) {
+// The keys of `body` (a section, or under `prefix` a nested group such as runtime.cpus).
+void apply_keys(program_config& cfg, const std::string& section, const std::string& prefix, const YAML::Node& body,
+                const std::string& source, std::vector<config_error>& errors, std::set<std::string>& seen) {
+  // Range-for keeps each (key, value) pair alive for the body: yaml-cpp's `it->second` is a member
+  // of a temporary proxy, and a reference to it dangles after its statement.
   for (const auto& kv : body) {
-    const std::string key = group + "." + key_name(kv.first);
+    const std::string key = prefix.empty() ? key_name(kv.first) : prefix + "." + key_name(kv.first);
     const key_def* d = find_key(section, key);
+    if (!d && prefix.empty() && kv.second.IsMap() && has_subkeys(section, key)) {  // `cpus: {scheduler: ...}`
+      apply_keys(cfg, section, key, kv.second, source, errors, seen);
+      continue;
+    }
     if (!d) {
       errors.push_back({where_of(source, kv.first), "unknown key '" + key + "' in section '" + section +
                                                         "' (keys: " + keys_of(section, false) + ")"});
@@ -423,26 +430,7 @@ void apply_section(program_config& cfg, const std::string& section, const YAML::
     return;
   }
   std::set<std::string> seen;
-  // Range-for keeps each (key, value) pair alive for the body: yaml-cpp's `it->second` is a member
-  // of a temporary proxy, and a reference to it dangles after its statement.
-  for (const auto& kv : body) {
-    const std::string key = key_name(kv.first);
-    const key_def* d = find_key(section, key);
-    if (!d && kv.second.IsMap() && has_subkeys(section, key)) {  // `cpus: {scheduler: ..., poller: ...}`
-      apply_nested(cfg, section, key, kv.second, source, errors, seen);
-      continue;
-    }
-    if (!d) {
-      errors.push_back({where_of(source, kv.first), "unknown key '" + key + "' in section '" + section +
-                                                        "' (keys: " + keys_of(section, false) + ")"});
-      continue;
-    }
-    if (!seen.insert(key).second) {
-      errors.push_back({where_of(source, kv.first), "key '" + d->dotted() + "' is given twice"});
-      continue;
-    }
-    apply_value(cfg, *d, kv.second, source, errors);
-  }
+  apply_keys(cfg, section, "", body, source, errors, seen);
 }
 
 }  // namespace
