@@ -174,13 +174,19 @@ TEST_CASE("a runtime's threads carry rf- names and the kernel completes callers 
   cpu_incarnation_options off;
   off.complete_callers = false;
   rt.spawn_ring_actor<demo_kernels::EchoKernel>("echo2", {}, off);
-  // Thread names of the whole process: rf-poll, rf-caf-<n>, rf-k-mine, rf-k-echo.
+  // Thread names of the whole process: rf-poll, rf-caf-<n>, rf-k-mine, rf-k-echo. The kernel and
+  // the poller are named by their creators; CAF's threads name themselves when they start, so
+  // wait (bounded) for rf-caf-0.
   std::set<std::string> names;
-  for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) {
-    std::ifstream f(e.path() / "comm");
-    std::string n;
-    std::getline(f, n);
-    names.insert(n);
+  for (int attempt = 0; attempt < 200 && !names.count("rf-caf-0"); ++attempt) {
+    if (attempt) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    names.clear();
+    for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) {
+      std::ifstream f(e.path() / "comm");
+      std::string n;
+      std::getline(f, n);
+      names.insert(n);
+    }
   }
   CHECK(names.count("rf-poll"));
   CHECK(names.count("rf-k-mine"));  // its own name

@@ -16,6 +16,7 @@ completion_poller::completion_poller(poller_config cfg) : cfg_(std::move(cfg)) {
   if (std::string why = check_cpu_list(cfg_.cpus); !why.empty())
     throw std::invalid_argument("completion poller: cpus: " + why);
   thread_ = std::thread([this] { run(); });
+  name_thread(thread_.native_handle(), "rf-poll");
 }
 
 completion_poller::~completion_poller() {

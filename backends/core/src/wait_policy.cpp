@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <type_traits>
 
 namespace ringflow {
 
@@ -114,13 +115,17 @@ unsigned allowed_cpus() noexcept {
   return n > 0 ? static_cast<unsigned>(n) : 1u;
 }
 
-void name_this_thread(std::string_view name) noexcept {
+static_assert(std::is_same_v<pthread_t, unsigned long>, "name_thread takes a pthread_t as unsigned long");
+
+void name_thread(unsigned long thread, std::string_view name) noexcept {
   char buf[16];
   const std::size_t n = std::min<std::size_t>(name.size(), 15);
   std::memcpy(buf, name.data(), n);
   buf[n] = '\0';
-  (void)pthread_setname_np(pthread_self(), buf);
+  (void)pthread_setname_np(static_cast<pthread_t>(thread), buf);
 }
+
+void name_this_thread(std::string_view name) noexcept { name_thread(pthread_self(), name); }
 
 namespace {
 std::string cpu_set_of(const std::vector<int>& cpus, cpu_set_t& set) {

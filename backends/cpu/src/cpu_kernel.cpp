@@ -60,6 +60,8 @@ void cpu_kernel::start() {
     ch->kernel_replies_ = ring_producer(ch->replies_.region(), ch->replies_.producer_scratch());
   }
   thread_ = std::thread([this] { run(); });
+  // Named here, so the name is there when start() returns (the thread also names itself).
+  name_thread(thread_.native_handle(), cfg_.thread_name.empty() ? "rf-k-" + cfg_.name : cfg_.thread_name);
 }
 
 void cpu_kernel::request_stop(std::chrono::milliseconds timeout) noexcept {

@@ -91,6 +91,8 @@ unsigned allowed_cpus() noexcept;
 /// Names the calling thread (Linux keeps 15 bytes: longer names are cut). ringflow's threads are
 /// called `rf-...` (docs/OPERATIONS.md "Threads").
 void name_this_thread(std::string_view name) noexcept;
+/// The same for another thread of this process (a creator names its thread before start() returns).
+void name_thread(unsigned long thread, std::string_view name) noexcept;
 /// Pins the calling thread to `cpus` (empty: leaves it as it is). Returns "" or why it failed
 /// (a CPU outside the allowed set, or the kernel's error).
 std::string pin_this_thread(const std::vector<int>& cpus);
