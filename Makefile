@@ -23,7 +23,9 @@ OPS_BENCH_OUT ?= bench/results/ops-$(shell date +%Y-%m-%d).json
 LATENCY_BENCH_OUT ?= bench/results/latency-$(shell date +%Y-%m-%d).json
 CTEST        := ctest --output-on-failure --timeout 900 -j $(JOBS)
 # No GPU toolchain in sanitizer builds: they check host code, and nvcc/hipcc cannot take -fsanitize.
-SAN_FLAGS    := -DRINGFLOW_CUDA=OFF -DRINGFLOW_HIP=OFF -DRINGFLOW_BUILD_BENCH=OFF -DRINGFLOW_BUILD_EXAMPLES=OFF
+# -O1 -g1 (line tables: enough for the sanitizers' stack traces) compiles about twice as fast as
+# RelWithDebInfo's -O2 -g, and -O1 is what the sanitizers' own documentation recommends.
+SAN_FLAGS    := -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DRINGFLOW_CUDA=OFF -DRINGFLOW_HIP=OFF -DRINGFLOW_BUILD_BENCH=OFF -DRINGFLOW_BUILD_EXAMPLES=OFF
 
 .PHONY: deps build demo test bench bench-gpu sanitize tsan fuzz format format-check clean
 
@@ -64,7 +66,7 @@ sanitize: deps
 
 tsan: deps
 	cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRINGFLOW_SANITIZE=thread $(SAN_FLAGS)
-	cmake --build build-tsan -j $(JOBS)
+	cmake --build build-tsan -j $(JOBS) --target ringflow_tsan_tests
 	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/.ci/tsan.supp" \
 	  $(CTEST) -L tsan
 
