@@ -89,7 +89,8 @@ TEST_CASE("defaults are the documented values and validate cleanly", "[config]")
   CHECK(c.runtime.wait == "adaptive");
   CHECK(c.runtime.cpus_scheduler.empty());
   CHECK(c.runtime.cpus_poller.empty());
-  CHECK(all_keys().size() == 30);
+  CHECK(c.runtime.kernel_threads == -1);
+  CHECK(all_keys().size() == 31);
 }
 
 TEST_CASE("a config file sets values, keys it does not name keep their defaults", "[config]") {
@@ -180,7 +181,8 @@ TEST_CASE("file errors carry file:line:column of the offending key or value", "[
     const auto& e = error_at(errors, f.path + ":3:3");
     CHECK(contains(e.what, "unknown key 'shutdown_timeout' in section 'runtime'"));
     CHECK(contains(e.what,
-                   "scheduler_threads, wait, cpus.scheduler, cpus.poller, shutdown_timeout_ms, drain_timeout_ms"));
+                   "scheduler_threads, wait, cpus.scheduler, cpus.poller, kernel_threads, shutdown_timeout_ms, "
+                   "drain_timeout_ms"));
     CHECK(c.runtime.scheduler_threads == 4);
   }
   SECTION("wrong type: at the value") {

@@ -3,6 +3,8 @@
 #include <pthread.h>
 
 #include <catch2/catch.hpp>
+
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -49,7 +51,12 @@ TEST_CASE("a runtime's threads carry rf- names and the kernel completes callers 
   cpu_incarnation_options off;
   off.complete_callers = false;
   rt.spawn_ring_actor<demo_kernels::EchoKernel>("echo2", {}, off);
-  // Thread names of the whole process: rf-poll, rf-caf-<n>, rf-k-mine, rf-k-echo. The kernel and
+  cpu_incarnation_options own;
+  own.own_thread = true;
+  rt.spawn_ring_actor<demo_kernels::EchoKernel>("echo3", {}, own);
+  rt.spawn_ring_actor<demo_kernels::EchoKernel>("pooled", {});
+  // Thread names of the whole process: rf-poll, rf-caf-<n>, rf-k-mine, rf-k-echo (a kernel thread
+  // of its own), rf-kp-<n> and rf-kp-mon (the kernel pool of the other ring actors). The kernel and
   // the poller are named by their creators; CAF's threads name themselves when they start, so
   // wait (bounded) for rf-caf-0.
   std::set<std::string> names;
@@ -65,7 +72,10 @@ TEST_CASE("a runtime's threads carry rf- names and the kernel completes callers 
   }
   CHECK(names.count("rf-poll"));
   CHECK(names.count("rf-k-mine"));  // its own name
-  CHECK(names.count("rf-k-echo"));  // the default: rf-k-<kernel>
+  CHECK(names.count("rf-k-echo"));  // a thread of its own by default: rf-k-<kernel>
+  CHECK(names.count("rf-kp-0"));
+  CHECK(names.count("rf-kp-mon"));
+  CHECK(rt.kernel_pool()->stats().rings == 2);  // echo2 and pooled
   CHECK(names.count("rf-caf-0"));
   // Callbacks of submit(): with complete_callers on, the kernel thread delivers (no poller hop);
   // off, the poller does.
@@ -88,6 +98,13 @@ TEST_CASE("a runtime's threads carry rf- names and the kernel completes callers 
   const std::set<std::string> poller = where("echo2");
   INFO("completed on: " << joined(poller));
   CHECK(poller == std::set<std::string>{"rf-poll"});
+  // In the pool the worker that served the request completes its caller too. (The poller may
+  // take some: a first request in flight wakes it for the deadline sweep, and it races the worker
+  // for the replies — either completes each exactly once.)
+  const std::set<std::string> pooled = where("pooled");
+  INFO("completed on: " << joined(pooled));
+  CHECK(pooled.count("error") == 0);
+  CHECK(std::any_of(pooled.begin(), pooled.end(), [](const std::string& t) { return t.rfind("rf-kp-", 0) == 0; }));
 }
 
 TEST_CASE("every wait mode answers every call, in order, and park leaves the kernel parked between calls", "[wait]") {

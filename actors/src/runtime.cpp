@@ -50,6 +50,13 @@ runtime::runtime(runtime_config cfg) : cfg_(std::move(cfg)) {
   set_spin_budget_cores(cfg_.spin_cores >= 0 ? cfg_.spin_cores
                                              : std::max(0, static_cast<int>(allowed_cpus()) -
                                                                static_cast<int>(cfg_.scheduler_threads) - 1));
+  if (cfg_.kernel_threads < -1) throw std::invalid_argument("runtime: kernel_threads must be -1, 0 or a thread count");
+  if (cfg_.kernel_threads != 0) {
+    cpu::pool_config pc;
+    pc.threads = cfg_.kernel_threads < 0 ? 0 : static_cast<std::size_t>(cfg_.kernel_threads);
+    pc.wait = cfg_.kernel_wait;
+    kernel_pool_ = std::make_shared<cpu::kernel_pool>(pc);
+  }
   poller_ = std::make_unique<completion_poller>(cfg_.poller);
   caf_cfg_.set("scheduler.max-threads", cfg_.scheduler_threads);
   caf_cfg_.add_thread_hook<thread_namer>(cfg_.scheduler_cpus);

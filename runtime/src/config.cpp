@@ -144,6 +144,9 @@ const std::vector<key_def>& table() {
                                                                "CPUs of the actor scheduler's threads (rf-caf-<n>)"),
       text<&pc::runtime, &pc::runtime_section::cpus_poller>("runtime", "cpus.poller", kind::cpus, restart,
                                                             "CPUs of the completion poller thread (rf-poll)"),
+      integer<&pc::runtime, &pc::runtime_section::kernel_threads>(
+          "runtime", "kernel_threads", -1, 1024, restart,
+          "CPU kernel threads shared by the ring actors: -1 = one per allowed CPU, 0 = a thread per ring actor"),
       integer<&pc::runtime, &pc::runtime_section::shutdown_timeout_ms>("runtime", "shutdown_timeout_ms", 1, day_ms,
                                                                        restart, "bound of the whole graceful shutdown"),
       integer<&pc::runtime, &pc::runtime_section::drain_timeout_ms>("runtime", "drain_timeout_ms", 1, day_ms, restart,

@@ -611,7 +611,7 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
   }
 };
 
-fault_ladder::fault_ladder(runtime& rt, ladder_config cfg) {
+fault_ladder::fault_ladder(runtime& rt, ladder_config cfg) : rt_(&rt) {
   if (cfg.hang_timeout.count() <= 0) throw std::invalid_argument("fault_ladder: hang_timeout must be > 0");
   if (cfg.watch_interval.count() <= 0 || cfg.idle_interval.count() <= 0)
     throw std::invalid_argument("fault_ladder: watch intervals must be > 0");

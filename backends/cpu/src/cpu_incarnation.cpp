@@ -1,7 +1,20 @@
 // The CPU incarnation of a ring kernel: see ringflow/cpu/cpu_incarnation.hpp.
 #include "ringflow/cpu/cpu_incarnation.hpp"
 
-namespace ringflow::detail {
+namespace ringflow {
+
+bool runs_in_pool(const cpu_incarnation_options& opts) noexcept {
+  return opts.pool && !opts.own_thread && opts.cpus.empty() && !opts.control && !opts.kernel_bell &&
+         opts.wait.mode == opts.pool->config().wait.mode;
+}
+
+namespace detail {
+
+std::unique_ptr<incarnation> cpu_incarnation::make(const cpu::kernel_binding& k, const cpu_incarnation_options& opts,
+                                                   doorbell* bell) {
+  if (runs_in_pool(opts)) return std::make_unique<pooled_cpu_incarnation>(k, opts, bell);
+  return make_own_thread(k, opts, bell);
+}
 
 namespace {
 cpu::kernel_config make_config(const char* name, const cpu_incarnation_options& opts, doorbell* bell) {
@@ -47,4 +60,26 @@ bool cpu_incarnation::stop(std::chrono::milliseconds timeout) {
   return kernel_.stop(timeout) == cpu::stop_outcome::stopped;
 }
 
-}  // namespace ringflow::detail
+pooled_cpu_incarnation::~pooled_cpu_incarnation() {
+  if (!ring_->finished()) (void)ring_->stop(std::chrono::milliseconds(1000));  // nobody to tell how it ended
+}
+
+bool pooled_cpu_incarnation::stop(std::chrono::milliseconds timeout) {
+  if (ring_->finished()) return ring_->control().current_state() != kernel_state::faulted;
+  return ring_->stop(timeout);
+}
+
+void pooled_cpu_incarnation::abandon() noexcept {
+  abandoned_ = true;
+  ring_->request_stop(std::chrono::milliseconds(100));  // as cpu_incarnation::abandon()
+}
+
+bool pooled_cpu_incarnation::restart() {
+  if (abandoned_ || !ring_->finished()) return false;
+  discard_ring(ring_->chan().requests());
+  discard_ring(ring_->chan().replies());
+  return ring_->restart();
+}
+
+}  // namespace detail
+}  // namespace ringflow

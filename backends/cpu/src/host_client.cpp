@@ -10,11 +10,25 @@
 
 namespace ringflow::cpu {
 
-host_client::host_client(cpu_kernel& kernel, channel& ch, wait_policy wait) : kernel_(kernel), ch_(ch), wait_(wait) {
+host_client::host_client(cpu_kernel& kernel, channel& ch, wait_policy wait)
+    : kernel_(&kernel), control_(&kernel.control()), ch_(ch), wait_(wait) {
   if (!ch_.claim_client())
     throw std::logic_error("host_client: channel '" + ch_.kernel_name() + "' already has a client");
   producer_ = ring_producer(ch_.requests(), ch_.request_producer_scratch());
   consumer_ = ring_consumer(ch_.replies());
+}
+
+host_client::host_client(pooled_ring& ring, wait_policy wait)
+    : pooled_(&ring), control_(&ring.control()), ch_(ring.chan()), wait_(wait) {
+  if (!ch_.claim_client())
+    throw std::logic_error("host_client: channel '" + ch_.kernel_name() + "' already has a client");
+  producer_ = ring_producer(ch_.requests(), ch_.request_producer_scratch());
+  consumer_ = ring_consumer(ch_.replies());
+}
+
+void host_client::notify() noexcept {
+  if (kernel_) kernel_->notify();
+  else pooled_->notify();
 }
 
 host_client::~host_client() {
@@ -22,7 +36,7 @@ host_client::~host_client() {
   ch_.release_client();
 }
 
-bool host_client::kernel_finished() noexcept { return kernel_.control().finished(); }
+bool host_client::kernel_finished() noexcept { return control_->finished(); }
 
 void host_client::fill(const ring_consumer& rc, const slot_header& h, reply& out) {
   out.correlation_id = h.correlation_id;
@@ -127,7 +141,7 @@ submit_result host_client::submit(type_id type, std::span<const std::uint8_t> pa
       res.detail = "request ring of '" + ch_.kernel_name() + "' stayed full for the submit timeout";
       return res;
     }
-    kernel_.notify();
+    notify();
     wait_for_kernel(until, idle);
   }
   const std::uint64_t id = next_id_++;
@@ -144,7 +158,7 @@ submit_result host_client::submit(type_id type, std::span<const std::uint8_t> pa
   for (int i = 0; i < 8; ++i) h.span_id[i] = opts.trace.valid ? opts.trace.span_id[i] : 0;
   if (!payload.empty()) std::memcpy(c.payload, payload.data(), payload.size());
   producer_.commit(c, static_cast<std::uint32_t>(payload.size()));
-  kernel_.notify();
+  notify();
   pending_.insert(id);
   res.correlation_id = id;
   return res;

@@ -34,7 +34,7 @@ void engine::impl::build_nodes() {
         r->name = n.replicas == 1 ? n.name : n.name + "." + std::to_string(i);
         r->node = nr.get();
         r->kernel = k;
-        const cpu_incarnation_options co = cpu_options_for(n, r->name, pc);
+        const cpu_incarnation_options co = rt->with_kernel_pool(cpu_options_for(n, r->name, pc));
         r->on_cpu = k->cpu_factory(co);
         r->on_device = where.device_factory(nr->where, *k, n, co);
         r->opts.verify = &catalog_payloads();  // built-in and plugin types: their Verifiers

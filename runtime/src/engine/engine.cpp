@@ -148,6 +148,8 @@ void engine::start() {
     runtime_config rc;
     rc.scheduler_threads = static_cast<std::size_t>(cfg.runtime.scheduler_threads);
     rc.poller.wait = wait_policy::of(parse_wait_mode(cfg.runtime.wait).value_or(wait_mode::adaptive));
+    rc.kernel_wait = rc.poller.wait;  // ring nodes with another `wait:` get a kernel thread of their own
+    rc.kernel_threads = static_cast<int>(cfg.runtime.kernel_threads);
     rc.poller.cpus = parse_cpu_list(cfg.runtime.cpus_poller).value_or(std::vector<int>{});
     rc.scheduler_cpus = parse_cpu_list(cfg.runtime.cpus_scheduler).value_or(std::vector<int>{});
     rc.shutdown_timeout = std::chrono::milliseconds(cfg.runtime.shutdown_timeout_ms);

@@ -99,7 +99,7 @@ class graph {
                     .kind = node_kind::ring,
                     .in = msg_type::of<typename K::request>(),
                     .out = msg_type::of<typename K::reply>(),
-                    .ring_factory = cpu_incarnation_factory<K>(opts.cpu),
+                    .ring_factory = cpu_incarnation_factory<K>(rt_.with_kernel_pool(opts.cpu)),
                     .ring_opts = opts.actor});
   }
   /// A ring node whose ring actor is chosen per message by `pick` (replicas, a ring actor a

@@ -6,8 +6,10 @@
 //     threads), ringflow's message types registered with CAF ("ringflow::fb_msg" and its vector;
 //     an unregistered type would be delivered as an empty message), the "ringflow" error
 //     category, and one completion poller thread.
-//   * spawn_ring_actor<K>(name): a ring core + a CPU incarnation of kernel K (its own kernel
-//     thread, spin -> yield -> park) + the ring actor, registered under `name`.
+//   * spawn_ring_actor<K>(name): a ring core + a CPU incarnation of kernel K + the ring actor,
+//     registered under `name`. The incarnation runs in the runtime's kernel pool (kernel_threads
+//     threads shared by every ring actor, cpu/kernel_pool.hpp) unless it must own a thread
+//     (cpus, another wait mode than the pool's, own_thread: cpu_incarnation_options).
 //   * shutdown() (also run by the destructor) never hangs: it stops every ring core (pending
 //     callers get errc::stopped), sends every tracked and registered actor an exit, waits up to
 //     `shutdown_timeout` for them, drops every handle ringflow holds, and — should actors the
@@ -53,6 +55,11 @@ struct runtime_config {
   /// -1 = allowed CPUs − scheduler_threads − 1 (at least 0): a 2-core machine with 2 scheduler
   /// threads has no spare core, so adaptive waiters park there.
   int spin_cores = -1;
+  /// CPU kernel threads shared by the ring actors (the kernel pool): -1 = one per allowed CPU,
+  /// 0 = no pool (every ring actor gets a kernel thread of its own), N = N threads.
+  int kernel_threads = -1;
+  /// The pool threads' wait policy (a ring actor asking for another mode gets its own thread).
+  wait_policy kernel_wait{};
   std::chrono::milliseconds shutdown_timeout{5000};
   /// Extra CAF settings (applied after ringflow's own).
   std::function<void(caf::actor_system_config&)> configure_caf;
@@ -79,8 +86,17 @@ class runtime {
   /// The name of a ring actor that has ended is reused: its core is stopped if need be, its record replaced.
   template <ring_kernel K>
   caf::actor spawn_ring_actor(const std::string& name, ring_actor_options opts = {}, cpu_incarnation_options cpu = {}) {
-    return spawn_ring_actor(name, K::request::type_id_, K::reply::type_id_, cpu_incarnation_factory<K>(cpu), opts);
+    return spawn_ring_actor(name, K::request::type_id_, K::reply::type_id_,
+                            cpu_incarnation_factory<K>(with_kernel_pool(std::move(cpu))), opts);
   }
+  /// `cpu` with the runtime's kernel pool filled in (unless it names a pool or own_thread, or
+  /// the runtime has no pool): what every CPU incarnation the runtime makes for a user gets.
+  cpu_incarnation_options with_kernel_pool(cpu_incarnation_options cpu) const {
+    if (!cpu.pool && !cpu.own_thread) cpu.pool = kernel_pool_;
+    return cpu;
+  }
+  /// The kernel pool (null when kernel_threads is 0).
+  const std::shared_ptr<cpu::kernel_pool>& kernel_pool() const noexcept { return kernel_pool_; }
   caf::actor spawn_ring_actor(const std::string& name, type_id request_type, type_id reply_type,
                               incarnation_factory factory, ring_actor_options opts = {});
 
@@ -131,7 +147,8 @@ class runtime {
     incarnation_factory factory;
   };
   runtime_config cfg_;
-  std::unique_ptr<completion_poller> poller_;  // outlives the cores (declared first, destroyed last)
+  std::shared_ptr<cpu::kernel_pool> kernel_pool_;  // outlives the cores (incarnations share it too)
+  std::unique_ptr<completion_poller> poller_;      // outlives the cores (declared first, destroyed last)
   caf::actor_system_config caf_cfg_;
   std::unique_ptr<caf::actor_system> system_;
   actor_registry registry_;

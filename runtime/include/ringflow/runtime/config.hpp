@@ -68,9 +68,10 @@ struct program_config {
   } log;
   struct runtime_section {
     std::int64_t scheduler_threads = 2;
-    std::string wait = "adaptive";  // park | adaptive | spin: every waiting thread's policy (wait_policy.hpp)
-    std::string cpus_scheduler;     // CPU list ("0,2-3"; "" = not pinned): CAF's threads (rf-caf-<n>)
-    std::string cpus_poller;        // CPU list: the completion poller (rf-poll)
+    std::string wait = "adaptive";     // park | adaptive | spin: every waiting thread's policy (wait_policy.hpp)
+    std::string cpus_scheduler;        // CPU list ("0,2-3"; "" = not pinned): CAF's threads (rf-caf-<n>)
+    std::string cpus_poller;           // CPU list: the completion poller (rf-poll)
+    std::int64_t kernel_threads = -1;  // the kernel pool: -1 = one per allowed CPU, 0 = none (a thread per ring)
     std::int64_t shutdown_timeout_ms = 5000;
     std::int64_t drain_timeout_ms = 5000;
     bool operator==(const runtime_section&) const = default;

@@ -140,6 +140,7 @@ class fault_ladder {
   template <ring_kernel K, class Device>
   caf::actor spawn_ring_actor(const std::string& name, std::shared_ptr<Device> dev, ring_actor_options opts = {},
                               cpu_incarnation_options cpu = {}) {
+    cpu = rt_->with_kernel_pool(std::move(cpu));
     auto on_device = dev->template factory<K>(cpu);
     return spawn_ring_actor(name, K::request::type_id_, K::reply::type_id_, std::move(dev), std::move(on_device),
                             cpu_incarnation_factory<K>(cpu), opts);
@@ -167,6 +168,7 @@ class fault_ladder {
 
  private:
   struct impl;
+  runtime* rt_;
   std::shared_ptr<impl> impl_;
 };
 

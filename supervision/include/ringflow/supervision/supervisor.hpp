@@ -110,7 +110,7 @@ template <ring_kernel K>
 child_spec ring_actor_child(runtime& rt, std::string name, ring_actor_options opts = {},
                             cpu_incarnation_options cpu = {}) {
   return ring_actor_child(rt, std::move(name), K::request::type_id_, K::reply::type_id_,
-                          cpu_incarnation_factory<K>(cpu), opts);
+                          cpu_incarnation_factory<K>(rt.with_kernel_pool(std::move(cpu))), opts);
 }
 
 /// One child in a snapshot.

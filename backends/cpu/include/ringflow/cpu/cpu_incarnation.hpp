@@ -1,5 +1,6 @@
-// ringflow/cpu/cpu_incarnation.hpp — a ring kernel's incarnation on the CPU backend: one cpu_kernel
-// thread serving one channel (the ring actor's request and response rings).
+// ringflow/cpu/cpu_incarnation.hpp — a ring kernel's incarnation on the CPU backend: one channel
+// (the ring actor's request and response rings) served by a kernel pool's threads
+// (cpu_incarnation_options::pool, kernel_pool.hpp) or by a cpu_kernel thread of its own.
 //
 // Contract: as ringflow::incarnation (backends/core). restart() starts a new kernel thread on the
 // same rings (new epoch); abandon() gives the kernel a short drain budget and lets it exit.
@@ -16,6 +17,7 @@
 
 #include "ringflow/control_block.hpp"
 #include "ringflow/cpu/cpu_kernel.hpp"
+#include "ringflow/cpu/kernel_pool.hpp"
 #include "ringflow/doorbell.hpp"
 #include "ringflow/incarnation.hpp"
 #include "ringflow/wait_policy.hpp"
@@ -39,14 +41,26 @@ struct cpu_incarnation_options {
   /// host puts them in its shared segment. nullptr: the kernel's own.
   control_block* control = nullptr;
   doorbell* kernel_bell = nullptr;
+  /// A kernel pool (kernel_pool.hpp) the ring runs in, sharing its threads with other ring actors.
+  /// Ignored — the ring gets a kernel thread of its own — when it is pinned (`cpus`), when its
+  /// wait mode differs from the pool's (e.g. spin), or when the control block or bell are placed
+  /// (a kernel host). null: a thread of its own.
+  std::shared_ptr<cpu::kernel_pool> pool;
+  /// A kernel thread of its own even when a pool is given (the runtime fills `pool` in by default).
+  bool own_thread = false;
 };
+
+/// True when a ring with these options runs in `opts.pool` (see cpu_incarnation_options::pool).
+bool runs_in_pool(const cpu_incarnation_options& opts) noexcept;
 
 namespace detail {
 /// CPU backend: one cpu_kernel thread with one channel, started on construction.
 class cpu_incarnation final : public incarnation {
  public:
   static std::unique_ptr<incarnation> make(const cpu::kernel_binding& k, const cpu_incarnation_options& opts,
-                                           doorbell* bell) {
+                                           doorbell* bell);
+  static std::unique_ptr<incarnation> make_own_thread(const cpu::kernel_binding& k, const cpu_incarnation_options& opts,
+                                                      doorbell* bell) {
     auto inc = std::unique_ptr<cpu_incarnation>(new cpu_incarnation(k.name, opts, bell));
     inc->channel_ = &inc->kernel_.add_ring(k, opts.rings);
     inc->kernel_.start();
@@ -77,6 +91,39 @@ class cpu_incarnation final : public incarnation {
   cpu_incarnation(const char* name, const cpu_incarnation_options& opts, doorbell* bell);
   cpu::cpu_kernel kernel_;
   cpu::channel* channel_ = nullptr;
+  bool abandoned_ = false;
+  bool complete_callers_ = true;
+};
+
+/// CPU backend in a kernel pool: one pooled_ring (its own control block) on the pool's threads.
+class pooled_cpu_incarnation final : public incarnation {
+ public:
+  pooled_cpu_incarnation(const cpu::kernel_binding& k, const cpu_incarnation_options& opts, doorbell* bell)
+      : pool_(opts.pool), ring_(opts.pool->attach(k, opts.rings, bell)), complete_callers_(opts.complete_callers) {}
+  ~pooled_cpu_incarnation() override;
+
+  const char* backend() const noexcept override { return "cpu"; }
+  const char* kernel_name() const noexcept override { return ring_->chan().kernel_name().c_str(); }
+  type_id request_type() const noexcept override { return ring_->chan().request_type(); }
+  type_id reply_type() const noexcept override { return ring_->chan().reply_type(); }
+  ring_region requests() noexcept override { return ring_->chan().requests(); }
+  std::uint64_t* request_producer_scratch() noexcept override { return ring_->chan().request_producer_scratch(); }
+  ring_region replies() noexcept override { return ring_->chan().replies(); }
+  void notify() noexcept override { ring_->notify(); }
+  bool finished() noexcept override { return ring_->finished(); }
+  control_block& control() noexcept override { return ring_->control(); }
+  bool stop(std::chrono::milliseconds timeout) override;
+  void abandon() noexcept override;
+  bool restart() override;
+  void set_reply_sink(std::weak_ptr<reply_sink> sink) noexcept override {
+    if (complete_callers_) ring_->chan().set_reply_sink(std::move(sink));
+  }
+
+  cpu::pooled_ring& ring() noexcept { return *ring_; }
+
+ private:
+  std::shared_ptr<cpu::kernel_pool> pool_;  // outlives the ring's last turn
+  std::shared_ptr<cpu::pooled_ring> ring_;
   bool abandoned_ = false;
   bool complete_callers_ = true;
 };

@@ -107,6 +107,11 @@ kernel_binding bind_kernel() noexcept {
   return kernel_binding{K::name, K::request::type_id_, K::reply::type_id_, &host_serve<K>};
 }
 
+class pooled_ring;  // kernel_pool.hpp
+namespace pool_detail {
+struct pool_state;
+}
+
 /// One request ring + one response ring served by kernel type K.
 class channel {
  public:
@@ -134,6 +139,8 @@ class channel {
 
  private:
   friend class cpu_kernel;
+  friend struct pool_detail::pool_state;
+  friend class pooled_ring;
   std::string kernel_name_;
   type_id request_type_;
   type_id reply_type_;

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "ringflow/cpu/cpu_kernel.hpp"
+#include "ringflow/cpu/kernel_pool.hpp"
 #include "ringflow/ingress.hpp"
 
 namespace ringflow::cpu {
@@ -56,6 +57,8 @@ class host_client {
  public:
   /// Throws std::logic_error if the channel already has a client.
   host_client(cpu_kernel& kernel, channel& ch, wait_policy wait = {});
+  /// The client of a ring in a kernel pool (kernel_pool.hpp).
+  explicit host_client(pooled_ring& ring, wait_policy wait = {});
   ~host_client();
   host_client(const host_client&) = delete;
   host_client& operator=(const host_client&) = delete;
@@ -84,7 +87,10 @@ class host_client {
   void wait_for_kernel(std::chrono::steady_clock::time_point until, std::uint32_t& idle);
   static void fill(const ring_consumer& rc, const slot_header& h, reply& out);
 
-  cpu_kernel& kernel_;
+  void notify() noexcept;
+  cpu_kernel* kernel_ = nullptr;  // one of the two
+  pooled_ring* pooled_ = nullptr;
+  control_block* control_ = nullptr;
   channel& ch_;
   wait_policy wait_;
   ring_producer producer_;
