@@ -21,6 +21,8 @@
 //                                       same functions and messages as (b)); the last one completes
 //   BM_Floor_FutexRoundTrip/rate:R     the machine's floor for parking designs: two futex wakes per
 //                                       message (generator -> parked thread -> parked generator)
+//   BM_ManyRings/rings:N/small:S/pooled:P  N idle ring actors in one runtime: RSS and threads they
+//                                       add, one call to each of them vs N calls to one (closed loop)
 //   BM_MaxRate_<shape>[/wait:W]        the highest paced rate whose p99 <= 1 ms: doubling from
 //                                       1,000/s until p99 > 1 ms, then 4 bisection steps (0.5 s each;
 //                                       a rate fails when two runs at it both miss)
@@ -47,6 +49,8 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -505,6 +509,63 @@ void BM_MaxRate_RawCafPipeline(benchmark::State& state) {
   caf::anon_send_exit(p.first, caf::exit_reason::user_shutdown);
 }
 
+// ------------------------------------------------------------------ many ring actors in one runtime
+
+long proc_status(const char* key) {  // a "Key:  value" line of /proc/self/status (kB for memory)
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  const std::size_t n = std::strlen(key);
+  while (std::getline(f, line))
+    if (line.compare(0, n, key) == 0) return std::atol(line.c_str() + n + 1);
+  return -1;
+}
+
+// N idle ring actors (EchoKernel), in the kernel pool or each on a kernel thread of its own: the
+// memory and threads they add, then one call to each of them against N calls to one of them.
+void BM_ManyRings(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const bool small = state.range(1) != 0;
+  const bool pooled = state.range(2) != 0;
+  for (auto _ : state) {
+    ringflow::runtime_config rc;
+    rc.kernel_threads = pooled ? -1 : 0;
+    ringflow::runtime rt(rc);
+    const long rss0 = proc_status("VmRSS:"), th0 = proc_status("Threads:");
+    ringflow::cpu_incarnation_options ko;
+    ringflow::ring_actor_options ao;
+    if (small) {  // the small ring actor of docs/EMBEDDING.md: 32-slot rings, a window of 32
+      ko.rings = ringflow::cpu::ring_options::small();
+      ao.window = ao.per_caller_window = 32;
+    }
+    for (std::size_t i = 0; i < n; ++i)
+      rt.spawn_ring_actor<ringflow::demo_kernels::EchoKernel>("r" + std::to_string(i), ao, ko);
+    std::vector<ringflow::ring_client> clients;
+    for (std::size_t i = 0; i < n; ++i) clients.push_back(*rt.client("r" + std::to_string(i)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // every kernel idle (parked)
+    const long rss1 = proc_status("VmRSS:"), th1 = proc_status("Threads:");
+    const fb_msg req = echo_request();
+    std::uint64_t errors = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (auto& c : clients) errors += c.call(req).ok() ? 0 : 1;
+    const auto t1 = std::chrono::steady_clock::now();
+    for (std::size_t i = 0; i < n; ++i) errors += clients[0].call(req).ok() ? 0 : 1;
+    const auto t2 = std::chrono::steady_clock::now();
+    const double each_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
+    const double one_ms = std::chrono::duration<double, std::milli>(t2 - t1).count();
+    state.SetIterationTime((each_ms + one_ms) / 1000.0);
+    state.counters["rings"] = static_cast<double>(n);
+    state.counters["rss_per_ring_kib"] = static_cast<double>(rss1 - rss0) / static_cast<double>(n);
+    state.counters["threads_added"] = static_cast<double>(th1 - th0);
+    state.counters["kernel_threads"] =
+        pooled ? static_cast<double>(rt.kernel_pool()->stats().threads) : static_cast<double>(n);
+    state.counters["call_each_ms"] = each_ms;
+    state.counters["call_one_ms"] = one_ms;
+    state.counters["each_over_one"] = one_ms > 0 ? each_ms / one_ms : 0;
+    state.counters["errors"] = static_cast<double>(errors);
+    clients.clear();
+  }
+}
+
 void rates_waits(benchmark::internal::Benchmark* b) {
   b->ArgNames({"rate", "wait"});
   for (std::int64_t r : {1000, 10000, 100000})
@@ -526,6 +587,17 @@ BENCHMARK(BM_MaxRate_RawCafRequest)->Iterations(1)->UseManualTime()->Unit(benchm
 BENCHMARK(BM_MaxRate_Call)->ArgName("wait")->Arg(1)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MaxRate_RawCafPipeline)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MaxRate_Pipeline)->ArgName("wait")->Arg(1)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+// rings / small (ring_options::small(): 32 slots each way) / pooled (1 = the kernel pool, 0 = a
+// kernel thread per ring actor). 10,000 on threads of their own is not run (10,000 threads).
+BENCHMARK(BM_ManyRings)
+    ->ArgNames({"rings", "small", "pooled"})
+    ->Args({1000, 0, 0})
+    ->Args({1000, 0, 1})
+    ->Args({1000, 1, 1})
+    ->Args({10000, 1, 1})
+    ->Iterations(1)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

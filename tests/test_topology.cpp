@@ -223,6 +223,23 @@ TEST_CASE("ring nodes choose their wait policy and kernel CPUs: wait and cpus", 
   require_one(head + "nodes: [{name: a, function: sink, type: Echo, wait: park}]\n", 2, 53, "'wait' is for ring nodes");
 }
 
+TEST_CASE("ring nodes size their rings: ring_slots", "[topology]") {
+  std::vector<topology_error> errors;
+  const auto t = parse_topology(head +
+                                    "nodes:\n"
+                                    "  - {name: a, kernel: echo, ring_slots: 32}\n"
+                                    "  - {name: b, kernel: echo}\n",
+                                "t.yaml", errors);
+  REQUIRE(errors.empty());
+  CHECK(t->nodes[0].ring_slots == 32);
+  CHECK(t->nodes[1].ring_slots == 0);  // the backend's default
+  require_one(head + "nodes: [{name: a, kernel: echo, ring_slots: 48}]\n", 2, 45,
+              "'ring_slots' must be a power of two");
+  require_one(head + "nodes: [{name: a, kernel: echo, ring_slots: 1}]\n", 2, 45, "ring_slots");
+  require_one(head + "nodes: [{name: a, function: sink, type: Echo, ring_slots: 32}]\n", 2, 59,
+              "'ring_slots' is for ring nodes");
+}
+
 TEST_CASE("every problem of a file is reported, not only the first", "[topology]") {
   const auto e = errors_of(head +
                            "nodes:\n"

@@ -90,7 +90,9 @@ struct ring_core::impl {
     std::shared_ptr<caller_credit> caller;
   };
 
-  explicit impl(std::uint32_t window) : entries(window), next(window), mask(window - 1) {
+  // The staging queue starts with room for one window (at most 1024): a small ring actor stays small.
+  explicit impl(std::uint32_t window)
+      : entries(window), next(window), mask(window - 1), staging(std::min<std::uint32_t>(window, 1024)) {
     for (std::uint32_t i = window; i-- > 0;) push_free(i);
   }
 
@@ -127,7 +129,7 @@ struct ring_core::impl {
   std::atomic<std::uint64_t> seq{0};
 
   // ---- staging: many producers -> the publisher -------------------------------------------
-  moodycamel::ConcurrentQueue<std::uint64_t> staging{1024};
+  moodycamel::ConcurrentQueue<std::uint64_t> staging;
   alignas(64) std::atomic<std::int64_t> staged{0};  // staging + carry
   alignas(64) std::atomic<bool> publishing{true};   // the publisher role (held while detached)
   // Owned by the publisher role:

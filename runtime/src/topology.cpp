@@ -196,8 +196,8 @@ void read_nodes(reader& r, const YAML::Node& list, topology& t) {
   std::set<std::string> seen;
   for (const auto& n : list) {
     if (!r.map(n, "node",
-               {"name", "kernel", "backend", "host", "replicas", "window", "arena_bytes", "wait", "cpus", "function",
-                "type"}))
+               {"name", "kernel", "backend", "host", "replicas", "window", "arena_bytes", "ring_slots", "wait", "cpus",
+                "function", "type"}))
       continue;
     node_spec s;
     s.pos = pos_of(n);
@@ -239,6 +239,9 @@ void read_nodes(reader& r, const YAML::Node& list, topology& t) {
       s.window = r.num<std::uint32_t>(n, "window", what, 1, 1u << 20).value_or(256);
       s.arena_bytes = r.num<std::uint32_t>(n, "arena_bytes", what, 0, 1u << 28).value_or(1u << 20);
       if (s.arena_bytes % 64) r.error(n["arena_bytes"], what + ": 'arena_bytes' must be a multiple of 64");
+      s.ring_slots = r.num<std::uint32_t>(n, "ring_slots", what, 2, 1u << 16).value_or(0);
+      if (s.ring_slots & (s.ring_slots - 1))
+        r.error(n["ring_slots"], what + ": 'ring_slots' must be a power of two (2..65536)");
       if (auto w = r.str(n, "wait", what, false)) {
         s.wait = *w;
         if (std::find(wait_modes.begin(), wait_modes.end(), s.wait) == wait_modes.end())
@@ -264,7 +267,7 @@ void read_nodes(reader& r, const YAML::Node& list, topology& t) {
       }
     } else {
       s.kind = node_kind::cpu;
-      for (const char* k : {"backend", "host", "replicas", "window", "arena_bytes", "wait", "cpus"})
+      for (const char* k : {"backend", "host", "replicas", "window", "arena_bytes", "ring_slots", "wait", "cpus"})
         if (n[k]) r.error(n[k], what + ": '" + k + "' is for ring nodes");
       s.function = r.str(n, "function", what, true).value_or("");
       if (!s.function.empty() && !r.cat.has_function(s.function))

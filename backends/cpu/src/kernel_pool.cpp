@@ -8,7 +8,9 @@
 //     seq_cst fence, then pending_ (load, exchange). Worker done with a ring (settle()): pending_
 //     = false, seq_cst fence, then the ring's tail (and stop flag). By the fence rule one of the
 //     two sees the other's store: the producer queues the ring, or the worker sees the new tail
-//     and queues it again itself.
+//     and queues it again itself. The store of false is a release and the producer's exchange
+//     an acquire: the next worker to serve the ring sees everything the last one did to its
+//     endpoints (then the queue's lock carries it on).
 //   * home_ changes only under the old home's lock (enqueue() re-checks it under the lock), and a
 //     ring is moved only while it is queued (its queue entry moves with it) or being served (the
 //     serving worker re-queues it at its new home). So moves never hand a ring to two workers.
@@ -149,7 +151,7 @@ struct pool_state : std::enable_shared_from_this<pool_state> {
   // The position is read before pending_ is cleared: after that another worker may serve it.
   static void settle(ring_ptr r) {
     const std::uint64_t pos = r->chan_.kernel_requests_.position();
-    r->pending_.store(false, std::memory_order_relaxed);
+    r->pending_.store(false, std::memory_order_release);
     std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with notify()'s
     const bool work = ring_observer(r->chan_.requests()).tail() != pos || r->control_.stop_is_requested();
     if (work && !r->pending_.exchange(true, std::memory_order_acq_rel)) enqueue(std::move(r), false);
@@ -158,7 +160,7 @@ struct pool_state : std::enable_shared_from_this<pool_state> {
   // A queue entry of a finished ring: dropped, unless restart() raced with it (it then queues
   // the ring itself or we see it running again: the same fence pair as above).
   static void drop(ring_ptr r) {
-    r->pending_.store(false, std::memory_order_relaxed);
+    r->pending_.store(false, std::memory_order_release);
     std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with notify()'s (in restart())
     if (!r->finished_.load(std::memory_order_acquire) && !r->pending_.exchange(true, std::memory_order_acq_rel))
       enqueue(std::move(r), false);
@@ -169,7 +171,7 @@ struct pool_state : std::enable_shared_from_this<pool_state> {
     if (clean) r.control_.set_state(kernel_state::stopped);  // release: the replies above are visible
     else r.control_.fault(kernel_error::reply_stuck, 0, why);
     r.draining_ = false;
-    r.pending_.store(false, std::memory_order_relaxed);
+    r.pending_.store(false, std::memory_order_release);
     r.finished_.store(true, std::memory_order_release);
     r.chan_.reply_bell_.ring();
     if (r.completion_bell_) r.completion_bell_->ring();

@@ -91,6 +91,7 @@ node_placement placement::place(const node_spec& n, const topology& topo, const 
 cpu_incarnation_options cpu_options_for(const node_spec& n, const std::string& ring_name, const program_config& cfg) {
   cpu_incarnation_options co;
   co.rings.requests.arena_bytes = co.rings.replies.arena_bytes = n.arena_bytes;
+  if (n.ring_slots) co.rings.requests.capacity = co.rings.replies.capacity = n.ring_slots;
   co.wait = wait_policy::of(parse_wait_mode(n.wait.empty() ? cfg.runtime.wait : n.wait).value_or(wait_mode::adaptive));
   co.cpus = n.cpus;
   co.thread_name = "rf-k-" + ring_name;
@@ -103,6 +104,7 @@ incarnation_factory placement::device_factory(const node_placement& p, const ker
   if (p.gpu) {
     gpu::gpu_ring_options go;
     go.requests.arena_bytes = go.replies.arena_bytes = n.arena_bytes;
+    if (n.ring_slots) go.requests.capacity = go.replies.capacity = n.ring_slots;
     f = p.gpu->factory(k.name, go);            // throws for a kernel the GPU table lacks or bad ring options
     if (p.sim) f = p.sim->wrap(std::move(f));  // the injector over the GPU's incarnations
   } else if (p.sim) {

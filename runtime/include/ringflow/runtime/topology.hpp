@@ -27,7 +27,8 @@
 //       config: { breaker: {cooldown_ms: 1500} }
 //       nodes:                           # required, at least one
 //         - {name: echo, kernel: echo, backend: auto, replicas: 1, window: 256, arena_bytes: 1048576,
-//            host: in-process}            # or host: process (each ring actor's kernel in a kernel-host worker)
+//            ring_slots: 1024, host: in-process}            # or host: process (each ring actor's kernel in a
+//            kernel-host worker)
 //         - {name: check, function: validate, type: Echo}                         # CPU node
 //       edges: [{from: check, to: echo}]
 //       supervisors:
@@ -77,6 +78,8 @@ struct node_spec {
   std::uint32_t replicas = 1;
   std::uint32_t window = 256;            // the ring actors' in-flight window
   std::uint32_t arena_bytes = 1u << 20;  // each ring's arena for payloads beyond a slot (multiple of 64)
+  std::uint32_t ring_slots = 0;          // slots of each ring (power of two; 0 = the backend's default:
+                                         // 1024 on the CPU, 256 on a GPU; 32 = the small ring actor)
   std::string wait;                      // park | adaptive | spin; "" = the config's runtime.wait
   std::vector<int> cpus;                 // CPUs of its kernel threads (empty: not pinned)
   // CPU nodes

@@ -75,6 +75,15 @@ struct ring_options {
   void* request_memory = nullptr;
   void* reply_memory = nullptr;
   bool attach = false;
+
+  /// The small-ring preset for many mostly idle ring actors: 32 slots of 256 bytes each way
+  /// (2 x 8.4 KiB of ring memory instead of 2 x 256 KiB; requests up to 192 bytes inline, larger
+  /// ones need `arena_bytes`). docs/EMBEDDING.md lists what a ring actor costs with it.
+  static ring_options small() noexcept {
+    ring_options o;
+    o.requests.capacity = o.replies.capacity = 32;
+    return o;
+  }
 };
 
 /// Counters the kernel thread keeps about itself (relaxed; for tests, metrics, the watchdog).
