@@ -20,15 +20,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-template <class F>
-bool eventually(F&& f, std::chrono::milliseconds limit = 5000ms) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < until) {
-    if (f()) return true;
-    std::this_thread::sleep_for(100us);
-  }
-  return f();
-}
+using test::eventually;
 
 std::uint64_t echo_seq(const reply& r) {
   REQUIRE(test::verify<demo::Echo>(r.payload));

@@ -3,6 +3,8 @@
 
 #include <flatbuffers/flatbuffers.h>
 
+#include <chrono>
+#include <thread>
 #include <vector>
 
 #include "ringflow/generated/echo_generated.h"
@@ -47,6 +49,17 @@ template <class Root>
 bool verify(const std::vector<std::uint8_t>& buf) {
   flatbuffers::Verifier v(buf.data(), buf.size());
   return v.VerifyBuffer<Root>(nullptr);
+}
+
+/// Waits (bounded, polling every 100 us) until `f()` holds; returns its last value.
+template <class F>
+bool eventually(F&& f, std::chrono::milliseconds limit = std::chrono::milliseconds(5000)) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (f()) return true;
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+  return f();
 }
 
 }  // namespace ringflow::test

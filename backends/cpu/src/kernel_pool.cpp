@@ -177,18 +177,6 @@ struct pool_state : std::enable_shared_from_this<pool_state> {
     if (r.completion_bell_) r.completion_bell_->ring();
   }
 
-  void deliver(pooled_ring& r) noexcept {
-    channel& ch = r.chan_;
-    ch.reply_bell_.ring();
-    std::shared_ptr<reply_sink> sink;
-    {
-      std::lock_guard<std::mutex> lock(ch.sink_mu_);
-      sink = ch.sink_.lock();
-    }
-    if (sink && sink->take_replies()) return;
-    if (r.completion_bell_) r.completion_bell_->ring();
-  }
-
   // One turn of ring r on worker w: a batch of at most max_batch requests (or of its drain).
   void serve(worker& w, ring_ptr r) {
     pooled_ring& ring = *r;
@@ -220,7 +208,7 @@ struct pool_state : std::enable_shared_from_this<pool_state> {
     cb.beat();
     if (tally.served) {
       cb.progressed(tally.served, tally.handler_errors, tally.rejected);
-      deliver(ring);
+      ch.deliver_replies(ring.completion_bell_);
     }
     if (ring.draining_) {
       ring.drain_budget_ -= n;
