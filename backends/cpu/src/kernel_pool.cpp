@@ -53,7 +53,8 @@ struct pool_state : std::enable_shared_from_this<pool_state> {
   std::size_t threads = 1;
   mutable std::mutex mu;  // workers, retired, rings, homed counts
   std::vector<std::shared_ptr<worker>> workers;
-  std::vector<std::shared_ptr<worker>> retired;
+  std::vector<std::shared_ptr<worker>> retired;  // still running (a stuck batch), or ended not yet joined
+  std::vector<std::shared_ptr<worker>> ended;    // joined; kept for stale home pointers (see watch())
   std::unordered_set<pooled_ring*> rings;
   std::atomic<std::uint64_t> moves{0}, stuck{0}, rescued{0};
   std::mutex mon_mu;
@@ -171,8 +172,10 @@ struct pool_state : std::enable_shared_from_this<pool_state> {
     if (clean) r.control_.set_state(kernel_state::stopped);  // release: the replies above are visible
     else r.control_.fault(kernel_error::reply_stuck, 0, why);
     r.draining_ = false;
-    r.pending_.store(false, std::memory_order_release);
+    // finished_ before pending_: a notify() that queues the ring from now on finds it finished
+    // (its worker drops the entry) instead of serving it again beside us.
     r.finished_.store(true, std::memory_order_release);
+    r.pending_.store(false, std::memory_order_release);
     r.chan_.reply_bell_.ring();
     if (r.completion_bell_) r.completion_bell_->ring();
   }
@@ -373,10 +376,13 @@ struct pool_state : std::enable_shared_from_this<pool_state> {
           const std::uint64_t s = w->batch_start.load(std::memory_order_relaxed);
           if (s != 0 && now > s && now - s > stuck_ns) hung.push_back(w);
         }
-        // Join retired workers that have ended (their handler returned).
+        // Join retired workers that have ended (their handler returned). Their objects stay
+        // (ended) while the pool lives: a producer may still hold one as a stale home pointer
+        // and will lock it, see the ring moved, and look again.
         for (auto it = retired.begin(); it != retired.end();) {
           if ((*it)->done.load(std::memory_order_acquire)) {
             if ((*it)->thread.joinable()) (*it)->thread.join();
+            ended.push_back(std::move(*it));
             it = retired.erase(it);
           } else {
             ++it;
