@@ -247,6 +247,35 @@ TEST_CASE("pool: a client that stops reading faults its ring at stop, not the ne
   CHECK(fine->stop(1s));
 }
 
+TEST_CASE("pool: a drain that outlasts the stop timeout faults the ring, and stop() waits for that",
+          "[cpu][pool][tsan]") {
+  slow_us = 1000;
+  pool_config cfg = small_pool(1);
+  cfg.stuck_after = 2000ms;  // 1 ms handlers are slow, not stuck
+  kernel_pool pool(cfg);
+  auto slow =
+      pool.attach(bind_kernel<SlowEcho>(), {.requests = {.capacity = 1024}, .replies = {.capacity = 1024}}, nullptr);
+  host_client c(*slow);
+  for (int i = 0; i < 1000; ++i) REQUIRE(c.submit(msg::Echo::type_id_, test::echo_request(i, 8)).ok());
+  // ~1 s of work, 50 ms to drain it: the drain stops at its first turn past the deadline.
+  CHECK_FALSE(slow->stop(50ms));
+  CHECK(slow->finished());  // stop() returned because the ring finished, not because it gave up
+  CHECK(slow->control().current_state() == kernel_state::faulted);
+  CHECK(slow->control().current_error() == kernel_error::reply_stuck);
+  CHECK_THAT(std::string(slow->control().error_detail), Catch::Contains("did not finish within the stop timeout"));
+  CHECK(slow->control().processed_count() < 1000);
+  // Every request still gets exactly one answer: served ones their reply, the rest `stopped`.
+  reply r;
+  std::uint64_t ok = 0, stopped = 0;
+  for (std::uint64_t id = 1; id <= 1000; ++id) {
+    REQUIRE(c.await(id, 5s, r));
+    (r.ok() ? ok : stopped) += 1;
+    if (!r.ok()) CHECK(r.st == status::stopped);
+  }
+  CHECK(ok == slow->control().processed_count());
+  CHECK(ok + stopped == 1000);
+}
+
 TEST_CASE("pool: an active ring moves off a hot worker to a cold one", "[cpu][pool][tsan]") {
   slow_us = 500;
   pool_config cfg = small_pool(2);

@@ -61,7 +61,9 @@ bool cpu_incarnation::stop(std::chrono::milliseconds timeout) {
 }
 
 pooled_cpu_incarnation::~pooled_cpu_incarnation() {
-  if (!ring_->finished()) (void)ring_->stop(std::chrono::milliseconds(1000));  // nobody to tell how it ended
+  // Nobody to tell how it ended. A ring still inside a hung handler outlives this object (the
+  // pool holds it); it must not ring the completion bell of an owner that may be gone by then.
+  if (!ring_->finished() && !ring_->stop(std::chrono::milliseconds(1000))) ring_->release_completion_bell();
 }
 
 bool pooled_cpu_incarnation::stop(std::chrono::milliseconds timeout) {

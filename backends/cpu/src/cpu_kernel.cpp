@@ -102,18 +102,19 @@ void cpu_kernel::ring_reply_bells(channel& ch) noexcept {
 
 // After a batch: the channel's reply sink completes the callers on this thread when it can (no
 // hand-off to the poller); else the completion bell wakes whoever consumes them.
-void channel::deliver_replies(doorbell* completion_bell) noexcept {
+bool channel::deliver_replies() noexcept {
   reply_bell_.ring();
   std::shared_ptr<reply_sink> sink;
   {
     std::lock_guard<std::mutex> lock(sink_mu_);
     sink = sink_.lock();
   }
-  if (sink && sink->take_replies()) return;
-  if (completion_bell) completion_bell->ring();
+  return !(sink && sink->take_replies());
 }
 
-void cpu_kernel::deliver_replies(channel& ch) noexcept { ch.deliver_replies(cfg_.completion_bell); }
+void cpu_kernel::deliver_replies(channel& ch) noexcept {
+  if (ch.deliver_replies() && cfg_.completion_bell) cfg_.completion_bell->ring();
+}
 
 void cpu_kernel::wake_clients() noexcept {
   for (auto& ch : channels_) ring_reply_bells(*ch);

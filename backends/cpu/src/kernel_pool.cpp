@@ -35,13 +35,14 @@ constexpr std::uint64_t blocked_retry_ns = 200'000;  // a full response ring: re
 struct worker {
   std::size_t index = 0;
   doorbell bell;
-  std::mutex mu;                              // ready, blocked
-  std::deque<ring_ptr> ready;                 // rings with requests (or a stop flag), in turn order
-  std::vector<ring_ptr> blocked;              // rings whose response ring was full
-  std::size_t homed = 0;                      // rings homed here (pool_state::mu)
-  std::atomic<std::uint64_t> batch_start{0};  // steady ns when the current batch began; 0 = none
-  std::atomic<std::uint64_t> busy_ns{0};      // time spent in batches
-  std::uint64_t busy_seen = 0;                // the monitor's last look
+  std::mutex mu;                               // ready, blocked
+  std::deque<ring_ptr> ready;                  // rings with requests (or a stop flag), in turn order
+  std::vector<ring_ptr> blocked;               // rings whose response ring was full
+  std::size_t homed = 0;                       // rings homed here (pool_state::mu)
+  std::atomic<std::uint64_t> batch_start{0};   // steady ns when the current batch began; 0 = none
+  std::atomic<pooled_ring*> serving{nullptr};  // the ring of the current batch
+  std::atomic<std::uint64_t> busy_ns{0};       // time spent in batches
+  std::uint64_t busy_seen = 0;                 // the monitor's last look
   std::atomic<bool> retired{false};
   std::atomic<bool> quit{false};
   std::atomic<bool> done{false};
@@ -96,11 +97,37 @@ struct pool_state : std::enable_shared_from_this<pool_state> {
     }
     for (auto& w : all) {
       if (!w->thread.joinable()) continue;
-      // A retired worker still inside a handler that never returns cannot be joined: it keeps
-      // this state (and its ring) alive through its shared_ptr and ends when the handler does.
-      if (w->retired.load() && !w->done.load()) w->thread.detach();
+      // A worker still inside a handler (retired or not yet seen stuck) may never return: it is
+      // not joined; it keeps this state (and its ring) alive through its shared_ptr and ends
+      // when the handler does.
+      if (!w->done.load() && (w->retired.load() || w->batch_start.load() != 0)) w->thread.detach();
       else w->thread.join();
     }
+    // Entries left in the queues (a notify after the last stop) would keep their rings, and the
+    // rings this state, alive in a cycle: drop them (outside the locks: a ring's destructor locks).
+    for (auto& w : all) {
+      std::deque<ring_ptr> ready;
+      std::vector<ring_ptr> blocked;
+      {
+        std::lock_guard<std::mutex> lock(w->mu);
+        ready.swap(w->ready);
+        blocked.swap(w->blocked);
+      }
+    }
+  }
+
+  // True when ring r is inside a batch that has run for longer than stuck_after (a hung handler).
+  bool in_stuck_batch(const pooled_ring& r) const {
+    const std::uint64_t now = steady_now_ns();
+    const auto stuck_ns =
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(cfg.stuck_after).count());
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto* list : {&workers, &retired})
+      for (const auto& w : *list) {
+        const std::uint64_t s = w->batch_start.load(std::memory_order_relaxed);
+        if (w->serving.load(std::memory_order_relaxed) == &r && s != 0 && now > s && now - s > stuck_ns) return true;
+      }
+    return false;
   }
 
   // The live worker with the fewest rings (call with mu held).
@@ -167,17 +194,26 @@ struct pool_state : std::enable_shared_from_this<pool_state> {
       enqueue(std::move(r), false);
   }
 
+  // The completion bell under its lease (see pooled_ring::release_completion_bell()).
+  static void ring_completion(pooled_ring& r) noexcept {
+    r.bell_users_.fetch_add(1, std::memory_order_seq_cst);
+    if (doorbell* b = r.completion_bell_.load(std::memory_order_seq_cst)) b->ring();
+    r.bell_users_.fetch_sub(1, std::memory_order_release);
+  }
+
   static void finish(pooled_ring& r, bool clean, const char* why) {
     r.chan_.kernel_requests_.publish();
     if (clean) r.control_.set_state(kernel_state::stopped);  // release: the replies above are visible
     else r.control_.fault(kernel_error::reply_stuck, 0, why);
     r.draining_ = false;
+    // The bells before finished_: once a stop() sees it finished, the owner may destroy what
+    // they belong to. (Waiters re-check the state, which is final already.)
+    r.chan_.reply_bell_.ring();
+    ring_completion(r);
     // finished_ before pending_: a notify() that queues the ring from now on finds it finished
     // (its worker drops the entry) instead of serving it again beside us.
     r.finished_.store(true, std::memory_order_release);
     r.pending_.store(false, std::memory_order_release);
-    r.chan_.reply_bell_.ring();
-    if (r.completion_bell_) r.completion_bell_->ring();
   }
 
   // One turn of ring r on worker w: a batch of at most max_batch requests (or of its drain).
@@ -191,36 +227,39 @@ struct pool_state : std::enable_shared_from_this<pool_state> {
       cb.set_state(kernel_state::draining);
       ring.draining_ = true;
       ring.drain_budget_ = ch.requests_.config().capacity;
-      ring.drain_deadline_ns_ =
-          start + static_cast<std::uint64_t>(ring.stop_timeout_ms_.load(std::memory_order_relaxed)) * 1'000'000;
     }
+    w.serving.store(&ring, std::memory_order_relaxed);
     w.batch_start.store(start, std::memory_order_relaxed);
     serve_tally tally;
     serve_result last = serve_result::served;
     std::uint32_t budget = cfg.max_batch;
     if (ring.draining_) budget = static_cast<std::uint32_t>(std::min<std::uint64_t>(budget, ring.drain_budget_));
     std::uint32_t n = 0;
-    while (n < budget) {
+    // A retired worker (stuck in this batch) ends the batch at the next request: the ring moves on.
+    while (n < budget && !w.retired.load(std::memory_order_relaxed)) {
       last = ch.serve_(ch.kernel_requests_, ch.kernel_replies_, start, tally);
       if (last != serve_result::served) break;
       ++n;
     }
-    const std::uint64_t end = steady_now_ns();
-    w.batch_start.store(0, std::memory_order_relaxed);
-    w.busy_ns.fetch_add(end - start, std::memory_order_relaxed);
     cb.beat();
     if (tally.served) {
       cb.progressed(tally.served, tally.handler_errors, tally.rejected);
-      ch.deliver_replies(ring.completion_bell_);
+      if (ch.deliver_replies()) ring_completion(ring);  // completion callbacks: still in the batch
     }
+    const std::uint64_t end = steady_now_ns();
+    w.batch_start.store(0, std::memory_order_relaxed);
+    w.serving.store(nullptr, std::memory_order_relaxed);
+    w.busy_ns.fetch_add(end - start, std::memory_order_relaxed);
     if (ring.draining_) {
       ring.drain_budget_ -= n;
       if (last == serve_result::idle || ring.drain_budget_ == 0) return finish(ring, true, nullptr);
+      if (end > ring.stop_deadline_ns_.load(std::memory_order_relaxed))
+        return finish(ring, false,
+                      last == serve_result::blocked ? "stop: response ring stayed full past the stop timeout"
+                                                    : "stop: the drain did not finish within the stop timeout");
       if (last == serve_result::blocked) {
-        if (end > ring.drain_deadline_ns_)
-          return finish(ring, false, "stop: response ring stayed full past the stop timeout");
         ring.chan_.reply_bell_.ring();
-        if (ring.completion_bell_) ring.completion_bell_->ring();
+        ring_completion(ring);
         return enqueue(std::move(r), true);
       }
       return enqueue(std::move(r), false);  // more to drain: its next turn
@@ -358,6 +397,17 @@ struct pool_state : std::enable_shared_from_this<pool_state> {
     moves.fetch_add(1, std::memory_order_relaxed);
   }
 
+  // A ring waiting in a healthy worker's queue is not hung: its heartbeat moves (the watchdog's
+  // hang check reads it) even while a long round of other rings runs before its turn.
+  void beat_queued() {
+    std::lock_guard<std::mutex> l(mu);
+    for (auto& w : workers) {
+      std::lock_guard<std::mutex> wl(w->mu);
+      for (auto& r : w->ready) r->control_.beat();
+      for (auto& r : w->blocked) r->control_.beat();
+    }
+  }
+
   void watch() {
     name_this_thread("rf-kp-mon");
     auto last_rebalance = std::chrono::steady_clock::now();
@@ -390,6 +440,7 @@ struct pool_state : std::enable_shared_from_this<pool_state> {
         }
       }
       for (auto& w : hung) rescue(w);
+      beat_queued();
       const auto t = std::chrono::steady_clock::now();
       if (t - last_rebalance >= cfg.rebalance_every) {
         rebalance(t - last_rebalance);
@@ -464,19 +515,31 @@ void pooled_ring::notify() noexcept {
 
 void pooled_ring::request_stop(std::chrono::milliseconds timeout) noexcept {
   if (finished()) return;
-  stop_timeout_ms_.store(timeout.count(), std::memory_order_relaxed);
+  // The earliest deadline asked for wins (abandon after stop, or stop after abandon). Relaxed:
+  // the stop flag's release orders it before the worker's read.
+  const std::uint64_t deadline =
+      steady_now_ns() +
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count());
+  std::uint64_t cur = stop_deadline_ns_.load(std::memory_order_relaxed);
+  while ((cur == 0 || deadline < cur) &&
+         !stop_deadline_ns_.compare_exchange_weak(cur, deadline, std::memory_order_relaxed)) {}
   control_.request_stop();
   notify();
 }
 
 bool pooled_ring::stop(std::chrono::milliseconds timeout) {
   request_stop(timeout);
-  // The worker finishes the drain (or faults it at the timeout); a ring whose worker is stuck in a
-  // handler does not finish: give up a little after the timeout.
-  const auto give_up = std::chrono::steady_clock::now() + timeout + std::chrono::milliseconds(100);
+  // The worker finishes the drain, or faults it at its first turn after the deadline. Waiting in
+  // its worker's queue behind other rings is progress: keep waiting. Give up only when the ring
+  // is inside a handler that the pool counts as stuck (a hang: it may never finish), or at a
+  // hard bound far beyond the timeout.
+  const auto start = std::chrono::steady_clock::now();
+  const auto soft = start + timeout + std::chrono::milliseconds(100);
+  const auto hard = soft + std::chrono::seconds(30);
   auto pause = std::chrono::microseconds(20);
   while (!finished()) {
-    if (std::chrono::steady_clock::now() > give_up) return false;
+    const auto now = std::chrono::steady_clock::now();
+    if (now > hard || (now > soft && pool_->in_stuck_batch(*this))) return false;
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::microseconds(2000));
   }
@@ -493,6 +556,7 @@ bool pooled_ring::restart() {
     if (pending_.load(std::memory_order_acquire)) return false;
   }
   control_.reset(++epoch_);
+  stop_deadline_ns_.store(0, std::memory_order_relaxed);
   chan_.kernel_requests_ = ring_consumer(chan_.requests_.region());
   chan_.kernel_replies_ = ring_producer(chan_.replies_.region(), chan_.replies_.producer_scratch());
   draining_ = false;
@@ -500,6 +564,11 @@ bool pooled_ring::restart() {
   finished_.store(false, std::memory_order_release);  // release: the endpoints above, for the worker
   notify();                                           // requests pushed before the restart are served
   return true;
+}
+
+void pooled_ring::release_completion_bell() noexcept {
+  completion_bell_.store(nullptr, std::memory_order_seq_cst);
+  while (bell_users_.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
 }
 
 int pooled_ring::home_index() const noexcept {

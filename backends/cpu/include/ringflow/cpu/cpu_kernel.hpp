@@ -145,10 +145,10 @@ class channel {
     std::lock_guard<std::mutex> lock(sink_mu_);
     sink_ = std::move(sink);
   }
-  /// The kernel side after a batch published replies: rings the reply bell, lets the reply sink
-  /// complete the callers on this thread when it can, else rings `completion_bell` (may be null)
-  /// for whoever consumes them (cpu_kernel and kernel_pool both call it).
-  void deliver_replies(doorbell* completion_bell) noexcept;
+  /// The kernel side after a batch published replies: rings the reply bell and lets the reply
+  /// sink complete the callers on this thread when it can. True when it could not (whoever
+  /// consumes the replies must be woken: the caller rings its completion bell).
+  bool deliver_replies() noexcept;
 
  private:
   friend class cpu_kernel;

@@ -116,7 +116,10 @@ class pooled_ring : public std::enable_shared_from_this<pooled_ring> {
   void notify() noexcept;
   /// Raises the stop flag: the ring drains (within `timeout`) and stops; returns at once.
   void request_stop(std::chrono::milliseconds timeout) noexcept;
-  /// request_stop(), then waits until the ring is finished; true if it stopped cleanly.
+  /// request_stop(), then waits until the ring is finished; true if it stopped cleanly. A drain
+  /// that does not finish by the timeout faults the ring (reply_stuck) at its next turn, so this
+  /// waits as long as the ring's worker makes progress; it gives up (false, not finished) only
+  /// when the ring is inside a handler that has run for longer than the pool's stuck_after.
   bool stop(std::chrono::milliseconds timeout);
   /// True once the ring stopped or faulted (and its worker no longer touches it).
   [[nodiscard]] bool finished() const noexcept { return finished_.load(std::memory_order_acquire); }
@@ -124,6 +127,9 @@ class pooled_ring : public std::enable_shared_from_this<pooled_ring> {
   bool restart();
   /// The worker it is homed at now (for tests and stats): its index, or -1 once detached.
   [[nodiscard]] int home_index() const noexcept;
+  /// Forgets the completion bell (its owner goes away while the ring may still be served, e.g.
+  /// abandoned in a hung handler); returns once no worker is ringing it.
+  void release_completion_bell() noexcept;
 
  private:
   friend struct pool_detail::pool_state;
@@ -134,7 +140,10 @@ class pooled_ring : public std::enable_shared_from_this<pooled_ring> {
   std::shared_ptr<pool_detail::pool_state> pool_;
   channel chan_;
   control_block control_{};
-  doorbell* completion_bell_ = nullptr;
+  // The completion bell, leased for each ring (ring_completion_bell()): an abandoned ring whose
+  // handler returns after its owner is gone must not ring a bell that died with the owner.
+  std::atomic<doorbell*> completion_bell_{nullptr};
+  std::atomic<std::uint32_t> bell_users_{0};
   std::uint64_t epoch_ = 0;
   // The ready-queue protocol (kernel_pool.cpp): pending = queued or being served.
   std::atomic<bool> pending_{false};
@@ -143,9 +152,8 @@ class pooled_ring : public std::enable_shared_from_this<pooled_ring> {
   // Touched only by the worker serving the ring (the queue hand-over orders them).
   bool draining_ = false;
   std::uint64_t drain_budget_ = 0;
-  std::uint64_t drain_deadline_ns_ = 0;
-  std::atomic<std::int64_t> stop_timeout_ms_{5000};
-  std::uint64_t processed_seen_ = 0;  // the monitor's (rebalancing)
+  std::atomic<std::uint64_t> stop_deadline_ns_{0};  // the earliest stop deadline asked for (steady ns)
+  std::uint64_t processed_seen_ = 0;                // the monitor's (rebalancing)
 };
 
 }  // namespace ringflow::cpu
