@@ -25,7 +25,7 @@ CTEST        := ctest --output-on-failure --timeout 900 -j $(JOBS)
 # No GPU toolchain in sanitizer builds: they check host code, and nvcc/hipcc cannot take -fsanitize.
 # -O1 -g1 (line tables: enough for the sanitizers' stack traces) compiles about twice as fast as
 # RelWithDebInfo's -O2 -g, and -O1 is what the sanitizers' own documentation recommends.
-SAN_FLAGS    := -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DRINGFLOW_CUDA=OFF -DRINGFLOW_HIP=OFF -DRINGFLOW_BUILD_BENCH=OFF -DRINGFLOW_BUILD_EXAMPLES=OFF
+SAN_FLAGS    := -DRINGFLOW_UNITY=OFF -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DRINGFLOW_CUDA=OFF -DRINGFLOW_HIP=OFF -DRINGFLOW_BUILD_BENCH=OFF -DRINGFLOW_BUILD_EXAMPLES=OFF
 
 .PHONY: deps build demo test bench bench-gpu sanitize tsan fuzz format format-check clean
 

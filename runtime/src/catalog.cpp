@@ -43,7 +43,8 @@ std::optional<std::uint64_t> seq_from_floats(const flatbuffers::Vector<float>* y
 
 std::vector<message_info> make_messages() {
   std::vector<message_info> v;
-  v.push_back(message_info{"Echo", msg::Echo::type_id_,
+  v.push_back(message_info{"Echo",
+                           msg::Echo::type_id_,
                            [](std::uint64_t seq, std::uint32_t bytes) {
                              flatbuffers::FlatBufferBuilder b(128 + bytes);
                              std::vector<std::uint8_t> body(bytes);
@@ -55,9 +56,13 @@ std::vector<message_info> make_messages() {
                              if (!verify_as<demo::Echo>(m, demo::EchoIdentifier())) return std::nullopt;
                              return demo::GetEcho(m.bytes.data())->sequence();
                            },
-                           [](const fb_msg& m) { return verify_as<demo::Echo>(m, demo::EchoIdentifier()); }});
+                           [](const fb_msg& m) { return verify_as<demo::Echo>(m, demo::EchoIdentifier()); },
+                           nullptr,
+                           {},
+                           {}});
   v.push_back(message_info{
-      "SaxpyRequest", msg::SaxpyRequest::type_id_,
+      "SaxpyRequest",
+      msg::SaxpyRequest::type_id_,
       [](std::uint64_t seq, std::uint32_t bytes) {
         const std::uint32_t n = saxpy_seq_words + bytes / 8;
         std::vector<float> x(n), y(n);
@@ -73,25 +78,33 @@ std::vector<message_info> make_messages() {
         if (!verify_as<demo::SaxpyRequest>(m, demo::SaxpyRequestIdentifier())) return std::nullopt;
         return seq_from_floats(demo::GetSaxpyRequest(m.bytes.data())->y());
       },
-      [](const fb_msg& m) { return verify_as<demo::SaxpyRequest>(m, demo::SaxpyRequestIdentifier()); }});
+      [](const fb_msg& m) { return verify_as<demo::SaxpyRequest>(m, demo::SaxpyRequestIdentifier()); },
+      nullptr,
+      {},
+      {}});
+  v.push_back(message_info{"SaxpyReply",
+                           msg::SaxpyReply::type_id_,
+                           [](std::uint64_t seq, std::uint32_t bytes) {
+                             const std::uint32_t n = saxpy_seq_words + bytes / 8;
+                             std::vector<float> y(n);
+                             for (std::uint32_t i = 0; i < n; ++i)
+                               y[i] = i < saxpy_seq_words ? static_cast<float>((seq >> (16 * i)) & 0xffff)
+                                                          : static_cast<float>(3 * i);
+                             flatbuffers::FlatBufferBuilder b(64 + 4 * n);
+                             demo::FinishSaxpyReplyBuffer(b, demo::CreateSaxpyReply(b, b.CreateVector(y)));
+                             return finish(b);
+                           },
+                           [](const fb_msg& m) -> std::optional<std::uint64_t> {
+                             if (!verify_as<demo::SaxpyReply>(m, demo::SaxpyReplyIdentifier())) return std::nullopt;
+                             return seq_from_floats(demo::GetSaxpyReply(m.bytes.data())->y());
+                           },
+                           [](const fb_msg& m) { return verify_as<demo::SaxpyReply>(m, demo::SaxpyReplyIdentifier()); },
+                           nullptr,
+                           {},
+                           {}});
   v.push_back(message_info{
-      "SaxpyReply", msg::SaxpyReply::type_id_,
-      [](std::uint64_t seq, std::uint32_t bytes) {
-        const std::uint32_t n = saxpy_seq_words + bytes / 8;
-        std::vector<float> y(n);
-        for (std::uint32_t i = 0; i < n; ++i)
-          y[i] = i < saxpy_seq_words ? static_cast<float>((seq >> (16 * i)) & 0xffff) : static_cast<float>(3 * i);
-        flatbuffers::FlatBufferBuilder b(64 + 4 * n);
-        demo::FinishSaxpyReplyBuffer(b, demo::CreateSaxpyReply(b, b.CreateVector(y)));
-        return finish(b);
-      },
-      [](const fb_msg& m) -> std::optional<std::uint64_t> {
-        if (!verify_as<demo::SaxpyReply>(m, demo::SaxpyReplyIdentifier())) return std::nullopt;
-        return seq_from_floats(demo::GetSaxpyReply(m.bytes.data())->y());
-      },
-      [](const fb_msg& m) { return verify_as<demo::SaxpyReply>(m, demo::SaxpyReplyIdentifier()); }});
-  v.push_back(message_info{
-      "ScoreRequest", msg::ScoreRequest::type_id_,
+      "ScoreRequest",
+      msg::ScoreRequest::type_id_,
       [](std::uint64_t seq, std::uint32_t bytes) {
         std::vector<demo::Feature> f;
         const std::uint32_t n = bytes / 8 == 0 ? 1 : bytes / 8;
@@ -107,19 +120,25 @@ std::vector<message_info> make_messages() {
         if (!verify_as<demo::ScoreRequest>(m, demo::ScoreRequestIdentifier())) return std::nullopt;
         return demo::GetScoreRequest(m.bytes.data())->request_id();
       },
-      [](const fb_msg& m) { return verify_as<demo::ScoreRequest>(m, demo::ScoreRequestIdentifier()); }});
-  v.push_back(
-      message_info{"ScoreReply", msg::ScoreReply::type_id_,
-                   [](std::uint64_t seq, std::uint32_t) {
-                     flatbuffers::FlatBufferBuilder b(64);
-                     demo::FinishScoreReplyBuffer(b, demo::CreateScoreReply(b, seq, 0.5f, 100.0, true, 0));
-                     return finish(b);
-                   },
-                   [](const fb_msg& m) -> std::optional<std::uint64_t> {
-                     if (!verify_as<demo::ScoreReply>(m, demo::ScoreReplyIdentifier())) return std::nullopt;
-                     return demo::GetScoreReply(m.bytes.data())->request_id();
-                   },
-                   [](const fb_msg& m) { return verify_as<demo::ScoreReply>(m, demo::ScoreReplyIdentifier()); }});
+      [](const fb_msg& m) { return verify_as<demo::ScoreRequest>(m, demo::ScoreRequestIdentifier()); },
+      nullptr,
+      {},
+      {}});
+  v.push_back(message_info{"ScoreReply",
+                           msg::ScoreReply::type_id_,
+                           [](std::uint64_t seq, std::uint32_t) {
+                             flatbuffers::FlatBufferBuilder b(64);
+                             demo::FinishScoreReplyBuffer(b, demo::CreateScoreReply(b, seq, 0.5f, 100.0, true, 0));
+                             return finish(b);
+                           },
+                           [](const fb_msg& m) -> std::optional<std::uint64_t> {
+                             if (!verify_as<demo::ScoreReply>(m, demo::ScoreReplyIdentifier())) return std::nullopt;
+                             return demo::GetScoreReply(m.bytes.data())->request_id();
+                           },
+                           [](const fb_msg& m) { return verify_as<demo::ScoreReply>(m, demo::ScoreReplyIdentifier()); },
+                           nullptr,
+                           {},
+                           {}});
   return v;
 }
 

@@ -138,8 +138,17 @@ std::string cpu_set_of(const std::vector<int>& cpus, cpu_set_t& set) {
     if (c < 0 || c >= CPU_SETSIZE || !CPU_ISSET(c, &allowed)) {
       std::string list;
       for (int i = 0; i < CPU_SETSIZE; ++i)
-        if (CPU_ISSET(i, &allowed)) list += (list.empty() ? "" : ",") + std::to_string(i);
-      return "CPU " + std::to_string(c) + " is not in this process's allowed CPU set (" + list + ")";
+        if (CPU_ISSET(i, &allowed)) {
+          if (!list.empty()) list += ',';
+          list += std::to_string(i);
+        }
+      // Appended, not "literal" + std::string&&: GCC 12 warns falsely (-Wrestrict) on that form.
+      std::string why = "CPU ";
+      why += std::to_string(c);
+      why += " is not in this process's allowed CPU set (";
+      why += list;
+      why += ')';
+      return why;
     }
     CPU_SET(c, &set);
   }

@@ -52,8 +52,8 @@ class worker_processes {
   pid_t activate_standby();
 
   const std::string program_;
-  const std::vector<std::string> extra_args_;  // after `kernel-host --segment NAME` (e.g. --plugin)
   const std::string segment_;
+  const std::vector<std::string> extra_args_;  // after `kernel-host --segment NAME` (e.g. --plugin)
   std::mutex mu_;
   pid_t pid_ = 0;        // (mu_) the active worker; 0 once reaped
   pid_t standby_ = 0;    // (mu_) the standby worker; 0 when there is none
