@@ -215,11 +215,12 @@ void max_rate(benchmark::State& state, Probe&& probe_once) {
     return s;
   };
   double lo = 0, hi = 0, r = 1000;
-  run_stats at_lo;
+  run_stats at_lo, at_hi;  // at_hi: the lowest failing rate's probe (why it failed)
   while (r <= 512'000) {
     const run_stats s = probe(r);
     if (s.p99_us > p99_bound_us || s.errors) {
       hi = r;
+      at_hi = s;
       break;
     }
     lo = r;
@@ -230,8 +231,10 @@ void max_rate(benchmark::State& state, Probe&& probe_once) {
   for (int step = 0; step < 4 && lo > 0 && hi > lo; ++step) {
     const double mid = (lo + hi) / 2;
     const run_stats s = probe(mid);
-    if (s.p99_us > p99_bound_us || s.errors) hi = mid;
-    else {
+    if (s.p99_us > p99_bound_us || s.errors) {
+      hi = mid;
+      at_hi = s;
+    } else {
       lo = mid;
       at_lo = s;
     }
@@ -239,6 +242,12 @@ void max_rate(benchmark::State& state, Probe&& probe_once) {
   state.counters["max_rate_per_s"] = lo;
   state.counters["p99_us_at_max"] = at_lo.p99_us;
   state.counters["cpu_cores_at_max"] = at_lo.cpu_cores;
+  // The first rate above the maximum that failed, and how: p99 over the bound, or errors (for
+  // ringflow's shapes: `overloaded` refusals once a stall fills the bounded windows; raw CAF's
+  // mailboxes are unbounded and never refuse).
+  state.counters["fail_rate_per_s"] = hi > lo ? hi : 0;
+  state.counters["p99_us_at_fail"] = at_hi.p99_us;
+  state.counters["errors_at_fail"] = static_cast<double>(at_hi.errors);
   state.SetIterationTime(1.0);
 }
 
