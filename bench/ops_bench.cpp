@@ -10,10 +10,18 @@
 //                                 kernel span id travels in the slot headers, 3 spans per hop
 //   BM_MetricsScrape              engine::metrics_text() of a running 2-replica topology under
 //                                 load (the /metrics body, without HTTP)
+//   BM_HttpLiveUnderSlowClients/slow:N   GET /health/live from 127.0.0.1 on a fresh connection
+//                                 (as a kubelet probes) to the program's HTTP server (default
+//                                 http.* limits) over a running topology under load, while N slow
+//                                 clients on distinct loopback addresses (127.0.0.2, ...) hold
+//                                 connections and drip one header line each per second
+//                                 (reconnecting when cut off); 1,000 probes, ~150/s.
+//                                 Counters: p50/p99/max_us, failed (not 200), held, reconnects
 // Counters: p50_us / p99_us per round trip; spans (spans written per round trip, traced row).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <thread>
@@ -23,7 +31,9 @@
 #include "ringflow/generated/echo_generated.h"
 #include "ringflow/ringflow.hpp"
 #include "ringflow/runtime/engine.hpp"
+#include "ringflow/runtime/http.hpp"
 #include "ringflow/runtime/trace.hpp"
+#include "support/raw_http.hpp"
 
 using namespace ringflow;
 using clk = std::chrono::steady_clock;
@@ -112,6 +122,78 @@ void BM_MetricsScrape(benchmark::State& state) {
   eng.stop();
 }
 
+void BM_HttpLiveUnderSlowClients(benchmark::State& state) {
+  std::vector<ops::topology_error> errors;
+  auto topo = ops::parse_topology(
+      "name: probe\n"
+      "nodes:\n"
+      "  - {name: in, function: validate, type: Echo}\n"
+      "  - {name: echo, kernel: echo, backend: sim, replicas: 2}\n"
+      "edges: [{from: in, to: echo}]\n"
+      "load: [{name: l, target: in, message: Echo, rate: 1000}]\n",
+      "bench.yaml", errors);
+  ops::event_log log("off", "json", "");
+  ops::engine eng(*topo, ops::program_config{}, log, {});
+  eng.start();
+  eng.start_load();
+  ops::http_server http(ops::http_handlers{[&] { return eng.metrics_text(); },
+                                           [&](nlohmann::json& r) { return eng.ready(r); },
+                                           [&] { return eng.topology_json(); }});
+  const std::uint16_t port = http.start("127.0.0.1", 0);
+  const int slow = static_cast<int>(state.range(0));
+  // A slow client: a request line, then one header line per second. The server cuts each off at
+  // http.header_timeout_ms (5 s); like a real attacker, it then reconnects.
+  auto open_slow = [port](int i) {
+    const std::string src = "127.0." + std::to_string(1 + i / 250) + "." + std::to_string(2 + i % 250);
+    const int fd = testing::connect_from(src.c_str(), port);
+    if (fd >= 0) testing::send_all(fd, "GET /health/live HTTP/1.1\r\n");
+    return fd;
+  };
+  std::vector<int> fds;
+  for (int i = 0; i < slow; ++i) fds.push_back(open_slow(i));
+  std::atomic<bool> stop{false};
+  std::uint64_t reconnects = 0;
+  std::thread drip([&] {
+    while (!stop.load()) {
+      for (int i = 0; i < slow; ++i) {
+        // Readable = the server answered (408) or closed: cut off, so reconnect.
+        pollfd p{fds[i], POLLIN, 0};
+        const bool cut = fds[i] < 0 || ::poll(&p, 1, 0) != 0;
+        if (!cut && testing::send_all(fds[i], "X-Drip: 1\r\n")) continue;
+        if (fds[i] >= 0) ::close(fds[i]);
+        fds[i] = open_slow(i);
+        ++reconnects;
+      }
+      for (int i = 0; i < 100 && !stop.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the slow clients are connected
+  const std::string probe = "GET /health/live HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
+  std::vector<double> us;
+  std::uint64_t failed = 0;
+  for (auto _ : state) {
+    const auto t0 = clk::now();
+    const testing::http_answer a = testing::request_from("127.0.0.1", port, probe, std::chrono::milliseconds(5000));
+    us.push_back(std::chrono::duration<double, std::micro>(clk::now() - t0).count());
+    if (a.status != 200) ++failed;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // probes paced (~150/s), not timed
+  }
+  stop.store(true);
+  drip.join();
+  report(state, us);
+  if (!us.empty()) state.counters["max_us"] = us.back();  // sorted by report()
+  state.counters["failed"] = static_cast<double>(failed);
+  state.counters["held"] = static_cast<double>(http.stats().open);  // slow connections open at the end
+  state.counters["reconnects"] = static_cast<double>(reconnects);
+  state.counters["evicted"] = static_cast<double>(http.stats().evicted);
+  state.counters["accepted"] = static_cast<double>(http.stats().accepted);
+  for (int fd : fds)
+    if (fd >= 0) ::close(fd);
+  http.stop();
+  eng.drain();
+  eng.stop();
+}
+
 }  // namespace
 
 BENCHMARK(BM_TracedRoundTrip)
@@ -122,4 +204,11 @@ BENCHMARK(BM_TracedRoundTrip)
     ->MinTime(2.0)
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_MetricsScrape)->UseRealTime()->MinTime(1.0)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_HttpLiveUnderSlowClients)
+    ->ArgName("slow")
+    ->Arg(0)
+    ->Arg(200)
+    ->UseRealTime()
+    ->Iterations(1000)
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK_MAIN();

@@ -90,7 +90,12 @@ TEST_CASE("defaults are the documented values and validate cleanly", "[config]")
   CHECK(c.runtime.cpus_scheduler.empty());
   CHECK(c.runtime.cpus_poller.empty());
   CHECK(c.runtime.kernel_threads == -1);
-  CHECK(all_keys().size() == 31);
+  CHECK(c.http.max_connections == 256);
+  CHECK(c.http.max_connections_per_peer == 32);
+  CHECK(c.http.header_timeout_ms == 5000);
+  CHECK(c.http.idle_timeout_ms == 30000);
+  CHECK(c.http.max_header_bytes == 16384);
+  CHECK(all_keys().size() == 36);
 }
 
 TEST_CASE("a config file sets values, keys it does not name keep their defaults", "[config]") {

@@ -62,6 +62,16 @@ std::optional<int> load_inputs(const run_args& a, run_inputs& in) {
   return std::nullopt;
 }
 
+http_limits http_limits_of(const program_config::http_section& h) {
+  http_limits l;
+  l.max_connections = static_cast<std::size_t>(h.max_connections);
+  l.max_connections_per_peer = static_cast<std::size_t>(h.max_connections_per_peer);
+  l.header_timeout = std::chrono::milliseconds(h.header_timeout_ms);
+  l.idle_timeout = std::chrono::milliseconds(h.idle_timeout_ms);
+  l.max_header_bytes = static_cast<std::size_t>(h.max_header_bytes);
+  return l;
+}
+
 // Starts the engine and (unless off) the HTTP server; false (logged and printed) when it fails.
 bool start_serving(engine& eng, const program_config& cfg, event_log& log, std::unique_ptr<http_server>& http) {
   try {
@@ -69,9 +79,10 @@ bool start_serving(engine& eng, const program_config& cfg, event_log& log, std::
     const std::optional<listen_address> listen =
         cfg.http.listen == "off" ? std::nullopt : parse_listen(cfg.http.listen);  // validated by the config layer
     if (listen) {
-      http = std::make_unique<http_server>(http_handlers{[&] { return eng.metrics_text(); },
-                                                         [&](nlohmann::json& r) { return eng.ready(r); },
-                                                         [&] { return eng.topology_json(); }});
+      http = std::make_unique<http_server>(
+          http_handlers{[&] { return eng.metrics_text(); }, [&](nlohmann::json& r) { return eng.ready(r); },
+                        [&] { return eng.topology_json(); }},
+          http_limits_of(cfg.http));
       const std::uint16_t port = http->start(listen->host, listen->port);
       log.info("http", "serving /metrics /health/live /health/ready /topology",
                {{"listen", listen->host + ":" + std::to_string(port)}, {"port", port}});

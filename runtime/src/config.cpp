@@ -130,6 +130,20 @@ const std::vector<key_def>& table() {
   static const std::vector<key_def> t = {
       text<&pc::http, &pc::http_section::listen>("http", "listen", kind::listen, restart,
                                                  "HTTP endpoints (/metrics, /health/*, /topology): HOST:PORT or off"),
+      integer<&pc::http, &pc::http_section::max_connections>(
+          "http", "max_connections", 1, 65536, restart,
+          "open HTTP connections; at the limit the one idle or reading longest is evicted"),
+      integer<&pc::http, &pc::http_section::max_connections_per_peer>(
+          "http", "max_connections_per_peer", 1, 65536, restart,
+          "open HTTP connections from one peer address; the next one gets 429"),
+      integer<&pc::http, &pc::http_section::header_timeout_ms>(
+          "http", "header_timeout_ms", 1, day_ms, restart,
+          "a request's whole header must arrive within this, from its first byte (else 408)"),
+      integer<&pc::http, &pc::http_section::idle_timeout_ms>(
+          "http", "idle_timeout_ms", 1, day_ms, restart,
+          "an idle keep-alive connection, or a client taking none of its answer, is closed after this"),
+      integer<&pc::http, &pc::http_section::max_header_bytes>("http", "max_header_bytes", 256, 1 << 20, restart,
+                                                              "request line + header fields (else 431)"),
       choice<&pc::log, &pc::log_section::level>("log", "level", "trace|debug|info|warn|error|off", reload,
                                                 "least severe record logged"),
       choice<&pc::log, &pc::log_section::format>("log", "format", "json|text", restart,

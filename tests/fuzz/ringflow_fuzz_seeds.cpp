@@ -5,6 +5,7 @@
 //   bad-*.bin       invalid envelopes: truncated, wrong identifier, bad schema_version, deadline in
 //                   the past, unknown type, type mismatch, empty/corrupt payload, ...
 //   trace-*.txt     W3C traceparent strings, valid and invalid
+//   http-*.txt      HTTP requests (ringflow_fuzz_http)
 //   writer-*.bin    byte strings that start each mode of ringflow_fuzz_writer_roundtrip
 // All seeds go to every target: each accepts arbitrary bytes.
 #include <flatbuffers/flatbuffers.h>
@@ -214,6 +215,14 @@ int main(int argc, char** argv) {
   }
 
   // Traceparent strings.
+  // HTTP requests (ringflow_fuzz_http): well-formed, pipelined, and each error the parser answers.
+  write("http-get.txt", std::string("GET /health/live HTTP/1.1\r\nHost: a\r\n\r\n"));
+  write("http-pipelined.txt", std::string("GET /metrics?x HTTP/1.1\r\n\r\nHEAD /topology HTTP/1.0\r\n"
+                                          "Connection: keep-alive\r\n\r\nGET /"));
+  write("http-body.txt", std::string("POST /x HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody"));
+  write("http-absolute.txt", std::string("GET http://h:1/topology HTTP/1.1\nConnection: close\n\n"));
+  write("http-chunked.txt", std::string("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"));
+  write("http-bad-version.txt", std::string("GET / HTTP/2.0\r\n\r\n"));
   write("trace-valid.txt", std::string(kTrace));
   write("trace-future-version.txt",
         std::string("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-holds"));

@@ -58,6 +58,11 @@ struct config_error {
 struct program_config {
   struct http_section {
     std::string listen = "127.0.0.1:9750";  // "off" disables the HTTP endpoints
+    std::int64_t max_connections = 256;     // open connections; at the limit the longest idle is evicted
+    std::int64_t max_connections_per_peer = 32;
+    std::int64_t header_timeout_ms = 5000;  // a request's whole header, from its first byte
+    std::int64_t idle_timeout_ms = 30000;   // keep-alive idle, or a reader that takes nothing
+    std::int64_t max_header_bytes = 16384;
     bool operator==(const http_section&) const = default;
   } http;
   struct log_section {
