@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 #include <vector>
@@ -93,20 +94,36 @@ void BM_TracedRoundTrip(benchmark::State& state) {
   if (errors) state.SkipWithError("error results or replies that differ from the request");
 }
 
+// A running 2-replica sim topology under 1,000 msg/s of load (drained and stopped at the end).
+struct loaded_topology {
+  ops::event_log log{"off", "json", ""};
+  ops::engine eng;
+  static ops::topology parse() {
+    std::vector<ops::topology_error> errors;
+    auto topo = ops::parse_topology(
+        "name: bench\n"
+        "nodes:\n"
+        "  - {name: in, function: validate, type: Echo}\n"
+        "  - {name: echo, kernel: echo, backend: sim, replicas: 2}\n"
+        "edges: [{from: in, to: echo}]\n"
+        "load: [{name: l, target: in, message: Echo, rate: 1000}]\n",
+        "bench.yaml", errors);
+    if (!topo) std::abort();
+    return *topo;
+  }
+  loaded_topology() : eng(parse(), ops::program_config{}, log, {}) {
+    eng.start();
+    eng.start_load();
+  }
+  ~loaded_topology() {
+    eng.drain();
+    eng.stop();
+  }
+};
+
 void BM_MetricsScrape(benchmark::State& state) {
-  std::vector<ops::topology_error> errors;
-  auto topo = ops::parse_topology(
-      "name: scrape\n"
-      "nodes:\n"
-      "  - {name: in, function: validate, type: Echo}\n"
-      "  - {name: echo, kernel: echo, backend: sim, replicas: 2}\n"
-      "edges: [{from: in, to: echo}]\n"
-      "load: [{name: l, target: in, message: Echo, rate: 1000}]\n",
-      "bench.yaml", errors);
-  ops::event_log log("off", "json", "");
-  ops::engine eng(*topo, ops::program_config{}, log, {});
-  eng.start();
-  eng.start_load();
+  loaded_topology t;
+  ops::engine& eng = t.eng;
   std::size_t bytes = 0;
   std::vector<double> us;
   for (auto _ : state) {
@@ -118,24 +135,11 @@ void BM_MetricsScrape(benchmark::State& state) {
   }
   report(state, us);
   state.counters["bytes"] = static_cast<double>(bytes);
-  eng.drain();
-  eng.stop();
 }
 
 void BM_HttpLiveUnderSlowClients(benchmark::State& state) {
-  std::vector<ops::topology_error> errors;
-  auto topo = ops::parse_topology(
-      "name: probe\n"
-      "nodes:\n"
-      "  - {name: in, function: validate, type: Echo}\n"
-      "  - {name: echo, kernel: echo, backend: sim, replicas: 2}\n"
-      "edges: [{from: in, to: echo}]\n"
-      "load: [{name: l, target: in, message: Echo, rate: 1000}]\n",
-      "bench.yaml", errors);
-  ops::event_log log("off", "json", "");
-  ops::engine eng(*topo, ops::program_config{}, log, {});
-  eng.start();
-  eng.start_load();
+  loaded_topology t;
+  ops::engine& eng = t.eng;
   ops::http_server http(ops::http_handlers{[&] { return eng.metrics_text(); },
                                            [&](nlohmann::json& r) { return eng.ready(r); },
                                            [&] { return eng.topology_json(); }});
@@ -190,8 +194,6 @@ void BM_HttpLiveUnderSlowClients(benchmark::State& state) {
   for (int fd : fds)
     if (fd >= 0) ::close(fd);
   http.stop();
-  eng.drain();
-  eng.stop();
 }
 
 }  // namespace
