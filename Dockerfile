@@ -16,14 +16,14 @@ RUN bash scripts/install-deps.sh \
  && strip build/runtime/ringflow
 
 # ---- runtime stage: only the shared libraries the program links -----------------------------
-# `readelf -d ringflow` NEEDED: libcaf_core, libyaml-cpp, libspdlog, libcrypto (libssl3: plugin
+# `readelf -d ringflow` NEEDED: libcaf_core, libyaml-cpp, libyaml, libspdlog, libcrypto (libssl3: plugin
 # SHA-256) (+ libstdc++, libc); libfmt comes through spdlog. The HTTP server is ringflow's own.
 # libcaf-io0.17 is not installed: the program does not link CAF's I/O module. GPU driver libraries
 # are not linked either (`ringflow devices` dlopens them; in this image it reports none).
 FROM debian:12-slim
 RUN apt-get update -qq \
  && apt-get install -y -qq --no-install-recommends \
-      libcaf-core0.17 libyaml-cpp0.7 libspdlog1.10 libfmt9 libssl3 \
+      libcaf-core0.17 libyaml-cpp0.7 libyaml-0-2 libspdlog1.10 libfmt9 libssl3 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home ringflow
 COPY --from=build /src/build/runtime/ringflow /usr/local/bin/ringflow

@@ -19,7 +19,7 @@ PACKAGES=(
   # HIP backend (hipcc + HIP runtime headers)
   hipcc libamdhip64-dev
   # the ringflow program
-  libyaml-cpp-dev libspdlog-dev libfmt-dev libcpp-httplib-dev libcli11-dev nlohmann-json3-dev
+  libyaml-cpp-dev libyaml-dev libspdlog-dev libfmt-dev libcpp-httplib-dev libcli11-dev nlohmann-json3-dev
 )
 
 missing=()

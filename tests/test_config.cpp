@@ -95,7 +95,43 @@ TEST_CASE("defaults are the documented values and validate cleanly", "[config]")
   CHECK(c.http.header_timeout_ms == 5000);
   CHECK(c.http.idle_timeout_ms == 30000);
   CHECK(c.http.max_header_bytes == 16384);
-  CHECK(all_keys().size() == 36);
+  CHECK(c.limits.max_nodes == 100000);
+  CHECK(c.limits.max_edges == 1000000);
+  CHECK(c.limits.max_supervisor_depth == 32);
+  CHECK(all_keys().size() == 39);
+}
+
+// Issue 20, Low findings: numbers that validated and then overflowed or spun.
+TEST_CASE("breaker.backoff is bounded and ingress_rate_per_s is 0 or at least 0.001", "[config]") {
+  auto errors_for = [](const char* key, const char* value) {
+    program_config c;
+    std::vector<config_error> errors;
+    set_value(c, key, value, "flag --x", errors);
+    validate(c, errors);
+    return errors;
+  };
+  // 1e300 validated before and overflowed the breaker's cool-down (4,408 failed probes in 5 s).
+  for (const char* bad : {"1e300", "101", "inf", "nan"}) {
+    INFO(bad);
+    const auto e = errors_for("breaker.backoff", bad);
+    REQUIRE(e.size() == 1);
+    CHECK(contains(e[0].what, "'breaker.backoff' must be a number in 1 .. 100"));
+  }
+  CHECK(errors_for("breaker.backoff", "100").empty());
+  // 1e-300 validated before and spun the load thread at 100 %.
+  for (const char* bad : {"1e-300", "0.0009", "2e9"}) {
+    INFO(bad);
+    const auto e = errors_for("limits.ingress_rate_per_s", bad);
+    REQUIRE(e.size() == 1);
+    CHECK(contains(e[0].what, "'limits.ingress_rate_per_s' must be"));
+  }
+  for (const char* good : {"0", "0.001", "1e9"}) {
+    INFO(good);
+    CHECK(errors_for("limits.ingress_rate_per_s", good).empty());
+  }
+  const auto e = errors_for("limits.max_supervisor_depth", "0");
+  REQUIRE(e.size() == 1);
+  CHECK(contains(e[0].what, "'limits.max_supervisor_depth' must be an integer in 1 .. 1024"));
 }
 
 TEST_CASE("a config file sets values, keys it does not name keep their defaults", "[config]") {
@@ -194,7 +230,8 @@ TEST_CASE("file errors carry file:line:column of the offending key or value", "[
     temp_file f("type.yaml", "log:\n  level: info\nbreaker:\n  backoff: [1, 2]\n  failure_threshold: many\n");
     load_file(c, f.path, errors);
     REQUIRE(errors.size() == 2);
-    CHECK(contains(error_at(errors, f.path + ":4:12").what, "'breaker.backoff' must be a number >= 1, got 'a list'"));
+    CHECK(contains(error_at(errors, f.path + ":4:12").what,
+                   "'breaker.backoff' must be a number in 1 .. 100, got 'a list'"));
     CHECK(contains(error_at(errors, f.path + ":5:22").what,
                    "'breaker.failure_threshold' must be an integer in 1 .. 1000000, got 'many'"));
     CHECK(c.breaker == program_config::breaker_section{});  // bad values leave the keys as they were

@@ -279,3 +279,29 @@ TEST_CASE("graph: a CAF behaviour as a node", "[graph][unit]") {
   CHECK(seqs_of(r) == std::set<std::uint64_t>{101});
   CHECK((*gr)->push("ring", echo_msg(1)).get().code == errc::invalid_argument);  // not an entry
 }
+
+// Issue 20, M3 at run time: a message through a long chain of CPU nodes recursed once per node
+// (run -> forward -> run, then arrive -> arrive and the joins' destructors), so a 40,000-node
+// chain overflowed the stack. Now each is a loop.
+TEST_CASE("graph: a 50,000-node chain of CPU nodes answers every message", "[graph][unit]") {
+  runtime rt{small_runtime()};
+  graph g(rt, "chain");
+  constexpr std::size_t n = 50000;
+  auto name = [](std::size_t i) {  // (not "n" + to_string(i): GCC 12's -Wrestrict false positive)
+    std::string s = std::to_string(i);
+    s.insert(s.begin(), 'n');
+    return s;
+  };
+  for (std::size_t i = 0; i < n; ++i) g.cpu_node<msg::Echo, msg::Echo>(name(i), add_to_seq(1));
+  for (std::size_t i = 0; i + 1 < n; ++i) g.connect(name(i), name(i + 1));
+  auto running = g.start();
+  REQUIRE(running);
+  auto& gr = *running;
+  for (std::uint64_t i = 0; i < 3; ++i) {
+    graph_result r = gr->push("n0", echo_msg(i)).get();
+    REQUIRE(r.ok());
+    CHECK(seqs_of(r) == std::set<std::uint64_t>{i + n});
+  }
+  CHECK(gr->in_flight() == 0);  // every node's slot came back (the joins' loop up the chain)
+  gr->stop();
+}

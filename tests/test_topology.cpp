@@ -274,3 +274,116 @@ TEST_CASE("the parser's names and the catalog list the same kernels, types and f
   for (const auto& f : function_catalog()) b.insert(f.name);
   CHECK(a == b);
 }
+
+// ---- issue 20, M3: large legal topologies, size limits, and the hostile-YAML Low findings ------
+
+namespace {
+
+std::string chain(std::size_t n, bool close_cycle = false) {
+  std::string s = head + "nodes:\n";
+  for (std::size_t i = 0; i < n; ++i)
+    s += "  - {name: n" + std::to_string(i) + ", function: passthrough, type: Echo}\n";
+  s += "edges:\n";
+  for (std::size_t i = 0; i + 1 < n; ++i)
+    s += "  - {from: n" + std::to_string(i) + ", to: n" + std::to_string(i + 1) + "}\n";
+  if (close_cycle) s += "  - {from: n" + std::to_string(n - 1) + ", to: n0}\n";
+  return s;
+}
+
+std::string nested_supervisors(std::size_t n) {
+  std::string s = head + "nodes:\n";
+  for (std::size_t i = 0; i < n; ++i) s += "  - {name: r" + std::to_string(i) + ", kernel: echo}\n";
+  s += "supervisors:\n";
+  for (std::size_t i = 0; i < n; ++i)
+    s += "  - {name: s" + std::to_string(i) + ", children: [r" + std::to_string(i) + "]" +
+         (i ? ", parent: s" + std::to_string(i - 1) : std::string()) + "}\n";
+  return s;
+}
+
+}  // namespace
+
+// The recursive cycle check overflowed the stack on a 40,000-node chain (SIGSEGV).
+TEST_CASE("a 100,000-node chain validates, and a cycle through all of it is one error", "[topology]") {
+  std::vector<topology_error> errors;
+  const auto t = parse_topology(chain(100000), "t.yaml", errors);
+  REQUIRE(errors.empty());
+  REQUIRE(t);
+  CHECK(t->nodes.size() == 100000);
+  CHECK(t->edges.size() == 99999);
+  CHECK(t->entries() == std::vector<std::string>{"n0"});
+  CHECK(t->node("n99999") == &t->nodes.back());
+
+  const std::vector<topology_error> e = errors_of(chain(50000, true));
+  REQUIRE(e.size() == 1);
+  CHECK_THAT(e[0].what, Catch::Contains("edges form a cycle (n0 -> n1 -> n2 -> n3 -> n4 -> ... (49990 more) -> "
+                                        "n49995 -> n49996 -> n49997 -> n49998 -> n49999 -> n0)"));
+}
+
+// 4,000 nested supervisors took 24 s (a walk up the parents for each, by linear search).
+TEST_CASE("supervisor nesting is linear to check and limited by limits.max_supervisor_depth", "[topology]") {
+  CHECK(errors_of(nested_supervisors(32)).empty());  // the default limit: 32 deep is fine
+  const std::vector<topology_error> e = errors_of(nested_supervisors(4000));
+  REQUIRE(e.size() == 1);  // once, where the chain passes the limit
+  CHECK_THAT(e[0].what, Catch::Contains("supervisor 's32' is nested 33 deep, past limits.max_supervisor_depth (32)"));
+  // The file's own config raises it, and a caller's limit (the config file, the environment) wins.
+  const std::string raised = nested_supervisors(4000) + "config: {limits: {max_supervisor_depth: 4000}}\n";
+  CHECK(errors_of(raised).empty());
+  std::vector<topology_error> errors;
+  topology_limits lim;
+  lim.max_supervisor_depth = 10;
+  CHECK_FALSE(parse_topology(raised, "t.yaml", errors, {}, lim));
+  REQUIRE(errors.size() == 1);
+  CHECK_THAT(errors[0].what, Catch::Contains("'s10' is nested 11 deep, past limits.max_supervisor_depth (10)"));
+  // A cycle among parents is still one error, and so is an unknown parent.
+  const std::vector<topology_error> cyc = errors_of(head +
+                                                    "nodes: [{name: a, kernel: echo}, {name: b, kernel: echo}]\n"
+                                                    "supervisors:\n"
+                                                    "  - {name: x, children: [a], parent: y}\n"
+                                                    "  - {name: y, children: [b], parent: x}\n");
+  REQUIRE(cyc.size() == 1);
+  CHECK_THAT(cyc[0].what, Catch::Contains("its parents form a cycle"));
+}
+
+TEST_CASE("limits.max_nodes and limits.max_edges refuse a file before its parts are read", "[topology]") {
+  require_one(chain(11) + "config: {limits: {max_nodes: 10}}\n", 3, 3,
+              "'nodes' has 11 entries, past limits.max_nodes (10); raise it in the config");
+  require_one(chain(11) + "config: {limits: {max_edges: 5}}\n", 15, 3,
+              "'edges' has 10 entries, past limits.max_edges (5)");
+  std::vector<topology_error> errors;
+  topology_limits lim;
+  lim.max_nodes = 1000;  // the caller's limit wins over the file's
+  CHECK(parse_topology(chain(11) + "config: {limits: {max_nodes: 10}}\n", "t.yaml", errors, {}, lim));
+  CHECK(errors.empty());
+}
+
+// Duplicate keys were accepted (yaml-cpp keeps one of them silently).
+TEST_CASE("a key given twice in any mapping is an error at its second place", "[topology]") {
+  require_one(head + "nodes:\n  - {name: a, kernel: echo, replicas: 2, replicas: 3}\n", 3, 42,
+              "key 'replicas' is given twice in node");
+  require_one(head + "nodes: [{name: a, kernel: echo}]\nname: u\n", 3, 1, "key 'name' is given twice in the topology");
+}
+
+TEST_CASE("YAML documents: one per file, aliases shared, anchors defined before use", "[topology]") {
+  require_one(head + "nodes: [{name: a, kernel: echo}]\n---\nname: u\n", 3, 1, "more than one YAML document");
+  require_one(head + "nodes: [*x]\n", 2, 9, "unknown anchor '*x'");
+  require_one(head + "nodes: &x [*x]\n", 2, 12, "unknown anchor '*x'");  // no self-reference (no cycles)
+  // An alias is the anchored node: a node defined once and named twice is a duplicate name.
+  require_one(head + "nodes: [&n {name: a, kernel: echo}, *n]\n", 2, 19, "node 'a' is defined twice");
+  // An alias bomb costs what its text costs: the limit counts the list, not what it expands to.
+  std::string bomb = head + "x: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n";
+  for (char c = 'b'; c <= 'j'; ++c)
+    bomb += std::string("x") + c + ": &" + c + " [*" + static_cast<char>(c - 1) + ", *" + static_cast<char>(c - 1) +
+            ", *" + static_cast<char>(c - 1) + "]\n";
+  const std::vector<topology_error> e = errors_of(bomb + "nodes: [{name: a, kernel: echo}]\n");
+  CHECK_FALSE(e.empty());  // unknown top-level keys x, xb ... — reported, not expanded
+  // The config block keeps the whole file's positions (the config layer reports with them).
+  std::vector<topology_error> errors;
+  const auto t = parse_topology(head +
+                                    "# a comment — with a dash\nnodes: [{name: a, kernel: echo}]\nconfig:\n"
+                                    "  breaker: {cooldown_ms: 100}\n  log: {level: warn}\n",
+                                "t.yaml", errors);
+  REQUIRE(t);
+  CHECK(t->config["log"]["level"].as<std::string>() == "warn");
+  CHECK(t->config["log"]["level"].Mark().line == 5);  // 0-based: line 6
+  CHECK(t->config["log"]["level"].Mark().column == 15);
+}

@@ -32,6 +32,15 @@ struct flow_join {
   std::atomic<std::uint32_t>* owner_in_flight = nullptr;  // the node whose slot this holds
   std::shared_ptr<flow_join> parent;
   std::function<void(graph_result)> done;  // the root only
+  flow_join() = default;
+  flow_join(const flow_join&) = delete;
+  flow_join& operator=(const flow_join&) = delete;
+  // A chain of N nodes is a chain of N joins: released one by one here, not by N nested destructors
+  // (a 100,000-node chain would overflow the stack).
+  ~flow_join() {
+    std::shared_ptr<flow_join> p = std::move(parent);
+    while (p && p.use_count() == 1) p = std::move(p->parent);  // the last owner: unlink before it dies
+  }
 };
 using join_ptr = std::shared_ptr<flow_join>;
 
@@ -113,31 +122,35 @@ std::pair<errc, std::string> error_of(caf::actor_system& sys, const caf::error& 
 
 }  // namespace
 
-// One branch answered: the last one completes the join (returns the node's slot, moves the result up).
-void running_graph::state::arrive(const join_ptr& j) {
-  if (j->pending.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  if (j->owner_in_flight) j->owner_in_flight->fetch_sub(1, std::memory_order_relaxed);
-  if (!j->parent) {
-    graph_result r;
-    r.code = j->code;
-    r.detail = std::move(j->detail);
-    if (r.code == errc::ok) r.outputs = std::move(j->outputs);
-    if (j->done) j->done(std::move(r));
-    return;
-  }
-  {
-    std::lock_guard<std::mutex> lock(j->parent->mu);
-    flow_join& p = *j->parent;
-    if (j->code != errc::ok) {
-      if (p.code == errc::ok) {
-        p.code = j->code;
-        p.detail = std::move(j->detail);
-      }
-    } else {
-      for (auto& x : j->outputs) p.outputs.push_back(std::move(x));
+// One branch answered: the last one completes the join (returns the node's slot, moves the result
+// up). A loop up the chain of parents, not a recursion: a path's length is the topology's.
+void running_graph::state::arrive(const join_ptr& first) {
+  join_ptr j = first;
+  for (;;) {
+    if (j->pending.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    if (j->owner_in_flight) j->owner_in_flight->fetch_sub(1, std::memory_order_relaxed);
+    if (!j->parent) {
+      graph_result r;
+      r.code = j->code;
+      r.detail = std::move(j->detail);
+      if (r.code == errc::ok) r.outputs = std::move(j->outputs);
+      if (j->done) j->done(std::move(r));
+      return;
     }
+    {
+      std::lock_guard<std::mutex> lock(j->parent->mu);
+      flow_join& p = *j->parent;
+      if (j->code != errc::ok) {
+        if (p.code == errc::ok) {
+          p.code = j->code;
+          p.detail = std::move(j->detail);
+        }
+      } else {
+        for (auto& x : j->outputs) p.outputs.push_back(std::move(x));
+      }
+    }
+    j = j->parent;  // (the old j is released here; its destructor unlinks nothing still owned)
   }
-  arrive(j->parent);
 }
 
 void running_graph::state::fail(const join_ptr& j, errc code, std::string detail) {
@@ -167,69 +180,79 @@ void running_graph::state::forward(node_rt* n, fb_msg&& out, const join_ptr& j) 
   run(n->next.back(), std::move(out), j);
 }
 
-// Message `m` enters node `n`; its answer goes into `parent` (one pending branch of it).
-void running_graph::state::run(node_rt* n, fb_msg&& m, const join_ptr& parent) {
-  if (stopping.load(std::memory_order_acquire)) return fail(parent, errc::stopped, "graph '" + name + "' is stopped");
-  if (m.type() != n->in.id)
-    return fail(
-        parent, errc::wrong_type,
-        "graph node '" + n->name + "' accepts " + describe(n->in) + ", got " + describe(msg_type{m.type(), ""}));
-  if (n->in_flight.fetch_add(1, std::memory_order_relaxed) >= window) {
-    n->in_flight.fetch_sub(1, std::memory_order_relaxed);
-    return fail(parent, errc::overloaded,
-                "graph node '" + n->name + "' has " + std::to_string(window) + " messages in flight (its window)");
-  }
-  auto j = std::make_shared<flow_join>();
-  j->pending.store(1, std::memory_order_relaxed);
-  j->owner_in_flight = &n->in_flight;
-  j->parent = parent;
-  switch (n->kind) {
-    case kind_cpu: {
-      std::optional<fb_msg> out;
-      try {
-        std::lock_guard<std::mutex> lock(n->fn_mu);
-        out = n->fn(m);
-      } catch (const std::exception& e) {
-        return fail(j, errc::handler_fault, "graph node '" + n->name + "' threw: " + e.what());
-      } catch (...) {
-        return fail(j, errc::handler_fault, "graph node '" + n->name + "' threw a non-exception");
-      }
-      if (!out) return arrive(j);  // the node ended this message: an answer with no outputs
-      return forward(n, std::move(*out), j);
+// Message `m` enters node `n`; its answer goes into `parent` (one pending branch of it). A run of
+// CPU nodes with one successor each is a loop here, not a recursion (a chain's length is the
+// topology's); fan-out recurses once per branch point.
+void running_graph::state::run(node_rt* n, fb_msg&& first, const join_ptr& first_parent) {
+  fb_msg m = std::move(first);
+  join_ptr parent = first_parent;
+  for (;;) {
+    if (stopping.load(std::memory_order_acquire)) return fail(parent, errc::stopped, "graph '" + name + "' is stopped");
+    if (m.type() != n->in.id)
+      return fail(
+          parent, errc::wrong_type,
+          "graph node '" + n->name + "' accepts " + describe(n->in) + ", got " + describe(msg_type{m.type(), ""}));
+    if (n->in_flight.fetch_add(1, std::memory_order_relaxed) >= window) {
+      n->in_flight.fetch_sub(1, std::memory_order_relaxed);
+      return fail(parent, errc::overloaded,
+                  "graph node '" + n->name + "' has " + std::to_string(window) + " messages in flight (its window)");
     }
-    case kind_ring:
-    case kind_route: {
-      std::string why;
-      std::shared_ptr<ring_core> core = n->kind == kind_ring ? n->core : n->pick(why);
-      const std::uint64_t t0 = n->observe ? steady_now() : 0;
-      if (!core) {
-        if (n->observe) n->observe(false, t0);
-        return fail(j, errc::unavailable, why.empty() ? "graph node '" + n->name + "': no ring actor" : why);
+    auto j = std::make_shared<flow_join>();
+    j->pending.store(1, std::memory_order_relaxed);
+    j->owner_in_flight = &n->in_flight;
+    j->parent = parent;
+    switch (n->kind) {
+      case kind_cpu: {
+        std::optional<fb_msg> out;
+        try {
+          std::lock_guard<std::mutex> lock(n->fn_mu);
+          out = n->fn(m);
+        } catch (const std::exception& e) {
+          return fail(j, errc::handler_fault, "graph node '" + n->name + "' threw: " + e.what());
+        } catch (...) {
+          return fail(j, errc::handler_fault, "graph node '" + n->name + "' threw a non-exception");
+        }
+        if (!out) return arrive(j);  // the node ended this message: an answer with no outputs
+        if (n->next.size() != 1) return forward(n, std::move(*out), j);
+        n = n->next.front();  // forward() to the one successor, as the next turn of this loop
+        m = std::move(*out);
+        parent = std::move(j);
+        continue;
       }
-      completion_target target;
-      target.callback = [self = shared_from_this(), n, j, t0](call_result&& r) {
-        if (n->observe) n->observe(r.ok(), t0);
-        if (r.ok()) self->forward(n, std::move(r.reply), j);
-        else fail(j, r.code, std::move(r.detail));
-      };
-      std::string detail;
-      // No per-caller credit: the graph is many callers; the node window and the ring actor's window bound it.
-      const errc e = core->submit(std::move(m), std::move(target), nullptr, detail);
-      if (e != errc::ok) {
-        if (n->observe) n->observe(false, t0);
-        fail(j, e, std::move(detail));
+      case kind_ring:
+      case kind_route: {
+        std::string why;
+        std::shared_ptr<ring_core> core = n->kind == kind_ring ? n->core : n->pick(why);
+        const std::uint64_t t0 = n->observe ? steady_now() : 0;
+        if (!core) {
+          if (n->observe) n->observe(false, t0);
+          return fail(j, errc::unavailable, why.empty() ? "graph node '" + n->name + "': no ring actor" : why);
+        }
+        completion_target target;
+        target.callback = [self = shared_from_this(), n, j, t0](call_result&& r) {
+          if (n->observe) n->observe(r.ok(), t0);
+          if (r.ok()) self->forward(n, std::move(r.reply), j);
+          else fail(j, r.code, std::move(r.detail));
+        };
+        std::string detail;
+        // No per-caller credit: the graph is many callers; the node window and the ring actor's window bound it.
+        const errc e = core->submit(std::move(m), std::move(target), nullptr, detail);
+        if (e != errc::ok) {
+          if (n->observe) n->observe(false, t0);
+          fail(j, e, std::move(detail));
+        }
+        return;
       }
-      return;
-    }
-    default: {  // an actor node: its stage actor requests the behaviour and continues the flow
-      std::uint64_t ticket = 0;
-      {
-        std::lock_guard<std::mutex> lock(n->park_mu);
-        ticket = n->next_ticket++;
-        n->parked.emplace(ticket, j);
+      default: {  // an actor node: its stage actor requests the behaviour and continues the flow
+        std::uint64_t ticket = 0;
+        {
+          std::lock_guard<std::mutex> lock(n->park_mu);
+          ticket = n->next_ticket++;
+          n->parked.emplace(ticket, j);
+        }
+        caf::anon_send(n->stage, ticket, std::move(m));
+        return;
       }
-      caf::anon_send(n->stage, ticket, std::move(m));
-      return;
     }
   }
 }
@@ -288,11 +311,8 @@ caf::behavior behavior_host(caf::event_based_actor* self, behavior_factory make)
 graph::graph(runtime& rt, std::string name) : rt_(rt), name_(std::move(name)) {}
 
 graph& graph::add(node n) {
-  if (build_error_.empty()) {
-    if (n.name.empty()) build_error_ = "graph '" + name_ + "': a node needs a name";
-    for (const node& x : nodes_)
-      if (x.name == n.name) build_error_ = "graph '" + name_ + "': two nodes are named '" + n.name + "'";
-  }
+  if (build_error_.empty() && n.name.empty()) build_error_ = "graph '" + name_ + "': a node needs a name";
+  // Two nodes of one name: found by start()'s index (a search here per node was quadratic).
   nodes_.push_back(std::move(n));
   return *this;
 }
@@ -335,7 +355,9 @@ caf::expected<std::shared_ptr<running_graph>> graph::start() {
   if (!build_error_.empty()) return invalid(build_error_);
   if (nodes_.empty()) return invalid("graph '" + name_ + "' has no nodes");
   std::map<std::string, std::size_t> index;
-  for (std::size_t i = 0; i < nodes_.size(); ++i) index[nodes_[i].name] = i;
+  for (std::size_t i = 0; i < nodes_.size(); ++i)
+    if (!index.emplace(nodes_[i].name, i).second)
+      return invalid("graph '" + name_ + "': two nodes are named '" + nodes_[i].name + "'");
   std::vector<std::vector<std::size_t>> succ(nodes_.size());
   std::vector<std::size_t> indegree(nodes_.size(), 0);
   std::set<std::pair<std::size_t, std::size_t>> seen;

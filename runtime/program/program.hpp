@@ -46,6 +46,32 @@ struct run_args {
 [[nodiscard]] std::optional<ops::program_config> layered_config(const ops::topology& t, const run_args& a,
                                                                 std::vector<ops::config_error>& errors);
 
+// ---- checks.cpp ---------------------------------------------------------------------------------
+
+/// What a topology's messages would meet under `cfg`, as topology errors (validate and run, exit
+/// 3): a load generator whose messages are larger than limits.max_payload_bytes or than its target
+/// ring node's rings carry (every message would be refused).
+[[nodiscard]] std::vector<ops::topology_error> check_against_config(const ops::topology& t,
+                                                                    const ops::program_config& cfg);
+
+/// The memory a topology's rings take: every ring actor's request and reply rings (slots x slot
+/// size + arena_bytes, x replicas); for `host: process` nodes the kernel-host segment, which lives
+/// in /dev/shm. A lower bound of what `run` needs (the actor system's own memory is not in it).
+struct resource_estimate {
+  std::uint64_t memory_bytes = 0;
+  std::uint64_t shm_bytes = 0;
+};
+[[nodiscard]] resource_estimate estimate_resources(const ops::topology& t);
+/// What this machine offers: available memory (MemAvailable, a cgroup v2 memory.max, RLIMIT_AS,
+/// the least of them; 0 = unknown) and free /dev/shm.
+struct machine_resources {
+  std::uint64_t memory_bytes = 0;
+  std::uint64_t shm_bytes = 0;
+};
+[[nodiscard]] machine_resources this_machine();
+/// Each shortfall as a sentence with both figures (empty: it fits). `run` exits 4 on any.
+[[nodiscard]] std::vector<std::string> check_resources(const resource_estimate& need, const machine_resources& have);
+
 // ---- summary.cpp --------------------------------------------------------------------------------
 [[nodiscard]] std::string fmt_us(double us);
 void print_summary_table(const ops::run_summary& s, std::FILE* out);

@@ -15,6 +15,8 @@
 
 #include <unistd.h>
 
+#include <cmath>
+#include <csignal>
 #include <cstdio>
 
 #include "program.hpp"
@@ -31,10 +33,13 @@ int cmd_validate(const std::string& path) {
   std::vector<topology_error> errors;
   std::optional<topology> t = load_topology_with_plugins(path, errors);
   std::vector<config_error> cerr;
-  if (t && t->config && t->config.IsMap()) {
+  if (t) {  // the topology's own config only: validate is the same on every machine
     program_config cfg;
-    apply_yaml(cfg, t->config, t->file, cerr);
+    if (t->config && t->config.IsMap()) apply_yaml(cfg, t->config, t->file, cerr);
     validate(cfg, cerr);
+    if (cerr.empty())
+      for (topology_error& e : check_against_config(*t, cfg)) errors.push_back(std::move(e));
+    if (!errors.empty()) t.reset();
   }
   for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.str().c_str());
   for (const auto& e : cerr) std::fprintf(stderr, "%s\n", e.str().c_str());
@@ -77,6 +82,9 @@ int cmd_devices(bool json) {
 
 int ringflow::ops::program_main(int argc, char** argv) {
   using namespace ringflow::program;
+  // A closed stdout/stderr pipe (`ringflow run ... | head`) must not kill the run: writes to it
+  // fail with EPIPE instead, and the log counts them (ringflow_log_write_failures_total).
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"ringflow: actor-model dataflow runtime (supervised topologies of ring kernels)", "ringflow"};
   app.set_version_flag("--version", std::string("ringflow ") + RINGFLOW_VERSION);
   app.require_subcommand(1);
@@ -86,6 +94,20 @@ int ringflow::ops::program_main(int argc, char** argv) {
   run->add_option("topology", ra.topology, "topology file (YAML)")->required();
   run->add_option("--duration", ra.duration,
                   "seconds to run (0 = until SIGINT/SIGTERM; default: the topology's duration_s)")
+      ->check(CLI::Validator(
+          [](std::string& s) {
+            // CLI::Range lets NaN through (every comparison with it is false): finite first.
+            double d = 0;
+            std::size_t used = 0;
+            try {
+              d = std::stod(s, &used);
+            } catch (const std::exception&) {
+              return std::string("must be a number");
+            }
+            if (used != s.size() || !std::isfinite(d)) return "must be a finite number, got '" + s + "'";
+            return std::string();
+          },
+          "FINITE"))
       ->check(CLI::Range(0.0, 1e7));
   run->add_option("--http", ra.http,
                   "HTTP listen address ADDR:PORT, port 0 = any free port, or off (default 127.0.0.1:9750)");

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "program.hpp"
+#include "ringflow/process/segment.hpp"
 #include "ringflow/runtime/http.hpp"
 #include "ringflow/runtime/log.hpp"
 #include "ringflow/runtime/plugins.hpp"
@@ -36,9 +37,26 @@ struct run_inputs {
   std::unique_ptr<event_log> log;
 };
 
+// The topology size limits the config file and the environment give (they win over the
+// topology's own `config:` block; the parser reads that one). Problems in them are reported by
+// layered_config() after the parse; here an unset or bad value is just "not given".
+topology_limits limits_of_later_layers(const run_args& a) {
+  program_config pre;
+  pre.limits.max_nodes = pre.limits.max_edges = pre.limits.max_supervisor_depth = -1;  // "not given"
+  std::vector<config_error> ignored;
+  if (!a.config.empty()) load_file(pre, a.config, ignored);
+  apply_env(pre, process_environment(), ignored);
+  topology_limits l;
+  if (pre.limits.max_nodes > 0) l.max_nodes = pre.limits.max_nodes;
+  if (pre.limits.max_edges > 0) l.max_edges = pre.limits.max_edges;
+  if (pre.limits.max_supervisor_depth > 0) l.max_supervisor_depth = pre.limits.max_supervisor_depth;
+  return l;
+}
+
 std::optional<int> load_inputs(const run_args& a, run_inputs& in) {
   std::vector<topology_error> terr;
-  in.topo = load_topology_with_plugins(a.topology, terr);  // its plugins are loaded (and audited at start)
+  // Its plugins are loaded (and audited at start).
+  in.topo = load_topology_with_plugins(a.topology, terr, limits_of_later_layers(a));
   if (!in.topo) {
     for (const auto& e : terr) std::fprintf(stderr, "%s\n", e.str().c_str());
     return to_int(exit_code::bad_input);
@@ -53,6 +71,14 @@ std::optional<int> load_inputs(const run_args& a, run_inputs& in) {
     }
     return to_int(flag_error ? exit_code::usage : exit_code::bad_input);  // a bad flag value is bad usage
   }
+  const std::vector<topology_error> limits = check_against_config(*in.topo, *in.cfg);
+  for (const auto& e : limits) std::fprintf(stderr, "%s\n", e.str().c_str());
+  if (!limits.empty()) return to_int(exit_code::bad_input);
+  // This machine: the rings' memory and the kernel hosts' /dev/shm (else SIGBUS at the first touch).
+  const resource_estimate need = estimate_resources(*in.topo);
+  const std::vector<std::string> short_of = check_resources(need, this_machine());
+  for (const auto& s : short_of) std::fprintf(stderr, "ringflow: cannot run %s: %s\n", a.topology.c_str(), s.c_str());
+  if (!short_of.empty()) return to_int(exit_code::runtime);
   try {
     in.log = std::make_unique<event_log>(in.cfg->log.level, in.cfg->log.format, in.cfg->log.file);
   } catch (const std::exception& e) {
@@ -178,7 +204,10 @@ int cmd_run(const run_args& a) {
       },
       [&](int sig) {  // the second signal: exit fast, say what was not answered
         const run_summary s = eng.summary();
-        log.audit("fast exit", {{"signal", strsignal(sig)}, {"open", s.lost}});
+        // _Exit skips the destructors that unlink the kernel hosts' segments: unlink them here (the
+        // workers see their service gone and exit).
+        const std::vector<std::string> removed = process::remove_own_segments();
+        log.audit("fast exit", {{"signal", strsignal(sig)}, {"open", s.lost}, {"segments_removed", removed.size()}});
         std::string err;
         (void)write_summary(a.summary_json, s, err);
         std::fprintf(stderr, "\nringflow: second signal: exiting now with %llu message(s) unanswered\n",

@@ -1,4 +1,6 @@
 // The run summary as a table (a terminal) and as JSON (--summary-json): see program.hpp.
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 
 #include "program.hpp"
@@ -40,9 +42,10 @@ void print_summary_table(const run_summary& s, std::FILE* out) {
 bool write_summary(const std::string& path, const run_summary& s, std::string& err) {
   if (path.empty()) return true;
   std::ofstream f(path, std::ios::trunc);
-  if (f) f << s.to_json().dump(2) << "\n";
+  if (f) f << s.to_json().dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  if (f) f.close();  // the write reaches the file (a full disk fails here, not in the buffer)
   if (!f) {
-    err = "cannot write the summary to '" + path + "'";
+    err = "cannot write the summary to '" + path + "': " + std::strerror(errno);
     return false;
   }
   return true;

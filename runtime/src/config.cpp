@@ -1,6 +1,9 @@
 // Program config: see ringflow/runtime/config.hpp.
 #include "ringflow/runtime/config.hpp"
 
+#include "ringflow/runtime/topology.hpp"
+#include "ringflow/runtime/utf8.hpp"
+
 #include <unistd.h>  // environ
 
 #include <algorithm>
@@ -19,7 +22,7 @@
 
 namespace ringflow::ops {
 
-std::string config_error::str() const { return where.empty() ? what : where + ": " + what; }
+std::string config_error::str() const { return valid_utf8(where.empty() ? what : where + ": " + what); }
 
 namespace {
 
@@ -124,7 +127,10 @@ constexpr bool restart = false;
 constexpr std::int64_t day_ms = 86'400'000;
 constexpr std::int64_t day_us = day_ms * 1000;
 constexpr std::int64_t million = 1'000'000;
-constexpr double unbounded = std::numeric_limits<double>::infinity();
+
+static_assert(program_config::limits_section{}.max_nodes == topology_limits::default_max_nodes);
+static_assert(program_config::limits_section{}.max_edges == topology_limits::default_max_edges);
+static_assert(program_config::limits_section{}.max_supervisor_depth == topology_limits::default_max_supervisor_depth);
 
 const std::vector<key_def>& table() {
   static const std::vector<key_def> t = {
@@ -173,7 +179,7 @@ const std::vector<key_def>& table() {
                                                                "open time before the first probe"),
       integer<&pc::breaker, &pc::breaker_section::cooldown_max_ms>("breaker", "cooldown_max_ms", 1, day_ms, reload,
                                                                    "cap of the growing cool-down (>= cooldown_ms)"),
-      number<&pc::breaker, &pc::breaker_section::backoff>("breaker", "backoff", 1.0, unbounded, reload,
+      number<&pc::breaker, &pc::breaker_section::backoff>("breaker", "backoff", 1.0, 100.0, reload,
                                                           "cool-down multiplier after a failed probe"),
       integer<&pc::ladder, &pc::ladder_section::hang_timeout_ms>("ladder", "hang_timeout_ms", 1, day_ms, restart,
                                                                  "no heartbeat this long with work waiting = hang"),
@@ -189,12 +195,18 @@ const std::vector<key_def>& table() {
                                                                 "cap of the restart back-off"),
       integer<&pc::ladder, &pc::ladder_section::stop_timeout_ms>("ladder", "stop_timeout_ms", 1, day_ms, restart,
                                                                  "drain of a healthy kernel moved by the ladder"),
-      number<&pc::limits, &pc::limits_section::ingress_rate_per_s>("limits", "ingress_rate_per_s", 0.0, unbounded,
-                                                                   reload, "messages/s admitted; 0 = no limit"),
+      number<&pc::limits, &pc::limits_section::ingress_rate_per_s>(
+          "limits", "ingress_rate_per_s", 0.0, 1e9, reload, "messages/s admitted: 0 = no limit, else 0.001 .. 1e9"),
       integer<&pc::limits, &pc::limits_section::node_window>("limits", "node_window", 1, 1'048'576, restart,
                                                              "messages a topology node admits at once"),
       integer<&pc::limits, &pc::limits_section::max_payload_bytes>("limits", "max_payload_bytes", 64, 1LL << 30, reload,
                                                                    "largest payload admitted"),
+      integer<&pc::limits, &pc::limits_section::max_nodes>("limits", "max_nodes", 1, 10'000'000, restart,
+                                                           "nodes (and supervisors) a topology file may hold"),
+      integer<&pc::limits, &pc::limits_section::max_edges>("limits", "max_edges", 1, 100'000'000, restart,
+                                                           "edges a topology file may hold"),
+      integer<&pc::limits, &pc::limits_section::max_supervisor_depth>(
+          "limits", "max_supervisor_depth", 1, 1024, restart, "supervisors nested under one another (root excluded)"),
       text<&pc::trace, &pc::trace_section::file>("trace", "file", kind::string, restart,
                                                  "trace file (JSON lines); empty = no tracing"),
       number<&pc::trace, &pc::trace_section::sample_ratio>("trace", "sample_ratio", 0.0, 1.0, reload,
@@ -559,6 +571,11 @@ void validate(const program_config& cfg, std::vector<config_error>& errors) {
     const value v = d.get(cfg);
     if (!in_range(d, v)) errors.push_back({d.dotted(), must_be(d, value_text(v))});
   }
+  // A positive rate below 0.001/s is a typo for 0 (no limit) or a stalled intake: refused.
+  if (cfg.limits.ingress_rate_per_s > 0 && cfg.limits.ingress_rate_per_s < 0.001)
+    errors.push_back(
+        {"limits.ingress_rate_per_s", "'limits.ingress_rate_per_s' must be 0 (no limit) or 0.001 .. 1e9, got '" +
+                                          value_text(value{cfg.limits.ingress_rate_per_s}) + "'"});
   // A cap below the start would make the breaker's cool-down shrink after a failed probe.
   if (cfg.breaker.cooldown_max_ms < cfg.breaker.cooldown_ms)
     errors.push_back({"breaker.cooldown_max_ms", "'breaker.cooldown_max_ms' must be >= 'breaker.cooldown_ms' (" +

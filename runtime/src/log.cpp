@@ -1,14 +1,65 @@
 // Structured logs: see ringflow/runtime/log.hpp.
 #include "ringflow/runtime/log.hpp"
 
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/stdout_sinks.h>
+#include <fcntl.h>
+#include <spdlog/sinks/base_sink.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <ctime>
+#include <mutex>
+#include <stdexcept>
+
+#include "ringflow/runtime/utf8.hpp"
 
 namespace ringflow::ops {
 namespace {
+
+// Writes each record with write(2) to a descriptor (stderr or the log file, O_APPEND). A write
+// that fails (EPIPE from a closed pipe, ENOSPC, EIO) drops the rest of the record and is counted;
+// nothing is thrown into the caller and nothing is retried forever.
+class fd_sink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  fd_sink(int fd, bool owned, std::shared_ptr<std::atomic<std::uint64_t>> failures)
+      : fd_(fd), owned_(owned), failures_(std::move(failures)) {}
+  ~fd_sink() override {
+    if (owned_) ::close(fd_);
+  }
+  fd_sink(const fd_sink&) = delete;
+  fd_sink& operator=(const fd_sink&) = delete;
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    spdlog::memory_buf_t buf;
+    formatter_->format(msg, buf);
+    const char* p = buf.data();
+    std::size_t left = buf.size();
+    int again = 0;
+    while (left > 0) {
+      const ssize_t n = ::write(fd_, p, left);
+      if (n > 0) {
+        p += n;
+        left -= static_cast<std::size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && ++again < 100) {  // a non-blocking stderr
+        ::usleep(1000);
+        continue;
+      }
+      failures_->fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+  }
+  void flush_() override {}
+
+ private:
+  int fd_;
+  bool owned_;
+  std::shared_ptr<std::atomic<std::uint64_t>> failures_;
+};
 
 spdlog::level::level_enum to_spd(log_level l) {
   switch (l) {
@@ -64,12 +115,15 @@ const char* to_string(log_level l) noexcept {
 event_log::event_log(const std::string& level, const std::string& format, const std::string& file)
     : json_(format != "text") {
   spdlog::sink_ptr sink;
-  if (file.empty()) sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
-  else sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(file, /*truncate=*/false);  // throws spdlog_ex
+  if (file.empty()) {
+    sink = std::make_shared<fd_sink>(STDERR_FILENO, false, failures_);
+  } else {
+    const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) throw std::runtime_error("cannot open log file '" + valid_utf8(file) + "': " + std::strerror(errno));
+    sink = std::make_shared<fd_sink>(fd, true, failures_);
+  }
   logger_ = std::make_shared<spdlog::logger>("ringflow", sink);
   logger_->set_pattern("%v");  // the record is rendered by us: one JSON object (or text line) per line
-  logger_->flush_on(
-      spdlog::level::trace);  // every record: logs are few (events, not messages) and must survive a crash
   set_level(level);
 }
 
@@ -112,7 +166,7 @@ void event_log::write(log_level l, const std::string& component, const std::stri
         line += " " + it.key() + "=" +
                 (it.value().is_string() ? it.value().get<std::string>()
                                         : it.value().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-  logger_->log(to_spd(l), line);
+  logger_->log(to_spd(l), valid_utf8(line));  // a config value or path may hold any byte
 }
 
 void event_log::audit(const std::string& action, const nlohmann::json& fields) {
@@ -122,7 +176,9 @@ void event_log::audit(const std::string& action, const nlohmann::json& fields) {
   // Audit records are written whatever the level (short of off): privileged actions are never filtered.
   const auto saved = logger_->level();
   if (saved > spdlog::level::info) {
-    logger_->log(saved, json_ ? render_json(log_level::info, "audit", action, f) : "audit: " + action + " " + f.dump());
+    logger_->log(saved, json_ ? render_json(log_level::info, "audit", action, f)
+                              : valid_utf8("audit: " + action + " " +
+                                           f.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
     return;
   }
   write(log_level::info, "audit", action, f);

@@ -537,8 +537,9 @@ plugin_loader topology_plugin_loader() {
   };
 }
 
-std::optional<topology> load_topology_with_plugins(const std::string& path, std::vector<topology_error>& errors) {
-  return load_topology(path, errors, topology_plugin_loader());
+std::optional<topology> load_topology_with_plugins(const std::string& path, std::vector<topology_error>& errors,
+                                                   const topology_limits& limits) {
+  return load_topology(path, errors, topology_plugin_loader(), limits);
 }
 
 std::vector<std::string> worker_plugin_args(const std::vector<plugin_ref>& plugins) {

@@ -10,31 +10,49 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "ringflow/runtime/catalog_names.hpp"
+#include "ringflow/runtime/utf8.hpp"
 #include "ringflow/sim/fault_injector.hpp"
+#include "yaml_doc.hpp"
 
 namespace ringflow::ops {
 
 std::string topology_error::str() const {
   std::string s = file;
   if (pos.line > 0) s += ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column);
-  return s + ": " + what;
+  return valid_utf8(s + ": " + what);  // a path or a value may hold any byte
 }
 
 const node_spec* topology::node(const std::string& n) const {
-  for (const auto& x : nodes)
+  if (index_.size() == nodes.size()) {
+    const auto it = index_.find(n);
+    if (it == index_.end()) return nullptr;
+    if (it->second < nodes.size() && nodes[it->second].name == n) return &nodes[it->second];
+  }
+  for (const auto& x : nodes)  // the index is stale: `nodes` changed after reindex()
     if (x.name == n) return &x;
   return nullptr;
 }
 
+void topology::reindex() {
+  index_.clear();
+  index_.reserve(nodes.size());
+  for (std::size_t i = 0; i < nodes.size(); ++i)
+    if (!index_.emplace(nodes[i].name, i).second)
+      index_.emplace("\x01dup" + std::to_string(i), i);  // keeps sizes equal
+}
+
 std::vector<std::string> topology::entries() const {
+  std::unordered_set<std::string_view> fed;
+  fed.reserve(edges.size());
+  for (const auto& e : edges) fed.insert(e.to);
   std::vector<std::string> out;
-  for (const auto& n : nodes) {
-    bool fed = false;
-    for (const auto& e : edges) fed = fed || e.to == n.name;
-    if (!fed) out.push_back(n.name);
-  }
+  for (const auto& n : nodes)
+    if (!fed.count(n.name)) out.push_back(n.name);
   return out;
 }
 
@@ -74,9 +92,9 @@ std::string kernel_names(const catalog_view& c) {
   return join_names(v);
 }
 
-source_pos pos_of(const YAML::Node& n) {
-  if (!n.IsDefined()) return {};  // a missing key (yaml-cpp's Mark() throws for those)
-  const YAML::Mark m = n.Mark();
+source_pos pos_of(const yaml::node& n) {
+  if (!n.IsDefined()) return {};  // a missing key
+  const yaml::mark m = n.Mark();
   if (m.line < 0) return {};
   return {m.line + 1, m.column + 1};
 }
@@ -100,24 +118,28 @@ class reader {
   catalog_view cat = catalog_view::builtin();  // what the file may name (+ its plugins)
 
   void error(source_pos p, std::string what) { errors_.push_back(topology_error{file_, p, std::move(what)}); }
-  void error(const YAML::Node& at, std::string what) { error(pos_of(at), std::move(what)); }
+  void error(const yaml::node& at, std::string what) { error(pos_of(at), std::move(what)); }
 
   /// `n` must be a map whose keys are all in `allowed`; false (reported) otherwise.
-  bool map(const YAML::Node& n, const std::string& what, const std::vector<std::string>& allowed) {
+  bool map(const yaml::node& n, const std::string& what, const std::vector<std::string>& allowed) {
     if (!n.IsMap()) {
       error(n, what + " must be a mapping (key: value)");
       return false;
     }
+    std::vector<std::string> keys;
     for (auto it = n.begin(); it != n.end(); ++it) {
       const std::string key = it->first.IsScalar() ? it->first.Scalar() : std::string("?");
       if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
         error(it->first, "unknown key '" + key + "' in " + what + " (allowed: " + join(allowed) + ")");
+      else if (std::find(keys.begin(), keys.end(), key) != keys.end())
+        error(it->first, "key '" + key + "' is given twice in " + what + " (YAML keys are unique)");
+      else keys.push_back(key);
     }
     return true;
   }
 
-  std::optional<std::string> str(const YAML::Node& m, const char* key, const std::string& what, bool required) {
-    const YAML::Node v = m[key];
+  std::optional<std::string> str(const yaml::node& m, const char* key, const std::string& what, bool required) {
+    const yaml::node v = m[key];
     if (!v) {
       if (required) error(m, what + ": missing '" + key + "'");
       return std::nullopt;
@@ -130,9 +152,9 @@ class reader {
   }
 
   template <class T>
-  std::optional<T> num(const YAML::Node& m, const char* key, const std::string& what, T lo, T hi,
+  std::optional<T> num(const yaml::node& m, const char* key, const std::string& what, T lo, T hi,
                        bool required = false) {
-    const YAML::Node v = m[key];
+    const yaml::node v = m[key];
     if (!v) {
       if (required) error(m, what + ": missing '" + key + "'");
       return std::nullopt;
@@ -153,9 +175,9 @@ class reader {
     return x;
   }
 
-  std::vector<std::string> names(const YAML::Node& m, const char* key, const std::string& what) {
+  std::vector<std::string> names(const yaml::node& m, const char* key, const std::string& what) {
     std::vector<std::string> out;
-    const YAML::Node v = m[key];
+    const yaml::node v = m[key];
     if (!v) return out;
     if (!v.IsSequence()) {
       error(v, what + ": '" + key + "' must be a list of names");
@@ -169,7 +191,7 @@ class reader {
   }
 
   /// An optional top-level section: absent (false), or a list (true); anything else is reported.
-  bool optional_list(const YAML::Node& list, const char* section) {
+  bool optional_list(const yaml::node& list, const char* section) {
     if (!list) return false;
     if (list.IsSequence()) return true;
     error(list, std::string("'") + section + "' must be a list");
@@ -188,9 +210,9 @@ const std::vector<std::string> backends = {"auto", "cpu", "sim", "cuda", "hip"};
 const std::vector<std::string> wait_modes = {"park", "adaptive", "spin"};
 const std::vector<std::string> strategies = {"one_for_one", "one_for_all", "rest_for_one"};
 
-void read_nodes(reader& r, const YAML::Node& list, topology& t) {
+void read_nodes(reader& r, const yaml::node& list, topology& t) {
   if (!list || !list.IsSequence() || list.size() == 0) {
-    r.error(list ? list : YAML::Node(), "'nodes' must be a non-empty list");
+    r.error(list ? list : yaml::node(), "'nodes' must be a non-empty list");
     return;
   }
   std::set<std::string> seen;
@@ -247,7 +269,7 @@ void read_nodes(reader& r, const YAML::Node& list, topology& t) {
         if (std::find(wait_modes.begin(), wait_modes.end(), s.wait) == wait_modes.end())
           r.error(n["wait"], what + ": unknown wait '" + s.wait + "' (known: " + join(wait_modes) + ")");
       }
-      if (const YAML::Node c = n["cpus"]) {
+      if (const yaml::node c = n["cpus"]) {
         if (!c.IsSequence() || c.size() == 0) {
           r.error(c, what + ": 'cpus' must be a non-empty list of CPU numbers (e.g. [2, 3])");
         } else {
@@ -282,7 +304,7 @@ void read_nodes(reader& r, const YAML::Node& list, topology& t) {
   }
 }
 
-void read_edges(reader& r, const YAML::Node& list, topology& t) {
+void read_edges(reader& r, const yaml::node& list, topology& t) {
   if (!r.optional_list(list, "edges")) return;
   std::set<std::pair<std::string, std::string>> seen;
   for (const auto& e : list) {
@@ -311,32 +333,54 @@ void read_edges(reader& r, const YAML::Node& list, topology& t) {
                      " but '" + s.to + "' takes " + b->in_type);
     t.edges.push_back(std::move(s));
   }
-  // Cycles: depth-first search; report each cycle once, at the edge that closes it.
-  std::map<std::string, std::vector<const edge_spec*>> out;
-  for (const auto& e : t.edges) out[e.from].push_back(&e);
-  std::map<std::string, int> color;  // 0 new, 1 on the stack, 2 done
-  std::vector<std::string> stack;
-  std::function<void(const std::string&)> visit = [&](const std::string& n) {
-    color[n] = 1;
-    stack.push_back(n);
-    for (const edge_spec* e : out[n]) {
-      if (color[e->to] == 1) {
-        auto from = std::find(stack.begin(), stack.end(), e->to);
-        std::vector<std::string> cyc(from, stack.end());
+  // Cycles: an iterative depth-first search (no recursion: a 100,000-node chain is a legal file),
+  // linear in nodes + edges; each cycle is reported once, at the edge that closes it.
+  std::unordered_map<std::string_view, std::size_t> id;
+  id.reserve(t.nodes.size());
+  for (std::size_t i = 0; i < t.nodes.size(); ++i) id.emplace(t.nodes[i].name, i);
+  std::vector<std::vector<const edge_spec*>> out(t.nodes.size());
+  for (const auto& e : t.edges) out[id.at(e.from)].push_back(&e);
+  std::vector<char> color(t.nodes.size(), 0);  // 0 new, 1 on the path, 2 done
+  struct frame {
+    std::size_t node, next_edge;
+  };
+  std::vector<frame> path;
+  for (std::size_t root = 0; root < t.nodes.size(); ++root) {
+    if (color[root]) continue;
+    color[root] = 1;
+    path.push_back({root, 0});
+    while (!path.empty()) {
+      frame& f = path.back();
+      if (f.next_edge == out[f.node].size()) {
+        color[f.node] = 2;
+        path.pop_back();
+        continue;
+      }
+      const edge_spec* e = out[f.node][f.next_edge++];
+      const std::size_t to = id.at(e->to);
+      if (color[to] == 0) {
+        color[to] = 1;
+        path.push_back({to, 0});
+      } else if (color[to] == 1) {
+        std::size_t from = path.size();
+        while (from > 0 && path[from - 1].node != to) --from;
+        std::vector<std::string> cyc;
+        const std::size_t start = from - 1, len = path.size() - start;
+        for (std::size_t k = start; k < path.size(); ++k) {
+          if (len > 12 && k == start + 5) {  // a long cycle: its ends and how many between
+            cyc.push_back("... (" + std::to_string(len - 10) + " more)");
+            k = path.size() - 5;
+          }
+          cyc.push_back(t.nodes[path[k].node].name);
+        }
         cyc.push_back(e->to);
         r.error(e->pos, "edges form a cycle (" + join(cyc, " -> ") + "); a topology is a directed acyclic graph");
-      } else if (color[e->to] == 0) {
-        visit(e->to);
       }
     }
-    stack.pop_back();
-    color[n] = 2;
-  };
-  for (const auto& n : t.nodes)
-    if (color[n.name] == 0) visit(n.name);
+  }
 }
 
-void read_supervisors(reader& r, const YAML::Node& list, topology& t) {
+void read_supervisors(reader& r, const yaml::node& list, topology& t, std::int64_t max_depth) {
   if (!r.optional_list(list, "supervisors")) return;
   std::map<std::string, std::string> owner;  // ring node -> supervisor
   std::set<std::string> seen = {"root"};
@@ -361,7 +405,7 @@ void read_supervisors(reader& r, const YAML::Node& list, topology& t) {
     if (s.children.empty()) r.error(n, what + ": needs 'children' (a list of ring nodes)");
     for (std::size_t i = 0; i < s.children.size(); ++i) {
       const std::string& c = s.children[i];
-      const YAML::Node at = n["children"][i];
+      const yaml::node at = n["children"][i];
       const node_spec* ns = t.node(c);
       if (!ns) r.error(at, what + ": no node named '" + c + "'");
       else if (ns->kind != node_kind::ring)
@@ -373,30 +417,57 @@ void read_supervisors(reader& r, const YAML::Node& list, topology& t) {
     if (s.parent == "root") s.parent.clear();
     t.supervisors.push_back(std::move(s));
   }
-  // Parents: known, and no cycle among them.
-  for (const auto& s : t.supervisors) {
-    if (s.parent.empty()) continue;
-    auto find = [&](const std::string& n) -> const supervisor_entry* {
-      for (const auto& x : t.supervisors)
-        if (x.name == n) return &x;
-      return nullptr;
-    };
-    if (!find(s.parent)) {
-      r.error(s.pos, "supervisor '" + s.name + "': no supervisor named '" + s.parent + "' (its parent)");
-      continue;
-    }
-    std::set<std::string> path = {s.name};
-    for (const supervisor_entry* p = find(s.parent); p; p = p->parent.empty() ? nullptr : find(p->parent)) {
-      if (!path.insert(p->name).second) {
+  // Parents: known, no cycle among them, and no deeper than the limit. Each supervisor has one
+  // parent, so the parents form a forest unless a walk up meets itself: each is walked once
+  // (memoized depths), linear in the number of supervisors.
+  std::unordered_map<std::string_view, std::size_t> id;
+  id.reserve(t.supervisors.size());
+  for (std::size_t i = 0; i < t.supervisors.size(); ++i) id.emplace(t.supervisors[i].name, i);
+  std::vector<std::int64_t> depth(t.supervisors.size(), 0);  // 0 unknown, -1 on the walk, -2 on a cycle / bad
+  std::vector<std::size_t> walk;
+  for (std::size_t i = 0; i < t.supervisors.size(); ++i) {
+    if (depth[i] != 0) continue;
+    walk.clear();
+    std::size_t at = i;
+    std::int64_t base = 0;  // the depth above the walk's top
+    for (;;) {
+      const supervisor_entry& s = t.supervisors[at];
+      if (depth[at] == -1) {  // met the walk itself: a cycle
         r.error(s.pos, "supervisor '" + s.name + "': its parents form a cycle");
+        base = -2;
         break;
       }
+      if (depth[at] != 0) {
+        base = depth[at];
+        break;
+      }
+      depth[at] = -1;
+      walk.push_back(at);
+      if (s.parent.empty()) break;
+      const auto p = id.find(s.parent);
+      if (p == id.end()) {
+        r.error(s.pos, "supervisor '" + s.name + "': no supervisor named '" + s.parent + "' (its parent)");
+        base = -2;
+        break;
+      }
+      at = p->second;
+    }
+    for (auto k = walk.rbegin(); k != walk.rend(); ++k) {
+      if (base < 0) {
+        depth[*k] = -2;
+        continue;
+      }
+      depth[*k] = ++base;
+      if (base == max_depth + 1)
+        r.error(t.supervisors[*k].pos, "supervisor '" + t.supervisors[*k].name + "' is nested " + std::to_string(base) +
+                                           " deep, past limits.max_supervisor_depth (" + std::to_string(max_depth) +
+                                           ")");
     }
   }
 }
 
 // `plugins: [path, ...]`, each resolved against the topology file's folder. False on a problem.
-bool read_plugins(reader& r, const YAML::Node& list, topology& t) {
+bool read_plugins(reader& r, const yaml::node& list, topology& t) {
   if (!r.optional_list(list, "plugins")) return !list.IsDefined();
   bool good = true;
   std::set<std::string> seen;
@@ -424,7 +495,7 @@ bool read_plugins(reader& r, const YAML::Node& list, topology& t) {
   return good;
 }
 
-void read_load(reader& r, const YAML::Node& list, topology& t) {
+void read_load(reader& r, const yaml::node& list, topology& t) {
   if (!r.optional_list(list, "load")) return;
   const std::vector<std::string> entries = t.entries();
   std::set<std::string> seen;
@@ -465,7 +536,7 @@ void read_load(reader& r, const YAML::Node& list, topology& t) {
   }
 }
 
-void read_faults(reader& r, const YAML::Node& list, topology& t) {
+void read_faults(reader& r, const yaml::node& list, topology& t) {
   if (!r.optional_list(list, "faults")) return;
   std::string kinds;
   for (std::size_t i = 0; i < sim::fault_kind_count; ++i)
@@ -515,17 +586,61 @@ void read_faults(reader& r, const YAML::Node& list, topology& t) {
   }
 }
 
+// The `config:` block as a yaml-cpp node for the config layer (config.cpp reads YAML that way),
+// its marks those of the whole file: the block's own text, after as many newlines and spaces as
+// precede it. False with the reason in `out` (a scalar) when yaml-cpp refuses it (an alias of an
+// anchor outside the block).
+bool config_block(const std::string& text, const yaml::node& c, YAML::Node& out) {
+  const yaml::doc_node* d = c.raw();
+  const std::size_t b = yaml::byte_offset(text, d->start), e = std::max(yaml::byte_offset(text, d->end), b);
+  std::string padded(static_cast<std::size_t>(std::max(0, d->start.line)), '\n');
+  padded.append(static_cast<std::size_t>(std::max(0, d->start.column)), ' ');
+  padded.append(text, b, e - b);
+  try {
+    out = YAML::Load(padded);
+    return true;
+  } catch (const YAML::Exception& x) {
+    out = YAML::Node(x.msg + " (aliases in 'config' name anchors inside it)");
+    return false;
+  }
+}
+
+// One size limit: the caller's, else the file's own `config: {limits: {key: N}}`, else the default.
+// A malformed value in the file is left to the config layer (it reports it); the default holds here.
+std::int64_t limit_of(const std::optional<std::int64_t>& given, const yaml::node& root, const char* key,
+                      std::int64_t fallback) {
+  if (given) return *given;
+  const yaml::node c = root["config"];
+  if (!c || !c.IsMap() || !c["limits"] || !c["limits"].IsMap()) return fallback;
+  const yaml::node v = c["limits"][key];
+  if (!v || !v.IsScalar()) return fallback;
+  std::int64_t x = 0;
+  const std::string& t = v.Scalar();
+  const auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), x);
+  return ec == std::errc() && p == t.data() + t.size() && x > 0 ? x : fallback;
+}
+
+// A section longer than its limit: one error, and the section is not read (a file past a limit
+// is refused before its parts are validated, so the limit also bounds the time spent on it).
+bool within(reader& r, const yaml::node& list, const char* section, const char* key, std::int64_t limit) {
+  if (!list || !list.IsSequence() || static_cast<std::int64_t>(list.size()) <= limit) return true;
+  r.error(list, "'" + std::string(section) + "' has " + std::to_string(list.size()) + " entries, past limits." + key +
+                    " (" + std::to_string(limit) + "); raise it in the config if this topology is meant");
+  return false;
+}
+
 }  // namespace
 
 std::optional<topology> parse_topology(const std::string& text, const std::string& file,
-                                       std::vector<topology_error>& errors, const plugin_loader& plugins) {
+                                       std::vector<topology_error>& errors, const plugin_loader& plugins,
+                                       const topology_limits& limits) {
   const std::size_t before = errors.size();
   reader r(file, errors);
-  YAML::Node root;
+  yaml::node root;
   try {
-    root = YAML::Load(text);
-  } catch (const YAML::ParserException& e) {
-    r.error(source_pos{e.mark.line + 1, e.mark.column + 1}, "YAML syntax error: " + e.msg);
+    root = yaml::load(text);
+  } catch (const yaml::yaml_error& e) {
+    r.error(source_pos{e.where.line + 1, e.where.column + 1}, std::string("YAML syntax error: ") + e.what());
     return std::nullopt;
   }
   if (!root || root.IsNull()) {
@@ -554,15 +669,24 @@ std::optional<topology> parse_topology(const std::string& text, const std::strin
   t.name = r.str(root, "name", "the topology", true).value_or("");
   if (root["description"] && root["description"].IsScalar()) t.description = root["description"].Scalar();
   t.duration_s = r.num<double>(root, "duration_s", "the topology", 0, 1e7).value_or(0);
-  if (root["config"]) {
-    t.config = root["config"];
-    t.config_pos = pos_of(root["config"]);
-    if (!t.config.IsMap()) r.error(t.config, "'config' must be a mapping (the config file's sections)");
+  if (const yaml::node c = root["config"]) {
+    t.config_pos = pos_of(c);
+    if (!c.IsMap()) r.error(c, "'config' must be a mapping (the config file's sections)");
+    else if (!config_block(text, c, t.config)) r.error(c, "'config': " + t.config.Scalar());
   }
+  const std::int64_t max_nodes = limit_of(limits.max_nodes, root, "max_nodes", topology_limits::default_max_nodes);
+  const std::int64_t max_edges = limit_of(limits.max_edges, root, "max_edges", topology_limits::default_max_edges);
+  const std::int64_t max_depth = limit_of(limits.max_supervisor_depth, root, "max_supervisor_depth",
+                                          topology_limits::default_max_supervisor_depth);
+  if (!within(r, root["nodes"], "nodes", "max_nodes", max_nodes) |
+      !within(r, root["edges"], "edges", "max_edges", max_edges) |
+      !within(r, root["supervisors"], "supervisors", "max_nodes", max_nodes))
+    return std::nullopt;
   if (!root["nodes"]) r.error(root, "the topology: missing 'nodes'");
   else read_nodes(r, root["nodes"], t);
+  t.reindex();
   read_edges(r, root["edges"], t);
-  read_supervisors(r, root["supervisors"], t);
+  read_supervisors(r, root["supervisors"], t, max_depth);
   read_load(r, root["load"], t);
   read_faults(r, root["faults"], t);
   if (errors.size() != before) return std::nullopt;
@@ -570,7 +694,7 @@ std::optional<topology> parse_topology(const std::string& text, const std::strin
 }
 
 std::optional<topology> load_topology(const std::string& path, std::vector<topology_error>& errors,
-                                      const plugin_loader& plugins) {
+                                      const plugin_loader& plugins, const topology_limits& limits) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     errors.push_back(topology_error{path, {}, "cannot read the file"});
@@ -578,7 +702,7 @@ std::optional<topology> load_topology(const std::string& path, std::vector<topol
   }
   std::ostringstream ss;
   ss << in.rdbuf();
-  return parse_topology(ss.str(), path, errors, plugins);
+  return parse_topology(ss.str(), path, errors, plugins, limits);
 }
 
 }  // namespace ringflow::ops

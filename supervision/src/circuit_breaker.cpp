@@ -78,8 +78,10 @@ void circuit_breaker::probe_succeeded(clock::time_point) {
 }
 
 void circuit_breaker::probe_failed(clock::time_point now) {
-  const auto next = std::chrono::duration_cast<std::chrono::milliseconds>(cooldown_ * cfg_.backoff);
-  cooldown_ = std::min(next, cfg_.max_open_for);
+  // In double and capped before the cast: a large backoff must not overflow the duration.
+  const double next_ms = std::min(std::chrono::duration<double, std::milli>(cooldown_).count() * cfg_.backoff,
+                                  std::chrono::duration<double, std::milli>(cfg_.max_open_for).count());
+  cooldown_ = std::chrono::milliseconds(static_cast<std::int64_t>(next_ms));
   state_ = breaker_state::closed;  // open() below counts the re-open
   open(now);
 }

@@ -83,6 +83,14 @@ shm_mapping shm_mapping::create(const std::string& prefix, const std::string& ke
     ::close(fd);
     throw std::runtime_error("kernel host: sizing " + m.name_ + ": " + std::strerror(e));
   }
+  // Reserve the pages now: a tmpfs short of room (Docker's 64 MB /dev/shm) fails here with ENOSPC,
+  // not later with SIGBUS at the first touch of a page it cannot back.
+  if (const int e = ::posix_fallocate(fd, 0, static_cast<off_t>(bytes)); e != 0) {
+    ::close(fd);
+    throw std::runtime_error("kernel host: reserving " + std::to_string(bytes) + " bytes for " + m.name_ +
+                             " in /dev/shm: " + std::strerror(e) +
+                             (e == ENOSPC ? " (/dev/shm is too small: Docker's --shm-size)" : ""));
+  }
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
   const int e = errno;
   ::close(fd);  // the mapping keeps the segment
@@ -170,6 +178,18 @@ std::vector<std::string> list_segments(const std::string& prefix) {
     ::closedir(d);
   }
   return out;
+}
+
+std::vector<std::string> remove_own_segments(const std::string& prefix) {
+  std::vector<std::string> removed;
+  const long long me = ::getpid();
+  const unsigned long long start = process_start_ticks(::getpid());
+  for (const std::string& name : list_segments(prefix)) {
+    const auto n = parse_segment(name.substr(1), prefix);
+    if (!n || n->pid != me || n->start != start) continue;
+    if (::shm_unlink(name.c_str()) == 0) removed.push_back(name);
+  }
+  return removed;
 }
 
 std::vector<std::string> reclaim_stale_segments(const std::string& prefix) {

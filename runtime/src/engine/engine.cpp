@@ -400,6 +400,8 @@ engine_snapshot engine::impl::snapshot(const engine& e, bool with_summary) const
   }
   if (m.root) s.supervisors = m.root->snapshot();
   s.intended = m.load.intended_histogram();
+  s.open_messages = m.load.open_total();
+  s.log_write_failures = m.log.write_failures();
   for (const auto& [backend, d] : m.where.gpus())
     if (d) s.gpus.push_back(gpu_view{d->id(), d->kernel_launches(), d->bound_rings()});
   if (!with_summary) return s;

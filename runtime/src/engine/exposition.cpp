@@ -127,8 +127,15 @@ void load_families(exposition& x, const engine_snapshot& s) {
   x.sample({{"outcome", "errors"}}, static_cast<double>(s.summary.errors));
   x.sample({{"outcome", "duplicated"}}, static_cast<double>(s.summary.duplicated));
   x.sample({{"outcome", "wrong"}}, static_cast<double>(s.summary.wrong));
+  x.family("ringflow_open_messages", "gauge",
+           "Messages pushed into the topology and not yet answered, wherever they wait (mailboxes, windows, "
+           "rings, kernels): the backlog under overload");
+  x.sample({}, static_cast<double>(s.open_messages));
   x.family("ringflow_ready", "gauge", "1 when /health/ready answers 200");
   x.sample({}, s.ready ? 1.0 : 0.0);
+  x.family("ringflow_log_write_failures_total", "counter",
+           "Log records that could not be written (a closed log pipe, a full disk); the run goes on");
+  x.sample({}, static_cast<double>(s.log_write_failures));
 }
 
 nlohmann::json replica_json(const ring_view& r) {

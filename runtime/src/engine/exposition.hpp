@@ -60,6 +60,8 @@ struct engine_snapshot {
   histogram_snapshot intended;  // the load generators' intended-send-time latency
   run_summary summary;
   bool ready = false;
+  std::uint64_t open_messages = 0;       // pushed by the load generators, not answered yet
+  std::uint64_t log_write_failures = 0;  // event_log::write_failures()
 };
 
 [[nodiscard]] std::string metrics_text(const engine_snapshot& s);

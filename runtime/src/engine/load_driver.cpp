@@ -27,8 +27,9 @@ std::chrono::nanoseconds token_bucket::take(clock::time_point now) {
     tokens_ -= 1.0;
     return std::chrono::nanoseconds::zero();
   }
-  return std::max(std::chrono::nanoseconds(1),
-                  std::chrono::nanoseconds(static_cast<std::int64_t>((1.0 - tokens_) / rate_ * 1e9)));
+  // Capped in double before the cast (a tiny rate must wait long, not overflow into a spin).
+  const double ns = std::min((1.0 - tokens_) / rate_ * 1e9, 3.6e12);  // at most an hour per wait
+  return std::max(std::chrono::nanoseconds(1), std::chrono::nanoseconds(static_cast<std::int64_t>(ns)));
 }
 
 // ---- lifecycle ---------------------------------------------------------------------------------------

@@ -103,6 +103,10 @@ struct program_config {
     double ingress_rate_per_s = 0.0;  // 0 = unlimited
     std::int64_t node_window = 256;   // messages a topology node admits at once
     std::int64_t max_payload_bytes = 1048576;
+    // topology size (topology.hpp, topology_limits: the same defaults)
+    std::int64_t max_nodes = 100000;
+    std::int64_t max_edges = 1000000;
+    std::int64_t max_supervisor_depth = 32;
     bool operator==(const limits_section&) const = default;
   } limits;
   struct trace_section {

@@ -9,13 +9,20 @@
 //     config at start), `ladder` (one record per fault, restart, reinitialize, reroute, probe,
 //     fail-back, breaker transition: the ladder_event fields), `supervisor`, `http`, `load`,
 //     `audit` (privileged actions: config reloads with what changed, signals, shutdown).
-//   * Output goes to stderr or to `file` (appended); every record is flushed (records are events,
-//     not per-message: few, and they must survive a crash).
+//   * Output goes to stderr or to `file` (appended); every record is written at once with write(2)
+//     (records are events, not per-message: few, and they must survive a crash).
+//   * Every line is valid UTF-8: invalid bytes in a message or a field (a config value, a path, a
+//     kernel's detail) become U+FFFD in both formats (utf8.hpp), never an exception.
+//   * A failed write (a closed pipe: `ringflow run ... | head`, a full disk) is counted
+//     (write_failures(), exposed as ringflow_log_write_failures_total) and the record is dropped;
+//     the run goes on. The program ignores SIGPIPE, so a closed log pipe cannot kill it.
 // Thread-safety: all members from any thread (spdlog's multi-threaded sinks).
 #pragma once
 
 #include <spdlog/logger.h>
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -55,12 +62,16 @@ class event_log {
   /// An audit record (component "audit", level info, `"audit": true`): always written unless the level is off.
   void audit(const std::string& action, const nlohmann::json& fields = nlohmann::json::object());
 
+  /// Records (or parts of one) that could not be written since the log opened.
+  [[nodiscard]] std::uint64_t write_failures() const noexcept { return failures_->load(std::memory_order_relaxed); }
+
   /// The rendering of one record (for tests and for the text format).
   static std::string render_json(log_level l, const std::string& component, const std::string& msg,
                                  const nlohmann::json& fields);
 
  private:
   std::shared_ptr<spdlog::logger> logger_;
+  std::shared_ptr<std::atomic<std::uint64_t>> failures_ = std::make_shared<std::atomic<std::uint64_t>>(0);
   bool json_ = true;
   bool status_line_ = false;
 };

@@ -60,7 +60,8 @@ std::vector<loaded_plugin> loaded_plugins();
 plugin_loader topology_plugin_loader();
 
 /// load_topology() with the plugin loader.
-std::optional<topology> load_topology_with_plugins(const std::string& path, std::vector<topology_error>& errors);
+std::optional<topology> load_topology_with_plugins(const std::string& path, std::vector<topology_error>& errors,
+                                                   const topology_limits& limits = {});
 
 /// "sha256:<64 hex>" of a file's content; "" with `error` when it cannot be read.
 std::string sha256_of_file(const std::string& path, std::string& error);

@@ -49,6 +49,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace ringflow::ops {
@@ -159,6 +160,18 @@ struct catalog_view {
 using plugin_loader =
     std::function<bool(std::vector<plugin_ref>& plugins, catalog_view& names, std::vector<topology_error>& errors)>;
 
+/// Size limits of a topology file: the config keys limits.max_nodes, limits.max_edges and
+/// limits.max_supervisor_depth (docs/OPERATIONS.md, "Limits and hostile input"). A limit given by
+/// the caller (the config file or the environment of `run`) wins over the topology's own
+/// `config: {limits: ...}` block, which wins over the default. A file past a limit is refused with
+/// an error naming the limit, the file's figure and the key (before its parts are validated).
+struct topology_limits {
+  static constexpr std::int64_t default_max_nodes = 100000;
+  static constexpr std::int64_t default_max_edges = 1000000;
+  static constexpr std::int64_t default_max_supervisor_depth = 32;
+  std::optional<std::int64_t> max_nodes, max_edges, max_supervisor_depth;  // nullopt: the file's or the default
+};
+
 struct topology {
   std::string file;
   std::vector<plugin_ref> plugins;
@@ -173,17 +186,25 @@ struct topology {
   std::vector<load_spec> load;
   std::vector<fault_spec> faults;
 
+  /// The node named `n` (nullptr: none). Constant time once reindex() has run over the current
+  /// `nodes` (parse_topology does); a linear search otherwise (nodes changed since).
   const node_spec* node(const std::string& n) const;
   /// Nodes without incoming edges (where load may enter), in file order.
   std::vector<std::string> entries() const;
+  /// Rebuilds node()'s index; call after changing `nodes`.
+  void reindex();
+
+ private:
+  std::unordered_map<std::string, std::size_t> index_;
 };
 
 /// Parses and validates `text` (named `file` in errors). nullopt when `errors` is not empty.
 /// `plugins` loads a `plugins:` list (none: such a list is an error).
 std::optional<topology> parse_topology(const std::string& text, const std::string& file,
-                                       std::vector<topology_error>& errors, const plugin_loader& plugins = {});
+                                       std::vector<topology_error>& errors, const plugin_loader& plugins = {},
+                                       const topology_limits& limits = {});
 /// Reads `path` (an unreadable file is one error) and parses it.
 std::optional<topology> load_topology(const std::string& path, std::vector<topology_error>& errors,
-                                      const plugin_loader& plugins = {});
+                                      const plugin_loader& plugins = {}, const topology_limits& limits = {});
 
 }  // namespace ringflow::ops

@@ -152,6 +152,9 @@ class shm_mapping {
 /// Removes segments named "/<prefix>.<pid>.<start>..." whose service process is gone (or whose pid
 /// now belongs to another process); returns their names. Segments of live services are kept.
 std::vector<std::string> reclaim_stale_segments(const std::string& prefix = "ringflow");
+/// Removes this process's own segments (the fast exit of a second SIGTERM, which skips the
+/// destructors); the mappings stay valid until the process ends. Returns their names.
+std::vector<std::string> remove_own_segments(const std::string& prefix = "ringflow");
 /// The segments of this prefix that exist now (for tests and operators).
 [[nodiscard]] std::vector<std::string> list_segments(const std::string& prefix = "ringflow");
 
