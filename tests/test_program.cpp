@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "support/child_process.hpp"
+#include "support/program_child.hpp"
 #include "support/program_run.hpp"
 #include "support/prom_parse.hpp"
 
@@ -25,6 +26,8 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using ringflow::testing::poll_until;
 using ringflow::testing::process_gone;
+using ringflow::testing::program_child;
+using ringflow::testing::segments_of;
 
 namespace {
 
@@ -262,61 +265,10 @@ TEST_CASE("devices lists the CPU and the sim device, as a table or JSON", "[prog
   CHECK(cpu);
 }
 
-namespace {
-
-// A running `ringflow run` whose stderr goes to a file; signals it and waits for it.
-struct child {
-  pid_t pid = -1;
-  fs::path err;
-  child(const std::vector<std::string>& args, const std::string& name) : err(temp_dir() / (name + ".err")) {
-    pid = fork();
-    if (pid == 0) {
-      std::freopen("/dev/null", "w", stdout);
-      std::freopen(err.c_str(), "w", stderr);
-      std::vector<char*> argv{const_cast<char*>(program.c_str())};
-      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      execv(program.c_str(), argv.data());
-      _exit(127);
-    }
-  }
-  // Waits until a log record satisfies `pred` (false after 60 s).
-  template <class P>
-  bool wait_log(P pred) {
-    return poll_until(
-        [&] {
-          std::istringstream lines(slurp(err));
-          for (std::string line; std::getline(lines, line);) {
-            const auto j = nlohmann::json::parse(line, nullptr, false);
-            if (j.is_object() && pred(j)) return true;
-          }
-          return false;
-        },
-        60s);
-  }
-  int wait() {
-    int status = 0;
-    waitpid(pid, &status, 0);
-    waited = true;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-  // A test that failed before it ended the child: do not leave the program running.
-  ~child() {
-    if (waited || pid <= 0) return;
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-  }
-  child(const child&) = delete;
-  child& operator=(const child&) = delete;
-  bool waited = false;
-};
-
-}  // namespace
-
 TEST_CASE("SIGHUP reloads the config file: safe keys applied, the rest reported, an audit record",
           "[program][signals]") {
   const fs::path cfg = write_file("hup.yaml", "http: {listen: \"off\"}\nbreaker: {failure_threshold: 5}\n");
-  child c({"run", examples + "pipeline.yaml", "--duration", "0", "--config", cfg.string()}, "hup");
+  program_child c({"run", examples + "pipeline.yaml", "--duration", "0", "--config", cfg.string()}, "hup");
   REQUIRE(c.wait_log([](const nlohmann::json& j) { return j.value("msg", "") == "topology started"; }));
   std::ofstream(cfg) << "http: {listen: \"127.0.0.1:0\"}\nbreaker: {failure_threshold: 9}\nlog: {level: warn}\n";
   kill(c.pid, SIGHUP);
@@ -352,7 +304,7 @@ TEST_CASE("a second SIGTERM exits at once and the summary counts what was still 
                                    "load: [{name: l, target: echo, message: Echo, rate: 1000, max_in_flight: 16}]\n"
                                    "faults: [{node: echo, kind: hang, at_message: 50}]\n");
   const fs::path sum = temp_dir() / "stuck-summary.json";
-  child c({"run", topo.string(), "--duration", "0", "--summary-json", sum.string()}, "stuck");
+  program_child c({"run", topo.string(), "--duration", "0", "--summary-json", sum.string()}, "stuck");
   int port = 0;
   REQUIRE(c.wait_log([&](const nlohmann::json& j) {
     port = j.value("component", "") == "http" ? j.value("port", 0) : 0;
@@ -385,22 +337,12 @@ TEST_CASE("a second SIGTERM exits at once and the summary counts what was still 
         s["replied"].get<std::uint64_t>() + s["errors"].get<std::uint64_t>() + s["lost"].get<std::uint64_t>());
 }
 
-namespace {
-// Segments in /dev/shm named for service process `pid`.
-std::vector<std::string> segments_of(pid_t pid) {
-  std::vector<std::string> out;
-  const std::string prefix = "ringflow." + std::to_string(pid) + ".";
-  for (const auto& e : fs::directory_iterator("/dev/shm"))
-    if (e.path().filename().string().rfind(prefix, 0) == 0) out.push_back(e.path().filename().string());
-  return out;
-}
-}  // namespace
-
 TEST_CASE("the isolated demo: a kernel-host worker killed and poisoned mid-run, nothing lost",
           "[program][demo][faults]") {
   const fs::path sum = temp_dir() / "isolated-summary.json";
-  child c({"run", examples + "isolated-demo.yaml", "--duration", "10", "--http", "off", "--summary-json", sum.string()},
-          "isolated");
+  program_child c(
+      {"run", examples + "isolated-demo.yaml", "--duration", "10", "--http", "off", "--summary-json", sum.string()},
+      "isolated");
   const int code = c.wait();
   const std::string log = slurp(c.err);
   INFO(log.substr(log.size() > 4000 ? log.size() - 4000 : 0));
@@ -421,7 +363,8 @@ TEST_CASE("the isolated demo: a kernel-host worker killed and poisoned mid-run, 
 }
 
 TEST_CASE("SIGKILL of the service: its workers exit, the next run reclaims the segments it left", "[program][faults]") {
-  child c({"run", examples + "isolated-demo.yaml", "--duration", "0", "--http", "127.0.0.1:0"}, "killed-service");
+  program_child c({"run", examples + "isolated-demo.yaml", "--duration", "0", "--http", "127.0.0.1:0"},
+                  "killed-service");
   int port = 0;
   REQUIRE(c.wait_log([&](const nlohmann::json& j) {
     port = j.value("component", "") == "http" ? j.value("port", 0) : 0;

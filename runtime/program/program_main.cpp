@@ -24,14 +24,16 @@
 #include "ringflow/runtime/kernel_host.hpp"
 #include "ringflow/runtime/plugins.hpp"
 #include "ringflow/runtime/program.hpp"
+#include "ringflow/runtime/utf8.hpp"
 
 namespace ringflow::program {
 
 using namespace ringflow::ops;
 
-int cmd_validate(const std::string& path) {
+int cmd_validate(const std::string& path_arg) {
+  const std::string path = valid_utf8(path_arg);  // printed: any byte of the argument shows as valid UTF-8
   std::vector<topology_error> errors;
-  std::optional<topology> t = load_topology_with_plugins(path, errors);
+  std::optional<topology> t = load_topology_with_plugins(path_arg, errors);
   std::vector<config_error> cerr;
   if (t) {  // the topology's own config only: validate is the same on every machine
     program_config cfg;
@@ -57,9 +59,9 @@ int cmd_validate(const std::string& path) {
           return s.empty() ? std::string("-") : s;
         };
         std::printf("%s: plugin %s: %s, %s, ringflow %s, flatbuffers %s; kernels: %s; messages: %s; functions: %s%s\n",
-                    path.c_str(), p.path.c_str(), l.name.c_str(), l.sha256.c_str(), l.ringflow_version.c_str(),
-                    l.flatbuffers_version.c_str(), list(l.kernels).c_str(), list(l.messages).c_str(),
-                    list(l.functions).c_str(),
+                    path.c_str(), valid_utf8(p.path).c_str(), l.name.c_str(), l.sha256.c_str(),
+                    l.ringflow_version.c_str(), l.flatbuffers_version.c_str(), list(l.kernels).c_str(),
+                    list(l.messages).c_str(), list(l.functions).c_str(),
                     l.gpu_backends.empty() ? "" : ("; device tables: " + list(l.gpu_backends)).c_str());
       }
   std::size_t rings = 0;
@@ -67,8 +69,8 @@ int cmd_validate(const std::string& path) {
   std::printf(
       "%s: ok: topology '%s': %zu nodes (%zu ring actors), %zu edges, %zu supervisors, %zu load generators, "
       "%zu faults\n",
-      path.c_str(), t->name.c_str(), t->nodes.size(), rings, t->edges.size(), t->supervisors.size(), t->load.size(),
-      t->faults.size());
+      path.c_str(), valid_utf8(t->name).c_str(), t->nodes.size(), rings, t->edges.size(), t->supervisors.size(),
+      t->load.size(), t->faults.size());
   return to_int(exit_code::ok);
 }
 
