@@ -297,3 +297,74 @@ TEST_CASE("Low: the second SIGTERM's fast exit removes its segments, and open me
     return j.value("msg", "") == "fast exit" && j.value("segments_removed", 0) == 1;
   }));
 }
+
+namespace {
+// The worker and standby pids of node `node` in /topology.
+std::pair<std::vector<pid_t>, std::vector<pid_t>> workers_of(int port, const std::string& node) {
+  std::pair<std::vector<pid_t>, std::vector<pid_t>> out;
+  httplib::Client cli("127.0.0.1", port);
+  auto res = cli.Get("/topology");
+  if (!res) return out;
+  const nlohmann::json t = nlohmann::json::parse(res->body, nullptr, false);
+  if (!t.is_object()) return out;
+  for (const auto& n : t["nodes"])
+    if (n.value("name", "") == node) {
+      for (const auto& p : n.value("worker_pids", nlohmann::json::array())) out.first.push_back(p.get<pid_t>());
+      for (const auto& p : n.value("standby_pids", nlohmann::json::array())) out.second.push_back(p.get<pid_t>());
+    }
+  return out;
+}
+}  // namespace
+
+// M4: a SIGSTOPped standby stalled its node for workers.start_timeout_ms at the next restart (0
+// msg/s, /metrics 4.7 s slow): standbys had no heartbeat check.
+TEST_CASE("M4: a stopped standby is replaced, and a restart right after does not wait on it",
+          "[program][hardening][faults]") {
+  // A start timeout of a minute: a restart that waited on the stopped standby would stall that long.
+  const fs::path topo = write_file("standby.yaml",
+                                   "name: standby\n"
+                                   "config: {workers: {start_timeout_ms: 60000, heartbeat_timeout_ms: 500},\n"
+                                   "         http: {listen: \"127.0.0.1:0\"}}\n"
+                                   "nodes: [{name: echo, kernel: echo, backend: sim, host: process}]\n"
+                                   "load: [{name: l, target: echo, message: Echo, rate: 500}]\n");
+  const fs::path sum = temp_dir() / "standby-summary.json";
+  program_child c({"run", topo.string(), "--duration", "0", "--summary-json", sum.string()}, "standby");
+  const int port = http_port(c);
+  REQUIRE(port != 0);
+  std::pair<std::vector<pid_t>, std::vector<pid_t>> w;
+  REQUIRE(poll_until(
+      [&] {
+        w = workers_of(port, "echo");
+        return w.first.size() == 1 && w.second.size() == 1;
+      },
+      30s));
+  // 1. Stopped and left alone: the heartbeat check kills it and starts a new standby.
+  const pid_t stopped = w.second[0];
+  REQUIRE(kill(stopped, SIGSTOP) == 0);
+  CHECK(poll_until([&] { return process_gone(stopped); }, 10s));
+  REQUIRE(poll_until(
+      [&] {
+        w = workers_of(port, "echo");
+        return w.second.size() == 1 && w.second[0] != stopped;
+      },
+      10s));
+  // 2. Stopped, then the active worker killed at once (before any heartbeat timeout): the restart
+  //    sees the stopped standby and starts a process instead of handing the segment to it.
+  const pid_t stopped2 = w.second[0], active = w.first[0];
+  REQUIRE(kill(stopped2, SIGSTOP) == 0);
+  const double before = metric(port, "ringflow_messages_total", {{"actor", "echo"}, {"outcome", "ok"}});
+  REQUIRE(kill(active, SIGKILL) == 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(poll_until(
+      [&] {
+        return metric(port, "ringflow_messages_total", {{"actor", "echo"}, {"outcome", "ok"}}) > before + 500;
+      },
+      20s));
+  CHECK(std::chrono::steady_clock::now() - t0 < 10s);  // not the minute of start_timeout
+  CHECK(poll_until([&] { return process_gone(stopped2); }, 10s));
+  kill(c.pid, SIGTERM);
+  CHECK(c.wait() == 0);
+  const nlohmann::json s = nlohmann::json::parse(slurp(sum));
+  CHECK(s["lost"] == 0);
+  CHECK(s["worker_restarts"].get<std::uint64_t>() >= 1);
+}

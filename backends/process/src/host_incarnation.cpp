@@ -259,6 +259,10 @@ void host_incarnation::monitor() noexcept {
   for (;;) {
     int status = 0;
     workers_->reap_dead_standby();
+    // A standby silent past the heartbeat timeout, or stopped, is replaced now (off the restart
+    // path), so a restart never waits on it for start_timeout.
+    if (workers_->check_standby(o.heartbeat_timeout, o.start_timeout) && o.standby && !abandoned_ && !killed_.load())
+      workers_->ensure_standby();
     if (workers_->try_reap(status)) {
       on_exit(pid, status);
       return;

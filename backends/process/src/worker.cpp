@@ -1,27 +1,43 @@
 // The worker's side of a kernel host: see ringflow/process/worker.hpp.
 #include "ringflow/process/worker.hpp"
 
+#include <poll.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <thread>
 
 namespace ringflow::process {
 
-void close_inherited_fds(bool standby) noexcept { ::close_range(standby ? 4 : 3, ~0u, 0); }
+void close_inherited_fds(bool standby) noexcept { ::close_range(standby ? 5 : 3, ~0u, 0); }
 
 bool wait_for_activation() noexcept {
+  // Beats on fd 4 (non-blocking; a full pipe drops a beat) while waiting on fd 3, so the service
+  // can tell a live standby from a stopped one. A closed beat pipe must not kill us: EPIPE instead.
+  struct sigaction ign {
+  }, old{};
+  ign.sa_handler = SIG_IGN;
+  ::sigaction(SIGPIPE, &ign, &old);
+  bool activated = false;
   for (;;) {
+    (void)!::write(4, "b", 1);
+    pollfd p{3, POLLIN, 0};
+    const int r = ::poll(&p, 1, static_cast<int>(std::chrono::milliseconds(10).count()));
+    if (r == 0 || (r < 0 && errno == EINTR)) continue;
     char c = 0;
     const ssize_t n = ::read(3, &c, 1);
-    if (n == 1) break;
     if (n < 0 && errno == EINTR) continue;
-    return false;  // end of file: the service dropped this standby or went away (quietly)
+    activated = n == 1;  // else end of file: the service dropped this standby or went away (quietly)
+    break;
   }
   ::close(3);
-  return true;
+  ::close(4);
+  ::sigaction(SIGPIPE, &old, nullptr);
+  return activated;
 }
 
 namespace {

@@ -9,13 +9,20 @@
 //   * Reaping and signalling share one lock, so a signal never reaches a reused pid; a worker
 //     reaped by someone else (SIGCHLD ignored, waitpid(-1) in the host application) counts as
 //     exited with an unknown status (ECHILD).
-//   * ensure_standby() pre-starts a standby (`--standby`: it blocks on fd 3, the pipe's read end);
+//   * ensure_standby() pre-starts a standby (`--standby`: it waits on fd 3, the pipe's read end);
 //     drop_standby() closes its pipe (it reads end of file and exits) and kills it.
+//   * A standby beats while it waits (a byte on fd 4 every standby_beat, a non-blocking pipe the
+//     service drains). check_standby() replaces one that is silent past the heartbeat timeout (the
+//     start timeout for its first beat: it is still loading) or stopped (SIGSTOP, a debugger):
+//     SIGKILL, reaped, and a fresh one started. launch() never activates such a standby: it starts
+//     a process instead, so a stopped standby cannot stall a restart for start_timeout.
 // Thread-safety: every member from any thread.
 #pragma once
 
 #include <sys/types.h>
 
+#include <chrono>
+#include <cstdint>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -45,11 +52,20 @@ class worker_processes {
   void ensure_standby() noexcept;
   /// Forgets a standby that has exited.
   void reap_dead_standby() noexcept;
+  /// The standby's heartbeat: drains its beats; a silent or stopped standby is killed and reaped
+  /// (true: one was replaced; the caller's ensure_standby() starts the next).
+  bool check_standby(std::chrono::milliseconds heartbeat_timeout, std::chrono::milliseconds start_timeout) noexcept;
+  /// Standbys replaced because they were silent or stopped (since construction).
+  [[nodiscard]] std::uint64_t standbys_replaced() const noexcept { return replaced_; }
+  /// How often a standby beats (the worker's side: wait_for_activation()).
+  static constexpr std::chrono::milliseconds standby_beat{10};
   void drop_standby() noexcept;
 
  private:
-  pid_t spawn(bool standby, const int* standby_pipe);
+  pid_t spawn(bool standby, const int* standby_pipe, const int* beat_pipe);
   pid_t activate_standby();
+  bool standby_fresh_locked(std::chrono::steady_clock::time_point now) noexcept;  // (mu_) drains its beats
+  void kill_standby_locked() noexcept;                                            // (mu_)
 
   const std::string program_;
   const std::string segment_;
@@ -58,6 +74,11 @@ class worker_processes {
   pid_t pid_ = 0;        // (mu_) the active worker; 0 once reaped
   pid_t standby_ = 0;    // (mu_) the standby worker; 0 when there is none
   int standby_fd_ = -1;  // (mu_) the write end of its pipe
+  int beat_fd_ = -1;     // (mu_) the read end of its heartbeat pipe (non-blocking)
+  std::chrono::steady_clock::time_point standby_since_{}, standby_beat_{};  // (mu_) spawned, last beat
+  bool beat_seen_ = false;                                                  // (mu_)
+  std::chrono::milliseconds hb_timeout_{1000}, start_timeout_{5000};        // (mu_) check_standby's
+  std::uint64_t replaced_ = 0;
 };
 
 }  // namespace ringflow::process

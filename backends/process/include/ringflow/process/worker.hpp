@@ -59,10 +59,11 @@ struct worker_incarnation {
   std::unique_ptr<incarnation> kernel;
 };
 
-/// Closes every inherited file descriptor but stdio (and a standby's activation pipe, fd 3).
+/// Closes every inherited file descriptor but stdio (and a standby's activation pipe, fd 3, and
+/// its heartbeat pipe, fd 4).
 void close_inherited_fds(bool standby) noexcept;
-/// A standby: blocks until the service hands over the segment (a byte: true) or lets this process
-/// go (end of file: false).
+/// A standby: waits until the service hands over the segment (a byte: true) or lets this process
+/// go (end of file: false), beating on fd 4 every 10 ms (worker_processes::standby_beat) meanwhile.
 [[nodiscard]] bool wait_for_activation() noexcept;
 /// Step 1. nullopt on success; else worker_exit::bad_segment with `error` saying why.
 [[nodiscard]] std::optional<worker_exit> map_segment(const std::string& name, const kernel_lookup& kernels,
