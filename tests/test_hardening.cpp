@@ -368,3 +368,30 @@ TEST_CASE("M4: a stopped standby is replaced, and a restart right after does not
   CHECK(s["lost"] == 0);
   CHECK(s["worker_restarts"].get<std::uint64_t>() >= 1);
 }
+
+// Low: the sim `slow` fault slept through a batch of up to 32 requests without a heartbeat, so a
+// per-request latency well under the hang timeout was detected as a hang (false restarts).
+TEST_CASE("Low: a slow kernel is a hang only when one request takes longer than the hang timeout",
+          "[program][hardening][faults]") {
+  auto run_slow = [](const std::string& name, int latency_ms) {
+    const fs::path topo = write_file(name + ".yaml",
+                                     "name: slow\nconfig: {ladder: {hang_timeout_ms: 1000}}\n"
+                                     "nodes: [{name: e, kernel: echo, backend: sim}]\n"
+                                     "load: [{name: l, target: e, message: Echo, rate: 200, max_in_flight: 64}]\n"
+                                     "faults: [{node: e, kind: slow, probability: 1, times: 0, latency_us: " +
+                                         std::to_string(latency_ms * 1000) + "}]\n");
+    const fs::path sum = temp_dir() / (name + "-summary.json");
+    const outcome o = run({"run", topo.string(), "--duration", "4", "--http", "off", "--summary-json", sum.string()});
+    INFO(o.err.substr(o.err.size() > 3000 ? o.err.size() - 3000 : 0));
+    REQUIRE(fs::exists(sum));
+    return nlohmann::json::parse(slurp(sum));
+  };
+  const nlohmann::json fast = run_slow("slow-200ms", 200);  // 200 ms per request, 64 waiting: 12.8 s of backlog
+  CHECK(fast["faults_injected"].get<std::uint64_t>() >= 10);
+  CHECK(fast["faults_detected"] == 0);
+  CHECK(fast["restarts"] == 0);
+  CHECK(fast["lost"] == 0);
+  const nlohmann::json hung = run_slow("slow-1500ms", 1500);  // one request longer than the hang timeout
+  CHECK(hung["faults_detected"].get<std::uint64_t>() >= 1);
+  CHECK(hung["lost"] == 0);
+}

@@ -127,7 +127,8 @@ bool sim_incarnation::device_failed() noexcept {
 
 bool sim_incarnation::forward_requests(bool inject) noexcept {
   bool any = false;
-  for (int i = 0; i < 32; ++i) {
+  bool slowed = false;  // a `slow` request ends the pass: the kernel beats once per slow request
+  for (int i = 0; i < 32 && !slowed; ++i) {
     const slot_header* h = own_requests_.try_peek();
     if (!h) break;
     const std::uint64_t pos = own_requests_.position();
@@ -154,7 +155,13 @@ bool sim_incarnation::forward_requests(bool inject) noexcept {
             dev_->lose("sim: injected device loss");
             die(kernel_error::device_lost, kernel_error_flags::sticky, "sim: injected device loss");
             return any;
-          case fault_kind::slow: std::this_thread::sleep_for(hit->latency); break;
+          case fault_kind::slow:
+            // Slow, not hung: the heartbeat moves once per slow request, so the watchdog calls it a
+            // hang only when one request takes longer than its hang timeout.
+            std::this_thread::sleep_for(hit->latency);
+            control_->beat();
+            slowed = true;
+            break;
           case fault_kind::corrupt_reply: corrupt_ids_.insert(h->correlation_id); break;
         }
       }
