@@ -17,14 +17,28 @@
 //                                 connections and drip one header line each per second
 //                                 (reconnecting when cut off); 1,000 probes, ~150/s.
 //                                 Counters: p50/p99/max_us, failed (not 200), held, reconnects
+//   BM_ValidateChain/nodes:N      `ringflow validate` of a chain of N CPU nodes (N-1 edges) as a
+//                                 child process, per iteration: wall time, and its peak RSS
+//                                 (rss_mb, from wait4) — issue 20's goal: 100,000 nodes <= 2 s, <= 500 MB
+//   BM_YamlCppLoad/nodes:N        the anchor: YAML::Load (yaml-cpp, what parsed topology files
+//                                 before) of the same text in a forked child: time and rss_mb
+//                                 (these two rows run first, before any thread exists, so fork is safe)
 // Counters: p50_us / p99_us per round trip; spans (spans written per round trip, traced row).
 #include <benchmark/benchmark.h>
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -196,8 +210,86 @@ void BM_HttpLiveUnderSlowClients(benchmark::State& state) {
   http.stop();
 }
 
+// ---- topology files -------------------------------------------------------------------------------
+
+std::string chain_text(std::size_t n) {
+  std::string s = "name: chain\nnodes:\n";
+  for (std::size_t i = 0; i < n; ++i)
+    s += "  - {name: n" + std::to_string(i) + ", function: passthrough, type: Echo}\n";
+  s += "edges:\n";
+  for (std::size_t i = 0; i + 1 < n; ++i)
+    s += "  - {from: n" + std::to_string(i) + ", to: n" + std::to_string(i + 1) + "}\n";
+  return s;
+}
+
+std::filesystem::path chain_file(std::size_t n) {
+  const auto p = std::filesystem::temp_directory_path() / ("ringflow-bench-chain-" + std::to_string(n) + ".yaml");
+  if (!std::filesystem::exists(p)) std::ofstream(p) << chain_text(n);
+  return p;
+}
+
+// Waits for `pid`: its exit status and peak RSS (MiB).
+std::pair<int, double> wait_child(pid_t pid) {
+  int status = 0;
+  rusage ru{};
+  ::wait4(pid, &status, 0, &ru);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128, static_cast<double>(ru.ru_maxrss) / 1024.0};
+}
+
+void BM_ValidateChain(benchmark::State& state) {
+  const auto file = chain_file(static_cast<std::size_t>(state.range(0)));
+  double rss = 0;
+  for (auto _ : state) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      const int devnull = ::open("/dev/null", O_WRONLY);
+      ::dup2(devnull, STDOUT_FILENO);
+      ::execl(RINGFLOW_PROGRAM, RINGFLOW_PROGRAM, "validate", file.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    const auto [code, mb] = wait_child(pid);
+    if (code != 0) state.SkipWithError("ringflow validate failed");
+    rss = std::max(rss, mb);
+  }
+  state.counters["rss_mb"] = rss;
+}
+
+void BM_YamlCppLoad(benchmark::State& state) {
+  const auto file = chain_file(static_cast<std::size_t>(state.range(0)));
+  std::ostringstream ss;
+  ss << std::ifstream(file).rdbuf();
+  const std::string text = ss.str();
+  double rss = 0;
+  for (auto _ : state) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      const YAML::Node n = YAML::Load(text);
+      ::_exit(n["nodes"].size() == static_cast<std::size_t>(state.range(0)) ? 0 : 1);
+    }
+    const auto [code, mb] = wait_child(pid);
+    if (code != 0) state.SkipWithError("YAML::Load failed");
+    rss = std::max(rss, mb);
+  }
+  state.counters["rss_mb"] = rss;
+}
+
 }  // namespace
 
+// First: they fork, and no thread exists yet.
+BENCHMARK(BM_ValidateChain)
+    ->ArgName("nodes")
+    ->Arg(10000)
+    ->Arg(100000)
+    ->UseRealTime()
+    ->Iterations(3)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_YamlCppLoad)
+    ->ArgName("nodes")
+    ->Arg(10000)
+    ->Arg(100000)
+    ->UseRealTime()
+    ->Iterations(3)
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_TracedRoundTrip)
     ->ArgName("traced")
     ->Arg(0)

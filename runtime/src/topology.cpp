@@ -113,6 +113,8 @@ bool valid_name(const std::string& s) {
 
 // Reads values out of YAML maps, recording every problem with its position.
 class reader {
+  inline static const std::string unknown_key = "?";
+
  public:
   reader(std::string file, std::vector<topology_error>& errors) : file_(std::move(file)), errors_(errors) {}
   catalog_view cat = catalog_view::builtin();  // what the file may name (+ its plugins)
@@ -121,19 +123,23 @@ class reader {
   void error(const yaml::node& at, std::string what) { error(pos_of(at), std::move(what)); }
 
   /// `n` must be a map whose keys are all in `allowed`; false (reported) otherwise.
-  bool map(const yaml::node& n, const std::string& what, const std::vector<std::string>& allowed) {
+  bool map(const yaml::node& n, const std::string& what, std::initializer_list<std::string_view> allowed) {
     if (!n.IsMap()) {
       error(n, what + " must be a mapping (key: value)");
       return false;
     }
-    std::vector<std::string> keys;
+    std::uint64_t given = 0;  // bit i: allowed key i seen (allowed lists are short)
     for (auto it = n.begin(); it != n.end(); ++it) {
-      const std::string key = it->first.IsScalar() ? it->first.Scalar() : std::string("?");
-      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
-        error(it->first, "unknown key '" + key + "' in " + what + " (allowed: " + join(allowed) + ")");
-      else if (std::find(keys.begin(), keys.end(), key) != keys.end())
-        error(it->first, "key '" + key + "' is given twice in " + what + " (YAML keys are unique)");
-      else keys.push_back(key);
+      const std::string& key = it->first.IsScalar() ? it->first.Scalar() : unknown_key;
+      const auto at = std::find(allowed.begin(), allowed.end(), key);
+      if (at == allowed.end()) {
+        std::vector<std::string> names(allowed.begin(), allowed.end());
+        error(it->first, "unknown key '" + key + "' in " + what + " (allowed: " + join(names) + ")");
+        continue;
+      }
+      const std::uint64_t bit = std::uint64_t{1} << (at - allowed.begin());
+      if (given & bit) error(it->first, "key '" + key + "' is given twice in " + what + " (YAML keys are unique)");
+      given |= bit;
     }
     return true;
   }
@@ -306,7 +312,8 @@ void read_nodes(reader& r, const yaml::node& list, topology& t) {
 
 void read_edges(reader& r, const yaml::node& list, topology& t) {
   if (!r.optional_list(list, "edges")) return;
-  std::set<std::pair<std::string, std::string>> seen;
+  std::unordered_set<std::string> seen;  // "from\0to" (names hold no NUL)
+  seen.reserve(list.size());
   for (const auto& e : list) {
     if (!r.map(e, "edge", {"from", "to"})) continue;
     edge_spec s;
@@ -324,7 +331,7 @@ void read_edges(reader& r, const yaml::node& list, topology& t) {
       r.error(e, "edge " + s.from + " -> " + s.to + ": a node cannot feed itself");
       continue;
     }
-    if (!seen.insert({s.from, s.to}).second) {
+    if (!seen.insert(s.from + '\0' + s.to).second) {
       r.error(e, "edge " + s.from + " -> " + s.to + " is given twice");
       continue;
     }
