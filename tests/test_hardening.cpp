@@ -395,3 +395,23 @@ TEST_CASE("Low: a slow kernel is a hang only when one request takes longer than 
   CHECK(hung["faults_detected"].get<std::uint64_t>() >= 1);
   CHECK(hung["lost"] == 0);
 }
+
+// The UTF-8 repair used for every line that leaves the program (utf8.hpp): Unicode's "maximal
+// subparts" substitution, one U+FFFD per ill-formed subpart.
+TEST_CASE("valid_utf8 keeps valid text and replaces each ill-formed subpart by one U+FFFD", "[hardening][unit]") {
+  using ringflow::ops::is_valid_utf8;
+  using ringflow::ops::valid_utf8;
+  const std::string r = "\xef\xbf\xbd";
+  CHECK(valid_utf8("plain ascii") == "plain ascii");
+  CHECK(valid_utf8("caf\xc3\xa9 \xe2\x80\x94 \xf0\x9f\x98\x80") == "caf\xc3\xa9 \xe2\x80\x94 \xf0\x9f\x98\x80");
+  CHECK(valid_utf8("a\xff"
+                   "b") == "a" + r + "b");
+  CHECK(valid_utf8("\xc0\xaf") == r + r);                  // overlong: both bytes ill-formed
+  CHECK(valid_utf8("\xed\xa0\x80") == r + r + r);          // a surrogate
+  CHECK(valid_utf8("\xf4\x90\x80\x80") == r + r + r + r);  // past U+10FFFF
+  CHECK(valid_utf8("\xe2\x80") == r);                      // truncated: one subpart
+  CHECK(valid_utf8("\xe2\x80x") == r + "x");
+  CHECK(valid_utf8("\xf0\x9f\x98") == r);
+  for (const std::string& s : {std::string("\xff\xfe"), std::string("x\x80"), std::string("\xe2\x28\xa1")})
+    CHECK(is_valid_utf8(valid_utf8(s)));
+}

@@ -685,10 +685,11 @@ std::optional<topology> parse_topology(const std::string& text, const std::strin
   const std::int64_t max_edges = limit_of(limits.max_edges, root, "max_edges", topology_limits::default_max_edges);
   const std::int64_t max_depth = limit_of(limits.max_supervisor_depth, root, "max_supervisor_depth",
                                           topology_limits::default_max_supervisor_depth);
-  if (!within(r, root["nodes"], "nodes", "max_nodes", max_nodes) |
-      !within(r, root["edges"], "edges", "max_edges", max_edges) |
-      !within(r, root["supervisors"], "supervisors", "max_nodes", max_nodes))
-    return std::nullopt;
+  // Every section past its limit is reported (not only the first).
+  const bool fits_nodes = within(r, root["nodes"], "nodes", "max_nodes", max_nodes);
+  const bool fits_edges = within(r, root["edges"], "edges", "max_edges", max_edges);
+  const bool fits_supervisors = within(r, root["supervisors"], "supervisors", "max_nodes", max_nodes);
+  if (!fits_nodes || !fits_edges || !fits_supervisors) return std::nullopt;
   if (!root["nodes"]) r.error(root, "the topology: missing 'nodes'");
   else read_nodes(r, root["nodes"], t);
   t.reindex();
