@@ -3,6 +3,7 @@
 #include <sys/statvfs.h>
 
 #include <algorithm>
+#include <charconv>
 #include <fstream>
 #include <sstream>
 
@@ -55,7 +56,9 @@ std::uint64_t cgroup_available() {
   std::string m;
   std::uint64_t used = 0;
   if (!(max >> m) || m == "max" || !(cur >> used)) return 0;
-  const std::uint64_t limit = std::stoull(m);
+  std::uint64_t limit = 0;
+  const auto [p, ec] = std::from_chars(m.data(), m.data() + m.size(), limit);
+  if (ec != std::errc() || p != m.data() + m.size()) return 0;  // not a number: no limit we can read
   return limit > used ? limit - used : 1;
 }
 

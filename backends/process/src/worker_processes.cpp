@@ -156,7 +156,7 @@ bool worker_processes::standby_fresh_locked(std::chrono::steady_clock::time_poin
     standby_beat_ = now;
     beat_seen_ = true;
   }
-  if (process_state(standby_) == 'T' || process_state(standby_) == 't') return false;
+  if (const char st = process_state(standby_); st == 'T' || st == 't') return false;
   const auto allowed = beat_seen_ ? hb_timeout_ : std::max(hb_timeout_, start_timeout_);
   return now - standby_beat_ <= allowed;
 }
@@ -177,7 +177,11 @@ bool worker_processes::check_standby(std::chrono::milliseconds heartbeat_timeout
   std::lock_guard<std::mutex> lock(mu_);
   hb_timeout_ = heartbeat_timeout;
   start_timeout_ = start_timeout;
-  if (standby_ <= 0 || standby_fresh_locked(std::chrono::steady_clock::now())) return false;
+  // The monitor turns every 2 ms; a look every 20 ms is plenty against timeouts of 30 ms and more.
+  const auto now = std::chrono::steady_clock::now();
+  if (standby_ <= 0 || now - last_check_ < std::chrono::milliseconds(20)) return false;
+  last_check_ = now;
+  if (standby_fresh_locked(now)) return false;
   kill_standby_locked();
   ++replaced_;
   return true;

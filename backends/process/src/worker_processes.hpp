@@ -77,6 +77,7 @@ class worker_processes {
   int beat_fd_ = -1;     // (mu_) the read end of its heartbeat pipe (non-blocking)
   std::chrono::steady_clock::time_point standby_since_{}, standby_beat_{};  // (mu_) spawned, last beat
   bool beat_seen_ = false;                                                  // (mu_)
+  std::chrono::steady_clock::time_point last_check_{};                      // (mu_) check_standby's last look
   std::chrono::milliseconds hb_timeout_{1000}, start_timeout_{5000};        // (mu_) check_standby's
   std::uint64_t replaced_ = 0;
 };
