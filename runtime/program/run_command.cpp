@@ -178,6 +178,7 @@ void control_loop(engine& eng, const topology& topo, const run_args& a, event_lo
       report_status(s, rate, tty, log);
     }
     if (duration > 0 && now - t0 >= std::chrono::duration<double>(duration)) break;
+    if (!eng.gave_up().empty()) break;  // the supervisor tree is gone: nothing would drain
   }
 }
 
@@ -235,9 +236,16 @@ int cmd_run(const run_args& a) {
   control_loop(eng, topo, a, log, signals, duration, tty);
   if (tty) std::printf("\n");
   const int sig = signals.stop_signal();
-  log.info("program", sig ? "stopping on a signal: draining" : "duration reached: draining",
-           {{"signal", sig ? strsignal(sig) : ""}});
-  eng.drain();  // intake stops; open messages are answered
+  const std::string gave_up = eng.gave_up();
+  if (!gave_up.empty()) {
+    log.audit("gave up",
+              {{"supervisor", gave_up}, {"action", "stop the topology; open messages are answered stopped"}});
+    std::fprintf(stderr, "ringflow: supervisor '%s' gave up (restart intensity exceeded): stopping\n", gave_up.c_str());
+  } else {
+    log.info("program", sig ? "stopping on a signal: draining" : "duration reached: draining",
+             {{"signal", sig ? strsignal(sig) : ""}});
+    eng.drain();  // intake stops; open messages are answered
+  }
   if (http) http->stop();
   eng.stop();  // graph, supervisors (reverse order), ladder, runtime
   const run_summary s = eng.summary();
@@ -246,7 +254,7 @@ int cmd_run(const run_args& a) {
   std::string err;
   const bool written = write_summary(a.summary_json, s, err);
   if (!written) log.error("program", err);
-  log.audit("stop", {{"ok", s.ok()}, {"lost", s.lost}});
+  log.audit("stop", {{"ok", s.ok()}, {"lost", s.lost}, {"gave_up", s.to_json()["gave_up"]}});
   signals.finish();
   return to_int(s.ok() && written ? exit_code::ok : exit_code::runtime);
 }

@@ -548,7 +548,7 @@ void read_faults(reader& r, const yaml::node& list, topology& t) {
   std::string kinds;
   for (std::size_t i = 0; i < sim::fault_kind_count; ++i)
     kinds += std::string(i ? ", " : "") + sim::to_string(static_cast<sim::fault_kind>(i));
-  kinds += ", kill_worker";
+  kinds += ", kill_worker, actor_crash";
   for (const auto& n : list) {
     if (!r.map(n, "fault",
                {"node", "kind", "at_s", "at_message", "probability", "times", "latency_us", "restore_after_s"}))
@@ -569,6 +569,10 @@ void read_faults(reader& r, const yaml::node& list, topology& t) {
       // SIGKILL of the node's kernel-host workers, sent by the service at at_s.
       if (target && !hosted) r.error(n["kind"], what + ": 'kill_worker' is for nodes with host: process");
       if (!n["at_s"]) r.error(n, what + ": 'kill_worker' is triggered by 'at_s'");
+    } else if (s.kind == "actor_crash") {
+      // The ring actor itself is killed (the message that triggers it is answered `stopped`); its
+      // OTP supervisor restarts it. Triggers count the messages routed to the node, like a device's.
+      if (n["latency_us"]) r.error(n["latency_us"], what + ": 'latency_us' is for slow faults");
     } else if (!s.kind.empty() && !sim::fault_kind_from(s.kind)) {
       r.error(n["kind"], what + ": unknown fault kind '" + s.kind + "' (known: " + kinds + ")");
     } else if (hosted && s.kind == "device_lost") {

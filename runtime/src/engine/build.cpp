@@ -58,6 +58,13 @@ void engine::impl::build_nodes() {
 void engine::impl::compile_faults() {
   for (const fault_spec& f : topo.faults) {
     node_rt& nr = *nodes.at(f.node);
+    if (f.kind == "actor_crash") {  // the graph's route asks it per message (ring_picker_of)
+      if (!nr.actor_crashes) nr.actor_crashes = std::make_unique<sim::fault_injector>(0xc7a5 + nodes.size());
+      sim::fault_rule rule = rule_of(f);
+      if (f.at_s >= 0) rule.after = std::chrono::nanoseconds(static_cast<std::int64_t>(f.at_s * 1e9));
+      nr.actor_crashes->add(rule);
+      continue;
+    }
     if (nr.where.host) {  // the service's part of a kernel host's schedule (tick() sends it)
       if (f.kind == "kill_worker") nr.host_faults.add_kill(f.at_s);
       else if (f.at_s >= 0) nr.host_faults.add_inject(f.at_s, sim::fault_rule::at(*sim::fault_kind_from(f.kind), 1));
@@ -131,9 +138,11 @@ void engine::impl::build_tree() {
 
 // A ring node's route: each message goes straight into one of its ring actors' cores (round
 // robin, looked up by name so a ring actor restarted by its supervisor is used at once).
+// An actor_crash fault kills the picked ring actor and still routes the message to its core: the
+// message is one of the pending callers the crash answers `stopped`.
 ring_picker engine::impl::ring_picker_of(node_rt* nr) {
   runtime* r = rt.get();
-  return [nr, r](std::string& why) -> std::shared_ptr<ring_core> {
+  return [this, nr, r](std::string& why) -> std::shared_ptr<ring_core> {
     nr->in_flight.fetch_add(1, std::memory_order_relaxed);  // nr->done() (the observer) takes it back
     const std::string& name = nr->rings[nr->rr.fetch_add(1, std::memory_order_relaxed) % nr->rings.size()];
     caf::expected<registry_entry> e = r->registry().entry(name);
@@ -141,6 +150,7 @@ ring_picker engine::impl::ring_picker_of(node_rt* nr) {
       why = "ring actor '" + name + "' is not running (being restarted?)";
       return nullptr;
     }
+    if (nr->actor_crashes && nr->actor_crashes->on_request(name)) crash_actor(*nr, name, e->actor);
     return std::move(e->core);
   };
 }

@@ -46,6 +46,8 @@ nlohmann::json run_summary::to_json() const {
           {"spans", spans},
           {"spans_dropped", spans_dropped},
           {"worker_restarts", worker_restarts},
+          {"actor_crashes", actor_crashes},
+          {"gave_up", gave_up.empty() ? nlohmann::json(nullptr) : nlohmann::json(gave_up)},
           {"p50_us", p50_us},
           {"p99_us", p99_us},
           {"p999_us", p999_us},
@@ -123,6 +125,27 @@ void engine::impl::tick_faults() {
   }
 }
 
+void engine::impl::crash_actor(const node_rt& n, const std::string& name, const caf::actor& a) {
+  log.warn("program", "fault schedule: ring actor " + name + " crashed (actor_crash)",
+           {{"node", n.spec->name}, {"actor", name}});
+  caf::anon_send_exit(a, caf::exit_reason::kill);
+}
+
+void engine::impl::watch_root() {
+  if (!root || phase.load(std::memory_order_acquire) == engine_phase::stopped) return;
+  const std::optional<caf::error> why = root->exit_reason();
+  if (!why) return;
+  {
+    std::lock_guard<std::mutex> lock(gave_up_mu);
+    if (!gave_up.empty()) return;
+    gave_up = root->snapshot().name;
+  }
+  log.error("supervision",
+            "the root supervisor gave up (restart intensity exceeded): the topology stops, open messages are "
+            "answered stopped",
+            {{"supervisor", root->snapshot().name}, {"reason", *why ? rt->system().render(*why) : "normal"}});
+}
+
 // ---- lifecycle -------------------------------------------------------------------------------------------
 
 engine::engine(topology topo, program_config cfg, event_log& log, run_options opts)
@@ -197,12 +220,22 @@ void engine::start_load() {
   m.load_start_ns.store(steady_now());
   for (auto& [name, n] : m.nodes)
     if (n->where.sim) n->where.sim->faults().arm();  // time-triggered faults count from here
+  for (auto& [name, n] : m.nodes)
+    if (n->actor_crashes) n->actor_crashes->arm();
   m.load.start(m.topo.load, m.graph, m.tracer.get(), m.load_start_ns.load());
 }
 
 bool engine::load_finished() const { return impl_->load.finished(); }
 
-void engine::tick() { impl_->tick_faults(); }
+void engine::tick() {
+  impl_->tick_faults();
+  impl_->watch_root();
+}
+
+std::string engine::gave_up() const {
+  std::lock_guard<std::mutex> lock(impl_->gave_up_mu);
+  return impl_->gave_up;
+}
 
 void engine::drain() {
   impl& m = *impl_;
@@ -300,6 +333,7 @@ run_summary engine::summary() const {
   s.lost = finals ? m.lost_final.load() : c.open;
   for (const auto& [name, n] : m.nodes) {
     if (n->where.sim) s.faults_injected += n->where.sim->faults().fired_total();
+    if (n->actor_crashes) s.actor_crashes += n->actor_crashes->fired_total();
     if (n->where.host) {
       s.faults_injected += n->where.host->faults_fired() + n->kills.load(std::memory_order_relaxed);
       s.worker_restarts += n->where.host->worker_restarts();
@@ -318,6 +352,8 @@ run_summary engine::summary() const {
     for (const auto& r : m.rings)
       if (auto core = m.rt->ring(r->name)) s.replays += core->stats().replayed;
   if (m.root) s.supervisor_restarts = m.root->snapshot().restarts;
+  s.faults_injected += s.actor_crashes;
+  s.gave_up = gave_up();
   s.spans = m.tracer ? m.tracer->spans() : 0;
   s.spans_dropped = m.tracer ? m.tracer->dropped() : 0;
   const latency_recorder& lat = m.load.latency();

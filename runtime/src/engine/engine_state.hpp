@@ -34,10 +34,13 @@ namespace ringflow::ops::engine_parts {
 /// One topology node at run time.
 struct node_rt {
   const node_spec* spec = nullptr;
-  std::vector<std::string> rings;       // ring actors of a ring node (one per replica)
-  node_placement where;                 // ring nodes: the devices behind them
-  host_fault_schedule host_faults;      // kernel-host nodes: kill_worker and timed faults (tick() only)
-  restore_timer restore;                // device_lost faults (tick() only)
+  std::vector<std::string> rings;   // ring actors of a ring node (one per replica)
+  node_placement where;             // ring nodes: the devices behind them
+  host_fault_schedule host_faults;  // kernel-host nodes: kill_worker and timed faults (tick() only)
+  restore_timer restore;            // device_lost faults (tick() only)
+  /// actor_crash faults (null: none): asked once per message routed to a running ring actor of the
+  /// node (the sim's triggers: the k-th message, from a time on, a probability; `times` each).
+  std::unique_ptr<sim::fault_injector> actor_crashes;
   std::atomic<std::uint64_t> kills{0};  // workers SIGKILLed by the schedule
   std::atomic<std::uint64_t> rr{0};     // round robin over the replicas
   histogram duration;
@@ -104,6 +107,9 @@ struct engine::impl {
   // (release, after them): until then the summary counts what is open now.
   std::atomic<std::uint64_t> lost_final{0}, replays_final{0};
   std::atomic<bool> finals{false};
+  // The supervisor whose give-up ended the run ("" while none has): set by tick(), read anywhere.
+  mutable std::mutex gave_up_mu;
+  std::string gave_up;
 
   impl(topology t, program_config c, event_log& l, run_options o)
       : topo(std::move(t)), cfg(std::move(c)), log(l), opts(std::move(o)), where(log, opts), load(log) {}
@@ -126,6 +132,10 @@ struct engine::impl {
   // engine.cpp
   void on_ladder_event(const ladder_event& e);
   void tick_faults();
+  /// tick(): the root supervisor exited on its own (intensity exceeded): record who gave up.
+  void watch_root();
+  /// Kills the ring actor `name` (an actor_crash fault); its pending callers get errc::stopped.
+  void crash_actor(const engine_parts::node_rt& n, const std::string& name, const caf::actor& a);
   /// For /metrics (`with_summary`: the load accounting and readiness too) and /topology.
   [[nodiscard]] engine_parts::engine_snapshot snapshot(const engine& e, bool with_summary) const;
   [[nodiscard]] engine_parts::node_view view_of(const engine_parts::node_rt& n, const ladder_snapshot& ls) const;

@@ -7,7 +7,8 @@ namespace ringflow::ops::engine_parts {
 
 sim::fault_rule rule_of(const fault_spec& f) {
   sim::fault_rule rule;
-  rule.kind = *sim::fault_kind_from(f.kind);
+  // actor_crash is not a device fault: its rules (an injector of their own) carry `crash`.
+  rule.kind = sim::fault_kind_from(f.kind).value_or(sim::fault_kind::crash);
   rule.at_message = f.at_message;
   rule.probability = f.probability;
   rule.times = f.times;

@@ -50,8 +50,8 @@ std::string placement::resolve_auto(bool hosted) {
 
 node_placement placement::place(const node_spec& n, const topology& topo, const program_config& cfg) {
   node_placement p;
-  bool faulted = false;  // sim faults scheduled (not kill_worker): the node needs a fault injector
-  for (const fault_spec& f : topo.faults) faulted = faulted || (f.node == n.name && f.kind != "kill_worker");
+  bool faulted = false;  // device faults scheduled: the node needs a fault injector
+  for (const fault_spec& f : topo.faults) faulted = faulted || (f.node == n.name && f.on_device());
   const bool hosted = n.host == "process";
   p.backend = backend_of(n);
   if (p.backend == "auto") p.backend = resolve_auto(hosted);
@@ -72,7 +72,7 @@ node_placement placement::place(const node_spec& n, const topology& topo, const 
     ho.standby = cfg.workers.standby == "on";
     ho.backend = p.backend == "sim" || faulted ? "sim" : "cpu";
     for (const fault_spec& f : topo.faults)  // message and probability rules: every worker starts with them
-      if (f.node == n.name && f.kind != "kill_worker" && f.at_s < 0) ho.standing_faults.push_back(rule_of(f));
+      if (f.node == n.name && f.on_device() && f.at_s < 0) ho.standing_faults.push_back(rule_of(f));
     p.host = process::kernel_host_device::make("host:" + n.name, ho);
   } else if (p.backend == "sim" || faulted) {
     sim::sim_device_options o;

@@ -30,6 +30,9 @@
 //     stop(): stops the graph (anything still open is answered errc::stopped), the supervisor
 //     tree (children in reverse order), the fault ladder and the runtime. Both idempotent.
 //   * ready(): phase running and every ring actor has an attached incarnation without a fault.
+//   * actor_crash faults kill a ring actor when the node's route picks it (the message goes on to its
+//     core, which answers it `stopped`); its OTP supervisor restarts it. When the root supervisor
+//     gives up, gave_up() names it and summary().ok() is false.
 //   * reload(): applies the reloadable settings (log level, breaker, ingress rate, trace sample
 //     ratio, max payload) and returns what changed.
 // Thread-safety: start/start_load/drain/stop from one controlling thread; everything else (the
@@ -77,12 +80,16 @@ struct run_summary {
   std::uint64_t faults_injected = 0, faults_detected = 0, restarts = 0, reinits = 0, reroutes = 0, failbacks = 0;
   std::uint64_t replays = 0, supervisor_restarts = 0, spans = 0, spans_dropped = 0;
   std::uint64_t worker_restarts = 0;  // kernel-host workers started to replace one that died or was killed
+  std::uint64_t actor_crashes = 0;    // ring actors killed by actor_crash faults (also in faults_injected)
+  /// The supervisor whose give-up (restart intensity exceeded) ended the run: "root"; "" = none
+  /// (JSON null).
+  std::string gave_up;
   double p50_us = 0, p99_us = 0, p999_us = 0, max_us = 0;  // push -> answer
   /// Intended send time -> answer (load_driver: paced clients' view, no coordinated omission).
   double intended_p50_us = 0, intended_p99_us = 0, intended_p999_us = 0;
   double duration_s = 0, throughput_per_s = 0;
   nlohmann::json errors_by_code = nlohmann::json::object();
-  bool ok() const noexcept { return lost == 0 && duplicated == 0 && wrong == 0; }
+  bool ok() const noexcept { return lost == 0 && duplicated == 0 && wrong == 0 && gave_up.empty(); }
   nlohmann::json to_json() const;
 };
 
@@ -106,6 +113,10 @@ class engine {
   /// Runs housekeeping (device restores of device_lost faults, the kill_worker and timed faults of
   /// kernel-host nodes); call every ~50 ms.
   void tick();
+  /// The supervisor that gave up, ending the run ("" = none): the root supervisor exited because a
+  /// child failed more often than its intensity allows (escalation climbed to it). tick() finds it;
+  /// the caller then stops (no drain: nothing runs to answer the open messages but the stop).
+  [[nodiscard]] std::string gave_up() const;
   /// True once every load generator has finished its duration (none, if there are none).
   bool load_finished() const;
   void drain();

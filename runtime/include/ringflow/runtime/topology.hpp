@@ -119,13 +119,16 @@ struct load_spec {
 struct fault_spec {
   std::string node;
   source_pos pos;
-  std::string kind;                 // sim::fault_kind name, or kill_worker (host: process nodes)
+  std::string kind;                 // sim::fault_kind name, kill_worker (host: process nodes) or actor_crash
   double at_s = -1;                 // time trigger (since the run started); <0 = unused
   std::uint64_t at_message = 0;     // the node device's k-th request; 0 = unused
   double probability = 0;           // per request; 0 = unused
   std::uint32_t times = 1;          // 0 = unlimited (random rules)
   std::uint32_t latency_us = 1000;  // slow
   double restore_after_s = -1;      // device_lost: the device comes back this long after the loss
+  /// A fault of the node's device (the sim's kinds): not kill_worker (the service kills the worker
+  /// processes) nor actor_crash (the ring actor itself is killed; its supervisor restarts it).
+  [[nodiscard]] bool on_device() const noexcept { return kind != "kill_worker" && kind != "actor_crash"; }
 };
 
 /// A plugin a topology names.
