@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ringflow/runtime/config.hpp"
+#include "ringflow/supervision/fault_ladder.hpp"
 
 using namespace ringflow::ops;
 namespace fs = std::filesystem;
@@ -433,6 +434,12 @@ TEST_CASE("parse_listen splits host and port", "[config]") {
   CHECK_FALSE(parse_listen("off"));
   CHECK_FALSE(parse_listen("[]:80"));
   CHECK_FALSE(parse_listen("a b:80"));
+  // Bytes no resolver takes are refused here, not at the bind (found by ringflow_fuzz_config).
+  CHECK_FALSE(parse_listen("127.0.0@.1:80"));
+  CHECK_FALSE(parse_listen("host\xff:80"));
+  CHECK_FALSE(parse_listen("[::1/8]:80"));
+  CHECK(parse_listen("my-host.local:80"));
+  CHECK(parse_listen("[fe80::1%eth0]:80"));
 }
 
 TEST_CASE("validate: ranges of values set in code and cooldown_max_ms >= cooldown_ms", "[config]") {

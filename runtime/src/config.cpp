@@ -506,16 +506,21 @@ void load_file(program_config& cfg, const std::string& path, std::vector<config_
     errors.push_back({path, "cannot read the config file: read error"});
     return;
   }
+  load_text(cfg, text.str(), path, errors);
+}
+
+void load_text(program_config& cfg, const std::string& text, const std::string& source,
+               std::vector<config_error>& errors) {
   YAML::Node root;
   try {
-    root = YAML::Load(text.str());
+    root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    std::string where = path;
+    std::string where = source;
     if (e.mark.line >= 0) where += ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1);
-    errors.push_back({where, "YAML syntax error: " + e.msg});
+    errors.push_back({where, "YAML syntax error: " + valid_utf8(e.msg)});
     return;
   }
-  apply_yaml(cfg, root, path, errors);
+  apply_yaml(cfg, root, source, errors);
 }
 
 void apply_env(program_config& cfg, const std::vector<std::pair<std::string, std::string>>& env,
@@ -683,33 +688,18 @@ std::optional<listen_address> parse_listen(std::string_view text) {
     return std::nullopt;  // an IPv6 host without brackets: where would its port start?
   }
   if (host.empty()) return std::nullopt;
-  const auto bad = [](char c) { return std::isspace(static_cast<unsigned char>(c)) || c == '[' || c == ']'; };
-  if (std::any_of(host.begin(), host.end(), bad)) return std::nullopt;
+  // A host name (letters, digits, '-', '.', '_') or an IP literal: bytes a resolver would refuse
+  // (spaces, '@', non-ASCII, ...) are a config error now, not a failed bind at start.
+  const bool v6 = text.front() == '[';
+  const auto ok = [v6](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return std::isalnum(u) || c == '.' || c == '-' || (!v6 && c == '_') || (v6 && (c == ':' || c == '%'));
+  };
+  if (!std::all_of(host.begin(), host.end(), ok)) return std::nullopt;
   unsigned p = 0;
   const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
   if (port.empty() || ec != std::errc() || end != port.data() + port.size() || p > 65535) return std::nullopt;
   return listen_address{std::string(host), static_cast<std::uint16_t>(p)};
-}
-
-ringflow::ladder_config to_ladder_config(const program_config& cfg) {
-  using std::chrono::microseconds;
-  using std::chrono::milliseconds;
-  ringflow::ladder_config l;
-  const auto& ld = cfg.ladder;
-  l.hang_timeout = milliseconds(ld.hang_timeout_ms);
-  l.restarts_before_reinit = static_cast<std::uint32_t>(ld.restarts_before_reinit);
-  l.restart_window = milliseconds(ld.restart_window_ms);
-  l.probe_window = milliseconds(ld.probe_window_ms);
-  l.backoff_initial = microseconds(ld.backoff_initial_us);
-  l.backoff_max = milliseconds(ld.backoff_max_ms);
-  l.stop_timeout = milliseconds(ld.stop_timeout_ms);
-  const auto& b = cfg.breaker;
-  l.breaker.failure_threshold = static_cast<std::uint32_t>(b.failure_threshold);
-  l.breaker.window = milliseconds(b.window_ms);
-  l.breaker.open_for = milliseconds(b.cooldown_ms);
-  l.breaker.max_open_for = milliseconds(b.cooldown_max_ms);
-  l.breaker.backoff = b.backoff;
-  return l;
 }
 
 }  // namespace ringflow::ops

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "http_parse.hpp"
+#include "http_route.hpp"
 #include "ringflow/runtime/prometheus.hpp"
 #include "ringflow/wait_policy.hpp"
 
@@ -35,53 +36,6 @@ namespace http {
 
 using clock_type = std::chrono::steady_clock;
 using time_point = clock_type::time_point;
-
-const char* const endpoints[] = {"/metrics", "/health/live", "/health/ready", "/topology"};
-
-struct response {
-  int status = 200;
-  std::string content_type = "application/json";
-  std::string body;
-  bool allow = false;  // add "Allow: GET, HEAD" (405)
-};
-
-response json_response(int status, const nlohmann::json& body) {
-  response r;
-  r.status = status;
-  r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-  return r;
-}
-
-response error_response(int status, const std::string& what) { return json_response(status, {{"error", what}}); }
-
-// The wire form of one answer. `head`: headers only (a HEAD request).
-std::string serialize(const response& r, bool keep_alive, bool head) {
-  std::string out;
-  out.reserve(160 + (head ? 0 : r.body.size()));
-  out += "HTTP/1.1 ";
-  out += std::to_string(r.status);
-  out += ' ';
-  out += reason_phrase(r.status);
-  out += "\r\nServer: ringflow\r\nContent-Type: ";
-  out += r.content_type;
-  out += "\r\nContent-Length: ";
-  out += std::to_string(r.body.size());
-  out += "\r\nCache-Control: no-store\r\n";
-  if (r.allow) out += "Allow: GET, HEAD\r\n";
-  out += keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
-  if (!head) out += r.body;
-  return out;
-}
-
-enum class endpoint { none, metrics, live, ready, topology };
-
-endpoint endpoint_of(const std::string& path) {
-  if (path == "/metrics") return endpoint::metrics;
-  if (path == "/health/live") return endpoint::live;
-  if (path == "/health/ready") return endpoint::ready;
-  if (path == "/topology") return endpoint::topology;
-  return endpoint::none;
-}
 
 std::string peer_of(const sockaddr_storage& a) {
   char buf[INET6_ADDRSTRLEN] = {};
@@ -170,27 +124,7 @@ struct http_server::impl {
       const job j = jobs.front();
       jobs.pop_front();
       lk.unlock();
-      response r;
-      try {
-        switch (j.ep) {
-          case endpoint::metrics:
-            r.body = h.metrics();
-            r.content_type = exposition_content_type;
-            break;
-          case endpoint::ready: {
-            nlohmann::json why;
-            const bool ok = h.ready(why);
-            r = json_response(ok ? 200 : 503, why);
-            break;
-          }
-          case endpoint::topology: r = json_response(200, h.topology()); break;
-          default: r = error_response(500, "internal: unexpected endpoint on the worker");
-        }
-      } catch (const std::exception& e) {
-        r = error_response(500, e.what());
-      } catch (...) {
-        r = error_response(500, "unknown error");
-      }
+      response r = answer(j.ep, h);
       lk.lock();
       answers.push_back({j.conn, std::move(r)});
       wake();
@@ -273,26 +207,16 @@ struct http_server::impl {
       }
       c.in.erase(0, p.req.consumed);
       const http::request& rq = p.req;
-      const bool head = rq.method == "HEAD";
-      const endpoint ep = endpoint_of(rq.path);
-      if (ep == endpoint::none) {
-        queue_answer(c,
-                     json_response(404, {{"error", "no such endpoint: " + rq.path},
-                                         {"endpoints", {endpoints[0], endpoints[1], endpoints[2], endpoints[3]}}}),
-                     rq.keep_alive, head, now);
-      } else if (rq.method != "GET" && !head) {
-        response r = error_response(405, "method " + rq.method + " not allowed; use GET");
-        r.allow = true;
-        queue_answer(c, r, rq.keep_alive, false, now);
-      } else if (ep == endpoint::live) {
-        queue_answer(c, json_response(200, {{"status", "live"}}), rq.keep_alive, head, now);
+      const routed rt = route(rq);
+      if (rt.now) {
+        queue_answer(c, rt.r, rq.keep_alive, rt.head, now);
       } else {
         c.busy = true;
-        c.busy_head = head;
+        c.busy_head = rt.head;
         c.busy_keep = rq.keep_alive;
         {
           std::lock_guard lk(mu);
-          jobs.push_back({c.id, ep});
+          jobs.push_back({c.id, rt.ep});
         }
         cv.notify_one();
       }

@@ -6,6 +6,7 @@
 //                   the past, unknown type, type mismatch, empty/corrupt payload, ...
 //   trace-*.txt     W3C traceparent strings, valid and invalid
 //   http-*.txt      HTTP requests (ringflow_fuzz_http)
+//   config-*.yaml   config files (ringflow_fuzz_config): every key, the deployment's, bad ones
 //   writer-*.bin    byte strings that start each mode of ringflow_fuzz_writer_roundtrip
 // All seeds go to every target: each accepts arbitrary bytes.
 #include <flatbuffers/flatbuffers.h>
@@ -215,6 +216,19 @@ int main(int argc, char** argv) {
   }
 
   // Traceparent strings.
+  // Config files (ringflow_fuzz_config): every key (the effective form a run logs), the
+  // deployment's (deploy/kubernetes.yaml), block style with an anchor, and refused ones.
+  write("config-full.json", std::string("{\"breaker\": {\"backoff\": 2.0, \"cooldown_max_ms\": 300000, \"cooldown_ms\": 1200, \"failure_threshold\": 2, \"window_ms\": 30000}, \"http\": {\"header_timeout_ms\": 5000, \"idle_timeout_ms\": 30000, \"listen\": \"127.0.0.1:9750\", \"max_connections\": 256, \"max_connections_per_peer\": 32, \"max_header_bytes\": 16384}, \"ladder\": {\"backoff_initial_us\": 1000, \"backoff_max_ms\": 1000, \"hang_timeout_ms\": 233, \"probe_window_ms\": 200, \"restart_window_ms\": 10000, \"restarts_before_reinit\": 3, \"stop_timeout_ms\": 2000}, \"limits\": {\"ingress_rate_per_s\": 0.0, \"max_edges\": 1000000, \"max_nodes\": 100000, \"max_payload_bytes\": 1048576, \"max_supervisor_depth\": 32, \"node_window\": 256}, \"log\": {\"file\": \"\", \"format\": \"json\", \"level\": \"info\"}, \"runtime\": {\"cpus.poller\": \"\", \"cpus.scheduler\": \"\", \"drain_timeout_ms\": 5000, \"kernel_threads\": -1, \"scheduler_threads\": 2, \"shutdown_timeout_ms\": 5000, \"wait\": \"adaptive\"}, \"trace\": {\"file\": \"\", \"sample_ratio\": 1.0}, \"workers\": {\"heartbeat_timeout_ms\": 1000, \"standby\": \"on\", \"start_timeout_ms\": 5000}}"));
+  write("config-kubernetes.yaml", std::string("http: {listen: \"0.0.0.0:9750\"}\nlog: {level: info, format: json}\n"
+                                              "breaker: {failure_threshold: 5, cooldown_ms: 30000}\n"
+                                              "runtime: {drain_timeout_ms: 20000}\n"));
+  write("config-block.yaml", std::string("# comment\nladder:\n  hang_timeout_ms: &t 250\n  probe_window_ms: *t\n"
+                                         "runtime:\n  wait: spin\n  cpus:\n    poller: \"0-1\"\n"
+                                         "workers: {standby: off}\ntrace: {sample_ratio: 0.5, file: /tmp/t.json}\n"));
+  write("config-bad-key.yaml", std::string("ladder: {hang_timeout: 250}\n"));
+  write("config-bad-type.yaml", std::string("http: {max_connections: many}\nlimits: {max_nodes: -1}\n"));
+  write("config-bad-duplicate.yaml", std::string("log: {level: info}\nlog: {level: debug}\n"));
+
   // HTTP requests (ringflow_fuzz_http): well-formed, pipelined, and each error the parser answers.
   write("http-get.txt", std::string("GET /health/live HTTP/1.1\r\nHost: a\r\n\r\n"));
   write("http-pipelined.txt", std::string("GET /metrics?x HTTP/1.1\r\n\r\nHEAD /topology HTTP/1.0\r\n"

@@ -34,7 +34,7 @@ corpus_root="$build_dir/fuzz-corpus"
 artifact_root="$build_dir/fuzz-artifacts"
 log_root="$build_dir/fuzz-logs"
 targets=(ringflow_fuzz_ingress ringflow_fuzz_view ringflow_fuzz_writer_roundtrip ringflow_fuzz_traceparent
-         ringflow_fuzz_topology ringflow_fuzz_http)
+         ringflow_fuzz_topology ringflow_fuzz_http ringflow_fuzz_config)
 repo_root=$(cd "$(dirname "$0")/../.." && pwd)
 read -r -a extra_args <<<"${RINGFLOW_FUZZ_ARGS:-}"
 
@@ -61,10 +61,14 @@ for target in "${targets[@]}"; do
   for seed in "$seed_dir"/*; do
     [ -e "$corpus/${seed##*/}" ] || cp "$seed" "$corpus/"
   done
-  if [ "$target" = ringflow_fuzz_topology ]; then  # text seeds: the shipped topologies
-    for seed in "$repo_root"/examples/topologies/*.yaml; do
+  if [ "$target" = ringflow_fuzz_topology ] || [ "$target" = ringflow_fuzz_config ]; then
+    for seed in "$repo_root"/examples/topologies/*.yaml; do  # text seeds: the shipped topologies
       [ -e "$corpus/${seed##*/}" ] || cp "$seed" "$corpus/"
     done
+  fi
+  if [ "$target" = ringflow_fuzz_config ]; then  # the deployment's config file (its ConfigMap)
+    sed -n '/config.yaml: |/,/^---/p' "$repo_root/deploy/kubernetes.yaml" | sed '1d;$d;s/^    //' \
+      >"$corpus/deploy-config.yaml"
   fi
 
   echo "==> running $target for ${seconds}s (corpus $corpus, log $log)"

@@ -45,7 +45,9 @@
 #include <utility>
 #include <vector>
 
-#include "ringflow/supervision/fault_ladder.hpp"
+namespace ringflow {
+struct ladder_config;  // ringflow/supervision/fault_ladder.hpp
+}  // namespace ringflow
 
 namespace ringflow::ops {
 
@@ -130,6 +132,10 @@ void apply_yaml(program_config& cfg, const YAML::Node& root, const std::string& 
 /// Reads and applies a config file; an unreadable file or a YAML syntax error is one error (with
 /// the syntax error's position).
 void load_file(program_config& cfg, const std::string& path, std::vector<config_error>& errors);
+/// load_file() on text already read (`source` names it in errors): YAML syntax errors and every
+/// key's problems become errors; never throws. Fuzzed (tests/fuzz/ringflow_fuzz_config.cpp).
+void load_text(program_config& cfg, const std::string& text, const std::string& source,
+               std::vector<config_error>& errors);
 /// Applies the RINGFLOW_<SECTION>_<KEY> variables of `env` (name, value), in order.
 void apply_env(program_config& cfg, const std::vector<std::pair<std::string, std::string>>& env,
                std::vector<config_error>& errors);
@@ -189,6 +195,7 @@ std::optional<listen_address> parse_listen(std::string_view text);
 std::optional<std::vector<int>> parse_cpu_list(std::string_view text);
 
 /// The fault ladder's settings (ladder.* and breaker.*); the rest of ladder_config keeps its defaults.
+/// (Defined in config_ladder.cpp; include ringflow/supervision/fault_ladder.hpp to call it.)
 ringflow::ladder_config to_ladder_config(const program_config& cfg);
 
 }  // namespace ringflow::ops
