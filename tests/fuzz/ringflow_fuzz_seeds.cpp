@@ -218,7 +218,20 @@ int main(int argc, char** argv) {
   // Traceparent strings.
   // Config files (ringflow_fuzz_config): every key (the effective form a run logs), the
   // deployment's (deploy/kubernetes.yaml), block style with an anchor, and refused ones.
-  write("config-full.json", std::string("{\"breaker\": {\"backoff\": 2.0, \"cooldown_max_ms\": 300000, \"cooldown_ms\": 1200, \"failure_threshold\": 2, \"window_ms\": 30000}, \"http\": {\"header_timeout_ms\": 5000, \"idle_timeout_ms\": 30000, \"listen\": \"127.0.0.1:9750\", \"max_connections\": 256, \"max_connections_per_peer\": 32, \"max_header_bytes\": 16384}, \"ladder\": {\"backoff_initial_us\": 1000, \"backoff_max_ms\": 1000, \"hang_timeout_ms\": 233, \"probe_window_ms\": 200, \"restart_window_ms\": 10000, \"restarts_before_reinit\": 3, \"stop_timeout_ms\": 2000}, \"limits\": {\"ingress_rate_per_s\": 0.0, \"max_edges\": 1000000, \"max_nodes\": 100000, \"max_payload_bytes\": 1048576, \"max_supervisor_depth\": 32, \"node_window\": 256}, \"log\": {\"file\": \"\", \"format\": \"json\", \"level\": \"info\"}, \"runtime\": {\"cpus.poller\": \"\", \"cpus.scheduler\": \"\", \"drain_timeout_ms\": 5000, \"kernel_threads\": -1, \"scheduler_threads\": 2, \"shutdown_timeout_ms\": 5000, \"wait\": \"adaptive\"}, \"trace\": {\"file\": \"\", \"sample_ratio\": 1.0}, \"workers\": {\"heartbeat_timeout_ms\": 1000, \"standby\": \"on\", \"start_timeout_ms\": 5000}}"));
+  write(
+      "config-full.json",
+      std::string(
+          "{\"breaker\": {\"backoff\": 2.0, \"cooldown_max_ms\": 300000, \"cooldown_ms\": 1200, \"failure_threshold\": "
+          "2, \"window_ms\": 30000}, \"http\": {\"header_timeout_ms\": 5000, \"idle_timeout_ms\": 30000, \"listen\": "
+          "\"127.0.0.1:9750\", \"max_connections\": 256, \"max_connections_per_peer\": 32, \"max_header_bytes\": "
+          "16384}, \"ladder\": {\"backoff_initial_us\": 1000, \"backoff_max_ms\": 1000, \"hang_timeout_ms\": 233, "
+          "\"probe_window_ms\": 200, \"restart_window_ms\": 10000, \"restarts_before_reinit\": 3, \"stop_timeout_ms\": "
+          "2000}, \"limits\": {\"ingress_rate_per_s\": 0.0, \"max_edges\": 1000000, \"max_nodes\": 100000, "
+          "\"max_payload_bytes\": 1048576, \"max_supervisor_depth\": 32, \"node_window\": 256}, \"log\": {\"file\": "
+          "\"\", \"format\": \"json\", \"level\": \"info\"}, \"runtime\": {\"cpus.poller\": \"\", \"cpus.scheduler\": "
+          "\"\", \"drain_timeout_ms\": 5000, \"kernel_threads\": -1, \"scheduler_threads\": 2, "
+          "\"shutdown_timeout_ms\": 5000, \"wait\": \"adaptive\"}, \"trace\": {\"file\": \"\", \"sample_ratio\": 1.0}, "
+          "\"workers\": {\"heartbeat_timeout_ms\": 1000, \"standby\": \"on\", \"start_timeout_ms\": 5000}}"));
   write("config-kubernetes.yaml", std::string("http: {listen: \"0.0.0.0:9750\"}\nlog: {level: info, format: json}\n"
                                               "breaker: {failure_threshold: 5, cooldown_ms: 30000}\n"
                                               "runtime: {drain_timeout_ms: 20000}\n"));
