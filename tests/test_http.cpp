@@ -8,11 +8,13 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "http_parse.hpp"
+#include "http_route.hpp"
 #include "ringflow/runtime/http.hpp"
 #include "support/raw_http.hpp"
 
@@ -357,4 +359,46 @@ TEST_CASE("HTTP parser: line endings, forms of the target, limits", "[http]") {
   CHECK(parse("GET /x http/1.1\r\n\r\n").code == 400);
   CHECK(parse(std::string(2000, '\n')).code == 431);
   CHECK(parse("\rX").code == 400);
+}
+
+TEST_CASE("HTTP request path without sockets: pipelined answers in order, HEAD bodiless, 405, 500, and a malformed end",
+          "[http]") {
+  using namespace ringflow::ops;
+  http_handlers h;
+  h.metrics = [] { return std::string("ringflow_up 1\n"); };
+  h.ready = [](nlohmann::json& why) {
+    why = {{"status", "not ready"}};
+    return false;
+  };
+  h.topology = []() -> nlohmann::json { throw std::runtime_error("no topology"); };
+  const std::string in =
+      "GET /health/live HTTP/1.1\r\n\r\n"
+      "HEAD /metrics HTTP/1.1\r\n\r\n"
+      "POST /topology HTTP/1.1\r\nContent-Length: 2\r\n\r\nab"
+      "GET /health/ready HTTP/1.1\r\n\r\n"
+      "GET /topology HTTP/1.1\r\n\r\n"
+      "GET /nope HTTP/1.1\r\n\r\n"
+      "GET / HTTP/2.0\r\n\r\n"
+      "GET /health/live HTTP/1.1\r\n\r\n";  // after the malformed one: never answered
+  const http::exchange x = http::serve(in, h, 4096, 64);
+  std::vector<int> statuses;
+  for (const auto& a : x.answers) statuses.push_back(a.status);
+  CHECK(statuses == std::vector<int>{200, 200, 405, 503, 500, 404, 505});
+  CHECK(x.closed);
+  CHECK(x.answers[1].head);
+  // The HEAD answer: Content-Length of the body it does not carry, then the next answer.
+  const std::size_t head_at = x.out.find("HTTP/1.1 200", 10);
+  REQUIRE(head_at != std::string::npos);
+  const std::size_t next = x.out.find("\r\n\r\n", head_at) + 4;
+  CHECK(x.out.compare(next, 12, "HTTP/1.1 405") == 0);
+  CHECK(x.out.find("Allow: GET, HEAD") != std::string::npos);
+  CHECK(x.out.find("no topology") != std::string::npos);
+  CHECK(x.out.find("Connection: close") != std::string::npos);
+  // Connection: close ends the exchange too; an incomplete request waits.
+  CHECK(http::serve("GET /health/live HTTP/1.1\r\nConnection: close\r\n\r\nGET /metrics HTTP/1.1\r\n\r\n", h, 4096, 64)
+            .answers.size() == 1);
+  const http::exchange partial = http::serve("GET /health/live HTTP/1.1\r\n\r\nGET /met", h, 4096, 64);
+  CHECK(partial.answers.size() == 1);
+  CHECK_FALSE(partial.closed);
+  CHECK(partial.consumed == std::string("GET /health/live HTTP/1.1\r\n\r\n").size());
 }

@@ -14,7 +14,9 @@
 //     as the smallest intensity in the tree (the root's is 5), so no supervisor can give up: the run
 //     must end with exit 0 and `gave_up: null`. `give_up`: one node directly under the root or
 //     under a top-level supervisor gets `actor_crash` on every message from a time on (`times: 0`):
-//     escalation must reach the root, so the run must end with exit 4 and `gave_up: "root"`.
+//     escalation must reach the root, so the run must end with exit 4 and `gave_up: "root"`. Its
+//     other faults are not hang or slow (a hung kernel stretches a one_for_all restart by
+//     ladder.stop_timeout_ms); its duration is 8 s, a bound: the run ends at the give-up.
 //   * The invariants the harness checks per seed are in chaos_main.cpp (check()).
 // Thread-safety: generate() is reentrant.
 #pragma once
