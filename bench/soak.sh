@@ -48,7 +48,7 @@ summary=$(cat "$work/summary.json" 2>/dev/null || echo '{}')
 echo "summary: $(tr -d '\n ' <<<"$summary" | head -c 600)"
 {
   echo "{\"seconds\": $seconds, \"exit\": $rc, \"machine\": \"$(nproc) cpus, $(uname -r)\","
-  echo " \"slopes_per_min_after_60s\": {"
+  echo " \"warmup_s\": $warm, \"slopes_per_min_after_warmup\": {"
   printf '%s\n' "$stats" | awk '{printf "%s  \"%s\": {\"slope\": %s, \"first\": %s, \"last\": %s, \"max\": %s}", (NR > 1 ? ",\n" : ""), $1, $2, $3, $4, $5} END {print ""}'
   echo " },"
   echo " \"summary\": $summary,"
