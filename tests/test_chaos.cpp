@@ -98,6 +98,7 @@ TEST_CASE("actor_crash: the supervisor restarts the crashed ring actor, callers 
   REQUIRE(s.is_object());
   CHECK(s["actor_crashes"] == 2);
   CHECK(s["supervisor_restarts"] == 2);  // one_for_one: the crashed replica, each time
+  CHECK(s["ring_actor_restarts"] == 2);
   CHECK(s["gave_up"].is_null());
   CHECK(s["ok"] == true);
   CHECK(s["lost"] == 0);
@@ -133,6 +134,11 @@ TEST_CASE("actor_crash: past the root's intensity the run stops at once, gave_up
   CHECK(s["sent"].get<std::uint64_t>() == s["replied"].get<std::uint64_t>() + s["errors"].get<std::uint64_t>());
   // stage (intensity 3) gives up 6 times before the root (intensity 5) does: 4 x 6 crashes at least.
   CHECK(s["actor_crashes"].get<int>() >= 24);
+  // Six instances of stage (the first and five restarts by the root), each restarting both
+  // replicas 3 times (one_for_all) before it gives up: at least 6 x 3 x 2 ring-actor restarts.
+  // The root's supervisor_restarts count only its own decisions (restarts of stage).
+  CHECK(s["ring_actor_restarts"].get<int>() >= 36);
+  CHECK(s["supervisor_restarts"].get<int>() >= 5);
   CHECK_THAT(o.err, Catch::Contains("supervisor 'root' gave up"));
   CHECK_THAT(o.err, Catch::Contains("\"msg\":\"gave up\""));  // the audit record
 }

@@ -275,9 +275,11 @@ seed_result run_seed(std::uint64_t seed, const options& o, const fs::path& base)
 
 std::string reproduce(const options& o, std::uint64_t seed, const char* argv0) {
   std::error_code ec;
-  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  std::string c = (ec ? std::string(argv0) : self.string()) + " --seeds " + std::to_string(seed) + " --ringflow " +
-                  o.ringflow + " --keep /tmp/chaos-" + std::to_string(seed);
+  std::string self = fs::read_symlink("/proc/self/exe", ec).string();
+  if (const std::string gone = " (deleted)"; self.size() > gone.size() && self.ends_with(gone))
+    self.erase(self.size() - gone.size());  // rebuilt while running: the path still names it
+  std::string c = (ec ? std::string(argv0) : self) + " --seeds " + std::to_string(seed) + " --ringflow " + o.ringflow +
+                  " --keep /tmp/chaos-" + std::to_string(seed);
   if (o.timeout_s != 60) c += " --timeout " + std::to_string(o.timeout_s);
   if (!o.inject.empty()) c += " --inject-violation " + o.inject;
   return c;
@@ -286,9 +288,10 @@ std::string reproduce(const options& o, std::uint64_t seed, const char* argv0) {
 nlohmann::json to_json(const seed_result& r, const std::string& repro) {
   nlohmann::json s = nlohmann::json::object();
   if (r.summary.is_object())
-    for (const char* k : {"sent", "replied", "errors", "lost", "duplicated", "wrong", "faults_injected",
-                          "faults_detected", "restarts", "reinits", "reroutes", "failbacks", "replays",
-                          "supervisor_restarts", "worker_restarts", "actor_crashes", "gave_up", "errors_by_code"})
+    for (const char* k :
+         {"sent", "replied", "errors", "lost", "duplicated", "wrong", "faults_injected", "faults_detected", "restarts",
+          "reinits", "reroutes", "failbacks", "replays", "supervisor_restarts", "ring_actor_restarts",
+          "worker_restarts", "actor_crashes", "gave_up", "errors_by_code"})
       if (r.summary.contains(k)) s[k] = r.summary[k];
   return {{"seed", r.seed},
           {"ok", r.violations.empty()},

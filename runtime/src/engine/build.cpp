@@ -89,6 +89,7 @@ child_spec engine::impl::ring_child(ring_rt& r) {
   child_spec c;
   c.id = r.name;
   c.start = [this, &r]() -> caf::expected<caf::actor> {
+    r.starts.fetch_add(1, std::memory_order_relaxed);
     try {
       return spawn_ring(r);
     } catch (const std::exception& e) {

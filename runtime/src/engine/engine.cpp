@@ -47,6 +47,7 @@ nlohmann::json run_summary::to_json() const {
           {"spans_dropped", spans_dropped},
           {"worker_restarts", worker_restarts},
           {"actor_crashes", actor_crashes},
+          {"ring_actor_restarts", ring_actor_restarts},
           {"gave_up", gave_up.empty() ? nlohmann::json(nullptr) : nlohmann::json(gave_up)},
           {"p50_us", p50_us},
           {"p99_us", p99_us},
@@ -353,6 +354,10 @@ run_summary engine::summary() const {
       if (auto core = m.rt->ring(r->name)) s.replays += core->stats().replayed;
   if (m.root) s.supervisor_restarts = m.root->snapshot().restarts;
   s.faults_injected += s.actor_crashes;
+  for (const auto& r : m.rings) {
+    const std::uint64_t n = r->starts.load(std::memory_order_relaxed);
+    s.ring_actor_restarts += n > 1 ? n - 1 : 0;
+  }
   s.gave_up = gave_up();
   s.spans = m.tracer ? m.tracer->spans() : 0;
   s.spans_dropped = m.tracer ? m.tracer->dropped() : 0;

@@ -60,6 +60,9 @@ struct ring_rt {
   const kernel_info* kernel = nullptr;
   incarnation_factory on_device, on_cpu;
   ring_actor_options opts;
+  /// Times its supervisor started it (the child's start function ran); starts - 1 = OTP restarts,
+  /// whichever supervisor in the tree decided them.
+  std::atomic<std::uint64_t> starts{0};
 };
 
 struct engine_snapshot;

@@ -79,8 +79,9 @@ struct run_summary {
   std::uint64_t sent = 0, replied = 0, errors = 0, lost = 0, duplicated = 0, wrong = 0;
   std::uint64_t faults_injected = 0, faults_detected = 0, restarts = 0, reinits = 0, reroutes = 0, failbacks = 0;
   std::uint64_t replays = 0, supervisor_restarts = 0, spans = 0, spans_dropped = 0;
-  std::uint64_t worker_restarts = 0;  // kernel-host workers started to replace one that died or was killed
-  std::uint64_t actor_crashes = 0;    // ring actors killed by actor_crash faults (also in faults_injected)
+  std::uint64_t worker_restarts = 0;      // kernel-host workers started to replace one that died or was killed
+  std::uint64_t actor_crashes = 0;        // ring actors killed by actor_crash faults (also in faults_injected)
+  std::uint64_t ring_actor_restarts = 0;  // OTP restarts of ring actors, by any supervisor in the tree
   /// The supervisor whose give-up (restart intensity exceeded) ended the run: "root"; "" = none
   /// (JSON null).
   std::string gave_up;
