@@ -49,6 +49,8 @@ class host_incarnation final : public incarnation {
   /// Sim workers: a new rule for the worker's injector (inject_rule, then inject_seq released).
   void inject(const sim::fault_rule& r);
   std::uint64_t faults_fired_now() const { return load_relaxed(header()->faults_fired); }
+  /// The shared-memory segment's name (unlinked by the destructor).
+  const std::string& segment_name() const noexcept { return seg_.name(); }
 
  private:
   host_segment_header* header() const { return reinterpret_cast<host_segment_header*>(seg_.base()); }

@@ -1,6 +1,9 @@
 // The kernel-host device: see ringflow/process/kernel_host_device.hpp.
 #include "ringflow/process/kernel_host_device.hpp"
 
+#include <signal.h>
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <stdexcept>
 
@@ -59,6 +62,16 @@ void kernel_host_device::enlist(host_incarnation* h) {
 void kernel_host_device::discharge(host_incarnation* h) {
   std::lock_guard<std::mutex> lock(mu_);
   std::erase(live_, h);
+}
+
+std::vector<std::string> kernel_host_device::unlink_leftovers() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> out;
+  for (host_incarnation* h : live_) {  // leaked, so never destroyed: the pointers stay valid
+    (void)h->signal(SIGKILL);
+    if (::shm_unlink(h->segment_name().c_str()) == 0) out.push_back(h->segment_name());
+  }
+  return out;
 }
 
 void kernel_host_device::worker_started() {

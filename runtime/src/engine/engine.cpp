@@ -271,6 +271,13 @@ void engine::stop() {
   m.replays_final.store(replays);
   m.finals.store(true, std::memory_order_release);  // after the finals: summary() may use them now
   if (m.rt) m.rt->shutdown();
+  // Kernel hosts the ladder had to leak (a worker that did not finish within its stop wait): their
+  // segments are unlinked here, so a run never leaves one in /dev/shm (ringflow_chaos checks).
+  for (auto& [name, n] : m.nodes)
+    if (n->where.host)
+      if (const std::vector<std::string> left = n->where.host->unlink_leftovers(); !left.empty())
+        m.log.warn("program", "removed the segments of kernel-host incarnations the fault ladder had abandoned",
+                   {{"node", name}, {"segments", left}});
   m.where.stop_gpu_kernels();
   if (m.tracer) m.tracer->flush();
 }

@@ -122,6 +122,13 @@ class kernel_host_device final : public device, public std::enable_shared_from_t
 
   /// Sends `sig` to every live worker; returns how many were signalled.
   std::size_t signal_workers(int sig);
+  /// For the owner's shutdown, once every ring actor using this device is gone (the fault ladder
+  /// stopped, the runtime shut down): incarnations still alive then are ones the ladder had to
+  /// leak (abandoned, not finished within its stop wait). Their workers are SIGKILLed and their
+  /// segments unlinked, so nothing of the service is left in /dev/shm; the mappings stay valid for
+  /// whatever still holds them. Returns the segments unlinked. Never call it while ring actors
+  /// use the device: their standbys open the segment by name.
+  std::vector<std::string> unlink_leftovers();
   /// Sim workers: injects `rule` into every live worker's injector (at_message counts from the
   /// worker's next request). Returns how many workers were told.
   std::size_t inject(const sim::fault_rule& rule);
