@@ -190,6 +190,7 @@ TEST_CASE("chaos generator: 2000 seeds validate and cover every shape, strategy,
       CHECK(p.expected_gave_up.empty());
     } else {
       CHECK(unlimited_crashes == 1);
+      CHECK_FALSE(p.hosted);
       CHECK(p.expected_exit == 4);
       CHECK(p.expected_gave_up == "root");
     }

@@ -16,7 +16,9 @@
 //     under a top-level supervisor gets `actor_crash` on every message from a time on (`times: 0`):
 //     escalation must reach the root, so the run must end with exit 4 and `gave_up: "root"`. Its
 //     other faults are not hang or slow (a hung kernel stretches a one_for_all restart by
-//     ladder.stop_timeout_ms); its duration is 8 s, a bound: the run ends at the give-up.
+//     ladder.stop_timeout_ms) and it has no `host: process` node (restarting one is slow enough
+//     that restarts may never exceed an intensity's rate); its duration is 8 s, a bound: the run
+//     ends at the give-up.
 //   * The invariants the harness checks per seed are in chaos_main.cpp (check()).
 // Thread-safety: generate() is reentrant.
 #pragma once
