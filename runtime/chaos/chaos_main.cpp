@@ -17,6 +17,7 @@
 // --inject-violation corrupts this harness's own reading of one reply per seed (a reply counted as
 // lost, twice, or wrong) to show that a violation is caught: every seed must then fail.
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -202,7 +203,13 @@ seed_result run_seed(std::uint64_t seed, const options& o, const fs::path& base)
   if (pid == 0) {
     setpgid(0, 0);
     if (chdir(dir.c_str()) != 0) _exit(126);
-    if (!std::freopen("stdout.txt", "w", stdout) || !std::freopen("stderr.txt", "w", stderr)) _exit(126);
+    // dup2, not freopen: freopen would flush the parent's stdout buffer inherited by the fork (with
+    // --jobs, another thread's unflushed line), printing it twice.
+    const int out = ::open("stdout.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err = ::open("stderr.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (out < 0 || err < 0 || ::dup2(out, STDOUT_FILENO) < 0 || ::dup2(err, STDERR_FILENO) < 0) _exit(126);
+    ::close(out);
+    ::close(err);
     std::vector<std::string> args = {o.ringflow, "run", "topology.yaml",  "--duration",  duration,
                                      "--http",   "off", "--summary-json", "summary.json"};
     std::vector<char*> argv;
