@@ -50,12 +50,16 @@
 // outstanding, else parks). cudaStreamSynchronize uses the runtime's default schedule (spins when
 // cores are plentiful). Nothing is pinned.
 //
-// Exit 77, with one line on stderr, when probe_cuda() finds no usable device (skipped, not failed).
+// Exit 77, with one line on stderr ("no usable CUDA device: <why>"), when probe_cuda() finds no
+// usable device (skipped here; gpu-bundle/run.sh counts it a failure on a GPU machine); exit 1 when
+// any benchmark run ended with an error (SkipWithError: a reply mismatch, a 5 s wait, a device
+// that would not open) — the JSON then holds "error_occurred": true for it; else 0.
 // Environment: RINGFLOW_GPU_BENCH_BLOCKS / _WARPS / _BACKOFF_NS — the persistent kernel's geometry
 // (defaults: gpu_device_options's: one block per SM, 4 workers per block, 2048 ns back-off ceiling);
 // RINGFLOW_GPU_BENCH_WINDOW — BM_GpuRingActors' window (0: one outstanding on every ring).
 #include <benchmark/benchmark.h>
 #include <cuda_runtime.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -835,6 +839,19 @@ BENCHMARK(BM_GpuRingBatchedThroughput)
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_GpuRingActors)->Arg(1)->Arg(8)->Arg(64)->Arg(1024)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
+/// The console reporter, counting the runs that ended with an error (Google Benchmark 1.7:
+/// Run::error_occurred).
+class error_counting_reporter final : public benchmark::ConsoleReporter {
+ public:
+  using ConsoleReporter::ConsoleReporter;
+  int errors = 0;
+  void ReportRuns(const std::vector<Run>& runs) override {
+    for (const Run& r : runs)
+      if (r.error_occurred) ++errors;
+    ConsoleReporter::ReportRuns(runs);
+  }
+};
+
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
@@ -862,7 +879,16 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("ringflow_threads",
                               "1 spinning benchmark thread + the gpu_device's monitor thread (spins while requests "
                               "are outstanding); cudaStreamSynchronize: default schedule; nothing pinned");
-  benchmark::RunSpecifiedBenchmarks();
+  // A benchmark that ends with SkipWithError (a reply mismatch, a 5 s wait, a device that would not
+  // open) is a failure of the run: counted here, and the exit status says so.
+  error_counting_reporter reporter(::isatty(STDOUT_FILENO) ? benchmark::ConsoleReporter::OO_ColorTabular
+                                                           : benchmark::ConsoleReporter::OO_Tabular);
+  benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
+  if (reporter.errors) {
+    std::fprintf(stderr, "ringflow_bench_gpu: %d benchmark run(s) ended with an error (see error_message)\n",
+                 reporter.errors);
+    return 1;
+  }
   return 0;
 }

@@ -13,6 +13,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <random>
@@ -96,6 +97,18 @@ struct reply {
   std::vector<std::uint8_t> bytes;
 };
 
+/// A request header with every field the reply must carry back set (a deadline and a trace
+/// context derived from the correlation id): the bytes the device's chunked header copy writes.
+slot_header request_header(type_id type, std::uint64_t corr) {
+  slot_header h{};
+  h.correlation_id = corr;
+  h.type_id = type;
+  h.deadline_ns = 0x0123456789000000ull + corr;  // far in the future; device backends pass now = 0
+  for (int i = 0; i < 16; ++i) h.trace_id[i] = static_cast<std::uint8_t>(corr * 7 + i + 1);
+  for (int i = 0; i < 8; ++i) h.span_id[i] = static_cast<std::uint8_t>(corr * 13 + i + 101);
+  return h;
+}
+
 /// The host side of one incarnation's rings, driven directly (no actor layer).
 struct ring_driver {
   incarnation& inc;
@@ -106,8 +119,7 @@ struct ring_driver {
 
   bool push(type_id type, std::uint64_t corr, const std::vector<std::uint8_t>& payload, bool notify = true) {
     ring_message m{};
-    m.header.correlation_id = corr;
-    m.header.type_id = type;
+    m.header = request_header(type, corr);
     m.payload = payload.data();
     m.payload_len = static_cast<std::uint32_t>(payload.size());
     const bool ok = requests.try_push(m) == ring_status::ok;
@@ -141,8 +153,7 @@ reply cpu_reference(type_id type, std::uint64_t corr, const std::vector<std::uin
   ring_producer kernel_rep(rp.region(), rp.producer_scratch());
   ring_consumer host_rep(rp.region());
   ring_message m{};
-  m.header.correlation_id = corr;
-  m.header.type_id = type;
+  m.header = request_header(type, corr);
   m.payload = payload.data();
   m.payload_len = static_cast<std::uint32_t>(payload.size());
   REQUIRE(host_req.try_push(m) == ring_status::ok);
@@ -156,12 +167,22 @@ reply cpu_reference(type_id type, std::uint64_t corr, const std::vector<std::uin
   return r;
 }
 
+/// Every byte of the reply's header and payload, except what says where its ring put it: the
+/// sequence word, the arena offset and the arena bit (properties of the ring, not of the reply).
 void require_same(const reply& got, const reply& want) {
   CHECK(got.header.correlation_id == want.header.correlation_id);
   CHECK(got.header.status == want.header.status);
   CHECK(got.header.type_id == want.header.type_id);
-  // The arena bit says where the ring put the payload (a property of the ring, not the reply).
-  CHECK((got.header.flags & ~slot_flags::arena) == (want.header.flags & ~slot_flags::arena));
+  CHECK(got.header.deadline_ns == want.header.deadline_ns);
+  CHECK(got.header.deadline_ns != 0);  // request_header() set it: it was carried back, not zeroed
+  auto placed = [](slot_header h) {
+    h.seq = 0;
+    h.arena_offset = 0;
+    h.flags = static_cast<std::uint16_t>(h.flags & ~slot_flags::arena);
+    return h;
+  };
+  const slot_header g = placed(got.header), w = placed(want.header);
+  CHECK(std::memcmp(&g, &w, sizeof g) == 0);  // trace_id, span_id, payload_len, flags, ... byte for byte
   REQUIRE(got.bytes.size() == want.bytes.size());
   CHECK(std::memcmp(got.bytes.data(), want.bytes.data(), got.bytes.size()) == 0);
 }
@@ -314,10 +335,22 @@ TEST_CASE("gpu device: a drain blocked on a full response ring is abandoned as r
   auto inc = dev->factory<EchoKernel>(ro)(&bell);
   ring_driver d(*inc);
   for (int i = 0; i < 8; ++i) REQUIRE(d.push(msg::Echo::type_id_, i, echo_request(i, 8)));  // nobody reads replies
+  // The kernel really served: the response ring filled (2 replies), then it blocked. Without this,
+  // a kernel that served nothing would pass as "stuck" too.
+  REQUIRE(wait_until([&] { return ring_observer(inc->replies()).tail() == 2; }));
+  REQUIRE(wait_until([&] { return inc->control().processed_count() == 2; }));
+  CHECK(ring_observer(inc->requests()).tail() == 8);
   CHECK_FALSE(inc->stop(100ms));
   REQUIRE(inc->finished());
   CHECK(inc->control().current_state() == kernel_state::faulted);
   CHECK(inc->control().current_error() == kernel_error::reply_stuck);
+  CHECK(inc->control().processed_count() == 2);
+  // The two replies it published are intact.
+  for (int i = 0; i < 2; ++i) {
+    const std::optional<reply> r = d.pop(100ms);
+    REQUIRE(r);
+    CHECK(r->header.correlation_id == static_cast<std::uint64_t>(i));
+  }
   // The other rings and the kernel are unaffected.
   auto other = dev->factory<EchoKernel>(small_rings())(&bell);
   ring_driver od(*other);
@@ -491,6 +524,16 @@ TEST_CASE("gpu device: under the fault ladder a trap reroutes to the CPU, every 
 }
 #endif
 
+#if defined(RINGFLOW_DUT_CUDA)
+TEST_CASE("gpu device (cuda): eager module loading was asked for before the first CUDA call", "[gpu]") {
+  // The backend's static initializer set it before main (run.sh and ctest do not set it).
+  const char* v = std::getenv("CUDA_MODULE_LOADING");
+  REQUIRE(v != nullptr);
+  CHECK(std::string(v) == "EAGER");
+  CHECK(gpu::probe_cuda().detail.find("module loading") == std::string::npos);
+}
+#endif
+
 #if defined(RINGFLOW_DUT_EMULATED)
 TEST_CASE("gpu device (emulator): a transient kernel death -> restart relaunches the kernel once for all rings",
           "[gpu]") {
@@ -513,6 +556,46 @@ TEST_CASE("gpu device (emulator): a transient kernel death -> restart relaunches
   ring_driver da(*a), db(*b);
   round_trips<EchoKernel>(da, 3, [](int i) { return echo_request(i, 4); });
   round_trips<EchoKernel>(db, 3, [](int i) { return echo_request(i, 4); });
+}
+
+TEST_CASE("gpu device (emulator): a trap reported with an unclassified code is sticky once a follow-up query fails",
+          "[gpu]") {
+  // cudaErrorUnknown (or a code newer than this build) is not in the sticky table; the context may
+  // still be poisoned. The device must find out (its follow-up call fails) and not relaunch.
+  gpu::emulator::report_traps_as(gpu::emulator::error_unknown);
+  auto dev = open_device(small_options());
+  ringflow::doorbell bell;
+  auto victim = dev->factory("trap", small_rings())(&bell);
+  ring_driver d(*victim);
+  REQUIRE(d.push(msg::Echo::type_id_, 1, echo_request(trap_sequence, 4)));
+  REQUIRE(wait_until([&] { return victim->control().current_error() == kernel_error::device_fault; }));
+  CHECK((victim->control().error_flags & kernel_error_flags::sticky) != 0);
+  CHECK(dev->poisoned());
+  CHECK_THAT(dev->last_error(), Catch::Contains("emulatedErrorUnknown") && Catch::Contains("follow-up"));
+  std::string why;
+  CHECK(dev->reinitialize(why) == reinit_outcome::unsupported);
+  CHECK_FALSE(victim->restart());
+  CHECK(dev->kernel_launches() == 1);  // no relaunch was tried on the poisoned context
+}
+
+TEST_CASE("gpu device (emulator): a transient kernel error (the follow-up query succeeds) is not sticky", "[gpu]") {
+  auto dev = open_device(small_options());
+  ringflow::doorbell bell;
+  auto a = dev->factory<EchoKernel>(small_rings())(&bell);
+  ring_driver da(*a);
+  round_trips<EchoKernel>(da, 2, [](int i) { return echo_request(i, 4); });
+  // The grid dies with a non-sticky code that does not poison the process.
+  gpu::emulator::report_grid_end_as(gpu::emulator::error_unknown);
+  dev->kernel_control().request_stop();  // (the emulator's way to end its grid behind the device's back)
+  REQUIRE(wait_until([&] { return a->control().current_error() != kernel_error::none; }));
+  CHECK(a->control().current_error() == kernel_error::internal);
+  CHECK_THAT(dev->last_error(), Catch::Contains("emulatedErrorUnknown"));
+  CHECK((a->control().error_flags & kernel_error_flags::sticky) == 0);
+  CHECK_FALSE(dev->poisoned());
+  REQUIRE(a->restart());
+  CHECK(dev->kernel_launches() == 2);
+  ring_driver da2(*a);
+  round_trips<EchoKernel>(da2, 2, [](int i) { return echo_request(10 + i, 4); });
 }
 
 TEST_CASE("gpu device (emulator): a failed launch and an unusable device are clear errors", "[gpu]") {

@@ -3,16 +3,20 @@
 // Part 1 (batch): for each demo kernel (Saxpy, Score, Echo) builds a seeded mix of requests on the
 // host with fb::builder (absent fields, mismatched x/y, malformed bytes, wrong types, a reply too
 // large for the response arena), pushes them into a ring region, copies it and an empty response
-// ring region to device memory and serves each ring from one device thread with serve_one<K> until
-// idle. The same requests are served on the host with the same serve_one<K>; every reply (header
-// and payload bytes) must be identical, and the host replies must carry the expected statuses.
+// ring region to the device and serves each ring from one device thread with serve_one<K> until
+// idle, three times: rings in device memory served in place; rings in device memory served
+// through staging buffers (serve_staging: the persistent kernel's chunked copies); and rings in
+// mapped pinned host memory served through staging — the production path across PCIe. The same
+// requests are served on the host with the same serve_one<K> in place; every reply (every header
+// field and payload byte) must be identical, and the host replies must carry the expected statuses.
 // Part 2 (ping-pong): a persistent device thread serves an Echo ring that lives in mapped pinned
 // host memory (system-scope acquire/release across PCIe); the host pushes messages one at a time
 // (round-trip latency) and then pipelined, checks every reply, and stops the kernel through a
 // control_block in mapped memory. Host-side timeout: 10 s; the device side has its own idle
 // watchdog so nothing hangs.
 //
-// Exit codes: 0 pass, 1 fail, 77 no usable GPU (ctest SKIP_RETURN_CODE).
+// Exit codes: 0 pass, 1 fail, 77 no usable GPU (ctest SKIP_RETURN_CODE; prints "SKIP: no usable
+// <backend> device: <why>").
 // The same source is compiled by nvcc (CUDA) and by hipcc -x hip; the shim below is the only
 // backend conditional, and it is test code, not library code.
 #include <algorithm>
@@ -130,6 +134,13 @@ void emu_launch(unsigned blocks, F f) {
 
 namespace rf = ringflow;
 namespace msg = ringflow::msg;
+#if defined(RINGFLOW_GPU_TEST_EMULATE)
+constexpr const char* kBackend = "emulated";
+#elif defined(__HIPCC__)
+constexpr const char* kBackend = "hip";
+#else
+constexpr const char* kBackend = "cuda";
+#endif
 using rf::demo_kernels::EchoKernel;
 using rf::demo_kernels::SaxpyKernel;
 using rf::demo_kernels::ScoreKernel;
@@ -423,7 +434,24 @@ struct serve_job {
   rf::serve_tally tally;
   std::uint32_t kind;
   std::uint32_t blocked;
+  std::uint32_t staged;       // 1: serve_one gets `staging` (the persistent kernel's path)
+  rf::serve_staging staging;  // device memory (staged jobs only)
 };
+
+// How part 1 places a job's rings and whether the device serves them through staging buffers:
+// in place from device memory (the first check of the handlers themselves), staged from device
+// memory, and staged from mapped pinned host memory — the persistent kernel's own path (16-byte
+// chunk copies of the slot and its arena payload across PCIe, the reply written back in chunks).
+enum class batch_mode { device_in_place, device_staged, mapped_staged };
+const char* to_string(batch_mode m) {
+  switch (m) {
+    case batch_mode::device_in_place: return "rings in device memory, served in place";
+    case batch_mode::device_staged: return "rings in device memory, served through staging";
+    default: return "rings in mapped host memory, served through staging";
+  }
+}
+constexpr std::uint32_t kStageRequestBytes = 256 + (64u << 10);  // a slot and any arena payload of the mix
+constexpr std::uint32_t kStageReplyBytes = 64u << 10;
 
 template <class K>
 RINGFLOW_HD void serve_until_idle(serve_job& j) {
@@ -431,7 +459,7 @@ RINGFLOW_HD void serve_until_idle(serve_job& j) {
   rf::ring_producer out(j.replies, j.reply_scratch);
   rf::serve_tally t{};
   for (;;) {
-    const rf::serve_result r = rf::serve_one<K>(in, out, 0, t);
+    const rf::serve_result r = rf::serve_one<K>(in, out, 0, t, j.staged ? &j.staging : nullptr);
     if (r == rf::serve_result::idle) break;
     if (r == rf::serve_result::blocked) {  // the response ring is sized so this never happens
       j.blocked = 1;
@@ -561,7 +589,9 @@ std::uint32_t compare_replies(std::uint32_t kind, rf::ring_region host, rf::ring
   return n;
 }
 
-int part1_batch() {
+int part1_batch(batch_mode mode) {
+  const bool mapped = mode == batch_mode::mapped_staged;
+  const bool staged = mode != batch_mode::device_in_place;
   std::mt19937_64 rng(0x52494e47u);
   std::vector<request> reqs[kind_count] = {make_saxpy(rng, 1ull << 32), make_score(rng, 2ull << 32),
                                            make_echo(rng, 3ull << 32)};
@@ -570,7 +600,9 @@ int part1_batch() {
   std::vector<host_buffer> req_host, rep_host, rep_back;
   std::vector<std::vector<std::uint64_t>> scratch_host;
   serve_job host_jobs[kind_count], dev_jobs[kind_count];
-  void* dev_mem[kind_count * 3] = {};
+  void* dev_mem[kind_count * 3] = {};     // device addresses of each job's rings and scratch
+  void* mapped_mem[kind_count * 2] = {};  // mapped mode: the host addresses of its rings
+  void* stage_mem[kind_count] = {};       // staged modes: each job's staging buffers (device memory)
 
   for (std::uint32_t k = 0; k < kind_count; ++k) {
     req_host.emplace_back(req_layout.bytes());
@@ -585,18 +617,38 @@ int part1_batch() {
     // Device copies: the filled request ring, the empty response ring (snapshot before the host
     // serves into its own copy), and the response producer's private scratch.
     void *d_req = nullptr, *d_rep = nullptr, *d_scr = nullptr;
-    CHECK(GPU(Malloc)(&d_req, req_layout.bytes()));
-    CHECK(GPU(Malloc)(&d_rep, rep_layout.bytes()));
+    if (mapped) {
+      void *h_req = nullptr, *h_rep = nullptr;
+      CHECK(gpuHostAlloc(&h_req, req_layout.bytes()));
+      CHECK(gpuHostAlloc(&h_rep, rep_layout.bytes()));
+      std::memcpy(h_req, req_host[k].p, req_layout.bytes());
+      std::memcpy(h_rep, rep_host[k].p, rep_layout.bytes());
+      CHECK(GPU(HostGetDevicePointer)(&d_req, h_req, 0));
+      CHECK(GPU(HostGetDevicePointer)(&d_rep, h_rep, 0));
+      mapped_mem[2 * k] = h_req;
+      mapped_mem[2 * k + 1] = h_rep;
+    } else {
+      CHECK(GPU(Malloc)(&d_req, req_layout.bytes()));
+      CHECK(GPU(Malloc)(&d_rep, rep_layout.bytes()));
+      CHECK(GPU(Memcpy)(d_req, req_host[k].p, req_layout.bytes(), GPU(MemcpyHostToDevice)));
+      CHECK(GPU(Memcpy)(d_rep, rep_host[k].p, rep_layout.bytes(), GPU(MemcpyHostToDevice)));
+    }
     CHECK(GPU(Malloc)(&d_scr, rep_layout.producer_scratch_words() * sizeof(std::uint64_t)));
-    CHECK(GPU(Memcpy)(d_req, req_host[k].p, req_layout.bytes(), GPU(MemcpyHostToDevice)));
-    CHECK(GPU(Memcpy)(d_rep, rep_host[k].p, rep_layout.bytes(), GPU(MemcpyHostToDevice)));
     CHECK(GPU(Memset)(d_scr, 0, rep_layout.producer_scratch_words() * sizeof(std::uint64_t)));
     dev_mem[3 * k] = d_req;
     dev_mem[3 * k + 1] = d_rep;
     dev_mem[3 * k + 2] = d_scr;
     dev_jobs[k] =
-        serve_job{rf::ring_region(d_req), rf::ring_region(d_rep), static_cast<std::uint64_t*>(d_scr), {}, k, 0};
-    host_jobs[k] = serve_job{rq, rf::ring_region(rep_host[k].p), scratch_host[k].data(), {}, k, 0};
+        serve_job{rf::ring_region(d_req), rf::ring_region(d_rep), static_cast<std::uint64_t*>(d_scr), {}, k, 0, 0, {}};
+    if (staged) {
+      void* d_stage = nullptr;
+      CHECK(GPU(Malloc)(&d_stage, kStageRequestBytes + kStageReplyBytes));
+      stage_mem[k] = d_stage;
+      auto* b = static_cast<std::uint8_t*>(d_stage);
+      dev_jobs[k].staged = 1;
+      dev_jobs[k].staging = rf::serve_staging{b, kStageRequestBytes, b + kStageRequestBytes, kStageReplyBytes};
+    }
+    host_jobs[k] = serve_job{rq, rf::ring_region(rep_host[k].p), scratch_host[k].data(), {}, k, 0, 0, {}};
   }
 
   // Device: one block per ring.
@@ -615,9 +667,14 @@ int part1_batch() {
 
   std::uint32_t total = 0;
   for (std::uint32_t k = 0; k < kind_count; ++k) {
-    CHECK(GPU(Memcpy)(rep_back[k].p, dev_mem[3 * k + 1], rep_layout.bytes(), GPU(MemcpyDeviceToHost)));
     rf::ring_shared req_shared{};
-    CHECK(GPU(Memcpy)(&req_shared, dev_mem[3 * k], sizeof req_shared, GPU(MemcpyDeviceToHost)));
+    if (mapped) {
+      std::memcpy(rep_back[k].p, mapped_mem[2 * k + 1], rep_layout.bytes());
+      std::memcpy(&req_shared, mapped_mem[2 * k], sizeof req_shared);
+    } else {
+      CHECK(GPU(Memcpy)(rep_back[k].p, dev_mem[3 * k + 1], rep_layout.bytes(), GPU(MemcpyDeviceToHost)));
+      CHECK(GPU(Memcpy)(&req_shared, dev_mem[3 * k], sizeof req_shared, GPU(MemcpyDeviceToHost)));
+    }
     const serve_job& h = host_jobs[k];
     const serve_job& d = dev_jobs[k];
     EXPECT(!h.blocked && !d.blocked, "%s: a ring blocked", kKindName[k]);
@@ -644,10 +701,15 @@ int part1_batch() {
     EXPECT(counts[0] > 0 && counts[3] > 0 && counts[4] + counts[2] + counts[1] > 0, "%s: mix lacks a status",
            kKindName[k]);
   }
-  std::printf("part 1 (batch): %u requests served by %u device threads in %.2f ms; %s\n", total, kind_count, dev_ms,
-              g_failures ? "MISMATCH" : "all replies identical");
+  std::printf("part 1 (batch, %s): %u requests served by %u device threads in %.2f ms; %s\n", to_string(mode), total,
+              kind_count, dev_ms, g_failures ? "MISMATCH" : "all replies identical");
 
-  for (void* p : dev_mem) CHECK(GPU(Free)(p));
+  for (std::uint32_t i = 0; i < kind_count * 3; ++i)
+    if (!mapped || i % 3 == 2) CHECK(GPU(Free)(dev_mem[i]));
+  for (void* p : mapped_mem)
+    if (p) CHECK(gpuFreeHost(p));
+  for (void* p : stage_mem)
+    if (p) CHECK(GPU(Free)(p));
   CHECK(GPU(Free)(d_jobs));
   return g_failures ? 1 : 0;
 }
@@ -832,23 +894,25 @@ int main() {
   int count = 0;
   const GPU(Error_t) e = GPU(GetDeviceCount)(&count);
   if (e != GPU(Success) || count == 0) {
-    std::printf("no GPU device: %s; skipping\n", e != GPU(Success) ? GPU(GetErrorString)(e) : "device count is 0");
+    std::printf("SKIP: no usable %s device: %s\n", kBackend,
+                e != GPU(Success) ? GPU(GetErrorString)(e) : "device count is 0");
     return 77;
   }
   // A device that cannot create a context (exclusive mode taken, no permission) is not usable either.
   const GPU(Error_t) ctx = GPU(Free)(nullptr);
   if (ctx != GPU(Success)) {
-    std::printf("no GPU device: context creation failed: %s; skipping\n", GPU(GetErrorString)(ctx));
+    std::printf("SKIP: no usable %s device: context creation failed: %s\n", kBackend, GPU(GetErrorString)(ctx));
     return 77;
   }
   gpuDeviceProp prop{};
   CHECK(GPU(GetDeviceProperties)(&prop, 0));
   std::printf("device 0: %s (compute capability %d.%d)\n", prop.name, prop.major, prop.minor);
 
-  if (part1_batch() != 0) {
-    std::printf("FAILED: %d check(s) failed in part 1\n", g_failures);
-    return 1;
-  }
+  for (const batch_mode m : {batch_mode::device_in_place, batch_mode::device_staged, batch_mode::mapped_staged})
+    if (part1_batch(m) != 0) {
+      std::printf("FAILED: %d check(s) failed in part 1 (%s)\n", g_failures, to_string(m));
+      return 1;
+    }
   if (part2_pingpong() != 0) {
     std::printf("FAILED: %d check(s) failed in part 2\n", g_failures);
     return 1;

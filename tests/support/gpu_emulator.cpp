@@ -21,6 +21,9 @@ namespace {
 std::atomic<int> g_devices{1};
 std::atomic<int> g_fail_next_launch{0};
 std::atomic<int> g_sticky{0};  // the process's sticky error (0: none)
+std::atomic<int> g_trap_error{0};
+std::atomic<int> g_grid_end_error{
+    0};  // report_grid_end_as()  // what the stream reports for a trap (0: error_illegal_instruction)
 
 struct emu_stream {
   std::mutex mu;
@@ -34,10 +37,14 @@ namespace emulator {
 void set_devices(int n) { g_devices.store(n); }
 void reset_process() {
   g_sticky.store(0);
+  g_trap_error.store(0);
+  g_grid_end_error.store(0);
   g_fail_next_launch.store(0);
   g_devices.store(1);
 }
 void fail_next_launch(int error) { g_fail_next_launch.store(error); }
+void report_traps_as(int error) { g_trap_error.store(error); }
+void report_grid_end_as(int error) { g_grid_end_error.store(error); }
 
 int launch(void* stream, unsigned workers, const persistent_args& args, std::function<void(unsigned)> body) {
   if (const int e = g_sticky.load()) return e;
@@ -46,15 +53,19 @@ int launch(void* stream, unsigned workers, const persistent_args& args, std::fun
   std::lock_guard lock(s->mu);
   for (auto& t : s->threads) t.join();  // the previous grid has ended (stream query said so)
   s->threads.clear();
+  s->error.store(0);  // a new grid: the previous one's error was reported (and read) already
+  g_grid_end_error.store(0);
   s->live.store(workers);
   for (unsigned w = 0; w < workers; ++w) {
     s->threads.emplace_back([s, w, args, body] {
       try {
         body(w);
+        if (const int e = g_grid_end_error.load()) s->error.store(e);
       } catch (...) {
         // A trap: the grid dies. Make the other workers leave (emulation only, see the header).
-        s->error.store(error_illegal_instruction);
-        g_sticky.store(error_illegal_instruction);
+        const int reported = g_trap_error.load() ? g_trap_error.load() : error_illegal_instruction;
+        s->error.store(reported);
+        g_sticky.store(reported);
         args.kernel_control->request_stop();
         for (std::uint32_t i = 0; i < args.max_rings; ++i) {
           std::atomic_ref<std::uint64_t> ctl(args.rings[i].ctl);
@@ -77,7 +88,8 @@ const char* error_name(error e) {
     case emulator::error_not_ready: return "emulatedErrorNotReady";
     case emulator::error_launch_out_of_resources: return "emulatedErrorLaunchOutOfResources";
     case emulator::error_illegal_instruction: return "emulatedErrorIllegalInstruction";
-    default: return "emulatedErrorUnknown";
+    case emulator::error_unknown: return "emulatedErrorUnknown";
+    default: return "emulatedErrorUnrecognized";
   }
 }
 const char* error_string(error e) {
@@ -144,6 +156,7 @@ error stream_destroy(stream s) {
   return success;
 }
 error memset_async(void* p, int v, std::size_t n, stream) {
+  if (const int e = g_sticky.load()) return e;  // a poisoned context fails every call
   std::memset(p, v, n);
   return success;
 }
@@ -158,7 +171,9 @@ error stream_synchronize(stream s) {
   std::lock_guard lock(es->mu);
   for (auto& t : es->threads) t.join();
   es->threads.clear();
-  return es->error.load();
+  // The grid's own error was reported by stream_query(); a sync reports only a poisoned context
+  // (what a real stream does once a kernel's non-sticky error was read).
+  return g_sticky.load();
 }
 error last_error() { return success; }
 error device_reset() { return success; }

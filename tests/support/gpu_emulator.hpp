@@ -29,6 +29,7 @@ inline constexpr int error_memory = 2;
 inline constexpr int error_not_ready = 600;
 inline constexpr int error_launch_out_of_resources = 701;  // transient
 inline constexpr int error_illegal_instruction = 715;      // sticky
+inline constexpr int error_unknown = 999;                  // classify(): not sticky (cudaErrorUnknown's case)
 
 /// Devices the emulated runtime reports (default 1; 0 = "no device").
 void set_devices(int n);
@@ -36,6 +37,12 @@ void set_devices(int n);
 /// allocation, stream creation and launch fails with it. reset_process() stands for a new process
 /// (ctest runs each test case in its own; the test fixture calls it at the start of each case).
 void reset_process();
+/// Traps from now on (until reset_process) are reported by the stream as `error` instead of
+/// error_illegal_instruction — still poisoning the process, as an unclassified code can on a GPU.
+void report_traps_as(int error);
+/// The running grid, when its workers next leave without a trap, is reported by its stream as
+/// `error` (a kernel that died of a non-sticky error; the process is not poisoned).
+void report_grid_end_as(int error);
 /// The next launch fails with `error` (the kernel does not start).
 void fail_next_launch(int error);
 /// Runs body(worker) for workers 0..workers-1 on threads as one grid on `stream`.

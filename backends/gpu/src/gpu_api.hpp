@@ -50,12 +50,16 @@ inline constexpr const char* backend = "hip";
 #endif
 inline rt_error rt(error e) { return static_cast<rt_error>(e); }
 
-/// Before the runtime's first use in the process. CUDA >= 12.2 loads modules lazily: the first
-/// launch of any other kernel while the persistent kernel runs could then wait for it forever, so
-/// ringflow asks for eager loading unless the user chose (CUDA_MODULE_LOADING set).
-inline void prepare_runtime() {
+/// The module loading mode the driver was (or will be) initialised with: "" when eager (what
+/// ringflow needs, see gpu_device.hpp), else the environment's value. CUDA only; HIP: "".
+inline std::string module_loading_note() {
 #if defined(RINGFLOW_GPU_API_CUDA)
-  ::setenv("CUDA_MODULE_LOADING", "EAGER", 0);
+  const char* v = std::getenv("CUDA_MODULE_LOADING");
+  if (v && std::string(v) == "EAGER") return {};
+  return std::string("module loading ") + (v ? v : "unset (lazy by default)") +
+         ": another kernel's first launch may wait for the persistent kernel";
+#else
+  return {};
 #endif
 }
 inline const char* error_name(error e) { return RINGFLOW_RT(GetErrorName)(rt(e)); }
@@ -171,7 +175,7 @@ inline fault_kind classify(error e) {
 
 #else  // RINGFLOW_GPU_API_EMULATED: emulated_api.cpp
 inline constexpr const char* backend = "emulated";
-inline void prepare_runtime() {}
+inline std::string module_loading_note() { return {}; }
 const char* error_name(error e);
 const char* error_string(error e);
 error device_count(int& n);

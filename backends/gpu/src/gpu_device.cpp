@@ -333,6 +333,23 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     return true;
   }
 
+  // An error the table does not call sticky (cudaErrorUnknown, a code newer than this build) may
+  // still have poisoned the context: a relaunch on a poisoned context fails or, worse, hangs. So the
+  // context is asked once more — a small memset on the kernel's stream, then a sync (the stream is
+  // idle: its kernel ended). Success: the error was transient, the kernel may be relaunched. Any
+  // error: the context is unusable, and the fault is sticky (mu_ held).
+  api::fault_kind follow_up_locked(api::fault_kind f, std::string& detail) {
+    api::use_device(opts_.ordinal);
+    api::last_error();  // a non-sticky error is cleared by reading it; a sticky one stays
+    api::error probe = api::memset_async(endpoints_dev_, 0, sizeof(persistent_endpoint), stream_);
+    if (probe == api::success) probe = api::stream_synchronize(stream_);
+    if (probe == api::success) return f;
+    detail += "; a follow-up query failed too (" + describe_error(probe) + "): the context is poisoned";
+    poisoned_ = true;
+    poisoned_flag_.store(true, std::memory_order_release);
+    return {kernel_error::device_fault, true};
+  }
+
   void note_error_locked(api::error e, const std::string& what) {
     last_error_ = what;
     if (api::classify(e).sticky) {
@@ -441,6 +458,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
       f = api::classify(e);
       detail = std::string(api::backend) + " persistent kernel: " + describe_error(e);
       note_error_locked(e, detail);
+      if (!f.sticky) f = follow_up_locked(f, detail);
     }
     last_error_ = detail;
     const std::uint32_t flags = f.sticky ? kernel_error_flags::sticky : 0u;

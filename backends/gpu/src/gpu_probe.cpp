@@ -6,11 +6,18 @@ namespace ringflow::gpu::RINGFLOW_GPU_NS {
 
 using api::describe_error;
 
+#if defined(RINGFLOW_GPU_API_CUDA)
+namespace {
+// Eager module loading before main: before any CUDA call and before any thread (gpu_device.hpp).
+// This object file is linked into every program that uses the CUDA backend (probe and open need it).
+[[maybe_unused]] const bool g_eager_loading = (prepare_process(), true);
+}  // namespace
+#endif
+
 gpu_probe probe() noexcept {
   gpu_probe p;
   p.backend = api::backend;
   try {
-    api::prepare_runtime();
     int n = 0;
     if (const api::error e = api::device_count(n); e != api::success) {
       p.detail = std::string("no ") + api::backend + " device: " + describe_error(e);
@@ -34,6 +41,7 @@ gpu_probe probe() noexcept {
       p.usable = p.usable || info.can_map_host_memory;
       p.devices.push_back(std::move(info));
     }
+    if (const std::string m = api::module_loading_note(); !m.empty()) why += (why.empty() ? "" : "; ") + m;
     p.detail = versions + (why.empty() ? "" : "; " + why);
   } catch (const std::exception& e) {
     p.detail = std::string("probe failed: ") + e.what();

@@ -16,9 +16,15 @@
 //     one's kernel forever). The same holds for a program's own CUDA calls while it runs: no
 //     cudaFree / cudaFreeHost / cudaDeviceSynchronize / legacy-default-stream work, and no
 //     allocation or limit changes (cudaMalloc, cudaHostAlloc, cudaDeviceSetLimit may wait for
-//     running kernels) on that device — allocate before opening it. The probe sets
-//     CUDA_MODULE_LOADING=EAGER unless the environment chose otherwise: with lazy loading (the
-//     CUDA >= 12.2 default) the first launch of another kernel could wait for the persistent one.
+//     running kernels) on that device — allocate before opening it.
+//   * Module loading: with lazy loading (the CUDA >= 12.2 default) the first launch of another
+//     kernel while the persistent one runs could wait for it forever. The driver reads
+//     CUDA_MODULE_LOADING once, at its initialisation (the process's first CUDA call), so it must
+//     be set before any CUDA call and before other threads run (setenv is not thread-safe).
+//     ringflow_backend_cuda does it in a static initializer (before main; unless the environment
+//     already chose): a program that links it needs nothing more. prepare_process() does the same
+//     for a program that loads the backend later (dlopen) — call it first thing in main.
+//     probe_cuda()'s detail says "module loading <value>" when it is not EAGER.
 //   * The kernel is launched cooperatively (cudaLaunchCooperativeKernel), so the launch fails
 //     unless all its blocks can be resident at once; a worker per warp of the device's warp size.
 //   * factory(kernel, rings) gives incarnations of a kernel of the device's kernel table (the
@@ -49,6 +55,8 @@
 // Thread-safety: factory(), the incarnations' start/stop and reinitialize() from controlling
 // threads (internally serialised); observers from any thread.
 #pragma once
+
+#include <cstdlib>
 
 #include <chrono>
 #include <cstdint>
@@ -140,6 +148,11 @@ class gpu_device : public device {
   /// The last kernel-level error the monitor saw ("" = none).
   virtual std::string last_error() const = 0;
 };
+
+/// Sets CUDA_MODULE_LOADING=EAGER unless the environment already set it (see the contract). Call
+/// before any CUDA call and before starting threads; idempotent. ringflow_backend_cuda calls it
+/// from a static initializer.
+inline void prepare_process() noexcept { ::setenv("CUDA_MODULE_LOADING", "EAGER", 0); }
 
 /// Backend availability and devices; never throws (every failure becomes `detail`).
 gpu_probe probe_cuda();
