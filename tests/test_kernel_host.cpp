@@ -23,6 +23,7 @@
 #include "support/child_process.hpp"
 #include "support/exactly_once.hpp"
 #include "support/quick_ladder.hpp"
+#include "support/trap_kernel.hpp"
 
 using namespace ringflow;
 using namespace ringflow::test;
@@ -391,8 +392,8 @@ TEST_CASE("kernel host: stale segments of a dead service are reclaimed, a live s
 
 TEST_CASE("kernel host: bad options and a worker that cannot start are clear errors", "[faults][kernel-host]") {
   auto opts = host_options();
-  opts.backend = "cuda";
-  CHECK_THROWS_WITH(kernel_host_device::make("h", opts), Catch::Contains("not built yet"));
+  opts.backend = "opencl";
+  CHECK_THROWS_WITH(kernel_host_device::make("h", opts), Catch::Contains("unknown backend"));
   opts = host_options();
   opts.standing_faults.push_back(sim::fault_rule::at(sim::fault_kind::crash, 1));
   CHECK_THROWS_WITH(kernel_host_device::make("h", opts), Catch::Contains("sim backend"));
@@ -429,5 +430,158 @@ TEST_CASE("kernel host: unlink_leftovers kills the worker of a leaked incarnatio
   CHECK(wait_until([&] { return process_gone(pids[0]); }));
   CHECK(dev->unlink_leftovers().empty());  // once
   inc.reset();                             // its own unlink finds nothing: harmless
+  CHECK(process::list_segments(kPrefix).empty());
+}
+
+// ---- GPU workers (backend cuda/hip; here the tests' worker program hosting the GPU emulator) -------
+
+namespace {
+
+struct gpu_worker_setup {
+  std::string marker;  // the once-kernels' shared marker (see tests/gpu_worker_main.cpp)
+  gpu_worker_setup() {
+    marker = "/tmp/rfkhtest-gpu-marker." + std::to_string(::getpid());
+    ::unlink(marker.c_str());
+  }
+  ~gpu_worker_setup() { ::unlink(marker.c_str()); }
+  kernel_host_options options() const {
+    kernel_host_options o = host_options("emulated");
+    o.program = RINGFLOW_GPU_WORKER;
+    o.worker_args = {"--marker", marker};
+    // Every kernel the worker program hosts, as the service sees it (ids and the CPU fallback).
+    o.kernels.find = [](const std::string& n) -> std::optional<process::hosted_kernel> {
+      if (n != "echo" && n != "trap_once" && n != "hang_once") return std::nullopt;
+      const ops::kernel_info* k = ops::find_kernel("echo");
+      return process::hosted_kernel{n, k->request_id, k->reply_id, k->cpu_factory};
+    };
+    o.kernels.names = [] { return std::string("echo, trap_once, hang_once"); };
+    return o;
+  }
+};
+
+void spawn_gpu(fixture& f, const std::string& kernel) {
+  const ops::kernel_info* k = ops::find_kernel("echo");
+  cpu_incarnation_options co = quick_park();
+  f.ladder.spawn_ring_actor("echo", k->request_id, k->reply_id, f.dev, f.dev->factory(kernel, co), k->cpu_factory(co));
+}
+
+}  // namespace
+
+TEST_CASE("kernel host (gpu worker): the worker's device serves the segment's rings in place",
+          "[faults][kernel-host]") {
+  gpu_worker_setup g;
+  {
+    fixture f(g.options());
+    spawn_gpu(f, "echo");
+    REQUIRE(call_ok(f.rt));
+    CHECK(f.rt.ring("echo")->backend() == "kernel-host:emulated");
+    require_exactly_once(run_load(f.rt, "echo", 2, 2000));
+    CHECK(f.dev->worker_restarts() == 0);
+    CHECK(f.status().faults == 0);
+    // The device's kernel wrote the segment's control block (the service mirrors it): served counts.
+    CHECK(f.rt.ring("echo")->stats().replied >= 4001);
+  }
+  CHECK(process::list_segments(kPrefix).empty());
+}
+
+TEST_CASE("kernel host (gpu worker): a trap poisons the worker's context; a new worker takes over, nothing lost",
+          "[faults][kernel-host]") {
+  // The reinitialize rung on a GPU: the emulator poisons the worker process as a sticky error
+  // poisons a CUDA context; the replacement is a fresh process (the standby) with a clean one, and
+  // the replay re-serves what the dead worker had not answered — the trapping request included
+  // (trap_once: a transient fault, gone in the new context).
+  gpu_worker_setup g;
+  fixture f(g.options());
+  spawn_gpu(f, "trap_once");
+  REQUIRE(call_ok(f.rt));
+  const pid_t first = f.dev->worker_pids().at(0);
+  REQUIRE(wait_until([&] { return f.dev->standby_pids().size() == 1; }));
+  call_result trapped;
+  std::chrono::steady_clock::duration recovery{};
+  const load_result r = load_during(f.rt, 2000, [&] {
+    REQUIRE(wait_until([&] { return f.rt.ring("echo")->stats().replied > 500; }));
+    ring_client c = f.rt.client("echo").value();
+    const auto t0 = std::chrono::steady_clock::now();
+    trapped = c.call(echo_msg(trap_sequence));
+    recovery = std::chrono::steady_clock::now() - t0;
+  });
+  require_exactly_once(r);
+  CHECK(r.errors == 0);
+  // The trapping request was answered by the new worker (its replay), not lost, not an error.
+  REQUIRE(trapped.ok());
+  CHECK(echo_seq(trapped.reply) == trap_sequence);
+  CHECK(::access(g.marker.c_str(), F_OK) == 0);  // it did trap once
+  const auto st = f.status();
+  CHECK(st.faults >= 1);
+  CHECK(st.on_device);  // not rerouted: the worker's replacement is the device again
+  CHECK(st.reroutes == 0);
+  CHECK(f.dev->worker_failures() >= 1);
+  CHECK(f.dev->worker_restarts() >= 1);
+  REQUIRE(wait_until([&] { return f.dev->worker_pids().size() == 1 && f.dev->worker_pids()[0] != first; }));
+  CHECK(process_gone(first));
+  CHECK(call_ok(f.rt));
+  WARN("trap -> reply from the replacement worker: "
+       << std::chrono::duration_cast<std::chrono::milliseconds>(recovery).count() << " ms (emulator, 2 cores)");
+}
+
+TEST_CASE("kernel host (gpu worker): a hung GPU kernel is found by the watchdog, its worker killed and replaced",
+          "[faults][kernel-host]") {
+  gpu_worker_setup g;
+  fixture f(g.options());
+  spawn_gpu(f, "hang_once");
+  REQUIRE(call_ok(f.rt));
+  const pid_t first = f.dev->worker_pids().at(0);
+  call_result hung;
+  const load_result r = load_during(f.rt, 1000, [&] {
+    REQUIRE(wait_until([&] { return f.rt.ring("echo")->stats().replied > 300; }));
+    ring_client c = f.rt.client("echo").value();
+    hung = c.call(echo_msg(trap_sequence));
+  });
+  require_exactly_once(r);
+  REQUIRE(hung.ok());
+  CHECK(echo_seq(hung.reply) == trap_sequence);
+  CHECK(f.status().hangs >= 1);
+  REQUIRE(wait_until([&] { return process_gone(first); }));  // SIGKILL ends a process whatever its device does
+  REQUIRE(wait_until([&] { return f.ladder.snapshot().graveyard == 0; }));
+  CHECK(call_ok(f.rt));
+}
+
+TEST_CASE(
+    "kernel host (gpu worker): the production worker refuses the emulator, a worker of another protocol is "
+    "refused",
+    "[faults][kernel-host]") {
+  gpu_worker_setup g;
+  ringflow::doorbell bell;
+  {
+    // `ringflow kernel-host` registers cuda and hip (when linked), never the emulator: exit 3.
+    kernel_host_options o = g.options();
+    o.program = RINGFLOW_PROGRAM;
+    o.worker_args.clear();
+    auto dev = kernel_host_device::make("h", o);
+    CHECK_THROWS_WITH(dev->factory("echo")(&bell), Catch::Contains("exited with code 3"));
+  }
+  {
+    // A worker that reports another segment protocol version is refused before its rings are used.
+    kernel_host_options o = g.options();
+    o.worker_args.push_back("--report-version");
+    o.worker_args.push_back("1");
+    o.standby = false;
+    auto dev = kernel_host_device::make("h", o);
+    CHECK_THROWS_WITH(dev->factory("echo")(&bell), Catch::Contains("protocol version 1"));
+  }
+  {
+    // The worker refuses a set-up line of another version (exit 3: bad segment).
+    process::shm_mapping m = process::shm_mapping::create(kPrefix, "echo", 1 << 16);
+    auto* h = new (m.base()) process::host_segment_header{};
+    h->magic = process::host_segment_header::magic_value;
+    h->version = 99;
+    h->total_bytes = m.bytes();
+    process::worker_segment seg;
+    std::string error;
+    const auto e = process::map_segment(m.name(), g.options().kernels, seg, error);
+    REQUIRE(e);
+    CHECK(*e == process::worker_exit::bad_segment);
+    CHECK_THAT(error, Catch::Contains("version 99"));
+  }
   CHECK(process::list_segments(kPrefix).empty());
 }

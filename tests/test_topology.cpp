@@ -194,7 +194,14 @@ TEST_CASE("kernel-host placement: host values, and kill_worker only for host: pr
   CHECK(t->nodes[1].host == "in-process");
   CHECK(t->faults[0].kind == "kill_worker");
   require_one(head + "nodes: [{name: a, kernel: echo, host: remote}]\n", 2, 39, "unknown host 'remote'");
-  require_one(head + "nodes: [{name: a, kernel: echo, backend: cuda, host: process}]\n", 2, 54, "cpu or sim backend");
+  // A GPU worker (host: process on cuda/hip) is valid; device faults need the sim backend's injector.
+  const std::string gpu_hosted = head + "nodes: [{name: a, kernel: echo, backend: cuda, host: process}]\n";
+  errors.clear();
+  const auto g = parse_topology(gpu_hosted + "faults: [{node: a, kind: kill_worker, at_s: 1}]\n", "t.yaml", errors);
+  REQUIRE(errors.empty());
+  CHECK(g->nodes[0].backend == "cuda");
+  require_one(gpu_hosted + "faults: [{node: a, kind: crash, at_message: 3}]\n", 3, 26,
+              "takes kill_worker and actor_crash");
   require_one(head + "nodes: [{name: a, function: sink, type: Echo, host: process}]\n", 2, 53,
               "'host' is for ring nodes");
   require_one(hosted + "faults: [{node: b, kind: kill_worker, at_s: 1}]\n", 5, 26, "for nodes with host: process");

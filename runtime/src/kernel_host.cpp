@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "ringflow/runtime/catalog.hpp"
+#include "ringflow/runtime/gpu_backends.hpp"
 #include "ringflow/runtime/plugins.hpp"
 
 namespace ringflow::ops {
@@ -38,13 +39,20 @@ int run_kernel_host(const std::string& segment, std::string& error, bool standby
   }
   if (standby && !process::wait_for_activation()) return static_cast<int>(worker_exit::service_gone);
   process::worker_segment seg;
-  if (auto e = process::map_segment(segment, catalog_kernel_lookup(), seg, error)) return static_cast<int>(*e);
+  if (auto e = process::map_segment(segment, catalog_kernel_lookup(), seg, error, linked_worker_gpu_backends()))
+    return static_cast<int>(*e);
   process::worker_incarnation w;
   if (auto e = process::make_worker_incarnation(seg, w, error)) return static_cast<int>(*e);
   const worker_exit code = process::serve_until_done(seg, w, error);
   if (code == worker_exit::service_gone) std::_Exit(static_cast<int>(code));  // nobody to drain for
-  w.kernel.reset();  // joins the kernel's threads (it has finished)
-  return static_cast<int>(code);
+  return process::finish_worker(w, code);
+}
+
+process::worker_gpu_backends linked_worker_gpu_backends() {
+  process::worker_gpu_backends v;
+  for (const char* name : {"cuda", "hip"})  // never the tests' emulator: it is not a registered backend
+    if (std::optional<gpu_backend> b = find_gpu_backend(name); b && b->open_with) v.push_back({name, b->open_with});
+  return v;
 }
 
 }  // namespace ringflow::ops

@@ -260,8 +260,6 @@ void read_nodes(reader& r, const yaml::node& list, topology& t) {
         s.host = *h;
         if (s.host != "in-process" && s.host != "process")
           r.error(n["host"], what + ": unknown host '" + s.host + "' (known: in-process, process)");
-        else if (s.host == "process" && (s.backend == "cuda" || s.backend == "hip"))
-          r.error(n["host"], what + ": a kernel host runs the cpu or sim backend (the GPU backends are not built yet)");
       }
       s.replicas = r.num<std::uint32_t>(n, "replicas", what, 1, 64).value_or(1);
       s.window = r.num<std::uint32_t>(n, "window", what, 1, 1u << 20).value_or(256);
@@ -577,6 +575,10 @@ void read_faults(reader& r, const yaml::node& list, topology& t) {
       r.error(n["kind"], what + ": unknown fault kind '" + s.kind + "' (known: " + kinds + ")");
     } else if (hosted && s.kind == "device_lost") {
       r.error(n["kind"], what + ": 'device_lost' is for in-process nodes (a kernel host's device is its worker)");
+    } else if (hosted && target && (target->backend == "cuda" || target->backend == "hip")) {
+      // A GPU worker's kernel runs on the device: there is no fault injector in its path.
+      r.error(n["kind"], what + ": '" + s.kind + "' is injected by the sim backend; a host: process node on " +
+                             target->backend + " takes kill_worker and actor_crash faults");
     }
     int triggers = 0;
     if (auto x = r.num<double>(n, "at_s", what, 0, 1e7)) s.at_s = *x, ++triggers;

@@ -135,6 +135,11 @@ error device_pointer(void** dev, void* host) {
   *dev = host;
   return success;
 }
+error host_register(void* p, std::size_t n) {
+  if (const int e = g_sticky.load()) return e;
+  return p && n ? success : emulator::error_memory;  // (the memory is already the "device's")
+}
+error host_unregister(void*) { return success; }
 error device_alloc(void** p, std::size_t n) { return g_sticky.load() ? g_sticky.load() : alloc(p, n); }
 error free_host(void* p) {
   std::free(p);

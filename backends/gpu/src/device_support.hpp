@@ -98,8 +98,14 @@ class pool_allocator {
 struct binding {
   std::uint32_t kernel_index = 0;
   gpu_ring_options rings{};
-  std::uint64_t request_offset = 0, reply_offset = 0;  // in the ring pool
+  std::uint64_t request_offset = 0, reply_offset = 0;  // in the ring pool (pool bindings)
   std::uint64_t request_bytes = 0, reply_bytes = 0;
+  // Host addresses of the rings and the control block: in the pool and the pinned control array,
+  // or (external: factory_at) in a registered region the caller owns.
+  std::uint8_t* request_host = nullptr;
+  std::uint8_t* reply_host = nullptr;
+  control_block* control_host = nullptr;
+  bool external = false;
   doorbell* bell = nullptr;
   std::uint64_t serial = 0;  // which create() bound it
   bool in_use = false;

@@ -114,6 +114,15 @@ inline error host_alloc_mapped(void** p, std::size_t n) {
 #endif
 }
 inline error device_pointer(void** dev, void* host) { return RINGFLOW_RT(HostGetDevicePointer)(dev, host, 0); }
+/// Pins and maps memory the caller allocated (a shared-memory segment) for the device.
+inline error host_register(void* p, std::size_t n) {
+#if defined(RINGFLOW_GPU_API_CUDA)
+  return cudaHostRegister(p, n, cudaHostRegisterMapped | cudaHostRegisterPortable);
+#else
+  return hipHostRegister(p, n, hipHostRegisterMapped | hipHostRegisterPortable);
+#endif
+}
+inline error host_unregister(void* p) { return RINGFLOW_RT(HostUnregister)(p); }
 inline error device_alloc(void** p, std::size_t n) { return RINGFLOW_RT(Malloc)(p, n); }
 inline error free_host(void* p) {
 #if defined(RINGFLOW_GPU_API_CUDA)
@@ -185,6 +194,8 @@ error versions(int& driver, int& runtime);
 error describe(int ordinal, gpu_info& out);
 error host_alloc_mapped(void** p, std::size_t n);
 error device_pointer(void** dev, void* host);
+error host_register(void* p, std::size_t n);
+error host_unregister(void* p);
 error device_alloc(void** p, std::size_t n);
 error free_host(void* p);
 error free_device(void* p);

@@ -47,6 +47,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     threads_ = warps * static_cast<std::uint32_t>(info_.warp_size > 0 ? info_.warp_size : 32);
     workers_ = blocks_ * warps;
     allocate();
+    register_regions();  // (throws after releasing what allocate() took)
     try {
       active_words_ = (opts_.max_rings + 63) / 64;
       active_ = std::make_unique<std::atomic<std::uint64_t>[]>(active_words_);
@@ -125,6 +126,29 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
       return dev->create(k, rings, bell);
     };
   }
+  incarnation_factory factory_at(const std::string& kernel, const gpu_external_rings& ext) override {
+    const std::uint32_t k = kernel_index(table_, kernel);
+    if (k >= table_.size)
+      throw std::invalid_argument("kernel '" + kernel + "' is not in the " + api::backend + " kernel table");
+    ring_storage::validate(ext.requests);
+    ring_storage::validate(ext.replies);
+    if (ext.replies.arena_bytes && ext.replies.capacity > opts_.max_reply_capacity)
+      throw std::invalid_argument("gpu device: a response ring with an arena may have at most max_reply_capacity (" +
+                                  std::to_string(opts_.max_reply_capacity) + ") slots");
+    if (ext.max_batch == 0) throw std::invalid_argument("gpu device: max_batch must be > 0");
+    const auto inside = [&](const void* p, std::uint64_t n) { return registered_address(p, n) != nullptr; };
+    if (!inside(ext.request_memory, ring_layout{ext.requests}.bytes()) ||
+        !inside(ext.reply_memory, ring_layout{ext.replies}.bytes()) || !inside(ext.control, sizeof(control_block)))
+      throw std::invalid_argument(
+          "gpu device: external rings and their control block must lie in a registered "
+          "host region (gpu_device_options::registered)");
+    std::weak_ptr<device_impl> self = weak_from_this();
+    return [self, k, ext](doorbell* bell) -> std::unique_ptr<incarnation> {
+      auto dev = self.lock();
+      if (!dev) throw std::runtime_error("gpu device is gone");
+      return dev->create_external(k, ext, bell);
+    };
+  }
   const gpu_info& info() const noexcept override { return info_; }
   std::vector<std::string> kernels() const override {
     std::vector<std::string> v;
@@ -149,7 +173,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   // ---- for gpu_incarnation
   const kernel_table_info& table() const noexcept { return table_; }
   std::uint32_t kernel_of(std::uint32_t entry) const noexcept { return bindings_[entry].kernel_index; }
-  control_block& ring_control(std::uint32_t entry) noexcept { return ring_controls_[entry]; }
+  control_block& ring_control(std::uint32_t entry) noexcept { return *bindings_[entry].control_host; }
   /// notify() of entry's incarnation: marks the ring active (the monitor sweeps only active rings,
   /// plus all of them once per millisecond) and wakes the monitor if it parked.
   void wake_monitor(std::uint32_t entry) noexcept {
@@ -183,12 +207,50 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     }
     b.request_offset = *rq;
     b.reply_offset = *rp;
+    b.request_host = ring_pool_ + b.request_offset;
+    b.reply_host = ring_pool_ + b.reply_offset;
+    b.in_use = true;
+    const std::uint32_t entry = free_entries_.back();
+    free_entries_.pop_back();
+    b.control_host = &ring_controls_[entry];
+    bindings_[entry] = b;
+    const ring_region req = ring_region::init(b.request_host, rings.requests);
+    const ring_region rep = ring_region::init(b.reply_host, rings.replies);
+    bind_locked(entry);
+    auto inc = std::make_unique<gpu_incarnation>(shared_from_this(), entry, req, rep);
+    publish_watch_locked();
+    return inc;
+  }
+
+  /// An incarnation on rings the caller owns (factory_at): no pool memory, the rings as they are.
+  std::unique_ptr<incarnation> create_external(std::uint32_t k, const gpu_external_rings& ext, doorbell* bell) {
+    std::lock_guard lock(mu_);
+    if (closed_) throw std::runtime_error(opts_.id + ": its kernel was stopped (shutdown)");
+    if (poisoned_) throw std::runtime_error(opts_.id + " is poisoned by a sticky error (" + last_error_ + ")");
+    std::string why;
+    if (!kernel_running_ && !launch_locked(why))
+      throw std::runtime_error(opts_.id + ": cannot launch its kernel: " + why);
+    if (free_entries_.empty()) reclaim_leaked_locked();
+    if (free_entries_.empty())
+      throw std::runtime_error(opts_.id + ": ring table full (" + std::to_string(opts_.max_rings) + " rings)");
+    const ring_region req(ext.request_memory, ext.requests), rep(ext.reply_memory, ext.replies);
+    if (!req.valid() || !rep.valid())
+      throw std::invalid_argument("gpu device: external rings are not formatted as their configs say");
+    binding b;
+    b.kernel_index = k;
+    b.rings.requests = ext.requests;
+    b.rings.replies = ext.replies;
+    b.rings.max_batch = ext.max_batch;
+    b.bell = bell;
+    b.serial = ++serial_;
+    b.request_host = static_cast<std::uint8_t*>(ext.request_memory);
+    b.reply_host = static_cast<std::uint8_t*>(ext.reply_memory);
+    b.control_host = ext.control;
+    b.external = true;
     b.in_use = true;
     const std::uint32_t entry = free_entries_.back();
     free_entries_.pop_back();
     bindings_[entry] = b;
-    const ring_region req = ring_region::init(ring_pool_ + b.request_offset, rings.requests);
-    const ring_region rep = ring_region::init(ring_pool_ + b.reply_offset, rings.replies);
     bind_locked(entry);
     auto inc = std::make_unique<gpu_incarnation>(shared_from_this(), entry, req, rep);
     publish_watch_locked();
@@ -199,19 +261,19 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   /// first when it is down. False when the device cannot (poisoned, launch failed).
   bool rebind(std::uint32_t entry) {
     std::lock_guard lock(mu_);
-    if (closed_ || poisoned_ || !ring_controls_[entry].finished()) return false;
+    if (closed_ || poisoned_ || !ring_control(entry).finished()) return false;
     std::string why;
     if (!kernel_running_ && !launch_locked(why)) return false;
     const binding& b = bindings_[entry];
-    discard_ring(ring_region(ring_pool_ + b.request_offset, b.rings.requests));
-    discard_ring(ring_region(ring_pool_ + b.reply_offset, b.rings.replies));
+    discard_ring(ring_region(b.request_host, b.rings.requests));
+    discard_ring(ring_region(b.reply_host, b.rings.replies));
     bind_locked(entry);
     publish_watch_locked();
     return true;
   }
 
   bool stop_ring(std::uint32_t entry, std::chrono::milliseconds timeout) {
-    control_block& cb = ring_controls_[entry];
+    control_block& cb = ring_control(entry);
     set_ctl_bits(entry, persistent_ctl::stop);
     if (!wait_finished(cb, std::chrono::steady_clock::now() + timeout)) {
       // Abandoned: a live worker ends it within a poll period (reply_stuck); one that does not
@@ -230,7 +292,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   void release_ring(std::uint32_t entry) noexcept {
     std::lock_guard lock(mu_);
     binding& b = bindings_[entry];
-    if (kernel_running_ && !ring_controls_[entry].finished()) {
+    if (kernel_running_ && !ring_control(entry).finished()) {
       b.leaked = true;  // a worker may still use these rings: reclaimed once it is done (monitor)
     } else {
       free_entry_locked(entry);
@@ -241,8 +303,42 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   }
 
  private:
+  // The device address of host memory in the pinned allocation or a registered region.
   std::uint8_t* dev_address(void* host) const noexcept {
-    return pinned_dev_ + (static_cast<std::uint8_t*>(host) - pinned_);
+    auto* h = static_cast<std::uint8_t*>(host);
+    if (h >= pinned_ && h < pinned_ + pinned_bytes_) return pinned_dev_ + (h - pinned_);
+    return registered_address(host, 1);
+  }
+  // The device address of [p, p + n) when it lies inside one registered region, else nullptr.
+  std::uint8_t* registered_address(const void* p, std::uint64_t n) const noexcept {
+    const auto* h = static_cast<const std::uint8_t*>(p);
+    for (const registration& r : registered_)
+      if (h >= r.host && n <= r.bytes && h + n <= r.host + r.bytes) return r.dev + (h - r.host);
+    return nullptr;
+  }
+
+  // gpu_device_options::registered: pinned and mapped before the kernel launches (registration
+  // could wait for a running kernel). On failure, everything taken so far is released.
+  void register_regions() {
+    for (const gpu_device_options::host_region& r : opts_.registered) {
+      std::string why;
+      if (!r.base || !r.bytes) why = "an empty region";
+      if (why.empty())
+        if (const api::error e = api::host_register(r.base, r.bytes); e != api::success)
+          why = "registration of " + std::to_string(r.bytes) + " bytes failed: " + describe_error(e);
+      void* d = nullptr;
+      if (why.empty()) {
+        if (const api::error e = api::device_pointer(&d, r.base); e != api::success) {
+          api::host_unregister(r.base);
+          why = "no device address for a registered region: " + describe_error(e);
+        }
+      }
+      if (!why.empty()) {
+        release_memory();
+        throw gpu_unavailable(opts_.id + ": host memory registration: " + why);
+      }
+      registered_.push_back({static_cast<std::uint8_t*>(r.base), static_cast<std::uint8_t*>(d), r.bytes});
+    }
   }
 
   void allocate() {
@@ -255,6 +351,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
       throw gpu_unavailable(opts_.id + ": pinned mapped allocation of " + std::to_string(pinned_bytes) +
                             " bytes failed: " + describe_error(e));
     pinned_ = static_cast<std::uint8_t*>(p);
+    pinned_bytes_ = pinned_bytes;
     std::memset(pinned_, 0, table_bytes + controls_bytes);
     void* d = nullptr;
     if (const api::error e = api::device_pointer(&d, p); e != api::success) {
@@ -289,6 +386,8 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   }
 
   void release_memory() noexcept {
+    for (const registration& r : registered_) api::host_unregister(r.host);
+    registered_.clear();
     if (stream_) api::stream_destroy(stream_);
     if (device_mem_) api::free_device(device_mem_);
     if (pinned_) api::free_host(pinned_);
@@ -364,15 +463,15 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     persistent_ring& r = table_entries_[entry];
     r.kernel_index = b.kernel_index;
     r.max_batch = b.rings.max_batch;
-    r.requests = dev_address(ring_pool_ + b.request_offset);
-    r.replies = dev_address(ring_pool_ + b.reply_offset);
-    r.control = reinterpret_cast<control_block*>(dev_address(&ring_controls_[entry]));
+    r.requests = dev_address(b.request_host);
+    r.replies = dev_address(b.reply_host);
+    r.control = reinterpret_cast<control_block*>(dev_address(b.control_host));
     r.reply_scratch = b.rings.replies.arena_bytes
                           ? scratch_dev_ + static_cast<std::uint64_t>(entry) * opts_.max_reply_capacity
                           : nullptr;
     r.request_config = b.rings.requests;
     r.reply_config = b.rings.replies;
-    ring_controls_[entry].reset(++ring_epoch_);
+    b.control_host->reset(++ring_epoch_);
     // Release: the entry, the control block's reset and the rings' formatting are visible to the
     // worker that acquires the new generation.
     store_release(r.ctl, (++generation_) << persistent_ctl::generation_shift);
@@ -468,8 +567,8 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
       // Nothing runs on the device any more: the host is the only writer of these blocks now.
       // Only a ring the host itself stopped is left as it is; any other is no longer served.
       const bool stopped_on_request = (load_relaxed(table_entries_[i].ctl) & persistent_ctl::stop) != 0 &&
-                                      ring_controls_[i].current_state() == kernel_state::stopped;
-      if (!stopped_on_request) ring_controls_[i].fault(f.code, flags, detail.c_str());
+                                      ring_control(i).current_state() == kernel_state::stopped;
+      if (!stopped_on_request) ring_control(i).fault(f.code, flags, detail.c_str());
       if (bindings_[i].bell) bindings_[i].bell->ring();
     }
   }
@@ -481,10 +580,10 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
       if (!b.in_use) continue;
       (*w)[i] = {true,
                  b.serial,
-                 ring_region(ring_pool_ + b.request_offset, b.rings.requests),
-                 ring_region(ring_pool_ + b.reply_offset, b.rings.replies),
+                 ring_region(b.request_host, b.rings.requests),
+                 ring_region(b.reply_host, b.rings.replies),
                  b.bell,
-                 &ring_controls_[i]};
+                 b.control_host};
     }
     std::lock_guard wl(watch_mu_);
     watch_ = std::move(w);
@@ -578,8 +677,10 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
 
   // Returns an entry's rings to the pool and the entry to the free list (mu_ held).
   void free_entry_locked(std::uint32_t i) {
-    pool_.release(bindings_[i].request_offset, bindings_[i].request_bytes);
-    pool_.release(bindings_[i].reply_offset, bindings_[i].reply_bytes);
+    if (!bindings_[i].external) {
+      pool_.release(bindings_[i].request_offset, bindings_[i].request_bytes);
+      pool_.release(bindings_[i].reply_offset, bindings_[i].reply_bytes);
+    }
     free_entries_.push_back(i);
   }
 
@@ -588,7 +689,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   void reclaim_leaked_locked() {
     for (std::uint32_t i = 0; i < opts_.max_rings; ++i) {
       binding& b = bindings_[i];
-      if (!b.leaked || (kernel_running_ && !ring_controls_[i].finished())) continue;
+      if (!b.leaked || (kernel_running_ && !ring_control(i).finished())) continue;
       free_entry_locked(i);
       b.leaked = false;
     }
@@ -610,7 +711,14 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   std::uint32_t blocks_ = 1, threads_ = 32, workers_ = 1;
 
   std::uint8_t* pinned_ = nullptr;
+  std::uint64_t pinned_bytes_ = 0;
   std::uint8_t* pinned_dev_ = nullptr;
+  struct registration {
+    std::uint8_t* host;
+    std::uint8_t* dev;
+    std::uint64_t bytes;
+  };
+  std::vector<registration> registered_;  // gpu_device_options::registered, once registered
   persistent_ring* table_entries_ = nullptr;
   control_block* kernel_control_ = nullptr;
   control_block* ring_controls_ = nullptr;

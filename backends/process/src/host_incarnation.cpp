@@ -161,7 +161,15 @@ void host_incarnation::await_start(pid_t pid, std::string& why) {
       return;
     }
     const std::uint32_t raw = load_acquire(shm_control_->state);
-    if (raw == static_cast<std::uint32_t>(kernel_state::running)) return;
+    if (raw == static_cast<std::uint32_t>(kernel_state::running)) {
+      // The worker wrote the version it speaks before it started its kernel (pairs with `running`).
+      const std::uint32_t v = load_relaxed(header()->worker_version);
+      if (v != host_segment_header::version_value)
+        why = "kernel host " + std::to_string(pid) + " speaks segment protocol version " + std::to_string(v) +
+              ", this service " + std::to_string(host_segment_header::version_value) +
+              " (a worker program of another build): refused";
+      return;
+    }
     if (raw == static_cast<std::uint32_t>(kernel_state::faulted)) {
       why = "kernel host " + std::to_string(pid) + ": kernel faulted during start-up";
       return;
@@ -197,6 +205,7 @@ void host_incarnation::write_setup() {
   store_relaxed(h->worker_generation, std::uint64_t{0});
   store_relaxed(h->liveness, std::uint64_t{0});
   store_relaxed(h->faults_fired, std::uint64_t{0});
+  store_relaxed(h->worker_version, std::uint32_t{0});
   shm_control_ = new (seg_.base() + layout_.control) control_block();
   shm_control_->reset(0);
   shm_control_->set_state(kernel_state::idle);

@@ -18,11 +18,11 @@ kernel_host_device::kernel_host_device(std::string id, kernel_host_options opts)
 kernel_host_device::~kernel_host_device() = default;
 
 std::shared_ptr<kernel_host_device> kernel_host_device::make(std::string id, kernel_host_options opts) {
-  if (opts.backend == "cuda" || opts.backend == "hip")
-    throw std::invalid_argument("kernel host: backend '" + opts.backend +
-                                "' is not available: the GPU backends are not built yet (use cpu or sim)");
-  if (opts.backend != "cpu" && opts.backend != "sim")
-    throw std::invalid_argument("kernel host: unknown backend '" + opts.backend + "' (cpu or sim)");
+  // cuda / hip: the worker owns the device context (whether its program links that backend is
+  // the worker's to say: it refuses a segment naming a backend it lacks). "emulated": only a test's
+  // worker program registers it; the `ringflow` program's workers refuse it.
+  if (opts.backend != "cpu" && opts.backend != "sim" && !is_gpu_worker_backend(opts.backend))
+    throw std::invalid_argument("kernel host: unknown backend '" + opts.backend + "' (cpu, sim, cuda or hip)");
   if (!opts.standing_faults.empty() && opts.backend != "sim")
     throw std::invalid_argument("kernel host: fault rules need the sim backend in the worker");
   if (opts.standing_faults.size() > host_segment_header::max_rules)

@@ -6,10 +6,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
+
+#include "ringflow/wait_policy.hpp"
 
 namespace ringflow::process {
 
@@ -57,7 +61,7 @@ std::string validate_setup(const host_segment_header& hdr, std::size_t bytes) {
 }  // namespace
 
 std::optional<worker_exit> map_segment(const std::string& name, const kernel_lookup& kernels, worker_segment& out,
-                                       std::string& error) {
+                                       std::string& error, const worker_gpu_backends& gpus) {
   std::optional<shm_mapping> m = shm_mapping::open(name, sizeof(host_segment_header), error);
   if (!m) return worker_exit::bad_segment;
   out.mapping = std::move(*m);
@@ -76,10 +80,19 @@ std::optional<worker_exit> map_segment(const std::string& name, const kernel_loo
   std::optional<hosted_kernel> k = kernels ? kernels.find(kernel) : std::nullopt;
   if (!k) return bad("unknown kernel '" + kernel + "'");
   out.kernel = std::move(*k);
-  if (out.backend != "cpu" && out.backend != "sim")
-    return bad("backend '" + out.backend + "' is not available in a kernel host");
+  if (out.backend != "cpu" && out.backend != "sim") {
+    const auto g =
+        std::find_if(gpus.begin(), gpus.end(), [&](const worker_gpu_backend& b) { return b.name == out.backend; });
+    if (g == gpus.end() || !g->open)
+      return bad(
+          "backend '" + out.backend + "' is not available in this kernel host (its program " +
+          (is_gpu_worker_backend(out.backend) ? "does not link it" : "knows cpu, sim and the GPU backends it links") +
+          ")");
+    out.gpu = *g;
+  }
   if (static_cast<std::int64_t>(::getppid()) != hdr.service_pid) return bad("this process is not the service's child");
   store_relaxed(out.shared()->worker_pid, static_cast<std::int64_t>(::getpid()));
+  store_relaxed(out.shared()->worker_version, host_segment_header::version_value);  // before the kernel runs
   store_relaxed(out.shared()->worker_generation,
                 load_acquire(out.shared()->generation));  // pairs with the service's release
   return std::nullopt;
@@ -96,7 +109,28 @@ std::optional<worker_exit> make_worker_incarnation(const worker_segment& seg, wo
   co.rings.replies = seg.setup.replies;
   co.max_batch = seg.setup.max_batch;
   try {
-    if (seg.backend == "cpu") {
+    if (seg.gpu) {
+      // The whole segment registered with the device before its kernel launches (registration may
+      // wait for running kernels); one block of one worker warp serves this worker's one ring.
+      gpu::gpu_device_options go;
+      go.id = seg.gpu->name + ":kernel-host";
+      go.max_rings = 1;
+      go.ring_pool_bytes = 4096;  // (unused: the rings are the segment's)
+      go.max_reply_capacity = std::max<std::uint32_t>(seg.setup.replies.capacity, 1);
+      go.blocks = 1;
+      go.warps_per_block = 1;
+      const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+      go.registered.push_back({base, (seg.mapping.bytes() + page - 1) / page * page});  // mmap maps whole pages
+      out.gpu = seg.gpu->open(go);
+      gpu::gpu_external_rings ext;
+      ext.request_memory = base + l.requests;
+      ext.reply_memory = base + l.replies;
+      ext.control = seg.control();
+      ext.requests = seg.setup.requests;
+      ext.replies = seg.setup.replies;
+      ext.max_batch = seg.setup.max_batch;
+      out.kernel = out.gpu->factory_at(seg.kernel.name, ext)(reply_bell);
+    } else if (seg.backend == "cpu") {
       co.rings.request_memory = base + l.requests;
       co.rings.reply_memory = base + l.replies;
       co.rings.attach = true;
@@ -126,11 +160,74 @@ std::optional<worker_exit> make_worker_incarnation(const worker_segment& seg, wo
   return std::nullopt;
 }
 
+namespace {
+
+// A GPU worker's relay: the service rings the kernel bell for new requests (notify) and to ask for
+// a stop; a GPU kernel polls its rings and never parks on a futex, so this thread hands both to
+// the device: notify() wakes its monitor (which rings the reply bell as replies arrive), and a stop
+// request becomes the ring's stop (drained, then `stopped`; abandoned as reply_stuck past 5 s).
+class gpu_relay {
+ public:
+  gpu_relay(const worker_segment& seg, incarnation& inc)
+      : bell_(reinterpret_cast<doorbell*>(seg.mapping.base() + seg.layout.kernel_bell)),
+        control_(seg.control()),
+        inc_(inc),
+        thread_([this] { run(); }) {}
+  ~gpu_relay() {
+    quit_.store(true, std::memory_order_release);
+    bell_->ring();
+    thread_.join();
+  }
+  gpu_relay(const gpu_relay&) = delete;
+  gpu_relay& operator=(const gpu_relay&) = delete;
+
+ private:
+  void run() {
+    name_this_thread("rf-gpu-relay");
+    bool stop_sent = false;
+    while (!quit_.load(std::memory_order_acquire)) {
+      const doorbell::token t = bell_->prepare_wait();
+      if (!stop_sent && control_->stop_is_requested()) {
+        bell_->cancel_wait();
+        stop_sent = true;
+        (void)inc_.stop(std::chrono::milliseconds(5000));  // the main loop sees the ring finish
+        continue;
+      }
+      inc_.notify();
+      // Bounded: a lost wake-up costs at most this (the device's own monitor also sweeps every ms).
+      bell_->wait(t, std::chrono::milliseconds(1));
+    }
+  }
+  doorbell* bell_;
+  control_block* control_;
+  incarnation& inc_;
+  std::atomic<bool> quit_{false};
+  std::thread thread_;
+};
+
+}  // namespace
+
+int finish_worker(worker_incarnation& w, worker_exit code) {
+  if (w.gpu) {
+    // Nothing to drain (the service learnt everything from the segment): a faulted or hung device
+    // is left to the driver, which reclaims an ended process's context.
+    if (code != worker_exit::stopped) std::_Exit(static_cast<int>(code));
+    w.kernel.reset();
+    if (!w.gpu->stop_kernel()) std::_Exit(static_cast<int>(code));
+    w.gpu.reset();
+    return static_cast<int>(code);
+  }
+  w.kernel.reset();  // joins the kernel's threads (it has finished)
+  return static_cast<int>(code);
+}
+
 worker_exit serve_until_done(const worker_segment& seg, worker_incarnation& w, std::string& error) {
   host_segment_header* h = seg.shared();
   control_block* control = seg.control();
   const auto interval = std::chrono::microseconds(std::max<std::uint32_t>(seg.setup.liveness_interval_us, 1000));
   std::uint32_t inject_seen = load_acquire(h->inject_seq);
+  std::optional<gpu_relay> relay;
+  if (w.gpu) relay.emplace(seg, *w.kernel);
   for (;;) {
     store_relaxed(h->liveness, load_relaxed(h->liveness) + 1);
     if (static_cast<std::int64_t>(::getppid()) != seg.setup.service_pid) {

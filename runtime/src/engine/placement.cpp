@@ -55,7 +55,21 @@ node_placement placement::place(const node_spec& n, const topology& topo, const 
   const bool hosted = n.host == "process";
   p.backend = backend_of(n);
   if (p.backend == "auto") p.backend = resolve_auto(hosted);
-  if (p.backend == "cuda" || p.backend == "hip") {
+  const bool on_gpu = p.backend == "cuda" || p.backend == "hip";
+  if (on_gpu && hosted) {
+    // The worker owns the device context (ringflow/process/kernel_host_device.hpp): the service
+    // opens no device of its own, it only checks that one is usable before starting workers.
+    std::optional<gpu_backend> b = find_gpu_backend(p.backend);
+    const gpu::gpu_probe probe = b && b->probe ? b->probe() : gpu::gpu_probe{};
+    if (!b || !b->open_with)
+      throw engine_error("node '" + n.name + "': backend '" + p.backend +
+                         "' is not available: this program was built "
+                         "without the " +
+                         p.backend + " backend; use auto, sim or cpu");
+    if (!probe.usable)
+      throw engine_error("node '" + n.name + "': backend '" + p.backend + "' is not available: " + probe.detail +
+                         " (ringflow devices lists what this machine has); use auto, sim or cpu");
+  } else if (on_gpu) {
     std::string why;
     p.gpu = gpu_device_for(p.backend, why);
     if (!p.gpu)
@@ -70,7 +84,7 @@ node_placement placement::place(const node_spec& n, const topology& topo, const 
     ho.heartbeat_timeout = std::chrono::milliseconds(cfg.workers.heartbeat_timeout_ms);
     ho.start_timeout = std::chrono::milliseconds(cfg.workers.start_timeout_ms);
     ho.standby = cfg.workers.standby == "on";
-    ho.backend = p.backend == "sim" || faulted ? "sim" : "cpu";
+    ho.backend = on_gpu ? p.backend : p.backend == "sim" || faulted ? "sim" : "cpu";
     for (const fault_spec& f : topo.faults)  // message and probability rules: every worker starts with them
       if (f.node == n.name && f.on_device() && f.at_s < 0) ho.standing_faults.push_back(rule_of(f));
     p.host = process::kernel_host_device::make("host:" + n.name, ho);
@@ -110,8 +124,7 @@ incarnation_factory placement::device_factory(const node_placement& p, const ker
   } else if (p.sim) {
     f = k.sim_factory(*p.sim, co);
   }
-  // A kernel host's workers run cpu or sim; with --backend cuda|hip over a `host: process` node
-  // (a file cannot say so) the GPU factory above is still made and checked, then replaced.
+  // A kernel host's workers run the node's backend themselves (a GPU worker opens its own device).
   if (p.host) f = p.host->factory(k.name, co);
   return f;
 }

@@ -25,6 +25,8 @@ struct gpu_backend {
   std::string name;  // "cuda" | "hip"
   std::function<std::shared_ptr<gpu::gpu_device>()> open;
   std::function<gpu::gpu_probe()> probe;
+  /// Opens a device with these options (a kernel-host worker's own device; ringflow/process/worker.hpp).
+  std::function<std::shared_ptr<gpu::gpu_device>(gpu::gpu_device_options)> open_with;
 };
 
 /// Registers (or replaces) a backend by name.
@@ -35,10 +37,12 @@ std::optional<gpu_backend> find_gpu_backend(const std::string& name);
 /// Registers the GPU backends the calling program links (see the contract).
 inline void use_linked_gpu_backends() {
 #if defined(RINGFLOW_HAVE_CUDA_BACKEND)
-  register_gpu_backend({"cuda", [] { return gpu::make_cuda_device(); }, [] { return gpu::probe_cuda(); }});
+  register_gpu_backend({"cuda", [] { return gpu::make_cuda_device(); }, [] { return gpu::probe_cuda(); },
+                        [](gpu::gpu_device_options o) { return gpu::make_cuda_device(std::move(o)); }});
 #endif
 #if defined(RINGFLOW_HAVE_HIP_BACKEND)
-  register_gpu_backend({"hip", [] { return gpu::make_hip_device(); }, [] { return gpu::probe_hip(); }});
+  register_gpu_backend({"hip", [] { return gpu::make_hip_device(); }, [] { return gpu::probe_hip(); },
+                        [](gpu::gpu_device_options o) { return gpu::make_hip_device(std::move(o)); }});
 #endif
 }
 

@@ -21,8 +21,13 @@ namespace ringflow::ops {
 /// exit code, a process::worker_exit: 0 stopped, 3 a bad segment (`error` says why), 4 the kernel
 /// could not start, 5 the kernel faulted, 6 the service went away, 7 a plugin could not be loaded
 /// or its content hash is not the service's.
+/// A worker whose segment names a GPU backend (cuda, hip) runs its kernel on a device of its own
+/// when this program registered that backend (gpu_backends.hpp); the tests' emulator is never one.
 [[nodiscard]] int run_kernel_host(const std::string& segment, std::string& error, bool standby = false,
                                   const std::vector<std::string>& plugins = {},
                                   const std::vector<std::string>& plugin_sha256 = {});
+
+/// The GPU backends this program registered, as a worker's (cuda and hip only).
+[[nodiscard]] process::worker_gpu_backends linked_worker_gpu_backends();
 
 }  // namespace ringflow::ops

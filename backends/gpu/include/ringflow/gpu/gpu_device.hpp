@@ -59,6 +59,7 @@
 #include <cstdlib>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
@@ -110,6 +111,25 @@ struct gpu_device_options {
   std::chrono::microseconds monitor_linger{200};   // monitor spins this long after the last reply before parking
   std::chrono::microseconds monitor_period{1000};  // monitor: stream query + sweep of all bound rings
   std::chrono::milliseconds stop_timeout{2000};    // kernel stop: then it is a hang
+  /// Host memory the caller owns (e.g. a kernel host's POSIX shared-memory segment) registered with
+  /// the device as mapped memory (cudaHostRegister Mapped|Portable / hipHostRegister Mapped) before
+  /// the kernel launches, unregistered after it stopped: factory_at() binds rings that live there.
+  /// Page-aligned ranges; they must stay mapped until the device is destroyed.
+  struct host_region {
+    void* base = nullptr;
+    std::size_t bytes = 0;
+  };
+  std::vector<host_region> registered;
+};
+
+/// Rings (formatted by their owner) and a control block the caller placed in a registered
+/// host_region: what factory_at() binds instead of rings from the device's own pool.
+struct gpu_external_rings {
+  void* request_memory = nullptr;  // ring_region of `requests`, formatted
+  void* reply_memory = nullptr;    // ring_region of `replies`, formatted
+  control_block* control = nullptr;
+  ring_config requests{}, replies{};
+  std::uint32_t max_batch = 32;
 };
 
 /// Per-incarnation options (the rings; cpu::ring_options' placement fields are not used).
@@ -127,6 +147,12 @@ class gpu_device : public device {
   incarnation_factory factory(const gpu_ring_options& rings = {}) {
     return factory(K::name, rings);
   }
+  /// Incarnations of `kernel` on rings someone else owns (a kernel-host worker's segment): every
+  /// pointer must lie in a gpu_device_options::registered region (std::invalid_argument otherwise,
+  /// and for a kernel outside the table or a ring the device's pools cannot serve). The rings are
+  /// used as they are (not formatted); the control block is reset at each bind. restart() rebinds
+  /// the same memory (its rings emptied). One incarnation per gpu_external_rings at a time.
+  virtual incarnation_factory factory_at(const std::string& kernel, const gpu_external_rings& rings) = 0;
 
   /// Shutdown: stops every bound ring (drained; abandoned past half of the stop timeout) and the
   /// kernel, polling its stream. False when the kernel ignored the stop past the stop timeout: a

@@ -10,8 +10,15 @@
 //   * One shared segment per incarnation (segment.hpp). The service creates it (O_EXCL), formats
 //     the rings and starts the worker with `PROGRAM kernel-host --segment NAME`; the worker
 //     (worker.hpp) attaches to the same rings (no copy: the CPU kernel serves them in place; a sim
-//     worker's fault-injecting decorator owns them) and starts its kernel. A CUDA/HIP worker would
-//     register the mapping with the device (cudaHostRegister) — not built yet: refused clearly.
+//     worker's fault-injecting decorator owns them) and starts its kernel. A GPU worker (backend
+//     cuda or hip) owns the device context: it registers the whole segment with the device
+//     (cudaHostRegister Mapped), opens a gpu_device on it and binds the segment's rings and control
+//     block to its persistent kernel (gpu_device::factory_at) — the kernel polls the very rings the
+//     service writes, across PCIe. A sticky fault (a trap, an illegal address) poisons only the
+//     worker's context: the worker exits, a new process (the standby, its process already started)
+//     takes over with a clean context and the ring core replays — the fault ladder's reinitialize
+//     rung on a GPU. A hung kernel stops the heartbeat it publishes into the segment's control
+//     block: the ladder's watchdog kills the worker (SIGKILL ends a process whatever its GPU does).
 //   * Kernels are found through the kernel_lookup the options carry (name -> factory): this
 //     backend knows no catalog; the program passes its own (runtime/ catalog) to both sides.
 //   * Nothing the worker writes is trusted by the service. The incarnation's control() is the
@@ -75,7 +82,7 @@ struct kernel_host_options {
   /// The `ringflow` executable to start as `PROGRAM kernel-host --segment NAME`; "" = this
   /// process's own executable (/proc/self/exe), right when the service is the ringflow program.
   std::string program;
-  std::string backend = "cpu";  // the worker's backend: cpu | sim (cuda | hip: not built yet)
+  std::string backend = "cpu";  // the worker's backend: cpu | sim | cuda | hip (see is_gpu_worker_backend)
   std::string segment_prefix = "ringflow";
   std::chrono::milliseconds start_timeout{5000};      // worker start -> its kernel running
   std::chrono::milliseconds heartbeat_timeout{1000};  // liveness silence that counts as a dead worker
@@ -96,6 +103,12 @@ struct kernel_host_options {
 };
 
 class host_incarnation;
+
+/// The backends a worker runs on a GPU (it opens a gpu_device): cuda, hip, and "emulated" (the
+/// tests' host emulator of a GPU, which only a test's own worker program can host).
+[[nodiscard]] inline bool is_gpu_worker_backend(const std::string& b) {
+  return b == "cuda" || b == "hip" || b == "emulated";
+}
 
 /// The worker processes of one placement (e.g. a topology node), seen by the fault ladder as one
 /// device ("host:<node>") with one circuit breaker.

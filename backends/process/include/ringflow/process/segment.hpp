@@ -30,6 +30,8 @@
 //                                                                        validates the rule (from_wire)
 //   worker_pid,          worker    service   relaxed                     diagnostics only: the service knows the
 //   worker_generation                                                    pid it spawned and never uses these
+//   worker_version       worker    service   relaxed, before the kernel  the version the worker speaks: read once
+//                                            state `running` (release)   the kernel runs; another value is refused
 //   liveness             worker    service   relaxed                     only "did it move" matters: no data is
 //                                                                        ordered by it; silence past the heartbeat
 //                                                                        timeout kills the worker
@@ -63,7 +65,10 @@ namespace ringflow::process {
 /// writes, worker reads), worker line (worker writes, service reads and checks).
 struct host_segment_header {
   static constexpr std::uint64_t magic_value = 0x3130545348464b52ull;  // "RKFHST01"
-  static constexpr std::uint32_t version_value = 1;
+  // The segment protocol's version: the worker refuses a set-up line of another version, and the
+  // service refuses a worker that reports another (worker_version) before it uses its rings.
+  // 2: worker_version; GPU backends (cuda, hip) in `backend`.
+  static constexpr std::uint32_t version_value = 2;
   static constexpr std::uint32_t max_rules = 8;
   struct rule {  // a standing sim fault rule (a worker's injector gets them at start)
     std::uint32_t kind;
@@ -97,6 +102,8 @@ struct host_segment_header {
   std::uint64_t worker_generation;  // the generation the worker started in
   std::uint64_t liveness;           // bumped every liveness interval while the process lives
   std::uint64_t faults_fired;       // sim workers: faults their injector fired
+  std::uint32_t worker_version;     // the segment protocol version the worker speaks (version_value)
+  std::uint32_t worker_pad;
 };
 // Each side's words on lines of their own (no false sharing across processes; one writer a line).
 static_assert(offsetof(host_segment_header, magic) == 0);
