@@ -493,6 +493,52 @@ TEST_CASE("gpu device: entries released while abandoned come back once their rin
   CHECK_FALSE(dev->poisoned());
 }
 
+TEST_CASE("gpu device: rings in a registered host region (a kernel host's segment) are served in place", "[gpu]") {
+  // What a GPU kernel-host worker does: its segment registered before the kernel launches, the
+  // segment's own rings and control block bound with factory_at().
+  const ring_config cfg{64, 256, 0, 0};
+  const std::size_t page = 4096;
+  const std::uint64_t rq_bytes = ring_layout{cfg}.bytes(), rp_bytes = ring_layout{cfg}.bytes();
+  const std::size_t bytes = (rq_bytes + rp_bytes + 2 * sizeof(control_block) + 512 + page) / page * page;
+  void* mem = std::aligned_alloc(page, bytes);
+  REQUIRE(mem);
+  std::memset(mem, 0, bytes);
+  auto* base = static_cast<std::uint8_t*>(mem);
+  auto* ctl = new (base) control_block{};
+  ctl->reset(1);
+  gpu::gpu_device_options o = small_options();
+  o.registered.push_back({mem, bytes});
+  {
+    auto dev = open_device(o);
+    gpu::gpu_external_rings ext;
+    const std::size_t ctl_bytes = (sizeof(control_block) + 127) / 128 * 128;
+    ext.request_memory = base + ctl_bytes;
+    ext.reply_memory = base + ctl_bytes + ((rq_bytes + 127) / 128 * 128);
+    ext.control = ctl;
+    ext.requests = ext.replies = cfg;
+    (void)ring_region::init(ext.request_memory, cfg);
+    (void)ring_region::init(ext.reply_memory, cfg);
+    ringflow::doorbell bell;
+    auto inc = dev->factory_at("echo", ext)(&bell);
+    CHECK(&inc->control() == ctl);  // the caller's block, written by the kernel
+    CHECK(inc->requests().base() == ext.request_memory);
+    ring_driver d(*inc);
+    round_trips<EchoKernel>(d, 50, [](int i) { return echo_request(i, 24); });
+    REQUIRE(inc->stop(2000ms));
+    CHECK(ctl->current_state() == kernel_state::stopped);
+    CHECK(ctl->processed_count() == 50);
+    // Memory outside every registered region, and an unknown kernel, are refused up front.
+    gpu::gpu_external_rings outside = ext;
+    std::vector<std::uint8_t> elsewhere(rq_bytes + 256);
+    outside.request_memory = elsewhere.data();
+    CHECK_THROWS_WITH(dev->factory_at("echo", outside), Catch::Contains("registered host region"));
+    CHECK_THROWS_AS(dev->factory_at("nope", ext), std::invalid_argument);
+    inc.reset();
+    CHECK(dev->bound_rings() == 0);
+  }
+  std::free(mem);
+}
+
 #if !defined(RINGFLOW_GPU_TEST_NO_CAF)
 TEST_CASE("gpu device: under the fault ladder a trap reroutes to the CPU, every request answered exactly once",
           "[gpu][faults][trap]") {
