@@ -438,16 +438,22 @@ TEST_CASE("kernel host: unlink_leftovers kills the worker of a leaked incarnatio
 namespace {
 
 struct gpu_worker_setup {
-  std::string marker;  // the once-kernels' shared marker (see tests/gpu_worker_main.cpp)
+  std::string fault_file;  // the sequence each newly active worker's once-kernels fault on
   gpu_worker_setup() {
-    marker = "/tmp/rfkhtest-gpu-marker." + std::to_string(::getpid());
-    ::unlink(marker.c_str());
+    fault_file = "/tmp/rfkhtest-gpu-fault." + std::to_string(::getpid());
+    arm(0);
   }
-  ~gpu_worker_setup() { ::unlink(marker.c_str()); }
+  ~gpu_worker_setup() { ::unlink(fault_file.c_str()); }
+  /// What the next worker to become active will fault on (written before it activates).
+  void arm(std::uint64_t seq) const {
+    const std::string tmp = fault_file + ".tmp";
+    std::ofstream(tmp) << seq << "\n";
+    REQUIRE(::rename(tmp.c_str(), fault_file.c_str()) == 0);
+  }
   kernel_host_options options() const {
     kernel_host_options o = host_options("emulated");
     o.program = RINGFLOW_GPU_WORKER;
-    o.worker_args = {"--marker", marker};
+    o.worker_args = {"--fault-file", fault_file};
     // Every kernel the worker program hosts, as the service sees it (ids and the CPU fallback).
     o.kernels.find = [](const std::string& n) -> std::optional<process::hosted_kernel> {
       if (n != "echo" && n != "trap_once" && n != "hang_once") return std::nullopt;
@@ -484,49 +490,58 @@ TEST_CASE("kernel host (gpu worker): the worker's device serves the segment's ri
   CHECK(process::list_segments(kPrefix).empty());
 }
 
-TEST_CASE("kernel host (gpu worker): a trap poisons the worker's context; a new worker takes over, nothing lost",
+TEST_CASE("kernel host (gpu worker): a trap poisons the worker's context, a new worker takes over, nothing lost",
           "[faults][kernel-host]") {
   // The reinitialize rung on a GPU: the emulator poisons the worker process as a sticky error
   // poisons a CUDA context; the replacement is a fresh process (the standby) with a clean one, and
   // the replay re-serves what the dead worker had not answered — the trapping request included
-  // (trap_once: a transient fault, gone in the new context).
+  // (each worker traps on its own armed sequence only: a transient fault, gone in the new context).
+  // Several rounds, each trapping the worker that the previous one's fault activated.
   gpu_worker_setup g;
+  g.arm(trap_sequence);
   fixture f(g.options());
   spawn_gpu(f, "trap_once");
   REQUIRE(call_ok(f.rt));
-  const pid_t first = f.dev->worker_pids().at(0);
-  REQUIRE(wait_until([&] { return f.dev->standby_pids().size() == 1; }));
-  call_result trapped;
-  std::chrono::steady_clock::duration recovery{};
-  const load_result r = load_during(f.rt, 2000, [&] {
-    REQUIRE(wait_until([&] { return f.rt.ring("echo")->stats().replied > 500; }));
+  constexpr int rounds = 4;
+  std::vector<double> recovery_ms;
+  std::vector<pid_t> workers{f.dev->worker_pids().at(0)};
+  const load_result r = load_during(f.rt, 3000, [&] {
+    REQUIRE(wait_until([&] { return f.rt.ring("echo")->stats().replied > 300; }));
     ring_client c = f.rt.client("echo").value();
-    const auto t0 = std::chrono::steady_clock::now();
-    trapped = c.call(echo_msg(trap_sequence));
-    recovery = std::chrono::steady_clock::now() - t0;
+    for (int k = 0; k < rounds; ++k) {
+      REQUIRE(wait_until([&] { return f.dev->standby_pids().size() == 1; }));  // the next worker waits
+      g.arm(trap_sequence + k + 1);  // what the standby will fault on once it takes over
+      const auto t0 = std::chrono::steady_clock::now();
+      const call_result trapped = c.call(echo_msg(trap_sequence + k));
+      recovery_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      // Answered by the new worker (its replay), not lost, not an error.
+      REQUIRE(trapped.ok());
+      CHECK(echo_seq(trapped.reply) == trap_sequence + k);
+      REQUIRE(wait_until([&] {
+        const auto p = f.dev->worker_pids();
+        return p.size() == 1 && p[0] != workers.back();
+      }));
+      workers.push_back(f.dev->worker_pids().at(0));
+    }
   });
   require_exactly_once(r);
   CHECK(r.errors == 0);
-  // The trapping request was answered by the new worker (its replay), not lost, not an error.
-  REQUIRE(trapped.ok());
-  CHECK(echo_seq(trapped.reply) == trap_sequence);
-  CHECK(::access(g.marker.c_str(), F_OK) == 0);  // it did trap once
   const auto st = f.status();
-  CHECK(st.faults >= 1);
+  CHECK(st.faults >= rounds);
   CHECK(st.on_device);  // not rerouted: the worker's replacement is the device again
   CHECK(st.reroutes == 0);
-  CHECK(f.dev->worker_failures() >= 1);
-  CHECK(f.dev->worker_restarts() >= 1);
-  REQUIRE(wait_until([&] { return f.dev->worker_pids().size() == 1 && f.dev->worker_pids()[0] != first; }));
-  CHECK(process_gone(first));
+  CHECK(f.dev->worker_failures() >= static_cast<std::uint64_t>(rounds));
+  for (std::size_t i = 0; i + 1 < workers.size(); ++i) CHECK(process_gone(workers[i]));
   CHECK(call_ok(f.rt));
-  WARN("trap -> reply from the replacement worker: "
-       << std::chrono::duration_cast<std::chrono::milliseconds>(recovery).count() << " ms (emulator, 2 cores)");
+  std::sort(recovery_ms.begin(), recovery_ms.end());
+  WARN("trap -> reply from the replacement worker (emulator, 2 cores, "
+       << rounds << " rounds): min " << recovery_ms.front() << " ms, max " << recovery_ms.back() << " ms");
 }
 
 TEST_CASE("kernel host (gpu worker): a hung GPU kernel is found by the watchdog, its worker killed and replaced",
           "[faults][kernel-host]") {
   gpu_worker_setup g;
+  g.arm(trap_sequence);
   fixture f(g.options());
   spawn_gpu(f, "hang_once");
   REQUIRE(call_ok(f.rt));
@@ -535,6 +550,8 @@ TEST_CASE("kernel host (gpu worker): a hung GPU kernel is found by the watchdog,
   const load_result r = load_during(f.rt, 1000, [&] {
     REQUIRE(wait_until([&] { return f.rt.ring("echo")->stats().replied > 300; }));
     ring_client c = f.rt.client("echo").value();
+    REQUIRE(wait_until([&] { return f.dev->standby_pids().size() == 1; }));
+    g.arm(0);  // the replacement worker serves it
     hung = c.call(echo_msg(trap_sequence));
   });
   require_exactly_once(r);

@@ -37,10 +37,11 @@ int run_kernel_host(const std::string& segment, std::string& error, bool standby
       return static_cast<int>(worker_exit::bad_plugin);
     }
   }
+  const process::worker_gpu_backends gpus = linked_worker_gpu_backends();
+  if (standby) process::warm_up_standby(segment, gpus);
   if (standby && !process::wait_for_activation()) return static_cast<int>(worker_exit::service_gone);
   process::worker_segment seg;
-  if (auto e = process::map_segment(segment, catalog_kernel_lookup(), seg, error, linked_worker_gpu_backends()))
-    return static_cast<int>(*e);
+  if (auto e = process::map_segment(segment, catalog_kernel_lookup(), seg, error, gpus)) return static_cast<int>(*e);
   process::worker_incarnation w;
   if (auto e = process::make_worker_incarnation(seg, w, error)) return static_cast<int>(*e);
   const worker_exit code = process::serve_until_done(seg, w, error);
@@ -51,7 +52,8 @@ int run_kernel_host(const std::string& segment, std::string& error, bool standby
 process::worker_gpu_backends linked_worker_gpu_backends() {
   process::worker_gpu_backends v;
   for (const char* name : {"cuda", "hip"})  // never the tests' emulator: it is not a registered backend
-    if (std::optional<gpu_backend> b = find_gpu_backend(name); b && b->open_with) v.push_back({name, b->open_with});
+    if (std::optional<gpu_backend> b = find_gpu_backend(name); b && b->open_with)
+      v.push_back({name, b->open_with, b->warm_up});
   return v;
 }
 

@@ -149,6 +149,7 @@ error free_device(void* p) {
   std::free(p);
   return success;
 }
+error init_context(int) { return g_sticky.load(); }
 error stream_create(stream& s) {
   if (const int e = g_sticky.load()) return e;
   s = new emu_stream;

@@ -22,6 +22,7 @@ namespace ringflow::gpu {
 
 gpu_probe probe_emulated();
 std::shared_ptr<gpu_device> make_emulated_device(gpu_device_options opts = {});
+bool warm_up_emulated(int ordinal = 0) noexcept;
 kernel_table_info builtin_emulated_table();
 
 namespace emulator {

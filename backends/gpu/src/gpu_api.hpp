@@ -132,6 +132,11 @@ inline error free_host(void* p) {
 #endif
 }
 inline error free_device(void* p) { return RINGFLOW_RT(Free)(p); }
+/// Creates the device's primary context now (what the first real call would otherwise pay).
+inline error init_context(int ordinal) {
+  if (const error e = set_device(ordinal); e != success) return e;
+  return RINGFLOW_RT(Free)(nullptr);
+}
 inline error stream_create(stream& s) {
   RINGFLOW_RT(Stream_t) st = nullptr;
   const error e = RINGFLOW_RT(StreamCreateWithFlags)(&st, RINGFLOW_RT(StreamNonBlocking));
@@ -199,6 +204,7 @@ error host_unregister(void* p);
 error device_alloc(void** p, std::size_t n);
 error free_host(void* p);
 error free_device(void* p);
+error init_context(int ordinal);
 error stream_create(stream& s);
 error stream_destroy(stream s);
 error memset_async(void* p, int v, std::size_t n, stream s);

@@ -50,3 +50,13 @@ gpu_probe probe() noexcept {
 }
 
 }  // namespace ringflow::gpu::RINGFLOW_GPU_NS
+
+namespace ringflow::gpu {
+bool RINGFLOW_GPU_WARM_FN(int ordinal) noexcept {
+  try {
+    return RINGFLOW_GPU_NS::api::init_context(ordinal) == RINGFLOW_GPU_NS::api::success;
+  } catch (...) {
+    return false;
+  }
+}
+}  // namespace ringflow::gpu

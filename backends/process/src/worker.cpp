@@ -19,6 +19,20 @@ namespace ringflow::process {
 
 void close_inherited_fds(bool standby) noexcept { ::close_range(standby ? 5 : 3, ~0u, 0); }
 
+void warm_up_standby(const std::string& segment, const worker_gpu_backends& gpus) noexcept {
+  if (gpus.empty()) return;
+  try {
+    std::string error;
+    std::optional<shm_mapping> m = shm_mapping::open(segment, sizeof(host_segment_header), error);
+    if (!m) return;  // map_segment() reports it after the activation
+    const auto* h = reinterpret_cast<const host_segment_header*>(m->base());
+    char name[sizeof h->backend + 1] = {};
+    std::memcpy(name, h->backend, sizeof h->backend);
+    for (const worker_gpu_backend& g : gpus)
+      if (g.name == name && g.warm_up) (void)g.warm_up();
+  } catch (...) {}
+}
+
 bool wait_for_activation() noexcept {
   // Beats on fd 4 (non-blocking; a full pipe drops a beat) while waiting on fd 3, so the service
   // can tell a live standby from a stopped one. A closed beat pipe must not kill us: EPIPE instead.

@@ -27,6 +27,7 @@ struct gpu_backend {
   std::function<gpu::gpu_probe()> probe;
   /// Opens a device with these options (a kernel-host worker's own device; ringflow/process/worker.hpp).
   std::function<std::shared_ptr<gpu::gpu_device>(gpu::gpu_device_options)> open_with;
+  std::function<bool()> warm_up;  // creates device 0's context now (a standby worker)
 };
 
 /// Registers (or replaces) a backend by name.
@@ -38,11 +39,13 @@ std::optional<gpu_backend> find_gpu_backend(const std::string& name);
 inline void use_linked_gpu_backends() {
 #if defined(RINGFLOW_HAVE_CUDA_BACKEND)
   register_gpu_backend({"cuda", [] { return gpu::make_cuda_device(); }, [] { return gpu::probe_cuda(); },
-                        [](gpu::gpu_device_options o) { return gpu::make_cuda_device(std::move(o)); }});
+                        [](gpu::gpu_device_options o) { return gpu::make_cuda_device(std::move(o)); },
+                        [] { return gpu::warm_up_cuda(); }});
 #endif
 #if defined(RINGFLOW_HAVE_HIP_BACKEND)
   register_gpu_backend({"hip", [] { return gpu::make_hip_device(); }, [] { return gpu::probe_hip(); },
-                        [](gpu::gpu_device_options o) { return gpu::make_hip_device(std::move(o)); }});
+                        [](gpu::gpu_device_options o) { return gpu::make_hip_device(std::move(o)); },
+                        [] { return gpu::warm_up_hip(); }});
 #endif
 }
 

@@ -183,6 +183,10 @@ inline void prepare_process() noexcept { ::setenv("CUDA_MODULE_LOADING", "EAGER"
 /// Backend availability and devices; never throws (every failure becomes `detail`).
 gpu_probe probe_cuda();
 gpu_probe probe_hip();
+/// Creates device `ordinal`'s context now (a standby kernel-host worker does, so that taking over
+/// costs no context creation); false when the runtime refused. Never throws.
+bool warm_up_cuda(int ordinal = 0) noexcept;
+bool warm_up_hip(int ordinal = 0) noexcept;
 /// Opens device `opts.ordinal` and launches its persistent kernel; throws gpu_unavailable.
 std::shared_ptr<gpu_device> make_cuda_device(gpu_device_options opts = {});
 std::shared_ptr<gpu_device> make_hip_device(gpu_device_options opts = {});

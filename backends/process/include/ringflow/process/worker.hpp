@@ -57,6 +57,7 @@ enum class [[nodiscard]] worker_exit : int{
 struct worker_gpu_backend {
   std::string name;  // the segment's `backend`: cuda | hip (tests: emulated)
   std::function<std::shared_ptr<gpu::gpu_device>(gpu::gpu_device_options)> open;
+  std::function<bool()> warm_up;  // creates the device context now (a standby, before it waits)
 };
 using worker_gpu_backends = std::vector<worker_gpu_backend>;
 
@@ -86,6 +87,11 @@ struct worker_incarnation {
 /// Closes every inherited file descriptor but stdio (and a standby's activation pipe, fd 3, and
 /// its heartbeat pipe, fd 4).
 void close_inherited_fds(bool standby) noexcept;
+/// A standby, before it waits: when the segment names one of `gpus`, creates that device's context
+/// now, so that taking over costs no context creation (hundreds of ms on a large GPU). The
+/// segment's backend is only peeked at here (it decides a warm-up, nothing else); map_segment()
+/// validates it after the activation.
+void warm_up_standby(const std::string& segment, const worker_gpu_backends& gpus) noexcept;
 /// A standby: waits until the service hands over the segment (a byte: true) or lets this process
 /// go (end of file: false), beating on fd 4 every 10 ms (worker_processes::standby_beat) meanwhile.
 [[nodiscard]] bool wait_for_activation() noexcept;
