@@ -4,12 +4,15 @@
 #   make test      build and run the test suite (ctest)
 #   make bench     build and run the benchmarks, JSON into bench/results/
 #   make bench-gpu on a machine with a CUDA GPU: build-gpu/, ctest -L gpu, ringflow_bench_gpu (bench/run-gpu.sh)
+#   make gpu-bundle  with nvcc, no GPU needed: gpu-bundle/ (<= 64 MiB), the GPU tests, the GPU benchmark and a
+#                  `ringflow run` smoke with every library they need, for a GPU machine without our packages
+#                  (there: bash gpu-bundle/run.sh; scripts/gpu-bundle.sh)
 #   make sanitize  ASan+UBSan build (build-asan/) running the whole suite
 #   make tsan      ThreadSanitizer build (build-tsan/) running the `tsan` label
 #   make fuzz      clang/libFuzzer build (build-fuzz/), each target for FUZZ_SECONDS (default 30)
 #   make format-check  clang-format-14 --dry-run --Werror over the tracked C/C++/CUDA sources (CI runs it)
 #   make format    reformat them in place (.clang-format)
-#   make clean     remove every build directory
+#   make clean     remove every build directory and gpu-bundle/
 BUILD        ?= build
 JOBS         ?= $(shell nproc)
 CMAKE_FLAGS  ?=
@@ -27,7 +30,7 @@ CTEST        := ctest --output-on-failure --timeout 900 -j $(JOBS)
 # RelWithDebInfo's -O2 -g, and -O1 is what the sanitizers' own documentation recommends.
 SAN_FLAGS    := -DRINGFLOW_UNITY=OFF -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DRINGFLOW_CUDA=OFF -DRINGFLOW_HIP=OFF -DRINGFLOW_BUILD_BENCH=OFF -DRINGFLOW_BUILD_EXAMPLES=OFF
 
-.PHONY: deps build demo test bench bench-gpu sanitize tsan fuzz format format-check clean
+.PHONY: deps build demo test bench bench-gpu gpu-bundle sanitize tsan fuzz format format-check clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -58,6 +61,12 @@ bench: build
 bench-gpu: deps
 	bash bench/run-gpu.sh
 
+# The GPU bundle (docs/BENCHMARKS.md "The GPU bundle"): builds only what it carries, in $(BUILD).
+gpu-bundle: deps
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j $(JOBS) --target ringflow_gpu_bundle_targets
+	bash scripts/gpu-bundle.sh $(BUILD) gpu-bundle
+
 sanitize: deps
 	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRINGFLOW_SANITIZE=address,undefined $(SAN_FLAGS)
 	cmake --build build-asan -j $(JOBS)
@@ -86,4 +95,4 @@ format: deps
 	clang-format-14 -i $(FORMAT_SOURCES)
 
 clean:
-	rm -rf build build-asan build-tsan build-fuzz build-gpu
+	rm -rf build build-asan build-tsan build-fuzz build-gpu gpu-bundle
