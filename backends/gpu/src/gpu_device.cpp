@@ -181,8 +181,9 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     monitor_bell_.ring();
   }
 
-  std::unique_ptr<incarnation> create(std::uint32_t k, const gpu_ring_options& rings, doorbell* bell) {
-    std::lock_guard lock(mu_);
+  // A new binding needs a device that is open, not poisoned, with its kernel running (launched
+  // now if it is down) and a free ring table entry; throws std::runtime_error otherwise (mu_ held).
+  void ready_for_binding_locked() {
     if (closed_) throw std::runtime_error(opts_.id + ": its kernel was stopped (shutdown)");
     if (poisoned_) throw std::runtime_error(opts_.id + " is poisoned by a sticky error (" + last_error_ + ")");
     std::string why;
@@ -191,6 +192,11 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     if (free_entries_.empty()) reclaim_leaked_locked();
     if (free_entries_.empty())
       throw std::runtime_error(opts_.id + ": ring table full (" + std::to_string(opts_.max_rings) + " rings)");
+  }
+
+  std::unique_ptr<incarnation> create(std::uint32_t k, const gpu_ring_options& rings, doorbell* bell) {
+    std::lock_guard lock(mu_);
+    ready_for_binding_locked();
     binding b;
     b.kernel_index = k;
     b.rings = rings;
@@ -225,14 +231,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   /// An incarnation on rings the caller owns (factory_at): no pool memory, the rings as they are.
   std::unique_ptr<incarnation> create_external(std::uint32_t k, const gpu_external_rings& ext, doorbell* bell) {
     std::lock_guard lock(mu_);
-    if (closed_) throw std::runtime_error(opts_.id + ": its kernel was stopped (shutdown)");
-    if (poisoned_) throw std::runtime_error(opts_.id + " is poisoned by a sticky error (" + last_error_ + ")");
-    std::string why;
-    if (!kernel_running_ && !launch_locked(why))
-      throw std::runtime_error(opts_.id + ": cannot launch its kernel: " + why);
-    if (free_entries_.empty()) reclaim_leaked_locked();
-    if (free_entries_.empty())
-      throw std::runtime_error(opts_.id + ": ring table full (" + std::to_string(opts_.max_rings) + " rings)");
+    ready_for_binding_locked();
     const ring_region req(ext.request_memory, ext.requests), rep(ext.reply_memory, ext.replies);
     if (!req.valid() || !rep.valid())
       throw std::invalid_argument("gpu device: external rings are not formatted as their configs say");
