@@ -9,11 +9,13 @@
 #   -- ARGS     passed on to ringflow_bench_gpu (e.g. -- --benchmark_filter=RoundTrip)
 # Environment: CUDA_ARCH (default 90: sm_90, H100/H200), OUT (results directory, default
 #   bench/results), the benchmark's own RINGFLOW_GPU_BENCH_* (see bench/gpu_bench.cu).
-# Writes: $OUT/gpu-bench.json (--benchmark_out), $OUT/gpu-bench.txt (console), $OUT/gpu-env.txt
-#   (date, host, CPU, nvidia-smi, nvcc --version, commit).
+# Writes: $OUT/gpu-bench.json (--benchmark_out), $OUT/gpu-bench.txt (console), $OUT/gpu-ctest.txt
+#   (the tests' output), $OUT/gpu-env.txt (date, host, CPU, nvidia-smi, nvcc --version, commit).
 # Exit: 77 when the benchmark found no usable CUDA device (skipped), else 0 when the tests and the
-#   benchmark passed, 1 when either failed (both always run), 2 on bad usage; a failed configure or
-#   build exits with its own status.
+#   benchmark passed, 1 when either failed (both always run; a skipped GPU test is a failure here,
+#   and so is a benchmark run that ended with an error: ringflow_bench_gpu then exits 1), 2 on bad
+#   usage; a failed configure or build exits with its own status. For a GPU machine without the
+#   Debian packages (the lent device machine), use `make gpu-bundle` instead.
 set -euo pipefail
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
@@ -49,7 +51,8 @@ echo "== configure $build_dir (Release, CUDA architectures $arch)"
 cmake -S "$root" -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DRINGFLOW_CUDA=ON \
   -DRINGFLOW_CUDA_ARCHITECTURES="$arch" -DRINGFLOW_HIP=OFF
 echo "== build"
-cmake --build "$build_dir" --parallel "$(nproc)" --target ringflow_bench_gpu ringflow_test_gpu_cuda ringflow_test_gpu_device
+cmake --build "$build_dir" --parallel "$(nproc)" --target ringflow_bench_gpu ringflow_test_gpu_cuda ringflow_test_gpu_device \
+  ringflow_test_gpu_worker_cuda
 
 echo "== environment -> $out_dir/gpu-env.txt"
 nvcc_bin="$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)"
@@ -69,8 +72,14 @@ nvcc_bin="$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)"
 
 echo "== ctest -L gpu"
 test_status=0
-ctest --test-dir "$build_dir" -L gpu --output-on-failure || test_status=$?
-if ((test_status == 0)); then echo "== gpu tests: passed (or skipped without a device)"; else echo "== gpu tests: FAILED ($test_status)"; fi
+ctest --test-dir "$build_dir" -L gpu --output-on-failure --no-tests=error 2>&1 | tee "$out_dir/gpu-ctest.txt" ||
+  test_status=${PIPESTATUS[0]}
+# This script is for a machine with a GPU: a test that skipped (exit 77, no usable device) failed.
+if ((test_status == 0)) && grep -q '(Skipped)' "$out_dir/gpu-ctest.txt"; then
+  echo "== gpu tests: some were SKIPPED (no usable CUDA device?) — on a GPU machine a skip is a failure"
+  test_status=1
+fi
+if ((test_status == 0)); then echo "== gpu tests: passed"; else echo "== gpu tests: FAILED ($test_status)"; fi
 
 echo "== ringflow_bench_gpu -> $out_dir/gpu-bench.json"
 bench_status=0
