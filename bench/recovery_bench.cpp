@@ -21,6 +21,11 @@
 // counters p50_us / p99_us / p999_us. BM_KernelHostKillRecovery/<cpu|sim>: under the paced load,
 // `trials` times SIGKILL the worker and measure kill -> first successful reply of the restarted
 // worker (ring_stats::first_reply_ns); goal p99 <= 50 ms; counters as BM_Recovery plus worker_restarts.
+// BM_GpuWorkerTrapRecovery/emulated (built when the tests are: it starts ringflow_test_gpu_worker,
+// a worker hosting the emulated GPU): `trials` times a request traps the GPU worker's kernel (its
+// process poisoned); trapping request sent -> first reply of the replacement worker; counters as
+// BM_KernelHostKillRecovery plus trap_replies_wrong. The GPU goal is p99 <= 100 ms; this measures
+// the host side of that path on the emulator, not a GPU.
 //
 // Ladder configuration (deliberate): hang_timeout 20 ms; the breaker threshold and the
 // restart->reinit escalation are raised (1000) so that each trial measures the step its fault kind
@@ -31,6 +36,7 @@
 #include <flatbuffers/flatbuffers.h>
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -285,12 +291,38 @@ void BM_Recovery(benchmark::State& state, fault_kind kind) {
 
 // ---- kernel hosts (out-of-process ring kernels) -----------------------------------------------
 
+// GPU workers on the emulated GPU (the tests' worker program, tests/gpu_worker_main.cpp): its
+// trap_once kernel traps on the sequence armed through the fault file when a worker becomes active.
+#if defined(RINGFLOW_GPU_WORKER)
+const std::string gpu_fault_file = "/tmp/rfbench-gpu-fault." + std::to_string(::getpid());
+void arm_gpu_fault(std::uint64_t seq) {
+  const std::string tmp = gpu_fault_file + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "w");
+  if (!f) return;
+  std::fprintf(f, "%llu\n", static_cast<unsigned long long>(seq));
+  std::fclose(f);
+  std::rename(tmp.c_str(), gpu_fault_file.c_str());
+}
+#endif
+constexpr std::uint64_t trap_base = 0x7a7a7a7a00000000ull;  // far from the load's sequences
+
 process::kernel_host_options host_options(std::string backend) {
   process::kernel_host_options o;
   o.program = RINGFLOW_PROGRAM;
   o.kernels = ringflow::ops::catalog_kernel_lookup();
   o.backend = std::move(backend);
   o.segment_prefix = "rfbench";
+#if defined(RINGFLOW_GPU_WORKER)
+  if (o.backend == "emulated") {
+    o.program = RINGFLOW_GPU_WORKER;
+    o.worker_args = {"--fault-file", gpu_fault_file};
+    o.kernels.find = [](const std::string& n) -> std::optional<process::hosted_kernel> {
+      if (n != "echo" && n != "trap_once") return std::nullopt;
+      const ops::kernel_info* k = ops::find_kernel("echo");
+      return process::hosted_kernel{n, k->request_id, k->reply_id, k->cpu_factory};
+    };
+  }
+#endif
   return o;
 }
 
@@ -312,7 +344,8 @@ struct placement_fixture {
     const ops::kernel_info* k = ops::find_kernel("echo");
     if (hosted) {
       host = process::kernel_host_device::make("host:bench", host_options(backend));
-      ladder->spawn_ring_actor("echo", k->request_id, k->reply_id, host, host->factory("echo"), k->cpu_factory({}),
+      const char* kernel = backend == "emulated" ? "trap_once" : "echo";
+      ladder->spawn_ring_actor("echo", k->request_id, k->reply_id, host, host->factory(kernel), k->cpu_factory({}),
                                opts);
     } else {
       rt.spawn_ring_actor("echo", k->request_id, k->reply_id, k->cpu_factory({}), opts);
@@ -395,6 +428,56 @@ void BM_KernelHostKillRecovery(benchmark::State& state, const std::string& backe
   }
 }
 
+#if defined(RINGFLOW_GPU_WORKER)
+/// GPU kernel-host worker (emulated GPU): under the paced load, `trials` times a request traps the
+/// worker's kernel, poisoning its process as a sticky error poisons a CUDA context; measured: the
+/// trapping request's send -> the first successful reply of the replacement worker (the standby,
+/// which serves the replay). Each worker traps on its own armed sequence only, so the replacement
+/// serves the trapping request (ring_stats::first_reply_ns after the new attach).
+void BM_GpuWorkerTrapRecovery(benchmark::State& state) {
+  for (auto _ : state) {
+    arm_gpu_fault(trap_base);
+    placement_fixture f(true, "emulated");
+    const auto t0 = clk::now();
+    load gen(f.rt, static_cast<std::size_t>(offered_rate) * 60);
+    std::vector<double> recovery_ms;
+    std::uint64_t timeouts = 0, wrong = 0;
+    std::this_thread::sleep_for(20ms);  // the load is running
+    auto core = f.rt.ring("echo");
+    ring_client c(core);
+    for (int t = 0; t < trials_per_kind; ++t) {
+      // The replacement (the standby) reads the fault file when it becomes active: arm it first.
+      const auto ready = clk::now() + 5000ms;
+      while (f.host->standby_pids().size() != 1 && clk::now() < ready) std::this_thread::sleep_for(1ms);
+      arm_gpu_fault(trap_base + static_cast<std::uint64_t>(t) + 1);
+      const std::size_t from = f.log->size();
+      const std::uint64_t attaches = core->stats().attaches;
+      const std::uint64_t sent_ns = static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(clk::now().time_since_epoch()).count());
+      const call_result r = c.call(echo(trap_base + static_cast<std::uint64_t>(t)));
+      wrong += !r.ok() || echo_seq(r.reply) != trap_base + static_cast<std::uint64_t>(t);
+      const long fault_at = f.log->wait_for(ladder_event::kind::fault, from, 5000ms);
+      const long rec_at =
+          fault_at < 0 ? -1
+                       : f.log->wait_for(ladder_event::kind::recovered, static_cast<std::size_t>(fault_at), 5000ms);
+      const ring_stats st = core->stats();
+      if (rec_at < 0 || st.attaches == attaches || st.first_reply_ns < sent_ns) {
+        ++timeouts;
+        continue;
+      }
+      recovery_ms.push_back(static_cast<double>(st.first_reply_ns - sent_ns) / 1e6);
+      std::this_thread::sleep_for(20ms);  // settle: the next trap is a first fault again
+    }
+    gen.stop();
+    report_recovery(state, recovery_ms, gen, timeouts, std::chrono::duration<double>(clk::now() - t0).count());
+    state.counters["worker_restarts"] = static_cast<double>(f.host->worker_restarts());
+    state.counters["trap_replies_wrong"] = static_cast<double>(wrong);
+    if (wrong) state.SkipWithError("a trapping request was not answered with its echo by the replacement worker");
+  }
+  std::remove(gpu_fault_file.c_str());
+}
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -423,6 +506,12 @@ int main(int argc, char** argv) {
         ->Iterations(1)
         ->UseManualTime()
         ->Unit(benchmark::kMillisecond);
+#if defined(RINGFLOW_GPU_WORKER)
+  benchmark::RegisterBenchmark("BM_GpuWorkerTrapRecovery/emulated", BM_GpuWorkerTrapRecovery)
+      ->Iterations(1)
+      ->UseManualTime()
+      ->Unit(benchmark::kMillisecond);
+#endif
   benchmark::AddCustomContext("ringflow_load", std::to_string(offered_rate) + " Echo requests/s offered by " +
                                                    std::to_string(client_threads) + " paced client threads");
   benchmark::AddCustomContext("ringflow_threads",
