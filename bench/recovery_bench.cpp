@@ -50,6 +50,7 @@
 #include <vector>
 
 #include "ringflow/generated/echo_generated.h"
+#include "ringflow/gpu/gpu_device.hpp"
 #include "ringflow/ringflow.hpp"
 #include "ringflow/runtime/catalog.hpp"
 #include "ringflow/runtime/kernel_host.hpp"
@@ -294,6 +295,22 @@ void BM_Recovery(benchmark::State& state, fault_kind kind) {
 // GPU workers on the emulated GPU (the tests' worker program, tests/gpu_worker_main.cpp): its
 // trap_once kernel traps on the sequence armed through the fault file when a worker becomes active.
 #if defined(RINGFLOW_GPU_WORKER)
+#if !defined(RINGFLOW_GPU_WORKER_BACKEND)
+#define RINGFLOW_GPU_WORKER_BACKEND "emulated"
+#endif
+// The worker program: beside this executable when it is there (the GPU bundle's bin/), else the
+// build's (RINGFLOW_GPU_WORKER).
+std::string gpu_worker_program() {
+  char self[4096] = {};
+  if (::readlink("/proc/self/exe", self, sizeof self - 1) > 0) {
+    std::string dir(self);
+    dir.resize(dir.rfind('/'));
+    std::string built(RINGFLOW_GPU_WORKER);
+    const std::string beside = dir + built.substr(built.rfind('/'));
+    if (::access(beside.c_str(), X_OK) == 0) return beside;
+  }
+  return RINGFLOW_GPU_WORKER;
+}
 const std::string gpu_fault_file = "/tmp/rfbench-gpu-fault." + std::to_string(::getpid());
 void arm_gpu_fault(std::uint64_t seq) {
   const std::string tmp = gpu_fault_file + ".tmp";
@@ -313,8 +330,9 @@ process::kernel_host_options host_options(std::string backend) {
   o.backend = std::move(backend);
   o.segment_prefix = "rfbench";
 #if defined(RINGFLOW_GPU_WORKER)
-  if (o.backend == "emulated") {
-    o.program = RINGFLOW_GPU_WORKER;
+  if (o.backend == RINGFLOW_GPU_WORKER_BACKEND) {
+    o.program = gpu_worker_program();
+    o.start_timeout = std::chrono::milliseconds(20000);  // a first CUDA context on a large GPU
     o.worker_args = {"--fault-file", gpu_fault_file};
     o.kernels.find = [](const std::string& n) -> std::optional<process::hosted_kernel> {
       if (n != "echo" && n != "trap_once") return std::nullopt;
@@ -344,7 +362,11 @@ struct placement_fixture {
     const ops::kernel_info* k = ops::find_kernel("echo");
     if (hosted) {
       host = process::kernel_host_device::make("host:bench", host_options(backend));
-      const char* kernel = backend == "emulated" ? "trap_once" : "echo";
+#if defined(RINGFLOW_GPU_WORKER)
+      const char* kernel = backend == RINGFLOW_GPU_WORKER_BACKEND ? "trap_once" : "echo";
+#else
+      const char* kernel = "echo";
+#endif
       ladder->spawn_ring_actor("echo", k->request_id, k->reply_id, host, host->factory(kernel), k->cpu_factory({}),
                                opts);
     } else {
@@ -428,16 +450,30 @@ void BM_KernelHostKillRecovery(benchmark::State& state, const std::string& backe
   }
 }
 
+#if defined(RINGFLOW_GPU_RECOVERY_ONLY)
+/// The console reporter, counting the runs that ended with an error (Google Benchmark 1.7).
+class error_counting_reporter final : public benchmark::ConsoleReporter {
+ public:
+  using ConsoleReporter::ConsoleReporter;
+  int errors = 0;
+  void ReportRuns(const std::vector<Run>& runs) override {
+    for (const Run& r : runs)
+      if (r.error_occurred) ++errors;
+    ConsoleReporter::ReportRuns(runs);
+  }
+};
+#endif
+
 #if defined(RINGFLOW_GPU_WORKER)
-/// GPU kernel-host worker (emulated GPU): under the paced load, `trials` times a request traps the
-/// worker's kernel, poisoning its process as a sticky error poisons a CUDA context; measured: the
+/// GPU kernel-host worker (emulated GPU; ringflow_bench_gpu_recovery: CUDA): under the paced load, `trials` times a
+/// request traps the worker's kernel, poisoning its process as a sticky error poisons a CUDA context; measured: the
 /// trapping request's send -> the first successful reply of the replacement worker (the standby,
 /// which serves the replay). Each worker traps on its own armed sequence only, so the replacement
 /// serves the trapping request (ring_stats::first_reply_ns after the new attach).
 void BM_GpuWorkerTrapRecovery(benchmark::State& state) {
   for (auto _ : state) {
     arm_gpu_fault(trap_base);
-    placement_fixture f(true, "emulated");
+    placement_fixture f(true, RINGFLOW_GPU_WORKER_BACKEND);
     const auto t0 = clk::now();
     load gen(f.rt, static_cast<std::size_t>(offered_rate) * 60);
     std::vector<double> recovery_ms;
@@ -449,6 +485,10 @@ void BM_GpuWorkerTrapRecovery(benchmark::State& state) {
       // The replacement (the standby) reads the fault file when it becomes active: arm it first.
       const auto ready = clk::now() + 5000ms;
       while (f.host->standby_pids().size() != 1 && clk::now() < ready) std::this_thread::sleep_for(1ms);
+      // A new standby creates its device context before it waits (a CUDA context takes hundreds of
+      // ms): a trial measures a takeover by a ready standby, what the service keeps one for.
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(std::string(RINGFLOW_GPU_WORKER_BACKEND) == "cuda" ? 1500 : 20));
       arm_gpu_fault(trap_base + static_cast<std::uint64_t>(t) + 1);
       const std::size_t from = f.log->size();
       const std::uint64_t attaches = core->stats().attaches;
@@ -483,6 +523,30 @@ void BM_GpuWorkerTrapRecovery(benchmark::State& state) {
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+#if defined(RINGFLOW_GPU_RECOVERY_ONLY)
+  // ringflow_bench_gpu_recovery (the GPU bundle): only the GPU worker benchmark, on CUDA.
+  ringflow::gpu::prepare_process();
+  const ringflow::gpu::gpu_probe probe = ringflow::gpu::probe_cuda();
+  if (!probe.usable) {
+    std::fprintf(stderr, "ringflow_bench_gpu_recovery: no usable CUDA device: %s\n", probe.detail.c_str());
+    return 77;
+  }
+  benchmark::RegisterBenchmark("BM_GpuWorkerTrapRecovery/cuda", BM_GpuWorkerTrapRecovery)
+      ->Iterations(1)
+      ->UseManualTime()
+      ->Unit(benchmark::kMillisecond);
+  benchmark::AddCustomContext("ringflow_gpu", probe.detail);
+  benchmark::AddCustomContext("ringflow_trials", std::to_string(trials_per_kind));
+  error_counting_reporter reporter(::isatty(STDOUT_FILENO) ? benchmark::ConsoleReporter::OO_ColorTabular
+                                                           : benchmark::ConsoleReporter::OO_Tabular);
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  benchmark::Shutdown();
+  if (reporter.errors) {
+    std::fprintf(stderr, "ringflow_bench_gpu_recovery: %d benchmark run(s) ended with an error\n", reporter.errors);
+    return 1;
+  }
+  return 0;
+#endif
   for (fault_kind k :
        {fault_kind::transient_error, fault_kind::crash, fault_kind::out_of_memory, fault_kind::sticky_error,
         fault_kind::corrupt_reply, fault_kind::device_lost, fault_kind::hang}) {

@@ -12,7 +12,8 @@
 #              refused if it holds anything else
 # Writes DEST/:
 #   bin/          ringflow (CUDA backend only, no HIP), ringflow_test_gpu_cuda,
-#                 ringflow_test_gpu_device, ringflow_bench_gpu, and ringflow_test_gpu_worker_cuda (the
+#                 ringflow_test_gpu_device, ringflow_bench_gpu, ringflow_bench_gpu_recovery (a trap in a
+#                 CUDA kernel-host worker -> first reply of its replacement), and ringflow_test_gpu_worker_cuda (the
 #                 kernel-host worker ringflow_test_gpu_cuda starts from its own folder); stripped copies
 #   lib/          every shared library those need (ldd, transitive) except the system's: the glibc
 #                 family, libstdc++, libgcc_s and the NVIDIA driver's (libcuda, libnvidia-*) — the
@@ -54,6 +55,7 @@ ringflow_test_gpu_cuda tests/gpu/ringflow_test_gpu_cuda ringflow_test_gpu_cuda
 ringflow_test_gpu_device tests/gpu/ringflow_test_gpu_device ringflow_test_gpu_device
 ringflow_test_gpu_worker_cuda tests/gpu/ringflow_test_gpu_worker_cuda ringflow_test_gpu_worker_cuda
 ringflow_bench_gpu bench/ringflow_bench_gpu ringflow_bench_gpu
+ringflow_bench_gpu_recovery bench/ringflow_bench_gpu_recovery ringflow_bench_gpu_recovery
 EOF
 }
 

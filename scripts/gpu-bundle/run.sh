@@ -15,7 +15,7 @@
 #                              --benchmark_min_time=0.2 — 19 benchmarks x 3 repetitions, expected to
 #                              take 1-2 minutes; set but empty: none)
 # Steps, in this order, each under `timeout -k 5 LIMIT` (LIMIT: its share of the budget — at 300 s:
-# 60, 15, 30, 60 each, 160 — at most what is left once the benchmark's share is kept back; a step
+# 60, 15, 30, 30, 60 each, 37, 140 — at most what is left once the benchmark's share is kept back; a step
 # with under 5 s left is "not-run", a failure):
 #   test   bin/ringflow_test_gpu_device (the device handlers; budget/5, at least 10 s): exit 0
 #   smoke  bin/ringflow devices --json (budget/20, at least 10 s): exit 0, a cuda entry "available": true
@@ -27,14 +27,16 @@
 #   case   each test case of tests.txt in a process of its own (budget/5 each, at least 10 s; a trap
 #          poisons its process's CUDA context): its test spec lists that case alone, then exit 0 and
 #          Catch2's report of exactly one test case passed
-#   bench  bin/ringflow_bench_gpu, JSON out (budget*8/15, at least 20 s): exit 0, runs recorded, no
-#          "error_occurred": true
+#   bench  bin/ringflow_bench_gpu_recovery (budget/8, at least 20 s; RINGFLOW_RECOVERY_TRIALS, default
+#          10): a trap in a CUDA kernel-host worker -> first reply of its replacement; exit 0, runs
+#          recorded, no "error_occurred": true
+#   bench  bin/ringflow_bench_gpu, JSON out (budget*7/15, at least 20 s): the same checks
 # Exit 77 from any program (its "no usable cuda device" skip) is the status skip-is-failure.
 # Writes to $OUT (8 files): gpu-env.txt (date, host, OS, CPU, nvidia-smi, nvcc, the bundle's
 #   MANIFEST.txt), gpu-tests.log (the device test and every case: name, output, rc, seconds),
-#   gpu-bench.json and gpu-bench.txt (the benchmark's JSON and console), ringflow-smoke.log,
-#   ringflow-smoke.json and ringflow-worker.json (`ringflow devices` + both `run`s' output; their
-#   --summary-json), gpu-run.json:
+#   gpu-bench.json and gpu-recovery.json (the two benchmarks' JSON), gpu-bench.txt (both consoles),
+#   ringflow-smoke.log (`ringflow devices` + both `run`s' output, and cuda-worker.yaml's summary),
+#   ringflow-smoke.json (cuda-echo.yaml's --summary-json), gpu-run.json:
 #   {"bundle_commit", "bundle_dirty", "date", "device" (nvidia-smi -L's first line or null),
 #    "passed", "no_device", "budget_s", "seconds", "preflight", "steps": [{"name", "kind"
 #    (test|smoke|case|bench), "status" (pass|fail|skip-is-failure|timeout|not-run), "rc" (null when
@@ -59,7 +61,7 @@ fi
 budget=$((10#$budget))
 read -ra bench_args <<<"${RINGFLOW_BUNDLE_BENCH_ARGS---benchmark_repetitions=3 --benchmark_report_aggregates_only=false --benchmark_min_time=0.2}"
 
-results=(gpu-env.txt gpu-tests.log gpu-bench.json gpu-bench.txt ringflow-smoke.json ringflow-worker.json ringflow-smoke.log
+results=(gpu-env.txt gpu-tests.log gpu-bench.json gpu-bench.txt gpu-recovery.json ringflow-smoke.json ringflow-smoke.log
   gpu-run.json)
 for f in "${results[@]}"; do rm -f "$OUT/$f"; done
 scratch="$(mktemp -d)" || exit 1
@@ -75,7 +77,7 @@ left() { awk -v d="$deadline" -v n="$(now)" -v r="${1:-0}" 'BEGIN { x = d - n - 
 at_least() { echo $(($1 > $2 ? $1 : $2)); }
 cap_device=$(at_least $((budget / 5)) 10) cap_case=$(at_least $((budget / 5)) 10)
 cap_devices=$(at_least $((budget / 20)) 10) cap_smoke=$(at_least $((budget / 10)) 15)
-cap_bench=$(at_least $((budget * 8 / 15)) 20)
+cap_bench=$(at_least $((budget * 7 / 15)) 20) cap_recovery=$(at_least $((budget / 8)) 20)
 
 json_str() {
   local s
@@ -303,7 +305,11 @@ smoke_run() {
   fi
 }
 smoke_run cuda-echo.yaml "$OUT/ringflow-smoke.json"
-smoke_run cuda-worker.yaml "$OUT/ringflow-worker.json"
+smoke_run cuda-worker.yaml "$scratch/ringflow-worker.json"
+if [[ -s "$scratch/ringflow-worker.json" ]]; then  # (its summary goes into the log: OUT holds 8 files at most)
+  echo "===== cuda-worker.yaml --summary-json" >>"$smoke_log"
+  cat "$scratch/ringflow-worker.json" >>"$smoke_log"
+fi
 
 # ---- (b) every test case, one process each ------------------------------------------------------------------
 # Catch2 v2 test spec: a name matches as is once '\', ',', '[', ']' are escaped (and a leading '~'
@@ -348,31 +354,47 @@ for name in "${cases[@]}"; do
   fi
 done
 
-# ---- (c) the benchmark --------------------------------------------------------------------------------------
-lim=$(left 0)
-((lim > cap_bench)) && lim=$cap_bench
-bench_name="ringflow_bench_gpu"
-if ((lim < 5)); then
-  record "$bench_name" bench not-run "" "" "not run: budget"
-else
-  run_limited "$lim" "$OUT/gpu-bench.txt" bin/ringflow_bench_gpu --benchmark_out="$OUT/gpu-bench.json" \
-    --benchmark_out_format=json "${bench_args[@]}"
+# ---- (c) the GPU worker recovery benchmark, then the GPU benchmark ---------------------------------------------
+# bench_check NAME JSON TXT: a benchmark step's verdict from its rc and JSON (runs, error_occurred).
+bench_check() {
+  local bench_name="$1" json="$2"
   note_gpu_program "$rc"
   runs=0 errors=0
-  if [[ -s "$OUT/gpu-bench.json" ]]; then
-    runs=$(grep -Ec '"run_type": *"iteration"' "$OUT/gpu-bench.json")
-    errors=$(grep -Ec '"error_occurred": *true' "$OUT/gpu-bench.json")
+  if [[ -s "$json" ]]; then
+    runs=$(grep -Ec '"run_type": *"iteration"' "$json")
+    errors=$(grep -Ec '"error_occurred": *true' "$json")
   fi
   if ((rc == 0 && runs > 0 && errors == 0)); then
     record "$bench_name" bench pass "$rc" "$secs" "$runs runs recorded"
   elif ((rc == 0)); then
     # each run's object: "name" first, then ... "error_occurred": true, "error_message": "..."
     errored="$(awk '/^ *"name":/ { n = $0; sub(/^ *"name": *"/, "", n); sub(/",?$/, "", n) }
-                    /"error_occurred": *true/ { e[n] = 1 } END { for (k in e) printf "%s; ", k }' "$OUT/gpu-bench.json" 2>/dev/null | head -c 400)"
+                    /"error_occurred": *true/ { e[n] = 1 } END { for (k in e) printf "%s; ", k }' "$json" 2>/dev/null | head -c 400)"
     record "$bench_name" bench fail "$rc" "$secs" "$runs runs recorded, $errors with error_occurred${errored:+: $errored}$( ((runs == 0)) && echo ' (no benchmark ran)')"
   else
     record "$bench_name" bench "$(status_of "$rc")" "$rc" "$secs" "$(why_not "$rc" 'no usable|rror')"
   fi
+}
+
+lim=$(left "$cap_bench")
+((lim > cap_recovery)) && lim=$cap_recovery
+if ((lim < 5)); then
+  record "ringflow_bench_gpu_recovery" bench not-run "" "" "not run: budget"
+else
+  # 10 trials (RINGFLOW_RECOVERY_TRIALS): each waits 1.5 s for the new standby's CUDA context.
+  RINGFLOW_RECOVERY_TRIALS="${RINGFLOW_RECOVERY_TRIALS:-10}" run_limited "$lim" "$OUT/gpu-bench.txt" \
+    bin/ringflow_bench_gpu_recovery --benchmark_out="$OUT/gpu-recovery.json" --benchmark_out_format=json
+  bench_check ringflow_bench_gpu_recovery "$OUT/gpu-recovery.json"
+fi
+
+lim=$(left 0)
+((lim > cap_bench)) && lim=$cap_bench
+if ((lim < 5)); then
+  record "ringflow_bench_gpu" bench not-run "" "" "not run: budget"
+else
+  run_limited "$lim" "$OUT/gpu-bench.txt" bin/ringflow_bench_gpu --benchmark_out="$OUT/gpu-bench.json" \
+    --benchmark_out_format=json "${bench_args[@]}"
+  bench_check ringflow_bench_gpu "$OUT/gpu-bench.json"
 fi
 
 # ---- the verdict --------------------------------------------------------------------------------------------
@@ -381,7 +403,7 @@ if ((gpu_programs > 0 && gpu_skipped == gpu_programs)) || { [[ $smi_ok == false 
   no_device=true
 fi
 write_run_json ok "$no_device"
-say "results: $OUT (gpu-run.json, gpu-tests.log, gpu-bench.json, gpu-bench.txt, ringflow-smoke.log, ringflow-smoke.json, ringflow-worker.json, gpu-env.txt)"
+say "results: $OUT (gpu-run.json, gpu-tests.log, gpu-bench.json, gpu-recovery.json, gpu-bench.txt, ringflow-smoke.log, ringflow-smoke.json, gpu-env.txt)"
 if ((failed == 0 && passed > 0)); then
   say "$passed/$((passed + failed)) passed"
   exit 0
