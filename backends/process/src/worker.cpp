@@ -241,8 +241,8 @@ worker_exit serve_until_done(const worker_segment& seg, worker_incarnation& w, s
   // A GPU worker looks every millisecond: its device's monitor marks a faulted kernel within one,
   // and the service can replace the worker only once it has exited (a CPU or sim worker's faults
   // end its process at once, so the liveness period is enough).
-  const auto interval = std::chrono::microseconds(
-      w.gpu ? 1000u : std::max<std::uint32_t>(seg.setup.liveness_interval_us, 1000));
+  const auto interval =
+      std::chrono::microseconds(w.gpu ? 1000u : std::max<std::uint32_t>(seg.setup.liveness_interval_us, 1000));
   std::uint32_t inject_seen = load_acquire(h->inject_seq);
   std::optional<gpu_relay> relay;
   if (w.gpu) relay.emplace(seg, *w.kernel);
