@@ -12,7 +12,7 @@
 #              refused if it holds anything else
 # Writes DEST/:
 #   bin/          ringflow (CUDA backend only, no HIP), ringflow_test_gpu_cuda,
-#                 ringflow_test_gpu_device, ringflow_bench_gpu, ringflow_bench_gpu_recovery (a trap in a
+#                 ringflow_test_gpu_device, ringflow_test_gpu_ll16 (16-byte units across PCIe), ringflow_bench_gpu, ringflow_bench_gpu_recovery (a trap in a
 #                 CUDA kernel-host worker -> first reply of its replacement), and ringflow_test_gpu_worker_cuda (the
 #                 kernel-host worker ringflow_test_gpu_cuda starts from its own folder); stripped copies
 #   lib/          every shared library those need (ldd, transitive) except the system's: the glibc
@@ -53,6 +53,7 @@ gpu_bundle_programs() {
 ringflow gpu-bundle-program/ringflow ringflow_bundle_program
 ringflow_test_gpu_cuda tests/gpu/ringflow_test_gpu_cuda ringflow_test_gpu_cuda
 ringflow_test_gpu_device tests/gpu/ringflow_test_gpu_device ringflow_test_gpu_device
+ringflow_test_gpu_ll16 tests/gpu/ringflow_test_gpu_ll16 ringflow_test_gpu_ll16
 ringflow_test_gpu_worker_cuda tests/gpu/ringflow_test_gpu_worker_cuda ringflow_test_gpu_worker_cuda
 ringflow_bench_gpu bench/ringflow_bench_gpu ringflow_bench_gpu
 ringflow_bench_gpu_recovery bench/ringflow_bench_gpu_recovery ringflow_bench_gpu_recovery

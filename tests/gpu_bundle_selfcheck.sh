@@ -117,7 +117,7 @@ if awk 'BEGIN { RS = "}" } /"backend": *"cuda"/ && /"available": *true/ { f = 1 
   exit 77
 fi
 say "(c) no usable CUDA device here: each bundled GPU program must exit 77 with its own no-device line"
-for p in ringflow_test_gpu_cuda ringflow_test_gpu_device ringflow_bench_gpu ringflow_bench_gpu_recovery; do
+for p in ringflow_test_gpu_cuda ringflow_test_gpu_device ringflow_test_gpu_ll16 ringflow_bench_gpu ringflow_bench_gpu_recovery; do
   out="$(timeout -k 5 60 "$bundle/bin/$p" </dev/null 2>&1)"
   rc=$?
   ((rc == 77)) || fail "(c) bin/$p exited $rc, not 77 (no usable device): $out"
@@ -152,7 +152,7 @@ for p in test bench; do
   grep -Eq "\"kind\": \"$p\", \"status\": \"skip-is-failure\", \"rc\": 77" "$run_json" || fail "(d) gpu-run.json: the $p step is not skip-is-failure (exit 77)"
 done
 total=$(sed -n 's/^ *"total": *\([0-9]*\).*/\1/p' "$run_json")
-((total == cases + 6)) || fail "(d) gpu-run.json counts $total steps, expected $((cases + 6)) (device test, 3 smoke, $cases cases, 2 bench)"
+((total == cases + 7)) || fail "(d) gpu-run.json counts $total steps, expected $((cases + 7)) (2 device tests, 3 smoke, $cases cases, 2 bench)"
 grep -q "^gpu-bundle: 0/$total passed$" "$scratch/run.txt" || fail "(d) run.sh's last summary line is not 'gpu-bundle: 0/$total passed'"
 files=$(find "$out_dir" -type f | wc -l)
 ((files <= 8)) || fail "(d) run.sh wrote $files files into OUT (at most 8): $(ls "$out_dir")"

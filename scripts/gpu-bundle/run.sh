@@ -15,9 +15,10 @@
 #                              --benchmark_min_time=0.2 — 19 benchmarks x 3 repetitions, expected to
 #                              take 1-2 minutes; set but empty: none)
 # Steps, in this order, each under `timeout -k 5 LIMIT` (LIMIT: its share of the budget — at 300 s:
-# 60, 15, 30, 30, 60 each, 37, 140 — at most what is left once the benchmark's share is kept back; a step
+# 60, 60, 15, 30, 30, 60 each, 37, 140 — at most what is left once the benchmark's share is kept back; a step
 # with under 5 s left is "not-run", a failure):
 #   test   bin/ringflow_test_gpu_device (the device handlers; budget/5, at least 10 s): exit 0
+#   test   bin/ringflow_test_gpu_ll16 (16-byte units across PCIe both ways, 0 torn; the same limit): exit 0
 #   smoke  bin/ringflow devices --json (budget/20, at least 10 s): exit 0, a cuda entry "available": true
 #   smoke  bin/ringflow run topologies/cuda-echo.yaml (budget/10, at least 15 s): exit 0 and its
 #          summary ok, replies, no fault detected, no reroute (the nodes stayed on the GPU), a cuda
@@ -231,18 +232,28 @@ say "bundle ${bundle_commit:0:12}$([[ $bundle_dirty == true ]] && echo ' (with l
 # ---- (a) the device handlers --------------------------------------------------------------------------------
 tests_log="$OUT/gpu-tests.log"
 : >"$tests_log"
-lim=$(left "$cap_bench")
-((lim > cap_device)) && lim=$cap_device
-if ((lim < 5)); then
-  record ringflow_test_gpu_device test not-run "" "" "not run: budget"
-else
-  echo "===== ringflow_test_gpu_device (limit $lim s)" >>"$tests_log"
-  run_limited "$lim" "$tests_log" bin/ringflow_test_gpu_device
-  echo "===== ringflow_test_gpu_device: rc $rc, $secs s" >>"$tests_log"
+# device_test PROGRAM: a plain GPU test program (exit 0 pass, 77 its no-device skip, else fail).
+device_test() {
+  local prog="$1"
+  lim=$(left "$cap_bench")
+  ((lim > cap_device)) && lim=$cap_device
+  if ((lim < 5)); then
+    record "$prog" test not-run "" "" "not run: budget"
+    return
+  fi
+  echo "===== $prog (limit $lim s)" >>"$tests_log"
+  run_limited "$lim" "$tests_log" "bin/$prog"
+  echo "===== $prog: rc $rc, $secs s" >>"$tests_log"
   note_gpu_program "$rc"
-  if ((rc == 0)); then record ringflow_test_gpu_device test pass "$rc" "$secs" ""
-  else record ringflow_test_gpu_device test "$(status_of "$rc")" "$rc" "$secs" "$(why_not "$rc" 'SKIP|FAIL')"; fi
-fi
+  if ((rc == 0)); then
+    record "$prog" test pass "$rc" "$secs" "$(grep -m3 '^RESULT' "$scratch/last" | tr '\n' ';')"
+  else
+    record "$prog" test "$(status_of "$rc")" "$rc" "$secs" "$(why_not "$rc" 'SKIP|FAIL')"
+  fi
+}
+device_test ringflow_test_gpu_device
+# LL16 units across PCIe: the ring protocol v2 design's hardware assumption (docs/design/).
+device_test ringflow_test_gpu_ll16
 
 # ---- (d) the ringflow smoke: devices, then a topology on cuda -----------------------------------------------
 smoke_log="$OUT/ringflow-smoke.log"
