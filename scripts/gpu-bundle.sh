@@ -93,6 +93,10 @@ if [[ -e "$dest" && -n "$(ls -A "$dest" 2>/dev/null)" && ! -f "$dest/MANIFEST.tx
   die "$dest exists and is not a GPU bundle (no MANIFEST.txt): not replacing it"
 fi
 # Assembled beside DEST and moved into place only when complete: a failure leaves no half bundle.
+# The tree's state, before this script writes anything (its partial folder would count).
+commit="$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)"
+dirty=""
+if [[ "$commit" != unknown && -n "$(git -C "$root" status --porcelain 2>/dev/null)" ]]; then dirty=" (with local changes)"; fi
 final="$(mkdir -p "$(dirname "$dest")" && cd "$(dirname "$dest")" && pwd)/$(basename "$dest")"
 dest="$final.partial"
 rm -rf "$dest"
@@ -149,9 +153,6 @@ cp "$root/scripts/gpu-bundle/run.sh" "$dest/run.sh" && chmod 0755 "$dest/run.sh"
 
 # ---- the manifest ------------------------------------------------------------------------------------
 cache_value() { sed -n "s/^$1:[A-Z]*=//p" "$build/CMakeCache.txt" | head -1; }
-commit="$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)"
-dirty=""
-if [[ "$commit" != unknown && -n "$(git -C "$root" status --porcelain 2>/dev/null)" ]]; then dirty=" (with local changes)"; fi
 # The newest symbol versions the bundle's files require of the machine's glibc and libstdc++.
 needs() { objdump -T "$dest"/bin/* "$dest"/lib/* 2>/dev/null | grep -o "$1_[0-9.]*" | sort -uV | tail -1; }
 nvcc="$(cache_value CMAKE_CUDA_COMPILER)"
