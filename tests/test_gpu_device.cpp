@@ -100,6 +100,18 @@ gpu::gpu_ring_options small_rings(std::uint32_t capacity = 64, std::uint32_t are
   return r;
 }
 
+/// The protocol the device under test formats its rings with (the suite runs twice in CI: as it
+/// is, and with RINGFLOW_GPU_RING_PROTOCOL=2), and the bytes of one ring of `cfg` under it.
+std::uint32_t protocol_under_test() {
+  const char* e = std::getenv("RINGFLOW_GPU_RING_PROTOCOL");
+  return e && std::string(e) == "2" ? ring_protocol::v2 : ring_protocol::v1;
+}
+std::uint64_t ring_bytes(const ring_config& cfg) {
+  gpu::gpu_ring_options r;
+  r.requests = r.replies = cfg;
+  return ring_layout{gpu::ring_geometry(r, protocol_under_test()).requests}.bytes();
+}
+
 struct reply {
   slot_header header{};
   std::vector<std::uint8_t> bytes;
@@ -122,8 +134,16 @@ struct ring_driver {
   incarnation& inc;
   ring_producer requests;
   ring_consumer replies;
+  std::vector<ll_unit> image;  // protocol v2: the decoded reply
   explicit ring_driver(incarnation& i)
-      : inc(i), requests(i.requests(), i.request_producer_scratch()), replies(i.replies()) {}
+      : inc(i), requests(i.requests(), i.request_producer_scratch()), replies(i.replies()) {
+    if (i.requests().config().is_v2()) {  // a device with ring_protocol 2 (RINGFLOW_GPU_RING_PROTOCOL=2)
+      requests.use_credit_from(i.replies());
+      image.resize(ll::image_bytes(i.replies().config().inline_capacity()) / sizeof(ll_unit));
+      REQUIRE(replies.set_image_buffer(reinterpret_cast<std::uint8_t*>(image.data()),
+                                       static_cast<std::uint32_t>(image.size() * sizeof(ll_unit))));
+    }
+  }
 
   bool push(type_id type, std::uint64_t corr, const std::vector<std::uint8_t>& payload, bool notify = true) {
     ring_message m{};
@@ -274,7 +294,7 @@ TEST_CASE("gpu device: many rings served by one kernel at once", "[gpu]") {
   gpu::gpu_device_options o = small_options();
   const int rings = emulated ? 64 : 1024;
   o.max_rings = static_cast<std::uint32_t>(rings);
-  o.ring_pool_bytes = static_cast<std::uint64_t>(rings) * 2 * ring_layout{{16, 256, 0, 0}}.bytes() + (1u << 20);
+  o.ring_pool_bytes = static_cast<std::uint64_t>(rings) * 2 * ring_bytes({16, 256, 0, 0}) + (1u << 20);
   auto dev = open_device(o);
   ringflow::doorbell bell;
   std::vector<std::unique_ptr<incarnation>> incs;
@@ -342,6 +362,23 @@ TEST_CASE("gpu device: a drain blocked on a full response ring is abandoned as r
   ro.replies.capacity = 2;
   auto inc = dev->factory<EchoKernel>(ro)(&bell);
   ring_driver d(*inc);
+  if (protocol_under_test() == ring_protocol::v2) {
+    // Protocol v2 pairs each request with its reply slot (the response ring gets the request
+    // ring's capacity), so a drain can never block on reply slots: the host's credit stops it
+    // first. 16 requests unanswered fill the credit; the 17th is refused by the host, not queued.
+    CHECK(inc->replies().config().capacity == 16);
+    for (int i = 0; i < 16; ++i) REQUIRE(d.push(msg::Echo::type_id_, i, echo_request(i, 8)));
+    CHECK_FALSE(d.push(msg::Echo::type_id_, 16, echo_request(16, 8)));
+    REQUIRE(wait_until([&] { return inc->control().processed_count() == 16; }));
+    CHECK(inc->stop(2000ms));
+    CHECK(inc->control().current_state() == kernel_state::stopped);
+    for (int i = 0; i < 16; ++i) {
+      const std::optional<reply> r = d.pop(100ms);
+      REQUIRE(r);
+      CHECK(r->header.correlation_id == static_cast<std::uint64_t>(i));
+    }
+    return;
+  }
   for (int i = 0; i < 8; ++i) REQUIRE(d.push(msg::Echo::type_id_, i, echo_request(i, 8)));  // nobody reads replies
   // The kernel really served: the response ring filled (2 replies), then it blocked. Without this,
   // a kernel that served nothing would pass as "stuck" too.
@@ -412,7 +449,7 @@ TEST_CASE("gpu device: rings bound, served, stopped and released from several th
   // stop answers everything pushed before it; released entries and pool memory are reused.
   gpu::gpu_device_options o = small_options();
   o.max_rings = 16;
-  o.ring_pool_bytes = 16 * 2 * ring_layout{{64, 256, 0, 0}}.bytes() + 4096;
+  o.ring_pool_bytes = 16 * 2 * ring_bytes({64, 256, 0, 0}) + 4096;
   auto dev = open_device(o);
   ringflow::doorbell bell;
   constexpr int threads = 4, rounds = 100, per_round = 40;
@@ -741,7 +778,7 @@ TEST_CASE("gpu device (emulator): a failed launch and an unusable device are cle
   CHECK(p.detail.find("no emulated device") != std::string::npos);
   // Pools are finite: rings beyond the pinned pool are refused, not allocated while running.
   gpu::gpu_device_options o = small_options();
-  o.ring_pool_bytes = 2 * ring_layout{{64, 256, 0, 0}}.bytes() + 4096;
+  o.ring_pool_bytes = 2 * ring_bytes({64, 256, 0, 0}) + 4096;
   auto dev = open_device(o);
   ringflow::doorbell bell;
   auto one = dev->factory<EchoKernel>(small_rings())(&bell);

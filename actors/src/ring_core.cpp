@@ -140,6 +140,7 @@ struct ring_core::impl {
   // ---- replies: the poller (or detach) while holding poll_busy ------------------------------
   alignas(64) std::atomic<bool> poll_busy{false};
   ring_consumer consumer;
+  std::vector<ll_unit> reply_image;  // protocol v2: the consumer's decoded reply (16-byte aligned)
 
   std::unique_ptr<incarnation> inc;  // changed only with both roles held
 
@@ -607,6 +608,10 @@ void ring_core::attach(std::unique_ptr<incarnation> inc) {
                                 "' has types " + type_name(inc->request_type()) + " -> " +
                                 type_name(inc->reply_type()) + ", the actor " + type_name(request_type_) + " -> " +
                                 type_name(reply_type_));
+  if (inc->requests().config().is_v2() &&
+      (!inc->replies().config().is_v2() || inc->replies().config().capacity != inc->requests().config().capacity))
+    throw std::invalid_argument("ring actor '" + name_ + "': incarnation of kernel '" + inc->kernel_name() +
+                                "' has protocol v2 request ring without a paired v2 response ring of equal capacity");
   std::lock_guard<std::mutex> lock(control_mu_);
   impl& m = *impl_;
   if (m.inc) throw std::logic_error("ring actor '" + name_ + "': attach while an incarnation is attached");
@@ -616,6 +621,15 @@ void ring_core::attach(std::unique_ptr<incarnation> inc) {
   m.inc = std::move(inc);
   m.producer = ring_producer(m.inc->requests(), m.inc->request_producer_scratch());
   m.consumer = ring_consumer(m.inc->replies());
+  if (m.inc->requests().config().is_v2()) {
+    // Protocol v2 (a device ring): free request slots are counted from the replies this core
+    // consumed, and replies are decoded into our own image of a slot.
+    const ring_config rc = m.inc->replies().config();
+    m.producer.use_credit_from(m.inc->replies());
+    m.reply_image.assign(ll::image_bytes(rc.inline_capacity()) / sizeof(ll_unit), ll_unit{});
+    (void)m.consumer.set_image_buffer(reinterpret_cast<std::uint8_t*>(m.reply_image.data()),
+                                      static_cast<std::uint32_t>(m.reply_image.size() * sizeof(ll_unit)));
+  }
   m.max_payload.store(m.producer.max_payload(), std::memory_order_relaxed);
   // Replay: every request published into an earlier incarnation and not answered, oldest first,
   // ahead of anything that waited in carry/staging meanwhile.

@@ -18,6 +18,10 @@ void ring_storage::validate(const ring_config& cfg) {
   if (cfg.arena_bytes % 64 != 0) bad("arena_bytes " + std::to_string(cfg.arena_bytes) + " must be a multiple of 64");
   if (cfg.head_batch > cfg.capacity / 2)
     bad("head_batch " + std::to_string(cfg.head_batch) + " must be <= capacity / 2");
+  if (cfg.protocol != ring_protocol::v1 && cfg.protocol != ring_protocol::v2)
+    bad("protocol " + std::to_string(cfg.protocol) + " must be 1 or 2");
+  if (cfg.is_v2() && cfg.slot_size < 256)
+    bad("protocol 2 needs slot_size >= 256, not " + std::to_string(cfg.slot_size));
 }
 
 ring_storage::ring_storage(const ring_config& cfg) : memory_(nullptr, mapping_delete{0}) {

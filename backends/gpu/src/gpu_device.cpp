@@ -3,6 +3,7 @@
 // translating the runtime calls; the logic below exists once.
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -38,6 +39,15 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     if (opts_.id.empty()) opts_.id = std::string(api::backend) + ":" + std::to_string(opts_.ordinal);
     if (opts_.max_rings == 0) throw std::invalid_argument("gpu device: max_rings must be > 0");
     if (opts_.staging_bytes % 16) throw std::invalid_argument("gpu device: staging_bytes must be a multiple of 16");
+    if (opts_.ring_protocol == 0) {
+      const char* env = std::getenv("RINGFLOW_GPU_RING_PROTOCOL");
+      const std::string v = env ? env : "";
+      if (v.empty() || v == "1") opts_.ring_protocol = ring_protocol::v1;
+      else if (v == "2") opts_.ring_protocol = ring_protocol::v2;
+      else throw std::invalid_argument("RINGFLOW_GPU_RING_PROTOCOL='" + v + "': use 1 or 2");
+    }
+    if (opts_.ring_protocol != ring_protocol::v1 && opts_.ring_protocol != ring_protocol::v2)
+      throw std::invalid_argument("gpu device: ring_protocol must be 0, 1 or 2");
     blocks_ = opts_.blocks ? opts_.blocks : static_cast<std::uint32_t>(std::max(1, info_.multiprocessors));
     // At most one block per multiprocessor (every block resident at once); capped by the entries.
     blocks_ = std::min<std::uint32_t>(blocks_, static_cast<std::uint32_t>(std::max(1, info_.multiprocessors)));
@@ -100,7 +110,8 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   }
 
   // ---- gpu_device
-  incarnation_factory factory(const std::string& kernel, const gpu_ring_options& rings) override {
+  incarnation_factory factory(const std::string& kernel, const gpu_ring_options& asked) override {
+    const gpu_ring_options rings = ring_geometry(asked, opts_.ring_protocol);
     const std::uint32_t k = kernel_index(table_, kernel);
     if (k >= table_.size) {
       std::string names;
@@ -110,6 +121,12 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     }
     ring_storage::validate(rings.requests);
     ring_storage::validate(rings.replies);
+    if (rings.requests.is_v2() != rings.replies.is_v2() ||
+        (rings.requests.is_v2() && rings.requests.capacity != rings.replies.capacity))
+      throw std::invalid_argument("gpu device: protocol v2 rings must pair up (both v2, equal capacities)");
+    if (rings.requests.is_v2() && opts_.staging_bytes < ll::image_bytes(std::max(rings.requests.inline_capacity(),
+                                                                                 rings.replies.inline_capacity())))
+      throw std::invalid_argument("gpu device: protocol v2 rings need staging_bytes of at least one decoded slot");
     if (rings.replies.arena_bytes && rings.replies.capacity > opts_.max_reply_capacity)
       throw std::invalid_argument("gpu device: a response ring with an arena may have at most max_reply_capacity (" +
                                   std::to_string(opts_.max_reply_capacity) + ") slots");
@@ -264,8 +281,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     std::string why;
     if (!kernel_running_ && !launch_locked(why)) return false;
     const binding& b = bindings_[entry];
-    discard_ring(ring_region(b.request_host, b.rings.requests));
-    discard_ring(ring_region(b.reply_host, b.rings.replies));
+    discard_rings(ring_region(b.request_host, b.rings.requests), ring_region(b.reply_host, b.rings.replies));
     bind_locked(entry);
     publish_watch_locked();
     return true;

@@ -262,19 +262,24 @@ RINGFLOW_HD serve_result serve_one(ring_consumer& requests, ring_producer& repli
   // A header whose payload would lie outside its ring (a stray write, a faulty peer) is answered
   // as malformed; the payload is never read.
   bool payload_ok = true;
-  if (staging && staging->request && staging->request_bytes >= slot_size) {
-    copy_chunks16(staging->request, req, slot_size);
-    req = reinterpret_cast<const slot_header*>(staging->request);
+  // Protocol v2: try_peek() already decoded the slot into the consumer's image (local memory).
+  const bool decoded = rq.config().is_v2();
+  if (decoded || (staging && staging->request && staging->request_bytes >= slot_size)) {
+    if (!decoded) {
+      copy_chunks16(staging->request, req, slot_size);
+      req = reinterpret_cast<const slot_header*>(staging->request);
+    }
     payload_ok = rq.payload_in_bounds(*req);
     if (payload_ok && (req->flags & slot_flags::arena)) {
       payload = requests.payload_view(req);
       // Arena offsets are 64-byte aligned; a payload that fits after the slot is staged too.
-      if (static_cast<std::uint64_t>(slot_size) + payload.size + 15 <= staging->request_bytes) {
+      if (staging && staging->request &&
+          static_cast<std::uint64_t>(slot_size) + payload.size + 15 <= staging->request_bytes) {
         copy_chunks16(staging->request + slot_size, payload.data, payload.size);
         payload = {staging->request + slot_size, payload.size};
       }
     } else if (payload_ok) {
-      payload = {staging->request + sizeof(slot_header), req->payload_len};
+      payload = {reinterpret_cast<const std::uint8_t*>(req) + sizeof(slot_header), req->payload_len};
     }
   } else {
     payload_ok = rq.payload_in_bounds(*req);
@@ -325,7 +330,8 @@ RINGFLOW_HD serve_result serve_one(ring_consumer& requests, ring_producer& repli
   std::uint32_t len = 0;
   type_id reply_type = 0;
   // The writer outlives the handler: its detail may point into the writer's own text buffer.
-  const bool staged = staging && staging->reply && claim.capacity <= staging->reply_bytes;
+  // A v2 inline claim is local memory already (the producer's claim buffer): written in place.
+  const bool staged = staging && staging->reply && !claim.local && claim.capacity <= staging->reply_bytes;
   reply_writer out(staged ? staging->reply : claim.payload, claim.capacity);
   if (st == status::ok) {
     st = K::handle(in, out);

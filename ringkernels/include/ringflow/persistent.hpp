@@ -148,11 +148,17 @@ namespace detail {
 
 RINGFLOW_HD inline void publish_ring_counters(persistent_endpoint& e) {
   e.control->publish_counters(e.heartbeat, e.last_progress, e.processed, e.handler_errors, e.rejected);
+  // Protocol v2: the request head and the reply tail are for observers only (queue depths); they
+  // go out here, once per poll period, not per message.
+  if (e.requests.region().config().is_v2()) {
+    e.requests.publish();
+    e.replies.publish_tail();
+  }
 }
 
 /// Binds entry `r` to endpoint `e` (a new generation was seen). False: the entry is unusable.
 template <class Table>
-RINGFLOW_HD bool bind_entry(const persistent_ring& r, persistent_endpoint& e) {
+RINGFLOW_HD bool bind_entry(const persistent_ring& r, persistent_endpoint& e, const serve_staging* staging) {
   e.control = r.control;
   e.kernel_index = r.kernel_index;
   e.max_batch = r.max_batch ? r.max_batch : 1;
@@ -167,8 +173,28 @@ RINGFLOW_HD bool bind_entry(const persistent_ring& r, persistent_endpoint& e) {
     e.control->fault(kernel_error::bad_ring, 0, "ring region failed validation (magic or geometry)");
     return false;
   }
-  e.requests = ring_consumer(rq);
+  const bool v2 = r.request_config.is_v2();
+  if (v2 != r.reply_config.is_v2() || (v2 && r.request_config.capacity != r.reply_config.capacity)) {
+    e.control->fault(kernel_error::bad_ring, 0, "protocol v2 rings must pair up (both v2, equal capacities)");
+    return false;
+  }
+  e.requests = ring_consumer(rq, v2);
   e.replies = ring_producer(rp, r.reply_scratch);
+  if (v2) {
+    // The request image and the reply claim live in the worker's staging (device memory).
+    if (!staging || !e.requests.set_image_buffer(staging->request, staging->request_bytes) ||
+        staging->reply_bytes < ll::image_bytes(rp.config().inline_capacity())) {
+      e.control->fault(kernel_error::bad_ring, 0, "protocol v2 rings need worker staging of a slot");
+      return false;
+    }
+    e.replies.set_claim_buffer(staging->reply, staging->reply_bytes);
+    e.replies.assume_credit();
+    e.replies.set_lazy_tail(true);
+    if (e.requests.position() != e.replies.position()) {
+      e.control->fault(kernel_error::bad_ring, 0, "protocol v2 rings out of step (request head != reply tail)");
+      return false;
+    }
+  }
   e.control->set_state(kernel_state::running);
   return true;
 }
@@ -229,7 +255,8 @@ RINGFLOW_HD void persistent_worker(const persistent_args& a, std::uint32_t worke
         const std::uint64_t gen = persistent_ctl::generation(ctl);
         if (gen != 0 && gen != e.seen_generation) {
           e.seen_generation = gen;
-          e.phase = detail::bind_entry<Table>(a.rings[i], e) ? persistent_endpoint::running : persistent_endpoint::idle;
+          e.phase = detail::bind_entry<Table>(a.rings[i], e, staging) ? persistent_endpoint::running
+                                                                      : persistent_endpoint::idle;
         }
         if (e.phase != persistent_endpoint::idle && gen == e.seen_generation) {
           if (ctl & persistent_ctl::abandon) {

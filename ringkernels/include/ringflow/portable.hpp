@@ -18,6 +18,22 @@
 #include <cstdint>
 #include <type_traits>
 
+// Unrolls the next loop in device passes (registers instead of local memory); nothing on the host.
+#if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
+#define RINGFLOW_UNROLL _Pragma("unroll")
+#else
+#define RINGFLOW_UNROLL
+#endif
+
+// ThreadSanitizer builds: ll_store()/ll_load() use atomics TSan can see instead of inline assembly.
+#if defined(__SANITIZE_THREAD__)
+#define RINGFLOW_TSAN_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RINGFLOW_TSAN_BUILD 1
+#endif
+#endif
+
 #if defined(__CUDACC__) || defined(__HIPCC__)
 #define RINGFLOW_HD __host__ __device__
 #define RINGFLOW_DEVICE_COMPILER 1
@@ -154,6 +170,91 @@ RINGFLOW_HD inline bool poll_acquire(T& w, T expected) {
   return true;
 #else
   return load_acquire(w) == expected;
+#endif
+}
+
+/// One LL16 unit of a protocol-v2 ring slot (ring.hpp): 8 bytes of data and the 8-byte flag that
+/// says which message they belong to. Written by ONE 16-byte store and read by ONE 16-byte load, so
+/// a unit whose flag is current carries that message's data (the hardware assumption v2 relies
+/// on: docs/ARCHITECTURE.md, "Ring protocol v2").
+struct alignas(16) ll_unit {
+  std::uint64_t data;
+  std::uint64_t flag;
+};
+static_assert(sizeof(ll_unit) == 16);
+
+/// Stores a unit in one 16-byte access, no ordering with other units (none is needed: every unit
+/// validates itself). Device: st.volatile.v2.u64 (CUDA, as NCCL's LL protocol stores its lines) /
+/// a volatile 16-byte vector store (HIP: global_store_dwordx4). Host x86-64: one movdqa. Hosts
+/// without a 16-byte single-copy-atomic store, and ThreadSanitizer builds (which cannot see inline
+/// assembly), store the data relaxed and then the flag with release: a reader that sees the flag
+/// (acquire) sees the data, which keeps the unit's contract on any host.
+RINGFLOW_HD inline void ll_store(ll_unit* u, std::uint64_t data, std::uint64_t flag) {
+#if defined(__CUDA_ARCH__)
+  asm volatile("st.volatile.v2.u64 [%0], {%1, %2};" ::"l"(u), "l"(data), "l"(flag) : "memory");
+#elif defined(__HIP_DEVICE_COMPILE__)
+  typedef unsigned long long v2u64 __attribute__((ext_vector_type(2)));
+  v2u64 v = {data, flag};
+  *reinterpret_cast<volatile v2u64*>(u) = v;
+#elif defined(__x86_64__) && !defined(RINGFLOW_TSAN_BUILD)
+  const __m128i v = _mm_set_epi64x(static_cast<long long>(flag), static_cast<long long>(data));
+  asm volatile("movdqa %1, %0" : "=m"(*reinterpret_cast<__m128i*>(u)) : "x"(v) : "memory");
+#else
+  store_relaxed(u->data, data);
+  store_release(u->flag, flag);
+#endif
+}
+
+/// Loads a unit in one 16-byte access (see ll_store()).
+RINGFLOW_HD inline void ll_load(const ll_unit* u, std::uint64_t& data, std::uint64_t& flag) {
+#if defined(__CUDA_ARCH__)
+  asm volatile("ld.volatile.v2.u64 {%0, %1}, [%2];" : "=l"(data), "=l"(flag) : "l"(u) : "memory");
+#elif defined(__HIP_DEVICE_COMPILE__)
+  typedef unsigned long long v2u64 __attribute__((ext_vector_type(2)));
+  const v2u64 v = *reinterpret_cast<const volatile v2u64*>(u);
+  data = v.x;
+  flag = v.y;
+#elif defined(__x86_64__) && !defined(RINGFLOW_TSAN_BUILD)
+  __m128i v;
+  asm volatile("movdqa %1, %0" : "=x"(v) : "m"(*reinterpret_cast<const __m128i*>(u)) : "memory");
+  data = static_cast<std::uint64_t>(_mm_cvtsi128_si64(v));
+  flag = static_cast<std::uint64_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(v, v)));
+#else
+  auto* w = const_cast<ll_unit*>(u);
+  flag = load_acquire(w->flag);
+  data = load_relaxed(w->data);
+#endif
+}
+
+/// Orders the plain stores before it (arena payload bytes) before the unit stores after it, for a
+/// reader that checks the units and then reads the plain bytes after ll_acquire_fence(): a
+/// system-scope release fence on a device (fence.acq_rel.sys); on the host a release fence (x86:
+/// compiler-only, TSO orders the stores).
+RINGFLOW_HD inline void ll_release_fence() {
+#if defined(__CUDA_ARCH__)
+  cuda::atomic_thread_fence(cuda::std::memory_order_release, cuda::thread_scope_system);
+#elif defined(__HIP_DEVICE_COMPILE__)
+  __atomic_thread_fence(__ATOMIC_RELEASE);
+#elif defined(__CUDACC__)
+  cuda::atomic_thread_fence(cuda::std::memory_order_release, cuda::thread_scope_system);
+#elif defined(__HIPCC__)
+  __atomic_thread_fence(__ATOMIC_RELEASE);
+#else
+  std::atomic_thread_fence(std::memory_order_release);
+#endif
+}
+/// The reader's side of ll_release_fence().
+RINGFLOW_HD inline void ll_acquire_fence() {
+#if defined(__CUDA_ARCH__)
+  cuda::atomic_thread_fence(cuda::std::memory_order_acquire, cuda::thread_scope_system);
+#elif defined(__HIP_DEVICE_COMPILE__)
+  __atomic_thread_fence(__ATOMIC_ACQUIRE);
+#elif defined(__CUDACC__)
+  cuda::atomic_thread_fence(cuda::std::memory_order_acquire, cuda::thread_scope_system);
+#elif defined(__HIPCC__)
+  __atomic_thread_fence(__ATOMIC_ACQUIRE);
+#else
+  std::atomic_thread_fence(std::memory_order_acquire);
 #endif
 }
 

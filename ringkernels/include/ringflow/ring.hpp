@@ -31,6 +31,23 @@
 // region resumes from the shared state (consumer: `head`; producer: `tail`), which is exact once
 // the previous endpoint on that side has called publish() / stopped.
 //
+// Protocol v2 (ring_config::protocol == 2; device-polled rings, docs/ARCHITECTURE.md "Ring protocol v2")
+//   A slot is slot_size / 16 LL16 units {u64 data; u64 flag} (portable.hpp: ll_unit, one 16-byte
+//   store / load each). The message's bytes — slot_header bytes 8..63, then the inline payload —
+//   are carried 8 per unit, and every unit's flag is pos + 1. The consumer accepts a slot only
+//   when every unit it needs carries that flag, so the poll that finds a request is the read of
+//   it: no seq word, no release/acquire pair, no fence (arena payloads excepted: the producer
+//   fences between the arena bytes and the units, the consumer after it saw them). The consumer
+//   decodes the units into an image (a slot_header, seq = flag, then the payload) in its own
+//   memory; try_peek() returns that image.
+//   Credit instead of head: requests and replies pair up (equal capacities; one reply per
+//   request, in order), so the request producer counts free slots from the *reply* ring's head
+//   (use_credit_from(): host memory the host's own reply consumer writes), the device's reply
+//   producer writes reply i into slot i mod capacity without any room check (assume_credit()),
+//   and the device's request consumer publishes its head only for observers (lazy_head). Inline
+//   room is slot_size / 2 - 56 bytes (v1: slot_size - 64). Arena allocation keeps v1's rule,
+//   freed by the head of the ring the producer takes its credit from.
+//
 // Thread-safety: ring_producer is used by one thread, ring_consumer by one (other) thread.
 // ring_observer may be used by any thread (relaxed reads; approximate by up to head_batch).
 #pragma once
@@ -76,19 +93,29 @@ enum class [[nodiscard]] ring_status : std::uint8_t{
     oversize,  // payload larger than inline room and arena: retrying cannot succeed
 };
 
+/// Slot formats (ring_config::protocol): see the protocol notes above.
+namespace ring_protocol {
+inline constexpr std::uint32_t v1 = 1;  // seq word + release/acquire (CPU rings; the default)
+inline constexpr std::uint32_t v2 = 2;  // LL16 units, credit from replies (device-polled rings)
+}  // namespace ring_protocol
+
 /// Geometry of a ring region; immutable after init.
 struct ring_config {
-  std::uint32_t capacity = 1024;  // slots, power of two, >= 2
-  std::uint32_t slot_size = 256;  // bytes per slot incl. the 64-byte header; multiple of 64
-  std::uint32_t arena_bytes = 0;  // oversize payloads; 0 = none (larger payloads are oversize)
-  std::uint32_t head_batch = 0;   // consumer publishes head every N pops; 0 = min(capacity/4, 32)
+  std::uint32_t capacity = 1024;               // slots, power of two, >= 2
+  std::uint32_t slot_size = 256;               // bytes per slot incl. the 64-byte header; multiple of 64
+  std::uint32_t arena_bytes = 0;               // oversize payloads; 0 = none (larger payloads are oversize)
+  std::uint32_t head_batch = 0;                // consumer publishes head every N pops; 0 = min(capacity/4, 32)
+  std::uint32_t protocol = ring_protocol::v1;  // slot format; v2 needs slot_size >= 256
 
   RINGFLOW_HD bool valid() const {
     return capacity >= 2 && (capacity & (capacity - 1)) == 0 && slot_size >= 128 && slot_size % 64 == 0 &&
-           arena_bytes % 64 == 0 && head_batch <= capacity / 2;
+           arena_bytes % 64 == 0 && head_batch <= capacity / 2 &&
+           (protocol == ring_protocol::v1 || (protocol == ring_protocol::v2 && slot_size >= 256));
   }
+  RINGFLOW_HD bool is_v2() const { return protocol == ring_protocol::v2; }
   RINGFLOW_HD std::uint32_t inline_capacity() const {
-    return slot_size - static_cast<std::uint32_t>(sizeof(slot_header));
+    // v2: half of the slot is flags, and the header's seq word is not carried (it is the flag).
+    return is_v2() ? slot_size / 2 - 56 : slot_size - static_cast<std::uint32_t>(sizeof(slot_header));
   }
   RINGFLOW_HD std::uint32_t effective_head_batch() const {
     if (head_batch) return head_batch;
@@ -163,7 +190,7 @@ class ring_region {
     if (pinned_.capacity == 0) return true;
     const ring_config& c = shared()->config;
     return shared()->magic == ring_magic && c.capacity == pinned_.capacity && c.slot_size == pinned_.slot_size &&
-           c.arena_bytes == pinned_.arena_bytes && c.head_batch == pinned_.head_batch;
+           c.arena_bytes == pinned_.arena_bytes && c.head_batch == pinned_.head_batch && c.protocol == pinned_.protocol;
   }
   RINGFLOW_HD ring_shared* shared() const { return reinterpret_cast<ring_shared*>(base_); }
   RINGFLOW_HD const ring_config& config() const { return pinned_.capacity ? pinned_ : shared()->config; }
@@ -183,6 +210,8 @@ class ring_region {
                                           (pos & (c.capacity - 1)) * static_cast<std::uint64_t>(c.slot_size));
   }
   RINGFLOW_HD byte* arena() const { return base_ + ring_layout{config()}.arena_offset(); }
+  /// The LL16 units of a v2 slot.
+  RINGFLOW_HD ll_unit* units(std::uint64_t pos) const { return reinterpret_cast<ll_unit*>(slot(pos)); }
   /// Payload bytes of a slot (inline or in the arena).
   RINGFLOW_HD byte* payload(const slot_header* h) const {
     return (h->flags & slot_flags::arena) ? arena() + h->arena_offset
@@ -195,6 +224,77 @@ class ring_region {
   ring_config pinned_{0, 0, 0, 0};  // capacity 0: not pinned
 };
 
+/// Protocol v2's slot codec (see the protocol notes above): the bytes of a message spread over
+/// LL16 units, 8 per unit, every unit flagged with pos + 1.
+namespace ll {
+inline constexpr std::uint32_t header_units = 7;  // slot_header bytes 8..63 (bytes 0..7, seq, are the flag)
+inline constexpr std::uint32_t burst_units = 16;  // units loaded before any is checked (256 bytes)
+
+/// Units a message with `inline_len` inline payload bytes occupies.
+RINGFLOW_HD constexpr std::uint32_t units_for(std::uint32_t inline_len) { return header_units + (inline_len + 7) / 8; }
+/// Bytes an image (what a v2 consumer decodes a slot into) needs for a ring with `inline_cap`.
+RINGFLOW_HD constexpr std::uint32_t image_bytes(std::uint32_t inline_cap) {
+  return static_cast<std::uint32_t>(sizeof(slot_header)) + (inline_cap + 15) / 16 * 16;
+}
+
+RINGFLOW_HD inline std::uint64_t pack8(const byte* p, std::uint32_t n) {
+  std::uint64_t v = 0;
+  for (std::uint32_t i = 0; i < n && i < 8; ++i) v |= static_cast<std::uint64_t>(p[i]) << (8 * i);
+  return v;
+}
+
+/// Writes a message into a slot's units (header bytes 8..63 from `h`, then `inline_len` payload
+/// bytes), every unit flagged `flag`. No fence: each unit validates itself.
+RINGFLOW_HD inline void write_slot(ll_unit* u, const slot_header& h, const byte* payload, std::uint32_t inline_len,
+                                   std::uint64_t flag) {
+  const auto* hw = reinterpret_cast<const std::uint64_t*>(&h);
+  for (std::uint32_t k = 0; k < header_units; ++k) ll_store(u + k, hw[k + 1], flag);
+  for (std::uint32_t i = 0, k = header_units; i < inline_len; i += 8, ++k) {
+    const std::uint32_t n = inline_len - i < 8 ? inline_len - i : 8;
+    const bool word = n == 8 && (reinterpret_cast<std::uintptr_t>(payload + i) & 7u) == 0;
+    ll_store(u + k, word ? *reinterpret_cast<const std::uint64_t*>(payload + i) : pack8(payload + i, n), flag);
+  }
+}
+
+/// Reads the message flagged `flag` from a slot's units (`slot_units` of them) into `image` (a
+/// slot_header with seq = flag, then the inline payload; ll::image_bytes() of room, 16-byte
+/// aligned). True when every unit the message needs carries `flag`; false when the message is not
+/// (completely) there yet — the image is then unspecified. Loads go out in bursts of 16 units
+/// before any flag is checked, so a message of up to 72 inline bytes costs one round trip. A
+/// header claiming more inline bytes than the ring has is decoded as the header alone: the
+/// caller's payload_in_bounds() check rejects it.
+RINGFLOW_HD inline bool read_slot(const ll_unit* u, std::uint32_t slot_units, std::uint64_t flag,
+                                  std::uint32_t inline_cap, byte* image) {
+  auto* w = reinterpret_cast<std::uint64_t*>(image);
+  std::uint32_t need = header_units;  // known once the header units are in
+  for (std::uint32_t base = 0; base < need; base += burst_units) {
+    std::uint64_t d[burst_units], f[burst_units];
+    RINGFLOW_UNROLL
+    for (std::uint32_t k = 0; k < burst_units; ++k) {
+      if (base + k < slot_units) ll_load(u + base + k, d[k], f[k]);
+      else d[k] = f[k] = 0;
+    }
+    if (base == 0) {
+      for (std::uint32_t k = 0; k < header_units; ++k)
+        if (f[k] != flag) return false;
+      const auto len = static_cast<std::uint32_t>(d[2] >> 32);                // header bytes 28..31
+      const auto flags = static_cast<std::uint16_t>((d[3] >> 32) & 0xffffu);  // header bytes 36..37
+      const std::uint32_t inl = (flags & slot_flags::arena) || len > inline_cap ? 0 : len;
+      need = units_for(inl);
+    }
+    RINGFLOW_UNROLL
+    for (std::uint32_t k = 0; k < burst_units; ++k) {
+      const std::uint32_t at = base + k;
+      if (at >= need) break;
+      if (f[k] != flag) return false;
+      w[at + 1] = d[k];
+    }
+  }
+  w[0] = flag;
+  return true;
+}
+}  // namespace ll
+
 /// A slot claimed by the producer: fill `header` fields (not seq) and up to `capacity` payload
 /// bytes at `payload`, then commit().
 struct ring_claim {
@@ -204,6 +304,8 @@ struct ring_claim {
   std::uint16_t flags = 0;         // the slot_flags the claim set in the header (arena or 0) and its arena
   std::uint32_t arena_offset = 0;  // offset: kept here so the producer never reads its own slot back
                                    // (a PCIe read on a device)
+  bool local = false;              // v2: header and (inline) payload are in the producer's claim
+                                   // buffer, encoded into the slot's units by commit()
 };
 
 /// A message to push by copy (try_push / try_push_bulk).
@@ -226,8 +328,10 @@ class ring_producer {
     // Resume where the previous producer stopped. Relaxed: the region was handed to us by the
     // backend with its own synchronisation (thread start / join, kernel launch).
     pos_ = load_relaxed(r_.shared()->tail);
+    credit_ = &r_.shared()->head;
+    v2_ = c.is_v2();
     // Acquire: pairs with the consumer's release of head (see refresh_head()).
-    cached_head_ = load_acquire(r_.shared()->head);
+    cached_head_ = load_acquire(*credit_);
     arena_tail_ = 0;
     if (arena_bytes_ && pos_ != 0) arena_tail_ = arena_ends_[(pos_ - 1) & mask_];
   }
@@ -235,6 +339,28 @@ class ring_producer {
   RINGFLOW_HD bool valid() const { return r_.base() != nullptr; }
   RINGFLOW_HD ring_region region() const { return r_; }
   RINGFLOW_HD std::uint64_t position() const { return pos_; }
+
+  /// v2 request producer: free slots (and arena bytes) are counted from the head of `replies`,
+  /// the paired response ring, which this side's own reply consumer publishes (host memory: no
+  /// PCIe read). Reply i consumed means request i was read and answered, so its slot is free.
+  RINGFLOW_HD void use_credit_from(ring_region replies) {
+    credit_ = &replies.shared()->head;
+    cached_head_ = load_acquire(*credit_);
+  }
+  /// v2 reply producer on the device: the host pushes request i only after it consumed reply
+  /// i - capacity, so reply slot i mod capacity is always free — no room check, no read of host
+  /// memory (the arena, when used, still checks its own ring's head).
+  RINGFLOW_HD void assume_credit() { implied_ = true; }
+  /// Device-side producer: `tail` (for observers only) is stored by publish_tail(), not per message.
+  RINGFLOW_HD void set_lazy_tail(bool lazy) { lazy_tail_ = lazy; }
+  /// v2 zero-copy claims (try_claim / commit): the header and inline payload are composed in
+  /// `buf` (16-byte aligned, >= ll::image_bytes(inline_capacity()) bytes) and encoded into the
+  /// slot's units by commit().
+  RINGFLOW_HD void set_claim_buffer(byte* buf, std::uint32_t bytes) {
+    claim_buf_ = bytes >= ll::image_bytes(inline_cap_) ? buf : nullptr;
+  }
+  /// Stores `tail` (relaxed: for observers) — a lazy-tail producer calls it now and then.
+  RINGFLOW_HD void publish_tail() { store_relaxed(r_.shared()->tail, pos_); }
   /// Inline payload room per slot; larger payloads go to the arena.
   RINGFLOW_HD std::uint32_t inline_capacity() const { return inline_cap_; }
   /// Largest payload this ring can ever carry.
@@ -245,6 +371,7 @@ class ring_producer {
   RINGFLOW_HD ring_status try_claim(std::uint32_t max_len, ring_claim& out) {
     if (max_len > max_payload()) return ring_status::oversize;
     if (!has_room(1)) return note_full();
+    if (v2_) return try_claim_v2(max_len, out);
     slot_header* h = r_.slot(pos_);
     if (max_len <= inline_cap_) {
       h->flags = 0;
@@ -266,7 +393,14 @@ class ring_producer {
   /// room of the claim is returned.
   RINGFLOW_HD void commit(ring_claim& c, std::uint32_t len) {
     record(c, len);
-    publish_staged(pos_ - 1);
+    if (v2_) {
+      if (c.flags & slot_flags::arena) ll_release_fence();  // the arena bytes before the units
+      const std::uint32_t inl = (c.flags & slot_flags::arena) ? 0 : len;
+      ll::write_slot(r_.units(pos_ - 1), *c.header, c.payload, inl, pos_);
+      if (!lazy_tail_) publish_tail();
+    } else {
+      publish_staged(pos_ - 1);
+    }
     c = {};
   }
 
@@ -298,6 +432,7 @@ class ring_producer {
 
   /// Free slots as the producer currently knows them (refreshes head when the cache says none).
   RINGFLOW_HD std::uint64_t free_slots() {
+    if (implied_) return mask_ + 1;
     has_room(1);
     return (mask_ + 1) - (pos_ - cached_head_);
   }
@@ -312,6 +447,7 @@ class ring_producer {
 
   // True if n slots are free; re-reads head only when the cached value says they are not.
   RINGFLOW_HD bool has_room(std::uint64_t n) {
+    if (implied_) return true;
     if (pos_ + n - cached_head_ <= mask_ + 1) return true;
     refresh_head();
     return pos_ + n - cached_head_ <= mask_ + 1;
@@ -319,7 +455,56 @@ class ring_producer {
   RINGFLOW_HD void refresh_head() {
     // Acquire: pairs with the consumer's release store of head; the consumer's reads of every
     // slot (and arena bytes) below head happen-before our overwriting them.
-    cached_head_ = load_acquire(r_.shared()->head);
+    cached_head_ = load_acquire(*credit_);
+  }
+
+  // v2 claim: header and inline payload in the claim buffer (encoded by commit()).
+  RINGFLOW_HD ring_status try_claim_v2(std::uint32_t max_len, ring_claim& out) {
+    if (!claim_buf_) return ring_status::oversize;  // no claim buffer: only try_push works (documented)
+    auto* h = reinterpret_cast<slot_header*>(claim_buf_);
+    if (max_len <= inline_cap_) {
+      h->flags = 0;
+      h->arena_offset = 0;
+      out = {h, claim_buf_ + sizeof(slot_header), inline_cap_, 0, 0, true};
+      claim_arena_start_ = arena_tail_;
+      return ring_status::ok;
+    }
+    std::uint64_t at = 0;
+    if (!arena_alloc(max_len, at)) return note_full();
+    const auto offset = static_cast<std::uint32_t>(at % arena_bytes_);
+    h->flags = slot_flags::arena;
+    h->arena_offset = offset;
+    out = {h, r_.arena() + offset, max_len, slot_flags::arena, offset, true};
+    return ring_status::ok;
+  }
+
+  // v2 copy path: the message goes straight into the slot's units (inline) or the arena.
+  RINGFLOW_HD ring_status stage_v2(const ring_message& m) {
+    if (m.payload_len > max_payload()) return ring_status::oversize;
+    if (!has_room(1)) return note_full();
+    slot_header h = m.header;
+    h.payload_len = m.payload_len;
+    h.flags = static_cast<std::uint16_t>(h.flags & ~slot_flags::arena);
+    h.arena_offset = 0;
+    ring_claim c{&h, nullptr, 0, 0, 0, true};
+    const auto* payload = static_cast<const byte*>(m.payload);
+    if (m.payload_len <= inline_cap_) {
+      claim_arena_start_ = arena_tail_;
+      record(c, m.payload_len);
+      ll::write_slot(r_.units(pos_ - 1), h, payload, m.payload_len, pos_);
+      return ring_status::ok;
+    }
+    std::uint64_t at = 0;
+    if (!arena_alloc(m.payload_len, at)) return note_full();
+    const auto offset = static_cast<std::uint32_t>(at % arena_bytes_);
+    copy_bytes(r_.arena() + offset, payload, m.payload_len);
+    h.flags = static_cast<std::uint16_t>(h.flags | slot_flags::arena);
+    h.arena_offset = offset;
+    c.flags = slot_flags::arena;
+    record(c, m.payload_len);
+    ll_release_fence();  // the arena bytes before the units (x86: compiler-only)
+    ll::write_slot(r_.units(pos_ - 1), h, nullptr, 0, pos_);
+    return ring_status::ok;
   }
 
   // Circular arena allocation in commit order; never wraps an allocation.
@@ -345,6 +530,7 @@ class ring_producer {
 
   // Claims and fills one slot without publishing it (advances pos_).
   RINGFLOW_HD ring_status stage(const ring_message& m) {
+    if (v2_) return stage_v2(m);
     ring_claim c;
     const ring_status st = try_claim(m.payload_len, c);
     if (st != ring_status::ok) return st;
@@ -369,6 +555,10 @@ class ring_producer {
 
   // Makes positions [first, pos_) visible to the consumer, in order.
   RINGFLOW_HD void publish_staged(std::uint64_t first) {
+    if (v2_) {  // the units published themselves as they were written
+      if (!lazy_tail_) publish_tail();
+      return;
+    }
     for (std::uint64_t p = first; p < pos_; ++p) {
       // Release: the header fields and payload written for position p become visible to the
       // consumer's acquire load of seq before it can observe p + 1.
@@ -394,6 +584,11 @@ class ring_producer {
 
   ring_region r_{};
   std::uint64_t* arena_ends_ = nullptr;
+  std::uint64_t* credit_ = nullptr;  // the head word free slots are counted from (own ring's; v2: the replies')
+  byte* claim_buf_ = nullptr;        // v2 zero-copy claims
+  bool v2_ = false;
+  bool implied_ = false;    // v2 reply producer: room is implied by the request producer's credit
+  bool lazy_tail_ = false;  // device side: tail only by publish_tail()
   std::uint64_t pos_ = 0;
   std::uint64_t cached_head_ = 0;
   std::uint64_t arena_tail_ = 0;
@@ -406,10 +601,16 @@ class ring_producer {
 class ring_consumer {
  public:
   ring_consumer() = default;  // implicitly __host__ __device__
-  RINGFLOW_HD explicit ring_consumer(ring_region r) : r_(r) {
+  /// `lazy_head` (v2 request consumer on a device): head is published only by publish(), never
+  /// when the ring looks empty or every head_batch messages (the producer counts credit from the
+  /// replies; head is for observers).
+  RINGFLOW_HD explicit ring_consumer(ring_region r, bool lazy_head = false) : r_(r), lazy_(lazy_head) {
     const ring_config& c = r_.config();
     mask_ = c.capacity - 1;
     batch_ = c.effective_head_batch();
+    v2_ = c.is_v2();
+    slot_units_ = c.slot_size / 16;
+    inline_cap_ = c.inline_capacity();
     // Relaxed: only this side writes head; a previous consumer's last publish() was ordered
     // before us by the backend (thread join / kernel completion).
     pos_ = load_relaxed(r_.shared()->head);
@@ -420,8 +621,25 @@ class ring_consumer {
   RINGFLOW_HD ring_region region() const { return r_; }
   RINGFLOW_HD std::uint64_t position() const { return pos_; }
 
+  /// v2: where try_peek() decodes a slot (16-byte aligned, ll::image_bytes(inline capacity) bytes;
+  /// false when too small). Without one, a v2 consumer sees nothing.
+  RINGFLOW_HD bool set_image_buffer(byte* buf, std::uint32_t bytes) {
+    image_ = bytes >= ll::image_bytes(inline_cap_) ? buf : nullptr;
+    return image_ != nullptr;
+  }
+
   /// The next message, or nullptr when none is ready. Publishes head when the ring is empty.
+  /// v2: the message decoded into the image buffer (the consumer's own memory).
   RINGFLOW_HD const slot_header* try_peek() {
+    if (v2_) {
+      if (!image_ || !ll::read_slot(r_.units(pos_), slot_units_, pos_ + 1, inline_cap_, image_)) {
+        if (!lazy_) publish();
+        return nullptr;
+      }
+      const auto* h = reinterpret_cast<const slot_header*>(image_);
+      if (h->flags & slot_flags::arena) ll_acquire_fence();  // pairs with the producer's fence before the units
+      return h;
+    }
     slot_header* h = r_.slot(pos_);
     // Acquire (on a hit): pairs with the producer's release store of seq; header and payload are
     // visible.
@@ -434,6 +652,7 @@ class ring_consumer {
 
   /// Counts consecutive ready messages starting at the current position, up to max.
   RINGFLOW_HD std::uint32_t peek_bulk(std::uint32_t max) {
+    if (v2_) return 0;  // v1 only: a v2 slot is read through its decoded image (try_peek)
     std::uint32_t n = 0;
     // Acquire on each seq, as in try_peek().
     while (n < max && poll_acquire(r_.slot(pos_ + n)->seq, pos_ + n + 1)) ++n;
@@ -449,7 +668,7 @@ class ring_consumer {
   RINGFLOW_HD void release() { release_bulk(1); }
   RINGFLOW_HD void release_bulk(std::uint32_t n) {
     pos_ += n;
-    if (pos_ - published_ >= batch_) publish();
+    if (!lazy_ && pos_ - published_ >= batch_) publish();
   }
 
   /// Publishes head now (batched otherwise). Call when idle or before handing the ring over.
@@ -478,10 +697,15 @@ class ring_consumer {
 
  private:
   ring_region r_{};
+  byte* image_ = nullptr;  // v2: the decoded slot
+  bool lazy_ = false;
+  bool v2_ = false;
   std::uint64_t pos_ = 0;
   std::uint64_t published_ = 0;
   std::uint64_t mask_ = 0;
   std::uint32_t batch_ = 1;
+  std::uint32_t slot_units_ = 0;
+  std::uint32_t inline_cap_ = 0;
 };
 
 /// Read-only observation from any thread (metrics, watchdog). Values may lag by head_batch.

@@ -87,7 +87,11 @@ class incarnation {
 };
 
 /// Discards every message left in `r` (its only consumer and producer must be stopped/detached).
+/// A v2 ring: its head jumps to its tail (use discard_rings() for a v2 request/reply pair).
 void discard_ring(ring_region r) noexcept;
+/// Discards a request ring and its response ring together (both endpoints of both stopped): v1
+/// rings one by one; a protocol v2 pair restarts all four cursors at the request ring's tail.
+void discard_rings(ring_region requests, ring_region replies) noexcept;
 
 /// Creates a fresh incarnation; `completion_bell` must outlive it. Throws on bad ring options, or
 /// (a device factory) when the device cannot start a kernel now: std::runtime_error with the reason.

@@ -111,6 +111,15 @@ struct gpu_device_options {
   std::chrono::microseconds monitor_linger{200};   // monitor spins this long after the last reply before parking
   std::chrono::microseconds monitor_period{1000};  // monitor: stream query + sweep of all bound rings
   std::chrono::milliseconds stop_timeout{2000};    // kernel stop: then it is a hang
+  /// Slot format of the rings factory() makes (ring.hpp, docs/ARCHITECTURE.md "Ring protocol v2"):
+  /// 1 (default) or 2 (LL16 units: one PCIe read per request, no device head publish). Protocol
+  /// 2 doubles each ring's slot_size (the inline room stays what was asked, +8 bytes) and gives
+  /// the response ring the request ring's capacity. It relies on 16-byte single-copy atomicity
+  /// of device <-> host accesses, which the PTX model does not promise (ringflow_test_gpu_ll16
+  /// checks it on the GPU), so it is opt-in until that check has passed on a device.
+  /// 0 (default): RINGFLOW_GPU_RING_PROTOCOL=1|2 from the environment, else 1 (another value of
+  /// the variable: open() throws std::invalid_argument).
+  std::uint32_t ring_protocol = 0;
   /// Host memory the caller owns (e.g. a kernel host's POSIX shared-memory segment) registered with
   /// the device as mapped memory (cudaHostRegister Mapped|Portable / hipHostRegister Mapped) before
   /// the kernel launches, unregistered after it stopped: factory_at() binds rings that live there.
@@ -138,6 +147,21 @@ struct gpu_ring_options {
   ring_config replies{256, 256, 0, 0};
   std::uint32_t max_batch = 32;
 };
+
+/// The rings a device with `protocol` (gpu_device_options::ring_protocol) makes for `asked`:
+/// unchanged for protocol 1 or rings already marked v2; protocol 2 marks both rings v2, doubles
+/// their slot_size (the v2 inline room, slot_size / 2 - 56, stays >= what v1 gave) and gives the
+/// replies the requests' capacity (v2 pairs request i with reply slot i).
+inline gpu_ring_options ring_geometry(const gpu_ring_options& asked, std::uint32_t protocol) {
+  gpu_ring_options r = asked;
+  if (protocol != ring_protocol::v2 || asked.requests.is_v2()) return r;
+  for (ring_config* c : {&r.requests, &r.replies}) {
+    c->protocol = ring_protocol::v2;
+    c->slot_size *= 2;
+  }
+  r.replies.capacity = r.requests.capacity;
+  return r;
+}
 
 class gpu_device : public device {
  public:
