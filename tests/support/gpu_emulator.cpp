@@ -71,6 +71,11 @@ int launch(void* stream, unsigned workers, const persistent_args& args, std::fun
           std::atomic_ref<std::uint64_t> ctl(args.rings[i].ctl);
           ctl.fetch_or(persistent_ctl::abandon, std::memory_order_acq_rel);
         }
+        // Scouted workers read ctl only when the control mark moves; the scout may be the worker
+        // that died, so the mark itself moves too.
+        if (args.summary) std::atomic_ref<std::uint64_t>(args.summary[0]).fetch_add(1, std::memory_order_acq_rel);
+        if (args.scout_marks)
+          std::atomic_ref<std::uint64_t>(args.scout_marks[0]).fetch_add(1, std::memory_order_acq_rel);
       }
       s->live.fetch_sub(1, std::memory_order_acq_rel);
     });

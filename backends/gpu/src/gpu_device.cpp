@@ -194,6 +194,10 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   /// notify() of entry's incarnation: marks the ring active (the monitor sweeps only active rings,
   /// plus all of them once per millisecond) and wakes the monitor if it parked.
   void wake_monitor(std::uint32_t entry) noexcept {
+    // Protocol v2: the scout's group word (the device reads it; nothing else orders by it: each
+    // request's units validate themselves).
+    if (summary_)
+      std::atomic_ref<std::uint64_t>(summary_[1 + (entry >> group_shift_)]).fetch_add(1, std::memory_order_release);
     active_[entry / 64].fetch_or(std::uint64_t{1} << (entry % 64), std::memory_order_release);
     monitor_bell_.ring();
   }
@@ -360,14 +364,19 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     api::use_device(opts_.ordinal);
     const std::uint64_t table_bytes = round128(sizeof(persistent_ring) * opts_.max_rings);
     const std::uint64_t controls_bytes = round128(sizeof(control_block) * (opts_.max_rings + 1));
-    const std::uint64_t pinned_bytes = table_bytes + controls_bytes + round128(opts_.ring_pool_bytes);
+    // Protocol v2: the scout's summary words (pinned, host-written) and its marks (device memory).
+    const bool scout = opts_.ring_protocol == ring_protocol::v2;
+    group_shift_ = summary_group_shift(opts_.max_rings);
+    const std::uint32_t summary_words_n = summary_words(opts_.max_rings, group_shift_);
+    const std::uint64_t summary_bytes = scout ? round128(sizeof(std::uint64_t) * summary_words_n) : 0;
+    const std::uint64_t pinned_bytes = table_bytes + controls_bytes + summary_bytes + round128(opts_.ring_pool_bytes);
     void* p = nullptr;
     if (const api::error e = api::host_alloc_mapped(&p, pinned_bytes); e != api::success)
       throw gpu_unavailable(opts_.id + ": pinned mapped allocation of " + std::to_string(pinned_bytes) +
                             " bytes failed: " + describe_error(e));
     pinned_ = static_cast<std::uint8_t*>(p);
     pinned_bytes_ = pinned_bytes;
-    std::memset(pinned_, 0, table_bytes + controls_bytes);
+    std::memset(pinned_, 0, table_bytes + controls_bytes + summary_bytes);
     void* d = nullptr;
     if (const api::error e = api::device_pointer(&d, p); e != api::success) {
       release_memory();
@@ -377,12 +386,14 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     table_entries_ = reinterpret_cast<persistent_ring*>(pinned_);
     kernel_control_ = reinterpret_cast<control_block*>(pinned_ + table_bytes);
     ring_controls_ = kernel_control_ + 1;
-    ring_pool_ = pinned_ + table_bytes + controls_bytes;
+    summary_ = scout ? reinterpret_cast<std::uint64_t*>(pinned_ + table_bytes + controls_bytes) : nullptr;
+    ring_pool_ = pinned_ + table_bytes + controls_bytes + summary_bytes;
 
     const std::uint64_t endpoints = sizeof(persistent_endpoint) * opts_.max_rings;
     const std::uint64_t staging = static_cast<std::uint64_t>(workers_) * 2 * opts_.staging_bytes;
     const std::uint64_t scratch = sizeof(std::uint64_t) * opts_.max_rings * opts_.max_reply_capacity;
-    const std::uint64_t device_bytes = round128(endpoints) + round128(staging) + round128(scratch);
+    marks_bytes_ = summary_bytes;
+    const std::uint64_t device_bytes = round128(endpoints) + round128(staging) + round128(scratch) + marks_bytes_;
     if (const api::error e = api::device_alloc(&d, device_bytes); e != api::success) {
       release_memory();
       throw gpu_unavailable(opts_.id + ": device allocation of " + std::to_string(device_bytes) +
@@ -392,6 +403,9 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     endpoints_dev_ = reinterpret_cast<persistent_endpoint*>(device_mem_);
     staging_dev_ = device_mem_ + round128(endpoints);
     scratch_dev_ = reinterpret_cast<std::uint64_t*>(device_mem_ + round128(endpoints) + round128(staging));
+    marks_dev_ = scout ? reinterpret_cast<std::uint64_t*>(device_mem_ + round128(endpoints) + round128(staging) +
+                                                          round128(scratch))
+                       : nullptr;
     api::stream s = nullptr;
     if (const api::error e = api::stream_create(s); e != api::success) {
       release_memory();
@@ -425,6 +439,13 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
       note_error_locked(e, why);
       return false;
     }
+    if (marks_dev_) {
+      if (const api::error e = api::memset_async(marks_dev_, 0, marks_bytes_, stream_); e != api::success) {
+        why = "clearing the scout's marks failed: " + describe_error(e);
+        note_error_locked(e, why);
+        return false;
+      }
+    }
     persistent_args a;
     a.rings = reinterpret_cast<persistent_ring*>(dev_address(table_entries_));
     a.endpoints = endpoints_dev_;
@@ -436,6 +457,11 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     a.poll_period = opts_.poll_period;
     a.backoff_max_ns = opts_.backoff_max_ns;
     a.unbound_backoff_max_ns = std::max(opts_.backoff_max_ns, opts_.unbound_backoff_max_ns);
+    if (summary_) {
+      a.summary = reinterpret_cast<std::uint64_t*>(dev_address(summary_));
+      a.scout_marks = marks_dev_;
+      a.group_shift = group_shift_;
+    }
     if (const api::error e = table_.launch(blocks_, threads_, stream_, a); e != api::success) {
       why = "launch of " + std::to_string(blocks_) + "x" + std::to_string(threads_) + " failed: " + describe_error(e);
       note_error_locked(e, why);
@@ -490,6 +516,12 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     // Release: the entry, the control block's reset and the rings' formatting are visible to the
     // worker that acquires the new generation.
     store_release(r.ctl, (++generation_) << persistent_ctl::generation_shift);
+    bump_control_locked();
+  }
+  // After every ctl write and the kernel stop request (mu_ held): the scout's control generation,
+  // so workers read their ctl words (protocol v2 devices; a no-op otherwise).
+  void bump_control_locked() noexcept {
+    if (summary_) std::atomic_ref<std::uint64_t>(summary_[0]).fetch_add(1, std::memory_order_release);
   }
 
   void set_ctl_bits(std::uint32_t entry, std::uint64_t bits) noexcept {
@@ -502,6 +534,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   void or_ctl_locked(std::uint32_t entry, std::uint64_t bits) noexcept {
     persistent_ring& r = table_entries_[entry];
     if (load_relaxed(r.ctl) != 0) std::atomic_ref<std::uint64_t>(r.ctl).fetch_or(bits, std::memory_order_acq_rel);
+    bump_control_locked();
   }
 
   static bool wait_finished(control_block& cb, std::chrono::steady_clock::time_point deadline) {
@@ -524,6 +557,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
       api::use_device(opts_.ordinal);
       set_all_ctl_bits_locked(persistent_ctl::stop);
       kernel_control_->request_stop();
+      bump_control_locked();
     }
     api::use_device(opts_.ordinal);
     const auto start = std::chrono::steady_clock::now();
@@ -736,6 +770,10 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   std::vector<registration> registered_;  // gpu_device_options::registered, once registered
   persistent_ring* table_entries_ = nullptr;
   control_block* kernel_control_ = nullptr;
+  std::uint64_t* summary_ = nullptr;    // protocol v2: the scout's words (pinned host memory)
+  std::uint64_t* marks_dev_ = nullptr;  // ... and its marks (device memory)
+  std::uint64_t marks_bytes_ = 0;
+  std::uint32_t group_shift_ = 6;
   control_block* ring_controls_ = nullptr;
   std::uint8_t* ring_pool_ = nullptr;
   std::uint8_t* device_mem_ = nullptr;

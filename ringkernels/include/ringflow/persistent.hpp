@@ -40,6 +40,22 @@
 //   * Kernel table: kernel_table<K1, K2, ...> dispatches by index with serve_one<K> (type check,
 //     handler, exactly one reply per request). Its order is the entries' kernel_index.
 //
+//   * Scout (optional: persistent_args::summary, set by a device whose rings are protocol v2): the
+//     host keeps a few wake-up words in mapped memory — word 0, the control generation, bumped
+//     after every ctl write and the kernel stop request; word 1 + g, the push count of entry
+//     group g (entries g << group_shift ...), bumped by the incarnation's notify() after it
+//     published requests. Worker 0, the scout, reads those words each pass (one 128-byte line
+//     for up to 960 groups) and copies what moved to device memory (scout_marks). Workers then
+//     read host memory only for what the marks say: a ring's slots while its group moved within
+//     linger_passes (or it served within them); ctl words and the kernel stop flag on the pass
+//     after the control generation moved. Every sweep_period passes a sweep looks at the first
+//     unit (v1: the seq word) of every cold running ring's next slot, and at the kernel's stop
+//     flag: a notify() (or a control bump) that was never made costs latency, never liveness. Heartbeats and counters
+//     are still published every poll_period passes (writes). Without a summary, every running ring is polled every pass
+//     (as above).
+//   * Host reads (persistent_args::host_reads, the emulator's accounting; null on a GPU): per
+//     worker, the 128-byte host-memory lines it read and the passes it made.
+//
 // Thread-safety: each entry has one host writer (the backend's controlling thread) and one device
 // worker; each ring has one producer and one consumer as ring.hpp describes.
 #pragma once
@@ -91,7 +107,22 @@ struct persistent_endpoint {
   std::uint64_t processed;
   std::uint64_t handler_errors;
   std::uint64_t rejected;
+  // Scout mode: the group mark last seen and the pass until which the ring counts as hot.
+  std::uint64_t seen_mark;
+  std::uint64_t hot_until;
 };
+
+/// Words of the scout's summary for `max_rings` entries in groups of 1 << group_shift.
+RINGFLOW_HD inline std::uint32_t summary_words(std::uint32_t max_rings, std::uint32_t group_shift) {
+  return 1 + ((max_rings + (1u << group_shift) - 1) >> group_shift);
+}
+/// The smallest group shift (>= 6) whose summary fits one 128-byte line (16 words), if any does
+/// for max_rings <= 15 << 16; larger tables take more lines.
+RINGFLOW_HD inline std::uint32_t summary_group_shift(std::uint32_t max_rings) {
+  std::uint32_t shift = 6;
+  while (shift < 16 && summary_words(max_rings, shift) > 16) ++shift;
+  return shift;
+}
 
 /// Everything a worker needs (passed by value to the kernel launch).
 struct persistent_args {
@@ -105,6 +136,13 @@ struct persistent_args {
   std::uint32_t poll_period = 32;                // passes between control-word checks / heartbeats
   std::uint32_t backoff_max_ns = 2048;           // idle back-off ceiling while the worker has running rings
   std::uint32_t unbound_backoff_max_ns = 65536;  // ... while it has none (it only watches for bindings)
+  // Scout (see the contract): null summary = every running ring polled every pass.
+  std::uint64_t* summary = nullptr;      // host-written: summary_words(max_rings, group_shift) words
+  std::uint64_t* scout_marks = nullptr;  // worker-private (device memory): as many words, zeroed at launch
+  std::uint32_t group_shift = 6;
+  std::uint32_t linger_passes = 256;    // a ring stays hot this many passes after its group moved / it served
+  std::uint32_t sweep_period = 32768;   // passes between full sweeps (power of two)
+  std::uint64_t* host_reads = nullptr;  // accounting (emulator): per worker {lines read, passes}
 };
 
 /// The kernels one persistent kernel can serve, by index.
@@ -218,6 +256,16 @@ RINGFLOW_HD serve_result serve_ring(persistent_endpoint& e, std::uint32_t limit,
   return r;
 }
 
+/// Host lines a serve_ring() call read (the emulator's accounting): each poll that found nothing
+/// (v1: the seq word's line; v2: the 16-unit burst, two lines) and each request served, at its
+/// minimum (v1: the seq line plus the staged slot; v2: its burst).
+RINGFLOW_HD inline std::uint64_t poll_lines(const persistent_endpoint& e, std::uint32_t served, serve_result r) {
+  const ring_config& c = e.requests.region().config();
+  const std::uint64_t empty = c.is_v2() ? 2 : 1;
+  const std::uint64_t per_request = c.is_v2() ? 2 : 1 + (c.slot_size + 127) / 128;
+  return served * per_request + (r == serve_result::served ? 0 : empty);
+}
+
 }  // namespace detail
 
 /// The worker loop of a persistent kernel (see the contract above). Returns when the kernel's
@@ -237,13 +285,53 @@ RINGFLOW_HD void persistent_worker(const persistent_args& a, std::uint32_t worke
   bo.max_ns = a.backoff_max_ns;
   std::uint64_t pass = 0;
   bool stopping = false;
+  const bool scouted = a.summary && a.scout_marks;
+  const std::uint32_t words = scouted ? summary_words(a.max_rings, a.group_shift) : 0;
+  const std::uint64_t sweep_mask = (a.sweep_period ? a.sweep_period : 1) - 1;
+  std::uint64_t seen_control = 0;
+  std::uint64_t* reads = a.host_reads ? a.host_reads + 2 * static_cast<std::uint64_t>(worker) : nullptr;
+  const std::uint32_t ring_lines = 1;  // a ctl word, the stop flag, a v1 seq poll: one line each
+  // Accounting with a single writer per word (relaxed: the test reads snapshots while we run).
+  auto count = [reads](std::uint32_t k, std::uint64_t n) {
+    if (reads) store_relaxed(reads[k], load_relaxed(reads[k]) + n);
+  };
   for (;;) {
-    const bool check = pass % period == 0;
+    const bool beat = pass % period == 0;  // heartbeats and counters (writes only)
+    const bool sweep = scouted && (pass & sweep_mask) == 0;
     ++pass;
-    if (check) {
-      stopping = stopping || a.kernel_control->stop_is_requested();
-      if (worker == 0) a.kernel_control->publish_counters(pass, pass, 0, 0, 0);
+    count(1, 1);
+    bool control_moved = false;
+    if (scouted) {
+      // The chain that makes a mark trustworthy: the host writes ctl / a request's units, then
+      // bumps a summary word (release); the scout sees the bump (relaxed load + acquire fence),
+      // store-releases the mark; a worker that sees the mark moved (relaxed + acquire fence)
+      // therefore sees the ctl word / the units. The fences run only when something moved.
+      if (worker == 0) {  // the scout: the summary line(s), what moved copied to device memory
+        for (std::uint32_t w = 0; w < words; ++w) {
+          const std::uint64_t v = load_relaxed(a.summary[w]);
+          if (v != load_relaxed(a.scout_marks[w])) {
+            ll_acquire_fence();
+            store_release(a.scout_marks[w], v);
+          }
+        }
+        count(0, (words * 8 + 127) / 128);
+      }
+      const std::uint64_t c = load_relaxed(a.scout_marks[0]);
+      if (c != seen_control) {
+        ll_acquire_fence();
+        seen_control = c;
+        control_moved = true;
+      }
     }
+    // Reads of control words: every poll period without a scout; with one, only when the control
+    // generation moved (every ctl write and the kernel stop request bump it).
+    bool check = scouted ? control_moved : beat;
+    if (check || sweep) {  // (sweeps also look at the kernel's stop flag: one line per worker)
+      stopping = stopping || a.kernel_control->stop_is_requested();
+      count(0, ring_lines);
+    }
+    check = check || (scouted && stopping);  // stopping: every entry drains (and is looked at)
+    if (beat && worker == 0) a.kernel_control->publish_counters(pass, pass, 0, 0, 0);
     bool work = false;
     bool busy = false;  // some entry of this worker is running or draining
     for (std::uint32_t i = worker; i < a.max_rings; i += workers) {
@@ -252,11 +340,13 @@ RINGFLOW_HD void persistent_worker(const persistent_args& a, std::uint32_t worke
         // Acquire: pairs with the host's release of ctl; the entry and the rings' formatting
         // written before it are visible.
         const std::uint64_t ctl = load_acquire(a.rings[i].ctl);
+        count(0, ring_lines);
         const std::uint64_t gen = persistent_ctl::generation(ctl);
         if (gen != 0 && gen != e.seen_generation) {
           e.seen_generation = gen;
           e.phase = detail::bind_entry<Table>(a.rings[i], e, staging) ? persistent_endpoint::running
                                                                       : persistent_endpoint::idle;
+          e.hot_until = pass + a.linger_passes;  // requests pushed before the bind was seen
         }
         if (e.phase != persistent_endpoint::idle && gen == e.seen_generation) {
           if (ctl & persistent_ctl::abandon) {
@@ -272,23 +362,41 @@ RINGFLOW_HD void persistent_worker(const persistent_args& a, std::uint32_t worke
             e.control->set_state(kernel_state::draining);
           }
         }
-        if (e.phase != persistent_endpoint::idle) {
-          ++e.heartbeat;
-          detail::publish_ring_counters(e);
-        }
+      }
+      if (beat && e.phase != persistent_endpoint::idle) {
+        ++e.heartbeat;
+        detail::publish_ring_counters(e);
       }
       if (e.phase == persistent_endpoint::idle) continue;
       busy = true;
       if (e.phase == persistent_endpoint::running) {
+        if (scouted) {  // a cold ring's slots are not read (its group's mark did not move)
+          const std::uint64_t m = load_relaxed(a.scout_marks[1 + (i >> a.group_shift)]);
+          if (m != e.seen_mark) {
+            ll_acquire_fence();  // see the chain above: the units announced are visible
+            e.seen_mark = m;
+            e.hot_until = pass + a.linger_passes;
+          }
+          if (pass > e.hot_until) {
+            if (!sweep) continue;
+            // The sweep (a notify() that was never made): one look at the next slot's first unit.
+            count(0, ring_lines);
+            if (!e.requests.probe()) continue;
+            e.hot_until = pass + a.linger_passes;
+          }
+        }
         std::uint32_t served = 0;
         // A blocked ring (full response ring) serves nothing now: `served` says so; the next pass retries.
-        (void)detail::serve_ring<Table>(e, e.max_batch, served, staging);
+        const serve_result r = detail::serve_ring<Table>(e, e.max_batch, served, staging);
+        count(0, detail::poll_lines(e, served, r));
+        if (served) e.hot_until = pass + a.linger_passes;
         work = work || served > 0;
         continue;
       }
       // draining
       std::uint32_t served = 0;
       const serve_result r = detail::serve_ring<Table>(e, e.drain_budget, served, staging);
+      count(0, detail::poll_lines(e, served, r));
       e.drain_budget -= served;
       work = work || served > 0;
       if (r == serve_result::blocked) continue;  // the host must read replies; abandon ends it

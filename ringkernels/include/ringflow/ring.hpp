@@ -650,6 +650,17 @@ class ring_consumer {
     return h;
   }
 
+  /// A cheap look: true when the next message seems to be there (v1: its seq word; v2: the flag
+  /// of its first unit). One 16-byte read at most; try_peek() still decides.
+  RINGFLOW_HD bool probe() const {
+    if (v2_) {
+      std::uint64_t d = 0, f = 0;
+      ll_load(r_.units(pos_), d, f);
+      return f == pos_ + 1;
+    }
+    return load_relaxed(r_.slot(pos_)->seq) == pos_ + 1;
+  }
+
   /// Counts consecutive ready messages starting at the current position, up to max.
   RINGFLOW_HD std::uint32_t peek_bulk(std::uint32_t max) {
     if (v2_) return 0;  // v1 only: a v2 slot is read through its decoded image (try_peek)
