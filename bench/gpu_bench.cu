@@ -22,6 +22,9 @@
 //   BM_GpuRingActors/<N>          N logical ring actors (N small Echo rings) bound to ONE persistent
 //                                 kernel; round trips of 64 bytes round-robin across the rings, at
 //                                 most one outstanding per ring and `window` (default 8) at once.
+//   BM_GpuRingV2RoundTrip/<bytes>, BM_GpuRingV2BatchedThroughput/rings:R, BM_GpuRingV2Actors/<N>
+//                                 the same on ring protocol v2 (gpu_device_options::ring_protocol
+//                                 = 2: LL16 units, credit from replies, the scout), in the same run.
 // bytes: 64 and 256 travel inline in the slot; 1024 and 4096 in the rings' arenas. Payloads are
 // opaque bytes typed Echo (EchoKernel copies them without parsing).
 //
@@ -42,8 +45,9 @@
 // failure stays in that benchmark (except a kernel that ignores its stop: its memory cannot be freed
 // while it runs, so every later benchmark is skipped); the launch and graph benchmarks open none (no
 // persistent kernel runs while they do). Replies are taken by polling the response rings from the benchmark thread;
-// incarnation::notify() is not called: on this backend it only wakes the device's monitor thread to
-// ring completion bells, and nobody waits on those here (the actor layer does pay for it).
+// incarnation::notify() is called after every push, as the actor layer does: on v1 rings it only
+// wakes the device's monitor thread; on protocol v2 rings it also bumps the scout's summary word,
+// without which an idle ring is found only by the sweep.
 //
 // Threads: the benchmark thread (the only producer of every request ring and the only consumer of
 // every response ring) spins; each gpu_device adds its monitor thread (spins while any request is
@@ -104,6 +108,9 @@ constexpr std::uint32_t echo_type = ringflow::msg::Echo::type_id_;
 
 // BM_GpuRingRoundTrip's latest p50 (us) per payload size, for vs_ring. Benchmark thread only.
 std::map<std::uint32_t, double> g_ring_p50_us;
+// The ring protocol the next ring_set formats its device's rings with (the BM_GpuRingV2* wrappers
+// set 2 for their run; docs/ARCHITECTURE.md "Ring protocol v2").
+std::uint32_t g_protocol = 1;
 
 // Set when a gpu_device's destruction ran into its stop timeout: its persistent kernel may still
 // run and its pools stay allocated, so a later call that waits for the device (cudaFree,
@@ -214,8 +221,10 @@ gpu::gpu_ring_options echo_rings(std::uint32_t bytes, std::uint32_t capacity) {
 
 // A device for `rings` rings of geometry `r`: pools sized for exactly that (plus slack), the
 // kernel's geometry from the environment (see the header).
-gpu::gpu_device_options device_options(const gpu::gpu_ring_options& r, std::uint32_t rings) {
+gpu::gpu_device_options device_options(const gpu::gpu_ring_options& asked, std::uint32_t rings) {
   gpu::gpu_device_options o;
+  o.ring_protocol = g_protocol;
+  const gpu::gpu_ring_options r = gpu::ring_geometry(asked, g_protocol);  // what the device will make
   o.max_rings = rings;
   o.ring_pool_bytes =
       rings * (round_up(ring_layout{r.requests}.bytes(), 128) + round_up(ring_layout{r.replies}.bytes(), 128)) +
@@ -289,9 +298,17 @@ class ring_set {
     }
     tx_.reserve(rings);
     rx_.reserve(rings);
-    for (auto& inc : incs_) {
-      tx_.emplace_back(inc->requests(), inc->request_producer_scratch());
-      rx_.emplace_back(inc->replies());
+    images_.resize(incs_.size());
+    for (std::size_t i = 0; i < incs_.size(); ++i) {
+      incarnation& inc = *incs_[i];
+      tx_.emplace_back(inc.requests(), inc.request_producer_scratch());
+      rx_.emplace_back(inc.replies());
+      if (inc.requests().config().is_v2()) {  // credit from the replies, replies decoded into an image
+        tx_.back().use_credit_from(inc.replies());
+        images_[i].resize(ringflow::ll::image_bytes(inc.replies().config().inline_capacity()) / 16);
+        (void)rx_.back().set_image_buffer(reinterpret_cast<std::uint8_t*>(images_[i].data()),
+                                          static_cast<std::uint32_t>(images_[i].size() * 16));
+      }
     }
     return true;
   }
@@ -336,6 +353,7 @@ class ring_set {
   std::vector<std::unique_ptr<incarnation>> incs_;
   std::vector<ring_producer> tx_;
   std::vector<ring_consumer> rx_;
+  std::vector<std::vector<ringflow::ll_unit>> images_;  // protocol v2: each ring's decoded reply
 };
 
 // Round trips on a ring_set: at most one request outstanding per ring and `window` at once, the
@@ -389,6 +407,7 @@ class closed_loop {
             (st == ring_status::full ? "full" : "oversize") + ")";
       return false;
     }
+    rs_.inc(r).notify();  // as the actor layer does (protocol v2: the scout's summary word)
     busy_[r] = 1;
     inflight_.push_back({r, corr_, t});
     return true;
@@ -556,10 +575,31 @@ class pipeline {
         // free_slots() re-reads head only when its cached copy says the ring is full.
         const auto n = static_cast<std::uint32_t>(std::min<std::uint64_t>(tx.free_slots(), batched_chunk));
         for (std::uint32_t i = 0; i < n; ++i) msgs_[i].header.correlation_id = corr(r, sent_[r] + i + 1);
-        if (n) sent_[r] += tx.try_push_bulk(msgs_.data(), n);
-        else ++request_ring_full_;
+        if (n) {
+          sent_[r] += tx.try_push_bulk(msgs_.data(), n);
+          rs_.inc(r).notify();
+        } else {
+          ++request_ring_full_;
+        }
       }
       ring_consumer& rx = rs_.rx(r);
+      if (rx.region().config().is_v2()) {  // v2: one decoded reply at a time (no peek_bulk)
+        std::uint32_t n = 0;
+        while (n < batched_chunk) {
+          const slot_header* h = rx.try_peek();
+          if (!h) break;
+          const std::uint64_t want = corr(r, received_[r] + n + 1);
+          if (const char* bad = echo_mismatch(rx, *h, want, payload_)) {
+            why = "ring " + std::to_string(r) + ": " + mismatch_detail(bad, *h, want, payload_.size());
+            return false;
+          }
+          rx.release();
+          ++n;
+        }
+        received_[r] += n;
+        taken += n;
+        continue;
+      }
       const std::uint32_t n = rx.peek_bulk(batched_chunk);
       for (std::uint32_t i = 0; i < n; ++i) {
         const slot_header* h = rx.at(i);
@@ -824,10 +864,33 @@ void BM_GraphReplay(benchmark::State& state) {
   launch_round_trips(state, lr, bytes, [&] { return cudaGraphLaunch(graph.exec(), lr.stream()); });
 }
 
+// Protocol v2 (LL16 units, credit from replies, scout): the same benchmarks on v2 rings, side by
+// side with v1 in the same run.
+struct protocol_scope {
+  explicit protocol_scope(std::uint32_t p) { g_protocol = p; }
+  ~protocol_scope() { g_protocol = 1; }
+};
+void BM_GpuRingV2RoundTrip(benchmark::State& state) {
+  const protocol_scope v2(2);
+  const auto bytes = static_cast<std::uint32_t>(state.range(0));
+  ring_set rs(state);
+  if (!rs.open(1, echo_rings(bytes, 64))) return;
+  (void)ring_round_trips(state, rs, bytes, 1);
+}
+void BM_GpuRingV2Actors(benchmark::State& state) {
+  const protocol_scope v2(2);
+  BM_GpuRingActors(state);
+}
+void BM_GpuRingV2BatchedThroughput(benchmark::State& state) {
+  const protocol_scope v2(2);
+  BM_GpuRingBatchedThroughput(state);
+}
+
 }  // namespace
 
 // Side by side: ring round trip, launch + sync, graph replay per size; then throughput and scaling.
 BENCHMARK(BM_GpuRingRoundTrip)->Arg(64)->Arg(256)->Arg(1024)->Arg(4096)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_GpuRingV2RoundTrip)->Arg(64)->Arg(256)->Arg(1024)->Arg(4096)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_LaunchSync)->Arg(64)->Arg(256)->Arg(1024)->Arg(4096)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_GraphReplay)->Arg(64)->Arg(256)->Arg(1024)->Arg(4096)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_GpuRingBatchedThroughput)
@@ -838,6 +901,14 @@ BENCHMARK(BM_GpuRingBatchedThroughput)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_GpuRingActors)->Arg(1)->Arg(8)->Arg(64)->Arg(1024)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_GpuRingV2BatchedThroughput)
+    ->ArgName("rings")
+    ->Arg(1)
+    ->Arg(8)
+    ->Arg(64)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_GpuRingV2Actors)->Arg(1)->Arg(8)->Arg(64)->Arg(1024)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 /// The console reporter, counting the runs that ended with an error (Google Benchmark 1.7:
 /// Run::error_occurred).

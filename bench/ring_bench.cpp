@@ -320,6 +320,82 @@ void BM_RingPingPong(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * bytes * 2);
 }
 
+// The same ping-pong over a protocol v2 pair (LL16 units; the host's producer takes its credit
+// from the replies it consumed, the echo side is set up as the persistent worker sets up a device
+// endpoint): does v2 pay on a cache-coherent host? (docs/ARCHITECTURE.md "Ring protocol v2": the
+// CPU ring keeps v1 unless this wins.) Slots of 256 bytes: inline room 72 (v1's 128-byte slot: 64).
+void BM_RingV2PingPong(benchmark::State& state) {
+  const auto bytes = static_cast<std::uint32_t>(state.range(0));
+  ringflow::ring_config cfg = pingpong_ring();
+  cfg.slot_size = 256;
+  cfg.protocol = ringflow::ring_protocol::v2;
+  ringflow::ring_storage to_echo(cfg);
+  ringflow::ring_storage from_echo(cfg);
+  pin_scope pin;
+  pin.to(g_place.self_cpu);
+  ringflow::ring_producer tx(to_echo.region(), to_echo.producer_scratch());
+  tx.use_credit_from(from_echo.region());
+  ringflow::ring_consumer rx(from_echo.region());
+  std::vector<ringflow::ll_unit> rx_image(16), echo_image(16), echo_claim(16);
+  const auto image_bytes = static_cast<std::uint32_t>(16 * sizeof(ringflow::ll_unit));
+  (void)rx.set_image_buffer(reinterpret_cast<std::uint8_t*>(rx_image.data()), image_bytes);
+
+  peer_thread echo([&](const std::atomic<bool>& stop) {
+    ringflow::ring_consumer in(to_echo.region(), true);
+    (void)in.set_image_buffer(reinterpret_cast<std::uint8_t*>(echo_image.data()), image_bytes);
+    ringflow::ring_producer out(from_echo.region(), from_echo.producer_scratch());
+    out.assume_credit();
+    out.set_lazy_tail(true);
+    out.set_claim_buffer(reinterpret_cast<std::uint8_t*>(echo_claim.data()), image_bytes);
+    while (!stopping(stop)) {
+      const slot_header* h = in.try_peek();
+      if (!h) {
+        ringflow::cpu_relax();
+        continue;
+      }
+      ringflow::ring_claim c;
+      if (out.try_claim(h->payload_len, c) != ring_status::ok) return;  // (credit: never full)
+      c.header->correlation_id = h->correlation_id;
+      c.header->deadline_ns = 0;
+      c.header->type_id = h->type_id;
+      c.header->status = 0;
+      std::memcpy(c.payload, in.payload(h), h->payload_len);
+      out.commit(c, h->payload_len);
+      in.release();
+    }
+  });
+
+  const auto payload = make_payload();
+  ringflow::ring_message m{};
+  m.header.type_id = bench_type_id;
+  m.payload = payload.data();
+  m.payload_len = bytes;
+  std::uint64_t id = 0;
+  latency_samples lat(state.max_iterations);
+  lat.start();
+  for (auto _ : state) {
+    m.header.correlation_id = ++id;
+    if (!spin_until([&] { return tx.try_push(m) == ring_status::ok; })) {
+      state.SkipWithError("ring v2 ping-pong: request ring stayed full");
+      break;
+    }
+    const slot_header* h = nullptr;
+    if (!spin_until([&] { return (h = rx.try_peek()) != nullptr; })) {
+      state.SkipWithError("ring v2 ping-pong: no echo within 2 s");
+      break;
+    }
+    if (h->correlation_id != id || h->payload_len != bytes) {
+      state.SkipWithError("ring v2 ping-pong: echo out of order");
+      break;
+    }
+    rx.release();
+    lat.lap();
+  }
+  echo.stop();
+  lat.report(state);
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * bytes * 2);
+}
+
 void BM_MoodycamelPingPong(benchmark::State& state) {
   const auto bytes = static_cast<std::uint32_t>(state.range(0));
   moodycamel::ConcurrentQueue<mc_msg> to_echo(pingpong_capacity);
@@ -593,6 +669,7 @@ void BM_CpuKernelRoundTripScore(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(BM_RingPingPong)->ArgName("bytes")->Arg(8)->Arg(64)->UseRealTime();
+BENCHMARK(BM_RingV2PingPong)->ArgName("bytes")->Arg(8)->Arg(64)->UseRealTime();
 BENCHMARK(BM_MoodycamelPingPong)->ArgName("bytes")->Arg(8)->Arg(64)->UseRealTime();
 BENCHMARK(BM_RingBulkThroughput)->ArgName("batch")->Arg(32)->UseRealTime();
 BENCHMARK(BM_MoodycamelBulkThroughput)->ArgNames({"batch", "envelope"})->Args({32, 64})->Args({32, 0})->UseRealTime();

@@ -27,7 +27,8 @@
 #          worker restart, for a `host: process` node on cuda (a GPU kernel-host worker)
 #   case   each test case of tests.txt in a process of its own (budget/5 each, at least 10 s; a trap
 #          poisons its process's CUDA context): its test spec lists that case alone, then exit 0 and
-#          Catch2's report of exactly one test case passed
+#          Catch2's report of exactly one test case passed — every case twice: protocol v1, then protocol v2
+#          (RINGFLOW_GPU_RING_PROTOCOL=2), recorded as "<name> [v2]"
 #   bench  bin/ringflow_bench_gpu_recovery (budget/8, at least 20 s; RINGFLOW_RECOVERY_TRIALS, default
 #          10): a trap in a CUDA kernel-host worker -> first reply of its replacement; exit 0, runs
 #          recorded, no "error_occurred": true
@@ -336,33 +337,39 @@ catch_spec() {
 }
 mapfile -t cases <tests.txt
 if ((${#cases[@]} == 0)); then record tests.txt case fail "" "" "tests.txt lists no test case"; fi
+# Every case twice: on ring protocol v1 (the default) and on v2 (RINGFLOW_GPU_RING_PROTOCOL=2: LL16
+# units, credit from replies, the scout), recorded as "<name> [v2]".
+for proto in 1 2; do
+tag=""
+((proto == 2)) && tag=" [v2]"
 i=0
 for name in "${cases[@]}"; do
   i=$((i + 1))
   lim=$(left "$cap_bench")
   ((lim > cap_case)) && lim=$cap_case
   if ((lim < 5)); then
-    record "$name" case not-run "" "" "not run: budget"
+    record "$name$tag" case not-run "" "" "not run: budget"
     continue
   fi
   spec="$(catch_spec "$name")"
   # The spec must select this case alone: Catch2 lists what a spec matches (no device needed).
   listed="$(timeout -k 5 10 bin/ringflow_test_gpu_cuda --list-test-names-only "$spec" </dev/null 2>&1)"
   if [[ "$listed" != "$name" && "$listed" != "\"$name\"" ]]; then
-    record "$name" case fail "" "" "its test spec '$spec' selects $(grep -c . <<<"$listed") test cases, not this one alone"
+    record "$name$tag" case fail "" "" "its test spec '$spec' selects $(grep -c . <<<"$listed") test cases, not this one alone"
     continue
   fi
-  echo "===== case $i/${#cases[@]}: $name (limit $lim s)" >>"$tests_log"
-  run_limited "$lim" "$tests_log" bin/ringflow_test_gpu_cuda --warn NoTests --use-colour no "$spec"
-  echo "===== case $i/${#cases[@]}: $name: rc $rc, $secs s" >>"$tests_log"
+  echo "===== case $i/${#cases[@]}$tag: $name (limit $lim s)" >>"$tests_log"
+  run_limited "$lim" "$tests_log" env RINGFLOW_GPU_RING_PROTOCOL="$proto" bin/ringflow_test_gpu_cuda --warn NoTests --use-colour no "$spec"
+  echo "===== case $i/${#cases[@]}$tag: $name: rc $rc, $secs s" >>"$tests_log"
   note_gpu_program "$rc"
   if ((rc == 0)) && grep -Eq '^All tests passed \([0-9]+ assertions? in 1 test case\)$|^test cases: 1 \| 1 passed$' "$scratch/last"; then
-    record "$name" case pass "$rc" "$secs" ""
+    record "$name$tag" case pass "$rc" "$secs" ""
   elif ((rc == 0)); then
-    record "$name" case fail "$rc" "$secs" "exit 0 without Catch2's report of one test case passed: $(tail -1 "$scratch/last")"
+    record "$name$tag" case fail "$rc" "$secs" "exit 0 without Catch2's report of one test case passed: $(tail -1 "$scratch/last")"
   else
-    record "$name" case "$(status_of "$rc")" "$rc" "$secs" "$(why_not "$rc" 'SKIP|No test|FAILED|failed')"
+    record "$name$tag" case "$(status_of "$rc")" "$rc" "$secs" "$(why_not "$rc" 'SKIP|No test|FAILED|failed')"
   fi
+done
 done
 
 # ---- (c) the GPU worker recovery benchmark, then the GPU benchmark ---------------------------------------------
