@@ -80,13 +80,14 @@ struct device_side {
   ring_producer replies;
   aligned_buf req_stage, rep_stage;
   serve_staging staging;
+  bool ok = false;
   device_side(ring_storage& rq, ring_storage& rp, std::uint32_t stage_bytes = 4096)
       : requests(rq.region(), true),
         replies(rp.region(), rp.producer_scratch()),
         req_stage(stage_bytes),
         rep_stage(stage_bytes) {
     staging = {req_stage.data(), stage_bytes, rep_stage.data(), stage_bytes};
-    REQUIRE(requests.set_image_buffer(staging.request, staging.request_bytes));
+    ok = requests.set_image_buffer(staging.request, staging.request_bytes);  // (checked by the caller's thread)
     replies.set_claim_buffer(staging.reply, staging.reply_bytes);
     replies.assume_credit();
     replies.set_lazy_tail(true);
@@ -220,6 +221,7 @@ TEST_CASE("ring v2: wrap-around at every ring size 2..65536 and bulk batches tha
     ring_storage rq(v2_config(cap, 256)), rp(v2_config(cap, 256));
     host_side host(rq, rp);
     device_side dev(rq, rp);
+    REQUIRE(dev.ok);
     const std::uint64_t total = 3ull * cap + 5;
     std::uint64_t pushed = 0, served = 0, consumed = 0;
     std::mt19937 rng(cap);
@@ -270,6 +272,7 @@ TEST_CASE("ring v2: arena payloads both ways, freed by the replies the host cons
   ring_storage rq(v2_config(cap, 256, 8192)), rp(v2_config(cap, 256, 8192));
   host_side host(rq, rp);
   device_side dev(rq, rp, 16384);
+  REQUIRE(dev.ok);
   serve_tally t;
   std::uint64_t pushed = 0, consumed = 0;
   const std::uint64_t total = 2000;
@@ -399,6 +402,7 @@ TEST_CASE("ring v2 stress: 10M messages host -> device worker -> host, each exac
 
   std::thread device([&] {
     device_side dev(rq, rp);
+    if (!dev.ok) failed = true;
     serve_tally t;
     std::uint32_t idle = 0;
     while (t.served < total && !failed.load(std::memory_order_relaxed)) {
@@ -449,6 +453,7 @@ TEST_CASE("ring v2 stress: 10M messages host -> device worker -> host, each exac
   }
   device.join();
   consumer.join();
+  CHECK_FALSE(failed.load());
   CHECK(replies_seen == total);
   CHECK(bad_order == 0);
   CHECK(bad_payload == 0);

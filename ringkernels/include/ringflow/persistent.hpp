@@ -260,7 +260,7 @@ RINGFLOW_HD serve_result serve_ring(persistent_endpoint& e, std::uint32_t limit,
 /// (v1: the seq word's line; v2: the 16-unit burst, two lines) and each request served, at its
 /// minimum (v1: the seq line plus the staged slot; v2: its burst).
 RINGFLOW_HD inline std::uint64_t poll_lines(const persistent_endpoint& e, std::uint32_t served, serve_result r) {
-  const ring_config& c = e.requests.region().config();
+  const ring_config c = e.requests.region().config();
   const std::uint64_t empty = c.is_v2() ? 2 : 1;
   const std::uint64_t per_request = c.is_v2() ? 2 : 1 + (c.slot_size + 127) / 128;
   return served * per_request + (r == serve_result::served ? 0 : empty);
