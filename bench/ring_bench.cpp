@@ -253,6 +253,39 @@ constexpr std::size_t pingpong_capacity = 64;
 
 // ------------------------------------------------------------------------------ ping-pong
 
+// The timed loop of the ring ping-pongs: push one message, spin for its echo, check it.
+void pingpong_loop(benchmark::State& state, ringflow::ring_producer& tx, ringflow::ring_consumer& rx,
+                   std::uint32_t bytes) {
+  const auto payload = make_payload();
+  ringflow::ring_message m{};
+  m.header.type_id = bench_type_id;
+  m.payload = payload.data();
+  m.payload_len = bytes;
+  std::uint64_t id = 0;
+  latency_samples lat(state.max_iterations);
+  lat.start();
+  for (auto _ : state) {
+    m.header.correlation_id = ++id;
+    if (!spin_until([&] { return tx.try_push(m) == ring_status::ok; })) {
+      state.SkipWithError("ring ping-pong: request ring stayed full");
+      break;
+    }
+    const slot_header* h = nullptr;
+    if (!spin_until([&] { return (h = rx.try_peek()) != nullptr; })) {
+      state.SkipWithError("ring ping-pong: no echo within 2 s");
+      break;
+    }
+    if (h->correlation_id != id || h->payload_len != bytes) {
+      state.SkipWithError("ring ping-pong: echo out of order");
+      break;
+    }
+    rx.release();
+    lat.lap();
+  }
+  lat.report(state);
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * bytes * 2);
+}
+
 void BM_RingPingPong(benchmark::State& state) {
   const auto bytes = static_cast<std::uint32_t>(state.range(0));
   ringflow::ring_storage to_echo(pingpong_ring());
@@ -289,35 +322,8 @@ void BM_RingPingPong(benchmark::State& state) {
     in.publish();
   });
 
-  const auto payload = make_payload();
-  ringflow::ring_message m{};
-  m.header.type_id = bench_type_id;
-  m.payload = payload.data();
-  m.payload_len = bytes;
-  std::uint64_t id = 0;
-  latency_samples lat(state.max_iterations);
-  lat.start();
-  for (auto _ : state) {
-    m.header.correlation_id = ++id;
-    if (!spin_until([&] { return tx.try_push(m) == ring_status::ok; })) {
-      state.SkipWithError("ring ping-pong: request ring stayed full");
-      break;
-    }
-    const slot_header* h = nullptr;
-    if (!spin_until([&] { return (h = rx.try_peek()) != nullptr; })) {
-      state.SkipWithError("ring ping-pong: no echo within 2 s");
-      break;
-    }
-    if (h->correlation_id != id || h->payload_len != bytes) {
-      state.SkipWithError("ring ping-pong: echo out of order");
-      break;
-    }
-    rx.release();
-    lat.lap();
-  }
+  pingpong_loop(state, tx, rx, bytes);
   echo.stop();
-  lat.report(state);
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * bytes * 2);
 }
 
 // The same ping-pong over a protocol v2 pair (LL16 units; the host's producer takes its credit
@@ -365,35 +371,8 @@ void BM_RingV2PingPong(benchmark::State& state) {
     }
   });
 
-  const auto payload = make_payload();
-  ringflow::ring_message m{};
-  m.header.type_id = bench_type_id;
-  m.payload = payload.data();
-  m.payload_len = bytes;
-  std::uint64_t id = 0;
-  latency_samples lat(state.max_iterations);
-  lat.start();
-  for (auto _ : state) {
-    m.header.correlation_id = ++id;
-    if (!spin_until([&] { return tx.try_push(m) == ring_status::ok; })) {
-      state.SkipWithError("ring v2 ping-pong: request ring stayed full");
-      break;
-    }
-    const slot_header* h = nullptr;
-    if (!spin_until([&] { return (h = rx.try_peek()) != nullptr; })) {
-      state.SkipWithError("ring v2 ping-pong: no echo within 2 s");
-      break;
-    }
-    if (h->correlation_id != id || h->payload_len != bytes) {
-      state.SkipWithError("ring v2 ping-pong: echo out of order");
-      break;
-    }
-    rx.release();
-    lat.lap();
-  }
+  pingpong_loop(state, tx, rx, bytes);
   echo.stop();
-  lat.report(state);
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * bytes * 2);
 }
 
 void BM_MoodycamelPingPong(benchmark::State& state) {

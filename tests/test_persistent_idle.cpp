@@ -108,6 +108,27 @@ struct idle_kernel {
   }
 };
 
+/// The host's end of entry `e`'s v2 rings (credit from the replies, a decoded reply image).
+struct host_end {
+  ring_producer req;
+  ring_consumer rep;
+  std::vector<ll_unit> image;
+  host_end(idle_kernel& k, std::uint32_t e)
+      : req(k.storage[2 * e]->region(), nullptr),
+        rep(k.storage[2 * e + 1]->region()),
+        image(ll::image_bytes(k.storage[2 * e + 1]->region().config().inline_capacity()) / sizeof(ll_unit)) {
+    req.use_credit_from(k.storage[2 * e + 1]->region());
+    (void)rep.set_image_buffer(reinterpret_cast<std::uint8_t*>(image.data()),
+                               static_cast<std::uint32_t>(image.size() * sizeof(ll_unit)));
+  }
+  bool push(std::uint64_t corr, const std::vector<std::uint8_t>& p) {
+    slot_header h{};
+    h.correlation_id = corr;
+    h.type_id = msg::Echo::type_id_;
+    return req.try_push({h, p.data(), static_cast<std::uint32_t>(p.size())}) == ring_status::ok;
+  }
+};
+
 struct idle_rate {
   double lines_per_pass;
   std::uint64_t passes;
@@ -151,17 +172,10 @@ TEST_CASE("persistent kernel: with 1,024 idle rings the v2 scout reads <= 1/1,00
     INFO("v2: " << v2 << " lines/pass over " << (p2 - p1) << " passes; v1 " << v1);
     CHECK(v2 * 1000.0 <= v1);
     // And the scouted kernel still serves: a request to a cold ring is answered after its notify().
-    ring_producer host_req(k.storage[2 * 777]->region(), nullptr);
-    host_req.use_credit_from(k.storage[2 * 777 + 1]->region());
-    ring_consumer host_rep(k.storage[2 * 777 + 1]->region());
-    std::vector<ll_unit> image(ll::image_bytes(host_rep.region().config().inline_capacity()) / sizeof(ll_unit));
-    REQUIRE(host_rep.set_image_buffer(reinterpret_cast<std::uint8_t*>(image.data()),
-                                      static_cast<std::uint32_t>(image.size() * sizeof(ll_unit))));
+    host_end end(k, 777);
+    ring_consumer& host_rep = end.rep;
     const std::vector<std::uint8_t> p = echo_request(5, 8);
-    slot_header h{};
-    h.correlation_id = 4242;
-    h.type_id = msg::Echo::type_id_;
-    REQUIRE(host_req.try_push({h, p.data(), static_cast<std::uint32_t>(p.size())}) == ring_status::ok);
+    REQUIRE(end.push(4242, p));
     k.notify(777);
     const auto t0 = std::chrono::steady_clock::now();
     REQUIRE(eventually([&] { return host_rep.try_peek() != nullptr; }, 10s));
@@ -181,17 +195,9 @@ TEST_CASE("persistent kernel: the sweep serves a request whose notify() never ca
   REQUIRE(eventually([&] { return k.all_running(); }, 20s));
   const std::uint64_t p0 = k.passes();
   REQUIRE(eventually([&] { return k.passes() > p0 + 512; }, 60s));  // every ring is cold now
-  ring_producer host_req(k.storage[2 * 9]->region(), nullptr);
-  host_req.use_credit_from(k.storage[2 * 9 + 1]->region());
-  ring_consumer host_rep(k.storage[2 * 9 + 1]->region());
-  std::vector<ll_unit> image(ll::image_bytes(host_rep.region().config().inline_capacity()) / sizeof(ll_unit));
-  REQUIRE(host_rep.set_image_buffer(reinterpret_cast<std::uint8_t*>(image.data()),
-                                    static_cast<std::uint32_t>(image.size() * sizeof(ll_unit))));
-  const std::vector<std::uint8_t> p = echo_request(1, 8);
-  slot_header h{};
-  h.correlation_id = 99;
-  h.type_id = msg::Echo::type_id_;
-  REQUIRE(host_req.try_push({h, p.data(), static_cast<std::uint32_t>(p.size())}) == ring_status::ok);
+  host_end end(k, 9);
+  ring_consumer& host_rep = end.rep;
+  REQUIRE(end.push(99, echo_request(1, 8)));
   // No notify(): only a sweep finds it.
   const std::uint64_t pushed_at = k.passes();
   REQUIRE(eventually([&] { return host_rep.try_peek() != nullptr; }, 120s));

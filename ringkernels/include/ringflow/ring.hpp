@@ -371,12 +371,13 @@ class ring_producer {
   RINGFLOW_HD ring_status try_claim(std::uint32_t max_len, ring_claim& out) {
     if (max_len > max_payload()) return ring_status::oversize;
     if (!has_room(1)) return note_full();
-    if (v2_) return try_claim_v2(max_len, out);
-    slot_header* h = r_.slot(pos_);
+    // v1: the slot itself; v2: the claim buffer (commit() encodes it into the slot's units).
+    if (v2_ && !claim_buf_) return ring_status::oversize;  // no claim buffer: only try_push works (documented)
+    slot_header* h = v2_ ? reinterpret_cast<slot_header*>(claim_buf_) : r_.slot(pos_);
     if (max_len <= inline_cap_) {
       h->flags = 0;
       h->arena_offset = 0;
-      out = {h, reinterpret_cast<byte*>(h) + sizeof(slot_header), inline_cap_, 0, 0};
+      out = {h, reinterpret_cast<byte*>(h) + sizeof(slot_header), inline_cap_, 0, 0, v2_};
       claim_arena_start_ = arena_tail_;
       return ring_status::ok;
     }
@@ -385,7 +386,7 @@ class ring_producer {
     const auto offset = static_cast<std::uint32_t>(at % arena_bytes_);
     h->flags = slot_flags::arena;
     h->arena_offset = offset;
-    out = {h, r_.arena() + offset, max_len, slot_flags::arena, offset};
+    out = {h, r_.arena() + offset, max_len, slot_flags::arena, offset, v2_};
     return ring_status::ok;
   }
 
@@ -456,26 +457,6 @@ class ring_producer {
     // Acquire: pairs with the consumer's release store of head; the consumer's reads of every
     // slot (and arena bytes) below head happen-before our overwriting them.
     cached_head_ = load_acquire(*credit_);
-  }
-
-  // v2 claim: header and inline payload in the claim buffer (encoded by commit()).
-  RINGFLOW_HD ring_status try_claim_v2(std::uint32_t max_len, ring_claim& out) {
-    if (!claim_buf_) return ring_status::oversize;  // no claim buffer: only try_push works (documented)
-    auto* h = reinterpret_cast<slot_header*>(claim_buf_);
-    if (max_len <= inline_cap_) {
-      h->flags = 0;
-      h->arena_offset = 0;
-      out = {h, claim_buf_ + sizeof(slot_header), inline_cap_, 0, 0, true};
-      claim_arena_start_ = arena_tail_;
-      return ring_status::ok;
-    }
-    std::uint64_t at = 0;
-    if (!arena_alloc(max_len, at)) return note_full();
-    const auto offset = static_cast<std::uint32_t>(at % arena_bytes_);
-    h->flags = slot_flags::arena;
-    h->arena_offset = offset;
-    out = {h, r_.arena() + offset, max_len, slot_flags::arena, offset, true};
-    return ring_status::ok;
   }
 
   // v2 copy path: the message goes straight into the slot's units (inline) or the arena.
