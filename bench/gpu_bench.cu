@@ -305,9 +305,9 @@ class ring_set {
       rx_.emplace_back(inc.replies());
       if (inc.requests().config().is_v2()) {  // credit from the replies, replies decoded into an image
         tx_.back().use_credit_from(inc.replies());
-        images_[i].resize(ringflow::ll::image_bytes(inc.replies().config().inline_capacity()) / 16);
+        images_[i].resize(ringflow::ll::image_bytes(inc.replies().config().inline_capacity()) / 64);
         (void)rx_.back().set_image_buffer(reinterpret_cast<std::uint8_t*>(images_[i].data()),
-                                          static_cast<std::uint32_t>(images_[i].size() * 16));
+                                          static_cast<std::uint32_t>(images_[i].size() * 64));
       }
     }
     return true;
@@ -353,7 +353,7 @@ class ring_set {
   std::vector<std::unique_ptr<incarnation>> incs_;
   std::vector<ring_producer> tx_;
   std::vector<ring_consumer> rx_;
-  std::vector<std::vector<ringflow::ll_unit>> images_;  // protocol v2: each ring's decoded reply
+  std::vector<std::vector<slot_header>> images_;  // protocol v2: each ring's decoded reply (64-byte aligned)
 };
 
 // Round trips on a ring_set: at most one request outstanding per ring and `window` at once, the

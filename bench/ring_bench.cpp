@@ -342,8 +342,8 @@ void BM_RingV2PingPong(benchmark::State& state) {
   ringflow::ring_producer tx(to_echo.region(), to_echo.producer_scratch());
   tx.use_credit_from(from_echo.region());
   ringflow::ring_consumer rx(from_echo.region());
-  std::vector<ringflow::ll_unit> rx_image(16), echo_image(16), echo_claim(16);
-  const auto image_bytes = static_cast<std::uint32_t>(16 * sizeof(ringflow::ll_unit));
+  std::vector<slot_header> rx_image(4), echo_image(4), echo_claim(4);  // 64-byte aligned images
+  const auto image_bytes = static_cast<std::uint32_t>(4 * sizeof(slot_header));
   (void)rx.set_image_buffer(reinterpret_cast<std::uint8_t*>(rx_image.data()), image_bytes);
 
   peer_thread echo([&](const std::atomic<bool>& stop) {
@@ -352,7 +352,7 @@ void BM_RingV2PingPong(benchmark::State& state) {
     ringflow::ring_producer out(from_echo.region(), from_echo.producer_scratch());
     out.assume_credit();
     out.set_lazy_tail(true);
-    out.set_claim_buffer(reinterpret_cast<std::uint8_t*>(echo_claim.data()), image_bytes);
+    (void)out.set_claim_buffer(reinterpret_cast<std::uint8_t*>(echo_claim.data()), image_bytes);
     while (!stopping(stop)) {
       const slot_header* h = in.try_peek();
       if (!h) {

@@ -134,16 +134,16 @@ struct ring_driver {
   incarnation& inc;
   ring_producer requests;
   ring_consumer replies;
-  std::vector<ll_unit> image;  // protocol v2: the decoded reply
+  std::vector<slot_header> image;  // protocol v2: the decoded reply (64-byte aligned)
   explicit ring_driver(incarnation& i)
       : inc(i), requests(i.requests(), i.request_producer_scratch()), replies(i.replies()) {
     if (i.requests().config().is_v2()) {  // a device with ring_protocol 2 (RINGFLOW_GPU_RING_PROTOCOL=2)
       requests.use_credit_from(i.replies());
-      image.resize(ll::image_bytes(i.replies().config().inline_capacity()) / sizeof(ll_unit));
+      image.resize(ll::image_bytes(i.replies().config().inline_capacity()) / sizeof(slot_header));
       // (No REQUIRE: drivers are made on several threads, and Catch2 is not thread-safe; without
       // an image every pop() would come back empty and fail the case.)
       (void)replies.set_image_buffer(reinterpret_cast<std::uint8_t*>(image.data()),
-                                     static_cast<std::uint32_t>(image.size() * sizeof(ll_unit)));
+                                     static_cast<std::uint32_t>(image.size() * sizeof(slot_header)));
     }
   }
 

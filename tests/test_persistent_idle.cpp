@@ -32,7 +32,7 @@ struct idle_kernel {
   std::vector<control_block> controls;  // [0]: the kernel's
   std::vector<persistent_endpoint> endpoints;
   std::vector<std::unique_ptr<ring_storage>> storage;
-  std::vector<ll_unit> staging;
+  std::vector<slot_header> staging;  // 64-byte aligned, as v2 images need
   std::vector<std::uint64_t> summary, marks, reads;
   persistent_args args;
   std::vector<std::thread> threads;
@@ -44,7 +44,7 @@ struct idle_kernel {
     std::memset(static_cast<void*>(endpoints.data()), 0, sizeof(persistent_endpoint) * n);
     for (auto& c : controls) c.reset(1);
     const std::uint32_t stage = 4096;
-    staging.resize(static_cast<std::size_t>(w) * 2 * stage / sizeof(ll_unit));
+    staging.resize(static_cast<std::size_t>(w) * 2 * stage / sizeof(slot_header));
     args.rings = table_entries.data();
     args.endpoints = endpoints.data();
     args.kernel_control = &controls[0];
@@ -112,14 +112,14 @@ struct idle_kernel {
 struct host_end {
   ring_producer req;
   ring_consumer rep;
-  std::vector<ll_unit> image;
+  std::vector<slot_header> image;
   host_end(idle_kernel& k, std::uint32_t e)
       : req(k.storage[2 * e]->region(), nullptr),
         rep(k.storage[2 * e + 1]->region()),
-        image(ll::image_bytes(k.storage[2 * e + 1]->region().config().inline_capacity()) / sizeof(ll_unit)) {
+        image(ll::image_bytes(k.storage[2 * e + 1]->region().config().inline_capacity()) / sizeof(slot_header)) {
     req.use_credit_from(k.storage[2 * e + 1]->region());
     (void)rep.set_image_buffer(reinterpret_cast<std::uint8_t*>(image.data()),
-                               static_cast<std::uint32_t>(image.size() * sizeof(ll_unit)));
+                               static_cast<std::uint32_t>(image.size() * sizeof(slot_header)));
   }
   bool push(std::uint64_t corr, const std::vector<std::uint8_t>& p) {
     slot_header h{};

@@ -140,7 +140,7 @@ struct ring_core::impl {
   // ---- replies: the poller (or detach) while holding poll_busy ------------------------------
   alignas(64) std::atomic<bool> poll_busy{false};
   ring_consumer consumer;
-  std::vector<ll_unit> reply_image;  // protocol v2: the consumer's decoded reply (16-byte aligned)
+  std::vector<slot_header> reply_image;  // protocol v2: the consumer's decoded reply (64-byte aligned)
 
   std::unique_ptr<incarnation> inc;  // changed only with both roles held
 
@@ -626,9 +626,9 @@ void ring_core::attach(std::unique_ptr<incarnation> inc) {
     // consumed, and replies are decoded into our own image of a slot.
     const ring_config rc = m.inc->replies().config();
     m.producer.use_credit_from(m.inc->replies());
-    m.reply_image.assign(ll::image_bytes(rc.inline_capacity()) / sizeof(ll_unit), ll_unit{});
+    m.reply_image.assign(ll::image_bytes(rc.inline_capacity()) / sizeof(slot_header), slot_header{});
     (void)m.consumer.set_image_buffer(reinterpret_cast<std::uint8_t*>(m.reply_image.data()),
-                                      static_cast<std::uint32_t>(m.reply_image.size() * sizeof(ll_unit)));
+                                      static_cast<std::uint32_t>(m.reply_image.size() * sizeof(slot_header)));
   }
   m.max_payload.store(m.producer.max_payload(), std::memory_order_relaxed);
   // Replay: every request published into an earlier incarnation and not answered, oldest first,

@@ -29,7 +29,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   // An exactly-sized image: ASan reports a write past it.
   const std::uint32_t image_bytes = ll::image_bytes(inline_cap);
-  std::vector<ll_unit> image_store(image_bytes / sizeof(ll_unit));
+  std::vector<slot_header> image_store(image_bytes / sizeof(slot_header));
   auto* image = reinterpret_cast<std::uint8_t*>(image_store.data());
   const bool ok = ll::read_slot(units.data(), slot_units, flag, inline_cap, image);
   if (ok) {

@@ -48,6 +48,8 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     }
     if (opts_.ring_protocol != ring_protocol::v1 && opts_.ring_protocol != ring_protocol::v2)
       throw std::invalid_argument("gpu device: ring_protocol must be 0, 1 or 2");
+    if (opts_.ring_protocol == ring_protocol::v2 && opts_.staging_bytes % 64)
+      throw std::invalid_argument("gpu device: ring protocol 2 needs staging_bytes to be a multiple of 64");
     blocks_ = opts_.blocks ? opts_.blocks : static_cast<std::uint32_t>(std::max(1, info_.multiprocessors));
     // At most one block per multiprocessor (every block resident at once); capped by the entries.
     blocks_ = std::min<std::uint32_t>(blocks_, static_cast<std::uint32_t>(std::max(1, info_.multiprocessors)));

@@ -221,11 +221,10 @@ RINGFLOW_HD bool bind_entry(const persistent_ring& r, persistent_endpoint& e, co
   if (v2) {
     // The request image and the reply claim live in the worker's staging (device memory).
     if (!staging || !e.requests.set_image_buffer(staging->request, staging->request_bytes) ||
-        staging->reply_bytes < ll::image_bytes(rp.config().inline_capacity())) {
-      e.control->fault(kernel_error::bad_ring, 0, "protocol v2 rings need worker staging of a slot");
+        !e.replies.set_claim_buffer(staging->reply, staging->reply_bytes)) {
+      e.control->fault(kernel_error::bad_ring, 0, "protocol v2 rings need 64-byte aligned worker staging of a slot");
       return false;
     }
-    e.replies.set_claim_buffer(staging->reply, staging->reply_bytes);
     e.replies.assume_credit();
     e.replies.set_lazy_tail(true);
     if (e.requests.position() != e.replies.position()) {

@@ -232,10 +232,13 @@ inline constexpr std::uint32_t burst_units = 16;  // units loaded before any is 
 
 /// Units a message with `inline_len` inline payload bytes occupies.
 RINGFLOW_HD constexpr std::uint32_t units_for(std::uint32_t inline_len) { return header_units + (inline_len + 7) / 8; }
-/// Bytes an image (what a v2 consumer decodes a slot into) needs for a ring with `inline_cap`.
+/// Bytes an image (what a v2 consumer decodes a slot into, a slot_header and the payload: 64-byte
+/// aligned, as slot_header is) needs for a ring with `inline_cap`; a multiple of 64.
 RINGFLOW_HD constexpr std::uint32_t image_bytes(std::uint32_t inline_cap) {
-  return static_cast<std::uint32_t>(sizeof(slot_header)) + (inline_cap + 15) / 16 * 16;
+  return static_cast<std::uint32_t>(sizeof(slot_header)) + (inline_cap + 63) / 64 * 64;
 }
+/// True when `p` may hold a slot_header (64-byte aligned).
+RINGFLOW_HD inline bool header_aligned(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 63u) == 0; }
 
 RINGFLOW_HD inline std::uint64_t pack8(const byte* p, std::uint32_t n) {
   std::uint64_t v = 0;
@@ -257,7 +260,7 @@ RINGFLOW_HD inline void write_slot(ll_unit* u, const slot_header& h, const byte*
 }
 
 /// Reads the message flagged `flag` from a slot's units (`slot_units` of them) into `image` (a
-/// slot_header with seq = flag, then the inline payload; ll::image_bytes() of room, 16-byte
+/// slot_header with seq = flag, then the inline payload; ll::image_bytes() of room, 64-byte
 /// aligned). True when every unit the message needs carries `flag`; false when the message is not
 /// (completely) there yet — the image is then unspecified. Loads go out in bursts of 16 units
 /// before any flag is checked, so a message of up to 72 inline bytes costs one round trip. A
@@ -354,10 +357,11 @@ class ring_producer {
   /// Device-side producer: `tail` (for observers only) is stored by publish_tail(), not per message.
   RINGFLOW_HD void set_lazy_tail(bool lazy) { lazy_tail_ = lazy; }
   /// v2 zero-copy claims (try_claim / commit): the header and inline payload are composed in
-  /// `buf` (16-byte aligned, >= ll::image_bytes(inline_capacity()) bytes) and encoded into the
-  /// slot's units by commit().
-  RINGFLOW_HD void set_claim_buffer(byte* buf, std::uint32_t bytes) {
-    claim_buf_ = bytes >= ll::image_bytes(inline_cap_) ? buf : nullptr;
+  /// `buf` (64-byte aligned, >= ll::image_bytes(inline_capacity()) bytes) and encoded into the
+  /// slot's units by commit(). False (no buffer set) when it is too small or misaligned.
+  RINGFLOW_HD bool set_claim_buffer(byte* buf, std::uint32_t bytes) {
+    claim_buf_ = bytes >= ll::image_bytes(inline_cap_) && ll::header_aligned(buf) ? buf : nullptr;
+    return claim_buf_ != nullptr;
   }
   /// Stores `tail` (relaxed: for observers) — a lazy-tail producer calls it now and then.
   RINGFLOW_HD void publish_tail() { store_relaxed(r_.shared()->tail, pos_); }
@@ -602,10 +606,10 @@ class ring_consumer {
   RINGFLOW_HD ring_region region() const { return r_; }
   RINGFLOW_HD std::uint64_t position() const { return pos_; }
 
-  /// v2: where try_peek() decodes a slot (16-byte aligned, ll::image_bytes(inline capacity) bytes;
-  /// false when too small). Without one, a v2 consumer sees nothing.
+  /// v2: where try_peek() decodes a slot (64-byte aligned, ll::image_bytes(inline capacity) bytes;
+  /// false when too small or misaligned). Without one, a v2 consumer sees nothing.
   RINGFLOW_HD bool set_image_buffer(byte* buf, std::uint32_t bytes) {
-    image_ = bytes >= ll::image_bytes(inline_cap_) ? buf : nullptr;
+    image_ = bytes >= ll::image_bytes(inline_cap_) && ll::header_aligned(buf) ? buf : nullptr;
     return image_ != nullptr;
   }
 
