@@ -25,6 +25,8 @@
 //   BM_GpuRingV2RoundTrip/<bytes>, BM_GpuRingV2BatchedThroughput/rings:R, BM_GpuRingV2Actors/<N>
 //                                 the same on ring protocol v2 (gpu_device_options::ring_protocol
 //                                 = 2: LL16 units, credit from replies, the scout), in the same run.
+//   BM_GpuRingV2SerialThroughput/rings:R  BM_GpuRingV2BatchedThroughput with batch_lanes = 1 (lane
+//                                 0 serves one request at a time): the baseline of the warp batches.
 // bytes: 64 and 256 travel inline in the slot; 1024 and 4096 in the rings' arenas. Payloads are
 // opaque bytes typed Echo (EchoKernel copies them without parsing).
 //
@@ -111,6 +113,7 @@ std::map<std::uint32_t, double> g_ring_p50_us;
 // The ring protocol the next ring_set formats its device's rings with (the BM_GpuRingV2* wrappers
 // set 2 for their run; docs/ARCHITECTURE.md "Ring protocol v2").
 std::uint32_t g_protocol = 1;
+std::uint32_t g_batch_lanes = gpu::gpu_device_options{}.batch_lanes;
 
 // Set when a gpu_device's destruction ran into its stop timeout: its persistent kernel may still
 // run and its pools stay allocated, so a later call that waits for the device (cudaFree,
@@ -224,6 +227,7 @@ gpu::gpu_ring_options echo_rings(std::uint32_t bytes, std::uint32_t capacity) {
 gpu::gpu_device_options device_options(const gpu::gpu_ring_options& asked, std::uint32_t rings) {
   gpu::gpu_device_options o;
   o.ring_protocol = g_protocol;
+  o.batch_lanes = g_batch_lanes;
   const gpu::gpu_ring_options r = gpu::ring_geometry(asked, g_protocol);  // what the device will make
   o.max_rings = rings;
   o.ring_pool_bytes =
@@ -885,6 +889,18 @@ void BM_GpuRingV2BatchedThroughput(benchmark::State& state) {
   const protocol_scope v2(2);
   BM_GpuRingBatchedThroughput(state);
 }
+void BM_GpuRingV2SerialThroughput(benchmark::State& state) {
+  const protocol_scope v2(2);
+  const std::uint32_t lanes = g_batch_lanes;
+  g_batch_lanes = 1;
+  BM_GpuRingBatchedThroughput(state);
+  g_batch_lanes = lanes;
+}
+
+// rings:1, 8, 64, real time in microseconds (the batched throughput benchmarks).
+void ring_counts(benchmark::internal::Benchmark* b) {
+  b->ArgName("rings")->Arg(1)->Arg(8)->Arg(64)->UseRealTime()->Unit(benchmark::kMicrosecond);
+}
 
 }  // namespace
 
@@ -893,21 +909,10 @@ BENCHMARK(BM_GpuRingRoundTrip)->Arg(64)->Arg(256)->Arg(1024)->Arg(4096)->UseReal
 BENCHMARK(BM_GpuRingV2RoundTrip)->Arg(64)->Arg(256)->Arg(1024)->Arg(4096)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_LaunchSync)->Arg(64)->Arg(256)->Arg(1024)->Arg(4096)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_GraphReplay)->Arg(64)->Arg(256)->Arg(1024)->Arg(4096)->UseRealTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_GpuRingBatchedThroughput)
-    ->ArgName("rings")
-    ->Arg(1)
-    ->Arg(8)
-    ->Arg(64)
-    ->UseRealTime()
-    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_GpuRingBatchedThroughput)->Apply(ring_counts);
 BENCHMARK(BM_GpuRingActors)->Arg(1)->Arg(8)->Arg(64)->Arg(1024)->UseRealTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_GpuRingV2BatchedThroughput)
-    ->ArgName("rings")
-    ->Arg(1)
-    ->Arg(8)
-    ->Arg(64)
-    ->UseRealTime()
-    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_GpuRingV2BatchedThroughput)->Apply(ring_counts);
+BENCHMARK(BM_GpuRingV2SerialThroughput)->Apply(ring_counts);
 BENCHMARK(BM_GpuRingV2Actors)->Arg(1)->Arg(8)->Arg(64)->Arg(1024)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 /// The console reporter, counting the runs that ended with an error (Google Benchmark 1.7:

@@ -12,6 +12,10 @@
 //                                        S=0: default wait_policy (spin -> yield -> park), S=1:
 //                                        park = false on kernel and client (spin, yield, never park)
 //   BM_CpuKernelRoundTrip/score/spin:S   the same with ScoreKernel (a small scoring model)
+//   BM_V2ServeBatch/lanes:L              protocol v2 serving as the persistent worker does it
+//                                        (detail::serve_ring): 32 inline 64-byte echo requests,
+//                                        served with L sequential lanes (1: one request at a
+//                                        time, serve_one), replies read; one thread, items = requests
 // Latency benchmarks report one RTT per iteration (real time) and counters p50_ns / p99_ns from
 // per-iteration samples (one steady_clock read per iteration; samples preallocated before the
 // loop, percentiles computed after it). Throughput benchmarks report items_per_second.
@@ -47,6 +51,7 @@
 #include "ringflow/demo_kernels.hpp"
 #include "ringflow/generated/echo_generated.h"
 #include "ringflow/generated/score_request_generated.h"
+#include "ringflow/persistent.hpp"
 #include "ringflow/ring.hpp"
 #include "ringflow/ring_storage.hpp"
 
@@ -645,8 +650,74 @@ void BM_CpuKernelRoundTripScore(benchmark::State& state) {
   cpu_kernel_round_trip<ringflow::demo_kernels::ScoreKernel>(state, request, false);
 }
 
+// The device side of a v2 ring pair on one host thread: the cost of batched serving's code (the
+// plan, ballots, prefix and commit_ahead phases a warp runs) against one-at-a-time serve_one, with
+// no PCIe in the way. On a GPU the batch's point is parallel reads across PCIe; here it must at
+// least not cost more per request.
+void BM_V2ServeBatch(benchmark::State& state) {
+  using table = ringflow::kernel_table<ringflow::demo_kernels::EchoKernel>;
+  constexpr std::uint32_t burst = 32;
+  ringflow::ring_config cfg{64, 256, 0, 0};
+  cfg.protocol = ringflow::ring_protocol::v2;
+  ringflow::ring_storage rq(cfg), rp(cfg);
+  ringflow::control_block ctl{};
+  ctl.reset(1);
+  std::vector<slot_header> stage(2 * 16384 / sizeof(slot_header)), image(4);
+  auto* base = reinterpret_cast<std::uint8_t*>(stage.data());
+  const ringflow::serve_staging staging{base, 16384, base + 16384, 16384};
+  ringflow::persistent_ring entry{};
+  entry.kernel_index = 0;
+  entry.max_batch = burst;
+  entry.requests = rq.region().base();
+  entry.replies = rp.region().base();
+  entry.control = &ctl;
+  entry.request_config = entry.reply_config = cfg;
+  ringflow::persistent_endpoint ep{};
+  if (!ringflow::detail::bind_entry<table>(entry, ep, &staging)) {
+    state.SkipWithError("bind_entry refused the rings");
+    return;
+  }
+  ringflow::ring_producer tx(rq.region(), rq.producer_scratch());
+  tx.use_credit_from(rp.region());
+  ringflow::ring_consumer rx(rp.region());
+  (void)rx.set_image_buffer(reinterpret_cast<std::uint8_t*>(image.data()),
+                            static_cast<std::uint32_t>(image.size() * sizeof(slot_header)));
+  ringflow::sequential_lanes lanes;
+  lanes.width = static_cast<std::uint32_t>(state.range(0));
+  std::array<std::uint8_t, 64> payload{};
+  slot_header h{};
+  h.type_id = ringflow::msg::Echo::type_id_;
+  std::uint64_t corr = 0;
+  for (auto _ : state) {
+    for (std::uint32_t i = 0; i < burst; ++i) {
+      h.correlation_id = ++corr;
+      if (tx.try_push({h, payload.data(), 64}) != ring_status::ok) {
+        state.SkipWithError("request ring full");
+        return;
+      }
+    }
+    std::uint32_t served = 0, total = 0;
+    std::uint64_t lines = 0;
+    while (total < burst) {
+      (void)ringflow::detail::serve_ring<table>(ep, burst - total, served, &staging, lanes, lines);
+      total += served;
+    }
+    for (std::uint32_t i = 0; i < burst; ++i) {
+      const slot_header* r = rx.try_peek();
+      if (!r || r->correlation_id != corr - burst + 1 + i) {
+        state.SkipWithError("reply missing or out of order");
+        return;
+      }
+      benchmark::DoNotOptimize(r->payload_len);
+      rx.release();
+    }
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * burst);
+}
+
 }  // namespace
 
+BENCHMARK(BM_V2ServeBatch)->ArgName("lanes")->Arg(1)->Arg(8)->Arg(32)->UseRealTime();
 BENCHMARK(BM_RingPingPong)->ArgName("bytes")->Arg(8)->Arg(64)->UseRealTime();
 BENCHMARK(BM_RingV2PingPong)->ArgName("bytes")->Arg(8)->Arg(64)->UseRealTime();
 BENCHMARK(BM_MoodycamelPingPong)->ArgName("bytes")->Arg(8)->Arg(64)->UseRealTime();

@@ -48,6 +48,8 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     }
     if (opts_.ring_protocol != ring_protocol::v1 && opts_.ring_protocol != ring_protocol::v2)
       throw std::invalid_argument("gpu device: ring_protocol must be 0, 1 or 2");
+    if (opts_.batch_lanes > max_batch_lanes)
+      throw std::invalid_argument("gpu device: batch_lanes must be at most " + std::to_string(max_batch_lanes));
     if (opts_.ring_protocol == ring_protocol::v2 && opts_.staging_bytes % 64)
       throw std::invalid_argument("gpu device: ring protocol 2 needs staging_bytes to be a multiple of 64");
     blocks_ = opts_.blocks ? opts_.blocks : static_cast<std::uint32_t>(std::max(1, info_.multiprocessors));
@@ -454,6 +456,7 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     a.kernel_control = reinterpret_cast<control_block*>(dev_address(kernel_control_));
     a.staging = opts_.staging_bytes ? staging_dev_ : nullptr;
     a.staging_bytes = opts_.staging_bytes;
+    a.batch_lanes = opts_.batch_lanes;
     a.max_rings = opts_.max_rings;
     a.workers = workers_;
     a.poll_period = opts_.poll_period;

@@ -244,6 +244,98 @@ RINGFLOW_HD inline void copy_chunks16(void* dst, const void* src, std::uint32_t 
   for (std::uint32_t i = 0; i < chunks; ++i) d[i] = s[i];
 }
 
+/// What serve_one() (and a lane of a batch, persistent.hpp) decided about a request before any
+/// reply is claimed: the handler's view, an early rejection, the reply bytes to claim.
+struct request_plan {
+  msg_view in;
+  status early = status::ok;
+  const char* early_detail = nullptr;
+  std::uint32_t want = 0;
+};
+
+/// Fills `p.in` from the request header `req` and its payload and decides the early checks (type,
+/// deadline, reply capacity) and the claim size. `payload_ok` false: the header's payload lies
+/// outside its ring (answered malformed; the payload is never read).
+template <class K>
+RINGFLOW_HD void plan_request(request_plan& p, const slot_header* req, fb::bytes_view payload, bool payload_ok,
+                              const ring_producer& replies, std::uint64_t now_ns) {
+  msg_view& in = p.in;
+  in.type = req->type_id;
+  in.correlation_id = req->correlation_id;
+  in.deadline_ns = req->deadline_ns;
+  in.trace_id = req->trace_id;
+  in.span_id = req->span_id;
+  in.payload = payload;
+  p.early = status::ok;
+  p.early_detail = nullptr;
+  // An early rejection claims room for a full ErrorReply, but never more than the response ring
+  // can carry (tiny slots without an arena get a shortened detail).
+  const std::uint32_t max_reply = replies.max_payload();
+  const std::uint32_t error_room = error_reply_capacity < max_reply ? error_reply_capacity : max_reply;
+  p.want = replies.inline_capacity();
+  if (!payload_ok) {
+    p.early = status::malformed;
+    p.early_detail = "request payload lies outside its ring";
+  } else if (in.type != K::request::type_id_) {
+    p.early = status::wrong_type;
+    p.early_detail = "request type differs from the kernel's request type";
+  } else if (now_ns != 0 && in.deadline_ns != 0 && now_ns > in.deadline_ns) {
+    p.early = status::deadline_exceeded;
+    p.early_detail = "deadline passed before the kernel served the request";
+  } else if constexpr (has_reply_capacity<K>) {
+    p.want = K::reply_capacity(in);
+    if (p.want > max_reply) {
+      p.early = status::reply_too_large;
+      p.early_detail = "reply would exceed the response ring's arena";
+    }
+  }
+  // Replies are claimed at the size the kernel asked for (inline by default). Only an early
+  // error claims error room; a handler that fails in a small claim gets a shortened detail.
+  if (p.early != status::ok) p.want = error_room;
+}
+
+/// Runs the handler for a planned request into `claim` (or writes the early error) and composes
+/// the reply header in `hdr` (every field but seq and correlation_id); returns the payload length.
+/// `staged` (a device's reply staging, 16-byte chunks) is where the handler writes when not null.
+template <class K>
+RINGFLOW_HD std::uint32_t answer_request(const request_plan& p, const ring_claim& claim, std::uint8_t* staged,
+                                         serve_tally& tally, slot_header& hdr) {
+  status st = p.early;
+  const char* detail = p.early_detail;
+  std::uint32_t len = 0;
+  type_id reply_type = 0;
+  // The writer outlives the handler: its detail may point into the writer's own text buffer.
+  reply_writer out(staged ? staged : claim.payload, claim.capacity);
+  if (st == status::ok) {
+    st = K::handle(p.in, out);
+    if (st == status::ok) {
+      len = out.size();
+      reply_type = out.type();
+      if (staged) copy_chunks16(claim.payload, staged, len);
+    } else {
+      detail = out.detail() ? out.detail() : to_string(st);
+    }
+  }
+  hdr = slot_header{};
+  hdr.deadline_ns = p.in.deadline_ns;
+  for (int i = 0; i < 16; ++i) hdr.trace_id[i] = p.in.trace_id[i];
+  for (int i = 0; i < 8; ++i) hdr.span_id[i] = p.in.span_id[i];
+  hdr.status = static_cast<std::uint16_t>(st);
+  hdr.flags = claim.flags;
+  hdr.arena_offset = claim.arena_offset;
+  if (st != status::ok) {
+    len = write_error_reply(claim.payload, claim.capacity, st, detail);
+    reply_type = msg::ErrorReply::type_id_;
+    hdr.flags = static_cast<std::uint16_t>(hdr.flags | slot_flags::error_reply);
+    if (p.early != status::ok) ++tally.rejected;
+    else ++tally.handler_errors;
+  }
+  hdr.type_id = reply_type;
+  hdr.payload_len = len;
+  ++tally.served;
+  return len;
+}
+
 /// Serves the next request of `requests` with kernel K, replying into `replies`.
 /// `now_ns`: the current time on the clock of slot_header::deadline_ns, or 0 to skip deadline
 /// checks (device backends, whose clocks differ from the host's). `staging`: see serve_staging
@@ -286,89 +378,26 @@ RINGFLOW_HD serve_result serve_one(ring_consumer& requests, ring_producer& repli
     if (payload_ok) payload = requests.payload_view(req);
   }
 
-  msg_view in;
-  in.type = req->type_id;
-  in.correlation_id = req->correlation_id;
-  in.deadline_ns = req->deadline_ns;
-  in.trace_id = req->trace_id;
-  in.span_id = req->span_id;
-  in.payload = payload;
-
-  status early = status::ok;
-  const char* early_detail = nullptr;
-  // An early rejection claims room for a full ErrorReply, but never more than the response ring
-  // can carry (tiny slots without an arena get a shortened detail).
-  const std::uint32_t max_reply = replies.max_payload();
-  const std::uint32_t error_room = error_reply_capacity < max_reply ? error_reply_capacity : max_reply;
-  std::uint32_t want = replies.inline_capacity();
-  if (!payload_ok) {
-    early = status::malformed;
-    early_detail = "request payload lies outside its ring";
-  } else if (in.type != K::request::type_id_) {
-    early = status::wrong_type;
-    early_detail = "request type differs from the kernel's request type";
-  } else if (now_ns != 0 && in.deadline_ns != 0 && now_ns > in.deadline_ns) {
-    early = status::deadline_exceeded;
-    early_detail = "deadline passed before the kernel served the request";
-  } else if constexpr (has_reply_capacity<K>) {
-    want = K::reply_capacity(in);
-    if (want > max_reply) {
-      early = status::reply_too_large;
-      early_detail = "reply would exceed the response ring's arena";
-    }
-  }
-  // Replies are claimed at the size the kernel asked for (inline by default). Only an early
-  // error claims error room; a handler that fails in a small claim gets a shortened detail.
-  if (early != status::ok) want = error_room;
+  request_plan plan;
+  plan_request<K>(plan, req, payload, payload_ok, replies, now_ns);
 
   ring_claim claim;
   // Only `full` can occur here (want <= max_payload): the host must drain replies first.
-  if (replies.try_claim(want, claim) != ring_status::ok) return serve_result::blocked;
+  if (replies.try_claim(plan.want, claim) != ring_status::ok) return serve_result::blocked;
 
-  status st = early;
-  const char* detail = early_detail;
-  std::uint32_t len = 0;
-  type_id reply_type = 0;
-  // The writer outlives the handler: its detail may point into the writer's own text buffer.
   // A v2 inline claim is local memory already (the producer's claim buffer): written in place.
   const bool staged = staging && staging->reply && !claim.local && claim.capacity <= staging->reply_bytes;
-  reply_writer out(staged ? staging->reply : claim.payload, claim.capacity);
-  if (st == status::ok) {
-    st = K::handle(in, out);
-    if (st == status::ok) {
-      len = out.size();
-      reply_type = out.type();
-      if (staged) copy_chunks16(claim.payload, staging->reply, len);
-    } else {
-      detail = out.detail() ? out.detail() : to_string(st);
-    }
-  }
-  // The reply header is composed here and written in three 16-byte chunks after the correlation
-  // id (bytes 16..63; `seq`, bytes 0..7, is commit()'s release): a device writes it across PCIe
-  // as a few wide stores instead of ~30 narrow ones.
-  slot_header hdr{};
-  hdr.deadline_ns = in.deadline_ns;
-  for (int i = 0; i < 16; ++i) hdr.trace_id[i] = in.trace_id[i];
-  for (int i = 0; i < 8; ++i) hdr.span_id[i] = in.span_id[i];
-  hdr.status = static_cast<std::uint16_t>(st);
-  hdr.flags = claim.flags;
-  hdr.arena_offset = claim.arena_offset;
-  if (st != status::ok) {
-    len = write_error_reply(claim.payload, claim.capacity, st, detail);
-    reply_type = msg::ErrorReply::type_id_;
-    hdr.flags = static_cast<std::uint16_t>(hdr.flags | slot_flags::error_reply);
-    if (early != status::ok) ++tally.rejected;
-    else ++tally.handler_errors;
-  }
-  hdr.type_id = reply_type;
-  hdr.payload_len = len;
+  slot_header hdr;
+  const std::uint32_t len = answer_request<K>(plan, claim, staged ? staging->reply : nullptr, tally, hdr);
+  // The reply header is written in three 16-byte chunks after the correlation id (bytes 16..63;
+  // `seq`, bytes 0..7, is commit()'s release): a device writes it across PCIe as a few wide
+  // stores instead of ~30 narrow ones.
   slot_header* h = claim.header;
-  h->correlation_id = in.correlation_id;
+  h->correlation_id = plan.in.correlation_id;
   copy_chunks16(reinterpret_cast<std::uint8_t*>(h) + 16, reinterpret_cast<const std::uint8_t*>(&hdr) + 16,
                 sizeof(slot_header) - 16);
   replies.commit(claim, len);
   requests.release();
-  ++tally.served;
   return serve_result::served;
 }
 

@@ -110,6 +110,8 @@ struct persistent_endpoint {
   // Scout mode: the group mark last seen and the pass until which the ring counts as hot.
   std::uint64_t seen_mark;
   std::uint64_t hot_until;
+  // Protocol v2 batches: requests the last batch served (the next one polls up to twice as many).
+  std::uint32_t batch_hint;
 };
 
 /// Words of the scout's summary for `max_rings` entries in groups of 1 << group_shift.
@@ -143,6 +145,9 @@ struct persistent_args {
   std::uint32_t linger_passes = 256;    // a ring stays hot this many passes after its group moved / it served
   std::uint32_t sweep_period = 32768;   // passes between full sweeps (power of two)
   std::uint64_t* host_reads = nullptr;  // accounting (emulator): per worker {lines read, passes}
+  // Protocol v2 batches: lanes that serve consecutive requests of a ring together (at most
+  // max_batch_lanes, and as many decoded slots as staging holds); 0 or 1 = one request at a time.
+  std::uint32_t batch_lanes = 32;
 };
 
 /// The kernels one persistent kernel can serve, by index.
@@ -154,6 +159,11 @@ struct kernel_table {
   RINGFLOW_HD static serve_result serve(std::uint32_t index, ring_consumer& rq, ring_producer& rp, serve_tally& t,
                                         const serve_staging* staging) {
     return serve_at<0, Ks...>(index, rq, rp, t, staging);
+  }
+  /// Calls f.template operator()<K>() for the kernel at `index` (validated when the ring binds).
+  template <class F>
+  RINGFLOW_HD static void visit(std::uint32_t index, F&& f) {
+    visit_at<0, Ks...>(index, f);
   }
   /// Host-side description (names and message types by index).
   static const char* name(std::uint32_t i) {
@@ -180,6 +190,68 @@ struct kernel_table {
       return serve_result::idle;  // unreachable: the index is validated when the ring binds
     }
   }
+  template <std::uint32_t I, class K, class... Rest, class F>
+  RINGFLOW_HD static void visit_at(std::uint32_t index, F& f) {
+    if (index == I) {
+      f.template operator()<K>();
+    } else if constexpr (sizeof...(Rest) > 0) {
+      visit_at<I + 1, Rest...>(index, f);
+    }
+  }
+};
+
+/// Most lanes a batch has (a warp).
+inline constexpr std::uint32_t max_batch_lanes = 32;
+
+/// A batch: up to `n` consecutive requests of the endpoint's ring, lane l taking the l-th; lane
+/// l decodes into staging->request + l * image_stride and composes its reply in staging->reply +
+/// l * claim_stride. `quit` ends a warp's helper lanes (persistent_kernel.cuh).
+struct batch_job {
+  persistent_endpoint* endpoint = nullptr;
+  serve_staging staging;  // by value: a warp's lanes cannot read lane 0's local memory
+  std::uint32_t n = 0;
+  std::uint32_t image_stride = 0;
+  std::uint32_t claim_stride = 0;
+  std::uint32_t quit = 0;
+};
+
+/// What a batch did: `served` requests (the ready prefix, lanes 0..served-1) replied to;
+/// `next_ready`: the request after them is there but not for a batch (an arena payload or reply,
+/// or an error reply larger than the inline room) — the serial path takes it.
+struct batch_outcome {
+  std::uint32_t served = 0;
+  bool next_ready = false;
+  std::uint32_t handler_errors = 0;
+  std::uint32_t rejected = 0;
+};
+
+/// The lanes a worker serves a protocol v2 batch with, one thread taking each lane's part in
+/// turn, phase by phase: the host (the emulator runs the very batch code a warp runs) and devices
+/// whose waves run in lock step (HIP). A CUDA warp's lanes (persistent_kernel.cuh: warp_lanes)
+/// run the same phases at once. Interface of a Lanes type: `width` (lanes a batch may use),
+/// local<T> (one T per lane), each(n, f) (f(lane) for lanes < n), ballot(n, pred) (bit l set
+/// when lane l < n says true), sync() (every lane's part done), run<Table>(job) (the batch).
+struct sequential_lanes {
+  std::uint32_t width = 1;
+  template <class T>
+  struct local {
+    T v[max_batch_lanes];
+    RINGFLOW_HD T& operator[](std::uint32_t lane) { return v[lane]; }
+  };
+  template <class F>
+  RINGFLOW_HD void each(std::uint32_t n, F&& f) {
+    for (std::uint32_t l = 0; l < n; ++l) f(l);
+  }
+  template <class F>
+  RINGFLOW_HD std::uint32_t ballot(std::uint32_t n, F&& pred) {
+    std::uint32_t m = 0;
+    for (std::uint32_t l = 0; l < n; ++l)
+      if (pred(l)) m |= 1u << l;
+    return m;
+  }
+  RINGFLOW_HD void sync() {}
+  template <class Table>
+  RINGFLOW_HD batch_outcome run(const batch_job& job);  // detail::serve_batch (below)
 };
 
 namespace detail {
@@ -201,6 +273,7 @@ RINGFLOW_HD bool bind_entry(const persistent_ring& r, persistent_endpoint& e, co
   e.kernel_index = r.kernel_index;
   e.max_batch = r.max_batch ? r.max_batch : 1;
   e.heartbeat = e.last_progress = e.processed = e.handler_errors = e.rejected = 0;
+  e.batch_hint = 0;
   const ring_region rq(r.requests, r.request_config), rp(r.replies, r.reply_config);
   if (r.kernel_index >= Table::size) {
     e.control->fault(kernel_error::bad_ring, 0, "ring table entry names a kernel outside the kernel table");
@@ -236,15 +309,157 @@ RINGFLOW_HD bool bind_entry(const persistent_ring& r, persistent_endpoint& e, co
   return true;
 }
 
-/// Serves up to `limit` requests of a running or draining ring. Returns what the last call said.
-template <class Table>
+/// Host lines serve_one() calls read (the emulator's accounting): each poll that found nothing
+/// (v1: the seq word's line; v2: the 16-unit burst, two lines) and each request served, at its
+/// minimum (v1: the seq line plus the staged slot; v2: its burst).
+RINGFLOW_HD inline std::uint64_t poll_lines(const persistent_endpoint& e, std::uint32_t served, serve_result r) {
+  const ring_config c = e.requests.region().config();
+  const std::uint64_t empty = c.is_v2() ? 2 : 1;
+  const std::uint64_t per_request = c.is_v2() ? 2 : 1 + (c.slot_size + 127) / 128;
+  return served * per_request + (r == serve_result::served ? 0 : empty);
+}
+
+/// One lane's look at its request of a batch (phase 1) and what it did (phase 2).
+struct batch_lane {
+  enum : std::uint8_t { absent = 0, serial = 1, eligible = 2 };  // serial: there, but for the serial path
+  enum : std::uint8_t { replied = 0, handler_error = 1, rejected = 2 };
+  std::uint8_t state = absent;
+  std::uint8_t outcome = replied;
+  request_plan plan;
+};
+
+/// Phase 1 of lane `l`: decode request head + l into the lane's image and plan it. A batch takes
+/// inline requests whose reply (or error reply) fits the reply slot's inline room; the rest go
+/// to serve_one(), which stages arena payloads and claims arena replies.
+template <class K>
+RINGFLOW_HD void plan_lane(const batch_job& job, std::uint32_t l, batch_lane& out) {
+  persistent_endpoint& e = *job.endpoint;
+  byte* image = job.staging.request + static_cast<std::uint64_t>(l) * job.image_stride;
+  const slot_header* req = e.requests.peek_ahead(l, image);
+  if (!req) {
+    out.state = batch_lane::absent;
+    return;
+  }
+  const bool payload_ok = e.requests.region().payload_in_bounds(*req);
+  if (payload_ok && (req->flags & slot_flags::arena)) {
+    out.state = batch_lane::serial;
+    return;
+  }
+  fb::bytes_view payload;
+  if (payload_ok) payload = {reinterpret_cast<const std::uint8_t*>(req) + sizeof(slot_header), req->payload_len};
+  plan_request<K>(out.plan, req, payload, payload_ok, e.replies, 0);
+  out.state = out.plan.want <= e.replies.inline_capacity() ? batch_lane::eligible : batch_lane::serial;
+}
+
+/// Phase 2 of lane `l` (inside the ready prefix): the handler, then the reply's units into reply
+/// slot tail + l (lane-local composition, no fence: each unit publishes itself).
+template <class K>
+RINGFLOW_HD void serve_lane(const batch_job& job, std::uint32_t l, batch_lane& lane) {
+  persistent_endpoint& e = *job.endpoint;
+  byte* buf = job.staging.reply + static_cast<std::uint64_t>(l) * job.claim_stride;
+  const ring_claim claim{
+      reinterpret_cast<slot_header*>(buf), buf + sizeof(slot_header), e.replies.inline_capacity(), 0, 0, true};
+  serve_tally t;
+  slot_header hdr;
+  const std::uint32_t len = answer_request<K>(lane.plan, claim, nullptr, t, hdr);
+  hdr.correlation_id = lane.plan.in.correlation_id;
+  e.replies.commit_ahead(l, hdr, claim.payload, len);
+  lane.outcome = t.rejected ? batch_lane::rejected : t.handler_errors ? batch_lane::handler_error : batch_lane::replied;
+}
+
+/// Lanes (from 0) before the first clear bit of `mask`.
+RINGFLOW_HD inline std::uint32_t ready_prefix(std::uint32_t mask) {
+  std::uint32_t n = 0;
+  while (n < 32 && (mask >> n) & 1u) ++n;
+  return n;
+}
+RINGFLOW_HD inline std::uint32_t popcount32(std::uint32_t m) {
+  std::uint32_t n = 0;
+  for (; m; m &= m - 1) ++n;
+  return n;
+}
+
+/// One batch (see batch_job): every lane polls and decodes its slot, a ballot finds the ready
+/// prefix, the prefix's lanes run their handlers and write their replies, ballots count the
+/// errors. Moves no cursor: the caller (the worker's lane 0) advances both rings past `served`.
+template <class Table, class Lanes>
+RINGFLOW_HD batch_outcome serve_batch(Lanes& lanes, const batch_job& job) {
+  typename Lanes::template local<batch_lane> lane;
+  const std::uint32_t kernel = job.endpoint->kernel_index;
+  lanes.each(job.n, [&](std::uint32_t l) { Table::visit(kernel, [&]<class K>() { plan_lane<K>(job, l, lane[l]); }); });
+  const std::uint32_t there = lanes.ballot(job.n, [&](std::uint32_t l) { return lane[l].state != batch_lane::absent; });
+  const std::uint32_t ok = lanes.ballot(job.n, [&](std::uint32_t l) { return lane[l].state == batch_lane::eligible; });
+  batch_outcome o;
+  o.served = ready_prefix(there & ok);
+  o.next_ready = o.served < job.n && ((there >> o.served) & 1u);
+  lanes.each(o.served,
+             [&](std::uint32_t l) { Table::visit(kernel, [&]<class K>() { serve_lane<K>(job, l, lane[l]); }); });
+  o.handler_errors =
+      popcount32(lanes.ballot(o.served, [&](std::uint32_t l) { return lane[l].outcome == batch_lane::handler_error; }));
+  o.rejected =
+      popcount32(lanes.ballot(o.served, [&](std::uint32_t l) { return lane[l].outcome == batch_lane::rejected; }));
+  lanes.sync();
+  return o;
+}
+
+/// Lanes a batch of endpoint `e` may use with `staging` (0: no batches, one request at a time).
+template <class Lanes>
+RINGFLOW_HD std::uint32_t batch_width(const persistent_endpoint& e, const serve_staging* staging, const Lanes& lanes,
+                                      std::uint32_t& image_stride, std::uint32_t& claim_stride) {
+  const ring_config c = e.requests.region().config();
+  if (!c.is_v2() || !staging || lanes.width < 2) return 0;
+  image_stride = ll::image_bytes(c.inline_capacity());
+  claim_stride = ll::image_bytes(e.replies.inline_capacity());
+  std::uint32_t w = lanes.width < max_batch_lanes ? lanes.width : max_batch_lanes;
+  if (c.capacity < w) w = c.capacity;  // a lane past the ring's capacity would find nothing
+  if (staging->request_bytes / image_stride < w) w = staging->request_bytes / image_stride;
+  if (staging->reply_bytes / claim_stride < w) w = staging->reply_bytes / claim_stride;
+  return w >= 2 ? w : 0;
+}
+
+/// Serves up to `limit` requests of a running or draining ring. Returns what the last call said;
+/// `lines` gets the host lines it read (the emulator's accounting, see poll_lines). Protocol v2
+/// rings are served in batches of the worker's lanes where its staging allows.
+template <class Table, class Lanes>
 RINGFLOW_HD serve_result serve_ring(persistent_endpoint& e, std::uint32_t limit, std::uint32_t& served,
-                                    const serve_staging* staging) {
+                                    const serve_staging* staging, Lanes& lanes, std::uint64_t& lines) {
   serve_tally tally;
   serve_result r = serve_result::idle;
-  for (served = 0; served < limit; ++served) {
+  batch_job job{&e, staging ? *staging : serve_staging{}, 0, 0, 0, 0};
+  const std::uint32_t width = batch_width(e, staging, lanes, job.image_stride, job.claim_stride);
+  lines = 0;
+  served = 0;
+  while (served < limit) {
+    if (width) {
+      // Width grows like a slow start (1, 2, 4, ... lanes) and falls back to what the last batch
+      // found: every lane of a batch reads its slot (a burst, two lines), so an empty ring costs
+      // one lane's burst, not a warp's.
+      std::uint32_t n = e.batch_hint ? 2 * e.batch_hint : 1;
+      if (n > width) n = width;
+      job.n = limit - served < n ? limit - served : n;
+      const batch_outcome o = lanes.template run<Table>(job);
+      e.batch_hint = o.served;
+      lines += 2ull * job.n;
+      if (o.served) {
+        e.requests.release_bulk(o.served);
+        e.replies.advance(o.served);
+        served += o.served;
+        tally.served += o.served;
+        tally.handler_errors += o.handler_errors;
+        tally.rejected += o.rejected;
+        r = serve_result::served;
+        if (o.served == job.n) continue;
+      }
+      if (!o.next_ready) {
+        r = serve_result::idle;
+        break;
+      }
+    }
+    // One at a time: no batches, or the next request needs the serial path (arena, large error).
     r = Table::serve(e.kernel_index, e.requests, e.replies, tally, staging);
+    lines += poll_lines(e, r == serve_result::served ? 1 : 0, r);
     if (r != serve_result::served) break;
+    ++served;
   }
   if (tally.served) {
     e.processed += tally.served;
@@ -255,22 +470,18 @@ RINGFLOW_HD serve_result serve_ring(persistent_endpoint& e, std::uint32_t limit,
   return r;
 }
 
-/// Host lines a serve_ring() call read (the emulator's accounting): each poll that found nothing
-/// (v1: the seq word's line; v2: the 16-unit burst, two lines) and each request served, at its
-/// minimum (v1: the seq line plus the staged slot; v2: its burst).
-RINGFLOW_HD inline std::uint64_t poll_lines(const persistent_endpoint& e, std::uint32_t served, serve_result r) {
-  const ring_config c = e.requests.region().config();
-  const std::uint64_t empty = c.is_v2() ? 2 : 1;
-  const std::uint64_t per_request = c.is_v2() ? 2 : 1 + (c.slot_size + 127) / 128;
-  return served * per_request + (r == serve_result::served ? 0 : empty);
-}
-
 }  // namespace detail
+
+template <class Table>
+RINGFLOW_HD batch_outcome sequential_lanes::run(const batch_job& job) {
+  return detail::serve_batch<Table>(*this, job);
+}
 
 /// The worker loop of a persistent kernel (see the contract above). Returns when the kernel's
 /// stop flag is set and every entry of this worker is idle.
-template <class Table>
-RINGFLOW_HD void persistent_worker(const persistent_args& a, std::uint32_t worker, std::uint32_t workers) {
+template <class Table, class Lanes>
+RINGFLOW_HD void persistent_worker(const persistent_args& a, std::uint32_t worker, std::uint32_t workers,
+                                   Lanes& lanes) {
   if (worker == 0) a.kernel_control->set_state(kernel_state::running);
   serve_staging staging_buf;
   const serve_staging* staging = nullptr;
@@ -386,16 +597,18 @@ RINGFLOW_HD void persistent_worker(const persistent_args& a, std::uint32_t worke
         }
         std::uint32_t served = 0;
         // A blocked ring (full response ring) serves nothing now: `served` says so; the next pass retries.
-        const serve_result r = detail::serve_ring<Table>(e, e.max_batch, served, staging);
-        count(0, detail::poll_lines(e, served, r));
+        std::uint64_t lines = 0;
+        (void)detail::serve_ring<Table>(e, e.max_batch, served, staging, lanes, lines);
+        count(0, lines);
         if (served) e.hot_until = pass + a.linger_passes;
         work = work || served > 0;
         continue;
       }
       // draining
       std::uint32_t served = 0;
-      const serve_result r = detail::serve_ring<Table>(e, e.drain_budget, served, staging);
-      count(0, detail::poll_lines(e, served, r));
+      std::uint64_t lines = 0;
+      const serve_result r = detail::serve_ring<Table>(e, e.drain_budget, served, staging, lanes, lines);
+      count(0, lines);
       e.drain_budget -= served;
       work = work || served > 0;
       if (r == serve_result::blocked) continue;  // the host must read replies; abandon ends it
@@ -412,6 +625,36 @@ RINGFLOW_HD void persistent_worker(const persistent_args& a, std::uint32_t worke
     bo.max_ns = busy ? a.backoff_max_ns : a.unbound_backoff_max_ns;
     if (work) bo.reset();
     else bo.pause();
+  }
+}
+
+/// The worker loop with sequential lanes: a.batch_lanes of them (the host, the emulator, HIP).
+template <class Table>
+RINGFLOW_HD void persistent_worker(const persistent_args& a, std::uint32_t worker, std::uint32_t workers) {
+  sequential_lanes lanes;
+  lanes.width = a.batch_lanes;
+  persistent_worker<Table>(a, worker, workers, lanes);
+}
+
+/// A worker whose lanes are threads of their own (a CUDA warp: persistent_kernel.cuh's
+/// warp_lanes; the emulator's threaded lanes, tests/support/threaded_lanes.hpp). The leader lane
+/// runs the worker loop, whose lanes.run() hands each batch to every lane (send) and serves its
+/// own part; the other lanes receive() batches and serve their parts until finish() (the leader's
+/// loop returned) sends them a job with `quit` set. Beyond sequential_lanes' interface a
+/// cooperative Lanes type has leader(), receive() and finish(); every lane of it calls each
+/// ballot() and sync() of a batch (serve_batch calls them unconditionally).
+template <class Table, class Lanes>
+RINGFLOW_HD void cooperative_worker(const persistent_args& a, std::uint32_t worker, std::uint32_t workers,
+                                    Lanes& lanes) {
+  if (lanes.leader()) {
+    persistent_worker<Table>(a, worker, workers, lanes);
+    lanes.finish();
+    return;
+  }
+  for (;;) {
+    const batch_job job = lanes.receive();
+    if (job.quit) return;
+    detail::serve_batch<Table>(lanes, job);
   }
 }
 

@@ -409,6 +409,24 @@ class ring_producer {
     c = {};
   }
 
+  /// v2 batches on the device (a reply producer with assume_credit()): writes an inline reply
+  /// (`h` and `len` <= inline_capacity() payload bytes, the lane's own memory) into the slot
+  /// `ahead` positions past the next one, without advancing; const, so lanes may call it at once.
+  /// Each unit publishes itself (no fence). advance() then moves past the batch.
+  RINGFLOW_HD void commit_ahead(std::uint32_t ahead, const slot_header& h, const byte* payload,
+                                std::uint32_t len) const {
+    const std::uint64_t p = pos_ + ahead;
+    ll::write_slot(r_.units(p), h, payload, len, p + 1);
+  }
+  /// Moves past `n` slots written by commit_ahead() (inline replies: the arena cursor stays).
+  RINGFLOW_HD void advance(std::uint32_t n) {
+    for (std::uint32_t i = 0; i < n; ++i) {
+      if (arena_bytes_) arena_ends_[pos_ & mask_] = arena_tail_;
+      ++pos_;
+    }
+    if (!lazy_tail_) publish_tail();
+  }
+
   /// Copies one message into the ring.
   RINGFLOW_HD ring_status try_push(const ring_message& m) {
     const ring_status st = stage(m);
@@ -635,6 +653,18 @@ class ring_consumer {
     return h;
   }
 
+  /// v2 batches (a warp's lanes, persistent.hpp): the message `ahead` positions past the current
+  /// one decoded into `image` (the lane's own: ll::image_bytes(inline capacity), 64-byte aligned),
+  /// or nullptr when it is not (completely) there. Consumes nothing; const, so lanes may call it
+  /// at once. release_bulk() consumes a batch's ready prefix.
+  RINGFLOW_HD const slot_header* peek_ahead(std::uint32_t ahead, byte* image) const {
+    if (!v2_ || ahead > mask_) return nullptr;
+    const std::uint64_t p = pos_ + ahead;
+    if (!ll::read_slot(r_.units(p), slot_units_, p + 1, inline_cap_, image)) return nullptr;
+    const auto* h = reinterpret_cast<const slot_header*>(image);
+    if (h->flags & slot_flags::arena) ll_acquire_fence();  // pairs with the producer's fence before the units
+    return h;
+  }
   /// A cheap look: true when the next message seems to be there (v1: its seq word; v2: the flag
   /// of its first unit). One 16-byte read at most; try_peek() still decides.
   RINGFLOW_HD bool probe() const {

@@ -120,6 +120,11 @@ struct gpu_device_options {
   /// 0 (default): RINGFLOW_GPU_RING_PROTOCOL=1|2 from the environment, else 1 (another value of
   /// the variable: open() throws std::invalid_argument).
   std::uint32_t ring_protocol = 0;
+  /// Protocol v2 rings: lanes of a worker's warp that serve consecutive requests of a ring
+  /// together (CUDA, sm_70+: one lane per request, up to 32; HIP: lane 0 alone takes a batch's
+  /// requests in turn). 0 or 1: one request at a time. At most 32 (else open() throws
+  /// std::invalid_argument); a batch is also bounded by staging_bytes / the decoded slot size.
+  std::uint32_t batch_lanes = 32;
   /// Host memory the caller owns (e.g. a kernel host's POSIX shared-memory segment) registered with
   /// the device as mapped memory (cudaHostRegister Mapped|Portable / hipHostRegister Mapped) before
   /// the kernel launches, unregistered after it stopped: factory_at() binds rings that live there.
