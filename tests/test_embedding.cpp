@@ -4,10 +4,13 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <cstring>
 #include <future>
 
 #include "actor_test_support.hpp"
 #include "ringflow/generated/score_request_generated.h"
+#include "ringflow/generated/trade_generated.h"
+#include "ringflow/generated/vwap_reply_generated.h"
 #include "ringflow/ringflow.hpp"
 
 using namespace ringflow;
@@ -230,4 +233,33 @@ TEST_CASE("typed_client: requests as flatc builder, portable writer or bytes, ty
     CHECK(code_of(rt.client_for<ScoreKernel>("nobody").error()) == errc::unknown_name);
     CHECK_THROWS_AS(typed_client<EchoKernel>(*rt.client("score")), std::invalid_argument);
   }
+}
+
+TEST_CASE("a stateful kernel through the runtime: spawn_ring_actor sizes its state, swap_incarnation keeps it",
+          "[actors][embedding][state]") {
+  runtime rt{small_runtime()};
+  rt.spawn_ring_actor<VwapKernel>("vwap", {}, quick_park());  // default rings: arenas added for the state
+  ring_client c = *rt.client("vwap");
+  auto trade = [](std::uint32_t key, std::int64_t price, std::uint32_t qty) {
+    flatbuffers::FlatBufferBuilder b;
+    demo::FinishTradeBuffer(b, demo::CreateTrade(b, key, price, qty, 0));
+    return fb_msg(std::vector<std::uint8_t>(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize()));
+  };
+  for (int i = 0; i < 10; ++i) REQUIRE(c.call(trade(1, 100, 2), 3s).ok());
+  std::unique_ptr<incarnation> old = rt.swap_incarnation("vwap");  // a fresh incarnation: restored, replayed
+  REQUIRE(old);
+  const call_result r = c.call(trade(1, 130, 2), 3s);
+  REQUIRE(r.ok());
+  const auto* v = flatbuffers::GetRoot<demo::VwapReply>(r.reply.bytes.data());
+  CHECK(v->trades() == 11);  // the ten before the swap are in the new incarnation's state
+  CHECK(v->volume() == 22);
+  CHECK(v->notional() == 10 * 200 + 260);
+  std::shared_ptr<ring_core> core = rt.ring("vwap");
+  CHECK(core->options().state.state_bytes == sizeof(VwapKernel::state));
+  core->request_snapshot();
+  REQUIRE(wait_until([&] { return core->state()->snapshots > 0 && core->state()->requests_covered == 11; }));
+  VwapKernel::state s;
+  std::memcpy(&s, core->state()->bytes.data(), sizeof s);
+  CHECK(s.applied == 11);
+  CHECK(core->stats().state_restores == 2);
 }

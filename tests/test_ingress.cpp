@@ -214,5 +214,7 @@ TEST_CASE("the registry rejects duplicates and lists the demo types", "[ingress]
   CHECK_THROWS_AS(r.add(2, "c", nullptr), std::invalid_argument);
   CHECK(payload_registry::demo().find(msg::ScoreRequest::type_id_) != nullptr);
   CHECK(payload_registry::demo().find(msg::Echo::type_id_)->name == "ringflow.demo.Echo");
-  CHECK(payload_registry::demo().entries().size() == 6);
+  CHECK(payload_registry::demo().find(msg::Trade::type_id_)->name == "ringflow.demo.Trade");
+  CHECK(payload_registry::demo().find(msg::VwapReply::type_id_) != nullptr);
+  CHECK(payload_registry::demo().entries().size() == 8);  // echo, saxpy x2, score x2, trade, vwap reply, error
 }

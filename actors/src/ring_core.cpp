@@ -26,6 +26,7 @@
 #include "ringflow/ingress.hpp"
 #include "ringflow/messages.hpp"
 #include "ringflow/portable.hpp"
+#include "state_journal.hpp"
 
 namespace ringflow {
 
@@ -144,9 +145,12 @@ struct ring_core::impl {
 
   std::unique_ptr<incarnation> inc;  // changed only with both roles held
 
+  // Stateful kernels: the latest snapshot and the journal since (state_journal.hpp).
+  std::unique_ptr<detail::state_journal> journal;
+
   // ---- stats --------------------------------------------------------------------------------
   std::atomic<std::uint64_t> submitted{0}, replied{0}, error_replies{0}, rejected{0}, overloaded{0}, timeouts{0},
-      stopped{0}, duplicates{0}, replayed{0}, attaches{0}, detaches{0}, corrupt_replies{0};
+      stopped{0}, duplicates{0}, replayed{0}, attaches{0}, detaches{0}, corrupt_replies{0}, journal_replayed{0};
   std::atomic<std::uint64_t> last_attach_ns{0};
   std::atomic<std::uint64_t> first_reply_ns{0};  // 0 until the first successful reply after attach
   static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
@@ -171,7 +175,18 @@ ring_core::ring_core(std::string name, type_id request_type, type_id reply_type,
     throw std::invalid_argument("ring actor '" + name_ + "': per_caller_window must be >= 1");
   opts_.window = round_up_pow2(opts_.window);
   if (!opts_.verify) opts_.verify = &payload_registry::demo();
+  const ring_actor_options::state_options& so = opts_.state;
+  if (so.state_bytes) {
+    if (so.snapshot_every == 0)
+      throw std::invalid_argument("ring actor '" + name_ + "': state.snapshot_every must be >= 1");
+    if (static_cast<std::uint64_t>(so.journal_max) < static_cast<std::uint64_t>(so.snapshot_every) + opts_.window)
+      throw std::invalid_argument("ring actor '" + name_ + "': state.journal_max (" + std::to_string(so.journal_max) +
+                                  ") must be at least snapshot_every + window (" +
+                                  std::to_string(so.snapshot_every + opts_.window) + ")");
+  }
   impl_ = std::make_unique<impl>(opts_.window);
+  if (so.state_bytes)
+    impl_->journal = std::make_unique<detail::state_journal>(so.state_bytes, so.snapshot_every, so.journal_max);
   poller_.add(this);
 }
 
@@ -181,7 +196,10 @@ ring_core::~ring_core() {
 }
 
 std::uint32_t ring_core::in_flight() const noexcept { return impl_->in_flight.load(std::memory_order_relaxed); }
-bool ring_core::has_staged() const noexcept { return impl_->staged.load(std::memory_order_relaxed) > 0; }
+bool ring_core::has_staged() const noexcept {
+  // A stateful kernel's journal replay waits for ring room too (it holds no staging count).
+  return impl_->staged.load(std::memory_order_relaxed) > 0 || (impl_->journal && impl_->journal->replay_pending());
+}
 
 ring_stats ring_core::stats() const noexcept {
   const impl& m = *impl_;
@@ -203,7 +221,26 @@ ring_stats ring_core::stats() const noexcept {
   s.in_flight = m.in_flight.load(std::memory_order_relaxed);
   const std::int64_t st = m.staged.load(std::memory_order_relaxed);
   s.staged = st > 0 ? static_cast<std::uint32_t>(st) : 0;
+  s.journal_replayed = m.journal_replayed.load(std::memory_order_relaxed);
+  if (m.journal) {
+    const detail::state_journal::view v = m.journal->read(false);
+    s.snapshots = v.snapshots;
+    s.state_restores = v.restores;
+    s.journal_depth = v.depth;
+  }
   return s;
+}
+
+std::optional<state_view> ring_core::state() const {
+  if (!impl_->journal) return std::nullopt;
+  detail::state_journal::view v = impl_->journal->read();
+  return state_view{std::move(v.snapshot), v.snapshots, v.requests_covered, v.snapshot_ns};
+}
+
+void ring_core::request_snapshot() {
+  if (!impl_->journal) return;
+  impl_->journal->request_snapshot();
+  publish_pending();
 }
 
 // ---- entry ownership ----------------------------------------------------------------------
@@ -378,7 +415,17 @@ bool ring_core::drain_staging() {
   std::uint64_t ids[batch_max];
   bool pushed_any = false;
   bool full = false;
+  // A stateful kernel: the journal's replay (restore, then the journaled requests) goes first.
+  if (m.journal && !drain_journal(pushed_any)) full = true;
   while (!full) {
+    if (m.journal && m.journal->full()) {  // backpressure until a snapshot makes room
+      // An incarnation that cannot take a trusted snapshot never will: it is unsound (the
+      // counter tells supervision to replace it, and the replacement replays the journal).
+      if (m.journal->stuck()) impl::bump(m.corrupt_replies);
+      (void)push_snapshot(pushed_any);
+      full = true;
+      break;
+    }
     std::uint32_t n = 0;
     std::uint64_t got[batch_max];
     std::size_t ng = 0;
@@ -416,7 +463,22 @@ bool ring_core::drain_staging() {
     std::uint32_t done = 0;
     while (done < n) {
       ring_status st = ring_status::ok;
-      const std::uint32_t k = m.producer.try_push_bulk(batch + done, n - done, &st);
+      std::uint32_t k = 0;
+      if (!m.journal) {
+        k = m.producer.try_push_bulk(batch + done, n - done, &st);
+      } else {
+        // Journaled one by one, before each push: its reply may come at once.
+        for (; done + k < n; ++k) {
+          const ring_message& rm = batch[done + k];
+          m.journal->publishing(ids[done + k], rm.header.deadline_ns, static_cast<const std::uint8_t*>(rm.payload),
+                                rm.payload_len);
+          st = m.producer.try_push(rm);
+          if (st != ring_status::ok) {
+            m.journal->retract_last();
+            break;
+          }
+        }
+      }
       for (std::uint32_t i = done; i < done + k; ++i) {
         impl::entry& e = m.entries[ids[i] & m.mask];
         e.published.store(true, std::memory_order_relaxed);
@@ -445,9 +507,74 @@ bool ring_core::drain_staging() {
       full = true;
       break;
     }
+    if (!full && m.journal && !push_snapshot(pushed_any)) full = true;
   }
+  if (!full && m.journal && !push_snapshot(pushed_any)) full = true;
   if (pushed_any) m.inc->notify();
   return !full;
+}
+
+// A snapshot request when one is due (publisher role held). False: the ring is full.
+bool ring_core::push_snapshot(bool& pushed) {
+  impl& m = *impl_;
+  if (!m.journal->snapshot_due()) return true;
+  ring_message sm;
+  sm.header = slot_header{};
+  sm.header.correlation_id = m.journal->next_control_id();
+  sm.header.type_id = state_snapshot_type;
+  sm.payload = nullptr;
+  sm.payload_len = 0;
+  m.journal->publishing_snapshot(sm.header.correlation_id);
+  if (m.producer.try_push(sm) != ring_status::ok) {
+    m.journal->retract_last();
+    return false;
+  }
+  pushed = true;
+  return true;
+}
+
+// The journal's replay into a new incarnation (publisher role held): the restore, then every
+// journaled request in order. False: the ring filled up first (the rest goes on later).
+bool ring_core::drain_journal(bool& pushed) {
+  impl& m = *impl_;
+  while (std::optional<detail::state_journal::replay_item> it = m.journal->next_replay()) {
+    ring_message rm;
+    rm.header = slot_header{};
+    rm.header.correlation_id = it->id;
+    rm.header.deadline_ns = it->deadline;
+    rm.header.type_id = it->type ? it->type : request_type_;
+    if (!it->type) {
+      rm.header.flags = slot_flags::replayed;
+      impl::entry& e = m.entries[it->id & m.mask];
+      if (e.live_id.load(std::memory_order_acquire) == it->id) {
+        // Still unanswered: the caller waits for this reply (its deadline is the entry's).
+        e.request.get_trace(rm.header.trace_id, rm.header.span_id);
+        if (!it->replay_of_applied) rm.header.deadline_ns = e.deadline.load(std::memory_order_relaxed);
+      }
+    }
+    rm.payload = it->bytes.data();
+    rm.payload_len = static_cast<std::uint32_t>(it->bytes.size());
+    m.journal->replaying_one();
+    const ring_status st = m.producer.try_push(rm);
+    if (st == ring_status::ok) {
+      pushed = true;
+      continue;
+    }
+    m.journal->unreplay();
+    if (st == ring_status::full) return false;
+    // Oversize: this incarnation's rings are smaller than the one the request went through
+    // (attach() refuses rings too small for the state). It can never be applied here.
+    m.journal->drop_next_replay();
+    const std::uint64_t id = it->id;
+    if (!it->type && claim(id)) {
+      impl::bump(m.rejected);
+      answer(id, call_result{errc::oversize,
+                             {},
+                             "request exceeds the attached ring's " + std::to_string(m.producer.max_payload()) +
+                                 "-byte limit"});
+    }
+  }
+  return true;
 }
 
 // ---- completions (poller thread) ---------------------------------------------------------------
@@ -508,16 +635,27 @@ std::uint32_t ring_core::consume_replies(std::uint32_t max) {
                                     : reinterpret_cast<const std::uint8_t*>(shared_h) + sizeof(slot_header);
       bytes.assign(src, src + hdr.payload_len);
     }
+    if (m.journal && detail::state_journal::is_control_id(id)) {
+      // A reply to the core's own state request (snapshot, restore): for the journal only.
+      const detail::journal_reply jr = m.journal->on_reply(id, hdr.status, hdr.type_id, bytes, in_bounds);
+      m.consumer.release();
+      if (jr.restore_failed) impl::bump(m.corrupt_replies);  // its state is wrong: it must be replaced
+      continue;
+    }
     const fb::bytes_view p{bytes.data(), static_cast<std::uint32_t>(bytes.size())};
     const bool ok_reply = h->status == static_cast<std::uint16_t>(status::ok);
     const type_id want = ok_reply ? reply_type_ : msg::ErrorReply::type_id_;
-    if (!in_bounds || h->type_id != want ||
-        (opts_.verify_replies && !payload_ok(*opts_.verify, want, p.data, p.size))) {
+    const bool sound =
+        in_bounds && h->type_id == want && (!opts_.verify_replies || payload_ok(*opts_.verify, want, p.data, p.size));
+    detail::journal_reply jr;
+    if (m.journal) jr = m.journal->on_reply(id, hdr.status, hdr.type_id, bytes, sound);
+    if (!sound || jr.unsound) {
       // Not a reply the caller can use. The counter tells supervision's watchdog the incarnation
       // is unsound; a supervised core keeps the request for replay into its replacement, an
       // unsupervised one answers errc::bad_reply now (nobody would replace the kernel).
       impl::bump(m.corrupt_replies);
-      std::string why = !in_bounds ? std::string("its header points outside the reply ring")
+      std::string why = !in_bounds   ? std::string("its header points outside the reply ring")
+                        : jr.unsound ? std::string("its incarnation failed to restore the kernel's state")
                         : h->type_id != want
                             ? "its type is " + type_name(h->type_id) + ", the kernel's reply type is " + type_name(want)
                             : "it fails the " + type_name(want) + " verifier";
@@ -529,7 +667,8 @@ std::uint32_t ring_core::consume_replies(std::uint32_t max) {
       continue;
     }
     if (!claim(id)) {
-      impl::bump(m.duplicates);
+      // Answered already: a replay's reply (a stateful kernel re-applies its journal), or a late one.
+      impl::bump(jr.replay_of_applied ? m.journal_replayed : m.duplicates);
       m.consumer.release();
       continue;
     }
@@ -612,6 +751,19 @@ void ring_core::attach(std::unique_ptr<incarnation> inc) {
       (!inc->replies().config().is_v2() || inc->replies().config().capacity != inc->requests().config().capacity))
     throw std::invalid_argument("ring actor '" + name_ + "': incarnation of kernel '" + inc->kernel_name() +
                                 "' has protocol v2 request ring without a paired v2 response ring of equal capacity");
+  if (const std::uint32_t sb = opts_.state.state_bytes; sb != 0 || inc->state_bytes() != 0) {
+    if (inc->state_bytes() != sb)
+      throw std::invalid_argument("ring actor '" + name_ + "': incarnation of kernel '" + inc->kernel_name() +
+                                  "' on backend '" + inc->backend() + "' keeps " + std::to_string(inc->state_bytes()) +
+                                  " bytes of kernel state, the actor " + std::to_string(sb) +
+                                  (inc->state_bytes() == 0 ? " (this backend keeps no kernel state)" : ""));
+    const std::uint32_t wire = sb + state_checksum_bytes;  // a snapshot or restore: the state, its checksum
+    auto carries = [&](const ring_config& c) { return c.inline_capacity() >= wire || c.arena_bytes >= wire; };
+    if (!carries(inc->requests().config()) || !carries(inc->replies().config()))
+      throw std::invalid_argument("ring actor '" + name_ + "': the rings of kernel '" + inc->kernel_name() +
+                                  "' cannot carry its " + std::to_string(sb) + "-byte state (snapshots and restores: " +
+                                  std::to_string(wire) + " bytes): give both rings an arena of at least that");
+  }
   std::lock_guard<std::mutex> lock(control_mu_);
   impl& m = *impl_;
   if (m.inc) throw std::logic_error("ring actor '" + name_ + "': attach while an incarnation is attached");
@@ -632,12 +784,21 @@ void ring_core::attach(std::unique_ptr<incarnation> inc) {
   }
   m.max_payload.store(m.producer.max_payload(), std::memory_order_relaxed);
   // Replay: every request published into an earlier incarnation and not answered, oldest first,
-  // ahead of anything that waited in carry/staging meanwhile.
+  // ahead of anything that waited in carry/staging meanwhile. A stateful kernel: its journal
+  // (restore, then every request since the snapshot, answered or not) is published first
+  // (drain_journal); it holds every unanswered published request (the others below: none).
+  std::vector<std::uint64_t> journaled;
+  if (m.journal) {
+    journaled = m.journal->rebuild(m.journal->next_control_id());
+    std::sort(journaled.begin(), journaled.end());
+  }
   std::vector<std::pair<std::uint64_t, std::uint64_t>> replay;  // (seq, id)
   for (std::uint32_t i = 0; i <= m.mask; ++i) {
     impl::entry& e = m.entries[i];
     const std::uint64_t id = e.live_id.load(std::memory_order_acquire);
-    if (id != 0 && e.published.load(std::memory_order_relaxed)) replay.emplace_back(e.seq, id);
+    if (id != 0 && e.published.load(std::memory_order_relaxed) &&
+        !std::binary_search(journaled.begin(), journaled.end(), id))
+      replay.emplace_back(e.seq, id);
   }
   std::sort(replay.begin(), replay.end());
   for (auto it = replay.rbegin(); it != replay.rend(); ++it) {
@@ -646,7 +807,7 @@ void ring_core::attach(std::unique_ptr<incarnation> inc) {
     m.carry.push_front(it->second);
   }
   m.staged.fetch_add(static_cast<std::int64_t>(replay.size()), std::memory_order_seq_cst);
-  impl::bump(m.replayed, replay.size());
+  impl::bump(m.replayed, replay.size() + journaled.size());
   impl::bump(m.attaches);
   m.first_reply_ns.store(0, std::memory_order_relaxed);
   m.last_attach_ns.store(steady_now(), std::memory_order_relaxed);
@@ -705,6 +866,10 @@ incarnation_probe ring_core::probe() const {
   p.heartbeat = cb.heartbeat_count();
   p.request_depth = ring_observer(inc->requests()).depth();
   p.reply_depth = ring_observer(inc->replies()).depth();
+  if (impl_->journal) {
+    const std::uint64_t awaiting = impl_->journal->awaiting();
+    p.awaiting_replies = awaiting > p.request_depth + p.reply_depth ? awaiting - p.request_depth - p.reply_depth : 0;
+  }
   p.identity = inc;
   return p;
 }

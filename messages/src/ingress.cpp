@@ -14,6 +14,8 @@
 #include "ringflow/generated/saxpy_request_generated.h"
 #include "ringflow/generated/score_reply_generated.h"
 #include "ringflow/generated/score_request_generated.h"
+#include "ringflow/generated/trade_generated.h"
+#include "ringflow/generated/vwap_reply_generated.h"
 #include "ringflow/messages.hpp"
 
 namespace ringflow {
@@ -145,6 +147,8 @@ const payload_registry& payload_registry::demo() {
     r.add(msg::SaxpyReply::type_id_, msg::SaxpyReply::name_, &verify_root<demo::SaxpyReply>);
     r.add(msg::ScoreRequest::type_id_, msg::ScoreRequest::name_, &verify_root<demo::ScoreRequest>);
     r.add(msg::ScoreReply::type_id_, msg::ScoreReply::name_, &verify_root<demo::ScoreReply>);
+    r.add(msg::Trade::type_id_, msg::Trade::name_, &verify_root<demo::Trade>);
+    r.add(msg::VwapReply::type_id_, msg::VwapReply::name_, &verify_root<demo::VwapReply>);
     r.add(msg::ErrorReply::type_id_, msg::ErrorReply::name_, &verify_root<wire::ErrorReply>);
     return r;
   }();

@@ -407,7 +407,7 @@ struct fault_ladder::impl : std::enable_shared_from_this<fault_ladder::impl> {
                now);
       return true;
     }
-    if (p.heartbeat != r.beat || p.request_depth == 0) {
+    if (p.heartbeat != r.beat || (p.request_depth == 0 && p.awaiting_replies == 0)) {
       r.beat = p.heartbeat;
       r.beat_at = now;
     } else if (now - r.beat_at >= cfg.hang_timeout) {

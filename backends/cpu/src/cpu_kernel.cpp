@@ -3,17 +3,40 @@
 
 #include <sched.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <stdexcept>
 
 namespace ringflow::cpu {
 
-channel::channel(std::string kernel_name, type_id request_type, type_id reply_type, serve_fn serve,
-                 const ring_options& opts)
-    : kernel_name_(std::move(kernel_name)),
-      request_type_(request_type),
-      reply_type_(reply_type),
-      serve_(serve),
+namespace {
+const kernel_binding& checked(const kernel_binding& k) {
+  if (!k.usable())
+    throw std::invalid_argument(std::string("cpu kernel '") + (k.name ? k.name : "") +
+                                "': a kernel binding without name or serve function");
+  return k;
+}
+void* new_state(const kernel_binding& k) {
+  if (!k.serve_state) return nullptr;
+  const std::size_t align = alignof(std::max_align_t) > 64 ? alignof(std::max_align_t) : 64;
+  void* p = std::aligned_alloc(align, (k.state_bytes + align - 1) / align * align);
+  if (!p) throw std::bad_alloc();
+  k.init_state(p);
+  return p;
+}
+}  // namespace
+
+void channel::free_state::operator()(void* p) const noexcept { std::free(p); }
+
+channel::channel(const kernel_binding& k, const ring_options& opts)
+    : kernel_name_(checked(k).name),
+      request_type_(k.request_type),
+      reply_type_(k.reply_type),
+      serve_(k.serve),
+      serve_state_(k.serve_state),
+      state_bytes_(k.serve_state ? k.state_bytes : 0),
+      state_(new_state(k)),
       requests_(opts.request_memory ? ring_storage(opts.requests, opts.request_memory, !opts.attach)
                                     : ring_storage(opts.requests)),
       replies_(opts.reply_memory ? ring_storage(opts.replies, opts.reply_memory, !opts.attach)
@@ -37,9 +60,9 @@ cpu_kernel::~cpu_kernel() {
 }
 
 channel& cpu_kernel::add_ring(const kernel_binding& k, const ring_options& opts) {
-  if (!k.name || !k.serve)
+  if (!k.usable())
     throw std::invalid_argument("cpu_kernel '" + cfg_.name + "': a kernel binding without name or serve");
-  return add_channel(std::make_unique<channel>(k.name, k.request_type, k.reply_type, k.serve, opts));
+  return add_channel(std::make_unique<channel>(k, opts));
 }
 
 channel& cpu_kernel::add_channel(std::unique_ptr<channel> ch) {
@@ -128,7 +151,7 @@ bool cpu_kernel::drain(std::chrono::steady_clock::time_point deadline) noexcept 
     std::uint64_t budget = ch->requests_.config().capacity;
     serve_tally tally;
     while (budget > 0) {
-      const serve_result r = ch->serve_(ch->kernel_requests_, ch->kernel_replies_, steady_now_ns(), tally);
+      const serve_result r = ch->serve(steady_now_ns(), tally);
       if (r == serve_result::idle) break;
       if (r == serve_result::served) {
         --budget;
@@ -176,7 +199,7 @@ void cpu_kernel::run() noexcept {
       if (now == 0) now = steady_now_ns();
       serve_tally tally;
       for (std::uint32_t i = 0; i < cfg_.max_batch; ++i) {
-        const serve_result r = ch->serve_(ch->kernel_requests_, ch->kernel_replies_, now, tally);
+        const serve_result r = ch->serve(now, tally);
         if (r == serve_result::served) continue;
         blocked = blocked || r == serve_result::blocked;
         break;

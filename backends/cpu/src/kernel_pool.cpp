@@ -237,7 +237,7 @@ struct pool_state : std::enable_shared_from_this<pool_state> {
     std::uint32_t n = 0;
     // A retired worker (stuck in this batch) ends the batch at the next request: the ring moves on.
     while (n < budget && !w.retired.load(std::memory_order_relaxed)) {
-      last = ch.serve_(ch.kernel_requests_, ch.kernel_replies_, start, tally);
+      last = ch.serve(start, tally);
       if (last != serve_result::served) break;
       ++n;
     }
@@ -471,7 +471,7 @@ const pool_config& kernel_pool::config() const noexcept { return state_->cfg; }
 
 std::shared_ptr<pooled_ring> kernel_pool::attach(const kernel_binding& k, const ring_options& opts,
                                                  doorbell* completion_bell) {
-  if (!k.name || !k.serve) throw std::invalid_argument("kernel_pool: a kernel binding without name or serve");
+  if (!k.usable()) throw std::invalid_argument("kernel_pool: a kernel binding without name or serve");
   std::shared_ptr<pooled_ring> r(new pooled_ring(state_, k, opts, completion_bell));
   state_->home(*r);
   if (!r->restart()) throw std::logic_error("kernel_pool: a new ring did not start");
@@ -497,9 +497,7 @@ pool_stats kernel_pool::stats() const {
 
 pooled_ring::pooled_ring(std::shared_ptr<pool_state> pool, const kernel_binding& k, const ring_options& opts,
                          doorbell* completion_bell)
-    : pool_(std::move(pool)),
-      chan_(k.name, k.request_type, k.reply_type, k.serve, opts),
-      completion_bell_(completion_bell) {
+    : pool_(std::move(pool)), chan_(k, opts), completion_bell_(completion_bell) {
   control_.reset(0);
   control_.set_state(kernel_state::idle);
 }

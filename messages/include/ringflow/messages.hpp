@@ -13,3 +13,5 @@
 #include "ringflow/generated/saxpy_request_ringflow.hpp"
 #include "ringflow/generated/score_reply_ringflow.hpp"
 #include "ringflow/generated/score_request_ringflow.hpp"
+#include "ringflow/generated/trade_ringflow.hpp"
+#include "ringflow/generated/vwap_reply_ringflow.hpp"

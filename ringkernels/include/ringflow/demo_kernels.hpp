@@ -3,11 +3,14 @@
 //   EchoKernel   Echo -> Echo         the reply is the request, byte for byte
 //   SaxpyKernel  SaxpyRequest -> SaxpyReply   y := a*x + y (x, y same length)
 //   ScoreKernel  ScoreRequest -> ScoreReply   a small pricing/scoring model (below)
+//   VwapKernel   Trade -> VwapReply   stateful: running volume-weighted average price per
+//                                     instrument key (vwap_keys of them), integer ticks
 //
 // Determinism: handlers use only +, -, *, / on floats (each correctly rounded under IEEE 754), so
 // with floating-point contraction off (-ffp-contract=off, nvcc --fmad=false) every backend
 // produces bit-identical replies. No transcendental functions (their ULP differs per backend).
-// Thread-safety: stateless; handlers may run concurrently on different rings.
+// Thread-safety: Echo, Saxpy and Score are stateless (handlers may run concurrently on different
+// rings); VwapKernel's handler changes its incarnation's state, one request at a time.
 #pragma once
 
 #include <cstdint>
@@ -101,6 +104,55 @@ struct ScoreKernel {
   }
 };
 
+/// Instruments (keys) VwapKernel tracks: keys >= vwap_keys are answered invalid_argument.
+inline constexpr std::uint32_t vwap_keys = 32;
+
+/// Running VWAP per instrument (a stateful kernel, kernel.hpp). Exact: prices are integer ticks,
+/// aggregates are integers (notional wraps past 2^63 ticks x lots, as a u64 would), so the state
+/// after the same trades is the same bytes on every backend. The reply carries the key's
+/// aggregates after the trade. The state is 32 x 24 + 8 = 776 bytes: snapshots need a reply
+/// arena (or a reply slot of that size).
+struct VwapKernel {
+  using request = msg::Trade;
+  using reply = msg::VwapReply;
+  static constexpr const char* name = "vwap";
+  struct state {
+    struct key_totals {
+      std::uint64_t trades;
+      std::uint64_t volume;
+      std::int64_t notional;
+    };
+    key_totals keys[vwap_keys];
+    std::uint64_t applied;  // trades applied (all keys)
+  };
+  RINGFLOW_HD static void init(state& s) {
+    for (std::uint32_t i = 0; i < vwap_keys; ++i) s.keys[i] = {0, 0, 0};
+    s.applied = 0;
+  }
+  RINGFLOW_HD static status handle(const msg_view& in, reply_writer& out, state& s) {
+    const auto t = in.as<msg::Trade>();
+    if (!t.table_.valid()) return out.fail(status::malformed, "vwap: request is not a Trade table");
+    const std::uint32_t key = t.key();
+    if (key >= vwap_keys) return out.fail(status::invalid_argument, "vwap: key out of range");
+    if (t.qty() == 0) return out.fail(status::invalid_argument, "vwap: a trade of zero quantity");
+    state::key_totals& k = s.keys[key];
+    k.trades += 1;
+    k.volume += t.qty();
+    k.notional = static_cast<std::int64_t>(static_cast<std::uint64_t>(k.notional) +
+                                           static_cast<std::uint64_t>(t.price_ticks()) * t.qty());
+    s.applied += 1;
+    fb::builder b = out.table<msg::VwapReply>();
+    b.add<std::uint32_t>(msg::VwapReply::fields_::key, key);
+    b.add<std::uint64_t>(msg::VwapReply::fields_::trades, k.trades);
+    b.add<std::uint64_t>(msg::VwapReply::fields_::volume, k.volume);
+    b.add<std::int64_t>(msg::VwapReply::fields_::notional, k.notional);
+    b.add<std::int64_t>(msg::VwapReply::fields_::vwap_ticks, k.notional / static_cast<std::int64_t>(k.volume));
+    b.add<std::uint64_t>(msg::VwapReply::fields_::sequence, t.sequence());
+    return out.finish(b);
+  }
+};
+
 static_assert(ring_kernel<EchoKernel> && ring_kernel<SaxpyKernel> && ring_kernel<ScoreKernel>);
+static_assert(ring_kernel<VwapKernel> && stateful_kernel<VwapKernel> && !stateful_kernel<EchoKernel>);
 
 }  // namespace ringflow::demo_kernels

@@ -23,6 +23,9 @@
 namespace ringflow {
 
 using host_serve_fn = serve_result (*)(ring_consumer&, ring_producer&, std::uint64_t now_ns, serve_tally&);
+/// The same for a stateful kernel: `state` is the incarnation's K::state (kernel.hpp).
+using host_serve_state_fn = serve_result (*)(ring_consumer&, ring_producer&, std::uint64_t now_ns, serve_tally&,
+                                             void* state);
 
 namespace detail {
 /// Copies an exception message into thread-local storage that outlives the catch block.
@@ -33,23 +36,40 @@ inline const char* remember_detail(const char* what) noexcept {
   return buf;
 }
 
+// Runs f(), turning a thrown exception into a handler_fault error reply.
+template <class F>
+status guard(reply_writer& out, F&& f) {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    return out.fail(status::handler_fault, remember_detail(e.what()));
+  } catch (...) {
+    return out.fail(status::handler_fault, "handler threw a non-standard exception");
+  }
+}
+
 // K with a handler that turns a thrown exception into a handler_fault error reply.
 template <class K>
-struct guarded {
+struct guarded_base {
   using request = typename K::request;
   using reply = typename K::reply;
   static constexpr const char* name = K::name;
   static std::uint32_t reply_capacity(const msg_view& in) requires has_reply_capacity<K> {
     return K::reply_capacity(in);
   }
+};
+template <class K>
+struct guarded : guarded_base<K> {
   static status handle(const msg_view& in, reply_writer& out) {
-    try {
-      return K::handle(in, out);
-    } catch (const std::exception& e) {
-      return out.fail(status::handler_fault, remember_detail(e.what()));
-    } catch (...) {
-      return out.fail(status::handler_fault, "handler threw a non-standard exception");
-    }
+    return guard(out, [&] { return K::handle(in, out); });
+  }
+};
+template <stateful_kernel K>
+struct guarded<K> : guarded_base<K> {
+  using state = typename K::state;
+  static void init(state& s) { K::init(s); }
+  static status handle(const msg_view& in, reply_writer& out, state& s) {
+    return guard(out, [&] { return K::handle(in, out, s); });
   }
 };
 }  // namespace detail
@@ -58,6 +78,16 @@ struct guarded {
 template <ring_kernel K>
 serve_result host_serve(ring_consumer& rq, ring_producer& rp, std::uint64_t now_ns, serve_tally& t) {
   return serve_one<detail::guarded<K>>(rq, rp, now_ns, t);
+}
+/// Serves one request of a stateful kernel K on its state (a K::state).
+template <stateful_kernel K>
+serve_result host_serve_state(ring_consumer& rq, ring_producer& rp, std::uint64_t now_ns, serve_tally& t, void* state) {
+  return serve_one<detail::guarded<K>>(rq, rp, now_ns, t, nullptr, state);
+}
+/// Initializes a K::state at `state` (K::init).
+template <stateful_kernel K>
+void host_init_state(void* state) {
+  K::init(*static_cast<typename K::state*>(state));
 }
 
 }  // namespace ringflow

@@ -10,6 +10,18 @@
 // (bytes the reply may need; default: the ring's inline slot room). The same handler is compiled
 // by every backend (CPU thread loop, CUDA and HIP persistent kernels).
 //
+// A *stateful* kernel owns fixed-size state that its handler reads and changes:
+//     using state = S;                                   // trivially copyable, fixed size
+//     RINGFLOW_HD static void init(S& s);                // a fresh incarnation's state
+//     RINGFLOW_HD static ringflow::status handle(const ringflow::msg_view& in, ringflow::reply_writer& out, S& s);
+// The backend keeps one S per incarnation and passes it to serve_one(). Two reserved request
+// types reach the state itself, in order with the kernel's requests (the ring actor sends them):
+// state_snapshot_type (reply: the state's bytes then their state_checksum(), 8 bytes little-
+// endian, typed state_snapshot_type) and state_restore_type (payload: the same — or none for
+// init(); a wrong size or checksum is malformed and changes nothing; reply: empty, typed
+// state_restore_type). A stateless kernel answers both wrong_type. The handler must be
+// deterministic: the same requests from the same state give the same state and replies.
+//
 // Contract of serve_one(): takes the next request from a ring, checks its type against the
 // kernel's declared request type, runs the handler, and publishes exactly one reply (the handler's
 // reply, or an ErrorReply with the status and a detail) into the response ring, carrying the
@@ -25,6 +37,7 @@
 
 #include <concepts>
 #include <cstdint>
+#include <type_traits>
 
 #include "ringflow/fb_writer.hpp"
 #include "ringflow/messages.hpp"
@@ -127,6 +140,13 @@ class reply_writer {
     len_ = n;
     return status::ok;
   }
+  /// Appends `n` bytes to a copy()'d reply.
+  RINGFLOW_HD status append(const std::uint8_t* src, std::uint32_t n) {
+    if (n > cap_ - len_) return fail(status::reply_too_large, "reply does not fit its capacity");
+    for (std::uint32_t i = 0; i < n; ++i) buf_[len_ + i] = src[i];
+    len_ += n;
+    return status::ok;
+  }
   /// Records why the request failed (a string that outlives the handler: a literal) and returns `s`.
   RINGFLOW_HD status fail(status s, const char* detail) {
     detail_ = detail;
@@ -171,13 +191,54 @@ class reply_writer {
   char detail_buf_[96];  // written only by finish() before detail_ points at it
 };
 
+/// A kernel with state (see the header): `state`, init(state&), handle(in, out, state&).
 template <class K>
-concept ring_kernel = K::request::type_id_ != 0 && requires(const msg_view& in, reply_writer& out) {
+concept stateful_kernel = requires {
+  typename K::state;
+}
+&&std::is_trivially_copyable_v<typename K::state>&& requires(const msg_view& in, reply_writer& out,
+                                                             typename K::state& s) {
+  {K::init(s)};
+  { K::handle(in, out, s) } -> std::same_as<status>;
+};
+
+template <class K>
+concept ring_kernel = K::request::type_id_ != 0 && requires {
   { K::request::type_id_ } -> std::convertible_to<type_id>;
   { K::reply::type_id_ } -> std::convertible_to<type_id>;
   { K::name } -> std::convertible_to<const char*>;
+}
+&&(stateful_kernel<K> || requires(const msg_view& in, reply_writer& out) {
   { K::handle(in, out) } -> std::same_as<status>;
-};
+});
+
+/// Reserved request types of a stateful kernel's state (see the header). "RF" identifiers are
+/// ringflow's own (RFER: ErrorReply).
+inline constexpr type_id state_snapshot_type = type_id_of("RFSS");
+inline constexpr type_id state_restore_type = type_id_of("RFSR");
+
+/// Bytes of K's state (0: stateless).
+template <class K>
+inline constexpr std::uint32_t state_bytes_of = 0;
+template <stateful_kernel K>
+inline constexpr std::uint32_t state_bytes_of<K> = static_cast<std::uint32_t>(sizeof(typename K::state));
+/// Bytes after the state in snapshots and restores: its checksum.
+inline constexpr std::uint32_t state_checksum_bytes = 8;
+
+/// FNV-1a (64-bit) of `n` bytes: the checksum a snapshot and a restore carry after the state.
+RINGFLOW_HD inline std::uint64_t state_checksum(const std::uint8_t* p, std::uint32_t n) {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (std::uint32_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+  return h;
+}
+/// True when `n` bytes are a state of n - 8 bytes followed by its checksum.
+RINGFLOW_HD inline bool state_intact(const std::uint8_t* p, std::uint32_t n) {
+  if (n < state_checksum_bytes) return false;
+  const std::uint64_t h = state_checksum(p, n - state_checksum_bytes);
+  for (std::uint32_t i = 0; i < state_checksum_bytes; ++i)
+    if (p[n - state_checksum_bytes + i] != static_cast<std::uint8_t>(h >> (8 * i))) return false;
+  return true;
+}
 
 template <class K>
 concept has_reply_capacity = requires(const msg_view& in) {
@@ -247,11 +308,40 @@ RINGFLOW_HD inline void copy_chunks16(void* dst, const void* src, std::uint32_t 
 /// What serve_one() (and a lane of a batch, persistent.hpp) decided about a request before any
 /// reply is claimed: the handler's view, an early rejection, the reply bytes to claim.
 struct request_plan {
+  enum : std::uint8_t { handler = 0, snapshot = 1, restore = 2 };
   msg_view in;
   status early = status::ok;
   const char* early_detail = nullptr;
   std::uint32_t want = 0;
+  std::uint8_t action = handler;  // a stateful kernel's state requests: snapshot / restore
 };
+
+/// A stateful kernel's snapshot / restore request (kernel.hpp's header): the action and the
+/// checks (the state fits the response ring; a restore carries the state's size or nothing).
+template <class K>
+RINGFLOW_HD void plan_state_request(request_plan& p, std::uint32_t max_reply) {
+  if constexpr (stateful_kernel<K>) {
+    constexpr std::uint32_t bytes = state_bytes_of<K> + state_checksum_bytes;
+    if (p.in.type == state_snapshot_type) {
+      p.action = request_plan::snapshot;
+      p.want = bytes;
+      if (bytes > max_reply) {
+        p.early = status::reply_too_large;
+        p.early_detail = "the kernel's state does not fit the response ring (give it an arena)";
+      }
+    } else {
+      p.action = request_plan::restore;
+      p.want = 0;
+      if (p.in.payload.size != 0 && p.in.payload.size != bytes) {
+        p.early = status::malformed;
+        p.early_detail = "state restore: payload size differs from the kernel's state size";
+      }
+    }
+  } else {
+    (void)p;
+    (void)max_reply;
+  }
+}
 
 /// Fills `p.in` from the request header `req` and its payload and decides the early checks (type,
 /// deadline, reply capacity) and the claim size. `payload_ok` false: the header's payload lies
@@ -268,6 +358,7 @@ RINGFLOW_HD void plan_request(request_plan& p, const slot_header* req, fb::bytes
   in.payload = payload;
   p.early = status::ok;
   p.early_detail = nullptr;
+  p.action = request_plan::handler;
   // An early rejection claims room for a full ErrorReply, but never more than the response ring
   // can carry (tiny slots without an arena get a shortened detail).
   const std::uint32_t max_reply = replies.max_payload();
@@ -276,6 +367,8 @@ RINGFLOW_HD void plan_request(request_plan& p, const slot_header* req, fb::bytes
   if (!payload_ok) {
     p.early = status::malformed;
     p.early_detail = "request payload lies outside its ring";
+  } else if (stateful_kernel<K> && (in.type == state_snapshot_type || in.type == state_restore_type)) {
+    plan_state_request<K>(p, max_reply);
   } else if (in.type != K::request::type_id_) {
     p.early = status::wrong_type;
     p.early_detail = "request type differs from the kernel's request type";
@@ -294,12 +387,47 @@ RINGFLOW_HD void plan_request(request_plan& p, const slot_header* req, fb::bytes
   if (p.early != status::ok) p.want = error_room;
 }
 
+/// Runs K's handler on a planned request — for a stateful kernel, on its state `state` (a
+/// K::state), or the state request itself (snapshot, restore).
+template <class K>
+RINGFLOW_HD status run_handler(const request_plan& p, reply_writer& out, void* state) {
+  if constexpr (stateful_kernel<K>) {
+    using S = typename K::state;
+    if (!state) return out.fail(status::internal, "stateful kernel served without its state (backend keeps none)");
+    S& s = *static_cast<S*>(state);
+    if (p.action == request_plan::snapshot) {
+      const auto* b = reinterpret_cast<const std::uint8_t*>(&s);
+      const std::uint64_t h = state_checksum(b, sizeof(S));
+      std::uint8_t tail[state_checksum_bytes];
+      for (std::uint32_t i = 0; i < state_checksum_bytes; ++i) tail[i] = static_cast<std::uint8_t>(h >> (8 * i));
+      const status st = out.copy(state_snapshot_type, b, sizeof(S));
+      return st == status::ok ? out.append(tail, state_checksum_bytes) : st;
+    }
+    if (p.action == request_plan::restore) {
+      if (p.in.payload.size == 0) {
+        K::init(s);
+      } else if (!state_intact(p.in.payload.data, p.in.payload.size)) {
+        return out.fail(status::malformed, "state restore: the checksum does not match the state");
+      } else {
+        auto* d = reinterpret_cast<std::uint8_t*>(&s);
+        for (std::uint32_t i = 0; i < sizeof(S); ++i) d[i] = p.in.payload.data[i];
+      }
+      return out.copy(state_restore_type, nullptr, 0);
+    }
+    return K::handle(p.in, out, s);
+  } else {
+    (void)state;
+    return K::handle(p.in, out);
+  }
+}
+
 /// Runs the handler for a planned request into `claim` (or writes the early error) and composes
 /// the reply header in `hdr` (every field but seq and correlation_id); returns the payload length.
 /// `staged` (a device's reply staging, 16-byte chunks) is where the handler writes when not null.
+/// `state`: a stateful kernel's state (run_handler).
 template <class K>
 RINGFLOW_HD std::uint32_t answer_request(const request_plan& p, const ring_claim& claim, std::uint8_t* staged,
-                                         serve_tally& tally, slot_header& hdr) {
+                                         serve_tally& tally, slot_header& hdr, void* state = nullptr) {
   status st = p.early;
   const char* detail = p.early_detail;
   std::uint32_t len = 0;
@@ -307,7 +435,7 @@ RINGFLOW_HD std::uint32_t answer_request(const request_plan& p, const ring_claim
   // The writer outlives the handler: its detail may point into the writer's own text buffer.
   reply_writer out(staged ? staged : claim.payload, claim.capacity);
   if (st == status::ok) {
-    st = K::handle(p.in, out);
+    st = run_handler<K>(p, out, state);
     if (st == status::ok) {
       len = out.size();
       reply_type = out.type();
@@ -339,10 +467,11 @@ RINGFLOW_HD std::uint32_t answer_request(const request_plan& p, const ring_claim
 /// Serves the next request of `requests` with kernel K, replying into `replies`.
 /// `now_ns`: the current time on the clock of slot_header::deadline_ns, or 0 to skip deadline
 /// checks (device backends, whose clocks differ from the host's). `staging`: see serve_staging
-/// (nullptr: read and write the rings in place, as the CPU backend does).
+/// (nullptr: read and write the rings in place, as the CPU backend does). `state`: a stateful
+/// kernel's state (a K::state the backend keeps per incarnation); ignored for stateless kernels.
 template <class K>
 RINGFLOW_HD serve_result serve_one(ring_consumer& requests, ring_producer& replies, std::uint64_t now_ns,
-                                   serve_tally& tally, const serve_staging* staging = nullptr) {
+                                   serve_tally& tally, const serve_staging* staging = nullptr, void* state = nullptr) {
   const slot_header* req = requests.try_peek();
   if (!req) return serve_result::idle;
   // No room for any reply: leave the request where it is (and touch nothing more of it).
@@ -388,7 +517,7 @@ RINGFLOW_HD serve_result serve_one(ring_consumer& requests, ring_producer& repli
   // A v2 inline claim is local memory already (the producer's claim buffer): written in place.
   const bool staged = staging && staging->reply && !claim.local && claim.capacity <= staging->reply_bytes;
   slot_header hdr;
-  const std::uint32_t len = answer_request<K>(plan, claim, staged ? staging->reply : nullptr, tally, hdr);
+  const std::uint32_t len = answer_request<K>(plan, claim, staged ? staging->reply : nullptr, tally, hdr, state);
   // The reply header is written in three 16-byte chunks after the correlation id (bytes 16..63;
   // `seq`, bytes 0..7, is commit()'s release): a device writes it across PCIe as a few wide
   // stores instead of ~30 narrow ones.

@@ -333,6 +333,12 @@ struct batch_lane {
 /// to serve_one(), which stages arena payloads and claims arena replies.
 template <class K>
 RINGFLOW_HD void plan_lane(const batch_job& job, std::uint32_t l, batch_lane& out) {
+  if constexpr (stateful_kernel<K>) {
+    // One state, so one request at a time (lanes would race on it): the serial path.
+    const slot_header* req = job.endpoint->requests.peek_ahead(l, job.staging.request + l * job.image_stride);
+    out.state = req ? batch_lane::serial : batch_lane::absent;
+    return;
+  }
   persistent_endpoint& e = *job.endpoint;
   byte* image = job.staging.request + static_cast<std::uint64_t>(l) * job.image_stride;
   const slot_header* req = e.requests.peek_ahead(l, image);

@@ -38,6 +38,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -120,6 +121,19 @@ struct ring_actor_options {
   /// it: keep it short). The reply's fb_msg carries the trace id and the reply span, so the next
   /// hop parents to it. Empty: the context is only carried through the slot headers, untimed.
   std::shared_ptr<const ring_trace_sink> trace;
+  /// A stateful kernel (kernel.hpp; docs/KERNELS.md "Stateful kernels"): `state_bytes` of its
+  /// state (0: stateless, the rest is ignored). The core keeps the latest snapshot of the state
+  /// and a journal of the requests published since; every incarnation it attaches is restored
+  /// and replayed, so each request's effect is in the state exactly once. A snapshot is taken
+  /// every `snapshot_every` requests (>= 1). The journal holds at most about `journal_max`
+  /// messages (>= snapshot_every + window): while full, nothing more is published (requests
+  /// wait, then callers get errc::overloaded) — never dropped. Incarnations must carry the state
+  /// both ways (request and reply rings with arenas of state_bytes or more).
+  struct state_options {
+    std::uint32_t state_bytes = 0;
+    std::uint32_t snapshot_every = 1000;
+    std::uint32_t journal_max = 16384;
+  } state;
 };
 
 /// Counters (relaxed; monotonic) for tests, metrics and supervision.
@@ -140,6 +154,19 @@ struct ring_stats {
   std::uint64_t first_reply_ns = 0;   // steady ns of the first successful reply after it (0: none yet)
   std::uint32_t in_flight = 0;        // outbox entries in use now
   std::uint32_t staged = 0;           // requests waiting for the publisher now
+  // Stateful kernels (ring_actor_options::state; 0 for stateless ones):
+  std::uint64_t snapshots = 0;         // snapshots of the state received
+  std::uint64_t state_restores = 0;    // incarnations restored (snapshot, or init) and replayed
+  std::uint64_t journal_replayed = 0;  // replies of replayed requests already answered (dropped)
+  std::uint32_t journal_depth = 0;     // messages in the journal now
+};
+
+/// The latest snapshot of a stateful ring actor's state (ring_core::state()).
+struct state_view {
+  std::vector<std::uint8_t> bytes;     // empty: no snapshot yet (the state is the kernel's init())
+  std::uint64_t snapshots = 0;         // snapshots received so far
+  std::uint64_t requests_covered = 0;  // requests whose effect `bytes` holds
+  std::uint64_t snapshot_ns = 0;       // steady ns when it arrived (0: none)
 };
 
 /// What the attached incarnation looks like right now (for the watchdog and metrics).
@@ -152,8 +179,12 @@ struct incarnation_probe {
   std::string error_detail;  // when error != none
   std::uint64_t epoch = 0;
   std::uint64_t heartbeat = 0;
-  std::uint64_t request_depth = 0;        // requests in its ring (may lag by one head batch)
-  std::uint64_t reply_depth = 0;          // replies in its reply ring not yet consumed
+  std::uint64_t request_depth = 0;  // requests in its ring (may lag by one head batch)
+  std::uint64_t reply_depth = 0;    // replies in its reply ring not yet consumed
+  /// A stateful kernel: messages it took from its ring whose replies have not come (0 for a
+  /// stateless one). With request_depth 0 and no heartbeat, a kernel that holds one is hung: a
+  /// full journal keeps the request ring empty, so request_depth alone cannot tell.
+  std::uint64_t awaiting_replies = 0;
   const incarnation* identity = nullptr;  // which incarnation (compare only; never dereference)
 };
 
@@ -197,6 +228,11 @@ class ring_core : public std::enable_shared_from_this<ring_core>, public reply_s
   bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
 
   ring_stats stats() const noexcept;
+  /// Stateful kernels: the latest snapshot (nullopt for a stateless kernel).
+  std::optional<state_view> state() const;
+  /// Stateful kernels: take a snapshot soon (after the next request published, or at once when
+  /// requests were published since the last one). No effect on a stateless kernel.
+  void request_snapshot();
   /// Requests in flight (outbox entries in use).
   std::uint32_t in_flight() const noexcept;
 
@@ -233,6 +269,8 @@ class ring_core : public std::enable_shared_from_this<ring_core>, public reply_s
   void answer(std::uint64_t id, call_result&& result);
   static void deliver(completion_target& target, call_result&& result);
   bool drain_staging();
+  bool drain_journal(bool& pushed);
+  bool push_snapshot(bool& pushed);
   std::uint32_t consume_replies(std::uint32_t max);
 
   std::string name_;

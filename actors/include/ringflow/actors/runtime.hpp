@@ -84,8 +84,16 @@ class runtime {
   /// Spawns a ring actor serving kernel K on the CPU backend, registered under `name`.
   /// Throws std::invalid_argument (name taken by another actor or a live ring actor, bad options).
   /// The name of a ring actor that has ended is reused: its core is stopped if need be, its record replaced.
+  /// A stateful K (kernel.hpp): opts.state.state_bytes is K's, and rings whose arenas cannot carry
+  /// the state (plus its checksum) get arenas that can (twice that, rounded up to 64 bytes).
   template <ring_kernel K>
   caf::actor spawn_ring_actor(const std::string& name, ring_actor_options opts = {}, cpu_incarnation_options cpu = {}) {
+    if constexpr (stateful_kernel<K>) {
+      opts.state.state_bytes = state_bytes_of<K>;
+      const std::uint32_t wire = state_bytes_of<K> + state_checksum_bytes;
+      for (ring_config* c : {&cpu.rings.requests, &cpu.rings.replies})
+        if (c->inline_capacity() < wire && c->arena_bytes < wire) c->arena_bytes = (2 * wire + 63) / 64 * 64;
+    }
     return spawn_ring_actor(name, K::request::type_id_, K::reply::type_id_,
                             cpu_incarnation_factory<K>(with_kernel_pool(std::move(cpu))), opts);
   }

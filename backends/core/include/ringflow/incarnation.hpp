@@ -65,6 +65,10 @@ class incarnation {
   [[nodiscard]] virtual ring_region requests() noexcept = 0;
   [[nodiscard]] virtual std::uint64_t* request_producer_scratch() noexcept = 0;
   [[nodiscard]] virtual ring_region replies() noexcept = 0;
+  /// Bytes of the state a stateful kernel keeps in this incarnation (kernel.hpp), 0 when the
+  /// kernel is stateless or the backend keeps no kernel state. A stateful ring actor attaches only
+  /// an incarnation whose state size is its own.
+  [[nodiscard]] virtual std::uint32_t state_bytes() const noexcept { return 0; }
 
   /// Doorbell after publishing requests (cheap when the kernel is awake).
   virtual void notify() noexcept = 0;

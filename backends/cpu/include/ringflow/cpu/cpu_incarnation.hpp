@@ -75,6 +75,7 @@ class cpu_incarnation final : public incarnation {
   ring_region requests() noexcept override { return channel_->requests(); }
   std::uint64_t* request_producer_scratch() noexcept override { return channel_->request_producer_scratch(); }
   ring_region replies() noexcept override { return channel_->replies(); }
+  std::uint32_t state_bytes() const noexcept override { return channel_->state_bytes(); }
   void notify() noexcept override { kernel_.notify(); }
   bool finished() noexcept override;
   control_block& control() noexcept override { return kernel_.control(); }
@@ -109,6 +110,7 @@ class pooled_cpu_incarnation final : public incarnation {
   ring_region requests() noexcept override { return ring_->chan().requests(); }
   std::uint64_t* request_producer_scratch() noexcept override { return ring_->chan().request_producer_scratch(); }
   ring_region replies() noexcept override { return ring_->chan().replies(); }
+  std::uint32_t state_bytes() const noexcept override { return ring_->chan().state_bytes(); }
   void notify() noexcept override { ring_->notify(); }
   bool finished() noexcept override { return ring_->finished(); }
   control_block& control() noexcept override { return ring_->control(); }

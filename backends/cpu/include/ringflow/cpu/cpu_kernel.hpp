@@ -102,18 +102,32 @@ using serve_fn = host_serve_fn;
 /// A kernel as the CPU backend runs it: its name, message types and the function that serves one
 /// request (host_serve<K> of ringflow/host_serve.hpp, compiled in or from a kernel plugin). The
 /// name must outlive every channel bound to it (a literal, or a plugin's string: plugins are never
-/// unloaded).
+/// unloaded). A stateful kernel (kernel.hpp) has serve_state instead of serve, the size of its
+/// state and the function that initializes one; each channel keeps its own state.
 struct kernel_binding {
   const char* name = nullptr;
   type_id request_type = 0;
   type_id reply_type = 0;
   serve_fn serve = nullptr;
+  host_serve_state_fn serve_state = nullptr;
+  std::uint32_t state_bytes = 0;
+  void (*init_state)(void*) = nullptr;
+  /// Has what it needs to serve (a name, and serve or the three stateful parts).
+  bool usable() const noexcept { return name && (serve || (serve_state && state_bytes && init_state)); }
 };
 
-/// K's binding (host_serve<K>).
+/// K's binding (host_serve<K>, or host_serve_state<K> for a stateful kernel).
 template <ring_kernel K>
 kernel_binding bind_kernel() noexcept {
-  return kernel_binding{K::name, K::request::type_id_, K::reply::type_id_, &host_serve<K>};
+  kernel_binding b{K::name, K::request::type_id_, K::reply::type_id_, nullptr};
+  if constexpr (stateful_kernel<K>) {
+    b.serve_state = &host_serve_state<K>;
+    b.state_bytes = state_bytes_of<K>;
+    b.init_state = &host_init_state<K>;
+  } else {
+    b.serve = &host_serve<K>;
+  }
+  return b;
 }
 
 class pooled_ring;  // kernel_pool.hpp
@@ -124,7 +138,8 @@ struct pool_state;
 /// One request ring + one response ring served by kernel type K.
 class channel {
  public:
-  channel(std::string kernel_name, type_id request_type, type_id reply_type, serve_fn serve, const ring_options& opts);
+  /// Throws std::invalid_argument unless k.usable().
+  channel(const kernel_binding& k, const ring_options& opts);
   channel(const channel&) = delete;
   channel& operator=(const channel&) = delete;
 
@@ -145,6 +160,17 @@ class channel {
     std::lock_guard<std::mutex> lock(sink_mu_);
     sink_ = std::move(sink);
   }
+  /// Serves the next request (the kernel thread): serve_one() over the kernel, on this channel's
+  /// state when the kernel is stateful.
+  serve_result serve(std::uint64_t now_ns, serve_tally& t) {
+    return state_ ? serve_state_(kernel_requests_, kernel_replies_, now_ns, t, state_.get())
+                  : serve_(kernel_requests_, kernel_replies_, now_ns, t);
+  }
+  /// The stateful kernel's state bytes (0: stateless). Only the kernel thread may touch the state
+  /// while it serves: read it through a snapshot request (kernel.hpp), or while stopped.
+  std::uint32_t state_bytes() const noexcept { return state_bytes_; }
+  const void* state() const noexcept { return state_.get(); }
+
   /// The kernel side after a batch published replies: rings the reply bell and lets the reply
   /// sink complete the callers on this thread when it can. True when it could not (whoever
   /// consumes the replies must be woken: the caller rings its completion bell).
@@ -158,6 +184,12 @@ class channel {
   type_id request_type_;
   type_id reply_type_;
   serve_fn serve_;
+  host_serve_state_fn serve_state_;
+  std::uint32_t state_bytes_;
+  struct free_state {
+    void operator()(void* p) const noexcept;
+  };
+  std::unique_ptr<void, free_state> state_;  // max_align_t-aligned, state_bytes_ (stateful kernels)
   ring_storage requests_;
   ring_storage replies_;
   // Kernel-side endpoints: touched only by the kernel thread (re-created at each start()).

@@ -56,6 +56,7 @@ class sim_incarnation final : public incarnation {
   ring_region requests() noexcept override { return requests_.region(); }
   std::uint64_t* request_producer_scratch() noexcept override { return requests_.producer_scratch(); }
   ring_region replies() noexcept override { return replies_.region(); }
+  std::uint32_t state_bytes() const noexcept override { return inner_->state_bytes(); }
   void notify() noexcept override { pump_bell_->ring(); }
   bool finished() noexcept override;
   control_block& control() noexcept override { return *control_; }

@@ -1,0 +1,201 @@
+// bench/state_bench.cpp — ringflow_bench_state: stateful ring actors (docs/BENCHMARKS.md,
+// "Stateful ring actors"), side by side in one run, on a bare ring core (no CAF actors) with a
+// CPU incarnation of VwapKernel (776-byte state).
+//
+// Benchmarks (the base names are a contract; Google Benchmark appends /arg:value and /real_time):
+//   BM_StateSnapshot                 request_snapshot() -> the snapshot reply taken by the core
+//                                    (the handshake with the running kernel: a control message
+//                                    in order with the requests, the state copied and
+//                                    checksummed, the reply verified): one per iteration
+//   BM_StateRestore                  restart in place + attach: the journal's restore (776 bytes
+//                                    + checksum) and its acknowledgement; one per iteration,
+//                                    thread restart included
+//   BM_StatefulThroughput/snapshot_every:N  VwapKernel trades, `window` in flight, one thread
+//                                    submitting with callbacks; items = trades. N = 1000 (the
+//                                    default) against N = 1,000,000 (no snapshot in the run):
+//                                    the cost of snapshots
+//   BM_StatelessThroughput           the same with EchoKernel (stateless, no journal), 72-byte
+//                                    requests: the cost of the journal itself
+#include <benchmark/benchmark.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "ringflow/actors/completion_poller.hpp"
+#include "ringflow/actors/ring_core.hpp"
+#include "ringflow/cpu/cpu_incarnation.hpp"
+#include "ringflow/demo_kernels.hpp"
+#include "ringflow/generated/echo_generated.h"
+#include "ringflow/generated/trade_generated.h"
+
+namespace {
+
+using namespace ringflow;
+using demo_kernels::VwapKernel;
+
+constexpr std::uint32_t window = 256;
+
+cpu_incarnation_options rings() {
+  cpu_incarnation_options o;
+  o.rings.requests = {.capacity = 1024, .arena_bytes = 64 << 10};
+  o.rings.replies = {.capacity = 1024, .arena_bytes = 64 << 10};
+  return o;
+}
+
+std::vector<std::uint8_t> trade_bytes() {
+  flatbuffers::FlatBufferBuilder b;
+  demo::FinishTradeBuffer(b, demo::CreateTrade(b, 3, 101, 2, 1));
+  return {b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize()};
+}
+
+std::vector<std::uint8_t> echo_bytes() {
+  flatbuffers::FlatBufferBuilder b;
+  const std::vector<std::uint8_t> body(32, 7);
+  demo::FinishEchoBuffer(b, demo::CreateEchoDirect(b, 1, &body));
+  return {b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize()};
+}
+
+struct bench_core {
+  completion_poller poller;
+  std::shared_ptr<ring_core> core;
+  bench_core(type_id rq, type_id rp, const ring_actor_options& o, const incarnation_factory& make)
+      : core(std::make_shared<ring_core>("bench", rq, rp, o, poller)) {
+    core->attach(make(&poller.bell()));
+  }
+  ~bench_core() { core->stop(); }
+};
+
+ring_actor_options stateful(std::uint32_t snapshot_every) {
+  ring_actor_options o;
+  o.window = window;
+  o.state.state_bytes = sizeof(VwapKernel::state);
+  o.state.snapshot_every = snapshot_every;
+  o.state.journal_max = snapshot_every + window + 1024;
+  return o;
+}
+
+template <class Pred>
+bool spin_until(Pred p, std::chrono::seconds limit = std::chrono::seconds(10)) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!p())
+    if (std::chrono::steady_clock::now() > end) return false;
+  return true;
+}
+
+void BM_StateSnapshot(benchmark::State& state) {
+  bench_core b(msg::Trade::type_id_, msg::VwapReply::type_id_, stateful(1000),
+               cpu_incarnation_factory<VwapKernel>(rings()));
+  for (auto _ : state) {
+    const std::uint64_t before = b.core->stats().snapshots;
+    b.core->request_snapshot();
+    if (!spin_until([&] { return b.core->stats().snapshots > before; })) {
+      state.SkipWithError("no snapshot within 10 s");
+      return;
+    }
+  }
+  state.counters["state_bytes"] = sizeof(VwapKernel::state);
+}
+
+void BM_StateRestore(benchmark::State& state) {
+  bench_core b(msg::Trade::type_id_, msg::VwapReply::type_id_, stateful(1000),
+               cpu_incarnation_factory<VwapKernel>(rings()));
+  // A state to restore: a snapshot after one trade.
+  std::string detail;
+  std::atomic<int> done{0};
+  completion_target t;
+  t.callback = [&](call_result&&) { done.fetch_add(1); };
+  if (b.core->submit(fb_msg(trade_bytes()), std::move(t), nullptr, detail) != errc::ok ||
+      !spin_until([&] { return done.load() == 1; })) {
+    state.SkipWithError("the first trade failed");
+    return;
+  }
+  b.core->request_snapshot();
+  if (!spin_until([&] { return b.core->stats().snapshots > 0; })) {
+    state.SkipWithError("no snapshot");
+    return;
+  }
+  for (auto _ : state) {
+    std::unique_ptr<incarnation> inc = b.core->detach();
+    if (!inc || !inc->restart()) {
+      state.SkipWithError("restart in place failed");
+      return;
+    }
+    const std::uint64_t restores = b.core->stats().state_restores;
+    b.core->attach(std::move(inc));
+    // Restored when the journal holds only what came after the restore: its ack was taken.
+    if (!spin_until([&] {
+          const incarnation_probe p = b.core->probe();
+          return b.core->stats().state_restores > restores && p.awaiting_replies == 0 && p.request_depth == 0 &&
+                 p.reply_depth == 0;
+        })) {
+      state.SkipWithError("no restore acknowledgement");
+      return;
+    }
+  }
+}
+
+void throughput(benchmark::State& state, ring_actor_options o, const incarnation_factory& make, type_id rq, type_id rp,
+                const std::vector<std::uint8_t>& request) {
+  bench_core b(rq, rp, o, make);
+  constexpr int per_iteration = 20000;
+  std::atomic<int> outstanding{0};
+  std::atomic<std::uint64_t> errors{0};
+  for (auto _ : state) {
+    for (int i = 0; i < per_iteration; ++i) {
+      while (outstanding.load(std::memory_order_relaxed) >= static_cast<int>(window)) std::this_thread::yield();
+      outstanding.fetch_add(1, std::memory_order_relaxed);
+      completion_target t;
+      t.callback = [&](call_result&& r) {
+        if (!r.ok()) errors.fetch_add(1);
+        outstanding.fetch_sub(1, std::memory_order_relaxed);
+      };
+      std::string detail;
+      for (;;) {
+        const errc e = b.core->submit(fb_msg(request), std::move(t), nullptr, detail);
+        if (e == errc::ok) break;
+        if (e != errc::overloaded) {
+          state.SkipWithError(("submit: " + detail).c_str());
+          return;
+        }
+        std::this_thread::yield();
+      }
+    }
+    if (!spin_until([&] { return outstanding.load() == 0; })) {
+      state.SkipWithError("replies missing");
+      return;
+    }
+  }
+  if (errors.load()) state.SkipWithError("error replies");
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * per_iteration);
+  const ring_stats s = b.core->stats();
+  state.counters["snapshots"] = static_cast<double>(s.snapshots);
+}
+
+void BM_StatefulThroughput(benchmark::State& state) {
+  throughput(state, stateful(static_cast<std::uint32_t>(state.range(0))), cpu_incarnation_factory<VwapKernel>(rings()),
+             msg::Trade::type_id_, msg::VwapReply::type_id_, trade_bytes());
+}
+
+void BM_StatelessThroughput(benchmark::State& state) {
+  ring_actor_options o;
+  o.window = window;
+  throughput(state, o, cpu_incarnation_factory<demo_kernels::EchoKernel>(rings()), msg::Echo::type_id_,
+             msg::Echo::type_id_, echo_bytes());
+}
+
+}  // namespace
+
+BENCHMARK(BM_StateSnapshot)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_StateRestore)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_StatelessThroughput)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_StatefulThroughput)
+    ->ArgName("snapshot_every")
+    ->Arg(1000)
+    ->Arg(1000000)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+BENCHMARK_MAIN();
