@@ -68,7 +68,7 @@ TEST_CASE("usage errors exit 2, --help and --version exit 0", "[program]") {
 }
 
 TEST_CASE("validate: 0 for the shipped topologies, 3 with file:line:column for a bad one", "[program]") {
-  for (const char* f : {"supervised-demo.yaml", "pipeline.yaml", "fanout.yaml"}) {
+  for (const char* f : {"supervised-demo.yaml", "pipeline.yaml", "fanout.yaml", "stateful-demo.yaml"}) {
     const outcome o = run({"validate", examples + f});
     INFO(o.err);
     CHECK(o.code == 0);

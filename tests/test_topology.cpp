@@ -97,7 +97,8 @@ TEST_CASE("unknown keys are errors at every level, naming the allowed ones", "[t
 }
 
 TEST_CASE("unknown kernels, functions, types, backends, strategies and fault kinds", "[topology]") {
-  require_one(head + "nodes: [{name: a, kernel: fft}]\n", 2, 27, "unknown kernel 'fft' (known: echo, saxpy, score)");
+  require_one(head + "nodes: [{name: a, kernel: fft}]\n", 2, 27,
+              "unknown kernel 'fft' (known: echo, saxpy, score, vwap)");
   require_one(head + "nodes: [{name: a, function: frob, type: Echo}]\n", 2, 29, "unknown function 'frob'");
   require_one(head + "nodes: [{name: a, function: sink, type: Ehco}]\n", 2, 41, "unknown message type 'Ehco'");
   require_one(head + "nodes: [{name: a, kernel: echo, backend: tpu}]\n", 2, 42, "unknown backend 'tpu'");
@@ -256,8 +257,41 @@ TEST_CASE("every problem of a file is reported, not only the first", "[topology]
   CHECK(e.size() >= 4);
 }
 
+TEST_CASE("a stateful kernel's node: state keys, one replica, a backend that keeps state", "[topology][state]") {
+  std::vector<topology_error> errors;
+  const auto t = parse_topology(head +
+                                    "nodes:\n"
+                                    "  - {name: v, kernel: vwap, state: {snapshot_every: 50, snapshot_ms: 0, "
+                                    "journal_max: 512}}\n"
+                                    "  - {name: w, kernel: vwap, backend: sim}\n",
+                                "t.yaml", errors);
+  for (const auto& x : errors) INFO(x.str());
+  REQUIRE(errors.empty());
+  REQUIRE(t);
+  CHECK(t->nodes[0].stateful);
+  CHECK(t->nodes[0].backend == "cpu");  // auto: GPUs keep no kernel state yet
+  CHECK(t->nodes[0].snapshot_every == 50);
+  CHECK(t->nodes[0].snapshot_ms == 0);
+  CHECK(t->nodes[0].journal_max == 512);
+  CHECK(t->nodes[1].snapshot_every == 1000);  // the defaults
+  CHECK(t->nodes[1].snapshot_ms == 1000);
+  CHECK(t->nodes[1].journal_max == 16384);
+  const std::string nodes = head + "nodes:\n";  // the node is on line 3
+  require_one(nodes + "  - {name: v, kernel: vwap, replicas: 2}\n", 3, 39, "a stateful kernel's node has replicas: 1");
+  require_one(nodes + "  - {name: e, kernel: echo, state: {snapshot_every: 5}}\n", 3, 36, "keeps no state");
+  require_one(nodes + "  - {name: v, kernel: vwap, backend: cuda}\n", 3, 38, "only the cpu and sim backends keep");
+  require_one(nodes + "  - {name: v, kernel: vwap, host: process}\n", 3, 35, "kernel-host workers do not keep");
+  require_one(nodes + "  - {name: v, kernel: vwap, state: {snapshot_every: 900, journal_max: 1000}}\n", 3, 36,
+              "state.journal_max (1000) must be at least snapshot_every + window (1156)");
+  require_one(nodes + "  - {name: v, kernel: vwap, state: {every: 5}}\n", 3, 37, "every");
+  require_one(nodes + "  - {name: v, kernel: vwap, state: {snapshot_every: 0}}\n", 3, 53, "snapshot_every");
+  require_one(nodes + "  - {name: c, function: sink, type: Trade, state: {snapshot_every: 5}}\n", 3, 51,
+              "'state' is for ring nodes");
+}
+
 TEST_CASE("the shipped example topologies are valid", "[topology]") {
-  for (const char* f : {"supervised-demo.yaml", "pipeline.yaml", "fanout.yaml", "isolated-demo.yaml"}) {
+  for (const char* f :
+       {"supervised-demo.yaml", "pipeline.yaml", "fanout.yaml", "isolated-demo.yaml", "stateful-demo.yaml"}) {
     std::vector<topology_error> errors;
     const auto t = load_topology(std::string(RINGFLOW_SOURCE_DIR) + "/examples/topologies/" + f, errors);
     INFO(f);

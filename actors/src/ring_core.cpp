@@ -186,7 +186,8 @@ ring_core::ring_core(std::string name, type_id request_type, type_id reply_type,
   }
   impl_ = std::make_unique<impl>(opts_.window);
   if (so.state_bytes)
-    impl_->journal = std::make_unique<detail::state_journal>(so.state_bytes, so.snapshot_every, so.journal_max);
+    impl_->journal = std::make_unique<detail::state_journal>(so.state_bytes, so.snapshot_every, so.journal_max,
+                                                             std::uint64_t{so.snapshot_ms} * 1000000u);
   poller_.add(this);
 }
 

@@ -72,6 +72,9 @@ bool state_journal::snapshot_due() const {
   std::lock_guard<std::mutex> lock(mu_);
   if (tainted_ || unsound_ || replay_ != records_.size()) return false;
   if (since_snapshot_ >= snapshot_every_) return true;
+  if (interval_ns_ && since_snapshot_ > 0 && snapshots_in_flight_ == 0 &&
+      steady_now() - last_snapshot_sent_ >= interval_ns_)
+    return true;
   // Asked for, or the journal is full (only a snapshot makes room: one failed on the way, say),
   // and none is on its way.
   return snapshots_in_flight_ == 0 && (snapshot_wanted_ || records_.size() >= journal_max_);
@@ -81,6 +84,7 @@ void state_journal::publishing_snapshot(std::uint64_t id) {
   std::lock_guard<std::mutex> lock(mu_);
   since_before_snapshot_ = since_snapshot_;
   ++snapshots_in_flight_;
+  last_snapshot_sent_ = steady_now();
   journal_record r;
   r.id = id;
   r.kind = journal_record::snapshot;

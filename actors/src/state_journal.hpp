@@ -52,8 +52,12 @@ struct journal_reply {
 
 class state_journal {
  public:
-  state_journal(std::uint32_t state_bytes, std::uint32_t snapshot_every, std::uint32_t journal_max)
-      : state_bytes_(state_bytes), snapshot_every_(snapshot_every), journal_max_(journal_max) {}
+  state_journal(std::uint32_t state_bytes, std::uint32_t snapshot_every, std::uint32_t journal_max,
+                std::uint64_t snapshot_interval_ns)
+      : state_bytes_(state_bytes),
+        snapshot_every_(snapshot_every),
+        journal_max_(journal_max),
+        interval_ns_(snapshot_interval_ns) {}
 
   /// Control ids never collide with a request's (those have a generation >= 1 in bits 32..63).
   static bool is_control_id(std::uint64_t id) noexcept { return (id >> 32) == 0; }
@@ -84,7 +88,8 @@ class state_journal {
   void drop_next_replay();  // the next item can never go into this incarnation's ring
   /// A request goes into the ring (called before the push); retract_last() when the push failed.
   void publishing(std::uint64_t id, std::uint64_t deadline, const std::uint8_t* data, std::size_t size);
-  /// A snapshot request is due (every snapshot_every requests, or on request_snapshot()).
+  /// A snapshot request is due: snapshot_every requests since the last one, or the interval
+  /// passed with requests since it, or request_snapshot(), or the journal is full.
   bool snapshot_due() const;
   /// The snapshot request `id` goes into the ring (before the push; retract_last() on failure).
   void publishing_snapshot(std::uint64_t id);
@@ -117,6 +122,8 @@ class state_journal {
 
  private:
   const std::uint32_t state_bytes_, snapshot_every_, journal_max_;
+  const std::uint64_t interval_ns_;       // 0: no time-based snapshots
+  std::uint64_t last_snapshot_sent_ = 0;  // steady ns of the latest snapshot request
   mutable std::mutex mu_;
   std::deque<journal_record> records_;  // publish order since the latest snapshot
   std::size_t cursor_ = 0;              // the record the next reply answers

@@ -14,6 +14,8 @@
 #include "ringflow/generated/saxpy_request_generated.h"
 #include "ringflow/generated/score_reply_generated.h"
 #include "ringflow/generated/score_request_generated.h"
+#include "ringflow/generated/trade_generated.h"
+#include "ringflow/generated/vwap_reply_generated.h"
 
 namespace ringflow::ops {
 namespace {
@@ -139,6 +141,40 @@ std::vector<message_info> make_messages() {
                            nullptr,
                            {},
                            {}});
+  // Trades for VwapKernel: key, price and quantity from `seq` (deterministic), `sequence` = seq.
+  v.push_back(message_info{"Trade",
+                           msg::Trade::type_id_,
+                           [](std::uint64_t seq, std::uint32_t) {
+                             flatbuffers::FlatBufferBuilder b(64);
+                             demo::FinishTradeBuffer(
+                                 b, demo::CreateTrade(b, static_cast<std::uint32_t>(seq % demo_kernels::vwap_keys),
+                                                      100 + static_cast<std::int64_t>(seq % 13),
+                                                      1 + static_cast<std::uint32_t>(seq % 9), seq));
+                             return finish(b);
+                           },
+                           [](const fb_msg& m) -> std::optional<std::uint64_t> {
+                             if (!verify_as<demo::Trade>(m, demo::TradeIdentifier())) return std::nullopt;
+                             return demo::GetTrade(m.bytes.data())->sequence();
+                           },
+                           [](const fb_msg& m) { return verify_as<demo::Trade>(m, demo::TradeIdentifier()); },
+                           nullptr,
+                           {},
+                           {}});
+  v.push_back(message_info{"VwapReply",
+                           msg::VwapReply::type_id_,
+                           [](std::uint64_t seq, std::uint32_t) {
+                             flatbuffers::FlatBufferBuilder b(64);
+                             demo::FinishVwapReplyBuffer(b, demo::CreateVwapReply(b, 0, 1, 1, 100, 100, seq));
+                             return finish(b);
+                           },
+                           [](const fb_msg& m) -> std::optional<std::uint64_t> {
+                             if (!verify_as<demo::VwapReply>(m, demo::VwapReplyIdentifier())) return std::nullopt;
+                             return demo::GetVwapReply(m.bytes.data())->sequence();
+                           },
+                           [](const fb_msg& m) { return verify_as<demo::VwapReply>(m, demo::VwapReplyIdentifier()); },
+                           nullptr,
+                           {},
+                           {}});
   return v;
 }
 
@@ -154,18 +190,25 @@ void complete_builtins(std::vector<message_info>& v) {
     if (m.name == "SaxpyReply") m.full_name = msg::SaxpyReply::name_;
     if (m.name == "ScoreRequest") m.full_name = msg::ScoreRequest::name_;
     if (m.name == "ScoreReply") m.full_name = msg::ScoreReply::name_;
+    if (m.name == "Trade") m.full_name = msg::Trade::name_;
+    if (m.name == "VwapReply") m.full_name = msg::VwapReply::name_;
   }
 }
 
 template <ring_kernel K>
 kernel_info kernel_entry(const char* request, const char* reply) {
-  return kernel_info{K::name,
-                     request,
-                     reply,
-                     K::request::type_id_,
-                     K::reply::type_id_,
-                     [](cpu_incarnation_options o) { return cpu_incarnation_factory<K>(o); },
-                     [](sim::sim_device& d, cpu_incarnation_options o) { return d.template factory<K>(o); }};
+  // A stateful kernel's rings get room for its state (snapshots, restores): with_state_room.
+  kernel_info k{K::name,
+                request,
+                reply,
+                K::request::type_id_,
+                K::reply::type_id_,
+                [](cpu_incarnation_options o) { return cpu_incarnation_factory<K>(with_state_room<K>(std::move(o))); },
+                [](sim::sim_device& d, cpu_incarnation_options o) {
+                  return d.template factory<K>(with_state_room<K>(std::move(o)));
+                }};
+  k.state_bytes = state_bytes_of<K>;
+  return k;
 }
 
 std::vector<function_info> make_functions() {
@@ -210,6 +253,7 @@ struct catalog_state {
         kernel_entry<demo_kernels::EchoKernel>("Echo", "Echo"),
         kernel_entry<demo_kernels::SaxpyKernel>("SaxpyRequest", "SaxpyReply"),
         kernel_entry<demo_kernels::ScoreKernel>("ScoreRequest", "ScoreReply"),
+        kernel_entry<demo_kernels::VwapKernel>("Trade", "VwapReply"),
     };
     std::vector<function_info> f = make_functions();
     functions.assign(f.begin(), f.end());

@@ -58,7 +58,7 @@ std::vector<std::string> topology::entries() const {
 
 catalog_view catalog_view::builtin() {
   catalog_view c;
-  for (const auto& k : names::kernels) c.kernels.push_back({k.name, k.request, k.reply});
+  for (const auto& k : names::kernels) c.kernels.push_back({k.name, k.request, k.reply, k.stateful});
   for (const char* m : names::messages) c.messages.emplace_back(m);
   c.loadable = c.messages;  // every built-in type has a load generator
   for (const char* f : names::functions) c.functions.emplace_back(f);
@@ -216,6 +216,35 @@ const std::vector<std::string> backends = {"auto", "cpu", "sim", "cuda", "hip"};
 const std::vector<std::string> wait_modes = {"park", "adaptive", "spin"};
 const std::vector<std::string> strategies = {"one_for_one", "one_for_all", "rest_for_one"};
 
+// A ring node's `state:` block and the rules of a stateful kernel's node: one replica, a backend
+// that keeps state (cpu, sim; `auto` means cpu), in-process.
+void read_state(reader& r, const yaml::node& n, const std::string& what, node_spec& s) {
+  if (const yaml::node st = n["state"]) {
+    if (!s.stateful && !s.in_type.empty()) {
+      r.error(st, what + ": kernel '" + s.kernel + "' keeps no state ('state' is for stateful kernels)");
+    } else if (r.map(st, what + " state", {"snapshot_every", "snapshot_ms", "journal_max"})) {
+      const std::string w = what + " state";
+      s.snapshot_every = r.num<std::uint32_t>(st, "snapshot_every", w, 1, 1u << 24).value_or(1000);
+      s.snapshot_ms = r.num<std::uint32_t>(st, "snapshot_ms", w, 0, 3600000).value_or(1000);
+      s.journal_max = r.num<std::uint32_t>(st, "journal_max", w, 1, 1u << 26).value_or(16384);
+    }
+  }
+  if (!s.stateful) return;
+  if (static_cast<std::uint64_t>(s.journal_max) < static_cast<std::uint64_t>(s.snapshot_every) + s.window)
+    r.error(n["state"] ? n["state"] : n, what + ": state.journal_max (" + std::to_string(s.journal_max) +
+                                             ") must be at least snapshot_every + window (" +
+                                             std::to_string(s.snapshot_every + s.window) + ")");
+  if (s.replicas != 1)
+    r.error(n["replicas"], what + ": a stateful kernel's node has replicas: 1 (its requests are applied in order)");
+  if (s.backend == "auto") s.backend = "cpu";  // GPUs keep no kernel state yet
+  if (s.backend != "cpu" && s.backend != "sim")
+    r.error(n["backend"],
+            what + ": kernel '" + s.kernel + "' keeps state, which only the cpu and sim backends keep (for now)");
+  if (s.host != "in-process")
+    r.error(n["host"],
+            what + ": kernel '" + s.kernel + "' keeps state, which kernel-host workers do not keep (for now)");
+}
+
 void read_nodes(reader& r, const yaml::node& list, topology& t) {
   if (!list || !list.IsSequence() || list.size() == 0) {
     r.error(list ? list : yaml::node(), "'nodes' must be a non-empty list");
@@ -225,7 +254,7 @@ void read_nodes(reader& r, const yaml::node& list, topology& t) {
   for (const auto& n : list) {
     if (!r.map(n, "node",
                {"name", "kernel", "backend", "host", "replicas", "window", "arena_bytes", "ring_slots", "wait", "cpus",
-                "function", "type"}))
+                "state", "function", "type"}))
       continue;
     node_spec s;
     s.pos = pos_of(n);
@@ -248,6 +277,7 @@ void read_nodes(reader& r, const yaml::node& list, topology& t) {
       if (const catalog_view::kernel* k = r.cat.find_kernel(s.kernel)) {
         s.in_type = k->request;
         s.out_type = k->reply;
+        s.stateful = k->stateful;
       } else if (!s.kernel.empty()) {
         r.error(n["kernel"], what + ": unknown kernel '" + s.kernel + "' (known: " + kernel_names(r.cat) + ")");
       }
@@ -273,6 +303,7 @@ void read_nodes(reader& r, const yaml::node& list, topology& t) {
         if (std::find(wait_modes.begin(), wait_modes.end(), s.wait) == wait_modes.end())
           r.error(n["wait"], what + ": unknown wait '" + s.wait + "' (known: " + join(wait_modes) + ")");
       }
+      read_state(r, n, what, s);
       if (const yaml::node c = n["cpus"]) {
         if (!c.IsSequence() || c.size() == 0) {
           r.error(c, what + ": 'cpus' must be a non-empty list of CPU numbers (e.g. [2, 3])");
@@ -293,7 +324,8 @@ void read_nodes(reader& r, const yaml::node& list, topology& t) {
       }
     } else {
       s.kind = node_kind::cpu;
-      for (const char* k : {"backend", "host", "replicas", "window", "arena_bytes", "ring_slots", "wait", "cpus"})
+      for (const char* k :
+           {"backend", "host", "replicas", "window", "arena_bytes", "ring_slots", "wait", "cpus", "state"})
         if (n[k]) r.error(n[k], what + ": '" + k + "' is for ring nodes");
       s.function = r.str(n, "function", what, true).value_or("");
       if (!s.function.empty() && !r.cat.has_function(s.function))

@@ -40,6 +40,7 @@ void engine::impl::build_nodes() {
         r->opts.verify = &catalog_payloads();  // built-in and plugin types: their Verifiers
         r->opts.window = n.window;
         r->opts.per_caller_window = n.window;
+        if (k->state_bytes) r->opts.state = {k->state_bytes, n.snapshot_every, n.snapshot_ms, n.journal_max};
         if (tracer) {
           trace_writer* t = tracer.get();
           r->opts.trace = std::make_shared<const ring_trace_sink>([t](const ring_hop_trace& h) { t->hop(h); });

@@ -125,13 +125,15 @@ struct ring_actor_options {
   /// state (0: stateless, the rest is ignored). The core keeps the latest snapshot of the state
   /// and a journal of the requests published since; every incarnation it attaches is restored
   /// and replayed, so each request's effect is in the state exactly once. A snapshot is taken
-  /// every `snapshot_every` requests (>= 1). The journal holds at most about `journal_max`
+  /// every `snapshot_every` requests (>= 1), and `snapshot_ms` after the previous one when
+  /// requests were published since (0: by count only). The journal holds at most about `journal_max`
   /// messages (>= snapshot_every + window): while full, nothing more is published (requests
   /// wait, then callers get errc::overloaded) — never dropped. Incarnations must carry the state
   /// both ways (request and reply rings with arenas of state_bytes or more).
   struct state_options {
     std::uint32_t state_bytes = 0;
     std::uint32_t snapshot_every = 1000;
+    std::uint32_t snapshot_ms = 1000;
     std::uint32_t journal_max = 16384;
   } state;
 };

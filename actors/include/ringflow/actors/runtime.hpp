@@ -88,14 +88,9 @@ class runtime {
   /// the state (plus its checksum) get arenas that can (twice that, rounded up to 64 bytes).
   template <ring_kernel K>
   caf::actor spawn_ring_actor(const std::string& name, ring_actor_options opts = {}, cpu_incarnation_options cpu = {}) {
-    if constexpr (stateful_kernel<K>) {
-      opts.state.state_bytes = state_bytes_of<K>;
-      const std::uint32_t wire = state_bytes_of<K> + state_checksum_bytes;
-      for (ring_config* c : {&cpu.rings.requests, &cpu.rings.replies})
-        if (c->inline_capacity() < wire && c->arena_bytes < wire) c->arena_bytes = (2 * wire + 63) / 64 * 64;
-    }
+    if constexpr (stateful_kernel<K>) opts.state.state_bytes = state_bytes_of<K>;
     return spawn_ring_actor(name, K::request::type_id_, K::reply::type_id_,
-                            cpu_incarnation_factory<K>(with_kernel_pool(std::move(cpu))), opts);
+                            cpu_incarnation_factory<K>(with_state_room<K>(with_kernel_pool(std::move(cpu)))), opts);
   }
   /// `cpu` with the runtime's kernel pool filled in (unless it names a pool or own_thread, or
   /// the runtime has no pool): what every CPU incarnation the runtime makes for a user gets.

@@ -65,6 +65,7 @@ struct kernel_info {
   std::function<incarnation_factory(cpu_incarnation_options)> cpu_factory;
   std::function<incarnation_factory(sim::sim_device&, cpu_incarnation_options)> sim_factory;
   std::string origin = "built-in";  // or the plugin file that brought it
+  std::uint32_t state_bytes = 0;    // a stateful kernel's state (kernel.hpp); 0: stateless
 };
 
 struct function_info {

@@ -11,14 +11,17 @@ struct kernel_types {
   const char* name;
   const char* request;
   const char* reply;
+  bool stateful = false;  // keeps state (kernel.hpp): a node of it takes `state:` and has one replica
 };
 
 inline constexpr kernel_types kernels[] = {
     {"echo", "Echo", "Echo"},
     {"saxpy", "SaxpyRequest", "SaxpyReply"},
     {"score", "ScoreRequest", "ScoreReply"},
+    {"vwap", "Trade", "VwapReply", true},
 };
-inline constexpr const char* messages[] = {"Echo", "SaxpyRequest", "SaxpyReply", "ScoreRequest", "ScoreReply"};
+inline constexpr const char* messages[] = {"Echo",       "SaxpyRequest", "SaxpyReply", "ScoreRequest",
+                                           "ScoreReply", "Trade",        "VwapReply"};
 inline constexpr const char* functions[] = {"passthrough", "validate", "sink"};
 
 }  // namespace ringflow::ops::names

@@ -83,6 +83,11 @@ struct node_spec {
                                          // 1024 on the CPU, 256 on a GPU; 32 = the small ring actor)
   std::string wait;                      // park | adaptive | spin; "" = the config's runtime.wait
   std::vector<int> cpus;                 // CPUs of its kernel threads (empty: not pinned)
+  // A stateful kernel's node (`state:`; ring_actor_options::state, docs/TOPOLOGY.md):
+  bool stateful = false;  // its kernel keeps state
+  std::uint32_t snapshot_every = 1000;
+  std::uint32_t snapshot_ms = 1000;
+  std::uint32_t journal_max = 16384;
   // CPU nodes
   std::string function;
   // both: message types (a CPU node's input and output are its `type`)
@@ -143,6 +148,7 @@ struct plugin_ref {
 struct catalog_view {
   struct kernel {
     std::string name, request, reply;
+    bool stateful = false;
   };
   std::vector<kernel> kernels;
   std::vector<std::string> messages;

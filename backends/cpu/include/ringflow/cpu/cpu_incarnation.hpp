@@ -53,6 +53,19 @@ struct cpu_incarnation_options {
 /// True when a ring with these options runs in `opts.pool` (see cpu_incarnation_options::pool).
 bool runs_in_pool(const cpu_incarnation_options& opts) noexcept;
 
+/// `o` with rings that can carry kernel K's state both ways (snapshot and restore: the state and
+/// its 8-byte checksum, kernel.hpp): a ring whose slot and arena are too small gets an arena of
+/// twice that (rounded up to 64 bytes). Stateless K: `o` unchanged.
+template <ring_kernel K>
+cpu_incarnation_options with_state_room(cpu_incarnation_options o) {
+  if constexpr (stateful_kernel<K>) {
+    const std::uint32_t wire = state_bytes_of<K> + state_checksum_bytes;
+    for (ring_config* c : {&o.rings.requests, &o.rings.replies})
+      if (c->inline_capacity() < wire && c->arena_bytes < wire) c->arena_bytes = (2 * wire + 63) / 64 * 64;
+  }
+  return o;
+}
+
 namespace detail {
 /// CPU backend: one cpu_kernel thread with one channel, started on construction.
 class cpu_incarnation final : public incarnation {
