@@ -228,6 +228,7 @@ ring_stats ring_core::stats() const noexcept {
     s.snapshots = v.snapshots;
     s.state_restores = v.restores;
     s.journal_depth = v.depth;
+    s.snapshot_ns = v.snapshot_ns;
   }
   return s;
 }

@@ -107,10 +107,11 @@ bool start_serving(engine& eng, const program_config& cfg, event_log& log, std::
     if (listen) {
       http = std::make_unique<http_server>(
           http_handlers{[&] { return eng.metrics_text(); }, [&](nlohmann::json& r) { return eng.ready(r); },
-                        [&] { return eng.topology_json(); }},
+                        [&] { return eng.topology_json(); },
+                        [&](const std::string& node, int& status) { return eng.state_json(node, status); }},
           http_limits_of(cfg.http));
       const std::uint16_t port = http->start(listen->host, listen->port);
-      log.info("http", "serving /metrics /health/live /health/ready /topology",
+      log.info("http", "serving /metrics /health/live /health/ready /topology /state/<node>",
                {{"listen", listen->host + ":" + std::to_string(port)}, {"port", port}});
     }
     return true;

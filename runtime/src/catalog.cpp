@@ -3,6 +3,8 @@
 
 #include <flatbuffers/flatbuffers.h>
 
+#include <cstring>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <shared_mutex>
 #include <stdexcept>
@@ -211,6 +213,27 @@ kernel_info kernel_entry(const char* request, const char* reply) {
   return k;
 }
 
+// VwapKernel, with its state shown per instrument (the keys that traded).
+kernel_info vwap_entry() {
+  kernel_info k = kernel_entry<demo_kernels::VwapKernel>("Trade", "VwapReply");
+  k.dump_state = [](const std::uint8_t* p) {
+    demo_kernels::VwapKernel::state s;
+    std::memcpy(&s, p, sizeof s);
+    nlohmann::json keys = nlohmann::json::array();
+    for (std::uint32_t i = 0; i < demo_kernels::vwap_keys; ++i) {
+      const auto& t = s.keys[i];
+      if (t.trades == 0) continue;
+      keys.push_back({{"key", i},
+                      {"trades", t.trades},
+                      {"volume", t.volume},
+                      {"notional", t.notional},
+                      {"vwap_ticks", t.notional / static_cast<std::int64_t>(t.volume)}});
+    }
+    return nlohmann::json{{"applied", s.applied}, {"keys", keys}}.dump();
+  };
+  return k;
+}
+
 std::vector<function_info> make_functions() {
   std::vector<function_info> v;
   v.push_back(function_info{"passthrough", "forwards the message unchanged", [](const message_info&) -> cpu_node_fn {
@@ -253,7 +276,7 @@ struct catalog_state {
         kernel_entry<demo_kernels::EchoKernel>("Echo", "Echo"),
         kernel_entry<demo_kernels::SaxpyKernel>("SaxpyRequest", "SaxpyReply"),
         kernel_entry<demo_kernels::ScoreKernel>("ScoreRequest", "ScoreReply"),
-        kernel_entry<demo_kernels::VwapKernel>("Trade", "VwapReply"),
+        vwap_entry(),
     };
     std::vector<function_info> f = make_functions();
     functions.assign(f.begin(), f.end());

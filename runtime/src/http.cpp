@@ -73,6 +73,7 @@ struct http_server::impl {
   struct job {
     std::uint64_t conn;
     endpoint ep;
+    std::string arg;
   };
   struct done {
     std::uint64_t conn;
@@ -124,7 +125,7 @@ struct http_server::impl {
       const job j = jobs.front();
       jobs.pop_front();
       lk.unlock();
-      response r = answer(j.ep, h);
+      response r = answer(j.ep, j.arg, h);
       lk.lock();
       answers.push_back({j.conn, std::move(r)});
       wake();
@@ -216,7 +217,7 @@ struct http_server::impl {
         c.busy_keep = rq.keep_alive;
         {
           std::lock_guard lk(mu);
-          jobs.push_back({c.id, rt.ep});
+          jobs.push_back({c.id, rt.ep, rt.arg});
         }
         cv.notify_one();
       }

@@ -7,7 +7,7 @@
 
 namespace ringflow::ops::http {
 
-const char* const endpoints[4] = {"/metrics", "/health/live", "/health/ready", "/topology"};
+const char* const endpoints[5] = {"/metrics", "/health/live", "/health/ready", "/topology", "/state/<node>"};
 
 response json_response(int status, const nlohmann::json& body) {
   response r;
@@ -41,6 +41,7 @@ endpoint endpoint_of(const std::string& path) {
   if (path == "/health/live") return endpoint::live;
   if (path == "/health/ready") return endpoint::ready;
   if (path == "/topology") return endpoint::topology;
+  if (path.size() > 7 && path.compare(0, 7, "/state/") == 0) return endpoint::state;
   return endpoint::none;
 }
 
@@ -50,7 +51,7 @@ routed route(const request& rq) {
   const endpoint ep = endpoint_of(rq.path);
   if (ep == endpoint::none) {
     out.r = json_response(404, {{"error", "no such endpoint: " + rq.path},
-                                {"endpoints", {endpoints[0], endpoints[1], endpoints[2], endpoints[3]}}});
+                                {"endpoints", {endpoints[0], endpoints[1], endpoints[2], endpoints[3], endpoints[4]}}});
   } else if (rq.method != "GET" && !out.head) {
     out.r = error_response(405, "method " + rq.method + " not allowed; use GET");
     out.r.allow = true;
@@ -60,11 +61,12 @@ routed route(const request& rq) {
   } else {
     out.now = false;
     out.ep = ep;
+    if (ep == endpoint::state) out.arg = rq.path.substr(7);
   }
   return out;
 }
 
-response answer(endpoint ep, const http_handlers& h) {
+response answer(endpoint ep, const std::string& arg, const http_handlers& h) {
   try {
     switch (ep) {
       case endpoint::metrics: {
@@ -79,6 +81,12 @@ response answer(endpoint ep, const http_handlers& h) {
         return json_response(ok ? 200 : 503, why);
       }
       case endpoint::topology: return json_response(200, h.topology());
+      case endpoint::state: {
+        if (!h.state) return error_response(404, "no stateful node named '" + arg + "'");
+        int status = 200;
+        nlohmann::json body = h.state(arg, status);
+        return json_response(status, body);
+      }
       default: return error_response(500, "internal: unexpected endpoint on the worker");
     }
   } catch (const std::exception& e) {
@@ -102,7 +110,7 @@ exchange serve(std::string_view in, const http_handlers& h, std::size_t max_head
     }
     x.consumed += p.req.consumed;
     const routed r = route(p.req);
-    const response a = r.now ? r.r : answer(r.ep, h);
+    const response a = r.now ? r.r : answer(r.ep, r.arg, h);
     x.answers.push_back({a.status, r.head});
     x.out += serialize(a, p.req.keep_alive, r.head);
     x.closed = !p.req.keep_alive;

@@ -6,7 +6,8 @@
 //   * route(req): an answer now (404 for an unknown path with the endpoint list, 405 with
 //     `Allow: GET, HEAD` for another method on a known path, 200 for /health/live), or the
 //     endpoint whose handler must run (on the worker thread in the server).
-//   * answer(ep, handlers): the handler's answer; one that throws is a 500 with its message.
+//   * answer(ep, arg, handlers): the handler's answer; one that throws is a 500 with its message.
+//     /state/<node> (arg = node): 404 without a handler.
 //   * serialize(resp, keep_alive, head): the wire bytes (HEAD: without the body).
 //   * serve(bytes, handlers, max_header, max_body): every complete request in `bytes`, in order,
 //     parsed, routed, answered and serialized exactly as the server would; a malformed request is
@@ -25,7 +26,7 @@
 
 namespace ringflow::ops::http {
 
-extern const char* const endpoints[4];
+extern const char* const endpoints[5];
 
 struct response {
   int status = 200;
@@ -38,17 +39,18 @@ response json_response(int status, const nlohmann::json& body);
 response error_response(int status, const std::string& what);
 std::string serialize(const response& r, bool keep_alive, bool head);
 
-enum class endpoint { none, metrics, live, ready, topology };
+enum class endpoint { none, metrics, live, ready, topology, state };
 endpoint endpoint_of(const std::string& path);
 
 struct routed {
   bool now = true;  // `r` is the answer; else the handler of `ep` must run
   response r;
   endpoint ep = endpoint::none;
+  std::string arg;    // /state/<node>: the node
   bool head = false;  // a HEAD request: answer without the body
 };
 routed route(const request& rq);
-response answer(endpoint ep, const http_handlers& h);
+response answer(endpoint ep, const std::string& arg, const http_handlers& h);
 
 struct exchange {
   struct answered_request {

@@ -426,6 +426,12 @@ node_view engine::impl::view_of(const node_rt& n, const ladder_snapshot& ls) con
         const ring_stats st = core->stats();
         r.in_flight = st.in_flight;
         r.replayed = st.replayed;
+        if (core->options().state.state_bytes) {
+          r.state_bytes = core->options().state.state_bytes;
+          r.snapshots = st.snapshots;
+          r.journal_depth = st.journal_depth;
+          r.snapshot_ns = st.snapshot_ns;
+        }
       }
     for (const auto& st : ls.rings)
       if (st.name == name) r.ladder = st;
@@ -462,5 +468,47 @@ engine_snapshot engine::impl::snapshot(const engine& e, bool with_summary) const
 std::string engine::metrics_text() const { return engine_parts::metrics_text(impl_->snapshot(*this, true)); }
 
 nlohmann::json engine::topology_json() const { return engine_parts::topology_json(impl_->snapshot(*this, false)); }
+
+nlohmann::json engine::state_json(const std::string& node, int& status) const {
+  const impl& m = *impl_;
+  status = 404;
+  const engine_parts::ring_rt* r = nullptr;
+  for (const auto& x : m.rings)
+    if (x->name == node) r = x.get();
+  if (!r) {
+    for (const node_spec& n : m.topo.nodes)
+      if (n.name == node) return {{"error", "node '" + node + "' is a CPU node: it keeps no state"}};
+    return {{"error", "no ring node named '" + node + "'"}};
+  }
+  if (!r->kernel || r->kernel->state_bytes == 0)
+    return {{"error", "node '" + node + "' keeps no state (kernel '" + (r->kernel ? r->kernel->name : "") + "')"}};
+  const std::shared_ptr<ring_core> core = m.rt ? m.rt->ring(r->name) : nullptr;
+  const std::optional<state_view> v = core ? core->state() : std::nullopt;
+  if (!v) return {{"error", "node '" + node + "' is not running"}};
+  status = 200;
+  nlohmann::json j{{"node", node},
+                   {"kernel", r->kernel->name},
+                   {"state_bytes", r->kernel->state_bytes},
+                   {"snapshots", v->snapshots},
+                   {"requests_covered", v->requests_covered}};
+  j["snapshot_age_s"] = v->snapshot_ns ? nlohmann::json(static_cast<double>(steady_now() - v->snapshot_ns) / 1e9)
+                                       : nlohmann::json(nullptr);
+  if (v->bytes.empty()) {
+    j["state"] = nullptr;  // no snapshot yet: the kernel's init()
+  } else if (r->kernel->dump_state) {
+    std::string text = r->kernel->dump_state(v->bytes.data());
+    constexpr std::size_t limit = 1u << 20;
+    if (text.size() > limit) j["state_error"] = "the kernel's dump is larger than 1 MiB";
+    else j["state"] = nlohmann::json::parse(text, nullptr, false);
+  } else {
+    static const char* hex = "0123456789abcdef";
+    std::string h;
+    const std::size_t n = std::min<std::size_t>(v->bytes.size(), 512u << 10);
+    h.reserve(2 * n);
+    for (std::size_t i = 0; i < n; ++i) h += hex[v->bytes[i] >> 4], h += hex[v->bytes[i] & 15];
+    j["state_hex"] = h;
+  }
+  return j;
+}
 
 }  // namespace ringflow::ops

@@ -81,6 +81,30 @@ void ladder_families(exposition& x, const engine_snapshot& s, const std::vector<
         if (r.running) v += static_cast<double>(r.replayed);
     x.sample({{"actor", n->spec->name}}, v);
   }
+  // Stateful kernels' ring actors (docs/KERNELS.md "Stateful kernels"): only those.
+  auto stateful = [&](const char* fam, const char* type, const char* help, auto value) {
+    x.family(fam, type, help);
+    if (!s.runtime_live) return;
+    for (const node_view* n : nodes)
+      for (const ring_view& r : n->rings)
+        if (r.running && r.state_bytes) x.sample({{"ring", r.name}}, value(r));
+  };
+  stateful("ringflow_state_bytes", "gauge", "Bytes of a stateful kernel's state",
+           [](const ring_view& r) { return static_cast<double>(r.state_bytes); });
+  stateful("ringflow_snapshots_total", "counter", "Snapshots of a stateful kernel's state the ring actor took",
+           [](const ring_view& r) { return static_cast<double>(r.snapshots); });
+  x.family("ringflow_snapshot_age_seconds", "gauge",
+           "Age of the latest snapshot of a stateful kernel's state (no sample before the first one)");
+  if (s.runtime_live) {
+    const std::uint64_t now = steady_now();
+    for (const node_view* n : nodes)
+      for (const ring_view& r : n->rings)
+        if (r.running && r.state_bytes && r.snapshot_ns)
+          x.sample({{"ring", r.name}}, now > r.snapshot_ns ? static_cast<double>(now - r.snapshot_ns) / 1e9 : 0.0);
+  }
+  stateful("ringflow_journal_depth", "gauge",
+           "Messages in a stateful ring actor's journal (published since the latest snapshot)",
+           [](const ring_view& r) { return static_cast<double>(r.journal_depth); });
   x.family("ringflow_supervisor_restarts_total", "counter", "Restarts decided by an OTP supervisor (root included)");
   if (s.supervisors) {
     std::function<void(const supervisor_snapshot&)> walk = [&](const supervisor_snapshot& n) {

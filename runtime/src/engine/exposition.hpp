@@ -22,6 +22,9 @@ struct ring_view {
   bool running = false;  // the runtime is live and has this ring actor's core
   incarnation_probe probe;
   std::uint64_t in_flight = 0, replayed = 0;
+  // A stateful kernel's ring actor (state_bytes > 0):
+  std::uint32_t state_bytes = 0, journal_depth = 0;
+  std::uint64_t snapshots = 0, snapshot_ns = 0;
   std::optional<ladder_ring_status> ladder;  // when the ladder supervises it
 };
 

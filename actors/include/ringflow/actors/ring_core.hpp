@@ -161,6 +161,7 @@ struct ring_stats {
   std::uint64_t state_restores = 0;    // incarnations restored (snapshot, or init) and replayed
   std::uint64_t journal_replayed = 0;  // replies of replayed requests already answered (dropped)
   std::uint32_t journal_depth = 0;     // messages in the journal now
+  std::uint64_t snapshot_ns = 0;       // steady ns when the latest snapshot arrived (0: none)
 };
 
 /// The latest snapshot of a stateful ring actor's state (ring_core::state()).

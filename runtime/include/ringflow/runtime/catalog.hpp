@@ -66,6 +66,9 @@ struct kernel_info {
   std::function<incarnation_factory(sim::sim_device&, cpu_incarnation_options)> sim_factory;
   std::string origin = "built-in";  // or the plugin file that brought it
   std::uint32_t state_bytes = 0;    // a stateful kernel's state (kernel.hpp); 0: stateless
+  /// A stateful kernel's state as JSON text (GET /state/<node>), from `state_bytes` bytes; empty:
+  /// the state is shown as hex.
+  std::function<std::string(const std::uint8_t* state)> dump_state;
 };
 
 struct function_info {

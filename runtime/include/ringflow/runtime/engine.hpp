@@ -128,6 +128,9 @@ class engine {
   bool ready(nlohmann::json& reason) const;
   [[nodiscard]] std::string metrics_text() const;
   [[nodiscard]] nlohmann::json topology_json() const;
+  /// GET /state/<node>: a stateful node's latest snapshot (docs/OPERATIONS.md "State");
+  /// `status` 200, or 404 for an unknown or stateless node.
+  [[nodiscard]] nlohmann::json state_json(const std::string& node, int& status) const;
   [[nodiscard]] live_stats live() const;
   [[nodiscard]] run_summary summary() const;
   std::vector<config_change> reload(const program_config& next);

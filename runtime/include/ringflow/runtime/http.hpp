@@ -45,6 +45,9 @@ struct http_handlers {
   std::function<std::string()> metrics;
   std::function<bool(nlohmann::json& reason)> ready;
   std::function<nlohmann::json()> topology;
+  /// GET /state/<node>: a stateful node's latest snapshot as JSON; `status` 200, or 404 (unknown
+  /// or stateless node: the body says which). Empty: every /state/ path is 404.
+  std::function<nlohmann::json(const std::string& node, int& status)> state;
 };
 
 struct http_limits {
