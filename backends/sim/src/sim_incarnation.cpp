@@ -91,11 +91,17 @@ bool sim_incarnation::stop(std::chrono::milliseconds timeout) {
     pump_bell_->ring();
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (!exited_.load(std::memory_order_acquire)) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        // A kernel that ignores its stop flag past the timeout is a hang fault. The pump is
-        // parked in hang() and writes nothing until abandoned, so the host may record it.
-        control_->fault(kernel_error::crashed, 0, "sim: kernel ignored its stop flag (hung)");
-        return false;
+      const auto now = std::chrono::steady_clock::now();
+      if (now > deadline) {
+        // A kernel that ignores its stop flag past the timeout is a hang fault. Recorded here
+        // only while the pump is parked in hang(), where it writes nothing until abandoned; a
+        // pump still draining (its own deadline started a little later) records how its stop
+        // ended itself (stopped, or reply_stuck) — both writing the control block was a race.
+        if (parked_.load(std::memory_order_acquire)) {
+          control_->fault(kernel_error::crashed, 0, "sim: kernel ignored its stop flag (hung)");
+          return false;
+        }
+        if (now > deadline + timeout) return false;  // still busy: the caller treats it as hung
       }
       std::this_thread::sleep_for(std::chrono::microseconds(100));
     }
@@ -218,7 +224,9 @@ bool sim_incarnation::forward_replies() noexcept {
 
 void sim_incarnation::hang() noexcept {
   std::unique_lock<std::mutex> lock(hang_mu_);
+  parked_.store(true, std::memory_order_release);
   hang_cv_.wait(lock, [this] { return release_hang_; });
+  parked_.store(false, std::memory_order_release);
 }
 
 void sim_incarnation::finish_stop() noexcept {

@@ -103,6 +103,7 @@ class sim_incarnation final : public incarnation {
   std::mutex hang_mu_;
   std::condition_variable hang_cv_;
   bool release_hang_ = false;
+  std::atomic<bool> parked_{false};  // the pump is parked in hang() (writes nothing until released)
   std::atomic<bool> abandoned_{false};
   std::atomic<bool> stop_deadline_passed_{false};
   std::atomic<std::int64_t> stop_timeout_ms_{2000};
