@@ -183,11 +183,16 @@ ring_core::ring_core(std::string name, type_id request_type, type_id reply_type,
       throw std::invalid_argument("ring actor '" + name_ + "': state.journal_max (" + std::to_string(so.journal_max) +
                                   ") must be at least snapshot_every + window (" +
                                   std::to_string(so.snapshot_every + opts_.window) + ")");
+    if (!so.initial.empty() && so.initial.size() != so.state_bytes)
+      throw std::invalid_argument("ring actor '" + name_ + "': state.initial holds " +
+                                  std::to_string(so.initial.size()) + " bytes, the kernel's state " +
+                                  std::to_string(so.state_bytes));
   }
   impl_ = std::make_unique<impl>(opts_.window);
   if (so.state_bytes)
     impl_->journal = std::make_unique<detail::state_journal>(so.state_bytes, so.snapshot_every, so.journal_max,
-                                                             std::uint64_t{so.snapshot_ms} * 1000000u);
+                                                             std::uint64_t{so.snapshot_ms} * 1000000u, so.initial,
+                                                             so.initial_covered);
   poller_.add(this);
 }
 
@@ -239,10 +244,11 @@ std::optional<state_view> ring_core::state() const {
   return state_view{std::move(v.snapshot), v.snapshots, v.requests_covered, v.snapshot_ns};
 }
 
-void ring_core::request_snapshot() {
-  if (!impl_->journal) return;
-  impl_->journal->request_snapshot();
+std::uint64_t ring_core::request_snapshot() {
+  if (!impl_->journal) return 0;
+  const std::uint64_t ticket = impl_->journal->request_snapshot();
   publish_pending();
+  return ticket;
 }
 
 // ---- entry ownership ----------------------------------------------------------------------
@@ -708,7 +714,21 @@ std::uint32_t ring_core::consume_replies(std::uint32_t max) {
       impl::bump(m.error_replies);
     }
     m.consumer.release();
-    answer(id, std::move(r));
+    if (jr.applied_seq && opts_.state.durable) {
+      // durability: reply — the caller hears of it once the effect is durable (or that it is not).
+      opts_.state.durable->hold(jr.applied_seq, e.request.bytes,
+                                [this, id, res = std::make_shared<call_result>(std::move(r))](bool durable) {
+                                  if (!durable)
+                                    *res = call_result{errc::unavailable,
+                                                       {},
+                                                       "ring actor '" + name_ +
+                                                           "': the request was applied but its effect could not be "
+                                                           "made durable (the journal write failed)"};
+                                  answer(id, std::move(*res));
+                                });
+    } else {
+      answer(id, std::move(r));
+    }
     if (traced) {
       hop.answered_ns = steady_now();
       const in_completion mark;
@@ -880,6 +900,8 @@ void ring_core::stop() {
   if (stopping_.exchange(true, std::memory_order_seq_cst)) return;
   std::unique_ptr<incarnation> inc = detach();  // drains the kernel: served requests get replies
   inc.reset();
+  // durability: reply — replies waiting for their journal commit are released (or failed) first.
+  if (opts_.state.durable) opts_.state.durable->flush();
   std::lock_guard<std::mutex> lock(control_mu_);
   impl& m = *impl_;
   for (std::uint32_t i = 0; i <= m.mask; ++i) {

@@ -5,6 +5,23 @@
 
 namespace ringflow::detail {
 
+state_journal::state_journal(std::uint32_t state_bytes, std::uint32_t snapshot_every, std::uint32_t journal_max,
+                             std::uint64_t snapshot_interval_ns, const std::vector<std::uint8_t>& initial,
+                             std::uint64_t initial_covered)
+    : state_bytes_(state_bytes),
+      snapshot_every_(snapshot_every),
+      journal_max_(journal_max),
+      interval_ns_(snapshot_interval_ns),
+      covered_(initial_covered),
+      applied_(initial_covered) {
+  if (initial.empty()) return;
+  // A resumed state (a durable checkpoint): the first incarnation's restore carries it, with the
+  // checksum a snapshot reply would have.
+  snapshot_ = initial;
+  const std::uint64_t h = state_checksum(initial.data(), static_cast<std::uint32_t>(initial.size()));
+  for (std::uint32_t i = 0; i < state_checksum_bytes; ++i) snapshot_.push_back(static_cast<std::uint8_t>(h >> (8 * i)));
+}
+
 bool state_journal::full() const {
   std::lock_guard<std::mutex> lock(mu_);
   return records_.size() >= journal_max_;
@@ -94,9 +111,11 @@ void state_journal::publishing_snapshot(std::uint64_t id) {
   snapshot_wanted_ = false;
 }
 
-void state_journal::request_snapshot() {
+std::uint64_t state_journal::request_snapshot() {
   std::lock_guard<std::mutex> lock(mu_);
   snapshot_wanted_ = true;
+  // Snapshots on their way were asked for before: ours goes after them (snapshot_due()).
+  return snapshots_ + snapshots_in_flight_ + 1;
 }
 
 std::uint64_t state_journal::next_control_id() {
@@ -127,6 +146,7 @@ journal_reply state_journal::on_reply(std::uint64_t id, std::uint16_t st, type_i
       } else if (!unsound_) {
         r.outcome = st == static_cast<std::uint16_t>(status::deadline_exceeded) ? journal_record::not_applied
                                                                                 : journal_record::applied;
+        if (r.outcome == journal_record::applied && !r.replay_of_applied) out.applied_seq = ++applied_;
       }
       out.unsound = unsound_;
       return out;

@@ -48,16 +48,15 @@ struct journal_reply {
   bool restore_failed = false;  // the incarnation's state is not the snapshot: it must not serve
   bool unsound = false;         // a request's reply from an incarnation whose restore failed
   bool replay_of_applied = false;
+  /// A request applied for the first time: its apply sequence (initial_covered + n); 0 otherwise.
+  std::uint64_t applied_seq = 0;
 };
 
 class state_journal {
  public:
   state_journal(std::uint32_t state_bytes, std::uint32_t snapshot_every, std::uint32_t journal_max,
-                std::uint64_t snapshot_interval_ns)
-      : state_bytes_(state_bytes),
-        snapshot_every_(snapshot_every),
-        journal_max_(journal_max),
-        interval_ns_(snapshot_interval_ns) {}
+                std::uint64_t snapshot_interval_ns, const std::vector<std::uint8_t>& initial = {},
+                std::uint64_t initial_covered = 0);
 
   /// Control ids never collide with a request's (those have a generation >= 1 in bits 32..63).
   static bool is_control_id(std::uint64_t id) noexcept { return (id >> 32) == 0; }
@@ -94,7 +93,9 @@ class state_journal {
   /// The snapshot request `id` goes into the ring (before the push; retract_last() on failure).
   void publishing_snapshot(std::uint64_t id);
   void retract_last();
-  void request_snapshot();
+  /// Returns the snapshot count (view::snapshots) that, once reached, includes a snapshot taken
+  /// after this call.
+  std::uint64_t request_snapshot();
   std::uint64_t next_control_id();
 
   // ---- reply consumer ----------------------------------------------------------------------
@@ -140,6 +141,7 @@ class state_journal {
   std::uint64_t control_ = 0;
   std::vector<std::uint8_t> snapshot_;
   std::uint64_t snapshots_ = 0, covered_ = 0, snapshot_ns_ = 0, restores_ = 0;
+  std::uint64_t applied_ = 0;  // requests applied for the first time (from initial_covered)
 };
 
 }  // namespace ringflow::detail

@@ -32,6 +32,7 @@ struct run_args {
   std::string trace;
   std::string backend;
   std::string config;
+  bool discard_checkpoints = false;  // --discard-checkpoints (run_options::discard_checkpoints)
 };
 
 /// `ringflow run`.

@@ -1,7 +1,7 @@
 // ringflow — the runtime program: run supervised topologies, validate them, list devices.
 //
 //   ringflow run TOPOLOGY [--duration S] [--http ADDR:PORT|off] [--summary-json FILE] [--trace FILE]
-//                         [--backend auto|cpu|cuda|hip|sim] [--config FILE]
+//                         [--backend auto|cpu|cuda|hip|sim] [--config FILE] [--discard-checkpoints]
 //   ringflow validate TOPOLOGY
 //   ringflow devices [--json]
 //   ringflow kernel-host --segment NAME [--standby] [--plugin P --plugin-sha256 H]...
@@ -118,6 +118,9 @@ int ringflow::ops::program_main(int argc, char** argv) {
   run->add_option("--backend", ra.backend, "override every ring node's backend")
       ->check(CLI::IsMember({"auto", "cpu", "cuda", "hip", "sim"}));
   run->add_option("--config", ra.config, "config file (YAML); RINGFLOW_<SECTION>_<KEY> variables override it");
+  run->add_flag("--discard-checkpoints", ra.discard_checkpoints,
+                "a stateful node's checkpoint of another kernel or state size is moved aside and the node "
+                "starts from init (default: the start fails, exit 4)");
 
   std::string vpath;
   CLI::App* val = app.add_subcommand("validate", "check a topology file; prints every problem as file:line:column");

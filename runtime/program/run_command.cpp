@@ -198,6 +198,7 @@ int cmd_run(const run_args& a) {
 
   run_options ro;
   ro.backend_override = a.backend;
+  ro.discard_checkpoints = a.discard_checkpoints;
   engine eng(topo, cfg, log, ro);
   std::unique_ptr<http_server> http;
   signals.start(

@@ -18,6 +18,7 @@
 #include "ringflow/generated/score_request_generated.h"
 #include "ringflow/generated/trade_generated.h"
 #include "ringflow/generated/vwap_reply_generated.h"
+#include "ringflow/host_serve.hpp"
 
 namespace ringflow::ops {
 namespace {
@@ -200,16 +201,35 @@ void complete_builtins(std::vector<message_info>& v) {
 template <ring_kernel K>
 kernel_info kernel_entry(const char* request, const char* reply) {
   // A stateful kernel's rings get room for its state (snapshots, restores): with_state_room.
-  kernel_info k{K::name,
-                request,
-                reply,
-                K::request::type_id_,
-                K::reply::type_id_,
-                [](cpu_incarnation_options o) { return cpu_incarnation_factory<K>(with_state_room<K>(std::move(o))); },
-                [](sim::sim_device& d, cpu_incarnation_options o) {
-                  return d.template factory<K>(with_state_room<K>(std::move(o)));
-                }};
+  kernel_info k;
+  k.name = K::name;
+  k.request = request;
+  k.reply = reply;
+  k.request_id = K::request::type_id_;
+  k.reply_id = K::reply::type_id_;
+  k.cpu_factory = [](cpu_incarnation_options o) {
+    return cpu_incarnation_factory<K>(with_state_room<K>(std::move(o)));
+  };
+  k.sim_factory = [](sim::sim_device& d, cpu_incarnation_options o) {
+    return d.template factory<K>(with_state_room<K>(std::move(o)));
+  };
   k.state_bytes = state_bytes_of<K>;
+  if constexpr (stateful_kernel<K>) {
+    k.init_state = [](std::uint8_t* s) { host_init_state<K>(s); };
+    k.apply_state = [](std::uint8_t* s, const std::uint8_t* req, std::uint32_t size) {
+      // As a CPU incarnation serves it (host_serve.hpp's guard: a throw is a handler_fault reply,
+      // whatever the handler changed stays); the reply itself is not needed.
+      thread_local std::vector<std::uint8_t> scratch(std::size_t{1} << 20);
+      static constexpr std::uint8_t zero_ids[16] = {};
+      request_plan p;
+      p.in.type = K::request::type_id_;
+      p.in.trace_id = zero_ids;
+      p.in.span_id = zero_ids;
+      p.in.payload = fb::bytes_view{req, size};
+      reply_writer out(scratch.data(), static_cast<std::uint32_t>(scratch.size()));
+      (void)detail::guard(out, [&] { return run_handler<K>(p, out, s); });
+    };
+  }
   return k;
 }
 

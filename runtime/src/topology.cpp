@@ -229,6 +229,29 @@ void read_state(reader& r, const yaml::node& n, const std::string& what, node_sp
       s.journal_max = r.num<std::uint32_t>(st, "journal_max", w, 1, 1u << 26).value_or(16384);
     }
   }
+  if (const yaml::node ck = n["checkpoint"]) {
+    if (!s.stateful && !s.in_type.empty()) {
+      r.error(ck, what + ": kernel '" + s.kernel + "' keeps no state ('checkpoint' is for stateful kernels)");
+    } else if (r.map(ck, what + " checkpoint", {"dir", "every_ms", "durability"})) {
+      const std::string w = what + " checkpoint";
+      s.checkpoint = true;
+      s.checkpoint_dir = r.str(ck, "dir", w, true).value_or("");
+      if (!s.checkpoint_dir.empty()) {
+        std::filesystem::path d(s.checkpoint_dir);
+        if (d.is_relative()) d = std::filesystem::path(r.file()).parent_path() / d;
+        s.checkpoint_path = d.lexically_normal().string();
+        if (s.checkpoint_path.empty()) s.checkpoint_path = ".";
+      } else if (ck["dir"]) {
+        r.error(ck["dir"], w + ": 'dir' must name a folder");
+      }
+      s.checkpoint_every_ms = r.num<std::uint32_t>(ck, "every_ms", w, 1, 3600000).value_or(1000);
+      if (auto d = r.str(ck, "durability", w, false)) {
+        s.durability = *d;
+        if (s.durability != "checkpoint" && s.durability != "reply")
+          r.error(ck["durability"], w + ": unknown durability '" + s.durability + "' (known: checkpoint, reply)");
+      }
+    }
+  }
   if (!s.stateful) return;
   if (static_cast<std::uint64_t>(s.journal_max) < static_cast<std::uint64_t>(s.snapshot_every) + s.window)
     r.error(n["state"] ? n["state"] : n, what + ": state.journal_max (" + std::to_string(s.journal_max) +
@@ -254,7 +277,7 @@ void read_nodes(reader& r, const yaml::node& list, topology& t) {
   for (const auto& n : list) {
     if (!r.map(n, "node",
                {"name", "kernel", "backend", "host", "replicas", "window", "arena_bytes", "ring_slots", "wait", "cpus",
-                "state", "function", "type"}))
+                "state", "checkpoint", "function", "type"}))
       continue;
     node_spec s;
     s.pos = pos_of(n);
@@ -324,8 +347,8 @@ void read_nodes(reader& r, const yaml::node& list, topology& t) {
       }
     } else {
       s.kind = node_kind::cpu;
-      for (const char* k :
-           {"backend", "host", "replicas", "window", "arena_bytes", "ring_slots", "wait", "cpus", "state"})
+      for (const char* k : {"backend", "host", "replicas", "window", "arena_bytes", "ring_slots", "wait", "cpus",
+                            "state", "checkpoint"})
         if (n[k]) r.error(n[k], what + ": '" + k + "' is for ring nodes");
       s.function = r.str(n, "function", what, true).value_or("");
       if (!s.function.empty() && !r.cat.has_function(s.function))

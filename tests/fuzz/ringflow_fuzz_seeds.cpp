@@ -7,6 +7,7 @@
 //   trace-*.txt     W3C traceparent strings, valid and invalid
 //   http-*.txt      HTTP requests (ringflow_fuzz_http)
 //   config-*.yaml   config files (ringflow_fuzz_config): every key, the deployment's, bad ones
+//   ckpt-*.bin      checkpoint files (ringflow_fuzz_checkpoint): whole ones, a torn one
 //   writer-*.bin    byte strings that start each mode of ringflow_fuzz_writer_roundtrip
 // All seeds go to every target: each accepts arbitrary bytes.
 #include <flatbuffers/flatbuffers.h>
@@ -27,6 +28,7 @@
 #include "ringflow/generated/score_request_generated.h"
 #include "ringflow/ingress.hpp"
 #include "ringflow/messages.hpp"
+#include "ringflow/runtime/checkpoint.hpp"
 
 namespace {
 
@@ -166,6 +168,22 @@ int main(int argc, char** argv) {
     write("env-echo-trace-future-version.bin", encode_envelope(f));
     f.traceparent = "00-00000000000000000000000000000000-00f067aa0ba902b7-01";
     write("env-echo-trace-zero-id.bin", encode_envelope(f));
+  }
+
+  // Checkpoint files: an empty state, a VwapKernel-sized one, and a torn copy.
+  {
+    ringflow::ops::checkpoint c;
+    c.kernel = "vwap";
+    c.sequence = 7;
+    c.requests_covered = 4096;
+    c.written_unix_ms = 1796600000000ull;
+    write("ckpt-empty.bin", ringflow::ops::encode_checkpoint(c));
+    c.state.assign(776, 0);
+    for (std::size_t i = 0; i < c.state.size(); ++i) c.state[i] = static_cast<std::uint8_t>(i * 31);
+    c.state_bytes = 776;
+    const bytes whole = ringflow::ops::encode_checkpoint(c);
+    write("ckpt-vwap.bin", whole);
+    write("ckpt-torn.bin", bytes(whole.begin(), whole.begin() + static_cast<std::ptrdiff_t>(whole.size() / 2)));
   }
 
   // Invalid envelopes.

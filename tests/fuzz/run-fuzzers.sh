@@ -34,7 +34,8 @@ corpus_root="$build_dir/fuzz-corpus"
 artifact_root="$build_dir/fuzz-artifacts"
 log_root="$build_dir/fuzz-logs"
 targets=(ringflow_fuzz_ingress ringflow_fuzz_view ringflow_fuzz_writer_roundtrip ringflow_fuzz_traceparent
-         ringflow_fuzz_topology ringflow_fuzz_http ringflow_fuzz_config ringflow_fuzz_ll_slot)
+         ringflow_fuzz_topology ringflow_fuzz_http ringflow_fuzz_config ringflow_fuzz_ll_slot
+         ringflow_fuzz_checkpoint)
 repo_root=$(cd "$(dirname "$0")/../.." && pwd)
 read -r -a extra_args <<<"${RINGFLOW_FUZZ_ARGS:-}"
 

@@ -40,7 +40,14 @@ void engine::impl::build_nodes() {
         r->opts.verify = &catalog_payloads();  // built-in and plugin types: their Verifiers
         r->opts.window = n.window;
         r->opts.per_caller_window = n.window;
-        if (k->state_bytes) r->opts.state = {k->state_bytes, n.snapshot_every, n.snapshot_ms, n.journal_max};
+        if (k->state_bytes) {
+          r->opts.state.state_bytes = k->state_bytes;
+          r->opts.state.snapshot_every = n.snapshot_every;
+          r->opts.state.snapshot_ms = n.snapshot_ms;
+          r->opts.state.journal_max = n.journal_max;
+          if (n.checkpoint)  // resume from the node's durable checkpoint (checkpointer.hpp)
+            checkpoints.resume(n, r->name, *k, opts.discard_checkpoints, r->opts.state);
+        }
         if (tracer) {
           trace_writer* t = tracer.get();
           r->opts.trace = std::make_shared<const ring_trace_sink>([t](const ring_hop_trace& h) { t->hop(h); });

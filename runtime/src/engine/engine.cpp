@@ -203,6 +203,11 @@ void engine::start() {
     m.build_nodes();
     m.build_tree();
     m.build_graph();
+    runtime* rt = m.rt.get();
+    m.checkpoints.start([rt](const std::string& ring) -> std::shared_ptr<ring_core> {
+      caf::expected<registry_entry> e = rt->registry().entry(ring);
+      return e && e->core && !e->core->stopping() ? e->core : nullptr;
+    });
   } catch (const std::exception& e) {
     stop();
     throw engine_error(e.what());
@@ -253,12 +258,15 @@ void engine::drain() {
   m.log.write(left ? log_level::warn : log_level::info, "program",
               left ? "drain timed out; the graph answers the rest (stopped)" : "drained: every message answered",
               {{"open", left}});
+  // The stateful nodes' last checkpoint: a snapshot of everything answered (docs/FAULTS.md).
+  m.checkpoints.final_checkpoint(std::chrono::milliseconds(m.config_copy().runtime.drain_timeout_ms));
 }
 
 void engine::stop() {
   impl& m = *impl_;
   if (m.phase.exchange(engine_phase::stopped) == engine_phase::stopped) return;
   m.load.stop();
+  m.checkpoints.stop();
   if (m.graph) m.graph->stop();  // answers whatever is still open (errc::stopped)
   if (m.root) m.root->stop();
   if (m.ladder) m.ladder->stop();
@@ -456,6 +464,7 @@ engine_snapshot engine::impl::snapshot(const engine& e, bool with_summary) const
   s.intended = m.load.intended_histogram();
   s.open_messages = m.load.open_total();
   s.log_write_failures = m.log.write_failures();
+  s.checkpoints = m.checkpoints.views();
   for (const auto& [backend, d] : m.where.gpus())
     if (d) s.gpus.push_back(gpu_view{d->id(), d->kernel_launches(), d->bound_rings()});
   if (!with_summary) return s;

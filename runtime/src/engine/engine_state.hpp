@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "checkpointer.hpp"
 #include "fault_schedule.hpp"
 #include "load_driver.hpp"
 #include "placement.hpp"
@@ -104,6 +105,7 @@ struct engine::impl {
   std::shared_ptr<running_graph> graph;
   engine_parts::ladder_tally tally;
   engine_parts::load_driver load;
+  engine_parts::checkpointer checkpoints;  // the stateful nodes' durable checkpoints (`checkpoint:`)
   // Written by the controlling thread, read by the HTTP handlers and the signal thread.
   std::atomic<std::uint64_t> start_ns{0}, load_start_ns{0}, end_ns{0};
   // What stop() keeps for the summary once the ring cores are gone; valid once `finals` is set
@@ -115,7 +117,13 @@ struct engine::impl {
   std::string gave_up;
 
   impl(topology t, program_config c, event_log& l, run_options o)
-      : topo(std::move(t)), cfg(std::move(c)), log(l), opts(std::move(o)), where(log, opts), load(log) {}
+      : topo(std::move(t)),
+        cfg(std::move(c)),
+        log(l),
+        opts(std::move(o)),
+        where(log, opts),
+        load(log),
+        checkpoints(log) {}
 
   program_config config_copy() const {
     std::lock_guard<std::mutex> lock(cfg_mu);

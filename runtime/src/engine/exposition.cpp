@@ -105,6 +105,12 @@ void ladder_families(exposition& x, const engine_snapshot& s, const std::vector<
   stateful("ringflow_journal_depth", "gauge",
            "Messages in a stateful ring actor's journal (published since the latest snapshot)",
            [](const ring_view& r) { return static_cast<double>(r.journal_depth); });
+  // Durable checkpoints (`checkpoint:`): every checkpointed ring actor, from the start.
+  x.family("ringflow_checkpoints_total", "counter", "Durable checkpoints of a stateful node written in this run");
+  for (const checkpoint_view& c : s.checkpoints) x.sample({{"ring", c.ring}}, static_cast<double>(c.writes));
+  x.family("ringflow_checkpoint_failures_total", "counter",
+           "Durable checkpoints of a stateful node that could not be written (ENOSPC, EIO, ...)");
+  for (const checkpoint_view& c : s.checkpoints) x.sample({{"ring", c.ring}}, static_cast<double>(c.failures));
   x.family("ringflow_supervisor_restarts_total", "counter", "Restarts decided by an OTP supervisor (root included)");
   if (s.supervisors) {
     std::function<void(const supervisor_snapshot&)> walk = [&](const supervisor_snapshot& n) {

@@ -60,7 +60,8 @@ struct engine_snapshot {
   std::optional<supervisor_snapshot> supervisors;
   ladder_snapshot ladder;
   std::vector<gpu_view> gpus;
-  histogram_snapshot intended;  // the load generators' intended-send-time latency
+  std::vector<checkpoint_view> checkpoints;  // the checkpointed stateful nodes
+  histogram_snapshot intended;               // the load generators' intended-send-time latency
   run_summary summary;
   bool ready = false;
   std::uint64_t open_messages = 0;       // pushed by the load generators, not answered yet

@@ -93,6 +93,8 @@ struct ring_hop_trace {
 };
 using ring_trace_sink = std::function<void(const ring_hop_trace&)>;
 
+class reply_durability;
+
 struct ring_actor_options {
   std::uint32_t window = 256;            // in-flight limit of the ring actor (rounded up to a power of two)
   std::uint32_t per_caller_window = 64;  // in-flight limit of each caller
@@ -135,7 +137,32 @@ struct ring_actor_options {
     std::uint32_t snapshot_every = 1000;
     std::uint32_t snapshot_ms = 1000;
     std::uint32_t journal_max = 16384;
+    /// Resume (a durable checkpoint, runtime/checkpoint.hpp): the state to restore into the first
+    /// incarnation instead of the kernel's init() (exactly state_bytes, or empty: init), and the
+    /// requests whose effect it holds (state_view::requests_covered counts on from there).
+    std::vector<std::uint8_t> initial;
+    std::uint64_t initial_covered = 0;
+    /// `durability: reply` (runtime/checkpoint.hpp reply_journal): every request applied for the
+    /// first time is handed over with its apply sequence (initial_covered + 1, + 2, ... in the
+    /// order the kernel applied them) and its reply is released only when the sink says so.
+    /// nullptr: replies go out at once.
+    std::shared_ptr<reply_durability> durable;
   } state;
+};
+
+/// Where a stateful ring actor's replies wait until their requests' effects are durable
+/// (ring_actor_options::state::durable).
+class reply_durability {
+ public:
+  virtual ~reply_durability() = default;
+  /// The `seq`-th request applied (1-based over the node's life, gap-free), its bytes, and the
+  /// release of its reply: release(true) once the effect is durable, release(false) when it could
+  /// not be made durable (the caller gets errc::unavailable). Called on the reply consumer's thread:
+  /// it must not block on I/O; release may run on any thread, exactly once.
+  virtual void hold(std::uint64_t seq, const std::vector<std::uint8_t>& request,
+                    std::function<void(bool durable)> release) = 0;
+  /// Returns once every reply handed over so far has been released.
+  virtual void flush() = 0;
 };
 
 /// Counters (relaxed; monotonic) for tests, metrics and supervision.
@@ -233,9 +260,11 @@ class ring_core : public std::enable_shared_from_this<ring_core>, public reply_s
   ring_stats stats() const noexcept;
   /// Stateful kernels: the latest snapshot (nullopt for a stateless kernel).
   std::optional<state_view> state() const;
-  /// Stateful kernels: take a snapshot soon (after the next request published, or at once when
-  /// requests were published since the last one). No effect on a stateless kernel.
-  void request_snapshot();
+  /// Stateful kernels: take a snapshot now (it goes into the ring after any snapshot already on
+  /// its way). Returns the count of state_view::snapshots / ring_stats::snapshots that, once
+  /// reached, includes a snapshot taken after this call, so holding every request answered before
+  /// it. No effect on a stateless kernel (returns 0).
+  std::uint64_t request_snapshot();
   /// Requests in flight (outbox entries in use).
   std::uint32_t in_flight() const noexcept;
 

@@ -69,6 +69,11 @@ struct kernel_info {
   /// A stateful kernel's state as JSON text (GET /state/<node>), from `state_bytes` bytes; empty:
   /// the state is shown as hex.
   std::function<std::string(const std::uint8_t* state)> dump_state;
+  /// A stateful kernel on the host, outside any ring (durable checkpoints fold their journal into
+  /// the state with these: runtime/checkpoint.hpp): init() into `state`; apply one request (its
+  /// payload bytes) to `state` through the kernel's handler — the same code a CPU incarnation runs.
+  std::function<void(std::uint8_t* state)> init_state;
+  std::function<void(std::uint8_t* state, const std::uint8_t* request, std::uint32_t size)> apply_state;
 };
 
 struct function_info {

@@ -72,6 +72,9 @@ struct run_options {
   /// (the reason) or returns nullptr (no such backend). Empty: the GPU backends of this build
   /// (gpu::make_cuda_device / make_hip_device). Tests put the emulated GPU device here.
   std::function<std::shared_ptr<gpu::gpu_device>(const std::string& backend)> open_gpu;
+  /// A stateful node's checkpoint of another kernel or state size: move it aside and start from
+  /// init (logged) instead of failing the start (`ringflow run --discard-checkpoints`).
+  bool discard_checkpoints = false;
 };
 
 /// The counters of a run (`--summary-json` writes to_json()).

@@ -88,6 +88,12 @@ struct node_spec {
   std::uint32_t snapshot_every = 1000;
   std::uint32_t snapshot_ms = 1000;
   std::uint32_t journal_max = 16384;
+  // Its durable checkpoints (`checkpoint:`; runtime/checkpoint.hpp, docs/FAULTS.md "Durable checkpoints"):
+  bool checkpoint = false;
+  std::string checkpoint_dir;   // as written
+  std::string checkpoint_path;  // resolved against the topology file's folder
+  std::uint32_t checkpoint_every_ms = 1000;
+  std::string durability = "checkpoint";  // checkpoint | reply
   // CPU nodes
   std::string function;
   // both: message types (a CPU node's input and output are its `type`)

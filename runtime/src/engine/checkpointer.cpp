@@ -1,0 +1,250 @@
+// The checkpointer: see checkpointer.hpp.
+#include "checkpointer.hpp"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "ringflow/runtime/engine.hpp"
+
+namespace ringflow::ops::engine_parts {
+
+namespace {
+
+std::uint64_t unix_ms_now() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
+constexpr std::uint64_t ms_ns = 1000000u;
+
+}  // namespace
+
+void checkpointer::resume(const node_spec& n, const std::string& ring, const kernel_info& k, bool discard,
+                          ring_actor_options::state_options& into) {
+  auto c = std::make_unique<node_ckpt>(checkpoint_store(n.checkpoint_path, ring));
+  node_ckpt& ck = *c;
+  ck.node = n.name;
+  ck.ring = ring;
+  ck.kernel = k.name;
+  ck.state_bytes = k.state_bytes;
+  ck.every_ms = n.checkpoint_every_ms;
+  if (std::string why = ck.store.prepare(); !why.empty()) throw engine_error("node '" + n.name + "': " + why);
+  checkpoint_store::loaded l = ck.store.load();
+  for (const std::string& r : l.refused)
+    log_.warn("checkpoint", "node " + n.name + ": a checkpoint file is unusable (torn or corrupt): " + r,
+              {{"node", n.name}, {"refused", r}});
+  auto refuse_or_discard = [&](const std::string& what) {
+    if (!discard) throw engine_error(what + " (start with --discard-checkpoints to start from init)");
+    std::string err;
+    std::vector<std::string> moved = ck.store.discard(err);
+    if (err.empty()) discard_journal(ck, moved, err);  // its requests follow the discarded state
+    if (!err.empty()) throw engine_error("node '" + n.name + "': cannot discard its checkpoints: " + err);
+    log_.audit("checkpoints discarded (--discard-checkpoints)", {{"node", n.name}, {"why", what}, {"moved_to", moved}});
+    l.cp.reset();
+  };
+  if (l.cp && (l.cp->kernel != k.name || l.cp->state_bytes != k.state_bytes))
+    refuse_or_discard("node '" + n.name + "': the checkpoint " + l.from.string() + " holds kernel '" + l.cp->kernel +
+                      "' with " + std::to_string(l.cp->state_bytes) + " bytes of state, the node runs '" + k.name +
+                      "' with " + std::to_string(k.state_bytes));
+  else if (!l.cp && !l.refused.empty())
+    refuse_or_discard("node '" + n.name + "': no checkpoint file in " + ck.store.dir().string() +
+                      " is usable, so its state is unknown");
+  std::vector<std::uint8_t> state;
+  std::uint64_t covered = 0;
+  if (l.cp) {
+    state = std::move(l.cp->state);
+    covered = l.cp->requests_covered;
+    ck.sequence = l.cp->sequence;
+    log_.info("checkpoint", "node " + n.name + " resumes from its checkpoint",
+              {{"node", n.name},
+               {"file", l.from.string()},
+               {"sequence", l.cp->sequence},
+               {"requests_covered", covered},
+               {"written_unix_ms", l.cp->written_unix_ms}});
+  } else {
+    log_.info("checkpoint", "node " + n.name + " has no checkpoint yet: it starts from the kernel's init()",
+              {{"node", n.name}, {"dir", ck.store.dir().string()}});
+  }
+  if (n.durability == "reply") fold_journal(ck, k, discard, state, covered);
+  ck.written_covered = covered;
+  into.initial = std::move(state);
+  into.initial_covered = covered;
+  into.durable = ck.journal;
+  nodes_.push_back(std::move(c));
+}
+
+void checkpointer::discard_journal(const node_ckpt& ck, std::vector<std::string>& moved, std::string& err) {
+  const std::filesystem::path file = ck.store.dir() / (ck.ring + ".journal");
+  std::filesystem::path to = file;
+  to += ".discarded";
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec)) return;
+  std::filesystem::rename(file, to, ec);
+  if (ec) err = "rename " + file.string() + ": " + ec.message();
+  else moved.push_back(to.string());
+}
+
+// durability: reply — the requests the journal holds after the checkpoint go into the state (the
+// kernel's handler on the host, in their order), and the journal is opened on.
+void checkpointer::fold_journal(node_ckpt& ck, const kernel_info& k, bool discard, std::vector<std::uint8_t>& state,
+                                std::uint64_t& covered) {
+  if (!k.apply_state || !k.init_state)
+    throw engine_error("node '" + ck.node + "': kernel '" + k.name +
+                       "' cannot be applied on the host (durability: reply)");
+  std::filesystem::path file = ck.store.dir() / (ck.ring + ".journal");
+  journal_contents j = read_journal(file);
+  if (j.present && !j.note.empty())
+    log_.warn("checkpoint",
+              "node " + ck.node + ": the journal ends early (a torn tail is what a crash leaves): " + j.note,
+              {{"node", ck.node}, {"file", file.string()}, {"note", j.note}});
+  const std::uint64_t checkpoint_covered = covered;
+  std::vector<journal_entry> tail;
+  if (j.present && j.base > covered && !j.entries.empty()) {
+    const std::string what = "node '" + ck.node + "': its journal starts after request " + std::to_string(j.base) +
+                             ", its checkpoint holds " + std::to_string(covered) + " (requests between are lost)";
+    if (!discard) throw engine_error(what + " (start with --discard-checkpoints to go on without them)");
+    std::vector<std::string> moved;
+    std::string err;
+    discard_journal(ck, moved, err);
+    if (!err.empty()) throw engine_error("node '" + ck.node + "': cannot discard its journal: " + err);
+    log_.audit("journal discarded (--discard-checkpoints)", {{"node", ck.node}, {"why", what}, {"moved_to", moved}});
+  } else {
+    if (state.empty()) {
+      state.assign(k.state_bytes, 0);
+      k.init_state(state.data());
+    }
+    for (journal_entry& e : j.entries) {
+      if (e.seq <= covered) continue;  // in the checkpoint already
+      k.apply_state(state.data(), e.bytes.data(), static_cast<std::uint32_t>(e.bytes.size()));
+      covered = e.seq;
+      tail.push_back(std::move(e));
+    }
+    if (!tail.empty())
+      log_.info("checkpoint", "node " + ck.node + ": folded its journal into the checkpoint's state",
+                {{"node", ck.node}, {"from", checkpoint_covered + 1}, {"to", covered}});
+  }
+  node_ckpt* self = &ck;
+  ck.journal = std::make_shared<reply_journal>(file, [this, self](const std::string& why) {
+    const std::uint64_t f = self->failures.fetch_add(1, std::memory_order_relaxed) + 1;
+    log_.error(
+        "checkpoint",
+        "node " + self->node + ": a journal commit failed: the replies waiting for it answer unavailable: " + why,
+        {{"node", self->node}, {"error", why}, {"failures", f}});
+  });
+  if (std::string why = ck.journal->open(checkpoint_covered, std::move(tail)); !why.empty())
+    throw engine_error("node '" + ck.node + "': cannot open its journal: " + why);
+}
+
+void checkpointer::start(core_lookup lookup) {
+  if (nodes_.empty() || thread_.joinable()) return;
+  lookup_ = std::move(lookup);
+  const std::uint64_t now = steady_now();
+  for (auto& n : nodes_) n->due_ns = now + n->every_ms * ms_ns;
+  stop_ = false;
+  thread_ = std::thread([this] { run(); });
+}
+
+void checkpointer::run() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    cv_.wait_for(lock, std::chrono::milliseconds(2));
+    if (stop_) break;
+    const std::uint64_t now = steady_now();
+    for (auto& n : nodes_)
+      if (std::shared_ptr<ring_core> core = lookup_(n->ring)) (void)step(*n, core, now, false);
+  }
+}
+
+bool checkpointer::step(node_ckpt& n, const std::shared_ptr<ring_core>& core, std::uint64_t now, bool force) {
+  if (core.get() != n.core) {  // a new ring actor (an OTP restart): ask it afresh
+    n.core = core.get();
+    n.asked = false;
+  }
+  if (!n.asked) {
+    if (!force && now < n.due_ns) return false;
+    n.asked_at = core->request_snapshot();
+    n.asked_ns = now;
+    n.asked = true;
+    return false;
+  }
+  std::optional<state_view> v = core->state();
+  if (!v || v->snapshots < n.asked_at) {
+    // Not yet. A snapshot that never comes (a faulted kernel the ladder is replacing) is asked
+    // for again after a period.
+    if (now - n.asked_ns > std::max<std::uint64_t>(n.every_ms, 1000) * ms_ns) n.asked = false;
+    return false;
+  }
+  if (!v->bytes.empty()) write(n, *v);
+  n.asked = false;
+  n.due_ns = now + n.every_ms * ms_ns;
+  return true;
+}
+
+void checkpointer::write(node_ckpt& n, const state_view& v) {
+  if (n.written_any && v.requests_covered == n.written_covered) return;  // nothing new since
+  checkpoint c;
+  c.kernel = n.kernel;
+  c.state_bytes = n.state_bytes;
+  c.sequence = n.sequence + 1;
+  c.requests_covered = v.requests_covered;
+  c.written_unix_ms = unix_ms_now();
+  c.state = v.bytes;
+  if (std::string why = n.store.write(c); !why.empty()) {
+    const std::uint64_t f = n.failures.fetch_add(1, std::memory_order_relaxed) + 1;
+    log_.error("checkpoint", "node " + n.node + ": writing a checkpoint failed (the previous one stays valid): " + why,
+               {{"node", n.node}, {"error", why}, {"failures", f}, {"sequence", c.sequence}});
+    return;
+  }
+  n.sequence = c.sequence;
+  n.written_covered = v.requests_covered;
+  if (n.journal) n.journal->checkpointed(v.requests_covered);  // the journal may forget what it holds
+  n.written_any = true;
+  n.writes.fetch_add(1, std::memory_order_relaxed);
+  n.last_unix_ms.store(c.written_unix_ms, std::memory_order_relaxed);
+  log_.write(log_level::debug, "checkpoint", "node " + n.node + ": checkpoint written",
+             {{"node", n.node}, {"sequence", c.sequence}, {"requests_covered", c.requests_covered}});
+}
+
+void checkpointer::final_checkpoint(std::chrono::milliseconds timeout) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!lookup_) return;
+  for (auto& n : nodes_) {
+    std::shared_ptr<ring_core> core = lookup_(n->ring);
+    if (!core) {
+      log_.warn("checkpoint", "node " + n->node + ": no final checkpoint (its ring actor is not running)",
+                {{"node", n->node}});
+      continue;
+    }
+    n->asked = false;
+    const std::uint64_t t0 = steady_now();
+    (void)step(*n, core, t0, true);
+    bool done = false;
+    while (!done && steady_now() - t0 < static_cast<std::uint64_t>(timeout.count()) * ms_ns) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      done = step(*n, core, steady_now(), true);
+    }
+    if (!done)
+      log_.warn("checkpoint", "node " + n->node + ": no final checkpoint (no snapshot within the drain timeout)",
+                {{"node", n->node}, {"timeout_ms", timeout.count()}});
+  }
+}
+
+void checkpointer::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::vector<checkpoint_view> checkpointer::views() const {
+  std::vector<checkpoint_view> out;
+  for (const auto& n : nodes_)
+    out.push_back({n->ring, n->writes.load(std::memory_order_relaxed), n->failures.load(std::memory_order_relaxed),
+                   n->last_unix_ms.load(std::memory_order_relaxed)});
+  return out;
+}
+
+}  // namespace ringflow::ops::engine_parts
