@@ -177,8 +177,11 @@ std::string reply_journal::append(const std::vector<held>& batch) {
 
 // The whole file afresh: header(base) + tail + batch, through a temp file and a rename.
 std::string reply_journal::rewrite(const std::vector<held>& batch, std::uint64_t base) {
-  std::vector<journal_entry> all(tail_.begin(), tail_.end());
-  for (const held& h : batch) all.push_back(h.e);
+  std::vector<journal_entry> all;
+  for (const journal_entry& e : tail_)
+    if (e.seq > base) all.push_back(e);
+  for (const held& h : batch)  // a retry may be older than the checkpoint before the latest: it holds it
+    if (h.e.seq > base) all.push_back(h.e);
   const std::vector<std::uint8_t> b = encode_journal(base, all);
   std::filesystem::path tmp = file_;
   tmp += ".tmp";
