@@ -16,10 +16,21 @@
 //                                    the cost of snapshots
 //   BM_StatelessThroughput           the same with EchoKernel (stateless, no journal), 72-byte
 //                                    requests: the cost of the journal itself
+//   BM_StatefulCheckpointed/every_ms:T  BM_StatefulThroughput (snapshot_every 1000) while a thread
+//                                    does what the engine's checkpointer does every T ms: ask for a
+//                                    snapshot, wait for it, write it durably (temp + fsync +
+//                                    rename + folder fsync, runtime/checkpoint.hpp) into a folder
+//                                    under $TMPDIR: the cost of `durability: checkpoint`
+//   BM_StatefulDurableReply          the same with `durability: reply`: every reply held until its
+//                                    trade is in the group-committed journal (fdatasync per
+//                                    commit, runtime/reply_journal.hpp); counters: commits and
+//                                    trades per commit
 #include <benchmark/benchmark.h>
 
+#include <unistd.h>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -30,6 +41,8 @@
 #include "ringflow/demo_kernels.hpp"
 #include "ringflow/generated/echo_generated.h"
 #include "ringflow/generated/trade_generated.h"
+#include "ringflow/runtime/checkpoint.hpp"
+#include "ringflow/runtime/reply_journal.hpp"
 
 namespace {
 
@@ -137,9 +150,59 @@ void BM_StateRestore(benchmark::State& state) {
   }
 }
 
+// The run's files, removed at exit.
+struct bench_root {
+  std::filesystem::path path =
+      std::filesystem::temp_directory_path() / ("ringflow-bench-state-" + std::to_string(getpid()));
+  ~bench_root() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+} root;
+
+std::filesystem::path bench_dir(const char* name) {
+  const std::filesystem::path d = root.path / name;
+  std::filesystem::remove_all(d);
+  std::filesystem::create_directories(d);
+  return d;
+}
+
 void throughput(benchmark::State& state, ring_actor_options o, const incarnation_factory& make, type_id rq, type_id rp,
-                const std::vector<std::uint8_t>& request) {
+                const std::vector<std::uint8_t>& request, std::uint32_t checkpoint_ms = 0) {
   bench_core b(rq, rp, o, make);
+  // durability: checkpoint — the checkpointer's loop (engine checkpointer.cpp) on this core.
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> written{0}, write_failures{0};
+  std::thread checkpointer;
+  if (checkpoint_ms) {
+    checkpointer = std::thread([&] {
+      ops::checkpoint_store store(bench_dir("checkpoints"), "bench");
+      std::uint64_t seq = 0;
+      while (!stop.load()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(checkpoint_ms));
+        const std::uint64_t ticket = b.core->request_snapshot();
+        while (!stop.load() && b.core->stats().snapshots < ticket)
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));  // as the checkpointer polls
+        std::optional<state_view> v = b.core->state();
+        if (!v || v->bytes.empty() || v->snapshots < ticket) continue;
+        ops::checkpoint c;
+        c.kernel = VwapKernel::name;
+        c.state_bytes = sizeof(VwapKernel::state);
+        c.sequence = ++seq;
+        c.requests_covered = v->requests_covered;
+        c.state = std::move(v->bytes);
+        (store.write(c).empty() ? written : write_failures).fetch_add(1);
+      }
+    });
+  }
+  struct joiner {
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~joiner() {
+      stop.store(true);
+      if (t.joinable()) t.join();
+    }
+  } join_checkpointer{stop, checkpointer};
   constexpr int per_iteration = 20000;
   std::atomic<int> outstanding{0};
   std::atomic<std::uint64_t> errors{0};
@@ -172,11 +235,36 @@ void throughput(benchmark::State& state, ring_actor_options o, const incarnation
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * per_iteration);
   const ring_stats s = b.core->stats();
   state.counters["snapshots"] = static_cast<double>(s.snapshots);
+  if (checkpoint_ms) {
+    state.counters["checkpoints"] = static_cast<double>(written.load());
+    if (write_failures.load()) state.SkipWithError("checkpoint writes failed");
+  }
 }
 
 void BM_StatefulThroughput(benchmark::State& state) {
   throughput(state, stateful(static_cast<std::uint32_t>(state.range(0))), cpu_incarnation_factory<VwapKernel>(rings()),
              msg::Trade::type_id_, msg::VwapReply::type_id_, trade_bytes());
+}
+
+void BM_StatefulCheckpointed(benchmark::State& state) {
+  throughput(state, stateful(1000), cpu_incarnation_factory<VwapKernel>(rings()), msg::Trade::type_id_,
+             msg::VwapReply::type_id_, trade_bytes(), static_cast<std::uint32_t>(state.range(0)));
+}
+
+void BM_StatefulDurableReply(benchmark::State& state) {
+  auto journal = std::make_shared<ops::reply_journal>(bench_dir("journal") / "bench.journal", nullptr);
+  if (!journal->open(0, {}).empty()) {
+    state.SkipWithError("cannot open the journal");
+    return;
+  }
+  ring_actor_options o = stateful(1000);
+  o.state.durable = journal;
+  throughput(state, o, cpu_incarnation_factory<VwapKernel>(rings()), msg::Trade::type_id_, msg::VwapReply::type_id_,
+             trade_bytes());
+  const ops::reply_journal::counters c = journal->stats();
+  state.counters["commits"] = static_cast<double>(c.commits);
+  state.counters["trades_per_commit"] = c.commits ? static_cast<double>(c.records) / static_cast<double>(c.commits) : 0;
+  if (c.failures) state.SkipWithError("journal commits failed");
 }
 
 void BM_StatelessThroughput(benchmark::State& state) {
@@ -197,5 +285,7 @@ BENCHMARK(BM_StatefulThroughput)
     ->Arg(1000000)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_StatefulCheckpointed)->ArgName("every_ms")->Arg(100)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_StatefulDurableReply)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();

@@ -521,3 +521,27 @@ TEST_CASE("validate refuses checkpoint blocks on stateless kernels, unknown keys
   o = validate("{name: v, kernel: vwap, checkpoint: {dir: d, every_ms: 50, durability: reply}}");
   CHECK(o.code == 0);
 }
+
+TEST_CASE(
+    "stateful-demo.yaml: crash, hang, corrupt reply, device loss, fail-back, and the checkpointed state equals "
+    "the fault-free one",
+    "[checkpoint][program][examples]") {
+  const fs::path dir = fresh_dir("demo");
+  fs::copy_file(fs::path(RINGFLOW_SOURCE_DIR) / "examples/topologies/stateful-demo.yaml", dir / "stateful-demo.yaml");
+  const fs::path s = dir / "s.json";
+  const auto o = ringflow::testing::run_program(
+      RINGFLOW_PROGRAM, {"run", (dir / "stateful-demo.yaml").string(), "--http", "off", "--summary-json", s.string()});
+  INFO(o.err.substr(o.err.size() > 4000 ? o.err.size() - 4000 : 0));
+  REQUIRE(o.code == 0);
+  const nlohmann::json j = summary_of(s);
+  CHECK(j.value("lost", 1ull) == 0);
+  CHECK(j.value("errors", 1ull) == 0);
+  CHECK(j.value("restarts", 0ull) >= 3);
+  CHECK(j.value("reroutes", 0ull) >= 1);
+  CHECK(j.value("failbacks", 0ull) >= 1);
+  const std::uint64_t replied = j.value("replied", 0ull);
+  const checkpoint_store::loaded l = checkpoint_store(dir / ".ringflow-state", "vwap").load();
+  REQUIRE(l.cp);
+  CHECK(l.cp->requests_covered == replied);
+  CHECK(l.cp->state == reference_state(replied));  // every trade once, through every fault
+}

@@ -168,8 +168,9 @@ bool checkpointer::step(node_ckpt& n, const std::shared_ptr<ring_core>& core, st
     n.asked = true;
     return false;
   }
-  std::optional<state_view> v = core->state();
-  if (!v || v->snapshots < n.asked_at) {
+  // The counters first (no copy of the state) until the snapshot asked for has come.
+  std::optional<state_view> v;
+  if (core->stats().snapshots < n.asked_at || !(v = core->state()) || v->snapshots < n.asked_at) {
     // Not yet. A snapshot that never comes (a faulted kernel the ladder is replacing) is asked
     // for again after a period.
     if (now - n.asked_ns > std::max<std::uint64_t>(n.every_ms, 1000) * ms_ns) n.asked = false;
