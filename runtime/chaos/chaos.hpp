@@ -40,10 +40,19 @@ struct plan {
   std::size_t nodes = 0, ring_nodes = 0, supervisors = 0;
   bool hosted = false;                   // a `host: process` node
   std::vector<std::string> fault_kinds;  // one per fault, in schedule order
+  bool stateful = false;                 // generate_stateful(): the vwap kernel, checkpointed
+  std::string durability;                // its checkpoint's durability (checkpoint | reply)
 };
 
 /// The topology and fault schedule of one seed.
 [[nodiscard]] plan generate(std::uint64_t seed);
+
+/// `ringflow_chaos --stateful`: ingest (validate) -> `vwap` (stateful, sim or cpu, random snapshot
+/// settings, a `checkpoint:` in the seed's folder, durability checkpoint or reply) -> egress, a
+/// paced Trade load, 1-6 device faults of every kind and trigger (no actor_crash: a ring actor's
+/// state is not handed over yet). The harness compares the final checkpoint with the fault-free
+/// state of the trades sent.
+[[nodiscard]] plan generate_stateful(std::uint64_t seed);
 
 /// Every fault kind the generator draws from (the sim's, kill_worker and actor_crash).
 [[nodiscard]] const std::vector<std::string>& all_fault_kinds();

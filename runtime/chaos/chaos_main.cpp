@@ -2,7 +2,7 @@
 // checks the accounting invariants of every run (docs/FAULTS.md "Chaos").
 //
 //   ringflow_chaos --seeds A-B | N | A-B,N,...  [--ringflow PATH] [--json] [--jobs N] [--keep DIR]
-//                  [--timeout S] [--show] [--inject-violation lost|duplicated|wrong]
+//                  [--timeout S] [--show] [--stateful] [--inject-violation lost|duplicated|wrong|state]
 //
 // Per seed: the topology of chaos::generate(seed) is written to a folder and run as a subprocess
 // (`ringflow run FILE --duration D --http off --summary-json F`, in a process group of its own).
@@ -14,8 +14,15 @@
 // reproduces it, and keeps its folder. The last line is always `chaos: <n> seeds, <v> violations`;
 // exit 0 only when every seed held (1 otherwise, 2 for bad usage).
 //
+// --stateful: the seeds are chaos::generate_stateful()'s — a stateful `vwap` node (durable
+// checkpoints in the seed's folder) under a random device-fault schedule. Checked besides: every
+// trade answered, none with an error (so the fault-free state is known: the trades 0 .. sent-1),
+// the final checkpoint holds exactly `replied` requests, and its state is byte-identical to the
+// fault-free state computed here with the kernel's own handler (kernel_info::apply_state).
+//
 // --inject-violation corrupts this harness's own reading of one reply per seed (a reply counted as
-// lost, twice, or wrong) to show that a violation is caught: every seed must then fail.
+// lost, twice, or wrong), or with `state` one value of the final state it read, to show that a
+// violation is caught: every seed must then fail.
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -40,6 +47,9 @@
 #include <vector>
 
 #include "chaos.hpp"
+#include "ringflow/demo_kernels.hpp"
+#include "ringflow/runtime/catalog.hpp"
+#include "ringflow/runtime/checkpoint.hpp"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -51,7 +61,7 @@ struct options {
   std::vector<std::uint64_t> seeds;
   std::string seeds_text;
   std::string ringflow;
-  bool json = false, show = false;
+  bool json = false, show = false, stateful = false;
   unsigned jobs = 1;
   std::string keep;
   double timeout_s = 60;
@@ -141,6 +151,7 @@ struct seed_result {
   nlohmann::json summary;
   std::vector<std::string> violations;
   std::string dir;
+  bool state_checked = false;  // --stateful: the final state was compared
 };
 
 std::uint64_t u(const nlohmann::json& s, const char* k) {
@@ -182,12 +193,55 @@ void check(seed_result& r) {
                            (p.expected_gave_up.empty() ? std::string("null") : "\"" + p.expected_gave_up + "\""));
 }
 
+// --stateful: the final checkpoint against the fault-free state of the trades 0 .. sent-1.
+void check_state(seed_result& r, const fs::path& dir, bool perturb) {
+  const nlohmann::json& s = r.summary;
+  if (!s.is_object()) return;
+  const std::uint64_t sent = u(s, "sent"), replied = u(s, "replied"), errors = u(s, "errors");
+  if (errors) {
+    r.violations.push_back("state: " + std::to_string(errors) +
+                           " trades answered with an error (their effect is unknown: no fault-free state to compare)");
+    return;
+  }
+  const ringflow::ops::checkpoint_store::loaded l = ringflow::ops::checkpoint_store(dir / "state", "r1").load();
+  for (const std::string& why : l.refused) r.violations.push_back("state: checkpoint refused: " + why);
+  if (!l.cp) {
+    r.violations.push_back("state: no final checkpoint in " + (dir / "state").string());
+    return;
+  }
+  std::vector<std::uint8_t> got = l.cp->state;
+  if (perturb && got.size() >= 8) got[got.size() - 8] ^= 1;  // the self-test: one value of the state
+  if (l.cp->requests_covered != replied)
+    r.violations.push_back("state: the final checkpoint holds " + std::to_string(l.cp->requests_covered) +
+                           " requests, " + std::to_string(replied) + " were answered");
+  const ringflow::ops::kernel_info* k = ringflow::ops::find_kernel("vwap");
+  const ringflow::ops::message_info* t = ringflow::ops::find_message("Trade");
+  if (!k || !t || !k->apply_state || !k->init_state) {
+    r.violations.push_back("state: this build's catalog has no vwap kernel or Trade message");
+    return;
+  }
+  std::vector<std::uint8_t> want(k->state_bytes);
+  k->init_state(want.data());
+  for (std::uint64_t i = 0; i < sent; ++i) {
+    const ringflow::fb_msg m = t->make(i, 64);
+    k->apply_state(want.data(), m.bytes.data(), static_cast<std::uint32_t>(m.bytes.size()));
+  }
+  r.state_checked = true;
+  if (got != want) {
+    std::size_t first = 0;
+    while (first < got.size() && first < want.size() && got[first] == want[first]) ++first;
+    r.violations.push_back("state: the final state differs from the fault-free state of the " + std::to_string(sent) +
+                           " trades sent (first at byte " + std::to_string(first) + " of " +
+                           std::to_string(want.size()) + ")");
+  }
+}
+
 std::atomic<bool> interrupted{false};
 
 seed_result run_seed(std::uint64_t seed, const options& o, const fs::path& base) {
   seed_result r;
   r.seed = seed;
-  r.p = ringflow::chaos::generate(seed);
+  r.p = o.stateful ? ringflow::chaos::generate_stateful(seed) : ringflow::chaos::generate(seed);
   const fs::path dir = base / ("seed-" + std::to_string(seed));
   std::error_code ec;
   fs::remove_all(dir, ec);
@@ -273,10 +327,11 @@ seed_result run_seed(std::uint64_t seed, const options& o, const fs::path& base)
   if (!r.summary.is_object()) {
     r.violations.push_back("no summary (summary.json missing or not JSON)");
     r.summary = nlohmann::json();
-  } else if (!o.inject.empty()) {
+  } else if (!o.inject.empty() && o.inject != "state") {
     inject(r.summary, o.inject);
   }
   check(r);
+  if (r.p.stateful) check_state(r, dir, o.inject == "state");
   return r;
 }
 
@@ -287,6 +342,7 @@ std::string reproduce(const options& o, std::uint64_t seed, const char* argv0) {
     self.erase(self.size() - gone.size());  // rebuilt while running: the path still names it
   std::string c = (ec ? std::string(argv0) : self) + " --seeds " + std::to_string(seed) + " --ringflow " + o.ringflow +
                   " --keep /tmp/chaos-" + std::to_string(seed);
+  if (o.stateful) c += " --stateful";
   if (o.timeout_s != 60) c += " --timeout " + std::to_string(o.timeout_s);
   if (!o.inject.empty()) c += " --inject-violation " + o.inject;
   return c;
@@ -310,6 +366,9 @@ nlohmann::json to_json(const seed_result& r, const std::string& repro) {
           {"supervisors", r.p.supervisors},
           {"hosted", r.p.hosted},
           {"faults", r.p.fault_kinds},
+          {"stateful", r.p.stateful},
+          {"durability", r.p.durability},
+          {"state_checked", r.state_checked},
           {"duration_s", r.p.duration_s},
           {"exit", r.exit},
           {"expected_exit", r.p.expected_exit},
@@ -347,8 +406,12 @@ int main(int argc, char** argv) {
   app.add_option("--timeout", o.timeout_s, "seconds a run may take past its duration before it is killed (60)")
       ->check(CLI::Range(1.0, 3600.0));
   app.add_flag("--show", o.show, "print each seed's topology file and exit (nothing runs)");
-  app.add_option("--inject-violation", o.inject, "self-test: corrupt one reply per seed")
-      ->check(CLI::IsMember({"lost", "duplicated", "wrong"}));
+  app.add_flag("--stateful", o.stateful,
+               "stateful seeds: a checkpointed vwap node under device faults, its final state compared with the "
+               "fault-free one");
+  app.add_option("--inject-violation", o.inject,
+                 "self-test: corrupt one reply per seed (state: one value of the final state; with --stateful)")
+      ->check(CLI::IsMember({"lost", "duplicated", "wrong", "state"}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -359,8 +422,14 @@ int main(int argc, char** argv) {
                  o.seeds_text.c_str());
     return 2;
   }
+  if (o.inject == "state" && !o.stateful) {
+    std::fprintf(stderr, "ringflow_chaos: --inject-violation state needs --stateful\n");
+    return 2;
+  }
   if (o.show) {
-    for (std::uint64_t s : o.seeds) std::printf("%s", ringflow::chaos::generate(s).yaml.c_str());
+    for (std::uint64_t s : o.seeds)
+      std::printf("%s",
+                  (o.stateful ? ringflow::chaos::generate_stateful(s) : ringflow::chaos::generate(s)).yaml.c_str());
     return 0;
   }
   if (o.ringflow.empty()) o.ringflow = self_dir() + "/ringflow";
