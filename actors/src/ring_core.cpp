@@ -19,6 +19,7 @@
 #include <cstring>
 #include <deque>
 #include <stdexcept>
+#include <thread>
 
 #include <caf/mailbox_element.hpp>
 
@@ -192,7 +193,7 @@ ring_core::ring_core(std::string name, type_id request_type, type_id reply_type,
   if (so.state_bytes)
     impl_->journal = std::make_unique<detail::state_journal>(so.state_bytes, so.snapshot_every, so.journal_max,
                                                              std::uint64_t{so.snapshot_ms} * 1000000u, so.initial,
-                                                             so.initial_covered);
+                                                             so.initial_covered, so.from.get());
   poller_.add(this);
 }
 
@@ -896,8 +897,17 @@ incarnation_probe ring_core::probe() const {
   return p;
 }
 
+std::shared_ptr<const state_handover> ring_core::handover() const {
+  if (!impl_->journal || !stopped_.load(std::memory_order_acquire)) return nullptr;
+  return std::make_shared<const state_handover>(impl_->journal->handover());
+}
+
 void ring_core::stop() {
-  if (stopping_.exchange(true, std::memory_order_seq_cst)) return;
+  if (stopping_.exchange(true, std::memory_order_seq_cst)) {
+    // Another thread stops it: return once it has (callers rely on a drained, answered core).
+    while (!stopped_.load(std::memory_order_acquire)) std::this_thread::sleep_for(std::chrono::microseconds(50));
+    return;
+  }
   std::unique_ptr<incarnation> inc = detach();  // drains the kernel: served requests get replies
   inc.reset();
   // durability: reply — replies waiting for their journal commit are released (or failed) first.
@@ -924,6 +934,7 @@ void ring_core::stop() {
     if (m.staging.try_dequeue(id)) drop(id);
     else sched_yield();  // a submitter between its enqueue and its count: it is about to finish
   }
+  stopped_.store(true, std::memory_order_release);
 }
 
 }  // namespace ringflow

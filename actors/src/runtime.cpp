@@ -101,6 +101,9 @@ caf::actor runtime::spawn_ring_actor(const std::string& name, type_id request_ty
     if (taken(stale)) throw std::invalid_argument("ring actor '" + name + "': the name is already registered");
   }
   if (stale) stale->stop();  // outside the lock: it drains the old kernel
+  // A stateful predecessor's state goes on in its successor (ring_actor_options::state::from).
+  if (stale && opts.state.state_bytes && stale->options().state.state_bytes == opts.state.state_bytes)
+    if (std::shared_ptr<const state_handover> h = stale->handover()) opts.state.from = std::move(h);
   auto core = std::make_shared<ring_core>(name, request_type, reply_type, opts, *poller_);
   core->attach(factory(&poller_->bell()));
   caf::actor actor = system_->spawn(ring_actor, core);

@@ -7,13 +7,31 @@ namespace ringflow::detail {
 
 state_journal::state_journal(std::uint32_t state_bytes, std::uint32_t snapshot_every, std::uint32_t journal_max,
                              std::uint64_t snapshot_interval_ns, const std::vector<std::uint8_t>& initial,
-                             std::uint64_t initial_covered)
+                             std::uint64_t initial_covered, const state_handover* from)
     : state_bytes_(state_bytes),
       snapshot_every_(snapshot_every),
       journal_max_(journal_max),
       interval_ns_(snapshot_interval_ns),
       covered_(initial_covered),
       applied_(initial_covered) {
+  if (from) {
+    // A predecessor's state: its snapshot, and what it applied since, replayed as applied (their
+    // replies dropped). Their ids are out of reach of this core's outbox: generation 0xffffffff
+    // is far beyond what a new core's entries reach (and is no control id).
+    snapshot_ = from->snapshot;
+    covered_ = from->covered;
+    applied_ = from->applied;
+    std::uint64_t k = 0;
+    for (const std::vector<std::uint8_t>& b : from->since) {
+      journal_record r;
+      r.id = (0xffffffffull << 32) | k++;
+      r.bytes = b;
+      r.outcome = journal_record::applied;
+      records_.push_back(std::move(r));
+    }
+    replay_ = records_.size();
+    return;
+  }
   if (initial.empty()) return;
   // A resumed state (a durable checkpoint): the first incarnation's restore carries it, with the
   // checksum a snapshot reply would have.
@@ -221,6 +239,20 @@ bool state_journal::stuck() {
   if (records_.size() < journal_max_ || !(tainted_ || unsound_) || stuck_reported_) return false;
   stuck_reported_ = true;
   return true;
+}
+
+state_handover state_journal::handover() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  state_handover h;
+  h.snapshot = snapshot_;
+  h.covered = covered_;
+  h.applied = applied_;
+  // Applied: answered in this incarnation, or in an earlier one (a replay whose reply had not come
+  // when the kernel was abandoned). The others were never applied: stop() answers them `stopped`.
+  for (const journal_record& r : records_)
+    if (r.kind == journal_record::request && (r.outcome == journal_record::applied || r.replay_of_applied))
+      h.since.push_back(r.bytes);
+  return h;
 }
 
 state_journal::view state_journal::read(bool with_snapshot) const {

@@ -27,6 +27,7 @@
 #include <optional>
 #include <vector>
 
+#include "ringflow/actors/ring_core.hpp"
 #include "ringflow/kernel.hpp"
 
 namespace ringflow::detail {
@@ -56,7 +57,9 @@ class state_journal {
  public:
   state_journal(std::uint32_t state_bytes, std::uint32_t snapshot_every, std::uint32_t journal_max,
                 std::uint64_t snapshot_interval_ns, const std::vector<std::uint8_t>& initial = {},
-                std::uint64_t initial_covered = 0);
+                std::uint64_t initial_covered = 0, const state_handover* from = nullptr);
+  /// What a successor takes over (ring_core::handover()).
+  state_handover handover() const;
 
   /// Control ids never collide with a request's (those have a generation >= 1 in bits 32..63).
   static bool is_control_id(std::uint64_t id) noexcept { return (id >> 32) == 0; }

@@ -298,10 +298,20 @@ plan generate_stateful(std::uint64_t seed) {
   }
   y += "load:\n  - {name: traders, target: c1, message: Trade, rate: " + std::to_string(rate) +
        ", max_in_flight: " + std::to_string(16 << g.in(0, 3)) + "}\n";
-  // Faults of the device only: an actor_crash restarts the node from init() (no state handover
-  // between ring actors yet: FAULTS.md), which no comparison with a fault-free run can pass.
+  // Device faults of every kind, and sometimes the ring actor itself crashed (at most 3 times in
+  // all: the root's and the supervisor's intensity is 5, so nobody gives up) — its successor takes
+  // over the state.
   const int nfaults = g.in(1, 6);
   std::vector<std::string> lines;
+  if (g.chance(0.4)) {
+    const int times = g.in(1, 3);
+    const bool timed = g.chance(0.5);
+    lines.push_back("  - {node: r1, kind: actor_crash, " +
+                    (timed ? "at_s: " + num(g.real(0.3, 0.7 * p.duration_s), 2)
+                           : "probability: " + num(g.log_real(0.0002, 0.002), 5)) +
+                    ", times: " + std::to_string(times) + "}");
+    p.fault_kinds.push_back("actor_crash");
+  }
   for (int i = 0; i < nfaults; ++i) {
     const std::string kind = g.pick(device_kinds);
     const int trigger = g.in(0, 2);

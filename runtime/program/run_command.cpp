@@ -206,7 +206,7 @@ int cmd_run(const run_args& a) {
         log.audit("signal", {{"signal", strsignal(sig)}, {"action", "drain and stop (a second signal exits at once)"}});
       },
       [&](int sig) {  // the second signal: exit fast, say what was not answered
-        const run_summary s = eng.summary();
+        const run_summary s = eng.summary(true);
         // _Exit skips the destructors that unlink the kernel hosts' segments: unlink them here (the
         // workers see their service gone and exit).
         const std::vector<std::string> removed = process::remove_own_segments();
@@ -250,8 +250,10 @@ int cmd_run(const run_args& a) {
   }
   if (http) http->stop();
   eng.stop();  // graph, supervisors (reverse order), ladder, runtime
-  const run_summary s = eng.summary();
-  log.info("program", "summary", s.to_json());
+  const run_summary s = eng.summary(true);
+  nlohmann::json logged = s.to_json();
+  logged.erase("failed_sequences");  // the file has them; one log record stays small
+  log.info("program", "summary", logged);
   if (tty) print_summary_table(s, stdout);
   std::string err;
   const bool written = write_summary(a.summary_json, s, err);

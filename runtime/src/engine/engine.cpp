@@ -59,6 +59,8 @@ nlohmann::json run_summary::to_json() const {
           {"duration_s", duration_s},
           {"throughput_per_s", throughput_per_s},
           {"errors_by_code", errors_by_code},
+          {"failed_sequences", failed_sequences},
+          {"failed_sequences_dropped", failed_sequences_dropped},
           {"ok", ok()}};
 }
 
@@ -334,7 +336,7 @@ live_stats engine::live() const {
   return s;
 }
 
-run_summary engine::summary() const {
+run_summary engine::summary(bool with_failures) const {
   const impl& m = *impl_;
   run_summary s;
   // `finals` before the cut: once stop() has published them nothing is answered any more, so the
@@ -389,6 +391,7 @@ run_summary engine::summary() const {
   s.duration_s = seconds_between(load_ns ? load_ns : m.start_ns.load(), end ? end : steady_now());
   s.throughput_per_s = s.duration_s > 0 ? static_cast<double>(s.replied) / s.duration_s : 0;
   for (const auto& [code, n] : m.load.errors_by_code()) s.errors_by_code[code] = n;
+  if (with_failures) s.failed_sequences = m.load.failed_sequences(s.failed_sequences_dropped);
   return s;
 }
 

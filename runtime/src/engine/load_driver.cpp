@@ -147,7 +147,7 @@ void load_driver::refuse(generator& g, std::uint64_t seq, const std::string& cod
     sent_.fetch_add(1, std::memory_order_relaxed);
     errors_.fetch_add(1, std::memory_order_relaxed);
   }
-  count_error(code);
+  count_error(g.spec.name, seq, code);
   log_failure(g, seq, code + ": " + why, 0, 0);
 }
 
@@ -244,15 +244,24 @@ void load_driver::answer(generator& g, std::uint64_t seq, graph_result&& r, std:
   latency_.record(now > t0 ? now - t0 : 0);
   intended_.record(now > due ? now - due : 0);
   intended_hist_.observe(static_cast<double>(now > due ? now - due : 0) / 1e9);
-  if (!r.ok()) count_error(ringflow::to_string(r.code));
+  if (!r.ok()) count_error(g.spec.name, seq, ringflow::to_string(r.code));
   if (!error.empty()) log_failure(g, seq, error, trace_hi, trace_lo);
   if (tracer_ && (trace_hi | trace_lo))
     tracer_->ingress(trace_hi, trace_lo, span, g.spec.name, g.spec.target, seq, t0, now, error.empty(), error);
 }
 
-void load_driver::count_error(const std::string& code) {
+void load_driver::count_error(const std::string& generator, std::uint64_t seq, const std::string& code) {
   std::lock_guard<std::mutex> lock(err_mu_);
   ++errors_by_code_[code];
+  if (failed_.size() < failed_sequences_max)
+    failed_.push_back({{"generator", generator}, {"sequence", seq}, {"code", code}});
+  else ++failed_dropped_;
+}
+
+nlohmann::json load_driver::failed_sequences(std::uint64_t& dropped) const {
+  std::lock_guard<std::mutex> lock(err_mu_);
+  dropped = failed_dropped_;
+  return failed_;
 }
 
 // One warn record per failed message, with its trace id when it was traced; after the first 100,

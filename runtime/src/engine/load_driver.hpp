@@ -87,6 +87,10 @@ class load_driver {
   [[nodiscard]] const latency_recorder& intended_latency() const noexcept { return intended_; }
   [[nodiscard]] histogram_snapshot intended_histogram() const { return intended_hist_.snapshot(); }
   [[nodiscard]] std::map<std::string, std::uint64_t> errors_by_code() const;
+  /// The messages answered with an error, in answer order: {generator, sequence, code}, the first
+  /// `failed_sequences_max` (the summary's `failed_sequences`), and how many more there were.
+  static constexpr std::size_t failed_sequences_max = 100000;
+  [[nodiscard]] nlohmann::json failed_sequences(std::uint64_t& dropped) const;
 
  private:
   struct generator {
@@ -108,7 +112,7 @@ class load_driver {
   void refuse(generator& g, std::uint64_t seq, const std::string& code, const std::string& why);
   void answer(generator& g, std::uint64_t seq, graph_result&& r, std::uint64_t trace_hi, std::uint64_t trace_lo,
               std::uint64_t span);
-  void count_error(const std::string& code);
+  void count_error(const std::string& generator, std::uint64_t seq, const std::string& code);
   void log_failure(const generator& g, std::uint64_t seq, const std::string& error, std::uint64_t trace_hi,
                    std::uint64_t trace_lo);
 
@@ -125,6 +129,8 @@ class load_driver {
   std::atomic<std::uint64_t> sent_{0}, replied_{0}, errors_{0}, duplicated_{0}, wrong_{0}, failures_logged_{0};
   mutable std::mutex err_mu_;
   std::map<std::string, std::uint64_t> errors_by_code_;  // (err_mu_)
+  nlohmann::json failed_ = nlohmann::json::array();      // (err_mu_)
+  std::uint64_t failed_dropped_ = 0;                     // (err_mu_)
   latency_recorder latency_;
   latency_recorder intended_;
   histogram intended_hist_;

@@ -94,6 +94,7 @@ struct ring_hop_trace {
 using ring_trace_sink = std::function<void(const ring_hop_trace&)>;
 
 class reply_durability;
+struct state_handover;
 
 struct ring_actor_options {
   std::uint32_t window = 256;            // in-flight limit of the ring actor (rounded up to a power of two)
@@ -147,6 +148,10 @@ struct ring_actor_options {
     /// order the kernel applied them) and its reply is released only when the sink says so.
     /// nullptr: replies go out at once.
     std::shared_ptr<reply_durability> durable;
+    /// The state of a stopped predecessor (ring_core::handover()): wins over `initial`. Set by
+    /// runtime::spawn_ring_actor when a stateful ring actor is spawned under the name of a stopped
+    /// one with the same state size (an OTP restart after the actor itself crashed).
+    std::shared_ptr<const state_handover> from;
   } state;
 };
 
@@ -163,6 +168,18 @@ class reply_durability {
                     std::function<void(bool durable)> release) = 0;
   /// Returns once every reply handed over so far has been released.
   virtual void flush() = 0;
+};
+
+/// What a stopped stateful ring actor leaves its successor: the latest snapshot (the state's bytes
+/// and checksum; empty: init), the requests it holds, the requests applied for the first time so
+/// far, and the requests applied since the snapshot (their bytes, in order). A successor restores
+/// the snapshot and replays those (replies dropped: they were answered), so every answered
+/// request's effect is in its state exactly once. Requests the predecessor did not apply were
+/// answered `stopped` by its stop() and are not in it.
+struct state_handover {
+  std::vector<std::uint8_t> snapshot;
+  std::uint64_t covered = 0, applied = 0;
+  std::vector<std::vector<std::uint8_t>> since;
 };
 
 /// Counters (relaxed; monotonic) for tests, metrics and supervision.
@@ -256,6 +273,9 @@ class ring_core : public std::enable_shared_from_this<ring_core>, public reply_s
   /// Refuse new requests, detach, answer everything left with errc::stopped. Idempotent.
   void stop();
   bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
+  /// Stateful kernels, after stop() has returned: what a successor takes over (nullopt: stateless,
+  /// or not stopped).
+  std::shared_ptr<const state_handover> handover() const;
 
   ring_stats stats() const noexcept;
   /// Stateful kernels: the latest snapshot (nullopt for a stateless kernel).
@@ -313,6 +333,7 @@ class ring_core : public std::enable_shared_from_this<ring_core>, public reply_s
   std::unique_ptr<impl> impl_;
   std::atomic<bool> attached_{false};
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> stopped_{false};  // stop() has finished (a concurrent stop() waits for it)
   std::atomic<bool> hold_bad_replies_{false};
   mutable std::mutex control_mu_;  // attach / detach / stop / sweep
 };

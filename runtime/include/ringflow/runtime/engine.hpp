@@ -93,6 +93,10 @@ struct run_summary {
   double intended_p50_us = 0, intended_p99_us = 0, intended_p999_us = 0;
   double duration_s = 0, throughput_per_s = 0;
   nlohmann::json errors_by_code = nlohmann::json::object();
+  /// The load messages answered with an error: [{generator, sequence, code}], at most 100,000 (the
+  /// rest counted in failed_sequences_dropped). Which trades a stateful node never applied.
+  nlohmann::json failed_sequences = nlohmann::json::array();
+  std::uint64_t failed_sequences_dropped = 0;
   bool ok() const noexcept { return lost == 0 && duplicated == 0 && wrong == 0 && gave_up.empty(); }
   nlohmann::json to_json() const;
 };
@@ -135,7 +139,9 @@ class engine {
   /// `status` 200, or 404 for an unknown or stateless node.
   [[nodiscard]] nlohmann::json state_json(const std::string& node, int& status) const;
   [[nodiscard]] live_stats live() const;
-  [[nodiscard]] run_summary summary() const;
+  /// `with_failures`: also run_summary::failed_sequences (the program's final summary; a copy of
+  /// up to 100,000 records, so not for every /metrics scrape).
+  [[nodiscard]] run_summary summary(bool with_failures = false) const;
   std::vector<config_change> reload(const program_config& next);
   const program_config& config() const;
   /// The running graph (after start(); nullptr before and after stop()): an embedding service
