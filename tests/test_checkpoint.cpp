@@ -498,6 +498,22 @@ TEST_CASE("a checkpoint that cannot be written is logged and counted, the run go
   CHECK(summary_of(s).value("lost", 1ull) == 0);
   CHECK_THAT(o.err, Catch::Contains("writing a checkpoint failed") && Catch::Contains("Is a directory"));
   CHECK_FALSE(fs::exists(dir / "ckpts" / "vwap.ckpt"));
+
+  // The same, live: ringflow_checkpoint_failures_total counts them.
+  program_child c({"run", topo.string(), "--duration", "0", "--http", "127.0.0.1:0"}, "ckpt-fail-live");
+  const int port = http_port(c);
+  REQUIRE(port != 0);
+  httplib::Client cli("127.0.0.1", port);
+  static const std::regex re(R"re(ringflow_checkpoint_failures_total\{ring="vwap"\} ([0-9.e+]+))re");
+  CHECK(poll_until(
+      [&] {
+        auto r = cli.Get("/metrics");
+        std::smatch m;
+        return r && std::regex_search(r->body, m, re) && std::stod(m[1].str()) >= 2;
+      },
+      30s));
+  kill(c.pid, SIGTERM);
+  CHECK(c.wait() == 0);
 }
 
 TEST_CASE("validate refuses checkpoint blocks on stateless kernels, unknown keys and durabilities", "[checkpoint]") {
