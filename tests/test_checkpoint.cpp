@@ -30,6 +30,7 @@
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using namespace ringflow::ops;
+using ringflow::testing::http_port;
 using ringflow::testing::poll_until;
 using ringflow::testing::program_child;
 using ringflow::testing::temp_dir;
@@ -122,15 +123,6 @@ std::uint64_t replied_so_far(httplib::Client& cli) {
   static const std::regex re(R"re(ringflow_messages_total\{actor="vwap",outcome="ok"\} ([0-9.e+]+))re");
   if (!std::regex_search(r->body, m, re)) return 0;
   return static_cast<std::uint64_t>(std::stod(m[1].str()));
-}
-
-int http_port(program_child& c) {
-  int port = 0;
-  const bool seen = c.wait_log([&](const nlohmann::json& j) {
-    port = j.value("component", "") == "http" ? j.value("port", 0) : 0;
-    return port != 0;
-  });
-  return seen ? port : 0;
 }
 
 std::uint64_t checkpoints_so_far(httplib::Client& cli) {

@@ -35,16 +35,6 @@ outcome run(const std::vector<std::string>& args, const std::vector<std::string>
   return run_program(program, args, env);
 }
 
-// The port of a running program's HTTP server (its "http" log record).
-int http_port(program_child& c) {
-  int port = 0;
-  const bool seen = c.wait_log([&](const nlohmann::json& j) {
-    port = j.value("component", "") == "http" ? j.value("port", 0) : 0;
-    return port != 0;
-  });
-  return seen ? port : 0;
-}
-
 double metric(int port, const std::string& family, const std::map<std::string, std::string>& labels = {}) {
   httplib::Client cli("127.0.0.1", port);
   auto res = cli.Get("/metrics");

@@ -55,6 +55,16 @@ struct sup {
   int depth = 1;  // 1 = a child of the root
 };
 
+// The breaker and ladder settings of a seed (drawn in this order: the seeds' files depend on it).
+std::string config_block(rng& g, double hang_ms) {
+  std::string y = "config:\n";
+  y += "  breaker: {failure_threshold: " + std::to_string(g.in(2, 4)) +
+       ", cooldown_ms: " + std::to_string(g.in(3, 12) * 100) + "}\n";
+  y += "  ladder: {hang_timeout_ms: " + std::to_string(static_cast<int>(hang_ms)) +
+       ", probe_window_ms: " + std::to_string(g.in(2, 5) * 100) + "}\n";
+  return y;
+}
+
 const std::vector<std::string> device_kinds = {"hang", "transient_error", "sticky_error", "out_of_memory",
                                                "slow", "corrupt_reply",   "crash",        "device_lost"};
 
@@ -232,11 +242,7 @@ plan generate(std::uint64_t seed) {
   y += "# ringflow_chaos seed " + std::to_string(seed) + " (" + p.shape + ", " + p.mode + ")\n";
   y += "name: chaos-" + std::to_string(seed) + "\n";
   y += "duration_s: " + num(p.duration_s, 1) + "\n";
-  y += "config:\n";
-  y += "  breaker: {failure_threshold: " + std::to_string(g.in(2, 4)) +
-       ", cooldown_ms: " + std::to_string(g.in(3, 12) * 100) + "}\n";
-  y += "  ladder: {hang_timeout_ms: " + std::to_string(static_cast<int>(hang_ms)) +
-       ", probe_window_ms: " + std::to_string(g.in(2, 5) * 100) + "}\n";
+  y += config_block(g, hang_ms);
   y += "nodes:\n";
   for (const auto& l : node_lines) y += l + "\n";
   y += "edges:\n";
@@ -276,11 +282,7 @@ plan generate_stateful(std::uint64_t seed) {
   y += "# ringflow_chaos --stateful seed " + std::to_string(seed) + " (durability: " + durability + ")\n";
   y += "name: chaos-stateful-" + std::to_string(seed) + "\n";
   y += "duration_s: " + num(p.duration_s, 1) + "\n";
-  y += "config:\n";
-  y += "  breaker: {failure_threshold: " + std::to_string(g.in(2, 4)) +
-       ", cooldown_ms: " + std::to_string(g.in(3, 12) * 100) + "}\n";
-  y += "  ladder: {hang_timeout_ms: " + std::to_string(static_cast<int>(hang_ms)) +
-       ", probe_window_ms: " + std::to_string(g.in(2, 5) * 100) + "}\n";
+  y += config_block(g, hang_ms);
   y += "nodes:\n";
   y += "  - {name: c1, function: validate, type: Trade}\n";
   y += "  - {name: r1, kernel: vwap, backend: " + std::string(g.chance(0.8) ? "sim" : "cpu") +

@@ -69,6 +69,16 @@ struct program_child {
   bool waited = false;
 };
 
+// The port of a running program's HTTP server (its "http" log record); 0 when none came in 60 s.
+inline int http_port(program_child& c) {
+  int port = 0;
+  const bool seen = c.wait_log([&](const nlohmann::json& j) {
+    port = j.value("component", "") == "http" ? j.value("port", 0) : 0;
+    return port != 0;
+  });
+  return seen ? port : 0;
+}
+
 // Segments in /dev/shm named for service process `pid`.
 std::vector<std::string> segments_of(pid_t pid) {
   std::vector<std::string> out;
