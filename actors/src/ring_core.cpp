@@ -904,8 +904,10 @@ std::shared_ptr<const state_handover> ring_core::handover() const {
 
 void ring_core::stop() {
   if (stopping_.exchange(true, std::memory_order_seq_cst)) {
-    // Another thread stops it: return once it has (callers rely on a drained, answered core).
-    while (!stopped_.load(std::memory_order_acquire)) std::this_thread::sleep_for(std::chrono::microseconds(50));
+    // Another thread stops it. A stateful core's successor takes over its journal (handover()):
+    // return once the stop is complete, so no reply is taken after that.
+    if (impl_->journal)
+      while (!stopped_.load(std::memory_order_acquire)) std::this_thread::sleep_for(std::chrono::microseconds(50));
     return;
   }
   std::unique_ptr<incarnation> inc = detach();  // drains the kernel: served requests get replies

@@ -28,6 +28,7 @@ void checkpointer::resume(const node_spec& n, const std::string& ring, const ker
   ck.ring = ring;
   ck.kernel = k.name;
   ck.state_bytes = k.state_bytes;
+  ck.info = &k;
   ck.every_ms = n.checkpoint_every_ms;
   if (std::string why = ck.store.prepare(); !why.empty()) throw engine_error("node '" + n.name + "': " + why);
   checkpoint_store::loaded l = ck.store.load();
@@ -207,27 +208,25 @@ void checkpointer::write(node_ckpt& n, const state_view& v) {
              {{"node", n.node}, {"sequence", c.sequence}, {"requests_covered", c.requests_covered}});
 }
 
-void checkpointer::final_checkpoint(std::chrono::milliseconds timeout) {
+void checkpointer::final_checkpoint(const core_lookup& stopped_core) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (!lookup_) return;
   for (auto& n : nodes_) {
-    std::shared_ptr<ring_core> core = lookup_(n->ring);
-    if (!core) {
-      log_.warn("checkpoint", "node " + n->node + ": no final checkpoint (its ring actor is not running)",
+    const std::shared_ptr<ring_core> core = stopped_core(n->ring);
+    if (core) core->stop();  // stopped by its actor's end already, or now (a stateful stop waits for it)
+    const std::shared_ptr<const state_handover> h = core ? core->handover() : nullptr;
+    if (!h || !n->info || !n->info->apply_state || !n->info->init_state) {
+      log_.warn("checkpoint", "node " + n->node + ": no final checkpoint (its ring actor did not stop cleanly)",
                 {{"node", n->node}});
       continue;
     }
-    n->asked = false;
-    const std::uint64_t t0 = steady_now();
-    (void)step(*n, core, t0, true);
-    bool done = false;
-    while (!done && steady_now() - t0 < static_cast<std::uint64_t>(timeout.count()) * ms_ns) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      done = step(*n, core, steady_now(), true);
-    }
-    if (!done)
-      log_.warn("checkpoint", "node " + n->node + ": no final checkpoint (no snapshot within the drain timeout)",
-                {{"node", n->node}, {"timeout_ms", timeout.count()}});
+    state_view v;
+    v.bytes.assign(n->state_bytes, 0);
+    if (h->snapshot.size() >= n->state_bytes) std::copy_n(h->snapshot.begin(), n->state_bytes, v.bytes.begin());
+    else n->info->init_state(v.bytes.data());
+    for (const std::vector<std::uint8_t>& r : h->since)
+      n->info->apply_state(v.bytes.data(), r.data(), static_cast<std::uint32_t>(r.size()));
+    v.requests_covered = h->covered + h->since.size();
+    write(*n, v);
   }
 }
 

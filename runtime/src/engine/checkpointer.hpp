@@ -15,8 +15,8 @@
 //     its snapshot was asked for, at most every_ms + the write old. A failed write is logged and
 //     counted (ringflow_checkpoint_failures_total); the previous checkpoint stays valid and the
 //     next period tries again.
-//   * final_checkpoint() (engine drain, after the load is answered): one more snapshot and write
-//     per node, waiting at most `timeout` for each snapshot.
+//   * final_checkpoint() (engine stop, the ring actors stopped): the last checkpoint of each node
+//     from its stopped core's handover, so a clean stop loses nothing answered.
 //   * stop() ends the thread (idempotent).
 // Thread-safety: resume/start/final_checkpoint/stop from the engine's controlling thread; views()
 // from any thread.
@@ -63,13 +63,17 @@ class checkpointer {
               ring_actor_options::state_options& into);
   [[nodiscard]] bool empty() const noexcept { return nodes_.empty(); }
   void start(core_lookup lookup);
-  void final_checkpoint(std::chrono::milliseconds timeout);
+  /// engine stop(), once the ring actors are stopped and before the runtime goes: each node's last
+  /// checkpoint from its stopped core (ring_core::handover(): the snapshot with the requests
+  /// applied since folded in by the kernel's handler), so it holds every request answered.
+  void final_checkpoint(const core_lookup& stopped_core);
   void stop();
   [[nodiscard]] std::vector<checkpoint_view> views() const;
 
  private:
   struct node_ckpt {
     std::string node, ring, kernel;
+    const kernel_info* info = nullptr;
     std::uint32_t state_bytes = 0, every_ms = 1000;
     checkpoint_store store;
     std::shared_ptr<reply_journal> journal;  // durability: reply

@@ -260,8 +260,6 @@ void engine::drain() {
   m.log.write(left ? log_level::warn : log_level::info, "program",
               left ? "drain timed out; the graph answers the rest (stopped)" : "drained: every message answered",
               {{"open", left}});
-  // The stateful nodes' last checkpoint: a snapshot of everything answered (docs/FAULTS.md).
-  m.checkpoints.final_checkpoint(std::chrono::milliseconds(m.config_copy().runtime.drain_timeout_ms));
 }
 
 void engine::stop() {
@@ -272,6 +270,10 @@ void engine::stop() {
   if (m.graph) m.graph->stop();  // answers whatever is still open (errc::stopped)
   if (m.root) m.root->stop();
   if (m.ladder) m.ladder->stop();
+  if (m.rt) {  // the stateful nodes' last checkpoints: everything their stopped ring actors answered
+    runtime* rt = m.rt.get();
+    m.checkpoints.final_checkpoint([rt](const std::string& ring) { return rt->ring(ring); });
+  }
   m.lost_final.store(m.load.counts().open);
   m.end_ns.store(steady_now());
   std::uint64_t replays = 0;
