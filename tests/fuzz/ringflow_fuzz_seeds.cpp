@@ -8,6 +8,7 @@
 //   http-*.txt      HTTP requests (ringflow_fuzz_http)
 //   config-*.yaml   config files (ringflow_fuzz_config): every key, the deployment's, bad ones
 //   ckpt-*.bin      checkpoint files (ringflow_fuzz_checkpoint): whole ones, a torn one
+//   journal*.bin    journal files (durability: reply; ringflow_fuzz_checkpoint): whole, torn
 //   writer-*.bin    byte strings that start each mode of ringflow_fuzz_writer_roundtrip
 // All seeds go to every target: each accepts arbitrary bytes.
 #include <flatbuffers/flatbuffers.h>
@@ -184,6 +185,11 @@ int main(int argc, char** argv) {
     const bytes whole = ringflow::ops::encode_checkpoint(c);
     write("ckpt-vwap.bin", whole);
     write("ckpt-torn.bin", bytes(whole.begin(), whole.begin() + static_cast<std::ptrdiff_t>(whole.size() / 2)));
+    std::vector<ringflow::ops::journal_entry> es;
+    for (std::uint64_t i = 1; i <= 4; ++i) es.push_back({4096 + i, bytes(i * 5, static_cast<std::uint8_t>(i))});
+    const bytes journal = ringflow::ops::encode_journal(4096, es);
+    write("journal.bin", journal);
+    write("journal-torn.bin", bytes(journal.begin(), journal.end() - 3));
   }
 
   // Invalid envelopes.
