@@ -337,7 +337,7 @@ process::kernel_host_options host_options(std::string backend) {
     o.kernels.find = [](const std::string& n) -> std::optional<process::hosted_kernel> {
       if (n != "echo" && n != "trap_once") return std::nullopt;
       const ops::kernel_info* k = ops::find_kernel("echo");
-      return process::hosted_kernel{n, k->request_id, k->reply_id, k->cpu_factory};
+      return process::hosted_kernel{n, k->request_id, k->reply_id, k->cpu_factory, k->state_bytes};
     };
   }
 #endif

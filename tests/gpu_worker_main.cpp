@@ -14,7 +14,7 @@
 //   --fault-file PATH    read when this worker becomes active: the decimal sequence its trap_once /
 //                        hang_once kernels fault on (support/once_kernels.hpp); absent/unreadable: none
 //   --report-version N   claim segment protocol version N (the service must refuse the worker)
-// Kernels: the demo kernels (echo, saxpy, score) and trap_once / hang_once (Echo).
+// Kernels: the demo kernels (echo, saxpy, score, vwap) and trap_once / hang_once (Echo).
 // Exit codes: as `ringflow kernel-host` (process::worker_exit); 2 for bad usage.
 #include <chrono>
 #include <cstdio>
@@ -60,7 +60,8 @@ std::uint64_t read_fault_file(const char* path) {
 template <class K>
 process::hosted_kernel hosted() {
   return {K::name, K::request::type_id_, K::reply::type_id_,
-          [](cpu_incarnation_options co) { return cpu_incarnation_factory<K>(co); }};
+          [](cpu_incarnation_options co) { return cpu_incarnation_factory<K>(with_state_room<K>(std::move(co))); },
+          state_bytes_of<K>};
 }
 
 process::kernel_lookup lookup() {
@@ -71,9 +72,10 @@ process::kernel_lookup lookup() {
     if (n == "score") return hosted<demo_kernels::ScoreKernel>();
     if (n == "trap_once") return hosted<TrapOnceKernel>();
     if (n == "hang_once") return hosted<HangOnceKernel>();
+    if (n == "vwap") return hosted<demo_kernels::VwapKernel>();
     return std::nullopt;
   };
-  l.names = [] { return std::string("echo, saxpy, score, trap_once, hang_once"); };
+  l.names = [] { return std::string("echo, saxpy, score, vwap, trap_once, hang_once"); };
   return l;
 }
 

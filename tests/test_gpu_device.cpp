@@ -9,6 +9,10 @@
 // poisoned, reinitialize unsupported, the process alive; under the fault ladder a trap is
 // rerouted to the CPU and every request answered exactly once (the trapping one with a typed
 // error); relaunch after a transient kernel death (emulator only: a GPU cannot be made to do it).
+// Stateful kernels: the state in the device (init at bind, snapshot and restore through the rings,
+// a rebind starts from init), a stateful ring actor keeping the fault-free state across restart in
+// place, replacement, reroute to the CPU and fail-back, and a trap under the ladder rerouted to the
+// CPU with the state every other trade gave.
 #define CATCH_CONFIG_EXTERNAL_INTERFACES  // the emulated build registers a listener (below)
 #include <catch2/catch.hpp>
 
@@ -35,6 +39,7 @@
 #endif
 #include "support/exactly_once.hpp"
 #include "support/quick_ladder.hpp"
+#include "support/stateful_vwap.hpp"
 #include "support/trap_kernel.hpp"
 #include "test_support.hpp"
 
@@ -48,6 +53,8 @@ using namespace std::chrono_literals;
 using ringflow::demo_kernels::EchoKernel;
 using ringflow::demo_kernels::SaxpyKernel;
 using ringflow::demo_kernels::ScoreKernel;
+using ringflow::demo_kernels::VwapKernel;
+using namespace ringflow::test::stateful_vwap;
 
 namespace {
 
@@ -61,8 +68,8 @@ namespace {
 }
 
 #if defined(RINGFLOW_DUT_EMULATED)
-// The emulator's table: what RINGFLOW_CUDA_KERNELS(TrapKernel) registers for a GPU build.
-using test_table = gpu::table_with_demos<TrapKernel>;
+// The emulator's table: what RINGFLOW_CUDA_KERNELS(TrapKernel, VwapTrapKernel) registers for a GPU build.
+using test_table = gpu::table_with_demos<TrapKernel, VwapTrapKernel>;
 [[maybe_unused]] const bool registered =
     gpu::register_kernel_table(gpu::describe_table<test_table>("emulated", &gpu::emulator::launch_table<test_table>));
 std::shared_ptr<gpu::gpu_device> open_device(gpu::gpu_device_options o) {
@@ -251,11 +258,13 @@ TEST_CASE("gpu device: the kernel table has the demo kernels and the program's o
           "[gpu]") {
   auto dev = open_device(small_options());
   const std::vector<std::string> k = dev->kernels();
-  REQUIRE(k.size() == 4);
+  REQUIRE(k.size() == 6);
   CHECK(k[0] == "echo");
   CHECK(k[1] == "saxpy");
   CHECK(k[2] == "score");
-  CHECK(k[3] == "trap");
+  CHECK(k[3] == "vwap");
+  CHECK(k[4] == "trap");
+  CHECK(k[5] == "vwap_trap");
   CHECK(dev->kernel_launches() == 1);
   CHECK(dev->workers() >= 1);
   CHECK_FALSE(dev->poisoned());
@@ -586,6 +595,146 @@ TEST_CASE("gpu device: rings in a registered host region (a kernel host's segmen
   std::free(mem);
 }
 
+namespace {
+/// Rings of a GPU stateful incarnation: arenas that carry the 776-byte state both ways.
+gpu::gpu_ring_options state_gpu_rings() { return small_rings(64, 64 * 1024); }
+
+std::vector<std::uint8_t> bytes_of(const fb_msg& m) { return m.bytes; }
+
+/// The state bytes (without the checksum) of a snapshot reply, checked.
+std::vector<std::uint8_t> snapshot_state(const reply& r) {
+  REQUIRE(r.header.status == static_cast<std::uint16_t>(status::ok));
+  REQUIRE(r.header.type_id == state_snapshot_type);
+  REQUIRE(r.bytes.size() == sizeof(vwap_state) + state_checksum_bytes);
+  CHECK(state_intact(r.bytes.data(), static_cast<std::uint32_t>(r.bytes.size())));
+  return {r.bytes.begin(), r.bytes.begin() + sizeof(vwap_state)};
+}
+}  // namespace
+
+TEST_CASE(
+    "gpu device: a stateful kernel's state lives on the device: init at bind, snapshot and restore, a rebind "
+    "starts afresh",
+    "[gpu][state]") {
+  auto dev = open_device(small_options());
+  ringflow::doorbell bell;
+  auto inc = dev->factory<VwapKernel>(state_gpu_rings())(&bell);
+  CHECK(inc->state_bytes() == sizeof(vwap_state));
+  CHECK(dev->factory<EchoKernel>(small_rings())(&bell)->state_bytes() == 0);
+  std::vector<trade_spec> trades;
+  std::vector<std::uint64_t> running(demo_kernels::vwap_keys, 0);
+  {
+    ring_driver d(*inc);
+    for (std::uint64_t i = 0; i < 300; ++i) {  // applied in order: each reply's running count
+      trades.push_back(trade_for(i));
+      REQUIRE(d.push(msg::Trade::type_id_, 1 + i, bytes_of(trade_msg(trades.back()))));
+      const std::optional<reply> r = d.pop();
+      REQUIRE(r);
+      REQUIRE(r->header.status == static_cast<std::uint16_t>(status::ok));
+      const auto* v = flatbuffers::GetRoot<demo::VwapReply>(r->bytes.data());
+      REQUIRE(v->trades() == ++running[trades.back().key]);
+      REQUIRE(v->sequence() == i);
+    }
+    REQUIRE(d.push(state_snapshot_type, 5000, {}));
+    const std::optional<reply> snap = d.pop();
+    REQUIRE(snap);
+    const std::vector<std::uint8_t> taken = snapshot_state(*snap);
+    CHECK(same_state(taken, reference(trades)));
+    // A rebind is a new incarnation: its state is init()'s until the ring actor restores one.
+    REQUIRE(inc->stop(2000ms));
+    REQUIRE(inc->restart());
+    ring_driver fresh(*inc);
+    REQUIRE(fresh.push(state_snapshot_type, 5001, {}));
+    std::optional<reply> r = fresh.pop();
+    REQUIRE(r);
+    CHECK(same_state(snapshot_state(*r), reference({})));
+    // Restore what was taken (with its checksum), and the state is back; one more trade on top.
+    std::vector<std::uint8_t> restore(snap->bytes);
+    REQUIRE(fresh.push(state_restore_type, 5002, restore));
+    r = fresh.pop();
+    REQUIRE(r);
+    CHECK(r->header.status == static_cast<std::uint16_t>(status::ok));
+    CHECK(r->header.type_id == state_restore_type);
+    restore[10] ^= 1;  // a torn restore: refused, the state unchanged
+    REQUIRE(fresh.push(state_restore_type, 5003, restore));
+    r = fresh.pop();
+    REQUIRE(r);
+    CHECK(r->header.status == static_cast<std::uint16_t>(status::malformed));
+    trades.push_back(trade_for(300));
+    REQUIRE(fresh.push(msg::Trade::type_id_, 5004, bytes_of(trade_msg(trades.back()))));
+    REQUIRE(fresh.pop());
+    REQUIRE(fresh.push(state_snapshot_type, 5005, {}));
+    r = fresh.pop();
+    REQUIRE(r);
+    CHECK(same_state(snapshot_state(*r), reference(trades)));
+  }
+  REQUIRE(inc->stop(2000ms));
+}
+
+TEST_CASE(
+    "gpu device: a stateful ring actor keeps the fault-free state across restart, replacement, reroute to the "
+    "CPU and fail-back",
+    "[gpu][state]") {
+  auto dev = open_device(small_options());
+  completion_poller poller{small_runtime().poller};
+  auto core = make_core(poller, state_options(16));
+  const incarnation_factory on_gpu = dev->factory<VwapKernel>(state_gpu_rings());
+  const incarnation_factory on_cpu = cpu_incarnation_factory<VwapKernel>(state_rings());
+  core->attach(on_gpu(&poller.bell()));
+  std::vector<trade_spec> trades;
+  for (std::uint64_t i = 0; i < 500; ++i) trades.push_back(trade_for(i));
+  one_submitter sub(core, trades.size());
+  std::vector<std::unique_ptr<incarnation>> graveyard;
+  int restores = 1;
+  for (std::size_t i = 0; i < trades.size(); ++i) {
+    sub.submit(trades[i], i);
+    std::unique_ptr<incarnation> old;
+    switch (i % 100) {
+      case 20:  // restarted in place (rebound): the device state is init()ed, the snapshot restored over
+        old = core->detach();
+        REQUIRE(old);
+        REQUIRE(old->restart());
+        core->attach(std::move(old));
+        ++restores;
+        break;
+      case 45:  // abandoned with requests in its ring, replaced by a fresh device incarnation
+        old = core->detach_abandon();
+        REQUIRE(old);
+        old->abandon();
+        graveyard.push_back(std::move(old));
+        core->attach(on_gpu(&poller.bell()));
+        ++restores;
+        break;
+      case 70:  // rerouted to the CPU
+        old = core->detach();
+        REQUIRE(old);
+        graveyard.push_back(std::move(old));
+        core->attach(on_cpu(&poller.bell()));
+        ++restores;
+        break;
+      case 90:  // failed back to the device
+        old = core->detach();
+        REQUIRE(old);
+        core->attach(on_gpu(&poller.bell()));
+        ++restores;
+        break;
+      default: break;
+    }
+  }
+  REQUIRE(wait_until([&] { return core->in_flight() == 0; }, 30000ms));
+  CHECK(sub.errors.load() == 0);
+  std::vector<std::uint64_t> running(demo_kernels::vwap_keys, 0);
+  for (std::size_t i = 0; i < trades.size(); ++i) {
+    INFO("trade " << i);
+    REQUIRE(sub.answers[i].load() == 1);
+    REQUIRE(sub.key_trades[i].load() == ++running[trades[i].key]);
+  }
+  CHECK(std::string(core->backend()) == (emulated ? "emulated" : dev->backend()));
+  CHECK(same_state(fresh_snapshot(*core), reference(trades)));
+  CHECK(core->stats().state_restores == static_cast<std::uint64_t>(restores));
+  CHECK(core->state()->requests_covered == trades.size());
+  core->stop();
+}
+
 #if !defined(RINGFLOW_GPU_TEST_NO_CAF)
 TEST_CASE("gpu device: under the fault ladder a trap reroutes to the CPU, every request answered exactly once",
           "[gpu][faults][trap]") {
@@ -614,6 +763,41 @@ TEST_CASE("gpu device: under the fault ladder a trap reroutes to the CPU, every 
   CHECK_FALSE(snap.rings[0].on_device);
   CHECK(snap.rings[0].reroutes == 1);
   CHECK(rt.ring("echo")->backend() == "cpu");
+}
+#endif
+
+#if !defined(RINGFLOW_GPU_TEST_NO_CAF)
+TEST_CASE("gpu device: a stateful kernel that traps is rerouted to the CPU with its state, every trade once",
+          "[gpu][faults][trap][state]") {
+  auto dev = open_device(small_options());
+  runtime rt{small_runtime()};
+  fault_ladder ladder(rt, gpu_ladder());
+  ladder.spawn_ring_actor("vwap", msg::Trade::type_id_, msg::VwapReply::type_id_, dev,
+                          dev->factory("vwap_trap", state_gpu_rings()),
+                          cpu_incarnation_factory<VwapTrapKernel>(state_rings()), state_options(32));
+  REQUIRE(wait_until([&] { return rt.ring("vwap") != nullptr; }));
+  std::shared_ptr<ring_core> core = rt.ring("vwap");
+  std::vector<trade_spec> trades;
+  for (std::uint64_t i = 0; i < 400; ++i) trades.push_back(trade_for(i));
+  one_submitter sub(core, trades.size() + 1);
+  for (std::size_t i = 0; i < 200; ++i) sub.submit(trades[i], i);
+  trade_spec trap = trade_for(7);
+  trap.seq = trap_sequence;
+  sub.submit(trap, trades.size());  // traps the device; replayed on the CPU, where it is a handler fault
+  for (std::size_t i = 200; i < trades.size(); ++i) sub.submit(trades[i], i);
+  REQUIRE(wait_until([&] { return core->in_flight() == 0; }, 30000ms));
+  for (std::size_t i = 0; i <= trades.size(); ++i) {
+    INFO("request " << i);
+    CHECK(sub.answers[i].load() == 1);
+  }
+  CHECK(sub.errors.load() == 1);  // the trap, a typed error: it changed nothing
+  CHECK(dev->poisoned());
+  const auto snap = ladder.snapshot();
+  REQUIRE(snap.rings.size() == 1);
+  CHECK_FALSE(snap.rings[0].on_device);
+  CHECK(snap.rings[0].reroutes == 1);
+  CHECK(std::string(core->backend()) == "cpu");
+  CHECK(same_state(fresh_snapshot(*core), reference(trades)));  // every other trade, once
 }
 #endif
 

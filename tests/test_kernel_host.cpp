@@ -23,6 +23,7 @@
 #include "support/child_process.hpp"
 #include "support/exactly_once.hpp"
 #include "support/quick_ladder.hpp"
+#include "support/stateful_vwap.hpp"
 #include "support/trap_kernel.hpp"
 
 using namespace ringflow;
@@ -141,6 +142,46 @@ std::string only_segment() {
   return segs.front();
 }
 
+/// A stateful `vwap` ring actor on the fixture's kernel host; trades submitted from this thread,
+/// the worker SIGKILLed `kills` times along the way (each time once a standby waits); the final
+/// state must be the fault-free one, every trade answered once, in order.
+void stateful_worker_kills(fixture& f, int kills) {
+  using namespace ringflow::test::stateful_vwap;
+  const ops::kernel_info* k = ops::find_kernel("vwap");
+  const cpu_incarnation_options co = quick_park();
+  f.ladder.spawn_ring_actor("vwap", k->request_id, k->reply_id, f.dev, f.dev->factory("vwap", co), k->cpu_factory(co),
+                            state_options(32));
+  REQUIRE(wait_until([&] { return f.rt.ring("vwap") != nullptr; }));
+  std::shared_ptr<ring_core> core = f.rt.ring("vwap");
+  std::vector<trade_spec> trades;
+  const int per_round = 300;
+  for (std::uint64_t i = 0; i < static_cast<std::uint64_t>(per_round * (kills + 1)); ++i)
+    trades.push_back(trade_for(i));
+  one_submitter sub(core, trades.size());
+  std::vector<pid_t> killed;
+  for (std::size_t i = 0; i < trades.size(); ++i) {
+    sub.submit(trades[i], i);
+    if (i % per_round == per_round - 1 && killed.size() < static_cast<std::size_t>(kills)) {
+      REQUIRE(wait_until([&] { return f.dev->standby_pids().size() == 1 && f.dev->worker_pids().size() == 1; }));
+      killed.push_back(f.dev->worker_pids().at(0));
+      REQUIRE(f.dev->signal_workers(SIGKILL) == 1);  // with trades in flight: replayed by the next worker
+    }
+  }
+  REQUIRE(wait_until([&] { return core->in_flight() == 0; }, 30000ms));
+  CHECK(sub.errors.load() == 0);
+  std::vector<std::uint64_t> running(demo_kernels::vwap_keys, 0);
+  for (std::size_t i = 0; i < trades.size(); ++i) {
+    INFO("trade " << i);
+    REQUIRE(sub.answers[i].load() == 1);
+    REQUIRE(sub.key_trades[i].load() == ++running[trades[i].key]);
+  }
+  CHECK(f.dev->worker_restarts() >= static_cast<std::uint64_t>(kills));
+  for (pid_t p : killed) CHECK(process_gone(p));
+  CHECK(same_state(fresh_snapshot(*core), reference(trades)));  // the state in the dead workers was not needed
+  CHECK(core->stats().state_restores >= static_cast<std::uint64_t>(kills) + 1);
+  CHECK(f.status("vwap").on_device);
+}
+
 }  // namespace
 
 TEST_CASE("kernel host: requests round-trip through a worker process on shared-memory rings", "[faults][kernel-host]") {
@@ -200,6 +241,13 @@ TEST_CASE("kernel host: SIGKILL of the worker under load loses nothing and answe
   }
   CHECK(process::list_segments(kPrefix).empty());   // nothing left after a crash + restart cycle
   for (pid_t p : standbys) CHECK(process_gone(p));  // no worker process either
+}
+
+TEST_CASE("kernel host: a stateful kernel's worker SIGKILLed under load -> the next worker gets the fault-free state",
+          "[faults][kernel-host][state]") {
+  fixture f;
+  stateful_worker_kills(f, 3);
+  CHECK(f.rt.ring("vwap")->backend() == "kernel-host:cpu");
 }
 
 TEST_CASE("kernel host: without a standby a restart starts a new process, and still loses nothing",
@@ -456,11 +504,11 @@ struct gpu_worker_setup {
     o.worker_args = {"--fault-file", fault_file};
     // Every kernel the worker program hosts, as the service sees it (ids and the CPU fallback).
     o.kernels.find = [](const std::string& n) -> std::optional<process::hosted_kernel> {
-      if (n != "echo" && n != "trap_once" && n != "hang_once") return std::nullopt;
-      const ops::kernel_info* k = ops::find_kernel("echo");
-      return process::hosted_kernel{n, k->request_id, k->reply_id, k->cpu_factory};
+      if (n != "echo" && n != "trap_once" && n != "hang_once" && n != "vwap") return std::nullopt;
+      const ops::kernel_info* k = ops::find_kernel(n == "vwap" ? "vwap" : "echo");
+      return process::hosted_kernel{n, k->request_id, k->reply_id, k->cpu_factory, k->state_bytes};
     };
-    o.kernels.names = [] { return std::string("echo, trap_once, hang_once"); };
+    o.kernels.names = [] { return std::string("echo, trap_once, hang_once, vwap"); };
     return o;
   }
 };
@@ -536,6 +584,16 @@ TEST_CASE("kernel host (gpu worker): a trap poisons the worker's context, a new 
   std::sort(recovery_ms.begin(), recovery_ms.end());
   WARN("trap -> reply from the replacement worker (emulator, 2 cores, "
        << rounds << " rounds): min " << recovery_ms.front() << " ms, max " << recovery_ms.back() << " ms");
+}
+
+TEST_CASE(
+    "kernel host (gpu worker): a stateful kernel's state on the worker's device -> SIGKILL, the next worker's "
+    "device gets the fault-free state",
+    "[faults][kernel-host][state]") {
+  gpu_worker_setup g;
+  fixture f(g.options());
+  stateful_worker_kills(f, 2);
+  CHECK(f.rt.ring("vwap")->backend() == "kernel-host:emulated");
 }
 
 TEST_CASE("kernel host (gpu worker): a hung GPU kernel is found by the watchdog, its worker killed and replaced",

@@ -280,11 +280,13 @@ TEST_CASE(
   CHECK(l[0].kernels == std::vector<std::string>{"fill"});
   // What a CUDA device opened now would serve: the demo kernels, then the plugin's.
   const gpu::kernel_table_info t = gpu::select_kernel_table("cuda", gpu::kernel_table_info{});
-  REQUIRE(t.size == 4);
+  REQUIRE(t.size == 5);
   CHECK(gpu::kernel_index(t, "echo") == 0);
-  CHECK(gpu::kernel_index(t, "fill") == 3);
-  CHECK(t.request_type(3) == find_message("desk.Trade")->id);
-  CHECK(t.reply_type(3) == find_message("desk.Fill")->id);
+  CHECK(gpu::kernel_index(t, "vwap") == 3);
+  CHECK(gpu::kernel_index(t, "fill") == 4);
+  CHECK(t.request_type(4) == find_message("desk.Trade")->id);
+  CHECK(t.reply_type(4) == find_message("desk.Fill")->id);
+  CHECK(t.state_bytes == nullptr);  // plugin ABI v1 carries no state: the plugin's vwap is refused by a stateful actor
   REQUIRE(t.origin != nullptr);
   CHECK(std::string(t.origin) == std::string("plugin ") + RINGFLOW_CUDA_PLUGIN);
   CHECK(t.launch != nullptr);  // launched only on a GPU: not verified here

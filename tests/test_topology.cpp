@@ -257,30 +257,36 @@ TEST_CASE("every problem of a file is reported, not only the first", "[topology]
   CHECK(e.size() >= 4);
 }
 
-TEST_CASE("a stateful kernel's node: state keys, one replica, a backend that keeps state", "[topology][state]") {
+TEST_CASE("a stateful kernel's node: state keys, one replica, on every backend and in kernel hosts",
+          "[topology][state]") {
   std::vector<topology_error> errors;
   const auto t = parse_topology(head +
                                     "nodes:\n"
                                     "  - {name: v, kernel: vwap, state: {snapshot_every: 50, snapshot_ms: 0, "
                                     "journal_max: 512}}\n"
-                                    "  - {name: w, kernel: vwap, backend: sim}\n",
+                                    "  - {name: w, kernel: vwap, backend: sim}\n"
+                                    "  - {name: h, kernel: vwap, backend: sim, host: process}\n"
+                                    "  - {name: g, kernel: vwap, backend: cuda}\n"
+                                    "  - {name: gh, kernel: vwap, backend: hip, host: process}\n",
                                 "t.yaml", errors);
   for (const auto& x : errors) INFO(x.str());
   REQUIRE(errors.empty());
   REQUIRE(t);
   CHECK(t->nodes[0].stateful);
-  CHECK(t->nodes[0].backend == "cpu");  // auto: GPUs keep no kernel state yet
+  CHECK(t->nodes[0].backend == "cpu");  // auto: a stateful node asks for a GPU by name
   CHECK(t->nodes[0].snapshot_every == 50);
   CHECK(t->nodes[0].snapshot_ms == 0);
   CHECK(t->nodes[0].journal_max == 512);
   CHECK(t->nodes[1].snapshot_every == 1000);  // the defaults
   CHECK(t->nodes[1].snapshot_ms == 1000);
   CHECK(t->nodes[1].journal_max == 16384);
+  CHECK(t->nodes[2].stateful);  // a kernel-host worker keeps the state (the ring actor's snapshot survives it)
+  CHECK(t->nodes[2].host == "process");
+  CHECK(t->nodes[3].backend == "cuda");  // state in device memory (the worker's device for gh)
+  CHECK(t->nodes[4].backend == "hip");
   const std::string nodes = head + "nodes:\n";  // the node is on line 3
   require_one(nodes + "  - {name: v, kernel: vwap, replicas: 2}\n", 3, 39, "a stateful kernel's node has replicas: 1");
   require_one(nodes + "  - {name: e, kernel: echo, state: {snapshot_every: 5}}\n", 3, 36, "keeps no state");
-  require_one(nodes + "  - {name: v, kernel: vwap, backend: cuda}\n", 3, 38, "only the cpu and sim backends keep");
-  require_one(nodes + "  - {name: v, kernel: vwap, host: process}\n", 3, 35, "kernel-host workers do not keep");
   require_one(nodes + "  - {name: v, kernel: vwap, state: {snapshot_every: 900, journal_max: 1000}}\n", 3, 36,
               "state.journal_max (1000) must be at least snapshot_every + window (1156)");
   require_one(nodes + "  - {name: v, kernel: vwap, state: {every: 5}}\n", 3, 37, "every");

@@ -14,7 +14,7 @@ process::kernel_lookup catalog_kernel_lookup() {
   l.find = [](const std::string& name) -> std::optional<process::hosted_kernel> {
     const kernel_info* k = find_kernel(name);
     if (!k) return std::nullopt;
-    return process::hosted_kernel{k->name, k->request_id, k->reply_id, k->cpu_factory};
+    return process::hosted_kernel{k->name, k->request_id, k->reply_id, k->cpu_factory, k->state_bytes};
   };
   l.names = [] { return kernel_names(); };
   return l;

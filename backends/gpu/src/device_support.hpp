@@ -134,6 +134,7 @@ class gpu_incarnation final : public incarnation {
   const char* kernel_name() const noexcept override;
   type_id request_type() const noexcept override;
   type_id reply_type() const noexcept override;
+  std::uint32_t state_bytes() const noexcept override;
   ring_region requests() noexcept override { return requests_; }
   std::uint64_t* request_producer_scratch() noexcept override { return scratch_.get(); }
   ring_region replies() noexcept override { return replies_; }

@@ -193,6 +193,10 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
 
   // ---- for gpu_incarnation
   const kernel_table_info& table() const noexcept { return table_; }
+  /// The state of the table's kernel `k` (its incarnations keep it in the entry's state room).
+  std::uint32_t state_bytes_of(std::uint32_t k) const noexcept {
+    return table_.state_bytes ? table_.state_bytes(k) : 0;
+  }
   std::uint32_t kernel_of(std::uint32_t entry) const noexcept { return bindings_[entry].kernel_index; }
   control_block& ring_control(std::uint32_t entry) noexcept { return *bindings_[entry].control_host; }
   /// notify() of entry's incarnation: marks the ring active (the monitor sweeps only active rings,
@@ -397,7 +401,14 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     const std::uint64_t staging = static_cast<std::uint64_t>(workers_) * 2 * opts_.staging_bytes;
     const std::uint64_t scratch = sizeof(std::uint64_t) * opts_.max_rings * opts_.max_reply_capacity;
     marks_bytes_ = summary_bytes;
-    const std::uint64_t device_bytes = round128(endpoints) + round128(staging) + round128(scratch) + marks_bytes_;
+    // Stateful kernels: one state room per entry, as large as the table's largest state (64-byte
+    // multiples; persistent.hpp "Kernel state"); none when no kernel of the table keeps state.
+    std::uint32_t largest = 0;
+    for (std::uint32_t k = 0; k < table_.size; ++k) largest = std::max(largest, state_bytes_of(k));
+    state_stride_ = (largest + 63) / 64 * 64;
+    const std::uint64_t states = static_cast<std::uint64_t>(state_stride_) * opts_.max_rings;
+    const std::uint64_t device_bytes =
+        round128(endpoints) + round128(staging) + round128(scratch) + round128(marks_bytes_) + states;
     if (const api::error e = api::device_alloc(&d, device_bytes); e != api::success) {
       release_memory();
       throw gpu_unavailable(opts_.id + ": device allocation of " + std::to_string(device_bytes) +
@@ -410,6 +421,9 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     marks_dev_ = scout ? reinterpret_cast<std::uint64_t*>(device_mem_ + round128(endpoints) + round128(staging) +
                                                           round128(scratch))
                        : nullptr;
+    states_dev_ =
+        states ? device_mem_ + round128(endpoints) + round128(staging) + round128(scratch) + round128(marks_bytes_)
+               : nullptr;
     api::stream s = nullptr;
     if (const api::error e = api::stream_create(s); e != api::success) {
       release_memory();
@@ -462,6 +476,8 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
     a.poll_period = opts_.poll_period;
     a.backoff_max_ns = opts_.backoff_max_ns;
     a.unbound_backoff_max_ns = std::max(opts_.backoff_max_ns, opts_.unbound_backoff_max_ns);
+    a.states = states_dev_;  // each bind init()s its entry's state: nothing to clear here
+    a.state_stride = state_stride_;
     if (summary_) {
       a.summary = reinterpret_cast<std::uint64_t*>(dev_address(summary_));
       a.scout_marks = marks_dev_;
@@ -785,6 +801,8 @@ class device_impl final : public gpu_device, public std::enable_shared_from_this
   persistent_endpoint* endpoints_dev_ = nullptr;
   std::uint8_t* staging_dev_ = nullptr;
   std::uint64_t* scratch_dev_ = nullptr;
+  std::uint8_t* states_dev_ = nullptr;  // stateful kernels' state rooms (device memory), or null
+  std::uint32_t state_stride_ = 0;
   api::stream stream_ = nullptr;
 
   mutable std::mutex mu_;  // everything below, and the ring table's host lines
@@ -824,6 +842,7 @@ gpu_incarnation::~gpu_incarnation() {
 const char* gpu_incarnation::kernel_name() const noexcept { return dev_->table().name(dev_->kernel_of(entry_)); }
 type_id gpu_incarnation::request_type() const noexcept { return dev_->table().request_type(dev_->kernel_of(entry_)); }
 type_id gpu_incarnation::reply_type() const noexcept { return dev_->table().reply_type(dev_->kernel_of(entry_)); }
+std::uint32_t gpu_incarnation::state_bytes() const noexcept { return dev_->state_bytes_of(dev_->kernel_of(entry_)); }
 void gpu_incarnation::notify() noexcept { dev_->wake_monitor(entry_); }
 control_block& gpu_incarnation::control() noexcept { return dev_->ring_control(entry_); }
 bool gpu_incarnation::stop(std::chrono::milliseconds timeout) {

@@ -54,7 +54,7 @@ kernel_table_info select_kernel_table(const char* backend, const kernel_table_in
   for (std::uint32_t i = 0; i < chosen.size; ++i)
     if (!names.insert(chosen.name(i)).second)
       throw std::invalid_argument(std::string("kernel table for ") + backend + " names kernel '" + chosen.name(i) +
-                                  "' twice (the demo kernels echo, saxpy and score are always in it)");
+                                  "' twice (the demo kernels echo, saxpy, score and vwap are always in it)");
   return chosen;
 }
 

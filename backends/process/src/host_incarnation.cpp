@@ -47,7 +47,10 @@ host_incarnation::host_incarnation(std::shared_ptr<kernel_host_device> dev, host
     : dev_(std::move(dev)), kernel_(std::move(k)), completion_(completion_bell) {
   const kernel_host_options& o = dev_->options();
   backend_ = "kernel-host:" + o.backend;
-  const ring_config rq = cpu.rings.requests, rp = cpu.rings.replies;
+  // A stateful kernel's snapshot and restore travel in the rings: the segment's rings get the
+  // room the worker's kernel would give its own (with_state_room), so both sides see one geometry.
+  const cpu_incarnation_options sized = with_state_room(cpu, kernel_.state_bytes);
+  const ring_config rq = sized.rings.requests, rp = sized.rings.replies;
   ring_storage::validate(rq);
   ring_storage::validate(rp);
   layout_ = segment_layout::of(rq, rp);

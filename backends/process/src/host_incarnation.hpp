@@ -33,6 +33,7 @@ class host_incarnation final : public incarnation {
   const char* kernel_name() const noexcept override { return kernel_.name.c_str(); }
   type_id request_type() const noexcept override { return kernel_.request_id; }
   type_id reply_type() const noexcept override { return kernel_.reply_id; }
+  std::uint32_t state_bytes() const noexcept override { return kernel_.state_bytes; }
   ring_region requests() noexcept override { return requests_->region(); }
   std::uint64_t* request_producer_scratch() noexcept override { return requests_->producer_scratch(); }
   ring_region replies() noexcept override { return replies_->region(); }

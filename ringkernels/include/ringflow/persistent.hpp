@@ -39,6 +39,12 @@
 //     the ring actor's deadlines and timeouts still apply on the host.
 //   * Kernel table: kernel_table<K1, K2, ...> dispatches by index with serve_one<K> (type check,
 //     handler, exactly one reply per request). Its order is the entries' kernel_index.
+//   * Kernel state (stateful kernels, kernel.hpp): entry i's state is `states + i * state_stride`
+//     (persistent_args; worker-private memory: device memory on a GPU, never read by the host).
+//     Each bind init()s it — a new generation is a new incarnation, whose ring actor then restores
+//     its snapshot through the rings (state_restore_type) before any request. A stateful kernel's
+//     entry without state room (no `states`, or a stride below its state) faults at bind
+//     (bad_ring). The handler runs on one request of an entry at a time (the serial path).
 //
 //   * Scout (optional: persistent_args::summary, set by a device whose rings are protocol v2): the
 //     host keeps a few wake-up words in mapped memory — word 0, the control generation, bumped
@@ -112,6 +118,8 @@ struct persistent_endpoint {
   std::uint64_t hot_until;
   // Protocol v2 batches: requests the last batch served (the next one polls up to twice as many).
   std::uint32_t batch_hint;
+  // A stateful kernel's state (persistent_args::states' slice of this entry), else null.
+  void* state;
 };
 
 /// Words of the scout's summary for `max_rings` entries in groups of 1 << group_shift.
@@ -148,17 +156,52 @@ struct persistent_args {
   // Protocol v2 batches: lanes that serve consecutive requests of a ring together (at most
   // max_batch_lanes, and as many decoded slots as staging holds); 0 or 1 = one request at a time.
   std::uint32_t batch_lanes = 32;
+  // Stateful kernels' state (see the contract): max_rings slices of state_stride bytes (a multiple
+  // of 64, at least the table's max_state_bytes), 64-byte aligned; null when no kernel keeps state.
+  std::uint8_t* states = nullptr;
+  std::uint32_t state_stride = 0;
 };
+
+namespace detail {
+template <class K>
+inline constexpr std::uint32_t state_align_of = 1;
+template <stateful_kernel K>
+inline constexpr std::uint32_t state_align_of<K> = static_cast<std::uint32_t>(alignof(typename K::state));
+RINGFLOW_HD constexpr std::uint32_t larger(std::uint32_t a, std::uint32_t b) { return a > b ? a : b; }
+template <std::uint32_t... V>
+RINGFLOW_HD constexpr std::uint32_t max_of() {
+  std::uint32_t m = 0;
+  ((m = larger(m, V)), ...);
+  return m;
+}
+}  // namespace detail
 
 /// The kernels one persistent kernel can serve, by index.
 template <ring_kernel... Ks>
 struct kernel_table {
   static constexpr std::uint32_t size = sizeof...(Ks);
   static_assert(size > 0, "a kernel table needs at least one kernel");
+  /// The largest state of the table's kernels (0: none keeps state): each entry's state room.
+  static constexpr std::uint32_t max_state_bytes = detail::max_of<state_bytes_of<Ks>...>();
+  static_assert(detail::max_of<detail::state_align_of<Ks>...>() <= 64,
+                "a kernel's state may need at most 64-byte alignment (its state room is 64-byte aligned)");
 
+  /// `state`: the entry's state (persistent_endpoint::state; ignored for stateless kernels).
   RINGFLOW_HD static serve_result serve(std::uint32_t index, ring_consumer& rq, ring_producer& rp, serve_tally& t,
-                                        const serve_staging* staging) {
-    return serve_at<0, Ks...>(index, rq, rp, t, staging);
+                                        const serve_staging* staging, void* state = nullptr) {
+    return serve_at<0, Ks...>(index, rq, rp, t, staging, state);
+  }
+  /// Bytes of the state of the kernel at `index` (0: stateless), host and device.
+  RINGFLOW_HD static std::uint32_t state_bytes(std::uint32_t index) {
+    std::uint32_t n = 0;
+    visit(index, [&]<class K>() { n = state_bytes_of<K>; });
+    return n;
+  }
+  /// K::init() on `state` for the stateful kernel at `index` (nothing for a stateless one).
+  RINGFLOW_HD static void init_state(std::uint32_t index, void* state) {
+    visit(index, [&]<class K>() {
+      if constexpr (stateful_kernel<K>) K::init(*static_cast<typename K::state*>(state));
+    });
   }
   /// Calls f.template operator()<K>() for the kernel at `index` (validated when the ring binds).
   template <class F>
@@ -182,10 +225,10 @@ struct kernel_table {
  private:
   template <std::uint32_t I, class K, class... Rest>
   RINGFLOW_HD static serve_result serve_at(std::uint32_t index, ring_consumer& rq, ring_producer& rp, serve_tally& t,
-                                           const serve_staging* staging) {
-    if (index == I) return serve_one<K>(rq, rp, 0, t, staging);
+                                           const serve_staging* staging, void* state) {
+    if (index == I) return serve_one<K>(rq, rp, 0, t, staging, state);
     if constexpr (sizeof...(Rest) > 0) {
-      return serve_at<I + 1, Rest...>(index, rq, rp, t, staging);
+      return serve_at<I + 1, Rest...>(index, rq, rp, t, staging, state);
     } else {
       return serve_result::idle;  // unreachable: the index is validated when the ring binds
     }
@@ -266,18 +309,29 @@ RINGFLOW_HD inline void publish_ring_counters(persistent_endpoint& e) {
   }
 }
 
-/// Binds entry `r` to endpoint `e` (a new generation was seen). False: the entry is unusable.
+/// Binds entry `r` to endpoint `e` (a new generation was seen). `state`: the entry's state room
+/// (state_stride bytes) or null. False: the entry is unusable.
 template <class Table>
-RINGFLOW_HD bool bind_entry(const persistent_ring& r, persistent_endpoint& e, const serve_staging* staging) {
+RINGFLOW_HD bool bind_entry(const persistent_ring& r, persistent_endpoint& e, const serve_staging* staging,
+                            std::uint8_t* state = nullptr, std::uint32_t state_stride = 0) {
   e.control = r.control;
   e.kernel_index = r.kernel_index;
   e.max_batch = r.max_batch ? r.max_batch : 1;
   e.heartbeat = e.last_progress = e.processed = e.handler_errors = e.rejected = 0;
   e.batch_hint = 0;
+  e.state = nullptr;
   const ring_region rq(r.requests, r.request_config), rp(r.replies, r.reply_config);
   if (r.kernel_index >= Table::size) {
     e.control->fault(kernel_error::bad_ring, 0, "ring table entry names a kernel outside the kernel table");
     return false;
+  }
+  if (const std::uint32_t sb = Table::state_bytes(r.kernel_index); sb != 0) {
+    if (!state || state_stride < sb) {
+      e.control->fault(kernel_error::bad_ring, 0, "stateful kernel bound without state room (persistent_args::states)");
+      return false;
+    }
+    e.state = state;
+    Table::init_state(r.kernel_index, state);  // a new incarnation: its ring actor restores the snapshot next
   }
   if (!r.request_config.valid() || !r.reply_config.valid() || !rq.valid() || !rp.valid() || !rq.config_intact() ||
       !rp.config_intact()) {
@@ -462,7 +516,7 @@ RINGFLOW_HD serve_result serve_ring(persistent_endpoint& e, std::uint32_t limit,
       }
     }
     // One at a time: no batches, or the next request needs the serial path (arena, large error).
-    r = Table::serve(e.kernel_index, e.requests, e.replies, tally, staging);
+    r = Table::serve(e.kernel_index, e.requests, e.replies, tally, staging, e.state);
     lines += poll_lines(e, r == serve_result::served ? 1 : 0, r);
     if (r != serve_result::served) break;
     ++served;
@@ -560,8 +614,10 @@ RINGFLOW_HD void persistent_worker(const persistent_args& a, std::uint32_t worke
         const std::uint64_t gen = persistent_ctl::generation(ctl);
         if (gen != 0 && gen != e.seen_generation) {
           e.seen_generation = gen;
-          e.phase = detail::bind_entry<Table>(a.rings[i], e, staging) ? persistent_endpoint::running
-                                                                      : persistent_endpoint::idle;
+          std::uint8_t* room = a.states ? a.states + static_cast<std::uint64_t>(i) * a.state_stride : nullptr;
+          e.phase = detail::bind_entry<Table>(a.rings[i], e, staging, room, a.state_stride)
+                        ? persistent_endpoint::running
+                        : persistent_endpoint::idle;
           e.hot_until = pass + a.linger_passes;  // requests pushed before the bind was seen
         }
         if (e.phase != persistent_endpoint::idle && gen == e.seen_generation) {

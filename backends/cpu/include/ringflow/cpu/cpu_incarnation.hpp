@@ -53,17 +53,22 @@ struct cpu_incarnation_options {
 /// True when a ring with these options runs in `opts.pool` (see cpu_incarnation_options::pool).
 bool runs_in_pool(const cpu_incarnation_options& opts) noexcept;
 
-/// `o` with rings that can carry kernel K's state both ways (snapshot and restore: the state and
-/// its 8-byte checksum, kernel.hpp): a ring whose slot and arena are too small gets an arena of
-/// twice that (rounded up to 64 bytes). Stateless K: `o` unchanged.
+/// `o` with rings that can carry `state_bytes` of kernel state both ways (snapshot and restore:
+/// the state and its 8-byte checksum, kernel.hpp): a ring whose slot and arena are too small gets
+/// an arena of twice that (rounded up to 64 bytes). state_bytes 0 (stateless): `o` unchanged. A
+/// kernel host sizes its segment's rings with this rule, so its worker's rings match.
+inline cpu_incarnation_options with_state_room(cpu_incarnation_options o, std::uint32_t state_bytes) {
+  if (state_bytes == 0) return o;
+  const std::uint32_t wire = state_bytes + state_checksum_bytes;
+  for (ring_config* c : {&o.rings.requests, &o.rings.replies})
+    if (c->inline_capacity() < wire && c->arena_bytes < wire) c->arena_bytes = (2 * wire + 63) / 64 * 64;
+  return o;
+}
+
+/// with_state_room for kernel K's state (stateless K: `o` unchanged).
 template <ring_kernel K>
 cpu_incarnation_options with_state_room(cpu_incarnation_options o) {
-  if constexpr (stateful_kernel<K>) {
-    const std::uint32_t wire = state_bytes_of<K> + state_checksum_bytes;
-    for (ring_config* c : {&o.rings.requests, &o.rings.replies})
-      if (c->inline_capacity() < wire && c->arena_bytes < wire) c->arena_bytes = (2 * wire + 63) / 64 * 64;
-  }
-  return o;
+  return with_state_room(std::move(o), state_bytes_of<K>);
 }
 
 namespace detail {

@@ -6,9 +6,9 @@
 //     it. Host code sees it only through kernel_table_info: the kernels' names and message types
 //     by index, and a launch function.
 //   * Each GPU backend library carries a built-in table (ringflow's demo kernels: echo, saxpy,
-//     score). A program adds its own kernels with RINGFLOW_CUDA_KERNELS(K1, K2, ...) in one of its
-//     own .cu files: that instantiates a table of the demo kernels followed by K1, K2, ... and
-//     registers it at static initialisation; devices opened afterwards serve that table.
+//     score, and the stateful vwap). A program adds its own kernels with RINGFLOW_CUDA_KERNELS(K1, K2, ...) in one of
+//     its own .cu files: that instantiates a table of the demo kernels followed by K1, K2, ... and registers it at
+//     static initialisation; devices opened afterwards serve that table.
 //   * A kernel plugin with device code brings its table the same way (the host registers it when
 //     it loads the plugin, with the plugin's file as its origin).
 //   * At most one user table per backend: a second registration (another RINGFLOW_CUDA_KERNELS,
@@ -39,6 +39,9 @@ struct kernel_table_info {
   type_id (*request_type)(std::uint32_t) = nullptr;
   type_id (*reply_type)(std::uint32_t) = nullptr;
   launch_fn launch = nullptr;
+  /// Bytes of the state of the kernel at an index (0: stateless; kernel.hpp "stateful"). Null: no
+  /// kernel of the table keeps state (a plugin's table: plugin ABI v1 carries no state).
+  std::uint32_t (*state_bytes)(std::uint32_t) = nullptr;
   /// Where the table came from, for errors: nullptr = the program's own RINGFLOW_CUDA_KERNELS;
   /// a kernel plugin's table names its file ("plugin /path/libx.so").
   const char* origin = nullptr;
@@ -46,8 +49,14 @@ struct kernel_table_info {
 
 /// The table of a program: the demo kernels first, then its own.
 template <class... Ks>
-using table_with_demos =
-    kernel_table<demo_kernels::EchoKernel, demo_kernels::SaxpyKernel, demo_kernels::ScoreKernel, Ks...>;
+using table_with_demos = kernel_table<demo_kernels::EchoKernel, demo_kernels::SaxpyKernel, demo_kernels::ScoreKernel,
+                                      demo_kernels::VwapKernel, Ks...>;
+
+/// Host-side: Table::state_bytes (a plain function for kernel_table_info).
+template <class Table>
+std::uint32_t table_state_bytes(std::uint32_t index) {
+  return index < Table::size ? Table::state_bytes(index) : 0;
+}
 
 template <class Table>
 kernel_table_info describe_table(const char* backend, launch_fn launch) {
@@ -58,6 +67,7 @@ kernel_table_info describe_table(const char* backend, launch_fn launch) {
   t.request_type = &Table::request_type;
   t.reply_type = &Table::reply_type;
   t.launch = launch;
+  if constexpr (Table::max_state_bytes != 0) t.state_bytes = &table_state_bytes<Table>;
   return t;
 }
 

@@ -11,7 +11,7 @@
 //     resident at the same time — a persistent kernel must never wait for blocks that cannot be
 //     scheduled. Never grid.sync(): workers are independent.
 //   * RINGFLOW_CUDA_KERNELS(K1, K2, ...) — in ONE .cu file of the program, at namespace scope
-//     (outside any namespace): kernels of the table = echo, saxpy, score, then K1, K2, ...; the
+//     (outside any namespace): kernels of the table = echo, saxpy, score, vwap, then K1, K2, ...; the
 //     table is registered before main() and every GPU device the program opens serves it. Under
 //     hipcc the same line registers the HIP table (RINGFLOW_HIP_KERNELS is the same macro).
 //     Kernels must satisfy ring_kernel (kernel.hpp) with RINGFLOW_HD handlers; build the file

@@ -5,7 +5,7 @@
 //   #include "quote_kernel.hpp"
 //   RINGFLOW_PLUGIN_GPU_KERNELS(QuoteKernel)
 //
-// Contract: the table is echo, saxpy, score, then the listed kernels (as RINGFLOW_CUDA_KERNELS),
+// Contract: the table is echo, saxpy, score, vwap, then the listed kernels (as RINGFLOW_CUDA_KERNELS),
 // with the persistent kernel instantiated in the plugin; the plugin's table carries it
 // (plugin_abi::gpu_table_v1) and the host registers it when it loads the plugin, as if the program
 // had compiled it in. One device table per backend per process: a second one (another plugin's,

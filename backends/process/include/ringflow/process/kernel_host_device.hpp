@@ -69,6 +69,9 @@ struct hosted_kernel {
   std::string name;
   type_id request_id = 0, reply_id = 0;
   std::function<incarnation_factory(cpu_incarnation_options)> cpu_factory;
+  /// A stateful kernel's state (kernel.hpp; 0: stateless). The worker's kernel keeps it in the
+  /// worker's own memory; the ring actor's snapshot and journal are what survive the worker.
+  std::uint32_t state_bytes = 0;
 };
 
 /// Name -> kernel: what the service and its workers may host (the program's catalog).
