@@ -119,6 +119,8 @@ incarnation_factory placement::device_factory(const node_placement& p, const ker
     gpu::gpu_ring_options go;
     go.requests.arena_bytes = go.replies.arena_bytes = n.arena_bytes;
     if (n.ring_slots) go.requests.capacity = go.replies.capacity = n.ring_slots;
+    give_state_room(go.requests, k.state_bytes);  // a stateful kernel's snapshots travel in the rings
+    give_state_room(go.replies, k.state_bytes);
     f = p.gpu->factory(k.name, go);            // throws for a kernel the GPU table lacks or bad ring options
     if (p.sim) f = p.sim->wrap(std::move(f));  // the injector over the GPU's incarnations
   } else if (p.sim) {

@@ -56,12 +56,15 @@ bool runs_in_pool(const cpu_incarnation_options& opts) noexcept;
 /// `o` with rings that can carry `state_bytes` of kernel state both ways (snapshot and restore:
 /// the state and its 8-byte checksum, kernel.hpp): a ring whose slot and arena are too small gets
 /// an arena of twice that (rounded up to 64 bytes). state_bytes 0 (stateless): `o` unchanged. A
-/// kernel host sizes its segment's rings with this rule, so its worker's rings match.
-inline cpu_incarnation_options with_state_room(cpu_incarnation_options o, std::uint32_t state_bytes) {
-  if (state_bytes == 0) return o;
+/// kernel host sizes its segment's rings with this rule, so its worker's rings match; a GPU
+/// node's rings get it from give_state_room.
+inline void give_state_room(ring_config& c, std::uint32_t state_bytes) {
   const std::uint32_t wire = state_bytes + state_checksum_bytes;
-  for (ring_config* c : {&o.rings.requests, &o.rings.replies})
-    if (c->inline_capacity() < wire && c->arena_bytes < wire) c->arena_bytes = (2 * wire + 63) / 64 * 64;
+  if (state_bytes != 0 && c.inline_capacity() < wire && c.arena_bytes < wire) c.arena_bytes = (2 * wire + 63) / 64 * 64;
+}
+inline cpu_incarnation_options with_state_room(cpu_incarnation_options o, std::uint32_t state_bytes) {
+  give_state_room(o.rings.requests, state_bytes);
+  give_state_room(o.rings.replies, state_bytes);
   return o;
 }
 
