@@ -161,7 +161,7 @@ TEST_CASE("GET /state/<node>: a stateful node's latest snapshot as JSON, 404 for
       "name: state-test\n"
       "nodes:\n"
       "  - {name: in, function: validate, type: Trade}\n"
-      "  - {name: vwap, kernel: vwap, backend: sim, state: {snapshot_every: 100, snapshot_ms: 50}}\n"
+      "  - {name: vwap, kernel: vwap, backend: sim, state: {snapshot_every: 100, snapshot_ms: 50, verify: true}}\n"
       "  - {name: echo, kernel: echo, backend: sim}\n"
       "edges: [{from: in, to: vwap}]\n"
       "load: [{name: l, target: in, message: Trade, rate: 2000, max_in_flight: 64}]\n",
@@ -190,6 +190,10 @@ TEST_CASE("GET /state/<node>: a stateful node's latest snapshot as JSON, 404 for
   std::uint64_t trades = 0;
   for (const auto& k : j["state"]["keys"]) trades += k["trades"].get<std::uint64_t>();
   CHECK(trades == j["requests_covered"].get<std::uint64_t>());
+  // state.verify: every snapshot was checked by a host replay (VwapKernel is deterministic).
+  CHECK(j["verify"]["checked"].get<std::uint64_t>() >= 4);
+  CHECK(j["verify"]["failures"] == 0);
+  CHECK(j["verify"]["last_failure"].is_null());
   for (const char* p : {"/state/echo", "/state/in", "/state/nope"}) {
     INFO(p);
     r = s.cli.Get(p);
@@ -199,7 +203,7 @@ TEST_CASE("GET /state/<node>: a stateful node's latest snapshot as JSON, 404 for
   }
   const auto fams = ringflow::testing::parse_prometheus(s.cli.Get("/metrics")->body);
   for (const char* f : {"ringflow_state_bytes", "ringflow_snapshots_total", "ringflow_snapshot_age_seconds",
-                        "ringflow_journal_depth"}) {
+                        "ringflow_journal_depth", "ringflow_state_verify_failures_total"}) {
     INFO(f);
     REQUIRE(fams.count(f));
     REQUIRE(fams.at(f).samples.size() == 1);  // the stateful ring only
@@ -207,6 +211,7 @@ TEST_CASE("GET /state/<node>: a stateful node's latest snapshot as JSON, 404 for
   }
   CHECK(fams.at("ringflow_state_bytes").samples[0].value == sizeof(ringflow::demo_kernels::VwapKernel::state));
   CHECK(fams.at("ringflow_snapshots_total").samples[0].value >= 5);
+  CHECK(fams.at("ringflow_state_verify_failures_total").samples[0].value == 0);
   s.eng.drain();
   CHECK(s.eng.summary().lost == 0);
   s.eng.stop();

@@ -172,3 +172,76 @@ TEST_CASE("stateful ring actor: incarnations and options that cannot keep the st
   stateless->stop();
   mismatched->stop();
 }
+
+namespace {
+std::atomic<std::int64_t> drift_calls{0};
+/// VwapKernel whose handler also adds a per-process call count to key 0's notional: the same
+/// requests applied again (a replay, the host's check) give another state. Never do this.
+struct DriftKernel {
+  using request = msg::Trade;
+  using reply = msg::VwapReply;
+  using state = VwapKernel::state;
+  static constexpr const char* name = "drift";
+  static void init(state& s) { VwapKernel::init(s); }
+  static status handle(const msg_view& in, reply_writer& out, state& s) {
+    s.keys[0].notional += drift_calls.fetch_add(1);
+    return VwapKernel::handle(in, out, s);
+  }
+};
+
+/// Submits trades 0..n-1 (restarting the incarnation in place every 100) and waits for the answers.
+void run_trades(const std::shared_ptr<ring_core>& core, std::size_t n) {
+  one_submitter sub(core, n);
+  for (std::size_t i = 0; i < n; ++i) {
+    sub.submit(trade_for(i), i);
+    if (i % 100 == 50) {
+      std::unique_ptr<incarnation> old = core->detach();
+      REQUIRE(old);
+      REQUIRE(old->restart());
+      core->attach(std::move(old));
+    }
+  }
+  REQUIRE(wait_until([&] { return core->in_flight() == 0; }, 30000ms));
+  CHECK(sub.errors.load() == 0);
+}
+}  // namespace
+
+TEST_CASE("state.verify: each snapshot is checked by a host replay, a non-deterministic handler is reported",
+          "[state][tsan]") {
+  completion_poller poller{small_runtime().poller};
+  {
+    ring_actor_options o = state_options(16);
+    o.state.verify = true;
+    with_kernel_state<VwapKernel>(o);
+    auto core = make_core(poller, o);
+    const incarnation_factory make = cpu_incarnation_factory<VwapKernel>(state_rings());
+    core->attach(make(&poller.bell()));
+    run_trades(core, 400);
+    (void)fresh_snapshot(*core);
+    const ring_stats s = core->stats();
+    CHECK(s.state_verified >= 400 / 16 / 2);  // replays after each restart included
+    CHECK(s.state_verify_failures == 0);
+    CHECK(core->state()->verify_failure.empty());
+    core->stop();
+  }
+  {
+    ring_actor_options o = state_options(16);
+    o.state.verify = true;
+    with_kernel_state<DriftKernel>(o);
+    auto core = make_core(poller, o);
+    const incarnation_factory make = cpu_incarnation_factory<DriftKernel>(state_rings());
+    core->attach(make(&poller.bell()));
+    run_trades(core, 200);
+    (void)fresh_snapshot(*core);
+    const ring_stats s = core->stats();
+    CHECK(s.state_verified >= 1);
+    CHECK(s.state_verify_failures >= 1);
+    CHECK_THAT(core->state()->verify_failure, Catch::Contains("the handler is not deterministic"));
+    CHECK_THAT(core->state()->verify_failure, Catch::Contains("applied on the host to the previous snapshot"));
+    core->stop();
+  }
+  // Without the host handler, verify is refused (nothing to replay with).
+  ring_actor_options bare = state_options(16);
+  bare.state.verify = true;
+  CHECK_THROWS_WITH(make_core(poller, bare), Catch::Contains("state.verify needs the kernel's host handler"));
+}

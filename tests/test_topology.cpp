@@ -263,7 +263,7 @@ TEST_CASE("a stateful kernel's node: state keys, one replica, on every backend a
   const auto t = parse_topology(head +
                                     "nodes:\n"
                                     "  - {name: v, kernel: vwap, state: {snapshot_every: 50, snapshot_ms: 0, "
-                                    "journal_max: 512}}\n"
+                                    "journal_max: 512, verify: true}}\n"
                                     "  - {name: w, kernel: vwap, backend: sim}\n"
                                     "  - {name: h, kernel: vwap, backend: sim, host: process}\n"
                                     "  - {name: g, kernel: vwap, backend: cuda}\n"
@@ -275,6 +275,8 @@ TEST_CASE("a stateful kernel's node: state keys, one replica, on every backend a
   CHECK(t->nodes[0].stateful);
   CHECK(t->nodes[0].backend == "cpu");  // auto: a stateful node asks for a GPU by name
   CHECK(t->nodes[0].snapshot_every == 50);
+  CHECK(t->nodes[0].state_verify);
+  CHECK_FALSE(t->nodes[1].state_verify);  // the default
   CHECK(t->nodes[0].snapshot_ms == 0);
   CHECK(t->nodes[0].journal_max == 512);
   CHECK(t->nodes[1].snapshot_every == 1000);  // the defaults
@@ -290,6 +292,7 @@ TEST_CASE("a stateful kernel's node: state keys, one replica, on every backend a
   require_one(nodes + "  - {name: v, kernel: vwap, state: {snapshot_every: 900, journal_max: 1000}}\n", 3, 36,
               "state.journal_max (1000) must be at least snapshot_every + window (1156)");
   require_one(nodes + "  - {name: v, kernel: vwap, state: {every: 5}}\n", 3, 37, "every");
+  require_one(nodes + "  - {name: v, kernel: vwap, state: {verify: maybe}}\n", 3, 45, "'verify' must be true or false");
   require_one(nodes + "  - {name: v, kernel: vwap, state: {snapshot_every: 0}}\n", 3, 53, "snapshot_every");
   require_one(nodes + "  - {name: c, function: sink, type: Trade, state: {snapshot_every: 5}}\n", 3, 51,
               "'state' is for ring nodes");

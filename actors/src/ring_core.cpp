@@ -16,6 +16,7 @@
 
 #include <concurrentqueue.h>
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <stdexcept>
@@ -148,6 +149,10 @@ struct ring_core::impl {
 
   // Stateful kernels: the latest snapshot and the journal since (state_journal.hpp).
   std::unique_ptr<detail::state_journal> journal;
+  // state.verify: checks run and failed, and the latest failure (verify_mu).
+  std::atomic<std::uint64_t> verified{0}, verify_failures{0};
+  mutable std::mutex verify_mu;
+  std::string verify_failure;
 
   // ---- stats --------------------------------------------------------------------------------
   std::atomic<std::uint64_t> submitted{0}, replied{0}, error_replies{0}, rejected{0}, overloaded{0}, timeouts{0},
@@ -184,6 +189,10 @@ ring_core::ring_core(std::string name, type_id request_type, type_id reply_type,
       throw std::invalid_argument("ring actor '" + name_ + "': state.journal_max (" + std::to_string(so.journal_max) +
                                   ") must be at least snapshot_every + window (" +
                                   std::to_string(so.snapshot_every + opts_.window) + ")");
+    if (so.verify && (!so.host_init || !so.host_apply))
+      throw std::invalid_argument("ring actor '" + name_ +
+                                  "': state.verify needs the kernel's host handler (state.host_init, state.host_apply; "
+                                  "runtime::spawn_ring_actor<K> fills them)");
     if (!so.initial.empty() && so.initial.size() != so.state_bytes)
       throw std::invalid_argument("ring actor '" + name_ + "': state.initial holds " +
                                   std::to_string(so.initial.size()) + " bytes, the kernel's state " +
@@ -193,7 +202,7 @@ ring_core::ring_core(std::string name, type_id request_type, type_id reply_type,
   if (so.state_bytes)
     impl_->journal = std::make_unique<detail::state_journal>(so.state_bytes, so.snapshot_every, so.journal_max,
                                                              std::uint64_t{so.snapshot_ms} * 1000000u, so.initial,
-                                                             so.initial_covered, so.from.get());
+                                                             so.initial_covered, so.from.get(), so.verify);
   poller_.add(this);
 }
 
@@ -205,7 +214,9 @@ ring_core::~ring_core() {
 std::uint32_t ring_core::in_flight() const noexcept { return impl_->in_flight.load(std::memory_order_relaxed); }
 bool ring_core::has_staged() const noexcept {
   // A stateful kernel's journal replay waits for ring room too (it holds no staging count).
-  return impl_->staged.load(std::memory_order_relaxed) > 0 || (impl_->journal && impl_->journal->replay_pending());
+  // So does a snapshot asked for while another thread held the publisher role (request_snapshot()).
+  return impl_->staged.load(std::memory_order_relaxed) > 0 ||
+         (impl_->journal && (impl_->journal->replay_pending() || impl_->journal->snapshot_wanted()));
 }
 
 ring_stats ring_core::stats() const noexcept {
@@ -235,6 +246,8 @@ ring_stats ring_core::stats() const noexcept {
     s.state_restores = v.restores;
     s.journal_depth = v.depth;
     s.snapshot_ns = v.snapshot_ns;
+    s.state_verified = m.verified.load(std::memory_order_relaxed);
+    s.state_verify_failures = m.verify_failures.load(std::memory_order_relaxed);
   }
   return s;
 }
@@ -242,7 +255,10 @@ ring_stats ring_core::stats() const noexcept {
 std::optional<state_view> ring_core::state() const {
   if (!impl_->journal) return std::nullopt;
   detail::state_journal::view v = impl_->journal->read();
-  return state_view{std::move(v.snapshot), v.snapshots, v.requests_covered, v.snapshot_ns};
+  state_view out{std::move(v.snapshot), v.snapshots, v.requests_covered, v.snapshot_ns, {}};
+  std::lock_guard<std::mutex> lock(impl_->verify_mu);
+  out.verify_failure = impl_->verify_failure;
+  return out;
 }
 
 std::uint64_t ring_core::request_snapshot() {
@@ -411,7 +427,11 @@ void ring_core::publish_pending() {
     // A submitter that found the role taken after our last dequeue has counted its request by
     // now (its increment precedes its exchange); re-check so it is not stranded. A full ring is
     // retried by the poller once the kernel makes room.
-    if (ring_full || m.staged.load(std::memory_order_seq_cst) <= 0) return;
+    // A snapshot asked for meanwhile (request_snapshot() found the role taken) is re-checked too.
+    if (ring_full) return;
+    if (m.staged.load(std::memory_order_seq_cst) <= 0 &&
+        !(m.journal && m.journal->snapshot_wanted() && m.journal->snapshot_due()))
+      return;
   }
 }
 
@@ -623,6 +643,29 @@ std::uint32_t ring_core::poll_replies_from(caf::execution_unit* ctx) {
 }
 
 // Consumes up to `max` replies (the reply-consumer role is held).
+// state.verify (ring_actor_options::state): the previous snapshot replayed on the host must give the
+// new one. Runs on the reply consumer's thread, outside the journal's lock.
+void ring_core::verify_snapshot(const detail::verify_job& job) {
+  const ring_actor_options::state_options& so = opts_.state;
+  std::vector<std::uint8_t> s(so.state_bytes);
+  if (job.from.empty()) so.host_init(s.data());
+  else s = job.from;
+  for (const std::vector<std::uint8_t>& r : job.requests)
+    so.host_apply(s.data(), r.data(), static_cast<std::uint32_t>(r.size()));
+  impl::bump(impl_->verified);
+  if (s == job.want) return;
+  impl::bump(impl_->verify_failures);
+  char digests[96];
+  std::snprintf(digests, sizeof digests, "digest %016llx, the kernel's snapshot %016llx",
+                static_cast<unsigned long long>(state_checksum(s.data(), so.state_bytes)),
+                static_cast<unsigned long long>(state_checksum(job.want.data(), so.state_bytes)));
+  std::string why = "requests " + std::to_string(job.first) + ".." + std::to_string(job.last) +
+                    " applied on the host to the previous snapshot give " + digests +
+                    ": the handler is not deterministic (or this backend computes differently from the CPU)";
+  std::lock_guard<std::mutex> lock(impl_->verify_mu);
+  impl_->verify_failure = std::move(why);
+}
+
 std::uint32_t ring_core::consume_replies(std::uint32_t max) {
   impl& m = *impl_;
   std::uint32_t n = 0;
@@ -646,9 +689,10 @@ std::uint32_t ring_core::consume_replies(std::uint32_t max) {
     }
     if (m.journal && detail::state_journal::is_control_id(id)) {
       // A reply to the core's own state request (snapshot, restore): for the journal only.
-      const detail::journal_reply jr = m.journal->on_reply(id, hdr.status, hdr.type_id, bytes, in_bounds);
+      detail::journal_reply jr = m.journal->on_reply(id, hdr.status, hdr.type_id, bytes, in_bounds);
       m.consumer.release();
       if (jr.restore_failed) impl::bump(m.corrupt_replies);  // its state is wrong: it must be replaced
+      if (jr.verify) verify_snapshot(*jr.verify);
       continue;
     }
     const fb::bytes_view p{bytes.data(), static_cast<std::uint32_t>(bytes.size())};

@@ -7,11 +7,12 @@ namespace ringflow::detail {
 
 state_journal::state_journal(std::uint32_t state_bytes, std::uint32_t snapshot_every, std::uint32_t journal_max,
                              std::uint64_t snapshot_interval_ns, const std::vector<std::uint8_t>& initial,
-                             std::uint64_t initial_covered, const state_handover* from)
+                             std::uint64_t initial_covered, const state_handover* from, bool verify)
     : state_bytes_(state_bytes),
       snapshot_every_(snapshot_every),
       journal_max_(journal_max),
       interval_ns_(snapshot_interval_ns),
+      verify_(verify),
       covered_(initial_covered),
       applied_(initial_covered) {
   if (from) {
@@ -83,7 +84,7 @@ void state_journal::retract_last() {
   if (records_.size() <= cursor_) return;  // (never: the last record's push failed, no reply can name it)
   if (records_.back().kind == journal_record::snapshot) {
     since_snapshot_ = since_before_snapshot_;
-    snapshot_wanted_ = true;
+    want_snapshot(true);
     if (snapshots_in_flight_ > 0) --snapshots_in_flight_;
   } else if (since_snapshot_ > 0) {
     --since_snapshot_;
@@ -126,12 +127,12 @@ void state_journal::publishing_snapshot(std::uint64_t id) {
   records_.push_back(std::move(r));
   replay_ = records_.size();
   since_snapshot_ = 0;
-  snapshot_wanted_ = false;
+  want_snapshot(false);
 }
 
 std::uint64_t state_journal::request_snapshot() {
   std::lock_guard<std::mutex> lock(mu_);
-  snapshot_wanted_ = true;
+  want_snapshot(true);
   // Snapshots on their way were asked for before: ours goes after them (snapshot_due()).
   return snapshots_ + snapshots_in_flight_ + 1;
 }
@@ -182,10 +183,23 @@ journal_reply state_journal::on_reply(std::uint64_t id, std::uint16_t st, type_i
   if (tainted_ || unsound_ || !sound || st != static_cast<std::uint16_t>(status::ok) || type != state_snapshot_type ||
       payload.size() != state_bytes_ + state_checksum_bytes ||
       !state_intact(payload.data(), static_cast<std::uint32_t>(payload.size()))) {
-    snapshot_wanted_ = true;  // failed (an error reply, a reply damaged on the way): another soon
+    want_snapshot(true);  // failed (an error reply, a reply damaged on the way): another soon
     return out;
   }
   // The state after every message before this one: the journal forgets them.
+  if (verify_) {
+    // The previous snapshot (this journal's base: every restore since restored it) and what this
+    // incarnation applied on top of it, in order, must give the new one.
+    verify_job job;
+    if (!snapshot_.empty()) job.from.assign(snapshot_.begin(), snapshot_.begin() + state_bytes_);
+    job.want.assign(payload.begin(), payload.begin() + state_bytes_);
+    for (std::size_t k = 0; k < i; ++k)
+      if (records_[k].kind == journal_record::request && records_[k].outcome == journal_record::applied)
+        job.requests.push_back(records_[k].bytes);
+    job.first = covered_ + 1;
+    job.last = covered_ + job.requests.size();
+    out.verify = std::move(job);
+  }
   snapshot_ = payload;
   ++snapshots_;
   snapshot_ns_ = steady_now();

@@ -43,6 +43,15 @@ struct journal_record {
   bool replay_of_applied = false;  // published again after it was applied in an earlier incarnation
 };
 
+/// state.verify: a new snapshot to check on the host (ring_core runs it outside the journal's lock):
+/// `from` (the previous snapshot's state; empty: init()) with `requests` applied in order must give
+/// `want`; they cover the requests `first` .. `last` (as requests_covered counts them).
+struct verify_job {
+  std::vector<std::uint8_t> from, want;
+  std::vector<std::vector<std::uint8_t>> requests;
+  std::uint64_t first = 0, last = 0;
+};
+
 /// What a reply was, for the reply consumer.
 struct journal_reply {
   bool control = false;         // a reply to a state request: not for any caller
@@ -51,13 +60,15 @@ struct journal_reply {
   bool replay_of_applied = false;
   /// A request applied for the first time: its apply sequence (initial_covered + n); 0 otherwise.
   std::uint64_t applied_seq = 0;
+  /// A snapshot taken with verify on: the check to run.
+  std::optional<verify_job> verify;
 };
 
 class state_journal {
  public:
   state_journal(std::uint32_t state_bytes, std::uint32_t snapshot_every, std::uint32_t journal_max,
                 std::uint64_t snapshot_interval_ns, const std::vector<std::uint8_t>& initial = {},
-                std::uint64_t initial_covered = 0, const state_handover* from = nullptr);
+                std::uint64_t initial_covered = 0, const state_handover* from = nullptr, bool verify = false);
   /// What a successor takes over (ring_core::handover()).
   state_handover handover() const;
 
@@ -83,6 +94,9 @@ class state_journal {
   std::optional<replay_item> next_replay() const;
   /// Records of a rebuilt journal not yet in the ring (lock-free: the poller's retry check).
   bool replay_pending() const noexcept { return replay_pending_.load(std::memory_order_acquire); }
+  /// A snapshot was asked for (request_snapshot(), or a failed one) and not yet published
+  /// (lock-free: the poller's retry check; snapshot_due() decides whether it can go now).
+  bool snapshot_wanted() const noexcept { return wanted_flag_.load(std::memory_order_acquire); }
   /// The item next_replay() gave goes into the ring (called before the push: its reply may come
   /// at once); unreplay() when the push failed.
   void replaying_one();
@@ -127,6 +141,7 @@ class state_journal {
  private:
   const std::uint32_t state_bytes_, snapshot_every_, journal_max_;
   const std::uint64_t interval_ns_;       // 0: no time-based snapshots
+  const bool verify_;                     // state.verify: snapshots come with a verify_job
   std::uint64_t last_snapshot_sent_ = 0;  // steady ns of the latest snapshot request
   mutable std::mutex mu_;
   std::deque<journal_record> records_;  // publish order since the latest snapshot
@@ -140,6 +155,11 @@ class state_journal {
   bool stuck_reported_ = false;
   std::uint32_t snapshots_in_flight_ = 0;    // snapshot requests in the current ring, no reply yet
   std::atomic<bool> replay_pending_{false};  // replay_ < records_.size() after a rebuild
+  std::atomic<bool> wanted_flag_{false};     // snapshot_wanted_, readable without the lock
+  void want_snapshot(bool w) {
+    snapshot_wanted_ = w;
+    wanted_flag_.store(w, std::memory_order_release);
+  }
   void note_replay() { replay_pending_.store(replay_ < records_.size(), std::memory_order_release); }
   std::uint64_t control_ = 0;
   std::vector<std::uint8_t> snapshot_;

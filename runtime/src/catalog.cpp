@@ -217,17 +217,7 @@ kernel_info kernel_entry(const char* request, const char* reply) {
   if constexpr (stateful_kernel<K>) {
     k.init_state = [](std::uint8_t* s) { host_init_state<K>(s); };
     k.apply_state = [](std::uint8_t* s, const std::uint8_t* req, std::uint32_t size) {
-      // As a CPU incarnation serves it (host_serve.hpp's guard: a throw is a handler_fault reply,
-      // whatever the handler changed stays); the reply itself is not needed.
-      thread_local std::vector<std::uint8_t> scratch(std::size_t{1} << 20);
-      static constexpr std::uint8_t zero_ids[16] = {};
-      request_plan p;
-      p.in.type = K::request::type_id_;
-      p.in.trace_id = zero_ids;
-      p.in.span_id = zero_ids;
-      p.in.payload = fb::bytes_view{req, size};
-      reply_writer out(scratch.data(), static_cast<std::uint32_t>(scratch.size()));
-      (void)detail::guard(out, [&] { return run_handler<K>(p, out, s); });
+      host_apply_state<K>(s, req, size);  // as a CPU incarnation serves it (host_serve.hpp)
     };
   }
   return k;

@@ -144,6 +144,17 @@ class reader {
     return true;
   }
 
+  /// `key` as true / false (absent: nullopt); anything else is reported.
+  std::optional<bool> flag(const yaml::node& m, const char* key, const std::string& what) {
+    const yaml::node v = m[key];
+    if (!v) return std::nullopt;
+    const std::string s = v.IsScalar() ? v.Scalar() : std::string();
+    if (s == "true") return true;
+    if (s == "false") return false;
+    error(v, what + ": '" + key + "' must be true or false");
+    return std::nullopt;
+  }
+
   std::optional<std::string> str(const yaml::node& m, const char* key, const std::string& what, bool required) {
     const yaml::node v = m[key];
     if (!v) {
@@ -216,14 +227,15 @@ const std::vector<std::string> backends = {"auto", "cpu", "sim", "cuda", "hip"};
 const std::vector<std::string> wait_modes = {"park", "adaptive", "spin"};
 const std::vector<std::string> strategies = {"one_for_one", "one_for_all", "rest_for_one"};
 
-// A ring node's `state:` block and the rules of a stateful kernel's node: one replica, a backend
-// that keeps state (cpu, sim; `auto` means cpu), in-process.
+// A ring node's `state:` block and the rules of a stateful kernel's node: one replica (`auto`
+// means cpu).
 void read_state(reader& r, const yaml::node& n, const std::string& what, node_spec& s) {
   if (const yaml::node st = n["state"]) {
     if (!s.stateful && !s.in_type.empty()) {
       r.error(st, what + ": kernel '" + s.kernel + "' keeps no state ('state' is for stateful kernels)");
-    } else if (r.map(st, what + " state", {"snapshot_every", "snapshot_ms", "journal_max"})) {
+    } else if (r.map(st, what + " state", {"snapshot_every", "snapshot_ms", "journal_max", "verify"})) {
       const std::string w = what + " state";
+      s.state_verify = r.flag(st, "verify", w).value_or(false);
       s.snapshot_every = r.num<std::uint32_t>(st, "snapshot_every", w, 1, 1u << 24).value_or(1000);
       s.snapshot_ms = r.num<std::uint32_t>(st, "snapshot_ms", w, 0, 3600000).value_or(1000);
       s.journal_max = r.num<std::uint32_t>(st, "journal_max", w, 1, 1u << 26).value_or(16384);

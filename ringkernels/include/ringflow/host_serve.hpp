@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstring>
 #include <exception>
+#include <vector>
 
 #include "ringflow/control_block.hpp"
 #include "ringflow/kernel.hpp"
@@ -88,6 +89,21 @@ serve_result host_serve_state(ring_consumer& rq, ring_producer& rp, std::uint64_
 template <stateful_kernel K>
 void host_init_state(void* state) {
   K::init(*static_cast<typename K::state*>(state));
+}
+/// Applies one request (`size` bytes of K's request type) to a K::state at `state` on the host, as
+/// a CPU incarnation serves it: a throw is a handler fault (whatever the handler changed stays);
+/// the reply is not kept. The ring actor's state.verify and the checkpointer's journal replay use it.
+template <stateful_kernel K>
+void host_apply_state(void* state, const std::uint8_t* request, std::uint32_t size) {
+  thread_local std::vector<std::uint8_t> scratch(std::size_t{1} << 20);
+  static constexpr std::uint8_t zero_ids[16] = {};
+  request_plan p;
+  p.in.type = K::request::type_id_;
+  p.in.trace_id = zero_ids;
+  p.in.span_id = zero_ids;
+  p.in.payload = fb::bytes_view{request, size};
+  reply_writer out(scratch.data(), static_cast<std::uint32_t>(scratch.size()));
+  (void)detail::guard(out, [&] { return run_handler<K>(p, out, state); });
 }
 
 }  // namespace ringflow

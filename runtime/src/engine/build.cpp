@@ -45,6 +45,9 @@ void engine::impl::build_nodes() {
           r->opts.state.snapshot_every = n.snapshot_every;
           r->opts.state.snapshot_ms = n.snapshot_ms;
           r->opts.state.journal_max = n.journal_max;
+          r->opts.state.verify = n.state_verify;  // the host replay runs the kernel's CPU handler
+          r->opts.state.host_init = k->init_state;
+          r->opts.state.host_apply = k->apply_state;
           if (n.checkpoint)  // resume from the node's durable checkpoint (checkpointer.hpp)
             checkpoints.resume(n, r->name, *k, opts.discard_checkpoints, r->opts.state);
         }

@@ -238,6 +238,22 @@ bool engine::load_finished() const { return impl_->load.finished(); }
 void engine::tick() {
   impl_->tick_faults();
   impl_->watch_root();
+  impl_->tick_verify();
+}
+
+void engine::impl::tick_verify() {
+  if (!runtime_live()) return;
+  for (auto& r : rings) {
+    if (!r->opts.state.verify) continue;
+    const std::shared_ptr<ring_core> core = rt->ring(r->name);
+    if (!core) continue;
+    const std::uint64_t failures = core->stats().state_verify_failures;
+    if (failures <= r->verify_failures_logged) continue;
+    r->verify_failures_logged = failures;
+    const std::optional<state_view> v = core->state();
+    log.error("state", "node " + r->name + ": state.verify: " + (v ? v->verify_failure : std::string()),
+              {{"node", r->name}, {"failures", failures}});
+  }
 }
 
 std::string engine::gave_up() const {
@@ -444,6 +460,9 @@ node_view engine::impl::view_of(const node_rt& n, const ladder_snapshot& ls) con
           r.snapshots = st.snapshots;
           r.journal_depth = st.journal_depth;
           r.snapshot_ns = st.snapshot_ns;
+          r.verify = core->options().state.verify;
+          r.verified = st.state_verified;
+          r.verify_failures = st.state_verify_failures;
         }
       }
     for (const auto& st : ls.rings)
@@ -507,6 +526,13 @@ nlohmann::json engine::state_json(const std::string& node, int& status) const {
                    {"requests_covered", v->requests_covered}};
   j["snapshot_age_s"] = v->snapshot_ns ? nlohmann::json(static_cast<double>(steady_now() - v->snapshot_ns) / 1e9)
                                        : nlohmann::json(nullptr);
+  if (core->options().state.verify) {
+    const ring_stats st = core->stats();
+    j["verify"] = {
+        {"checked", st.state_verified},
+        {"failures", st.state_verify_failures},
+        {"last_failure", v->verify_failure.empty() ? nlohmann::json(nullptr) : nlohmann::json(v->verify_failure)}};
+  }
   if (v->bytes.empty()) {
     j["state"] = nullptr;  // no snapshot yet: the kernel's init()
   } else if (r->kernel->dump_state) {

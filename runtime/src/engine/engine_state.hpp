@@ -64,6 +64,7 @@ struct ring_rt {
   /// Times its supervisor started it (the child's start function ran); starts - 1 = OTP restarts,
   /// whichever supervisor in the tree decided them.
   std::atomic<std::uint64_t> starts{0};
+  std::uint64_t verify_failures_logged = 0;  // state.verify: failures already logged (tick's thread)
 };
 
 struct engine_snapshot;
@@ -142,6 +143,7 @@ struct engine::impl {
   ring_picker ring_picker_of(engine_parts::node_rt* nr);
   // engine.cpp
   void on_ladder_event(const ladder_event& e);
+  void tick_verify();  // state.verify: a log line for each new failure
   void tick_faults();
   /// tick(): the root supervisor exited on its own (intensity exceeded): record who gave up.
   void watch_root();

@@ -105,6 +105,13 @@ void ladder_families(exposition& x, const engine_snapshot& s, const std::vector<
   stateful("ringflow_journal_depth", "gauge",
            "Messages in a stateful ring actor's journal (published since the latest snapshot)",
            [](const ring_view& r) { return static_cast<double>(r.journal_depth); });
+  // state.verify (debug): only the nodes that asked for it.
+  x.family("ringflow_state_verify_failures_total", "counter",
+           "Snapshots of a stateful kernel whose host replay differed (state.verify: a non-deterministic handler)");
+  if (s.runtime_live)
+    for (const node_view* n : nodes)
+      for (const ring_view& r : n->rings)
+        if (r.running && r.verify) x.sample({{"ring", r.name}}, static_cast<double>(r.verify_failures));
   // Durable checkpoints (`checkpoint:`): every checkpointed ring actor, from the start.
   x.family("ringflow_checkpoints_total", "counter", "Durable checkpoints of a stateful node written in this run");
   for (const checkpoint_view& c : s.checkpoints) x.sample({{"ring", c.ring}}, static_cast<double>(c.writes));

@@ -25,6 +25,8 @@ struct ring_view {
   // A stateful kernel's ring actor (state_bytes > 0):
   std::uint32_t state_bytes = 0, journal_depth = 0;
   std::uint64_t snapshots = 0, snapshot_ns = 0;
+  bool verify = false;  // state.verify: the counts below
+  std::uint64_t verified = 0, verify_failures = 0;
   std::optional<ladder_ring_status> ladder;  // when the ladder supervises it
 };
 

@@ -44,6 +44,7 @@
 
 #include "ringflow/actors/errors.hpp"
 #include "ringflow/actors/fb_msg.hpp"
+#include "ringflow/host_serve.hpp"
 #include "ringflow/incarnation.hpp"
 
 namespace ringflow {
@@ -95,6 +96,9 @@ using ring_trace_sink = std::function<void(const ring_hop_trace&)>;
 
 class reply_durability;
 struct state_handover;
+namespace detail {
+struct verify_job;  // state_journal.hpp (internal)
+}
 
 struct ring_actor_options {
   std::uint32_t window = 256;            // in-flight limit of the ring actor (rounded up to a power of two)
@@ -152,8 +156,33 @@ struct ring_actor_options {
     /// runtime::spawn_ring_actor when a stateful ring actor is spawned under the name of a stopped
     /// one with the same state size (an OTP restart after the actor itself crashed).
     std::shared_ptr<const state_handover> from;
+    /// Debug (topology `state.verify: true`; docs/KERNELS.md "state.verify"): every new snapshot
+    /// is checked on the host. The previous snapshot (or init()) gets every request the kernel
+    /// applied in between, in order, through `host_apply` (the kernel's CPU handler:
+    /// host_apply_state<K>); the result must be byte-identical to the new snapshot. A difference
+    /// — a non-deterministic handler, or a backend whose results differ from the CPU's — is
+    /// counted (ring_stats::state_verify_failures) and described (state_view::verify_failure); the
+    /// snapshot is still taken. Costs one host replay of every request. Needs host_init and
+    /// host_apply (runtime::spawn_ring_actor<K> and the topology fill them).
+    bool verify = false;
+    std::function<void(std::uint8_t* state)> host_init;
+    std::function<void(std::uint8_t* state, const std::uint8_t* request, std::uint32_t size)> host_apply;
   } state;
 };
+
+/// `opts` for kernel K: a stateful K's state size and its host handler (state.verify's replay);
+/// nothing for a stateless K.
+template <ring_kernel K>
+void with_kernel_state(ring_actor_options& opts) {
+  if constexpr (stateful_kernel<K>) {
+    opts.state.state_bytes = state_bytes_of<K>;
+    if (!opts.state.host_init) opts.state.host_init = [](std::uint8_t* s) { host_init_state<K>(s); };
+    if (!opts.state.host_apply)
+      opts.state.host_apply = [](std::uint8_t* s, const std::uint8_t* r, std::uint32_t n) {
+        host_apply_state<K>(s, r, n);
+      };
+  }
+}
 
 /// Where a stateful ring actor's replies wait until their requests' effects are durable
 /// (ring_actor_options::state::durable).
@@ -201,11 +230,13 @@ struct ring_stats {
   std::uint32_t in_flight = 0;        // outbox entries in use now
   std::uint32_t staged = 0;           // requests waiting for the publisher now
   // Stateful kernels (ring_actor_options::state; 0 for stateless ones):
-  std::uint64_t snapshots = 0;         // snapshots of the state received
-  std::uint64_t state_restores = 0;    // incarnations restored (snapshot, or init) and replayed
-  std::uint64_t journal_replayed = 0;  // replies of replayed requests already answered (dropped)
-  std::uint32_t journal_depth = 0;     // messages in the journal now
-  std::uint64_t snapshot_ns = 0;       // steady ns when the latest snapshot arrived (0: none)
+  std::uint64_t snapshots = 0;              // snapshots of the state received
+  std::uint64_t state_restores = 0;         // incarnations restored (snapshot, or init) and replayed
+  std::uint64_t journal_replayed = 0;       // replies of replayed requests already answered (dropped)
+  std::uint32_t journal_depth = 0;          // messages in the journal now
+  std::uint64_t snapshot_ns = 0;            // steady ns when the latest snapshot arrived (0: none)
+  std::uint64_t state_verified = 0;         // state.verify: snapshots checked by a host replay
+  std::uint64_t state_verify_failures = 0;  // ... whose replay differed (a non-deterministic handler)
 };
 
 /// The latest snapshot of a stateful ring actor's state (ring_core::state()).
@@ -214,6 +245,9 @@ struct state_view {
   std::uint64_t snapshots = 0;         // snapshots received so far
   std::uint64_t requests_covered = 0;  // requests whose effect `bytes` holds
   std::uint64_t snapshot_ns = 0;       // steady ns when it arrived (0: none)
+  /// state.verify: the latest difference found (empty: none), e.g. "requests 1001..2000 replayed
+  /// on the host from the previous snapshot give digest ..., the kernel's snapshot ...".
+  std::string verify_failure;
 };
 
 /// What the attached incarnation looks like right now (for the watchdog and metrics).
@@ -324,6 +358,7 @@ class ring_core : public std::enable_shared_from_this<ring_core>, public reply_s
   bool drain_journal(bool& pushed);
   bool push_snapshot(bool& pushed);
   std::uint32_t consume_replies(std::uint32_t max);
+  void verify_snapshot(const detail::verify_job& job);
 
   std::string name_;
   type_id request_type_;

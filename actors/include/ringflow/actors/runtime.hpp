@@ -88,7 +88,7 @@ class runtime {
   /// the state (plus its checksum) get arenas that can (twice that, rounded up to 64 bytes).
   template <ring_kernel K>
   caf::actor spawn_ring_actor(const std::string& name, ring_actor_options opts = {}, cpu_incarnation_options cpu = {}) {
-    if constexpr (stateful_kernel<K>) opts.state.state_bytes = state_bytes_of<K>;
+    with_kernel_state<K>(opts);
     return spawn_ring_actor(name, K::request::type_id_, K::reply::type_id_,
                             cpu_incarnation_factory<K>(with_state_room<K>(with_kernel_pool(std::move(cpu)))), opts);
   }

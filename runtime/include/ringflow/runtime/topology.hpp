@@ -88,6 +88,7 @@ struct node_spec {
   std::uint32_t snapshot_every = 1000;
   std::uint32_t snapshot_ms = 1000;
   std::uint32_t journal_max = 16384;
+  bool state_verify = false;  // `state.verify: true`: every snapshot checked by a host replay (debug)
   // Its durable checkpoints (`checkpoint:`; runtime/checkpoint.hpp, docs/FAULTS.md "Durable checkpoints"):
   bool checkpoint = false;
   std::string checkpoint_dir;   // as written

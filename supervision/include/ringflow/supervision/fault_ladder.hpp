@@ -140,7 +140,8 @@ class fault_ladder {
   template <ring_kernel K, class Device>
   caf::actor spawn_ring_actor(const std::string& name, std::shared_ptr<Device> dev, ring_actor_options opts = {},
                               cpu_incarnation_options cpu = {}) {
-    cpu = rt_->with_kernel_pool(std::move(cpu));
+    cpu = with_state_room<K>(rt_->with_kernel_pool(std::move(cpu)));  // a stateful K's rings carry its state
+    with_kernel_state<K>(opts);
     auto on_device = dev->template factory<K>(cpu);
     return spawn_ring_actor(name, K::request::type_id_, K::reply::type_id_, std::move(dev), std::move(on_device),
                             cpu_incarnation_factory<K>(cpu), opts);
