@@ -720,7 +720,7 @@ TEST_CASE(
       default: break;
     }
   }
-  REQUIRE(wait_until([&] { return core->in_flight() == 0; }, 30000ms));
+  REQUIRE(sub.wait_answered(sub.answers.size()));
   CHECK(sub.errors.load() == 0);
   std::vector<std::uint64_t> running(demo_kernels::vwap_keys, 0);
   for (std::size_t i = 0; i < trades.size(); ++i) {
@@ -785,7 +785,7 @@ TEST_CASE("gpu device: a stateful kernel that traps is rerouted to the CPU with 
   trap.seq = trap_sequence;
   sub.submit(trap, trades.size());  // traps the device; replayed on the CPU, where it is a handler fault
   for (std::size_t i = 200; i < trades.size(); ++i) sub.submit(trades[i], i);
-  REQUIRE(wait_until([&] { return core->in_flight() == 0; }, 30000ms));
+  REQUIRE(sub.wait_answered(sub.answers.size()));
   for (std::size_t i = 0; i <= trades.size(); ++i) {
     INFO("request " << i);
     CHECK(sub.answers[i].load() == 1);

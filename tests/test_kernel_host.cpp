@@ -167,7 +167,7 @@ void stateful_worker_kills(fixture& f, int kills) {
       REQUIRE(f.dev->signal_workers(SIGKILL) == 1);  // with trades in flight: replayed by the next worker
     }
   }
-  REQUIRE(wait_until([&] { return core->in_flight() == 0; }, 30000ms));
+  REQUIRE(sub.wait_answered(sub.answers.size()));
   CHECK(sub.errors.load() == 0);
   std::vector<std::uint64_t> running(demo_kernels::vwap_keys, 0);
   for (std::size_t i = 0; i < trades.size(); ++i) {

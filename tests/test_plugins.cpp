@@ -10,9 +10,11 @@
 #include <fstream>
 
 #include "plugin_example/fill_generated.h"
+#include "ringflow/demo_kernels.hpp"
 #include "ringflow/doorbell.hpp"
 #include "ringflow/gpu/kernel_registry.hpp"
 #include "ringflow/runtime/catalog.hpp"
+#include "ringflow/runtime/checkpoint.hpp"
 #include "ringflow/runtime/plugins.hpp"
 #include "ringflow/version.hpp"
 #include "support/gpu_emulator.hpp"
@@ -208,6 +210,87 @@ TEST_CASE("plugins: a plugin kernel in-process on the sim device with crashes: e
   CHECK(s["faults_injected"].get<std::uint64_t>() >= 1);
 }
 
+TEST_CASE("plugins: a plugin's stateful kernel keeps its state through a crash and a worker kill, exactly once",
+          "[plugins][state]") {
+  const std::string path = bad("stateful");  // (the helper names any test plugin's file)
+  REQUIRE(load_failure({path}).empty());
+  const kernel_info* k = find_kernel("position");
+  REQUIRE(k);
+  CHECK(k->state_bytes == 7 * 8 + 8);
+  REQUIRE((k->init_state && k->apply_state && k->dump_state));
+  const message_info* trade = find_message("desk.Trade");
+  REQUIRE(trade);
+  // The fault-free state of trades 0 .. n-1, through the plugin's own handler on the host.
+  auto reference = [&](std::uint64_t n) {
+    std::vector<std::uint8_t> st(k->state_bytes);
+    k->init_state(st.data());
+    for (std::uint64_t i = 0; i < n; ++i) {
+      const fb_msg m = trade->make(i, 16);
+      k->apply_state(st.data(), m.bytes.data(), static_cast<std::uint32_t>(m.bytes.size()));
+    }
+    return st;
+  };
+  const nlohmann::json dump = nlohmann::json::parse(k->dump_state(reference(10).data()));
+  CHECK(dump["applied"] == 10);
+  CHECK(dump["net"].size() == 7);
+  // In a topology: one node in-process on the sim device (a crash; state.verify on), one in a
+  // kernel-host worker (SIGKILLed), each checkpointed; both states must be the fault-free ones.
+  const fs::path dir = temp_dir() / "plugin-state";
+  fs::remove_all(dir);
+  const fs::path t = desk_topology(
+      "pstate", path,
+      "nodes:\n"
+      "  - {name: pos, kernel: position, backend: sim, state: {snapshot_every: 200, verify: true},\n"
+      "     checkpoint: {dir: " +
+          dir.string() +
+          ", every_ms: 100}}\n"
+          "  - {name: hosted, kernel: position, backend: cpu, host: process, state: {snapshot_every: 200},\n"
+          "     checkpoint: {dir: " +
+          dir.string() +
+          ", every_ms: 100}}\n"
+          "load:\n"
+          "  - {name: a, target: pos, message: desk.Trade, rate: 1500, payload_bytes: 16}\n"
+          "  - {name: b, target: hosted, message: desk.Trade, rate: 1500, payload_bytes: 16}\n"
+          "faults:\n"
+          "  - {node: pos, kind: crash, at_s: 0.7}\n"
+          "  - {node: hosted, kind: kill_worker, at_s: 0.9}\n");
+  const fs::path sum = temp_dir() / "pstate-summary.json";
+  const outcome o = run({"run", t.string(), "--duration", "2", "--http", "off", "--summary-json", sum.string()});
+  INFO(o.err.substr(o.err.size() > 4000 ? o.err.size() - 4000 : 0));
+  REQUIRE(o.code == 0);
+  const nlohmann::json j = summary_of(sum);
+  CHECK(j["lost"] == 0);
+  CHECK(j["wrong"] == 0);
+  CHECK(j["errors"] == 0);
+  CHECK(j["restarts"].get<std::uint64_t>() >= 2);
+  CHECK_THAT(o.err, !Catch::Contains("state.verify"));  // no non-determinism reported
+  std::uint64_t covered = 0;
+  for (const char* node : {"pos", "hosted"}) {
+    INFO(node);
+    const checkpoint_store::loaded l = checkpoint_store(dir, node).load();
+    REQUIRE(l.cp);
+    CHECK(l.cp->kernel == "position");
+    CHECK(l.cp->requests_covered > 100);
+    CHECK(l.cp->state == reference(l.cp->requests_covered));
+    covered += l.cp->requests_covered;
+  }
+  CHECK(covered == j["replied"].get<std::uint64_t>());
+}
+
+TEST_CASE("plugins: a table from before the state arrays loads, its kernels stateless (the host reads nothing past it)",
+          "[plugins][state]") {
+  REQUIRE(load_failure({bad("stateful_old")}).empty());
+  const kernel_info* k = find_kernel("position");
+  REQUIRE(k);
+  CHECK(k->state_bytes == 0);
+  CHECK_FALSE(k->apply_state);
+  const fs::path t = desk_topology("pold", bad("stateful_old"),
+                                   "nodes:\n  - {name: pos, kernel: position, state: {snapshot_every: 10}}\n");
+  const outcome o = run({"validate", t.string()});
+  CHECK(o.code == 3);
+  CHECK_THAT(o.err, Catch::Contains("kernel 'position' keeps no state"));
+}
+
 TEST_CASE("plugins: a wrong answer is counted wrong by the kernel's check_reply", "[plugins]") {
   REQUIRE(load_failure({desk_path}).empty());
   const message_info* fill = find_message("desk.Fill");
@@ -286,7 +369,9 @@ TEST_CASE(
   CHECK(gpu::kernel_index(t, "fill") == 4);
   CHECK(t.request_type(4) == find_message("desk.Trade")->id);
   CHECK(t.reply_type(4) == find_message("desk.Fill")->id);
-  CHECK(t.state_bytes == nullptr);  // plugin ABI v1 carries no state: the plugin's vwap is refused by a stateful actor
+  REQUIRE(t.state_bytes != nullptr);  // the table's state sizes cross too (gpu_state_v1): vwap keeps state
+  CHECK(t.state_bytes(3) == sizeof(demo_kernels::VwapKernel::state));
+  CHECK(t.state_bytes(4) == 0);
   REQUIRE(t.origin != nullptr);
   CHECK(std::string(t.origin) == std::string("plugin ") + RINGFLOW_CUDA_PLUGIN);
   CHECK(t.launch != nullptr);  // launched only on a GPU: not verified here

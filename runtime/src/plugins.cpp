@@ -152,18 +152,39 @@ message_info message_from(const abi::message_v1& m, const std::string& origin) {
   return info;
 }
 
-kernel_info kernel_from(const abi::kernel_v1& k, const std::string& request, const std::string& reply,
-                        const std::string& origin) {
-  const cpu::kernel_binding b{k.name, k.request_id, k.reply_id, k.serve};
+// `st`: the kernel's state parts (null or state_bytes 0: stateless; checked by the caller).
+kernel_info kernel_from(const abi::kernel_v1& k, const abi::kernel_state_v1* st, const std::string& request,
+                        const std::string& reply, const std::string& origin) {
+  cpu::kernel_binding b{k.name, k.request_id, k.reply_id, k.serve};
   kernel_info info;
+  const std::uint32_t sb = st ? st->state_bytes : 0;
+  if (sb) {  // a stateful kernel: each channel keeps its state; the rings carry snapshots
+    b.serve = nullptr;
+    b.serve_state = st->serve_state;
+    b.state_bytes = sb;
+    b.init_state = st->init;
+    info.state_bytes = sb;
+    auto init = st->init;
+    auto apply = st->apply;
+    info.init_state = [init](std::uint8_t* s) { init(s); };
+    info.apply_state = [apply](std::uint8_t* s, const std::uint8_t* r, std::uint32_t n) { apply(s, r, n); };
+    if (auto dump = st->dump)
+      info.dump_state = [dump](const std::uint8_t* s) {
+        std::vector<std::uint8_t> out, err;
+        if (dump(s, sink(out), sink(err)) != abi::ok) return nlohmann::json{{"dump_state_error", text(err)}}.dump();
+        return text(out);
+      };
+  }
   info.name = k.name;
   info.request = request;
   info.reply = reply;
   info.request_id = k.request_id;
   info.reply_id = k.reply_id;
-  info.cpu_factory = [b](cpu_incarnation_options o) { return cpu_incarnation_factory(b, o); };
-  info.sim_factory = [b](sim::sim_device& d, cpu_incarnation_options o) {
-    return d.wrap(cpu_incarnation_factory(b, o));
+  info.cpu_factory = [b, sb](cpu_incarnation_options o) {
+    return cpu_incarnation_factory(b, with_state_room(std::move(o), sb));
+  };
+  info.sim_factory = [b, sb](sim::sim_device& d, cpu_incarnation_options o) {
+    return d.wrap(cpu_incarnation_factory(b, with_state_room(std::move(o), sb)));
   };
   info.origin = origin;
   return info;
@@ -245,9 +266,9 @@ std::string check_table(staged& s) {
   if (fb != host_flatbuffers_version())
     return "built with FlatBuffers " + fb + ", this program uses FlatBuffers " + host_flatbuffers_version() +
            " (the Verifiers cross the boundary: the versions must be equal)";
-  if (t->table_bytes < sizeof(abi::table_v1))
+  if (t->table_bytes < abi::table_v1_base_bytes)
     return "its table is " + std::to_string(t->table_bytes) + " bytes, ABI 1 needs " +
-           std::to_string(sizeof(abi::table_v1));
+           std::to_string(abi::table_v1_base_bytes);
   s.info.ringflow_version = rf;
   s.info.flatbuffers_version = fb;
   s.info.name = sane_name(t->plugin_name) ? t->plugin_name : "unnamed";
@@ -320,6 +341,10 @@ void check_contents(std::vector<staged>& files, std::vector<plugin_problem>& pro
     if (!s.fresh) continue;  // reused
     auto bad = [&](const std::string& what) { problems.push_back({s.path, what}); };
     const abi::table_v1& t = *s.table;
+    // The arrays appended within ABI 1: only from a table that is large enough to hold them.
+    const bool appended = t.table_bytes >= sizeof(abi::table_v1);
+    const abi::kernel_state_v1* states = appended && t.kernel_count ? t.kernel_states : nullptr;
+    const abi::gpu_state_v1* gstates = appended && t.gpu_table_count ? t.gpu_states : nullptr;
     // Messages first: kernels refer to them.
     std::map<type_id, std::string> own;  // id -> name as the catalog will know it
     for (std::uint32_t i = 0; i < t.message_count; ++i) {
@@ -382,8 +407,15 @@ void check_contents(std::vector<staged>& files, std::vector<plugin_problem>& pro
             ") is unknown (not in this plugin, the built-ins or another loaded plugin)");
         continue;
       }
+      // Its state parts (a table built before they were appended has none: stateless).
+      const abi::kernel_state_v1* st = states ? &states[i] : nullptr;
+      if (st && st->state_bytes && (!st->serve_state || !st->init || !st->apply || st->state_bytes > (64u << 20))) {
+        bad("kernel '" + std::string(k.name) + "': keeps state but its table lacks serve_state, init or apply (or " +
+            std::to_string(st->state_bytes) + " bytes of state: at most 64 MiB)");
+        continue;
+      }
       kernel_by_name[k.name] = "plugin " + s.path;
-      s.kernels.push_back(kernel_from(k, *rq, *rp, s.path));
+      s.kernels.push_back(kernel_from(k, st, *rq, *rp, s.path));
       s.info.kernels.push_back(k.name);
     }
     for (std::uint32_t i = 0; i < t.function_count; ++i) {
@@ -415,6 +447,7 @@ void check_contents(std::vector<staged>& files, std::vector<plugin_problem>& pro
       info.request_type = g.request_type;
       info.reply_type = g.reply_type;
       info.launch = g.launch;
+      if (gstates) info.state_bytes = gstates[i].state_bytes;  // null: no kernel of it keeps state
       s.gpu.push_back(info);
       s.info.gpu_backends.push_back(backend);
     }
@@ -528,7 +561,8 @@ plugin_loader topology_plugin_loader() {
     for (std::size_t i = 0; i < refs.size(); ++i) {
       refs[i].sha256 = got[i].sha256;
       for (const std::string& k : got[i].kernels)
-        if (const kernel_info* ki = find_kernel(k)) names.kernels.push_back({ki->name, ki->request, ki->reply});
+        if (const kernel_info* ki = find_kernel(k))
+          names.kernels.push_back({ki->name, ki->request, ki->reply, ki->state_bytes != 0});
       for (const std::string& m : got[i].messages) names.messages.push_back(m);
       for (const std::string& m : got[i].loadable) names.loadable.push_back(m);
       for (const std::string& f : got[i].functions) names.functions.push_back(f);

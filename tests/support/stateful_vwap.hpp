@@ -97,6 +97,18 @@ struct one_submitter {
   std::vector<std::atomic<std::uint64_t>> key_trades;  // the reply's running trade count of the key
   std::atomic<int> errors{0};
   explicit one_submitter(std::shared_ptr<ring_core> c, std::size_t n) : core(std::move(c)), answers(n), key_trades(n) {}
+  /// Waits until each of the first `n` trades has its answer counted (the callback counts it last:
+  /// after that nothing of it touches the submitter, which may then go; the core's in_flight drops
+  /// before the callback runs, so it cannot tell).
+  bool wait_answered(std::size_t n, std::chrono::milliseconds limit = 30000ms) {
+    return wait_until(
+        [&] {
+          for (std::size_t i = 0; i < n; ++i)
+            if (answers[i].load() == 0) return false;
+          return true;
+        },
+        limit);
+  }
   void submit(const trade_spec& t, std::size_t i) {
     completion_target target;
     target.callback = [this, i](call_result&& r) {

@@ -38,6 +38,12 @@
 //     std::uint8_t>) returning std::vector<std::uint8_t> (the output) or
 //     std::optional<std::vector<std::uint8_t>> (nullopt: no output, the message ends here); an
 //     exception is the node's error for that message (errc::handler_fault with its text).
+//   * Stateful kernels (kernel.hpp: `using state = S`, init, handle(in, out, S&)): their state
+//     size, host_serve_state<K>, init, host_apply_state<K> and an optional JSON dump (a static
+//     `std::string dump_state(const S&)` of the kernel) cross in kernel_state_v1, one per kernel;
+//     a device table's state sizes in gpu_state_v1. Both arrays were appended to table_v1 within
+//     ABI 1: a host reads them only from a table whose table_bytes covers them, so a plugin built
+//     before them loads as before (its kernels stateless).
 //   * Device code: RINGFLOW_PLUGIN_GPU_KERNELS(K...) in one .cu file of the plugin
 //     (ringflow/gpu/plugin_kernels.cuh) adds a device kernel table; see docs/KERNELS.md for the
 //     rule of one device table per backend per process.
@@ -88,6 +94,20 @@ struct kernel_v1 {
   host_serve_fn serve;  // host_serve<K>, compiled into the plugin
 };
 
+/// A kernel's state parts (state_bytes 0: stateless, the rest null).
+struct kernel_state_v1 {
+  std::uint32_t state_bytes;
+  host_serve_state_fn serve_state;                                              // host_serve_state<K>
+  void (*init)(void* state);                                                    // host_init_state<K>
+  void (*apply)(void* state, const std::uint8_t* request, std::uint32_t size);  // host_apply_state<K>
+  int (*dump)(const void* state, byte_sink out, byte_sink error);               // K::dump_state, or null
+};
+
+/// A device table's state sizes by kernel index (null: no kernel of it keeps state).
+struct gpu_state_v1 {
+  std::uint32_t (*state_bytes)(std::uint32_t index);
+};
+
 struct message_v1 {
   const char* name;  // D::name_, e.g. "trial.Order"
   type_id id;        // D::type_id_
@@ -133,7 +153,13 @@ struct table_v1 {
   const function_v1* functions;
   std::uint32_t gpu_table_count;
   const gpu_table_v1* gpu_tables;
+  // ---- appended within ABI 1 (read only when table_bytes covers them: table_v1_base_bytes) ----
+  const kernel_state_v1* kernel_states;  // kernel_count entries, or null (every kernel stateless)
+  const gpu_state_v1* gpu_states;        // gpu_table_count entries, or null
 };
+
+/// The size of table_v1 before the appended fields: the least table_bytes a host accepts.
+inline constexpr std::uint32_t table_v1_base_bytes = static_cast<std::uint32_t>(offsetof(table_v1, kernel_states));
 
 /// The entry point's type and name.
 using entry_fn = const table_v1* (*)();
@@ -279,9 +305,49 @@ inline std::vector<abi::gpu_table_v1>& gpu_tables() {
   static std::vector<abi::gpu_table_v1> v;
   return v;
 }
-inline bool add_gpu_table(const abi::gpu_table_v1& t) {
+inline std::vector<abi::gpu_state_v1>& gpu_states() {
+  static std::vector<abi::gpu_state_v1> v;
+  return v;
+}
+template <class Table>
+std::uint32_t gpu_state_bytes(std::uint32_t index) {
+  return index < Table::size ? Table::state_bytes(index) : 0;
+}
+template <class Table>
+bool add_gpu_table(const abi::gpu_table_v1& t) {
   gpu_tables().push_back(t);
+  gpu_states().push_back(abi::gpu_state_v1{Table::max_state_bytes ? &gpu_state_bytes<Table> : nullptr});
   return true;
+}
+
+// ---- stateful kernels ----
+template <class K>
+concept has_dump_state = requires(const typename K::state& s) {
+  { K::dump_state(s) } -> std::convertible_to<std::string>;
+};
+template <class K>
+int dump_state(const void* state, abi::byte_sink out, abi::byte_sink error) {
+  try {
+    const std::string j = K::dump_state(*static_cast<const typename K::state*>(state));
+    put(out, j.data(), j.size());
+    return abi::ok;
+  } catch (const std::exception& e) {
+    put_error(error, e.what());
+  } catch (...) {
+    put_error(error, "dump_state threw a non-standard exception");
+  }
+  return abi::failed;
+}
+template <class K>
+abi::kernel_state_v1 state_of() {
+  if constexpr (stateful_kernel<K>) {
+    int (*dump)(const void*, abi::byte_sink, abi::byte_sink) = nullptr;
+    if constexpr (has_dump_state<K>) dump = &dump_state<K>;
+    return abi::kernel_state_v1{state_bytes_of<K>, &host_serve_state<K>, &host_init_state<K>, &host_apply_state<K>,
+                                dump};
+  } else {
+    return abi::kernel_state_v1{0, nullptr, nullptr, nullptr, nullptr};
+  }
 }
 
 // ---- the table ----
@@ -299,11 +365,15 @@ abi::message_v1& message_of(std::vector<abi::message_v1>& ms) {
 }
 
 template <class K>
-void add_kernel(std::vector<abi::kernel_v1>& ks, std::vector<abi::message_v1>& ms) {
+void add_kernel(std::vector<abi::kernel_v1>& ks, std::vector<abi::kernel_state_v1>& ss,
+                std::vector<abi::message_v1>& ms) {
   static_assert(ring_kernel<K>, "RINGFLOW_KERNEL_PLUGIN: every argument must satisfy ringflow::ring_kernel");
   using Rq = typename K::request;
   using Rp = typename K::reply;
+  // (A stateful kernel's `serve` answers `internal` without its state: a host that reads no
+  // kernel_states cannot serve it, and says so on every request.)
   ks.push_back(abi::kernel_v1{K::name, Rq::name_, Rp::name_, Rq::type_id_, Rp::type_id_, &host_serve<K>});
+  ss.push_back(state_of<K>());
   add_message<Rq>(ms);
   add_message<Rp>(ms);
   if constexpr (has_load_request<K>) {
@@ -321,11 +391,12 @@ template <class... Ks>
 const abi::table_v1* table() {
   struct built {
     std::vector<abi::kernel_v1> kernels;
+    std::vector<abi::kernel_state_v1> states;
     std::vector<abi::message_v1> messages;
     std::vector<abi::function_v1> functions;
     abi::table_v1 t{};
     built() {
-      (add_kernel<Ks>(kernels, messages), ...);
+      (add_kernel<Ks>(kernels, states, messages), ...);
       for (function_entry& f : plugin_detail::functions())
         functions.push_back(abi::function_v1{f.name.c_str(), "a plugin function", &f, &call_function});
       t.abi_version = RINGFLOW_PLUGIN_ABI_VERSION;
@@ -345,6 +416,8 @@ const abi::table_v1* table() {
       t.functions = functions.data();
       t.gpu_table_count = static_cast<std::uint32_t>(gpu_tables().size());
       t.gpu_tables = gpu_tables().data();
+      t.kernel_states = states.data();
+      t.gpu_states = gpu_states().data();
     }
   };
   static const built b;  // built on the first call (after every static registration ran)
@@ -375,6 +448,6 @@ const abi::table_v1* table() {
 #define RINGFLOW_PLUGIN_GPU_TABLE(backend, Table, launch)                                         \
   namespace {                                                                                     \
   [[maybe_unused]] const bool RINGFLOW_PLUGIN_CAT_(ringflow_plugin_gpu_table_, __LINE__) =        \
-      ::ringflow::plugin_detail::add_gpu_table(::ringflow::plugin_abi::gpu_table_v1{              \
+      ::ringflow::plugin_detail::add_gpu_table<Table>(::ringflow::plugin_abi::gpu_table_v1{       \
           backend, Table::size, &Table::name, &Table::request_type, &Table::reply_type, launch}); \
   }
