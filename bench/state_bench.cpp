@@ -10,6 +10,17 @@
 //   BM_StateRestore                  restart in place + attach: the journal's restore (776 bytes
 //                                    + checksum) and its acknowledgement; one per iteration,
 //                                    thread restart included
+//   BM_StateHandshake<K>/wait:W      (K: VwapKernel, 776 bytes; KibKernel, 1 KiB) the incarnation's side alone (no ring
+//   core, no restart): one
+//                                    snapshot request and one restore of its bytes through the
+//                                    rings of a CPU incarnation whose kernel waits as W (0 park,
+//                                    1 adaptive, 2 spin), each answered before the next is sent;
+//                                    idle_first:1 sleeps 500 us before each pair (untimed) so the
+//                                    kernel has gone idle — parked under park/adaptive;
+//                                    one pair per iteration: the goal's "snapshot + restore with
+//                                    the handshake with a running or parked kernel"
+//   BM_StatefulVerified              BM_StatefulThroughput/snapshot_every:1000 with state.verify:
+//                                    the cost of the host replay of every request
 //   BM_StatefulThroughput/snapshot_every:N  VwapKernel trades, `window` in flight, one thread
 //                                    submitting with callbacks; items = trades. N = 1000 (the
 //                                    default) against N = 1,000,000 (no snapshot in the run):
@@ -30,6 +41,7 @@
 #include <unistd.h>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <thread>
@@ -41,6 +53,7 @@
 #include "ringflow/demo_kernels.hpp"
 #include "ringflow/generated/echo_generated.h"
 #include "ringflow/generated/trade_generated.h"
+#include "ringflow/generated/vwap_reply_generated.h"
 #include "ringflow/runtime/checkpoint.hpp"
 #include "ringflow/runtime/reply_journal.hpp"
 
@@ -267,6 +280,91 @@ void BM_StatefulDurableReply(benchmark::State& state) {
   if (c.failures) state.SkipWithError("journal commits failed");
 }
 
+// One message through a bare incarnation's rings (push, notify, wait for its reply): the reply's
+// payload, or empty with `ok` false.
+struct raw_rings {
+  std::unique_ptr<incarnation> inc;
+  ring_producer requests;
+  ring_consumer replies;
+  std::uint64_t corr = 0;
+  explicit raw_rings(std::unique_ptr<incarnation> i)
+      : inc(std::move(i)), requests(inc->requests(), inc->request_producer_scratch()), replies(inc->replies()) {}
+  bool call(type_id type, const std::vector<std::uint8_t>& payload, std::vector<std::uint8_t>& reply) {
+    ring_message m{};
+    m.header.correlation_id = ++corr;
+    m.header.type_id = type;
+    m.payload = payload.data();
+    m.payload_len = static_cast<std::uint32_t>(payload.size());
+    if (requests.try_push(m) != ring_status::ok) return false;
+    inc->notify();
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    const slot_header* h = nullptr;
+    // Yield while waiting: a spinning client that shares a core with the kernel thread it woke
+    // would hold that core until the scheduler's time slice ends (~0.4 ms here).
+    while (!(h = replies.try_peek())) {
+      if (std::chrono::steady_clock::now() > end) return false;
+      std::this_thread::yield();
+    }
+    const bool ok = h->status == static_cast<std::uint16_t>(status::ok);
+    const std::uint8_t* p = replies.payload(h);
+    reply.assign(p, p + h->payload_len);
+    replies.release();
+    return ok;
+  }
+};
+
+/// A kernel with exactly 1 KiB of state (the goal's size): each trade adds its quantity to one byte.
+struct KibKernel {
+  using request = msg::Trade;
+  using reply = msg::VwapReply;
+  static constexpr const char* name = "kib";
+  struct state {
+    std::uint8_t bytes[1024];
+  };
+  static void init(state& s) { std::memset(s.bytes, 0, sizeof s.bytes); }
+  static status handle(const msg_view& in, reply_writer& out, state& s) {
+    const auto t = in.as<msg::Trade>();
+    s.bytes[t.key() % sizeof s.bytes] = static_cast<std::uint8_t>(s.bytes[t.key() % sizeof s.bytes] + t.qty());
+    fb::builder b = out.table<msg::VwapReply>();
+    b.add<std::uint64_t>(msg::VwapReply::fields_::sequence, t.sequence());
+    return out.finish(b);
+  }
+};
+
+template <class K>
+void BM_StateHandshake(benchmark::State& state) {
+  cpu_incarnation_options o = rings();
+  o.own_thread = true;
+  o.wait = wait_policy::of(static_cast<wait_mode>(state.range(0)));
+  doorbell bell;
+  raw_rings r(cpu_incarnation_factory<K>(o)(&bell));
+  std::vector<std::uint8_t> snap, ack;
+  if (!r.call(msg::Trade::type_id_, trade_bytes(), ack)) {
+    state.SkipWithError("the first trade failed");
+    return;
+  }
+  const bool idle_first = state.range(1) != 0;  // let the kernel go idle (park) before each pair
+  for (auto _ : state) {
+    if (idle_first) std::this_thread::sleep_for(std::chrono::microseconds(500));
+    const auto t0 = std::chrono::steady_clock::now();
+    if (!r.call(state_snapshot_type, {}, snap) || snap.size() != sizeof(typename K::state) + state_checksum_bytes ||
+        !r.call(state_restore_type, snap, ack)) {
+      state.SkipWithError("snapshot or restore refused");
+      return;
+    }
+    state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  state.counters["state_bytes"] = sizeof(typename K::state);
+}
+
+void BM_StatefulVerified(benchmark::State& state) {
+  ring_actor_options o = stateful(1000);
+  o.state.verify = true;
+  with_kernel_state<VwapKernel>(o);
+  throughput(state, o, cpu_incarnation_factory<VwapKernel>(rings()), msg::Trade::type_id_, msg::VwapReply::type_id_,
+             trade_bytes());
+}
+
 void BM_StatelessThroughput(benchmark::State& state) {
   ring_actor_options o;
   o.window = window;
@@ -278,6 +376,25 @@ void BM_StatelessThroughput(benchmark::State& state) {
 
 BENCHMARK(BM_StateSnapshot)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_StateRestore)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_StateHandshake, VwapKernel)
+    ->ArgNames({"wait", "idle_first"})
+    ->Args({0, 0})
+    ->Args({0, 1})
+    ->Args({1, 0})
+    ->Args({1, 1})
+    ->Args({2, 0})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_StateHandshake, KibKernel)
+    ->ArgNames({"wait", "idle_first"})
+    ->Args({0, 0})
+    ->Args({0, 1})
+    ->Args({1, 0})
+    ->Args({1, 1})
+    ->Args({2, 0})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_StatefulVerified)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_StatelessThroughput)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_StatefulThroughput)
     ->ArgName("snapshot_every")

@@ -285,7 +285,7 @@ plan generate_stateful(std::uint64_t seed) {
   y += config_block(g, hang_ms);
   y += "nodes:\n";
   y += "  - {name: c1, function: validate, type: Trade}\n";
-  y += "  - {name: r1, kernel: vwap, backend: " + std::string(g.chance(0.8) ? "sim" : "cpu") +
+  y += "  - {name: r1, kernel: vwap, backend: " + std::string(g.chance(0.8) ? "sim" : "cpu") + "@HOST@" +
        ", window: " + std::to_string(window) + ",\n     state: {snapshot_every: " + std::to_string(every) +
        ", snapshot_ms: " + std::to_string(g.in(0, 4) * 100) + ", journal_max: " + std::to_string(journal) +
        "},\n     checkpoint: {dir: state, every_ms: " + std::to_string(g.in(1, 5) * 50) +
@@ -326,6 +326,23 @@ plan generate_stateful(std::uint64_t seed) {
     if (kind == "device_lost" && g.chance(0.8)) rest += ", restore_after_s: " + num(g.real(0.3, 1.5), 2);
     lines.push_back("  - {node: r1, kind: " + kind + ", " + rest + "}");
     p.fault_kinds.push_back(kind);
+  }
+  // A quarter of the seeds (drawn last, so the other seeds' plans are what they were): r1 in a
+  // kernel-host worker, SIGKILLed once or twice; its device faults are the worker's (sim), and a
+  // lost device is not a worker's fault (validate refuses it), so those lines go.
+  const bool hosted = g.chance(0.25);
+  const std::string at = "@HOST@";
+  y.replace(y.find(at), at.size(), hosted ? ", host: process" : "");
+  if (hosted) {
+    std::vector<std::string> kept;
+    for (const auto& l : lines)
+      if (l.find("kind: device_lost") == std::string::npos) kept.push_back(l);
+    lines = std::move(kept);
+    p.fault_kinds.erase(std::remove(p.fault_kinds.begin(), p.fault_kinds.end(), "device_lost"), p.fault_kinds.end());
+    for (int k = 0, n = g.in(1, 2); k < n; ++k) {
+      lines.push_back("  - {node: r1, kind: kill_worker, at_s: " + num(g.real(0.3, 0.75 * p.duration_s), 2) + "}");
+      p.fault_kinds.push_back("kill_worker");
+    }
   }
   y += "faults:\n";
   for (const auto& l : lines) y += l + "\n";
