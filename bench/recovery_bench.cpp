@@ -260,15 +260,36 @@ void report_recovery(benchmark::State& state, const std::vector<double>& recover
     state.SkipWithError("lost, duplicated or wrong replies, or a trial that never recovered");
 }
 
-void BM_Recovery(benchmark::State& state, fault_kind kind) {
-  for (auto _ : state) {
+/// BM_Recovery's set-up (see the header's ladder configuration): a runtime, a sim device, the
+/// ladder with its event log, and the ring actor options of the paced load.
+struct sim_rig {
+  runtime rt{[] {
     runtime_config rc;
     rc.scheduler_threads = 2;
-    runtime rt(rc);
+    return rc;
+  }()};
+  std::shared_ptr<sim::sim_device> dev;
+  std::shared_ptr<event_log> log = std::make_shared<event_log>();
+  fault_ladder ladder;
+  ring_actor_options opts;
+  explicit sim_rig(std::uint64_t seed) : dev(make_device(seed)), ladder(rt, config(log)) {
+    opts.window = 4096;
+    opts.per_caller_window = 2048;
+  }
+  /// One trial: `kind` injected 300 requests ahead. Returns the index of the ladder's `recovered`
+  /// event after the fault's (-1: none within 5 s), and sets `fault_at` to the fault's (-1: none).
+  long inject_and_wait(fault_kind kind, long& fault_at) {
+    const std::size_t from = log->size();
+    dev->faults().add(sim::fault_rule::at(kind, dev->faults().requests_seen() + 300));
+    fault_at = log->wait_for(ladder_event::kind::fault, from, 5000ms);
+    return fault_at < 0 ? -1 : log->wait_for(ladder_event::kind::recovered, static_cast<std::size_t>(fault_at), 5000ms);
+  }
+  static std::shared_ptr<sim::sim_device> make_device(std::uint64_t seed) {
     sim::sim_device_options dopts;
     dopts.id = "sim:0";
-    auto dev = sim::sim_device::make(dopts, 2026);
-    auto log = std::make_shared<event_log>();
+    return sim::sim_device::make(dopts, seed);
+  }
+  static ladder_config config(const std::shared_ptr<event_log>& log) {
     ladder_config cfg;
     cfg.hang_timeout = hang_timeout;
     cfg.breaker.failure_threshold = 1000;
@@ -276,10 +297,18 @@ void BM_Recovery(benchmark::State& state, fault_kind kind) {
     cfg.breaker.open_for = 20ms;
     cfg.probe_window = 20ms;
     cfg.on_event = [log](const ladder_event& e) { log->add(e); };
-    fault_ladder ladder(rt, cfg);
-    ring_actor_options opts;
-    opts.window = 4096;
-    opts.per_caller_window = 2048;
+    return cfg;
+  }
+};
+
+void BM_Recovery(benchmark::State& state, fault_kind kind) {
+  for (auto _ : state) {
+    sim_rig rig(2026);
+    runtime& rt = rig.rt;
+    auto& dev = rig.dev;
+    auto& log = rig.log;
+    fault_ladder& ladder = rig.ladder;
+    ring_actor_options& opts = rig.opts;
     ladder.spawn_ring_actor<demo_kernels::EchoKernel>("echo", dev, opts);
 
     const auto t0 = clk::now();
@@ -288,11 +317,8 @@ void BM_Recovery(benchmark::State& state, fault_kind kind) {
     std::uint64_t by_restart = 0, by_reinit = 0, by_reroute = 0, timeouts = 0;
     std::this_thread::sleep_for(20ms);  // the load is running
     for (int t = 0; t < trials_per_kind; ++t) {
-      const std::size_t from = log->size();
-      dev->faults().add(sim::fault_rule::at(kind, dev->faults().requests_seen() + 300));
-      const long fault_at = log->wait_for(ladder_event::kind::fault, from, 5000ms);
-      const long rec_at =
-          fault_at < 0 ? -1 : log->wait_for(ladder_event::kind::recovered, static_cast<std::size_t>(fault_at), 5000ms);
+      long fault_at = -1;
+      const long rec_at = rig.inject_and_wait(kind, fault_at);
       if (rec_at < 0) {
         ++timeouts;
         continue;
@@ -332,24 +358,12 @@ void BM_Recovery(benchmark::State& state, fault_kind kind) {
 void BM_StatefulRecovery(benchmark::State& state, fault_kind kind) {
   using demo_kernels::VwapKernel;
   for (auto _ : state) {
-    runtime_config rc;
-    rc.scheduler_threads = 2;
-    runtime rt(rc);
-    sim::sim_device_options dopts;
-    dopts.id = "sim:0";
-    auto dev = sim::sim_device::make(dopts, 2027);
-    auto log = std::make_shared<event_log>();
-    ladder_config cfg;
-    cfg.hang_timeout = hang_timeout;
-    cfg.breaker.failure_threshold = 1000;
-    cfg.restarts_before_reinit = 1000;
-    cfg.breaker.open_for = 20ms;
-    cfg.probe_window = 20ms;
-    cfg.on_event = [log](const ladder_event& e) { log->add(e); };
-    fault_ladder ladder(rt, cfg);
-    ring_actor_options opts;
-    opts.window = 4096;
-    opts.per_caller_window = 2048;
+    sim_rig rig(2027);
+    runtime& rt = rig.rt;
+    auto& dev = rig.dev;
+    auto& log = rig.log;
+    fault_ladder& ladder = rig.ladder;
+    ring_actor_options& opts = rig.opts;
     opts.state.state_bytes = state_bytes_of<VwapKernel>;
     opts.state.snapshot_every = 1000;
     opts.state.snapshot_ms = 1000;
@@ -362,11 +376,8 @@ void BM_StatefulRecovery(benchmark::State& state, fault_kind kind) {
     std::uint64_t timeouts = 0;
     std::this_thread::sleep_for(50ms);  // the load is running (and a snapshot was taken)
     for (int t = 0; t < trials_per_kind; ++t) {
-      const std::size_t from = log->size();
-      dev->faults().add(sim::fault_rule::at(kind, dev->faults().requests_seen() + 300));
-      const long fault_at = log->wait_for(ladder_event::kind::fault, from, 5000ms);
-      const long rec_at =
-          fault_at < 0 ? -1 : log->wait_for(ladder_event::kind::recovered, static_cast<std::size_t>(fault_at), 5000ms);
+      long fault_at = -1;
+      const long rec_at = rig.inject_and_wait(kind, fault_at);
       if (rec_at < 0) {
         ++timeouts;
         continue;

@@ -720,14 +720,7 @@ TEST_CASE(
       default: break;
     }
   }
-  REQUIRE(sub.wait_answered(sub.answers.size()));
-  CHECK(sub.errors.load() == 0);
-  std::vector<std::uint64_t> running(demo_kernels::vwap_keys, 0);
-  for (std::size_t i = 0; i < trades.size(); ++i) {
-    INFO("trade " << i);
-    REQUIRE(sub.answers[i].load() == 1);
-    REQUIRE(sub.key_trades[i].load() == ++running[trades[i].key]);
-  }
+  sub.require_answered_in_order(trades);  // each once, in order, the fault-free running counts
   CHECK(std::string(core->backend()) == (emulated ? "emulated" : dev->backend()));
   CHECK(same_state(fresh_snapshot(*core), reference(trades)));
   CHECK(core->stats().state_restores == static_cast<std::uint64_t>(restores));

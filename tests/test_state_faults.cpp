@@ -50,16 +50,7 @@ TEST_CASE("stateful ring actor: snapshots, restart in place and replacement keep
       core->attach(make(&poller.bell()));
     }
   }
-  REQUIRE(sub.wait_answered(sub.answers.size()));
-  CHECK(sub.errors.load() == 0);
-  // Each request answered once, with the running count a fault-free run gives at that point
-  // (one submitter: applied in submission order).
-  std::vector<std::uint64_t> running(demo_kernels::vwap_keys, 0);
-  for (std::size_t i = 0; i < trades.size(); ++i) {
-    INFO("trade " << i);
-    REQUIRE(sub.answers[i].load() == 1);
-    REQUIRE(sub.key_trades[i].load() == ++running[trades[i].key]);
-  }
+  sub.require_answered_in_order(trades);  // each once, in order, the fault-free running counts
   const std::vector<std::uint8_t> final_state = fresh_snapshot(*core);
   CHECK(same_state(final_state, reference(trades)));
   const ring_stats s = core->stats();

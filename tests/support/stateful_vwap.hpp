@@ -109,6 +109,19 @@ struct one_submitter {
         },
         limit);
   }
+  /// Waits for every answer, then checks each trade was answered once, without an error, with the
+  /// running count of its key a fault-free run gives at that point (one submitter: the kernel
+  /// applied them in submission order).
+  void require_answered_in_order(const std::vector<trade_spec>& trades) {
+    REQUIRE(wait_answered(trades.size()));
+    CHECK(errors.load() == 0);
+    std::vector<std::uint64_t> running(demo_kernels::vwap_keys, 0);
+    for (std::size_t i = 0; i < trades.size(); ++i) {
+      INFO("trade " << i);
+      REQUIRE(answers[i].load() == 1);
+      REQUIRE(key_trades[i].load() == ++running[trades[i].key]);
+    }
+  }
   void submit(const trade_spec& t, std::size_t i) {
     completion_target target;
     target.callback = [this, i](call_result&& r) {
