@@ -16,6 +16,8 @@
 #include <mutex>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "ringflow/gpu/kernel_registry.hpp"
 #include "ringflow/plugin.hpp"
 #include "ringflow/runtime/catalog.hpp"
