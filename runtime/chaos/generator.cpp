@@ -331,6 +331,7 @@ plan generate_stateful(std::uint64_t seed) {
   // kernel-host worker, SIGKILLed once or twice; its device faults are the worker's (sim), and a
   // lost device is not a worker's fault (validate refuses it), so those lines go.
   const bool hosted = g.chance(0.25);
+  p.hosted = hosted;
   const std::string at = "@HOST@";
   y.replace(y.find(at), at.size(), hosted ? ", host: process" : "");
   if (hosted) {
