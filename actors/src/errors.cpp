@@ -27,6 +27,7 @@ const char* to_string(errc e) noexcept {
     case errc::child_start_failed: return "child_start_failed";
     case errc::would_deadlock: return "would_deadlock";
     case errc::bad_reply: return "bad_reply";
+    case errc::node_unreachable: return "node_unreachable";
   }
   return "unknown";
 }

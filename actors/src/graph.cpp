@@ -56,8 +56,9 @@ struct running_graph::state : std::enable_shared_from_this<running_graph::state>
     std::shared_ptr<ring_core> core;  // ring nodes
     ring_picker pick;                 // ring routes
     route_observer observe;
-    cpu_node_fn fn;    // CPU nodes
-    std::mutex fn_mu;  // one message at a time through fn
+    cpu_node_fn fn;       // CPU nodes
+    async_node_fn async;  // async nodes
+    std::mutex fn_mu;     // one message at a time through fn
     std::vector<node_rt*> next;
     std::atomic<std::uint32_t> in_flight{0};
     // actor nodes: joins waiting for the behaviour's answer, by ticket (the stage actor's message)
@@ -112,7 +113,7 @@ namespace {
 using node_rt = running_graph::state::node_rt;
 using state_ptr = std::shared_ptr<running_graph::state>;
 
-constexpr int kind_ring = 0, kind_route = 1, kind_cpu = 2, kind_actor = 3;  // graph::node_kind order
+constexpr int kind_ring = 0, kind_route = 1, kind_cpu = 2, kind_actor = 3, kind_async = 4;  // graph::node_kind order
 
 // The error of a CAF answer, as a graph result says it.
 std::pair<errc, std::string> error_of(caf::actor_system& sys, const caf::error& e) {
@@ -243,6 +244,18 @@ void running_graph::state::run(node_rt* n, fb_msg&& first, const join_ptr& first
         }
         return;
       }
+      case kind_async: {
+        try {
+          n->async(std::move(m), [self = shared_from_this(), n, j](graph_result r) {
+            if (!r.ok()) return fail(j, r.code, std::move(r.detail));
+            if (r.outputs.empty()) return arrive(j);
+            self->forward(n, std::move(r.outputs.front()), j);
+          });
+        } catch (const std::exception& e) {
+          fail(j, errc::handler_fault, "graph node '" + n->name + "' threw: " + e.what());
+        }
+        return;
+      }
       default: {  // an actor node: its stage actor requests the behaviour and continues the flow
         std::uint64_t ticket = 0;
         {
@@ -339,6 +352,12 @@ graph& graph::actor_node(const std::string& name, msg_type in, msg_type out, beh
       .name = name, .kind = node_kind::actor, .in = std::move(in), .out = std::move(out), .make = std::move(make)});
 }
 
+graph& graph::async_node(const std::string& name, msg_type in, msg_type out, async_node_fn fn) {
+  if (!fn && build_error_.empty()) build_error_ = "graph '" + name_ + "': async node '" + name + "' has no function";
+  return add(
+      node{.name = name, .kind = node_kind::async, .in = std::move(in), .out = std::move(out), .async = std::move(fn)});
+}
+
 graph& graph::connect(const std::string& from, const std::string& to) {
   edges_.emplace_back(from, to);
   return *this;
@@ -399,6 +418,7 @@ caf::expected<std::shared_ptr<running_graph>> graph::start() {
     r->fn = n.fn;
     r->pick = n.pick;
     r->observe = n.observe;
+    r->async = n.async;
     st->nodes.push_back(std::move(r));
   }
   for (std::size_t i = 0; i < nodes_.size(); ++i) {

@@ -33,7 +33,19 @@ struct run_args {
   std::string backend;
   std::string config;
   bool discard_checkpoints = false;  // --discard-checkpoints (run_options::discard_checkpoints)
+  std::string member;                // --member: the cluster member this process runs
+  std::string cluster_dir;           // --cluster-dir: where `cluster up` exchanges assigned ports
 };
+
+/// `ringflow cluster up`.
+struct cluster_args {
+  std::string topology;
+  double duration = -1;  // <0: the topology's duration_s
+  std::string summary_json;
+  std::string dir;     // where the members' logs, addresses and summaries go ("" = a fresh temp folder)
+  std::string config;  // passed to every member
+};
+[[nodiscard]] int cmd_cluster_up(const cluster_args& a);
 
 /// `ringflow run`.
 [[nodiscard]] int cmd_run(const run_args& a);

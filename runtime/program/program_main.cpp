@@ -91,25 +91,26 @@ int ringflow::ops::program_main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("ringflow ") + RINGFLOW_VERSION);
   app.require_subcommand(1);
 
+  // CLI::Range lets NaN through (every comparison with it is false): finite first.
+  const CLI::Validator finite(
+      [](std::string& s) {
+        double d = 0;
+        std::size_t used = 0;
+        try {
+          d = std::stod(s, &used);
+        } catch (const std::exception&) {
+          return std::string("must be a number");
+        }
+        if (used != s.size() || !std::isfinite(d)) return "must be a finite number, got '" + s + "'";
+        return std::string();
+      },
+      "FINITE");
   ringflow::program::run_args ra;
   CLI::App* run = app.add_subcommand("run", "run a topology file until --duration passes or a signal arrives");
   run->add_option("topology", ra.topology, "topology file (YAML)")->required();
   run->add_option("--duration", ra.duration,
                   "seconds to run (0 = until SIGINT/SIGTERM; default: the topology's duration_s)")
-      ->check(CLI::Validator(
-          [](std::string& s) {
-            // CLI::Range lets NaN through (every comparison with it is false): finite first.
-            double d = 0;
-            std::size_t used = 0;
-            try {
-              d = std::stod(s, &used);
-            } catch (const std::exception&) {
-              return std::string("must be a number");
-            }
-            if (used != s.size() || !std::isfinite(d)) return "must be a finite number, got '" + s + "'";
-            return std::string();
-          },
-          "FINITE"))
+      ->check(finite)
       ->check(CLI::Range(0.0, 1e7));
   run->add_option("--http", ra.http,
                   "HTTP listen address ADDR:PORT, port 0 = any free port, or off (default 127.0.0.1:9750)");
@@ -121,6 +122,23 @@ int ringflow::ops::program_main(int argc, char** argv) {
   run->add_flag("--discard-checkpoints", ra.discard_checkpoints,
                 "a stateful node's checkpoint of another kernel or state size is moved aside and the node "
                 "starts from init (default: the start fails, exit 4)");
+  run->add_option("--member", ra.member, "a cluster topology: the member this process runs (its nodes and load)");
+  run->add_option("--cluster-dir", ra.cluster_dir,
+                  "where members exchange ports assigned at start (set by `ringflow cluster up`)");
+
+  ringflow::program::cluster_args ca;
+  CLI::App* cluster = app.add_subcommand("cluster", "run a cluster topology's members");
+  cluster->require_subcommand(1);
+  CLI::App* up = cluster->add_subcommand(
+      "up",
+      "start every member of a cluster topology as a local process, carry out its member faults, merge the summaries");
+  up->add_option("topology", ca.topology, "topology file (YAML) with a 'cluster:' section")->required();
+  up->add_option("--duration", ca.duration, "seconds the load runs (default: the topology's duration_s)")
+      ->check(finite)
+      ->check(CLI::Range(0.0, 1e7));
+  up->add_option("--summary-json", ca.summary_json, "write the merged summary (JSON) to this file");
+  up->add_option("--dir", ca.dir, "folder for the members' logs, addresses and summaries (default: a new temp folder)");
+  up->add_option("--config", ca.config, "config file (YAML) every member reads");
 
   std::string vpath;
   CLI::App* val = app.add_subcommand("validate", "check a topology file; prints every problem as file:line:column");
@@ -148,6 +166,7 @@ int ringflow::ops::program_main(int argc, char** argv) {
     return rc == 0 ? to_int(exit_code::ok) : to_int(exit_code::usage);
   }
   if (*run) return cmd_run(ra);
+  if (*up) return cmd_cluster_up(ca);
   if (*val) return cmd_validate(vpath);
   if (*dev) return cmd_devices(json);
   if (*host) {

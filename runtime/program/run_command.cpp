@@ -199,6 +199,23 @@ int cmd_run(const run_args& a) {
   run_options ro;
   ro.backend_override = a.backend;
   ro.discard_checkpoints = a.discard_checkpoints;
+  ro.member = a.member;
+  ro.cluster_dir = a.cluster_dir;
+  if (!topo.cluster.enabled() && !a.member.empty()) {
+    std::fprintf(stderr, "ringflow: --member %s: %s has no 'cluster:' section\n", a.member.c_str(), a.topology.c_str());
+    return to_int(exit_code::usage);
+  }
+  if (topo.cluster.enabled() && a.member.empty()) {
+    std::fprintf(stderr,
+                 "ringflow: %s is a cluster topology: run one member with --member NAME, or all of them with "
+                 "`ringflow cluster up %s`\n",
+                 a.topology.c_str(), a.topology.c_str());
+    return to_int(exit_code::usage);
+  }
+  if (topo.cluster.enabled() && !topo.cluster.member(a.member)) {
+    std::fprintf(stderr, "ringflow: --member %s: not a member of %s\n", a.member.c_str(), a.topology.c_str());
+    return to_int(exit_code::usage);
+  }
   engine eng(topo, cfg, log, ro);
   std::unique_ptr<http_server> http;
   signals.start(
@@ -230,6 +247,13 @@ int cmd_run(const run_args& a) {
     return to_int(exit_code::runtime);
   }
 
+  if (!a.cluster_dir.empty() && !a.member.empty()) {  // `cluster up` waits for this
+    const std::string ready = a.cluster_dir + "/" + a.member + ".ready";
+    if (std::FILE* f = std::fopen(ready.c_str(), "w")) {
+      std::fprintf(f, "%ld\n", static_cast<long>(getpid()));
+      std::fclose(f);
+    }
+  }
   const double duration = a.duration >= 0 ? a.duration : topo.duration_s;
   const bool tty = isatty(STDOUT_FILENO) == 1;
   // Both on one terminal: log records clear the status line first (it is redrawn each second).

@@ -46,6 +46,19 @@ void topology::reindex() {
       index_.emplace("\x01dup" + std::to_string(i), i);  // keeps sizes equal
 }
 
+const member_spec* cluster_spec::member(const std::string& n) const {
+  for (const member_spec& m : members)
+    if (m.name == n) return &m;
+  return nullptr;
+}
+
+std::vector<std::string> topology::driving_members() const {
+  std::vector<std::string> out;
+  for (const load_spec& l : load)
+    if (!l.at.empty() && std::find(out.begin(), out.end(), l.at) == out.end()) out.push_back(l.at);
+  return out;
+}
+
 std::vector<std::string> topology::entries() const {
   std::unordered_set<std::string_view> fed;
   fed.reserve(edges.size());
@@ -276,6 +289,121 @@ void read_state(reader& r, const yaml::node& n, const std::string& what, node_sp
   if (s.backend == "auto") s.backend = "cpu";
 }
 
+// "HOST:PORT" (a host name or an IPv4 literal; port 0 .. 65535).
+bool split_listen(const std::string& text, std::string& host, std::uint16_t& port) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  host = text.substr(0, colon);
+  const auto ok = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
+  };
+  if (!std::all_of(host.begin(), host.end(), ok)) return false;
+  unsigned p = 0;
+  const char* b = text.data() + colon + 1;
+  const char* e = text.data() + text.size();
+  const auto [end, ec] = std::from_chars(b, e, p);
+  if (b == e || ec != std::errc() || end != e || p > 65535) return false;
+  port = static_cast<std::uint16_t>(p);
+  return true;
+}
+
+std::string resolve_path(const topology& t, const std::string& given) {
+  const std::filesystem::path g(given);
+  if (g.is_absolute()) return g.lexically_normal().string();
+  std::error_code ec;
+  const std::filesystem::path full = std::filesystem::absolute(std::filesystem::path(t.file).parent_path() / g, ec);
+  return (ec ? g : full).lexically_normal().string();
+}
+
+// The `cluster:` section (read before the nodes: their `at:` names its members).
+void read_cluster(reader& r, const yaml::node& c, topology& t) {
+  if (!c) return;
+  if (!r.map(c, "'cluster'", {"members", "tls", "heartbeat_ms", "timeout_ms", "start_timeout_ms"})) return;
+  cluster_spec& cs = t.cluster;
+  cs.pos = pos_of(c);
+  const yaml::node list = c["members"];
+  if (!list || !list.IsSequence() || list.size() == 0) {
+    r.error(list ? list : c, "'cluster': 'members' must be a non-empty list of {name, listen}");
+    return;
+  }
+  std::set<std::string> names, addresses;
+  for (const auto& m : list) {
+    if (!r.map(m, "cluster member", {"name", "listen"})) continue;
+    member_spec ms;
+    ms.pos = pos_of(m);
+    ms.name = r.str(m, "name", "cluster member", true).value_or("");
+    const std::string what = "cluster member '" + ms.name + "'";
+    if (!ms.name.empty() && !valid_name(ms.name))
+      r.error(m["name"], what + ": a name is a letter then letters, digits, '_' or '-' (at most 64)");
+    if (ms.name == "local_cpu") r.error(m["name"], what + ": 'local_cpu' is a fallback's keyword, not a member name");
+    if (!ms.name.empty() && !names.insert(ms.name).second) r.error(m["name"], what + " is defined twice");
+    ms.listen = r.str(m, "listen", what, true).value_or("");
+    if (!ms.listen.empty()) {
+      if (!split_listen(ms.listen, ms.host, ms.port))
+        r.error(m["listen"], what + ": 'listen' must be HOST:PORT (port 0 .. 65535; 0 = assigned at start), got '" +
+                                 ms.listen + "'");
+      else if (ms.port != 0 && !addresses.insert(ms.host + ":" + std::to_string(ms.port)).second)
+        r.error(m["listen"], what + ": address " + ms.listen + " is another member's too");
+    }
+    cs.members.push_back(std::move(ms));
+  }
+  if (const yaml::node tls = c["tls"]) {
+    if (r.map(tls, "'cluster.tls'", {"ca", "cert", "key"})) {
+      cs.tls = true;
+      cs.tls_ca = resolve_path(t, r.str(tls, "ca", "'cluster.tls'", true).value_or(""));
+      cs.tls_cert = resolve_path(t, r.str(tls, "cert", "'cluster.tls'", true).value_or(""));
+      cs.tls_key = resolve_path(t, r.str(tls, "key", "'cluster.tls'", true).value_or(""));
+    }
+  }
+  cs.heartbeat_ms = r.num<std::uint32_t>(c, "heartbeat_ms", "'cluster'", 1, 600000).value_or(100);
+  cs.timeout_ms = r.num<std::uint32_t>(c, "timeout_ms", "'cluster'", 1, 3600000).value_or(1000);
+  cs.start_timeout_ms = r.num<std::uint32_t>(c, "start_timeout_ms", "'cluster'", 1, 3600000).value_or(15000);
+  if (cs.timeout_ms < cs.heartbeat_ms)
+    r.error(c["timeout_ms"] ? c["timeout_ms"] : c, "'cluster': 'timeout_ms' (" + std::to_string(cs.timeout_ms) +
+                                                       ") must be at least 'heartbeat_ms' (" +
+                                                       std::to_string(cs.heartbeat_ms) + ")");
+}
+
+// `at:` of a node or load generator: a member of the cluster (default: the first one).
+std::string read_at(reader& r, const yaml::node& n, const topology& t, const std::string& what) {
+  const std::optional<std::string> at = r.str(n, "at", what, false);
+  if (!t.cluster.enabled()) {
+    if (at) r.error(n["at"], what + ": 'at' places it on a cluster member, and this topology has no 'cluster:'");
+    return "";
+  }
+  if (!at) return t.cluster.members.front().name;
+  if (!t.cluster.member(*at)) {
+    std::vector<std::string> known;
+    for (const member_spec& m : t.cluster.members) known.push_back(m.name);
+    r.error(n["at"], what + ": unknown member '" + *at + "' in 'at' (members: " + join(known) + ")");
+  }
+  return *at;
+}
+
+// A node's `fallback:` (where its callers send it when its member is lost).
+void read_fallback(reader& r, const yaml::node& n, const topology& t, const std::string& what, node_spec& s) {
+  const std::optional<std::string> fb = r.str(n, "fallback", what, false);
+  if (!fb) return;
+  if (!t.cluster.enabled()) {
+    r.error(n["fallback"], what + ": 'fallback' is for nodes of a cluster topology (this one has no 'cluster:')");
+    return;
+  }
+  s.fallback = *fb;
+  if (s.fallback == "local_cpu") {
+    if (s.kind == node_kind::ring && s.backend != "auto" && s.backend != "cpu" && s.backend != "sim" &&
+        s.backend != "cuda" && s.backend != "hip")
+      r.error(n["fallback"], what + ": 'local_cpu' runs the kernel on the CPU");
+  } else if (!t.cluster.member(s.fallback)) {
+    r.error(n["fallback"], what + ": unknown fallback '" + s.fallback + "' (local_cpu or a member)");
+  } else if (s.fallback == s.at) {
+    r.error(n["fallback"], what + ": its fallback is the member it runs on ('" + s.at + "')");
+  }
+  if (s.stateful)
+    r.error(n["fallback"], what +
+                               ": a stateful node cannot fail over to another member yet (its state stays with "
+                               "its member; docs/OPERATIONS.md \"Clusters\")");
+}
+
 void read_nodes(reader& r, const yaml::node& list, topology& t) {
   if (!list || !list.IsSequence() || list.size() == 0) {
     r.error(list ? list : yaml::node(), "'nodes' must be a non-empty list");
@@ -285,7 +413,7 @@ void read_nodes(reader& r, const yaml::node& list, topology& t) {
   for (const auto& n : list) {
     if (!r.map(n, "node",
                {"name", "kernel", "backend", "host", "replicas", "window", "arena_bytes", "ring_slots", "wait", "cpus",
-                "state", "checkpoint", "function", "type"}))
+                "state", "checkpoint", "function", "type", "at", "fallback"}))
       continue;
     node_spec s;
     s.pos = pos_of(n);
@@ -367,6 +495,8 @@ void read_nodes(reader& r, const yaml::node& list, topology& t) {
         r.error(n["type"], what + ": unknown message type '" + type + "' (known: " + join_names(r.cat.messages) + ")");
       else s.in_type = s.out_type = type;
     }
+    s.at = read_at(r, n, t, what);
+    read_fallback(r, n, t, what, s);
     t.nodes.push_back(std::move(s));
   }
 }
@@ -569,7 +699,7 @@ void read_load(reader& r, const yaml::node& list, topology& t) {
   std::set<std::string> seen;
   for (const auto& n : list) {
     if (!r.map(n, "load generator",
-               {"name", "target", "message", "rate", "duration_s", "start_s", "payload_bytes", "max_in_flight"}))
+               {"name", "target", "message", "rate", "duration_s", "start_s", "payload_bytes", "max_in_flight", "at"}))
       continue;
     load_spec s;
     s.pos = pos_of(n);
@@ -600,8 +730,30 @@ void read_load(reader& r, const yaml::node& list, topology& t) {
     s.start_s = r.num<double>(n, "start_s", what, 0, 1e7).value_or(0);
     s.payload_bytes = r.num<std::uint32_t>(n, "payload_bytes", what, 0, 1u << 20).value_or(64);
     s.max_in_flight = r.num<std::uint32_t>(n, "max_in_flight", what, 1, 65536).value_or(128);
+    s.at = read_at(r, n, t, what);
     t.load.push_back(std::move(s));
   }
+}
+
+// member_kill / member_partition: carried out by `ringflow cluster up` on a member's process.
+void read_member_fault(reader& r, const yaml::node& n, const topology& t, const std::vector<std::string>& drivers,
+                       fault_spec& s) {
+  s.kind = n["kind"].Scalar();
+  const std::string what = s.kind + " fault";
+  if (!t.cluster.enabled()) r.error(n["kind"], what + ": member faults are for cluster topologies ('cluster:')");
+  for (const char* k : {"node", "at_message", "probability", "times", "latency_us"})
+    if (n[k]) r.error(n[k], what + ": '" + k + "' is not a member fault's key (member, at_s, restore_after_s)");
+  s.member = r.str(n, "member", what, true).value_or("");
+  if (!s.member.empty() && t.cluster.enabled()) {
+    if (!t.cluster.member(s.member)) r.error(n["member"], what + ": unknown member '" + s.member + "'");
+    else if (std::find(drivers.begin(), drivers.end(), s.member) != drivers.end())
+      r.error(n["member"], what + ": member '" + s.member +
+                               "' hosts load generators; killing or partitioning it would lose the run's accounting "
+                               "(place the load on another member)");
+  }
+  if (auto x = r.num<double>(n, "at_s", what, 0, 1e7, true)) s.at_s = *x;
+  if (n["restore_after_s"]) s.restore_after_s = r.num<double>(n, "restore_after_s", what, 0, 1e7).value_or(-1);
+  else if (s.kind == "member_partition") r.error(n, what + ": missing 'restore_after_s' (a partition heals)");
 }
 
 void read_faults(reader& r, const yaml::node& list, topology& t) {
@@ -609,13 +761,22 @@ void read_faults(reader& r, const yaml::node& list, topology& t) {
   std::string kinds;
   for (std::size_t i = 0; i < sim::fault_kind_count; ++i)
     kinds += std::string(i ? ", " : "") + sim::to_string(static_cast<sim::fault_kind>(i));
-  kinds += ", kill_worker, actor_crash";
+  kinds += ", kill_worker, actor_crash, member_kill, member_partition";
+  const std::vector<std::string> drivers = t.driving_members();
   for (const auto& n : list) {
-    if (!r.map(n, "fault",
-               {"node", "kind", "at_s", "at_message", "probability", "times", "latency_us", "restore_after_s"}))
+    if (!r.map(
+            n, "fault",
+            {"node", "kind", "at_s", "at_message", "probability", "times", "latency_us", "restore_after_s", "member"}))
       continue;
     fault_spec s;
     s.pos = pos_of(n);
+    if (const yaml::node k = n["kind"];
+        k && k.IsScalar() && (k.Scalar() == "member_kill" || k.Scalar() == "member_partition")) {
+      read_member_fault(r, n, t, drivers, s);
+      t.faults.push_back(std::move(s));
+      continue;
+    }
+    if (n["member"]) r.error(n["member"], "fault: 'member' is for member_kill and member_partition faults");
     s.node = r.str(n, "node", "fault", true).value_or("");
     const std::string what = "fault on '" + s.node + "'";
     if (const node_spec* ns = t.node(s.node)) {
@@ -653,7 +814,7 @@ void read_faults(reader& r, const yaml::node& list, topology& t) {
     s.times = r.num<std::uint32_t>(n, "times", what, 0, 1000000).value_or(1);
     s.latency_us = r.num<std::uint32_t>(n, "latency_us", what, 1, 60000000).value_or(1000);
     if (n["restore_after_s"]) {
-      if (s.kind != "device_lost")
+      if (s.kind != "device_lost" && !s.on_member())
         r.error(n["restore_after_s"], what + ": 'restore_after_s' is for device_lost faults");
       s.restore_after_s = r.num<double>(n, "restore_after_s", what, 0, 1e7).value_or(-1);
     }
@@ -727,7 +888,7 @@ std::optional<topology> parse_topology(const std::string& text, const std::strin
   t.file = file;
   if (!r.map(root, "the topology",
              {"name", "description", "plugins", "duration_s", "config", "nodes", "edges", "supervisors", "load",
-              "faults"}))
+              "faults", "cluster"}))
     return std::nullopt;
   // Plugins first: the rest of the file is checked against the names they add.
   if (!read_plugins(r, root["plugins"], t)) return std::nullopt;
@@ -759,6 +920,7 @@ std::optional<topology> parse_topology(const std::string& text, const std::strin
   const bool fits_edges = within(r, root["edges"], "edges", "max_edges", max_edges);
   const bool fits_supervisors = within(r, root["supervisors"], "supervisors", "max_nodes", max_nodes);
   if (!fits_nodes || !fits_edges || !fits_supervisors) return std::nullopt;
+  read_cluster(r, root["cluster"], t);
   if (!root["nodes"]) r.error(root, "the topology: missing 'nodes'");
   else read_nodes(r, root["nodes"], t);
   t.reindex();

@@ -18,12 +18,62 @@ restart_strategy strategy_of(const std::string& s) {
 
 }  // namespace
 
+// This member's part of a cluster topology: the faults of its own nodes (member faults are
+// `cluster up`'s), its load generators, and the cluster part (started after the graphs).
+void engine::impl::join_cluster() {
+  if (opts.member.empty())
+    throw engine_error(
+        "this topology has a 'cluster:' section: run one member with --member NAME, or every member "
+        "with `ringflow cluster up`");
+  if (!topo.cluster.member(opts.member))
+    throw engine_error("--member " + opts.member + ": not a member of this cluster");
+  if (std::string why = cluster_member::check_tls(topo.cluster); !why.empty())
+    throw engine_error("certificate problem: " + why);
+  std::vector<fault_spec> mine;
+  for (const fault_spec& f : topo.faults) {
+    if (f.on_member()) {
+      log.info("cluster",
+               "fault " + f.kind + " on member " + f.member +
+                   " ignored: only `ringflow cluster up` carries out member faults",
+               {{"member", opts.member}});
+      continue;
+    }
+    const node_spec* n = topo.node(f.node);
+    if (n && n->at == opts.member) mine.push_back(f);
+  }
+  topo.faults = std::move(mine);
+  std::vector<load_spec> load_here;
+  for (const load_spec& l : topo.load)
+    if (l.at == opts.member) load_here.push_back(l);
+  topo.load = std::move(load_here);
+  cluster = std::make_unique<cluster_member>(topo, opts.member, opts.cluster_dir, log,
+                                             !topo.load.empty() || opts.cluster_client);
+}
+
 // Every node's run-time state; a ring node's placement and one ring_rt per replica.
 void engine::impl::build_nodes() {
   const program_config pc = config_copy();
-  for (const node_spec& n : topo.nodes) {
+  for (const node_spec& orig : topo.nodes) {
     auto nr = std::make_unique<node_rt>();
-    nr->spec = &n;
+    nr->spec = &orig;
+    if (cluster && orig.at != opts.member) {
+      nr->remote = true;
+      const bool local_standby = orig.fallback == "local_cpu";
+      if (!local_standby && orig.fallback != opts.member) {
+        nodes[orig.name] = std::move(nr);
+        continue;
+      }
+      nr->standby = true;  // this member serves it while its own member is lost
+      node_spec copy = orig;
+      if (local_standby) {
+        copy.backend = "cpu";
+        copy.host = "in-process";
+        copy.cpus.clear();
+      }
+      copy.at = opts.member;
+      nr->spec = &standby_specs.emplace_back(std::move(copy));
+    }
+    const node_spec& n = *nr->spec;
     if (n.kind == node_kind::ring) {
       const kernel_info* k = find_kernel(n.kernel);
       if (std::string why = check_cpu_list(n.cpus); !why.empty())
@@ -167,31 +217,75 @@ ring_picker engine::impl::ring_picker_of(node_rt* nr) {
   };
 }
 
+namespace {
+
+// A node of another member: its step goes over the cluster's link, counted like a local node's.
+async_node_fn counted(async_node_fn step, node_rt* nr) {
+  return [step = std::move(step), nr](fb_msg&& m, std::function<void(graph_result)> done) {
+    const std::uint64_t t0 = steady_now();
+    nr->in_flight.fetch_add(1, std::memory_order_relaxed);
+    step(std::move(m), [done = std::move(done), nr, t0](graph_result r) {
+      nr->done(r.ok(), t0);
+      done(std::move(r));
+    });
+  };
+}
+
+}  // namespace
+
+// A node's local step in graph `g`: its ring actors' route or its CPU function.
+void engine::impl::add_local_node(ringflow::graph& g, const node_spec& n, node_rt* nr) {
+  const message_info* in = find_message(n.in_type);
+  const message_info* out = find_message(n.out_type);
+  const msg_type tin{in->id, in->name}, tout{out->id, out->name};
+  if (n.kind == node_kind::ring) {
+    g.ring_route(n.name, tin, tout, ring_picker_of(nr), [nr](bool ok, std::uint64_t t0) { nr->done(ok, t0); });
+    return;
+  }
+  cpu_node_fn fn = find_function(n.function)->make(*in);
+  g.cpu_node(n.name, tin, tout, [fn, nr](const fb_msg& m) -> std::optional<fb_msg> {
+    const std::uint64_t t0 = steady_now();
+    nr->in_flight.fetch_add(1, std::memory_order_relaxed);
+    try {
+      std::optional<fb_msg> r = fn(m);
+      nr->done(true, t0);
+      return r;
+    } catch (...) {
+      nr->done(false, t0);
+      throw;
+    }
+  });
+}
+
+// The nodes built here, without edges: one hop each, for other members' calls and local_cpu fallbacks.
+void engine::impl::build_serve_graph() {
+  ringflow::graph g(*rt, topo.name + ".serve");
+  g.node_window(static_cast<std::uint32_t>(config_copy().limits.node_window));
+  std::size_t built = 0;
+  for (const node_spec& n : topo.nodes) {
+    node_rt* nr = nodes.at(n.name).get();
+    if (nr->remote && !nr->standby) continue;
+    add_local_node(g, *nr->spec, nr);
+    ++built;
+  }
+  if (built == 0) return;  // this member runs no node: it only calls others
+  caf::expected<std::shared_ptr<running_graph>> started = g.start();
+  if (!started) throw engine_error("the serve graph did not start: " + rt->system().render(started.error()));
+  serve = std::move(*started);
+}
+
 void engine::impl::build_graph() {
   ringflow::graph g(*rt, topo.name);
   g.node_window(static_cast<std::uint32_t>(config_copy().limits.node_window));
   for (const node_spec& n : topo.nodes) {
     node_rt* nr = nodes.at(n.name).get();
-    const message_info* in = find_message(n.in_type);
-    const message_info* out = find_message(n.out_type);
-    const msg_type tin{in->id, in->name}, tout{out->id, out->name};
-    if (n.kind == node_kind::ring) {
-      g.ring_route(n.name, tin, tout, ring_picker_of(nr), [nr](bool ok, std::uint64_t t0) { nr->done(ok, t0); });
+    if (nr->remote) {
+      const message_info* in = find_message(n.in_type);
+      const message_info* out = find_message(n.out_type);
+      g.async_node(n.name, {in->id, in->name}, {out->id, out->name}, counted(cluster->remote_node(n), nr));
       continue;
     }
-    cpu_node_fn fn = find_function(n.function)->make(*in);
-    g.cpu_node(n.name, tin, tout, [fn, nr](const fb_msg& m) -> std::optional<fb_msg> {
-      const std::uint64_t t0 = steady_now();
-      nr->in_flight.fetch_add(1, std::memory_order_relaxed);
-      try {
-        std::optional<fb_msg> r = fn(m);
-        nr->done(true, t0);
-        return r;
-      } catch (...) {
-        nr->done(false, t0);
-        throw;
-      }
-    });
+    add_local_node(g, n, nr);
   }
   for (const edge_spec& e : topo.edges) g.connect(e.from, e.to);
   caf::expected<std::shared_ptr<running_graph>> started = g.start();

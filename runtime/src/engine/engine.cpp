@@ -48,6 +48,9 @@ nlohmann::json run_summary::to_json() const {
           {"worker_restarts", worker_restarts},
           {"actor_crashes", actor_crashes},
           {"ring_actor_restarts", ring_actor_restarts},
+          {"member", member.empty() ? nlohmann::json(nullptr) : nlohmann::json(member)},
+          {"member_failovers", member_failovers},
+          {"member_failbacks", member_failbacks},
           {"gave_up", gave_up.empty() ? nlohmann::json(nullptr) : nlohmann::json(gave_up)},
           {"p50_us", p50_us},
           {"p99_us", p99_us},
@@ -179,6 +182,11 @@ void engine::start() {
     rc.poller.cpus = parse_cpu_list(cfg.runtime.cpus_poller).value_or(std::vector<int>{});
     rc.scheduler_cpus = parse_cpu_list(cfg.runtime.cpus_scheduler).value_or(std::vector<int>{});
     rc.shutdown_timeout = std::chrono::milliseconds(cfg.runtime.shutdown_timeout_ms);
+    if (m.topo.cluster.enabled()) {
+      m.join_cluster();  // this member's part of the topology
+      const cluster_spec cs = m.topo.cluster;
+      rc.configure_caf = [cs](caf::actor_system_config& c) { engine_parts::cluster_member::configure(c, cs); };
+    }
     m.rt = std::make_unique<runtime>(rc);
     ladder_config lc = to_ladder_config(cfg);
     lc.on_event = [&m](const ladder_event& e) { m.on_ladder_event(e); };
@@ -205,6 +213,10 @@ void engine::start() {
     m.build_nodes();
     m.build_tree();
     m.build_graph();
+    if (m.cluster) {
+      m.build_serve_graph();
+      m.cluster->start(m.rt->system(), m.serve);
+    }
     runtime* rt = m.rt.get();
     m.checkpoints.start([rt](const std::string& ring) -> std::shared_ptr<ring_core> {
       caf::expected<registry_entry> e = rt->registry().entry(ring);
@@ -283,7 +295,9 @@ void engine::stop() {
   if (m.phase.exchange(engine_phase::stopped) == engine_phase::stopped) return;
   m.load.stop();
   m.checkpoints.stop();
-  if (m.graph) m.graph->stop();  // answers whatever is still open (errc::stopped)
+  if (m.cluster) m.cluster->stop();  // remote requests still open: answered errc::stopped
+  if (m.graph) m.graph->stop();      // answers whatever is still open (errc::stopped)
+  if (m.serve) m.serve->stop();
   if (m.root) m.root->stop();
   if (m.ladder) m.ladder->stop();
   if (m.rt) {  // the stateful nodes' last checkpoints: everything their stopped ring actors answered
@@ -394,6 +408,12 @@ run_summary engine::summary(bool with_failures) const {
     s.ring_actor_restarts += n > 1 ? n - 1 : 0;
   }
   s.gave_up = gave_up();
+  if (m.cluster) {
+    const engine_parts::cluster_stats cs = m.cluster->stats();
+    s.member = cs.member;
+    s.member_failovers = cs.member_failovers;
+    s.member_failbacks = cs.member_failbacks;
+  }
   s.spans = m.tracer ? m.tracer->spans() : 0;
   s.spans_dropped = m.tracer ? m.tracer->dropped() : 0;
   const latency_recorder& lat = m.load.latency();
@@ -498,7 +518,13 @@ engine_snapshot engine::impl::snapshot(const engine& e, bool with_summary) const
   return s;
 }
 
-std::string engine::metrics_text() const { return engine_parts::metrics_text(impl_->snapshot(*this, true)); }
+std::string engine::metrics_text() const {
+  std::string text = engine_parts::metrics_text(impl_->snapshot(*this, true));
+  if (impl_->cluster) text += engine_parts::cluster_metrics_text(impl_->cluster->stats());
+  return text;
+}
+
+std::uint16_t engine::cluster_port() const { return impl_->cluster ? impl_->cluster->port() : 0; }
 
 nlohmann::json engine::topology_json() const { return engine_parts::topology_json(impl_->snapshot(*this, false)); }
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "checkpointer.hpp"
+#include "cluster.hpp"
 #include "fault_schedule.hpp"
 #include "load_driver.hpp"
 #include "placement.hpp"
@@ -35,6 +37,10 @@ namespace ringflow::ops::engine_parts {
 /// One topology node at run time.
 struct node_rt {
   const node_spec* spec = nullptr;
+  /// Cluster topologies: a node of another member is `remote` here (a graph step over its link;
+  /// nothing built), unless this member is its fallback: then it is also built here as a
+  /// `standby` (served through the serve graph only). Without a cluster every node is local.
+  bool remote = false, standby = false;
   std::vector<std::string> rings;   // ring actors of a ring node (one per replica)
   node_placement where;             // ring nodes: the devices behind them
   host_fault_schedule host_faults;  // kernel-host nodes: kill_worker and timed faults (tick() only)
@@ -107,6 +113,12 @@ struct engine::impl {
   engine_parts::ladder_tally tally;
   engine_parts::load_driver load;
   engine_parts::checkpointer checkpoints;  // the stateful nodes' durable checkpoints (`checkpoint:`)
+  // Cluster topologies (`cluster:`): this member, its standby copies of other members' nodes
+  // (local_cpu fallbacks: on the CPU, in-process), and the serve graph (the nodes built here, no
+  // edges: what other members call, and where a local_cpu fallback runs).
+  std::unique_ptr<engine_parts::cluster_member> cluster;
+  std::deque<node_spec> standby_specs;
+  std::shared_ptr<running_graph> serve;
   // Written by the controlling thread, read by the HTTP handlers and the signal thread.
   std::atomic<std::uint64_t> start_ns{0}, load_start_ns{0}, end_ns{0};
   // What stop() keeps for the summary once the ring cores are gone; valid once `finals` is set
@@ -133,10 +145,14 @@ struct engine::impl {
   [[nodiscard]] bool runtime_live() const { return rt && !rt->is_shut_down(); }
 
   // build.cpp
+  /// A cluster topology: keeps this member's faults and load generators, makes the cluster part.
+  void join_cluster();
+  void build_serve_graph();
   void build_nodes();
   void compile_faults();
   void build_tree();
   void build_graph();
+  void add_local_node(ringflow::graph& g, const node_spec& n, engine_parts::node_rt* nr);
   caf::actor spawn_ring(engine_parts::ring_rt& r);
   child_spec ring_child(engine_parts::ring_rt& r);
   std::vector<child_spec> children_of(const std::string& sup);

@@ -38,6 +38,7 @@ enum class [[nodiscard]] errc : std::uint8_t{
     child_start_failed = 36,  // a supervisor's child failed to start (the detail names it and why)
     would_deadlock = 37,      // a blocking call() on a thread that runs completions (a callback, the poller)
     bad_reply = 38,           // the kernel's reply is not its declared reply type (or fails its verifier)
+    node_unreachable = 39,    // the node's cluster member is lost (or partitioned) and the node has no fallback
 };
 
 const char* to_string(errc e) noexcept;

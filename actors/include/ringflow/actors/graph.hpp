@@ -77,6 +77,11 @@ using ring_picker = std::function<std::shared_ptr<ring_core>(std::string& why)>;
 /// Told when a ring route's request is answered (`ok`: a reply; `start_ns`: steady ns at submit).
 using route_observer = std::function<void(bool ok, std::uint64_t start_ns)>;
 using behavior_factory = std::function<caf::behavior(caf::event_based_actor*)>;
+struct graph_result;
+/// An asynchronous node's step (async_node): answer `done` exactly once, from any thread, with the
+/// node's output (graph_result::outputs holds 0 messages — the node ended the message there — or 1)
+/// or an error. The cluster's remote nodes are such nodes (their member answers over the network).
+using async_node_fn = std::function<void(fb_msg&& in, std::function<void(graph_result)> done)>;
 
 /// The answer to one push: every terminal output, or the first error.
 struct graph_result {
@@ -113,6 +118,9 @@ class graph {
   }
   /// A CAF behaviour that answers an fb_msg request (input type `in`) with an fb_msg (`out`).
   graph& actor_node(const std::string& name, msg_type in, msg_type out, behavior_factory make);
+  /// A node whose step `fn` answers asynchronously (see async_node_fn); its output continues the
+  /// flow on the thread that answers.
+  graph& async_node(const std::string& name, msg_type in, msg_type out, async_node_fn fn);
   /// An edge from `from`'s output to `to`'s input.
   graph& connect(const std::string& from, const std::string& to);
   /// Messages a node admits at once (default 256); more are refused with errc::overloaded.
@@ -122,7 +130,7 @@ class graph {
   caf::expected<std::shared_ptr<running_graph>> start();
 
  private:
-  enum class node_kind { ring, route, cpu, actor };
+  enum class node_kind { ring, route, cpu, actor, async };
   struct node {  // built with designated initializers; every member has a default
     std::string name{};
     node_kind kind = node_kind::cpu;
@@ -133,6 +141,7 @@ class graph {
     ring_actor_options ring_opts{};
     ring_picker pick{};
     route_observer observe{};
+    async_node_fn async{};
   };
   graph& add(node n);
   friend class running_graph;

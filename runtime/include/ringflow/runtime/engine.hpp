@@ -75,6 +75,13 @@ struct run_options {
   /// A stateful node's checkpoint of another kernel or state size: move it aside and start from
   /// init (logged) instead of failing the start (`ringflow run --discard-checkpoints`).
   bool discard_checkpoints = false;
+  /// A cluster topology (`cluster:`): the member this process runs (`ringflow run --member`), and
+  /// the folder where `ringflow cluster up` exchanges the members' assigned ports ("" = none).
+  std::string member;
+  std::string cluster_dir;
+  /// This member calls the others although no load generator is placed on it: an embedding
+  /// service that pushes into graph() or uses client() (a member without either only serves).
+  bool cluster_client = false;
 };
 
 /// The counters of a run (`--summary-json` writes to_json()).
@@ -85,6 +92,10 @@ struct run_summary {
   std::uint64_t worker_restarts = 0;      // kernel-host workers started to replace one that died or was killed
   std::uint64_t actor_crashes = 0;        // ring actors killed by actor_crash faults (also in faults_injected)
   std::uint64_t ring_actor_restarts = 0;  // OTP restarts of ring actors, by any supervisor in the tree
+  /// Cluster topologies: this member's name ("" = none), the times a member it calls was lost
+  /// (its nodes went to their fallbacks) and came back (they failed back).
+  std::string member;
+  std::uint64_t member_failovers = 0, member_failbacks = 0;
   /// The supervisor whose give-up (restart intensity exceeded) ended the run: "root"; "" = none
   /// (JSON null).
   std::string gave_up;
@@ -148,6 +159,8 @@ class engine {
   /// pushes its own messages into the topology here (running_graph::push), beside or instead of
   /// the `load:` generators. Those pushes are not counted in the summary.
   [[nodiscard]] std::shared_ptr<running_graph> graph() const;
+  /// A cluster member's port (after start(); 0 = not a cluster member).
+  [[nodiscard]] std::uint16_t cluster_port() const;
 
   /// The implementation (runtime/src/engine/engine_state.hpp).
   struct impl;

@@ -40,6 +40,14 @@
 //         - {node: echo, kind: crash, at_s: 3}           # or at_message: N, or probability: p
 //         - {node: echo, kind: device_lost, at_s: 8, restore_after_s: 3}
 //         - {node: echo, kind: kill_worker, at_s: 5}    # host: process nodes: SIGKILL their workers
+//         - {kind: member_kill, member: m2, at_s: 4, restore_after_s: 3}   # cluster members (`cluster up`)
+//       cluster:                         # optional: a multi-member topology (docs/OPERATIONS.md "Clusters")
+//         members: [{name: m1, listen: "127.0.0.1:0"}, {name: m2, listen: "127.0.0.1:0"}]
+//         tls: {ca: ca.pem, cert: m.pem, key: m.key}   # optional; paths relative to this file
+//         heartbeat_ms: 100
+//         timeout_ms: 1000
+//       (nodes and load generators then take `at: <member>`, default the first member; nodes also
+//        `fallback: local_cpu | <member>`)
 // Thread-safety: plain functions over values.
 #pragma once
 
@@ -95,6 +103,11 @@ struct node_spec {
   std::string checkpoint_path;  // resolved against the topology file's folder
   std::uint32_t checkpoint_every_ms = 1000;
   std::string durability = "checkpoint";  // checkpoint | reply
+  // Cluster placement (`cluster:` topologies): the member that runs it ("" = no cluster) and where
+  // its callers send it when that member is lost: "" (nowhere: errc::node_unreachable),
+  // "local_cpu" (an in-process CPU incarnation at each calling member) or another member's name.
+  std::string at;
+  std::string fallback;
   // CPU nodes
   std::string function;
   // both: message types (a CPU node's input and output are its `type`)
@@ -126,10 +139,12 @@ struct load_spec {
   double start_s = 0;     // delay after start
   std::uint32_t payload_bytes = 64;
   std::uint32_t max_in_flight = 128;
+  std::string at;  // the member that runs it (cluster topologies; "" = no cluster)
 };
 
 struct fault_spec {
-  std::string node;
+  std::string node;    // node faults
+  std::string member;  // member_kill / member_partition (cluster topologies)
   source_pos pos;
   std::string kind;                 // sim::fault_kind name, kill_worker (host: process nodes) or actor_crash
   double at_s = -1;                 // time trigger (since the run started); <0 = unused
@@ -137,10 +152,36 @@ struct fault_spec {
   double probability = 0;           // per request; 0 = unused
   std::uint32_t times = 1;          // 0 = unlimited (random rules)
   std::uint32_t latency_us = 1000;  // slow
-  double restore_after_s = -1;      // device_lost: the device comes back this long after the loss
+  double restore_after_s = -1;      // device_lost / member_kill / member_partition: undone this long after
+  /// A fault of a cluster member (carried out by `ringflow cluster up`), not of a node.
+  [[nodiscard]] bool on_member() const noexcept { return kind == "member_kill" || kind == "member_partition"; }
   /// A fault of the node's device (the sim's kinds): not kill_worker (the service kills the worker
   /// processes) nor actor_crash (the ring actor itself is killed; its supervisor restarts it).
-  [[nodiscard]] bool on_device() const noexcept { return kind != "kill_worker" && kind != "actor_crash"; }
+  [[nodiscard]] bool on_device() const noexcept {
+    return kind != "kill_worker" && kind != "actor_crash" && !on_member();
+  }
+};
+
+/// One member of a cluster: a `ringflow` process.
+struct member_spec {
+  std::string name;
+  source_pos pos;
+  std::string listen;      // "HOST:PORT" as written
+  std::string host;        // parsed
+  std::uint16_t port = 0;  // 0 = assigned at start (`cluster up` exchanges it)
+};
+
+/// A topology's `cluster:` section.
+struct cluster_spec {
+  std::vector<member_spec> members;  // empty: not a cluster topology
+  source_pos pos;
+  bool tls = false;
+  std::string tls_ca, tls_cert, tls_key;   // resolved against the topology file's folder
+  std::uint32_t heartbeat_ms = 100;        // a member pings each peer it calls this often
+  std::uint32_t timeout_ms = 1000;         // no answer to a ping for this long: the peer is lost
+  std::uint32_t start_timeout_ms = 15000;  // at start, how long a member waits for the peers it calls
+  [[nodiscard]] bool enabled() const noexcept { return !members.empty(); }
+  const member_spec* member(const std::string& n) const;
 };
 
 /// A plugin a topology names.
@@ -201,6 +242,10 @@ struct topology {
   std::vector<supervisor_entry> supervisors;
   std::vector<load_spec> load;
   std::vector<fault_spec> faults;
+  cluster_spec cluster;
+
+  /// Members that host load generators (they drive the graph; they cannot be killed).
+  std::vector<std::string> driving_members() const;
 
   /// The node named `n` (nullptr: none). Constant time once reindex() has run over the current
   /// `nodes` (parse_topology does); a linear search otherwise (nodes changed since).

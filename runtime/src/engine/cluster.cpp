@@ -1,0 +1,723 @@
+// Cluster (part of the engine): see cluster.hpp.
+#include "cluster.hpp"
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <unistd.h>
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <caf/openssl/all.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+#include <sstream>
+#include <unordered_map>
+
+#include "ringflow/actors/errors.hpp"
+#include "ringflow/runtime/engine.hpp"
+
+namespace ringflow::ops::engine_parts {
+
+namespace {
+
+using hello_atom = caf::atom_constant<caf::atom("rf_hello")>;
+using welcome_atom = caf::atom_constant<caf::atom("rf_welcome")>;
+using refuse_atom = caf::atom_constant<caf::atom("rf_refuse")>;
+using ping_atom = caf::atom_constant<caf::atom("rf_ping")>;
+using pong_atom = caf::atom_constant<caf::atom("rf_pong")>;
+using req_atom = caf::atom_constant<caf::atom("rf_req")>;
+using rep_atom = caf::atom_constant<caf::atom("rf_rep")>;
+using connected_atom = caf::atom_constant<caf::atom("rf_conn")>;
+using tick_atom = caf::atom_constant<caf::atom("rf_tick")>;
+
+constexpr std::size_t dedupe_window = 65536;
+constexpr std::uint64_t default_budget_ns = 10'000'000'000ull;  // a request without a deadline: 10 s
+
+std::uint64_t fresh_epoch() {
+  std::random_device rd;
+  const auto wall = static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+  const std::uint64_t e = wall ^ (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  return e ? e : 1;
+}
+
+graph_result error_result(errc code, std::string detail) {
+  graph_result r;
+  r.code = code;
+  r.detail = std::move(detail);
+  return r;
+}
+
+bool write_atomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp." + std::to_string(getpid());
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out) return false;
+    out << text;
+    if (!out.flush()) return false;
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  return !ec;
+}
+
+}  // namespace
+
+// ---- a link to one member (the calling side) ---------------------------------------------------
+
+struct outbox_entry {
+  const node_spec* node = nullptr;
+  fb_msg msg;  // kept for a replay (its deadline absolute, this host's clock)
+  std::function<void(graph_result)> done;
+  std::uint64_t epoch = 0;  // the incarnation it was sent to
+  std::uint64_t expire_ns = 0;
+};
+
+struct cluster_member::peer {
+  cluster_member* owner = nullptr;
+  const member_spec* spec = nullptr;
+  caf::actor link;  // the local link actor (sender of every request, receiver of the replies)
+
+  mutable std::mutex mu;  // everything below
+  caf::actor remote;      // the member's actor (a middleman proxy) once its hello completed
+  caf::actor candidate;   // connected, hello sent, no welcome yet
+  std::uint64_t candidate_since_ns = 0;
+  bool up = false, was_lost = false, ever_up = false;
+  std::uint64_t epoch = 0;  // the remote incarnation
+  std::string last_error = "not connected yet";
+  std::unordered_map<std::uint64_t, outbox_entry> outbox;
+  std::uint64_t next_corr = 1;
+  std::uint64_t last_pong_ns = 0;
+  std::uint64_t next_attempt_ns = 0;
+  peer_stats st;
+
+  event_log& log() const { return owner->log_; }
+  void count_failback() const { owner->failbacks_.fetch_add(1, std::memory_order_relaxed); }
+
+  /// Sends `m` of node `n` to the member; false (nothing taken) when its link is not up.
+  bool submit(const node_spec& n, fb_msg& m, std::function<void(graph_result)>& done) {
+    const std::uint64_t now = steady_now();
+    std::uint64_t corr = 0, ep = 0;
+    std::int64_t budget = 0;
+    caf::actor to;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!up) return false;
+      corr = next_corr++;
+      ep = epoch;
+      to = remote;
+      const std::uint64_t deadline = m.deadline_ns ? m.deadline_ns : now + default_budget_ns;
+      budget = deadline > now ? static_cast<std::int64_t>(deadline - now) : 1;
+      outbox_entry e;
+      e.node = &n;
+      e.msg = m;
+      e.done = std::move(done);
+      e.epoch = ep;
+      e.expire_ns = deadline + std::uint64_t{owner->topo_.cluster.timeout_ms} * 1'000'000ull;
+      outbox.emplace(corr, std::move(e));
+      ++st.requests;
+      st.bytes_sent += m.bytes.size();
+    }
+    fb_msg wire = std::move(m);
+    wire.deadline_ns = 0;  // clocks differ between machines: the budget crosses instead
+    caf::send_as(link, to, req_atom::value, owner->epoch_, corr, n.name, budget, std::move(wire));
+    return true;
+  }
+
+  void on_reply(std::uint64_t corr, std::uint64_t from_epoch, std::uint8_t code, std::string detail,
+                std::vector<fb_msg> outs) {
+    std::function<void(graph_result)> done;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = outbox.find(corr);
+      if (it == outbox.end()) {
+        ++st.stale;  // answered already (by a fallback, a timeout or the stop)
+        return;
+      }
+      if (it->second.epoch != from_epoch) {
+        ++st.fenced;  // another incarnation's answer: never delivered
+        return;
+      }
+      done = std::move(it->second.done);
+      outbox.erase(it);
+      for (const fb_msg& o : outs) st.bytes_received += o.bytes.size();
+    }
+    graph_result r;
+    r.code = static_cast<errc>(code);
+    r.detail = std::move(detail);
+    if (r.code == errc::ok) r.outputs = std::move(outs);
+    done(std::move(r));
+  }
+
+  /// The member is lost: its outbox goes to each node's fallback.
+  void lose(const std::string& why) {
+    std::unordered_map<std::uint64_t, outbox_entry> taken;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!up) return;
+      up = false;
+      was_lost = true;
+      remote = caf::actor();
+      epoch = 0;
+      last_error = why;
+      taken.swap(outbox);
+      ++st.losses;
+      next_attempt_ns = steady_now();
+    }
+    owner->failovers_.fetch_add(1, std::memory_order_relaxed);
+    owner->log_.warn("cluster", "member " + spec->name + " lost: its nodes go to their fallbacks",
+                     {{"member", spec->name}, {"reason", why}, {"replayed", taken.size()}});
+    for (auto& [corr, e] : taken) owner->fallback(*e.node, std::move(e.msg), std::move(e.done), why);
+  }
+
+  /// Deadline sweep and the heartbeat (the link actor's tick).
+  void tick(caf::event_based_actor* self) {
+    const std::uint64_t now = steady_now();
+    const std::uint64_t timeout_ns = std::uint64_t{owner->topo_.cluster.timeout_ms} * 1'000'000ull;
+    std::vector<std::function<void(graph_result)>> expired;
+    bool silent = false, handshake_stuck = false;
+    caf::actor ping_to;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      for (auto it = outbox.begin(); it != outbox.end();) {
+        if (it->second.expire_ns < now) {
+          expired.push_back(std::move(it->second.done));
+          it = outbox.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      if (up) {
+        silent = now - last_pong_ns > timeout_ns;
+        ping_to = remote;
+      } else if (candidate && now - candidate_since_ns > timeout_ns) {
+        handshake_stuck = true;
+        candidate = caf::actor();
+        last_error = "no answer to the hello within " + std::to_string(owner->topo_.cluster.timeout_ms) + " ms";
+        next_attempt_ns = now;
+      }
+    }
+    (void)handshake_stuck;
+    for (auto& d : expired)
+      d(error_result(errc::timeout, "no answer from member '" + spec->name + "' before the request's deadline"));
+    if (silent) {
+      lose("no answer to a heartbeat for " + std::to_string(owner->topo_.cluster.timeout_ms) + " ms (timeout_ms)");
+      return;
+    }
+    if (ping_to) self->send(ping_to, ping_atom::value, now);
+  }
+};
+
+// ---- the published member actor (the serving side) ----------------------------------------------
+
+struct cluster_member::member_core {
+  std::string self, cluster;
+  std::uint64_t epoch = 0;
+  std::set<std::string> members;
+  std::shared_ptr<running_graph> serve;
+  event_log* log = nullptr;
+
+  struct origin {
+    caf::actor reply_to;  // the origin's link actor (a proxy)
+    std::uint64_t epoch = 0;
+  };
+  struct key {
+    std::string member;
+    std::uint64_t epoch = 0, corr = 0;
+    bool operator==(const key&) const = default;
+  };
+  struct key_hash {
+    std::size_t operator()(const key& k) const noexcept {
+      return std::hash<std::string>()(k.member) ^ (k.epoch * 0x9e3779b97f4a7c15ull) ^ (k.corr * 0xc2b2ae3d27d4eb4full);
+    }
+  };
+  struct answer {
+    bool done = false;
+    std::uint8_t code = 0;
+    std::string detail;
+    std::vector<fb_msg> outputs;
+  };
+
+  std::mutex mu;                                         // everything below
+  std::map<std::string, origin> origins;                 // by member name (the latest hello)
+  std::map<caf::actor_addr, std::string> authenticated;  // link actor -> member name
+  std::unordered_map<key, answer, key_hash> seen;        // the dedupe window
+  std::deque<key> order;                                 // its eviction order
+  std::uint64_t served = 0, deduped = 0, unauthenticated = 0, refused = 0, fenced = 0;
+  std::uint64_t unauth_logged = 0;
+
+  std::string origin_of(const caf::strong_actor_ptr& sender) {
+    if (!sender) return {};
+    auto it = authenticated.find(caf::actor_cast<caf::actor_addr>(sender));
+    return it == authenticated.end() ? std::string() : it->second;
+  }
+  void drop_unauthenticated(const char* what) {
+    ++unauthenticated;
+    if (unauth_logged++ < 10 || unauth_logged % 1000 == 0)
+      log->warn("cluster", std::string("dropped a ") + what + " from a peer without a completed hello",
+                {{"member", self}, {"dropped", unauthenticated}});
+  }
+  void send_answer(const key& k, const answer& a) {
+    caf::actor to;
+    {
+      auto it = origins.find(k.member);
+      if (it == origins.end() || it->second.epoch != k.epoch) return;  // the origin's incarnation is gone
+      to = it->second.reply_to;
+    }
+    caf::anon_send(to, rep_atom::value, k.corr, epoch, a.code, a.detail, a.outputs);
+  }
+};
+
+namespace {
+
+caf::behavior member_actor(caf::event_based_actor* self, std::shared_ptr<cluster_member::member_core> c) {
+  using core = cluster_member::member_core;
+  return {
+      [=](hello_atom, const std::string& cluster, const std::string& from, std::uint64_t epoch) {
+        caf::actor sender = caf::actor_cast<caf::actor>(self->current_sender());
+        if (!sender) return;
+        std::lock_guard<std::mutex> lock(c->mu);
+        std::string why;
+        if (cluster != c->cluster) why = "it belongs to cluster '" + cluster + "', this is '" + c->cluster + "'";
+        else if (!c->members.count(from)) why = "'" + from + "' is not a member of this cluster";
+        else if (from == c->self) why = "it says it is this member ('" + from + "')";
+        if (!why.empty()) {
+          ++c->refused;
+          c->log->error("cluster", "refused a peer's hello: " + why, {{"member", c->self}, {"peer", from}});
+          self->send(sender, refuse_atom::value, "member '" + c->self + "' refused the hello: " + why);
+          return;
+        }
+        auto& o = c->origins[from];
+        if (o.reply_to) c->authenticated.erase(o.reply_to.address());
+        o.reply_to = sender;
+        o.epoch = epoch;
+        c->authenticated[sender.address()] = from;
+        c->log->info("cluster", "peer " + from + " joined (hello)", {{"member", c->self}, {"peer", from}});
+        self->send(sender, welcome_atom::value, c->self, c->epoch);
+      },
+      [=](ping_atom, std::uint64_t t) {
+        std::lock_guard<std::mutex> lock(c->mu);
+        if (c->origin_of(self->current_sender()).empty()) return c->drop_unauthenticated("ping");
+        self->send(caf::actor_cast<caf::actor>(self->current_sender()), pong_atom::value, t);
+      },
+      [=](req_atom, std::uint64_t origin_epoch, std::uint64_t corr, const std::string& node, std::int64_t budget_ns,
+          fb_msg& m) {
+        core::key k;
+        {
+          std::lock_guard<std::mutex> lock(c->mu);
+          k.member = c->origin_of(self->current_sender());
+          if (k.member.empty()) return c->drop_unauthenticated("request");
+          if (c->origins[k.member].epoch != origin_epoch) {
+            ++c->fenced;  // sent by an earlier incarnation of that member
+            return;
+          }
+          k.epoch = origin_epoch;
+          k.corr = corr;
+          auto [it, fresh] = c->seen.try_emplace(k);
+          if (!fresh) {
+            ++c->deduped;
+            if (it->second.done) c->send_answer(k, it->second);
+            return;
+          }
+          c->order.push_back(k);
+          while (c->order.size() > dedupe_window) {
+            c->seen.erase(c->order.front());
+            c->order.pop_front();
+          }
+          ++c->served;
+        }
+        m.deadline_ns = steady_now() + static_cast<std::uint64_t>(std::max<std::int64_t>(budget_ns, 1));
+        std::weak_ptr<core> weak = c;
+        c->serve->push(node, std::move(m), [weak, k](graph_result r) {
+          std::shared_ptr<core> cc = weak.lock();
+          if (!cc) return;
+          std::lock_guard<std::mutex> lock(cc->mu);
+          core::answer a;
+          a.done = true;
+          a.code = static_cast<std::uint8_t>(r.code);
+          a.detail = std::move(r.detail);
+          a.outputs = std::move(r.outputs);
+          cc->send_answer(k, a);
+          auto it = cc->seen.find(k);
+          if (it != cc->seen.end()) it->second = std::move(a);
+        });
+      },
+  };
+}
+
+caf::behavior link_actor(caf::event_based_actor* self, std::shared_ptr<cluster_member::peer> p, std::string cluster,
+                         std::string me, std::uint64_t my_epoch, std::uint32_t heartbeat_ms) {
+  self->set_down_handler([=](caf::down_msg& dm) {
+    {
+      std::lock_guard<std::mutex> lock(p->mu);
+      if (p->candidate && p->candidate.address() == dm.source) {
+        p->candidate = caf::actor();
+        p->last_error = "the connection dropped during the hello";
+        return;
+      }
+      if (!p->up || p->remote.address() != dm.source) return;
+    }
+    p->lose("the connection dropped (" + to_string(dm.reason) + ")");
+  });
+  self->delayed_send(self, std::chrono::milliseconds(heartbeat_ms), tick_atom::value);
+  return {
+      [=](connected_atom, caf::actor remote) {
+        {
+          std::lock_guard<std::mutex> lock(p->mu);
+          p->candidate = remote;
+          p->candidate_since_ns = steady_now();
+        }
+        self->monitor(remote);
+        self->send(remote, hello_atom::value, cluster, me, my_epoch);
+      },
+      [=](welcome_atom, const std::string& name, std::uint64_t epoch) {
+        bool back = false;
+        {
+          std::lock_guard<std::mutex> lock(p->mu);
+          caf::actor sender = caf::actor_cast<caf::actor>(self->current_sender());
+          if (!p->candidate || sender != p->candidate) return;
+          if (name != p->spec->name) {
+            p->last_error = "the member at its address says it is '" + name + "'";
+            p->candidate = caf::actor();
+            p->log().error("cluster", "refused a peer: wrongly named", {{"expected", p->spec->name}, {"got", name}});
+            return;
+          }
+          p->remote = std::move(p->candidate);
+          p->candidate = caf::actor();
+          p->epoch = epoch;
+          p->up = true;
+          p->last_pong_ns = steady_now();
+          back = p->was_lost;
+          p->was_lost = false;
+          if (p->ever_up) ++p->st.reconnects;
+          p->ever_up = true;
+          if (back) ++p->st.failbacks;
+        }
+        if (back) p->count_failback();
+        p->log().info("cluster",
+                      back ? "member " + p->spec->name + " is back: its nodes fail back"
+                           : "member " + p->spec->name + " connected",
+                      {{"member", p->spec->name}, {"epoch", std::to_string(epoch)}});
+      },
+      [=](refuse_atom, const std::string& why) {
+        std::lock_guard<std::mutex> lock(p->mu);
+        p->candidate = caf::actor();
+        p->last_error = why;
+        p->log().error("cluster", why, {{"member", p->spec->name}});
+      },
+      [=](pong_atom, std::uint64_t t) {
+        std::lock_guard<std::mutex> lock(p->mu);
+        const std::uint64_t now = steady_now();
+        p->last_pong_ns = now;
+        p->st.rtt_us = static_cast<double>(now - t) / 1000.0;
+      },
+      [=](rep_atom, std::uint64_t corr, std::uint64_t epoch, std::uint8_t code, std::string& detail,
+          std::vector<fb_msg>& outs) { p->on_reply(corr, epoch, code, std::move(detail), std::move(outs)); },
+      [=](tick_atom) {
+        p->tick(self);
+        self->delayed_send(self, std::chrono::milliseconds(heartbeat_ms), tick_atom::value);
+      },
+  };
+}
+
+}  // namespace
+
+// ---- cluster_member ------------------------------------------------------------------------------
+
+cluster_member::cluster_member(const topology& t, std::string self, std::string dir, event_log& log, bool calls)
+    : topo_(t), self_(std::move(self)), dir_(std::move(dir)), log_(log), epoch_(fresh_epoch()), calls_(calls) {}
+
+cluster_member::~cluster_member() { stop(); }
+
+void cluster_member::configure(caf::actor_system_config& cfg, const cluster_spec& c) {
+  cfg.load<caf::io::middleman>();
+  cfg.set("middleman.heartbeat-interval", caf::timespan(std::chrono::milliseconds(c.heartbeat_ms)));
+  cfg.set("middleman.connection-timeout", caf::timespan(std::chrono::milliseconds(c.timeout_ms)));
+  if (c.tls) {
+    cfg.load<caf::openssl::manager>();
+    cfg.set("openssl.certificate", c.tls_cert);
+    cfg.set("openssl.key", c.tls_key);
+    cfg.set("openssl.cafile", c.tls_ca);
+  }
+}
+
+std::string cluster_member::check_tls(const cluster_spec& c) {
+  if (!c.tls) return {};
+  auto open = [](const std::string& path, const char* what, std::FILE*& f) -> std::string {
+    f = std::fopen(path.c_str(), "r");
+    return f ? std::string() : std::string("cluster.tls.") + what + ": cannot read " + path;
+  };
+  std::FILE* f = nullptr;
+  if (std::string e = open(c.tls_ca, "ca", f); !e.empty()) return e;
+  X509* ca = PEM_read_X509(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  if (!ca) return "cluster.tls.ca: " + c.tls_ca + " holds no PEM certificate";
+  if (std::string e = open(c.tls_cert, "cert", f); !e.empty()) return X509_free(ca), e;
+  X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  if (!cert) return X509_free(ca), "cluster.tls.cert: " + c.tls_cert + " holds no PEM certificate";
+  if (std::string e = open(c.tls_key, "key", f); !e.empty()) return X509_free(ca), X509_free(cert), e;
+  EVP_PKEY* key = PEM_read_PrivateKey(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  std::string why;
+  if (!key) why = "cluster.tls.key: " + c.tls_key + " holds no PEM private key (or it is encrypted)";
+  else if (X509_check_private_key(cert, key) != 1)
+    why = "cluster.tls: the key " + c.tls_key + " does not belong to the certificate " + c.tls_cert;
+  else if (EVP_PKEY* ca_key = X509_get0_pubkey(ca); !ca_key || X509_verify(cert, ca_key) != 1)
+    why = "cluster.tls: the certificate " + c.tls_cert + " is not signed by the cluster CA " + c.tls_ca;
+  if (key) EVP_PKEY_free(key);
+  X509_free(cert);
+  X509_free(ca);
+  return why;
+}
+
+cluster_member::peer* cluster_member::peer_of(const std::string& member) const {
+  auto it = peers_.find(member);
+  return it == peers_.end() ? nullptr : it->second.get();
+}
+
+void cluster_member::start(caf::actor_system& sys, std::shared_ptr<running_graph> serve) {
+  sys_ = &sys;
+  serve_ = std::move(serve);
+  const cluster_spec& cs = topo_.cluster;
+  const member_spec* me = cs.member(self_);
+  if (!me) throw engine_error("--member " + self_ + ": not a member of this cluster");
+  core_ = std::make_shared<member_core>();
+  core_->self = self_;
+  core_->cluster = topo_.name;
+  core_->epoch = epoch_;
+  core_->serve = serve_;
+  core_->log = &log_;
+  for (const member_spec& m : cs.members) core_->members.insert(m.name);
+  member_actor_ = sys.spawn(member_actor, core_);
+  caf::expected<std::uint16_t> port = cs.tls ? caf::openssl::publish(member_actor_, me->port, me->host.c_str(), true)
+                                             : sys.middleman().publish(member_actor_, me->port, me->host.c_str(), true);
+  if (!port)
+    throw engine_error("member " + self_ + ": cannot listen on " + me->listen + ": " + sys.render(port.error()));
+  port_ = *port;
+  if (!dir_.empty()) {
+    const std::string path = dir_ + "/" + self_ + ".addr";
+    if (!write_atomically(path, me->host + ":" + std::to_string(port_) + " " + std::to_string(epoch_) + "\n"))
+      throw engine_error("member " + self_ + ": cannot write its address to " + path);
+  }
+  log_.info("cluster", "member " + self_ + " listening",
+            {{"member", self_},
+             {"listen", me->host + ":" + std::to_string(port_)},
+             {"epoch", std::to_string(epoch_)},
+             {"tls", cs.tls}});
+  // The members this one calls: those of every node it does not run, and their fallbacks.
+  std::set<std::string> needed;
+  for (const node_spec& n : topo_.nodes) {
+    if (!calls_) break;
+    if (n.at != self_) needed.insert(n.at);
+    if (!n.fallback.empty() && n.fallback != "local_cpu" && n.fallback != self_) needed.insert(n.fallback);
+  }
+  for (const std::string& name : needed) {
+    auto p = std::make_shared<peer>();
+    p->owner = this;
+    p->spec = cs.member(name);
+    p->st.name = name;
+    p->link = sys.spawn(link_actor, p, topo_.name, self_, epoch_, cs.heartbeat_ms);
+    peers_[name] = std::move(p);
+  }
+  connector_ = std::thread([this] { connector_loop(); });
+  // Wait for every peer's hello (bounded): a member unreachable at start is an error.
+  const auto limit = std::chrono::steady_clock::now() + std::chrono::milliseconds(cs.start_timeout_ms);
+  for (;;) {
+    std::vector<std::string> missing;
+    for (auto& [name, p] : peers_) {
+      std::lock_guard<std::mutex> lock(p->mu);
+      if (!p->up) missing.push_back(name + " (" + p->spec->listen + "): " + p->last_error);
+    }
+    if (missing.empty()) return;
+    if (std::chrono::steady_clock::now() >= limit) {
+      std::string all;
+      for (const std::string& m : missing) all += (all.empty() ? "" : "; ") + m;
+      throw engine_error("member " + self_ + ": unreachable at start after " + std::to_string(cs.start_timeout_ms) +
+                         " ms (cluster.start_timeout_ms): " + all);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+// Dials every peer that is not up (the first time, and after a loss) every heartbeat_ms.
+void cluster_member::connector_loop() {
+  const cluster_spec& cs = topo_.cluster;
+  const std::uint64_t period_ns = std::uint64_t{cs.heartbeat_ms} * 1'000'000ull;
+  while (!stopping_.load(std::memory_order_acquire)) {
+    for (auto& [name, p] : peers_) {
+      const std::uint64_t now = steady_now();
+      {
+        std::lock_guard<std::mutex> lock(p->mu);
+        if (p->up || p->candidate || now < p->next_attempt_ns) continue;
+        p->next_attempt_ns = now + period_ns;
+      }
+      std::string host = p->spec->host;
+      std::uint16_t port = p->spec->port;
+      std::string why;
+      if (port == 0) {  // assigned at start: `cluster up` exchanges it through the directory
+        if (dir_.empty()) {
+          why = "it listens on port 0, so its address is only known under `ringflow cluster up` (--cluster-dir)";
+        } else {
+          std::ifstream in(dir_ + "/" + name + ".addr");
+          std::string addr;
+          if (!(in >> addr)) why = "its address is not published yet (" + dir_ + "/" + name + ".addr)";
+          else if (const auto colon = addr.rfind(':'); colon == std::string::npos) why = "bad address file";
+          else {
+            host = addr.substr(0, colon);
+            port = static_cast<std::uint16_t>(std::strtoul(addr.c_str() + colon + 1, nullptr, 10));
+          }
+        }
+      }
+      if (why.empty()) {
+        caf::expected<caf::actor> r =
+            cs.tls ? caf::openssl::remote_actor(*sys_, host, port) : sys_->middleman().remote_actor(host, port);
+        if (r) {
+          caf::anon_send(p->link, connected_atom::value, std::move(*r));
+          std::lock_guard<std::mutex> lock(p->mu);
+          p->candidate_since_ns = steady_now();
+          continue;
+        }
+        why = "cannot connect to " + host + ":" + std::to_string(port) + ": " + sys_->render(r.error());
+      }
+      std::lock_guard<std::mutex> lock(p->mu);
+      p->last_error = why;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::clamp<std::uint32_t>(cs.heartbeat_ms / 4, 2, 50)));
+  }
+}
+
+void cluster_member::fallback(const node_spec& n, fb_msg m, std::function<void(graph_result)> done,
+                              const std::string& why) {
+  if (n.fallback == "local_cpu" && serve_) {
+    serve_->push(n.name, std::move(m), std::move(done));
+    return;
+  }
+  if (!n.fallback.empty() && n.fallback != "local_cpu")
+    if (peer* p = peer_of(n.fallback); p && p->submit(n, m, done)) return;
+  done(error_result(errc::node_unreachable, "node '" + n.name + "': member '" + n.at + "' is unreachable (" + why +
+                                                ")" + (n.fallback.empty() ? "" : " and so is its fallback")));
+}
+
+async_node_fn cluster_member::remote_node(const node_spec& n) {
+  const node_spec* spec = &n;
+  return [this, spec](fb_msg&& m, std::function<void(graph_result)> done) {
+    if (stopping_.load(std::memory_order_acquire)) {
+      done(error_result(errc::stopped, "member " + self_ + " is stopping"));
+      return;
+    }
+    peer* home = peer_of(spec->at);
+    std::string why = "no link";
+    if (home) {
+      if (home->submit(*spec, m, done)) return;
+      std::lock_guard<std::mutex> lock(home->mu);
+      why = home->last_error;
+    }
+    fallback(*spec, std::move(m), std::move(done), why);
+  };
+}
+
+void cluster_member::stop() {
+  if (stopping_.exchange(true)) return;
+  if (connector_.joinable()) connector_.join();
+  std::vector<std::function<void(graph_result)>> open;
+  for (auto& [name, p] : peers_) {
+    {
+      std::lock_guard<std::mutex> lock(p->mu);
+      for (auto& [corr, e] : p->outbox) open.push_back(std::move(e.done));
+      p->outbox.clear();
+      p->up = false;
+      p->remote = caf::actor();
+      p->candidate = caf::actor();
+    }
+    caf::anon_send_exit(p->link, caf::exit_reason::user_shutdown);
+  }
+  for (auto& d : open) d(error_result(errc::stopped, "member " + self_ + " stopped"));
+  if (sys_ && member_actor_) {
+    // (CAF 0.17.6's openssl::unpublish does not compile: a TLS port closes with the actor system.)
+    if (!topo_.cluster.tls) (void)sys_->middleman().unpublish(member_actor_, port_);
+    caf::anon_send_exit(member_actor_, caf::exit_reason::user_shutdown);
+  }
+  if (core_) {
+    std::lock_guard<std::mutex> lock(core_->mu);
+    core_->serve = nullptr;
+  }
+}
+
+cluster_stats cluster_member::stats() const {
+  cluster_stats s;
+  s.member = self_;
+  s.epoch = epoch_;
+  s.member_failovers = failovers_.load(std::memory_order_relaxed);
+  s.member_failbacks = failbacks_.load(std::memory_order_relaxed);
+  if (core_) {
+    std::lock_guard<std::mutex> lock(core_->mu);
+    s.served = core_->served;
+    s.deduped = core_->deduped;
+    s.unauthenticated = core_->unauthenticated;
+    s.refused = core_->refused;
+    s.fenced_requests = core_->fenced;
+  }
+  for (const auto& [name, p] : peers_) {
+    std::lock_guard<std::mutex> lock(p->mu);
+    peer_stats ps = p->st;
+    ps.up = p->up;
+    ps.in_flight = p->outbox.size();
+    s.peers.push_back(std::move(ps));
+  }
+  return s;
+}
+
+}  // namespace ringflow::ops::engine_parts
+
+namespace ringflow::ops::engine_parts {
+
+std::string cluster_metrics_text(const cluster_stats& s) {
+  exposition x;
+  auto per_peer = [&](const char* name, const char* type, const char* help, auto value) {
+    x.family(name, type, help);
+    for (const peer_stats& p : s.peers) x.sample({{"member", p.name}}, static_cast<double>(value(p)));
+  };
+  per_peer("ringflow_member_link_up", "gauge", "1 while the link to the member is up (hello done, heartbeats answered)",
+           [](const peer_stats& p) { return p.up ? 1 : 0; });
+  per_peer("ringflow_member_rtt_seconds", "gauge", "the last heartbeat's round trip to the member",
+           [](const peer_stats& p) { return p.rtt_us / 1e6; });
+  per_peer("ringflow_member_requests_total", "counter", "requests sent to the member",
+           [](const peer_stats& p) { return p.requests; });
+  per_peer("ringflow_member_bytes_sent_total", "counter", "request payload bytes sent to the member",
+           [](const peer_stats& p) { return p.bytes_sent; });
+  per_peer("ringflow_member_bytes_received_total", "counter", "reply payload bytes received from the member",
+           [](const peer_stats& p) { return p.bytes_received; });
+  per_peer("ringflow_member_reconnects_total", "counter", "links to the member established again after a loss",
+           [](const peer_stats& p) { return p.reconnects; });
+  per_peer("ringflow_member_in_flight", "gauge", "requests sent to the member and not answered yet (its outbox)",
+           [](const peer_stats& p) { return p.in_flight; });
+  per_peer("ringflow_member_failovers_total", "counter",
+           "times the member was lost (its nodes went to their fallbacks)",
+           [](const peer_stats& p) { return p.losses; });
+  per_peer("ringflow_member_failbacks_total", "counter", "times the member came back (its nodes failed back)",
+           [](const peer_stats& p) { return p.failbacks; });
+  per_peer("ringflow_member_fenced_replies_total", "counter",
+           "replies from another incarnation of the member than the request went to (dropped)",
+           [](const peer_stats& p) { return p.fenced; });
+  per_peer("ringflow_member_stale_replies_total", "counter",
+           "replies for requests already answered elsewhere (dropped)", [](const peer_stats& p) { return p.stale; });
+  auto own = [&](const char* name, const char* help, std::uint64_t v) {
+    x.family(name, "counter", help);
+    x.sample({{"member", s.member}}, static_cast<double>(v));
+  };
+  own("ringflow_cluster_served_total", "requests other members sent this one", s.served);
+  own("ringflow_cluster_deduplicated_total", "requests received again and not served twice", s.deduped);
+  own("ringflow_cluster_unauthenticated_dropped_total", "messages from peers without a completed hello (dropped)",
+      s.unauthenticated);
+  own("ringflow_cluster_refused_total", "hellos refused (not a member, another cluster)", s.refused);
+  own("ringflow_cluster_fenced_requests_total", "requests from an earlier incarnation of their member (dropped)",
+      s.fenced_requests);
+  return x.text();
+}
+
+}  // namespace ringflow::ops::engine_parts

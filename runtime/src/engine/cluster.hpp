@@ -1,0 +1,128 @@
+// Cluster (part of the engine): one member of a multi-member topology, over CAF 0.17's io
+// middleman (libcaf_io; TLS through libcaf_openssl). docs/OPERATIONS.md "Clusters".
+//
+// Contract
+//   * start() publishes this member's actor on its `listen` address (port 0: the OS picks one; it
+//     is written to <cluster_dir>/<member>.addr with this incarnation's epoch, where `cluster up`'s
+//     members find each other), then connects to every peer whose nodes this member's graph calls
+//     (or that is one of their fallbacks) and completes the application-level hello with each,
+//     within cluster.start_timeout_ms; a peer it cannot reach or that refuses it is an
+//     engine_error naming the member, its address and why (the program exits 4).
+//   * The hello: a link sends (cluster name, its member name, its epoch); the member actor accepts
+//     a name of the topology's members only, and only from a peer whose hello completed does it
+//     take requests and pings; anything else is dropped and counted (`unauthenticated`). The
+//     caller checks that the member answering at an address has the name it expects.
+//   * remote_node(n) is a graph step for a node placed on another member: the request goes into
+//     the link's outbox (keyed by a correlation id), crosses the middleman with its remaining
+//     deadline budget, and the member serves it through its `serve` graph (its own nodes, no
+//     edges: one hop per node). Each request is answered exactly once: by the reply (matched by
+//     correlation id and fenced by the epoch of the incarnation it was sent to), or — when the
+//     member is lost — by the node's fallback (the outbox replayed there: local_cpu = this
+//     member's standby CPU node, or another member), or with errc::node_unreachable at once when
+//     it has none. Replies for entries no longer in the outbox (already answered elsewhere) or
+//     from another incarnation are dropped and counted (`stale`, `fenced`), never delivered.
+//   * The receiver dedupes by (origin member, origin epoch, correlation id) within a window of
+//     the last 65,536 requests: a request seen before is not served again (its stored answer is
+//     re-sent when it has one).
+//   * Liveness (the failure detector): a link pings its member every heartbeat_ms; no pong for
+//     timeout_ms, or the middleman's proxy going down (the connection dropped), is a member loss.
+//     A lost member is dialled again every heartbeat_ms; a completed hello is the probe: its nodes
+//     fail back (new requests go to it again; requests already at the fallback finish there).
+// Thread-safety: start/stop from the engine's controlling thread; remote_node's steps from any
+// thread (graph flows); stats from any thread.
+#pragma once
+
+#include <caf/actor.hpp>
+#include <caf/actor_system_config.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ringflow/actors/graph.hpp"
+#include "ringflow/runtime/log.hpp"
+#include "ringflow/runtime/topology.hpp"
+
+namespace ringflow::ops::engine_parts {
+
+/// One peer link's counters (metrics, /topology, the summary).
+struct peer_stats {
+  std::string name;
+  bool up = false;
+  double rtt_us = 0;  // the last ping's round trip
+  std::uint64_t requests = 0, bytes_sent = 0, bytes_received = 0, reconnects = 0, in_flight = 0;
+  std::uint64_t losses = 0, failbacks = 0, fenced = 0, stale = 0;
+};
+
+struct cluster_stats {
+  std::string member;
+  std::uint64_t epoch = 0;
+  std::uint64_t member_failovers = 0, member_failbacks = 0;
+  std::uint64_t served = 0, deduped = 0, unauthenticated = 0, refused = 0, fenced_requests = 0;
+  std::vector<peer_stats> peers;
+};
+
+class cluster_member {
+ public:
+  /// `self`: this member's name; `dir`: where members' addresses are exchanged ("" = none: every
+  /// peer this member calls needs a fixed port); `calls`: this member calls others (it drives load
+  /// or embeds a client) — a member that only serves opens no links of its own.
+  cluster_member(const topology& t, std::string self, std::string dir, event_log& log, bool calls);
+  ~cluster_member();
+  cluster_member(const cluster_member&) = delete;
+  cluster_member& operator=(const cluster_member&) = delete;
+
+  /// The CAF settings a member's actor system needs (the middleman, TLS, its heartbeat).
+  static void configure(caf::actor_system_config& cfg, const cluster_spec& c);
+  /// Checks the TLS files (readable, a certificate and a key that belong together); the reason
+  /// when not ("" = fine, or no TLS).
+  static std::string check_tls(const cluster_spec& c);
+
+  /// `serve`: this member's own nodes (and standby copies) as a graph without edges.
+  /// `local_fallback`: the serve graph again, for nodes with `fallback: local_cpu`.
+  void start(caf::actor_system& sys, std::shared_ptr<running_graph> serve);
+  /// The graph step of node `n` (placed on another member).
+  async_node_fn remote_node(const node_spec& n);
+  /// Answers every open remote request errc::stopped, closes the links, unpublishes. Idempotent.
+  void stop();
+
+  [[nodiscard]] cluster_stats stats() const;
+  [[nodiscard]] const std::string& name() const noexcept { return self_; }
+  [[nodiscard]] std::uint64_t epoch() const noexcept { return epoch_; }
+  [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
+
+  struct peer;         // a link to one member (cluster.cpp)
+  struct member_core;  // the published actor's state (cluster.cpp)
+
+ private:
+  peer* peer_of(const std::string& member) const;
+  /// Where node `n`'s request goes when its member cannot take it: its fallback, or
+  /// errc::node_unreachable (`why`: what happened to the member).
+  void fallback(const node_spec& n, fb_msg m, std::function<void(graph_result)> done, const std::string& why);
+  void connector_loop();
+
+  const topology& topo_;
+  std::string self_, dir_;
+  event_log& log_;
+  std::uint64_t epoch_ = 0;
+  bool calls_ = true;
+  std::uint16_t port_ = 0;
+  caf::actor_system* sys_ = nullptr;
+  std::shared_ptr<member_core> core_;
+  caf::actor member_actor_;
+  std::map<std::string, std::shared_ptr<peer>> peers_;  // the members this one calls (fixed after start)
+  std::shared_ptr<running_graph> serve_;
+  std::atomic<bool> stopping_{false};
+  std::thread connector_;
+  std::atomic<std::uint64_t> failovers_{0}, failbacks_{0};
+};
+
+/// The per-member metrics (Prometheus text; docs/OPERATIONS.md "Clusters").
+std::string cluster_metrics_text(const cluster_stats& s);
+
+}  // namespace ringflow::ops::engine_parts
