@@ -8,6 +8,7 @@
 #include <caf/io/all.hpp>
 #include <caf/openssl/all.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <deque>
@@ -20,6 +21,7 @@
 
 #include "ringflow/actors/errors.hpp"
 #include "ringflow/runtime/engine.hpp"
+#include "ringflow/runtime/prometheus.hpp"
 
 namespace ringflow::ops::engine_parts {
 
