@@ -1,7 +1,7 @@
 // Fuzz target: topology files (YAML from operators: untrusted bytes). parse_topology() must never
 // crash, hang or leak on any input, must report every rejection with a message, and a topology it
 // accepts must hold its invariants (every edge joins known nodes, ring nodes have kernel types,
-// load targets exist).
+// load targets exist, cluster placement names known members).
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -24,6 +24,29 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     RF_CHECK(t->node(e.from)->out_type == t->node(e.to)->in_type);
   }
   for (const auto& l : t->load) RF_CHECK(t->node(l.target) != nullptr && l.rate > 0);
-  for (const auto& f : t->faults) RF_CHECK(t->node(f.node) && t->node(f.node)->kind == node_kind::ring);
+  for (const auto& f : t->faults) {
+    if (f.on_member()) {  // member faults name a member of the cluster that hosts no load generator
+      RF_CHECK(t->cluster.enabled() && t->cluster.member(f.member) != nullptr);
+      for (const auto& l : t->load) RF_CHECK(l.at != f.member);
+    } else {
+      RF_CHECK(t->node(f.node) && t->node(f.node)->kind == node_kind::ring);
+    }
+  }
+  // Cluster placement: every node and load generator runs on a known member (none without a
+  // cluster), fallbacks are local_cpu or another known member, and member addresses are unique.
+  for (const auto& n : t->nodes) {
+    RF_CHECK(t->cluster.enabled() ? t->cluster.member(n.at) != nullptr : n.at.empty());
+    RF_CHECK(n.fallback.empty() || n.fallback == "local_cpu" ||
+             (t->cluster.member(n.fallback) != nullptr && n.fallback != n.at));
+  }
+  for (const auto& l : t->load) RF_CHECK(t->cluster.enabled() ? t->cluster.member(l.at) != nullptr : l.at.empty());
+  for (std::size_t i = 0; i < t->cluster.members.size(); ++i) {
+    for (std::size_t j = i + 1; j < t->cluster.members.size(); ++j) {
+      const auto& a = t->cluster.members[i];
+      const auto& b = t->cluster.members[j];
+      RF_CHECK(a.name != b.name);
+      RF_CHECK(a.port == 0 || a.host != b.host || a.port != b.port);
+    }
+  }
   return 0;
 }
