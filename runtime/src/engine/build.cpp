@@ -257,7 +257,8 @@ void engine::impl::add_local_node(ringflow::graph& g, const node_spec& n, node_r
   });
 }
 
-// The nodes built here, without edges: one hop each, for other members' calls and local_cpu fallbacks.
+// The nodes built here, without edges: one hop each, for engine::client, other members' calls and
+// local_cpu fallbacks.
 void engine::impl::build_serve_graph() {
   ringflow::graph g(*rt, topo.name + ".serve");
   g.node_window(static_cast<std::uint32_t>(config_copy().limits.node_window));

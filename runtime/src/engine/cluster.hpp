@@ -95,6 +95,8 @@ class cluster_member {
   [[nodiscard]] const std::string& name() const noexcept { return self_; }
   [[nodiscard]] std::uint64_t epoch() const noexcept { return epoch_; }
   [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
+  /// This member opens links to the members it calls (it drives load or embeds a client).
+  [[nodiscard]] bool calls() const noexcept { return calls_; }
 
   struct peer;         // a link to one member (cluster.cpp)
   struct member_core;  // the published actor's state (cluster.cpp)

@@ -213,10 +213,8 @@ void engine::start() {
     m.build_nodes();
     m.build_tree();
     m.build_graph();
-    if (m.cluster) {
-      m.build_serve_graph();
-      m.cluster->start(m.rt->system(), m.serve);
-    }
+    m.build_serve_graph();  // engine::client's local nodes, other members' calls, local_cpu fallbacks
+    if (m.cluster) m.cluster->start(m.rt->system(), m.serve);
     runtime* rt = m.rt.get();
     m.checkpoints.start([rt](const std::string& ring) -> std::shared_ptr<ring_core> {
       caf::expected<registry_entry> e = rt->registry().entry(ring);

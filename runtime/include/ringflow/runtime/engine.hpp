@@ -40,8 +40,10 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -112,6 +114,47 @@ struct run_summary {
   nlohmann::json to_json() const;
 };
 
+/// A caller of one topology node, from C++ (engine::client): the embedding API of a cluster.
+///   * call() / submit() send a request to the node and answer it exactly once: the node's reply
+///     (call_result::reply; empty when the node ended the message there), a typed error, or
+///     errc::timeout / errc::stopped. A node placed on another member is reached over the
+///     cluster's link with the guarantees of remote graph steps (outbox keyed by correlation id,
+///     deadline budget, dedupe at the member, epoch fencing, replay to the node's fallback when its
+///     member is lost, errc::node_unreachable at once when it has none).
+///   * Its in-flight window (`window`): a request over it fails at once with errc::overloaded.
+///   * A request without a deadline gets `default_timeout` from now when that is > 0 (else the
+///     runtime's default). A deadline already past is answered errc::timeout at once.
+///   * call() blocks its thread until the answer: do not call it inside a submit() callback.
+/// Thread-safety: any thread; a client may be shared (its window is then shared). The engine
+/// outlives its clients: after engine::stop() every request is answered errc::stopped.
+class node_client {
+ public:
+  struct options {
+    std::uint32_t window = 64;
+    std::chrono::milliseconds default_timeout{0};
+  };
+  node_client() = default;
+  [[nodiscard]] bool valid() const noexcept { return st_ != nullptr; }
+  /// The node, and the member it runs on ("" without a cluster).
+  [[nodiscard]] const std::string& node() const;
+  [[nodiscard]] const std::string& member() const;
+  /// True when the node runs on another member (its requests cross the cluster's link).
+  [[nodiscard]] bool remote() const;
+  [[nodiscard]] std::uint32_t in_flight() const noexcept;
+  /// `timeout` > 0 sets the deadline that far from now (replacing the request's own).
+  call_result call(fb_msg request, std::chrono::nanoseconds timeout = {});
+  std::future<call_result> submit(fb_msg request);
+  /// `on_done` runs exactly once: at once on this thread for a request refused outright
+  /// (overloaded, timeout, wrong type), else on the thread that answers (a CAF worker).
+  void submit(fb_msg request, std::function<void(call_result&&)> on_done);
+
+  struct state;  // runtime/src/engine/node_client.cpp
+  explicit node_client(std::shared_ptr<state> st) : st_(std::move(st)) {}
+
+ private:
+  std::shared_ptr<state> st_;
+};
+
 /// What the live status line shows.
 struct live_stats {
   double elapsed_s = 0;
@@ -161,6 +204,13 @@ class engine {
   [[nodiscard]] std::shared_ptr<running_graph> graph() const;
   /// A cluster member's port (after start(); 0 = not a cluster member).
   [[nodiscard]] std::uint16_t cluster_port() const;
+  /// A client of topology node `target` (after start()): "node", or "node@member" in a cluster
+  /// topology (e.g. "score@m2"; the member must be the one the topology places the node on; a
+  /// plain "node" means wherever it is placed). errc::unknown_name for an unknown node or the
+  /// wrong member, errc::stopped when the engine does not run, errc::node_unreachable for a node
+  /// on another member when this member opens no links (it drives no load and
+  /// run_options::cluster_client is false). docs/EMBEDDING.md "Join a cluster".
+  [[nodiscard]] caf::expected<node_client> client(const std::string& target, node_client::options opts = {}) const;
 
   /// The implementation (runtime/src/engine/engine_state.hpp).
   struct impl;
