@@ -16,6 +16,8 @@ PACKAGES=(
   libcaf-dev libconcurrentqueue-dev libflatbuffers-dev flatbuffers-compiler
   # tests and benchmarks
   catch2 libbenchmark-dev
+  # cluster tests: network namespaces for member_partition (ip) and test certificates (openssl)
+  iproute2 openssl
   # HIP backend (hipcc + HIP runtime headers)
   hipcc libamdhip64-dev
   # the ringflow program

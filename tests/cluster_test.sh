@@ -6,6 +6,14 @@
 #   bad-input   unknown member in at:, duplicate addresses, a member fault on the load's member (exit 3)
 #   unreachable a member unreachable at start: exit 4 with the member, its address and why
 #   tls         a certificate that is not the cluster CA's: exit 4 "certificate problem" (77 without openssl)
+#   mtls        mutual TLS: two members with certificates of the cluster CA run cluster-demo's graph
+#               (lost 0); a member's TLS port refuses a client with another CA's certificate and
+#               one without a certificate; a member refuses a server with another CA's certificate
+#               (exit 4, unreachable at start). 77 without openssl.
+#   partition   cluster-demo.yaml with m2 partitioned (members in network namespaces the harness
+#               makes, m2's veth down for 3 s, then up) -> lost 0, duplicated 0, m2's node rerouted by
+#               the heartbeat and failed back after the heal, m2 never restarted, no namespace left
+#               behind. 77 where namespaces cannot be made (not root, no `ip`).
 set -u
 ringflow=$1
 src=$2
@@ -117,6 +125,92 @@ YAML
   [ "$rc" -eq 4 ] || fail "exit $rc, not 4: $out"
   grep -q "certificate problem: .*not signed by the cluster CA" <<< "$out" || fail "no certificate reason in: $out"
   echo "ok: exit 4, certificate not signed by the cluster CA"
+  ;;
+mtls)
+  command -v openssl > /dev/null || { echo "SKIP: no openssl program to make certificates"; exit 77; }
+  cd "$work" || exit 1
+  for ca in ca other; do
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout $ca.key -out $ca.pem -days 2 -subj "/CN=$ca" 2> /dev/null
+  done
+  for c in member:ca rogue:other; do  # member: the cluster CA's; rogue: another CA's
+    openssl req -newkey rsa:2048 -nodes -keyout ${c%%:*}.key -out ${c%%:*}.csr -subj "/CN=${c%%:*}" 2> /dev/null
+    openssl x509 -req -in ${c%%:*}.csr -CA ${c#*:}.pem -CAkey ${c#*:}.key -CAcreateserial -out ${c%%:*}.pem \
+      -days 2 2> /dev/null
+  done
+  cat > t.yaml <<YAML
+name: c
+duration_s: 3
+cluster:
+  members:
+    - {name: m1, listen: "127.0.0.1:0"}
+    - {name: m2, listen: "127.0.0.1:0"}
+  tls: {ca: ca.pem, cert: member.pem, key: member.key}
+  start_timeout_ms: 1500
+nodes:
+  - {name: check, function: validate, type: SaxpyRequest, at: m1}
+  - {name: saxpy, kernel: saxpy, backend: cpu, at: m2}
+edges: [{from: check, to: saxpy}]
+load:
+  - {name: clients, target: check, message: SaxpyRequest, rate: 500, at: m1}
+YAML
+  # 1. Both members with the cluster CA's certificate: the graph runs over TLS.
+  "$ringflow" cluster up t.yaml --dir run --summary-json s.json > up.txt 2>&1; rc=$?
+  [ "$rc" -eq 0 ] || { cat up.txt; tail -n 20 run/*.log; fail "cluster up over TLS exited $rc"; }
+  [ "$(field s.json lost)" = 0 ] && [ "$(field s.json replied)" -gt 500 ] || fail "TLS run: $(cat s.json)"
+  grep -q '"tls":true' run/m1.log || fail "m1 did not listen with TLS"
+  # 2. A member's TLS port (m2 alone) asks for the client's certificate and checks it against the CA.
+  mkdir d
+  "$ringflow" run t.yaml --member m2 --cluster-dir d --http off --duration 20 > m2.out 2>&1 &
+  m2=$!
+  for _ in $(seq 200); do [ -s d/m2.addr ] && break; sleep 0.05; done
+  addr=$(cut -d' ' -f1 d/m2.addr)
+  [ -n "$addr" ] || { kill $m2; fail "m2 did not publish its address: $(cat m2.out)"; }
+  hs() { (sleep 1; echo) | timeout 10 openssl s_client -connect "$addr" -CAfile ca.pem "$@" 2>&1; }
+  out=$(hs -cert member.pem -key member.key); rc=$?
+  [ "$rc" -eq 0 ] || { kill $m2; fail "a client with the cluster CA's certificate was refused: $out"; }
+  out=$(hs -cert rogue.pem -key rogue.key); rc=$?
+  [ "$rc" -ne 0 ] && grep -q "unknown ca" <<< "$out" || { kill $m2; fail "another CA's client was not refused: $out"; }
+  out=$(hs); rc=$?
+  [ "$rc" -ne 0 ] && grep -q "certificate required" <<< "$out" || { kill $m2; fail "a client without a certificate was not refused: $out"; }
+  kill $m2; wait $m2 2> /dev/null
+  # 3. A server with another CA's certificate where m1 expects m2: m1 refuses it (exit 4).
+  port=$(( 20000 + RANDOM % 20000 ))
+  openssl s_server -accept $port -cert rogue.pem -key rogue.key -CAfile other.pem -quiet > rogue.out 2>&1 &
+  rogue=$!
+  mkdir d2
+  echo "127.0.0.1:$port 1" > d2/m2.addr
+  sleep 0.5
+  out=$("$ringflow" run t.yaml --member m1 --cluster-dir d2 --http off --duration 1 2>&1); rc=$?
+  kill $rogue 2> /dev/null; wait $rogue 2> /dev/null
+  [ "$rc" -eq 4 ] && grep -q "unreachable at start" <<< "$out" || fail "m1 accepted a rogue server (exit $rc): $out"
+  # ...and it was the certificate check that refused it: m1's TLS alert, as the rogue server saw it.
+  grep -q "alert unknown ca" rogue.out || fail "m1 did not refuse the rogue's certificate: $(head -n 3 rogue.out)"
+  echo "ok: TLS cluster run lost 0; m2 refused another CA's client and a client without a certificate; m1 refused a rogue server"
+  ;;
+partition)
+  topo="$work/partition.yaml"
+  sed -e 's/^name: cluster-demo/name: cluster-partition/' -e 's/^duration_s: 10/duration_s: 14/' \
+    -e 's/{kind: member_kill, member: m2, at_s: 3, restore_after_s: 3}/{kind: member_partition, member: m2, at_s: 3, restore_after_s: 3}/' \
+    "$src/examples/topologies/cluster-demo.yaml" > "$topo"
+  grep -q member_partition "$topo" || fail "the partition topology was not made"
+  "$ringflow" cluster up "$topo" --dir "$work/run" --summary-json "$work/s.json" > "$work/up.txt" 2>&1
+  rc=$?
+  if [ "$rc" -eq 77 ]; then echo "SKIP: $(tail -n 1 "$work/up.txt")"; exit 77; fi
+  [ "$rc" -eq 0 ] || { cat "$work/up.txt"; tail -n 30 "$work"/run/*.log; fail "cluster up exited $rc"; }
+  for k in lost duplicated wrong member_kills; do
+    [ "$(field "$work/s.json" $k)" = 0 ] || fail "$k is $(field "$work/s.json" $k), not 0"
+  done
+  [ "$(field "$work/s.json" member_partitions)" = 1 ] && [ "$(field "$work/s.json" member_heals)" = 1 ] ||
+    fail "the partition was not cut and healed once: $(cat "$work/up.txt")"
+  [ "$(field "$work/s.json" member_failovers)" -ge 1 ] || fail "no member failover"
+  [ "$(field "$work/s.json" member_failbacks)" -ge 1 ] || fail "no fail-back after the heal"
+  grep -q '"balanced": true' "$work/s.json" || fail "sent != replied + errors + lost + wrong"
+  grep -q 'member m2 lost.*heartbeat' "$work/run/m1.log" || fail "m1 did not lose m2 by the heartbeat"
+  grep -q 'm2 .*incarnations 1 ' "$work/up.txt" || fail "m2 was restarted: $(grep m2 "$work/up.txt")"
+  tag=$(grep -o 'rfm[0-9]*-' "$work/up.txt" | head -1)
+  [ -n "$tag" ] || fail "no namespace named in: $(cat "$work/up.txt")"
+  ! ip netns list | grep -q "${tag%-}" || fail "namespaces left behind: $(ip netns list)"
+  echo "ok: partition of m2 for 3 s: lost 0, failover by heartbeat, fail-back after the heal, m2 never restarted"
   ;;
 *) fail "unknown case $case_" ;;
 esac

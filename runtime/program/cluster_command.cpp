@@ -7,8 +7,10 @@
 //     to <member>.summary.json when it stops; its stdout and stderr go to <member>.log.
 //   * Time zero of the member faults is when every member is ready. member_kill SIGKILLs the
 //     member's process (restore_after_s: started again that much later; it publishes a new port
-//     and a new epoch). member_partition needs the members in network namespaces, which this local
-//     harness does not set up: such a topology is refused with exit 77 (tests skip on it).
+//     and a new epoch). member_partition: the members run in network namespaces of their own
+//     joined by a bridge (netns_lab.hpp; root only — elsewhere such a topology exits 77, which
+//     tests take as a skip); at at_s the member's link to the bridge goes down (its process keeps
+//     running, its packets are dropped), restore_after_s later it comes up again.
 //   * The load generators' members (drivers) run for the duration; when all of them have exited,
 //     the other members get SIGTERM. The first SIGINT/SIGTERM here goes to every member (they drain).
 //   * Exit: 0 when every driver exited 0 and the merged accounting has lost, duplicated and wrong
@@ -30,6 +32,7 @@
 #include <sstream>
 #include <thread>
 
+#include "netns_lab.hpp"
 #include "program.hpp"
 #include "ringflow/runtime/plugins.hpp"
 
@@ -55,9 +58,10 @@ struct member_proc {
 };
 
 struct scheduled {
+  enum action_kind { kill, restart, cut, heal };
   double at_s = 0;
   std::string member;
-  bool restart = false;  // false: SIGKILL
+  action_kind action = kill;
 };
 
 std::string self_exe() {
@@ -79,8 +83,9 @@ std::string tail_of(const std::string& path, std::size_t lines) {
   return out;
 }
 
-// Starts one incarnation of member `m` (its output appended to its log).
-bool spawn(member_proc& m, const std::string& log_path) {
+// Starts one incarnation of member `m` (its output appended to its log), in network namespace
+// `ns` of `lab` when there is one.
+bool spawn(member_proc& m, const std::string& log_path, const netns_lab* lab = nullptr, std::size_t ns = 0) {
   std::vector<char*> argv;
   for (std::string& s : m.argv) argv.push_back(s.data());
   argv.push_back(nullptr);
@@ -97,6 +102,7 @@ bool spawn(member_proc& m, const std::string& log_path) {
     sigprocmask(SIG_SETMASK, &none, nullptr);  // the watcher blocked them; the member takes its own
     ::dup2(fd, STDOUT_FILENO);
     ::dup2(fd, STDERR_FILENO);
+    if (lab && !lab->enter(ns)) ::_exit(126);
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }
@@ -170,14 +176,19 @@ int cmd_cluster_up(const cluster_args& a) {
     std::fprintf(stderr, "ringflow: %s has no 'cluster:' section (use `ringflow run`)\n", a.topology.c_str());
     return to_int(exit_code::usage);
   }
+  // member_partition: every member in a network namespace of its own (netns_lab.hpp).
+  std::unique_ptr<netns_lab> lab;
   for (const fault_spec& f : topo->faults)
-    if (f.kind == "member_partition") {
-      std::fprintf(stderr,
-                   "ringflow: %s:%d:%d: member_partition needs the members in network namespaces; `cluster up` runs "
-                   "them on this host's loopback, where a partition cannot be made (the partition test sets up "
-                   "namespaces itself). Skipped (exit 77).\n",
-                   a.topology.c_str(), f.pos.line, f.pos.column);
-      return 77;
+    if (f.kind == "member_partition" && !lab) {
+      lab = std::make_unique<netns_lab>();
+      std::string why;
+      if (!lab->setup(topo->cluster.members.size(), why)) {
+        std::fprintf(stderr,
+                     "ringflow: %s:%d:%d: member_partition needs the members in network namespaces, and they cannot "
+                     "be made here: %s. Skipped (exit 77).\n",
+                     a.topology.c_str(), f.pos.line, f.pos.column, why.c_str());
+        return 77;
+      }
     }
   std::string dir = a.dir;
   std::error_code ec;
@@ -216,6 +227,7 @@ int cmd_cluster_up(const cluster_args& a) {
               "--duration",
               m.driver ? std::to_string(duration) : std::string("0")};
     if (!a.config.empty()) m.argv.insert(m.argv.end(), {"--config", a.config});
+    if (lab) m.argv.insert(m.argv.end(), {"--cluster-listen", lab->address(ms.size())});
     ms.push_back(std::move(m));
   }
   auto log_of = [&](const member_proc& m) { return dir + "/" + m.name + ".log"; };
@@ -223,6 +235,7 @@ int cmd_cluster_up(const cluster_args& a) {
                 [&](int) {
                   for (member_proc& m : ms)
                     if (m.pid > 0) ::kill(m.pid, SIGKILL);
+                  if (lab) lab->teardown();
                   std::_Exit(to_int(exit_code::runtime));
                 });
   struct finish_first {
@@ -232,9 +245,16 @@ int cmd_cluster_up(const cluster_args& a) {
 
   std::printf("ringflow cluster up: %zu members of '%s' (logs, addresses and summaries in %s)\n", ms.size(),
               topo->name.c_str(), dir.c_str());
+  if (lab) {
+    std::printf("members in network namespaces:");
+    for (std::size_t i = 0; i < ms.size(); ++i)
+      std::printf(" %s=%s (%s)", ms[i].name.c_str(), lab->address(i).c_str(), lab->ns_name(i).c_str());
+    std::printf("\n");
+  }
   std::fflush(stdout);
+  auto index_of = [&](const member_proc& m) { return static_cast<std::size_t>(&m - ms.data()); };
   for (member_proc& m : ms)
-    if (!spawn(m, log_of(m))) {
+    if (!spawn(m, log_of(m), lab.get(), index_of(m))) {
       std::fprintf(stderr, "ringflow: cannot start member %s: %s\n", m.name.c_str(), std::strerror(errno));
       stop_all(ms, std::chrono::milliseconds(5000));
       return to_int(exit_code::runtime);
@@ -268,13 +288,17 @@ int cmd_cluster_up(const cluster_args& a) {
   std::fflush(stdout);
   std::vector<scheduled> plan;
   for (const fault_spec& f : topo->faults) {
-    if (f.kind != "member_kill") continue;
-    plan.push_back({f.at_s, f.member, false});
-    if (f.restore_after_s >= 0) plan.push_back({f.at_s + f.restore_after_s, f.member, true});
+    if (f.kind == "member_kill") {
+      plan.push_back({f.at_s, f.member, scheduled::kill});
+      if (f.restore_after_s >= 0) plan.push_back({f.at_s + f.restore_after_s, f.member, scheduled::restart});
+    } else if (f.kind == "member_partition") {
+      plan.push_back({f.at_s, f.member, scheduled::cut});
+      plan.push_back({f.at_s + f.restore_after_s, f.member, scheduled::heal});
+    }
   }
   std::stable_sort(plan.begin(), plan.end(), [](const scheduled& x, const scheduled& y) { return x.at_s < y.at_s; });
   std::size_t next = 0;
-  std::uint64_t kills = 0, restarts = 0;
+  std::uint64_t kills = 0, restarts = 0, partitions = 0, heals = 0;
   auto find = [&](const std::string& n) -> member_proc& {
     return *std::find_if(ms.begin(), ms.end(), [&](const member_proc& m) { return m.name == n; });
   };
@@ -283,15 +307,25 @@ int cmd_cluster_up(const cluster_args& a) {
     const double t = std::chrono::duration<double>(clock_type::now() - t0).count();
     while (next < plan.size() && plan[next].at_s <= t) {
       member_proc& m = find(plan[next].member);
-      if (!plan[next].restart && m.pid > 0) {
+      const scheduled::action_kind act = plan[next].action;
+      if (act == scheduled::cut || act == scheduled::heal) {
+        std::string why;
+        if (lab->partition(index_of(m), act == scheduled::cut, why)) {
+          ++(act == scheduled::cut ? partitions : heals);
+          std::printf("[%6.2fs] member_partition: %s %s\n", t, m.name.c_str(),
+                      act == scheduled::cut ? "cut off (its link is down; the process runs on)" : "reconnected");
+        } else {
+          std::fprintf(stderr, "ringflow: member_partition of %s: %s\n", m.name.c_str(), why.c_str());
+        }
+      } else if (act == scheduled::kill && m.pid > 0) {
         ::kill(m.pid, SIGKILL);
         m.killed_by_fault = true;
         ++m.kills;
         ++kills;
         std::printf("[%6.2fs] member_kill: %s (pid %d) SIGKILLed\n", t, m.name.c_str(), static_cast<int>(m.pid));
-      } else if (plan[next].restart && m.pid < 0) {
+      } else if (act == scheduled::restart && m.pid < 0) {
         std::filesystem::remove(dir + "/" + m.name + ".ready", ec);
-        if (spawn(m, log_of(m))) {
+        if (spawn(m, log_of(m), lab.get(), index_of(m))) {
           ++m.restarts;
           ++restarts;
           std::printf("[%6.2fs] member %s started again (pid %d)\n", t, m.name.c_str(), static_cast<int>(m.pid));
@@ -398,6 +432,8 @@ int cmd_cluster_up(const cluster_args& a) {
   j["topology"] = topo->name;
   j["member_kills"] = kills;
   j["member_restarts"] = restarts;
+  j["member_partitions"] = partitions;
+  j["member_heals"] = heals;
   j["members"] = members;
   j["dir"] = dir;
   j["balanced"] = total.sent == total.replied + total.errors + total.lost + total.wrong;

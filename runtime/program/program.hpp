@@ -35,6 +35,7 @@ struct run_args {
   bool discard_checkpoints = false;  // --discard-checkpoints (run_options::discard_checkpoints)
   std::string member;                // --member: the cluster member this process runs
   std::string cluster_dir;           // --cluster-dir: where `cluster up` exchanges assigned ports
+  std::string cluster_listen;        // --cluster-listen: this member's listen host (members in network namespaces)
 };
 
 /// `ringflow cluster up`.

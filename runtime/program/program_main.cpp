@@ -125,6 +125,9 @@ int ringflow::ops::program_main(int argc, char** argv) {
   run->add_option("--member", ra.member, "a cluster topology: the member this process runs (its nodes and load)");
   run->add_option("--cluster-dir", ra.cluster_dir,
                   "where members exchange ports assigned at start (set by `ringflow cluster up`)");
+  run->add_option("--cluster-listen", ra.cluster_listen,
+                  "the host this member listens on instead of its `listen` host (set by `ringflow cluster up` "
+                  "for members in network namespaces)");
 
   ringflow::program::cluster_args ca;
   CLI::App* cluster = app.add_subcommand("cluster", "run a cluster topology's members");

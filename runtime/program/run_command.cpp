@@ -201,6 +201,7 @@ int cmd_run(const run_args& a) {
   ro.discard_checkpoints = a.discard_checkpoints;
   ro.member = a.member;
   ro.cluster_dir = a.cluster_dir;
+  ro.cluster_listen = a.cluster_listen;
   if (!topo.cluster.enabled() && !a.member.empty()) {
     std::fprintf(stderr, "ringflow: --member %s: %s has no 'cluster:' section\n", a.member.c_str(), a.topology.c_str());
     return to_int(exit_code::usage);

@@ -48,6 +48,7 @@ void engine::impl::join_cluster() {
   topo.load = std::move(load_here);
   cluster = std::make_unique<cluster_member>(topo, opts.member, opts.cluster_dir, log,
                                              !topo.load.empty() || opts.cluster_client);
+  if (!opts.cluster_listen.empty()) cluster->listen_host(opts.cluster_listen);
 }
 
 // Every node's run-time state; a ring node's placement and one ring_rt per replica.

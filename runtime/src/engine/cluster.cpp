@@ -496,19 +496,21 @@ void cluster_member::start(caf::actor_system& sys, std::shared_ptr<running_graph
   core_->log = &log_;
   for (const member_spec& m : cs.members) core_->members.insert(m.name);
   member_actor_ = sys.spawn(member_actor, core_);
-  caf::expected<std::uint16_t> port = cs.tls ? caf::openssl::publish(member_actor_, me->port, me->host.c_str(), true)
-                                             : sys.middleman().publish(member_actor_, me->port, me->host.c_str(), true);
+  const std::string host = listen_host_.empty() ? me->host : listen_host_;
+  caf::expected<std::uint16_t> port = cs.tls ? caf::openssl::publish(member_actor_, me->port, host.c_str(), true)
+                                             : sys.middleman().publish(member_actor_, me->port, host.c_str(), true);
   if (!port)
-    throw engine_error("member " + self_ + ": cannot listen on " + me->listen + ": " + sys.render(port.error()));
+    throw engine_error("member " + self_ + ": cannot listen on " + host + ":" + std::to_string(me->port) + ": " +
+                       sys.render(port.error()));
   port_ = *port;
   if (!dir_.empty()) {
     const std::string path = dir_ + "/" + self_ + ".addr";
-    if (!write_atomically(path, me->host + ":" + std::to_string(port_) + " " + std::to_string(epoch_) + "\n"))
+    if (!write_atomically(path, host + ":" + std::to_string(port_) + " " + std::to_string(epoch_) + "\n"))
       throw engine_error("member " + self_ + ": cannot write its address to " + path);
   }
   log_.info("cluster", "member " + self_ + " listening",
             {{"member", self_},
-             {"listen", me->host + ":" + std::to_string(port_)},
+             {"listen", host + ":" + std::to_string(port_)},
              {"epoch", std::to_string(epoch_)},
              {"tls", cs.tls}});
   // The members this one calls: those of every node it does not run, and their fallbacks.
@@ -561,7 +563,11 @@ void cluster_member::connector_loop() {
       std::string host = p->spec->host;
       std::uint16_t port = p->spec->port;
       std::string why;
-      if (port == 0) {  // assigned at start: `cluster up` exchanges it through the directory
+      // Under `cluster up` (a directory) the published address wins: ports of 0 are assigned at
+      // start, and members in network namespaces listen on their namespace's address.
+      std::error_code ec;
+      const bool published = !dir_.empty() && std::filesystem::exists(dir_ + "/" + name + ".addr", ec);
+      if (port == 0 || published) {
         if (dir_.empty()) {
           why = "it listens on port 0, so its address is only known under `ringflow cluster up` (--cluster-dir)";
         } else {

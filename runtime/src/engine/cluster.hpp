@@ -83,6 +83,9 @@ class cluster_member {
   /// when not ("" = fine, or no TLS).
   static std::string check_tls(const cluster_spec& c);
 
+  /// Listen on `host` instead of the topology's `listen` host (`ringflow run --cluster-listen`:
+  /// `cluster up` puts members in network namespaces). Before start().
+  void listen_host(std::string host) { listen_host_ = std::move(host); }
   /// `serve`: this member's own nodes (and standby copies) as a graph without edges.
   /// `local_fallback`: the serve graph again, for nodes with `fallback: local_cpu`.
   void start(caf::actor_system& sys, std::shared_ptr<running_graph> serve);
@@ -109,7 +112,7 @@ class cluster_member {
   void connector_loop();
 
   const topology& topo_;
-  std::string self_, dir_;
+  std::string self_, dir_, listen_host_;
   event_log& log_;
   std::uint64_t epoch_ = 0;
   bool calls_ = true;

@@ -81,6 +81,9 @@ struct run_options {
   /// the folder where `ringflow cluster up` exchanges the members' assigned ports ("" = none).
   std::string member;
   std::string cluster_dir;
+  /// The host this member listens on instead of its `listen` host ("" = as written; `ringflow run
+  /// --cluster-listen`, which `cluster up` sets for members it runs in network namespaces).
+  std::string cluster_listen;
   /// This member calls the others although no load generator is placed on it: an embedding
   /// service that pushes into graph() or uses client() (a member without either only serves).
   bool cluster_client = false;
