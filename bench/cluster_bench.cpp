@@ -130,6 +130,15 @@ pid_t server_pid = -1;
 int server_pipe = -1;  // its read end is the server's lifeline: EOF = this process is gone
 std::uint16_t raw_port = 0;
 
+// Both members' engine configuration: the wait policy of their waiting threads (RINGFLOW_CLUSTER_WAIT:
+// park | adaptive | spin; default adaptive, the program's default).
+program_config member_config() {
+  program_config c;
+  const char* w = std::getenv("RINGFLOW_CLUSTER_WAIT");
+  if (w && *w) c.runtime.wait = w;
+  return c;
+}
+
 void add_types(caf::actor_system_config& cfg) {
   cfg.load<caf::io::middleman>();
   cfg.add_message_type<fb_msg>("ringflow::fb_msg");
@@ -148,7 +157,7 @@ void add_types(caf::actor_system_config& cfg) {
     run_options o;
     o.member = "m2";
     o.cluster_dir = bench_dir;
-    engine eng(parse(pair_topology, "cluster-bench.yaml"), {}, log, o);
+    engine eng(parse(pair_topology, "cluster-bench.yaml"), member_config(), log, o);
     eng.start();
     const std::uint16_t p = *port;
     if (::write(ready, &p, sizeof p) != sizeof p) std::_Exit(3);
@@ -203,7 +212,7 @@ struct client_side {
     o.member = "m1";
     o.cluster_dir = bench_dir;
     o.cluster_client = true;
-    eng = std::make_unique<engine>(parse(pair_topology, "cluster-bench.yaml"), program_config{}, log, o);
+    eng = std::make_unique<engine>(parse(pair_topology, "cluster-bench.yaml"), member_config(), log, o);
     eng->start();
     caf::expected<node_client> c = eng->client("echo@m2", {window * 2, std::chrono::milliseconds(10000)});
     if (!c) std::exit(1);

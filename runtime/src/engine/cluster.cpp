@@ -230,25 +230,28 @@ struct cluster_member::member_core {
   struct key {
     std::string member;
     std::uint64_t epoch = 0, corr = 0;
-    bool operator==(const key&) const = default;
-  };
-  struct key_hash {
-    std::size_t operator()(const key& k) const noexcept {
-      return std::hash<std::string>()(k.member) ^ (k.epoch * 0x9e3779b97f4a7c15ull) ^ (k.corr * 0xc2b2ae3d27d4eb4full);
-    }
   };
   struct answer {
+    std::uint64_t corr = 0;  // 0: an empty slot
     bool done = false;
-    std::uint8_t code = 0;
-    std::string detail;
-    std::vector<fb_msg> outputs;
+    caf::message reply;  // (rep_atom, corr, epoch, code, detail, outputs): shared with the send, not copied
+  };
+  /// The dedupe window of one origin incarnation: the last dedupe_window correlation ids it sent
+  /// (a link numbers its requests 1, 2, ...), slot corr % dedupe_window. No hashing, no allocation
+  /// per request; a new epoch of the origin starts a new window.
+  struct window {
+    std::uint64_t epoch = 0, newest = 0;
+    std::vector<answer> slots;
+    answer* find(std::uint64_t corr) {
+      answer& a = slots[corr % slots.size()];
+      return a.corr == corr ? &a : nullptr;
+    }
   };
 
   std::mutex mu;                                         // everything below
   std::map<std::string, origin> origins;                 // by member name (the latest hello)
   std::map<caf::actor_addr, std::string> authenticated;  // link actor -> member name
-  std::unordered_map<key, answer, key_hash> seen;        // the dedupe window
-  std::deque<key> order;                                 // its eviction order
+  std::map<std::string, window> windows;                 // the dedupe windows, by origin member
   std::uint64_t served = 0, deduped = 0, unauthenticated = 0, refused = 0, fenced = 0;
   std::uint64_t unauth_logged = 0;
 
@@ -270,7 +273,7 @@ struct cluster_member::member_core {
       if (it == origins.end() || it->second.epoch != k.epoch) return;  // the origin's incarnation is gone
       to = it->second.reply_to;
     }
-    caf::anon_send(to, rep_atom::value, k.corr, epoch, a.code, a.detail, a.outputs);
+    caf::anon_send(to, a.reply);
   }
 };
 
@@ -319,17 +322,24 @@ caf::behavior member_actor(caf::event_based_actor* self, std::shared_ptr<cluster
           }
           k.epoch = origin_epoch;
           k.corr = corr;
-          auto [it, fresh] = c->seen.try_emplace(k);
-          if (!fresh) {
+          core::window& w = c->windows[k.member];
+          if (w.epoch != origin_epoch || w.slots.empty()) {
+            w.epoch = origin_epoch;
+            w.newest = 0;
+            w.slots.assign(dedupe_window, core::answer{});
+          }
+          // Older than the window (its answer may be forgotten) or seen: never served twice.
+          if (corr == 0 || (w.newest >= dedupe_window && corr <= w.newest - dedupe_window)) {
             ++c->deduped;
-            if (it->second.done) c->send_answer(k, it->second);
             return;
           }
-          c->order.push_back(k);
-          while (c->order.size() > dedupe_window) {
-            c->seen.erase(c->order.front());
-            c->order.pop_front();
+          if (core::answer* seen = w.find(corr)) {
+            ++c->deduped;
+            if (seen->done) c->send_answer(k, *seen);
+            return;
           }
+          w.slots[corr % dedupe_window] = core::answer{corr, false, {}};
+          w.newest = std::max(w.newest, corr);
           ++c->served;
         }
         m.deadline_ns = steady_now() + static_cast<std::uint64_t>(std::max<std::int64_t>(budget_ns, 1));
@@ -339,13 +349,14 @@ caf::behavior member_actor(caf::event_based_actor* self, std::shared_ptr<cluster
           if (!cc) return;
           std::lock_guard<std::mutex> lock(cc->mu);
           core::answer a;
+          a.corr = k.corr;
           a.done = true;
-          a.code = static_cast<std::uint8_t>(r.code);
-          a.detail = std::move(r.detail);
-          a.outputs = std::move(r.outputs);
+          a.reply = caf::make_message(rep_atom::value, k.corr, cc->epoch, static_cast<std::uint8_t>(r.code),
+                                      std::move(r.detail), std::move(r.outputs));
           cc->send_answer(k, a);
-          auto it = cc->seen.find(k);
-          if (it != cc->seen.end()) it->second = std::move(a);
+          auto it = cc->windows.find(k.member);
+          if (it != cc->windows.end() && it->second.epoch == k.epoch)
+            if (core::answer* slot = it->second.find(k.corr)) *slot = std::move(a);
         });
       },
   };

@@ -22,8 +22,9 @@
 //     it has none. Replies for entries no longer in the outbox (already answered elsewhere) or
 //     from another incarnation are dropped and counted (`stale`, `fenced`), never delivered.
 //   * The receiver dedupes by (origin member, origin epoch, correlation id) within a window of
-//     the last 65,536 requests: a request seen before is not served again (its stored answer is
-//     re-sent when it has one).
+//     the last 65,536 correlation ids of each origin incarnation (a ring of slots, corr % 65,536):
+//     a request seen before is not served again (its stored answer is re-sent when it has one),
+//     and neither is one older than the window (both counted `deduped`).
 //   * Liveness (the failure detector): a link pings its member every heartbeat_ms; no pong for
 //     timeout_ms, or the middleman's proxy going down (the connection dropped), is a member loss.
 //     A lost member is dialled again every heartbeat_ms; a completed hello is the probe: its nodes
