@@ -14,6 +14,9 @@
 #include <mutex>
 #include <thread>
 
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
 #include "actor_test_support.hpp"
 #include "ringflow/runtime/engine.hpp"
 #include "ringflow/runtime/log.hpp"
@@ -196,4 +199,127 @@ TEST_CASE("cluster client: a lost member's node goes to its fallback or fails at
   CHECK(echo_seq(r.reply) == 13);
   m1.eng.stop();
   again.eng.stop();
+}
+
+namespace {
+
+// The wire protocol's atoms (runtime/src/engine/cluster.cpp): the test speaks it as a peer would.
+using hello_atom = caf::atom_constant<caf::atom("rf_hello")>;
+using welcome_atom = caf::atom_constant<caf::atom("rf_welcome")>;
+using refuse_atom = caf::atom_constant<caf::atom("rf_refuse")>;
+using req_atom = caf::atom_constant<caf::atom("rf_req")>;
+using rep_atom = caf::atom_constant<caf::atom("rf_rep")>;
+
+// The value of metric `name` (the first sample) in Prometheus text; -1 when absent.
+double metric(const std::string& text, const std::string& name) {
+  std::size_t at = 0;
+  while ((at = text.find(name, at)) != std::string::npos) {
+    const bool line_start = at == 0 || text[at - 1] == '\n';
+    const char next = at + name.size() < text.size() ? text[at + name.size()] : '\0';
+    if (line_start && (next == ' ' || next == '{')) {
+      const std::size_t end = text.find('\n', at);
+      const std::string line = text.substr(at, end == std::string::npos ? std::string::npos : end - at);
+      return std::stod(line.substr(line.rfind(' ') + 1));
+    }
+    at += name.size();
+  }
+  return -1;
+}
+
+struct rep {
+  bool got = false;
+  std::uint64_t corr = 0;
+  std::uint8_t code = 0;
+  std::vector<fb_msg> outs;
+};
+rep wait_rep(caf::scoped_actor& self, std::chrono::milliseconds limit) {
+  rep r;
+  self->receive(
+      [&](rep_atom, std::uint64_t corr, std::uint64_t, std::uint8_t code, const std::string&, std::vector<fb_msg>& o) {
+        r.got = true;
+        r.corr = corr;
+        r.code = code;
+        r.outs = std::move(o);
+      },
+      caf::after(limit) >> [] {});
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("cluster protocol: hello first, requests deduped by origin, epoch and corr, old epochs fenced",
+          "[ops][cluster]") {
+  const std::string dir = temp_dir("rf-cluster-proto");
+  const topology t = parse(two_members);
+  member m2(t, "m2", dir, false, dir + "/m2.log");
+  m2.eng.start();
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  ringflow::register_ringflow_types(cfg);
+  caf::actor_system sys(cfg);
+  caf::expected<caf::actor> h = sys.middleman().remote_actor("127.0.0.1", m2.eng.cluster_port());
+  REQUIRE(h);
+  caf::scoped_actor self{sys};
+  const std::int64_t budget = 5'000'000'000;
+  auto req = [&](std::uint64_t epoch, std::uint64_t corr, std::uint64_t seq) {
+    self->send(*h, req_atom::value, epoch, corr, std::string("echo"), budget, echo_msg(seq));
+  };
+  auto count = [&](const char* name) { return metric(m2.eng.metrics_text(), name); };
+
+  // 1. A request before any hello: dropped (counted), never served, never answered.
+  req(7, 1, 1);
+  CHECK_FALSE(wait_rep(self, 300ms).got);
+  CHECK(eventually([&] { return count("ringflow_cluster_unauthenticated_dropped_total") >= 1; }));
+  CHECK(count("ringflow_cluster_served_total") == 0);
+
+  // 2. A hello for another cluster is refused with the reason.
+  std::string why;
+  self->send(*h, hello_atom::value, std::string("other-cluster"), std::string("m1"), std::uint64_t{7});
+  self->receive([&](refuse_atom, const std::string& w) { why = w; }, caf::after(5s) >> [] {});
+  CHECK(why.find("other-cluster") != std::string::npos);
+
+  // 3. The right hello: welcome from m2 with its epoch.
+  std::string who;
+  self->send(*h, hello_atom::value, t.name, std::string("m1"), std::uint64_t{7});
+  self->receive([&](welcome_atom, const std::string& m, std::uint64_t) { who = m; }, caf::after(5s) >> [] {});
+  REQUIRE(who == "m2");
+
+  // 4. Served once; the same (origin, epoch, corr) again is not served again: its stored answer
+  //    is re-sent.
+  req(7, 1, 41);
+  rep a = wait_rep(self, 5s);
+  REQUIRE(a.got);
+  CHECK(a.corr == 1);
+  CHECK(a.code == 0);
+  REQUIRE(a.outs.size() == 1);
+  CHECK(echo_seq(a.outs[0]) == 41);
+  req(7, 1, 99);  // a different body under the same key: still the first answer
+  rep again = wait_rep(self, 5s);
+  REQUIRE(again.got);
+  REQUIRE(again.outs.size() == 1);
+  CHECK(echo_seq(again.outs[0]) == 41);
+  CHECK(count("ringflow_cluster_served_total") == 1);
+  CHECK(count("ringflow_cluster_deduplicated_total") == 1);
+
+  // 5. A new incarnation of m1 (epoch 8): requests of epoch 7 are fenced, never served.
+  self->send(*h, hello_atom::value, t.name, std::string("m1"), std::uint64_t{8});
+  self->receive([&](welcome_atom, const std::string&, std::uint64_t) {}, caf::after(5s) >> [] {});
+  req(7, 2, 2);
+  CHECK_FALSE(wait_rep(self, 300ms).got);
+  CHECK(count("ringflow_cluster_fenced_requests_total") == 1);
+
+  // 6. The new epoch has a window of its own (corr 1 again is new there); a corr older than the
+  //    window (65,536 behind the newest) is not served.
+  req(8, 1, 51);
+  rep fresh = wait_rep(self, 5s);
+  REQUIRE(fresh.got);
+  REQUIRE(fresh.outs.size() == 1);
+  CHECK(echo_seq(fresh.outs[0]) == 51);
+  req(8, 70000, 52);
+  REQUIRE(wait_rep(self, 5s).got);
+  req(8, 2, 53);  // 69,998 behind
+  CHECK_FALSE(wait_rep(self, 300ms).got);
+  CHECK(count("ringflow_cluster_served_total") == 3);
+  CHECK(count("ringflow_cluster_deduplicated_total") == 2);
+  m2.eng.stop();
 }
