@@ -437,3 +437,74 @@ TEST_CASE("YAML documents: one per file, aliases shared, anchors defined before 
   CHECK(t->config["log"]["level"].Mark().line == 5);  // 0-based: line 6
   CHECK(t->config["log"]["level"].Mark().column == 15);
 }
+
+TEST_CASE("cluster topologies: members, placement, fallbacks, member faults and their errors", "[topology]") {
+  const std::string cluster = head +
+                              "cluster:\n"
+                              "  members:\n"
+                              "    - {name: m1, listen: \"127.0.0.1:0\"}\n"
+                              "    - {name: m2, listen: \"10.0.0.2:7100\"}\n"
+                              "    - {name: m3, listen: \"127.0.0.1:0\"}\n"
+                              "  heartbeat_ms: 20\n"
+                              "  timeout_ms: 200\n";
+  const std::string nodes =
+      "nodes:\n"
+      "  - {name: check, function: validate, type: SaxpyRequest}\n"
+      "  - {name: saxpy, kernel: saxpy, at: m2, fallback: local_cpu}\n"
+      "  - {name: result, function: validate, type: SaxpyReply, at: m3, fallback: m1}\n"
+      "edges: [{from: check, to: saxpy}, {from: saxpy, to: result}]\n"
+      "load: [{name: l, target: check, message: SaxpyRequest, rate: 100}]\n";
+  std::vector<topology_error> errors;
+  const auto t = parse_topology(
+      cluster + nodes + "faults: [{kind: member_kill, member: m2, at_s: 1, restore_after_s: 2}]\n", "t.yaml", errors);
+  for (const auto& e : errors) INFO(e.str());
+  REQUIRE(errors.empty());
+  REQUIRE(t->cluster.enabled());
+  REQUIRE(t->cluster.members.size() == 3);
+  CHECK(t->cluster.members[1].host == "10.0.0.2");
+  CHECK(t->cluster.members[1].port == 7100);
+  CHECK(t->cluster.members[0].port == 0);
+  CHECK(t->cluster.heartbeat_ms == 20);
+  CHECK(t->cluster.timeout_ms == 200);
+  CHECK(t->cluster.start_timeout_ms == 15000);
+  CHECK_FALSE(t->cluster.tls);
+  CHECK(t->node("check")->at == "m1");  // default: the first member
+  CHECK(t->node("saxpy")->at == "m2");
+  CHECK(t->node("saxpy")->fallback == "local_cpu");
+  CHECK(t->node("result")->fallback == "m1");
+  CHECK(t->load[0].at == "m1");
+  REQUIRE(t->faults.size() == 1);
+  CHECK(t->faults[0].on_member());
+  CHECK(t->faults[0].member == "m2");
+  CHECK(t->faults[0].restore_after_s == 2);
+  CHECK(t->driving_members() == std::vector<std::string>{"m1"});
+
+  auto one = [&](const std::string& text, const std::string& what) {
+    const std::vector<topology_error> e = errors_of(text);
+    INFO(text);
+    for (const auto& x : e) INFO(x.str());
+    REQUIRE(e.size() == 1);
+    CHECK_THAT(e[0].what, Catch::Contains(what));
+  };
+  auto with = [&](std::string text, const std::string& from, const std::string& to) {
+    const std::size_t at = text.find(from);
+    REQUIRE(at != std::string::npos);
+    return text.replace(at, from.size(), to);
+  };
+  one(with(cluster + nodes, "at: m2,", "at: m9,"), "unknown member 'm9' in 'at'");
+  one(with(cluster + nodes, "10.0.0.2:7100", "10.0.0.2:x"), "'listen' must be HOST:PORT");
+  CHECK(errors_of(with(cluster, "10.0.0.2:7100", "127.0.0.1:0") + nodes).empty());  // ports of 0 never clash
+  one(with(cluster, "\"127.0.0.1:0\"}\n    - {name: m2, listen: \"10.0.0.2:7100\"",
+           "\"10.0.0.2:7100\"}\n    - {name: m2, listen: \"10.0.0.2:7100\"") +
+          nodes,
+      "address 10.0.0.2:7100 is another member's too");
+  one(with(cluster + nodes, "fallback: m1", "fallback: m3"), "its fallback is the member it runs on ('m3')");
+  one(with(cluster + nodes, "fallback: m1", "fallback: m7"), "unknown fallback 'm7'");
+  one(with(cluster, "timeout_ms: 200", "timeout_ms: 10") + nodes, "must be at least 'heartbeat_ms'");
+  one(with(cluster, "name: m3", "name: local_cpu") + with(nodes, "at: m3,", "at: m2,"), "a fallback's keyword");
+  one(cluster + nodes + "faults: [{kind: member_kill, member: m1, at_s: 1}]\n", "hosts load generators");
+  one(cluster + nodes + "faults: [{kind: member_kill, member: m8, at_s: 1}]\n", "unknown member 'm8'");
+  one(cluster + nodes + "faults: [{kind: member_partition, member: m2, at_s: 1}]\n", "missing 'restore_after_s'");
+  one(head + "nodes: [{name: a, kernel: echo, at: m1}]\n", "this topology has no 'cluster:'");
+  one(head + "nodes: [{name: a, kernel: echo, fallback: local_cpu}]\n", "'fallback' is for nodes of a cluster");
+}
