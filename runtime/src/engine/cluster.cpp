@@ -94,6 +94,7 @@ struct cluster_member::peer {
   std::unordered_map<std::uint64_t, outbox_entry> outbox;
   std::uint64_t next_corr = 1;
   std::uint64_t last_pong_ns = 0;
+  std::uint64_t last_ping_ns = 0;
   std::uint64_t next_attempt_ns = 0;
   peer_stats st;
 
@@ -195,7 +196,10 @@ struct cluster_member::peer {
       }
       if (up) {
         silent = now - last_pong_ns > timeout_ns;
-        ping_to = remote;
+        if (now - last_ping_ns >= std::uint64_t{owner->topo_.cluster.heartbeat_ms} * 1'000'000ull) {
+          ping_to = remote;  // a ping every heartbeat_ms; the silence is checked every tick
+          last_ping_ns = now;
+        }
       } else if (candidate && now - candidate_since_ns > timeout_ns) {
         handshake_stuck = true;
         candidate = caf::actor();
@@ -376,7 +380,10 @@ caf::behavior link_actor(caf::event_based_actor* self, std::shared_ptr<cluster_m
     }
     p->lose("the connection dropped (" + to_string(dm.reason) + ")");
   });
-  self->delayed_send(self, std::chrono::milliseconds(heartbeat_ms), tick_atom::value);
+  // The tick: pings every heartbeat_ms, but the silence and the deadlines are checked every
+  // tick_ms, so a silent member is lost within timeout_ms + tick_ms (not + heartbeat_ms).
+  const auto tick_every = std::chrono::milliseconds(std::clamp<std::uint32_t>(heartbeat_ms, 1, 5));
+  self->delayed_send(self, tick_every, tick_atom::value);
   return {
       [=](connected_atom, caf::actor remote) {
         {
@@ -432,7 +439,7 @@ caf::behavior link_actor(caf::event_based_actor* self, std::shared_ptr<cluster_m
           std::vector<fb_msg>& outs) { p->on_reply(corr, epoch, code, std::move(detail), std::move(outs)); },
       [=](tick_atom) {
         p->tick(self);
-        self->delayed_send(self, std::chrono::milliseconds(heartbeat_ms), tick_atom::value);
+        self->delayed_send(self, tick_every, tick_atom::value);
       },
   };
 }

@@ -25,8 +25,9 @@
 //     the last 65,536 correlation ids of each origin incarnation (a ring of slots, corr % 65,536):
 //     a request seen before is not served again (its stored answer is re-sent when it has one),
 //     and neither is one older than the window (both counted `deduped`).
-//   * Liveness (the failure detector): a link pings its member every heartbeat_ms; no pong for
-//     timeout_ms, or the middleman's proxy going down (the connection dropped), is a member loss.
+//   * Liveness (the failure detector): a link pings its member every heartbeat_ms and checks every
+//     min(heartbeat_ms, 5) ms; no pong for timeout_ms, or the middleman's proxy going down (the
+//     connection dropped), is a member loss (a silent member: within timeout_ms + 5 ms).
 //     A lost member is dialled again every heartbeat_ms; a completed hello is the probe: its nodes
 //     fail back (new requests go to it again; requests already at the fallback finish there).
 // Thread-safety: start/stop from the engine's controlling thread; remote_node's steps from any
