@@ -24,6 +24,7 @@ ACTORS_BENCH_OUT ?= bench/results/actors-$(shell date +%Y-%m-%d).json
 RECOVERY_BENCH_OUT ?= bench/results/recovery-$(shell date +%Y-%m-%d).json
 OPS_BENCH_OUT ?= bench/results/ops-$(shell date +%Y-%m-%d).json
 LATENCY_BENCH_OUT ?= bench/results/latency-$(shell date +%Y-%m-%d).json
+CLUSTER_BENCH_OUT ?= bench/results/cluster-$(shell date +%Y-%m-%d).json
 CTEST        := ctest --output-on-failure --timeout 900 -j $(JOBS)
 # No GPU toolchain in sanitizer builds: they check host code, and nvcc/hipcc cannot take -fsanitize.
 # -O1 -g1 (line tables: enough for the sanitizers' stack traces) compiles about twice as fast as
@@ -57,6 +58,7 @@ bench: build
 	./$(BUILD)/bench/ringflow_bench_recovery --benchmark_out=$(RECOVERY_BENCH_OUT) --benchmark_out_format=json
 	./$(BUILD)/bench/ringflow_bench_ops --benchmark_out=$(OPS_BENCH_OUT) --benchmark_out_format=json
 	./$(BUILD)/bench/ringflow_bench_latency --benchmark_out=$(LATENCY_BENCH_OUT) --benchmark_out_format=json
+	./$(BUILD)/bench/ringflow_bench_cluster --benchmark_out=$(CLUSTER_BENCH_OUT) --benchmark_out_format=json
 
 bench-gpu: deps
 	bash bench/run-gpu.sh
