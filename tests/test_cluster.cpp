@@ -18,6 +18,7 @@
 #include <caf/io/all.hpp>
 
 #include "actor_test_support.hpp"
+#include "cluster.hpp"  // runtime/src/engine: the hello's topology signature
 #include "ringflow/runtime/engine.hpp"
 #include "ringflow/runtime/log.hpp"
 
@@ -50,7 +51,7 @@ bool eventually(F f, std::chrono::milliseconds limit = 20000ms) {
 }
 
 // m1 (the caller: a service that embeds a client) and m2 (serves echo and echo2).
-const char* two_members =
+const std::string two_members =
     "name: cluster-inproc\n"
     "cluster:\n"
     "  members:\n"
@@ -265,6 +266,7 @@ TEST_CASE("cluster protocol: hello first, requests deduped by origin, epoch and 
     self->send(*h, req_atom::value, epoch, corr, std::string("echo"), budget, echo_msg(seq));
   };
   auto count = [&](const char* name) { return metric(m2.eng.metrics_text(), name); };
+  const std::string sig = ringflow::ops::engine_parts::cluster_member::signature_of(t);
 
   // 1. A request before any hello: dropped (counted), never served, never answered.
   req(7, 1, 1);
@@ -274,13 +276,22 @@ TEST_CASE("cluster protocol: hello first, requests deduped by origin, epoch and 
 
   // 2. A hello for another cluster is refused with the reason.
   std::string why;
-  self->send(*h, hello_atom::value, std::string("other-cluster"), std::string("m1"), std::uint64_t{7});
+  self->send(*h, hello_atom::value, std::string("other-cluster"), std::string("m1"), std::uint64_t{7}, sig);
   self->receive([&](refuse_atom, const std::string& w) { why = w; }, caf::after(5s) >> [] {});
   CHECK(why.find("other-cluster") != std::string::npos);
 
   // 3. The right hello: welcome from m2 with its epoch.
   std::string who;
-  self->send(*h, hello_atom::value, t.name, std::string("m1"), std::uint64_t{7});
+  // A hello from a peer that runs another topology (here: echo2 placed on m1) is refused too.
+  topology other = t;
+  other.nodes[2].at = "m1";
+  self->send(*h, hello_atom::value, t.name, std::string("m1"), std::uint64_t{7},
+             ringflow::ops::engine_parts::cluster_member::signature_of(other));
+  why.clear();
+  self->receive([&](refuse_atom, const std::string& w) { why = w; }, caf::after(5s) >> [] {});
+  CHECK(why.find("topology differs") != std::string::npos);
+
+  self->send(*h, hello_atom::value, t.name, std::string("m1"), std::uint64_t{7}, sig);
   self->receive([&](welcome_atom, const std::string& m, std::uint64_t) { who = m; }, caf::after(5s) >> [] {});
   REQUIRE(who == "m2");
 
@@ -302,7 +313,7 @@ TEST_CASE("cluster protocol: hello first, requests deduped by origin, epoch and 
   CHECK(count("ringflow_cluster_deduplicated_total") == 1);
 
   // 5. A new incarnation of m1 (epoch 8): requests of epoch 7 are fenced, never served.
-  self->send(*h, hello_atom::value, t.name, std::string("m1"), std::uint64_t{8});
+  self->send(*h, hello_atom::value, t.name, std::string("m1"), std::uint64_t{8}, sig);
   self->receive([&](welcome_atom, const std::string&, std::uint64_t) {}, caf::after(5s) >> [] {});
   req(7, 2, 2);
   CHECK_FALSE(wait_rep(self, 300ms).got);
@@ -321,5 +332,76 @@ TEST_CASE("cluster protocol: hello first, requests deduped by origin, epoch and 
   CHECK_FALSE(wait_rep(self, 300ms).got);
   CHECK(count("ringflow_cluster_served_total") == 3);
   CHECK(count("ringflow_cluster_deduplicated_total") == 2);
+  m2.eng.stop();
+}
+
+TEST_CASE("cluster: a member whose topology differs is refused at start at once, naming why", "[ops][cluster]") {
+  const std::string dir = temp_dir("rf-cluster-differs");
+  const topology t = parse(two_members);
+  // m2 runs an edited file: echo2 takes SaxpyRequest there (the remote edge's types would not match).
+  std::string edited = two_members;
+  const std::string from = "{name: echo2, kernel: echo, backend: cpu, at: m2}";
+  edited.replace(edited.find(from), from.size(), "{name: echo2, kernel: saxpy, backend: cpu, at: m2}");
+  const topology t2 = parse(edited);
+  member m2(t2, "m2", dir, false, dir + "/m2.log");
+  m2.eng.start();
+  member m1(t, "m1", dir, true, dir + "/m1.log");
+  std::string why;
+  try {
+    m1.eng.start();
+  } catch (const engine_error& e) {
+    why = e.what();
+  }
+  INFO(why);
+  CHECK(why.find("refused at start by m2") != std::string::npos);
+  CHECK(why.find("topology differs") != std::string::npos);
+  m2.eng.stop();
+}
+
+TEST_CASE("cluster: backpressure holds across the link: a slow member answers overloaded, not a queue",
+          "[ops][cluster]") {
+  const std::string dir = temp_dir("rf-cluster-slow");
+  // m2's node has a window of 1 and every request takes 300 ms there (a sim `slow` fault).
+  const topology t = parse(
+      "name: cluster-slow\n"
+      "cluster:\n"
+      "  members:\n"
+      "    - {name: m1, listen: \"127.0.0.1:0\"}\n"
+      "    - {name: m2, listen: \"127.0.0.1:0\"}\n"
+      "  heartbeat_ms: 20\n"
+      "  timeout_ms: 2000\n"
+      "nodes:\n"
+      "  - {name: slow, kernel: echo, backend: sim, window: 1, at: m2}\n"
+      "faults:\n"
+      "  - {node: slow, kind: slow, probability: 1, times: 0, latency_us: 300000}\n");
+  member m2(t, "m2", dir, false, dir + "/m2.log");
+  m2.eng.start();
+  member m1(t, "m1", dir, true, dir + "/m1.log");
+  m1.eng.start();
+
+  // The caller's own window: over it, overloaded at once, nothing sent.
+  caf::expected<node_client> one = m1.eng.client("slow@m2", {1, 10000ms});
+  REQUIRE(one);
+  std::future<call_result> first = one->submit(echo_msg(1));
+  call_result second = one->call(echo_msg(2));
+  CHECK(second.code == errc::overloaded);
+  REQUIRE(first.get().ok());
+
+  // The member's window: its ring actor takes one request; the others come back overloaded over
+  // the link, each answered (none queued at m2, none lost).
+  caf::expected<node_client> wide = m1.eng.client("slow@m2", {16, 10000ms});
+  REQUIRE(wide);
+  std::vector<std::future<call_result>> fs;
+  for (std::uint64_t i = 0; i < 6; ++i) fs.push_back(wide->submit(echo_msg(10 + i)));
+  int ok = 0, overloaded = 0;
+  for (auto& f : fs) {
+    const call_result r = f.get();
+    if (r.ok()) ++ok;
+    if (r.code == errc::overloaded) ++overloaded;
+  }
+  CHECK(ok >= 1);
+  CHECK(ok + overloaded == 6);
+  CHECK(overloaded >= 1);
+  m1.eng.stop();
   m2.eng.stop();
 }

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <deque>
 #include <filesystem>
@@ -20,6 +21,7 @@
 #include <unordered_map>
 
 #include "ringflow/actors/errors.hpp"
+#include "ringflow/runtime/catalog.hpp"
 #include "ringflow/runtime/engine.hpp"
 #include "ringflow/runtime/prometheus.hpp"
 
@@ -89,6 +91,7 @@ struct cluster_member::peer {
   caf::actor candidate;   // connected, hello sent, no welcome yet
   std::uint64_t candidate_since_ns = 0;
   bool up = false, was_lost = false, ever_up = false;
+  bool refused = false;     // its last hello was refused (a start fails at once on it)
   std::uint64_t epoch = 0;  // the remote incarnation
   std::string last_error = "not connected yet";
   std::unordered_map<std::uint64_t, outbox_entry> outbox;
@@ -224,6 +227,7 @@ struct cluster_member::member_core {
   std::string self, cluster;
   std::uint64_t epoch = 0;
   std::set<std::string> members;
+  std::string signature;  // the topology's (cluster_member::signature_of): a hello must carry the same
   std::shared_ptr<running_graph> serve;
   event_log* log = nullptr;
 
@@ -286,7 +290,8 @@ namespace {
 caf::behavior member_actor(caf::event_based_actor* self, std::shared_ptr<cluster_member::member_core> c) {
   using core = cluster_member::member_core;
   return {
-      [=](hello_atom, const std::string& cluster, const std::string& from, std::uint64_t epoch) {
+      [=](hello_atom, const std::string& cluster, const std::string& from, std::uint64_t epoch,
+          const std::string& signature) {
         caf::actor sender = caf::actor_cast<caf::actor>(self->current_sender());
         if (!sender) return;
         std::lock_guard<std::mutex> lock(c->mu);
@@ -294,6 +299,9 @@ caf::behavior member_actor(caf::event_based_actor* self, std::shared_ptr<cluster
         if (cluster != c->cluster) why = "it belongs to cluster '" + cluster + "', this is '" + c->cluster + "'";
         else if (!c->members.count(from)) why = "'" + from + "' is not a member of this cluster";
         else if (from == c->self) why = "it says it is this member ('" + from + "')";
+        else if (signature != c->signature)
+          why = "its topology differs from this member's (signature " + signature + ", here " + c->signature +
+                "): every member must run the same nodes, kernels, message types and placement";
         if (!why.empty()) {
           ++c->refused;
           c->log->error("cluster", "refused a peer's hello: " + why, {{"member", c->self}, {"peer", from}});
@@ -367,7 +375,7 @@ caf::behavior member_actor(caf::event_based_actor* self, std::shared_ptr<cluster
 }
 
 caf::behavior link_actor(caf::event_based_actor* self, std::shared_ptr<cluster_member::peer> p, std::string cluster,
-                         std::string me, std::uint64_t my_epoch, std::uint32_t heartbeat_ms) {
+                         std::string me, std::uint64_t my_epoch, std::uint32_t heartbeat_ms, std::string signature) {
   self->set_down_handler([=](caf::down_msg& dm) {
     {
       std::lock_guard<std::mutex> lock(p->mu);
@@ -392,7 +400,7 @@ caf::behavior link_actor(caf::event_based_actor* self, std::shared_ptr<cluster_m
           p->candidate_since_ns = steady_now();
         }
         self->monitor(remote);
-        self->send(remote, hello_atom::value, cluster, me, my_epoch);
+        self->send(remote, hello_atom::value, cluster, me, my_epoch, signature);
       },
       [=](welcome_atom, const std::string& name, std::uint64_t epoch) {
         bool back = false;
@@ -410,6 +418,7 @@ caf::behavior link_actor(caf::event_based_actor* self, std::shared_ptr<cluster_m
           p->candidate = caf::actor();
           p->epoch = epoch;
           p->up = true;
+          p->refused = false;
           p->last_pong_ns = steady_now();
           back = p->was_lost;
           p->was_lost = false;
@@ -427,6 +436,7 @@ caf::behavior link_actor(caf::event_based_actor* self, std::shared_ptr<cluster_m
         std::lock_guard<std::mutex> lock(p->mu);
         p->candidate = caf::actor();
         p->last_error = why;
+        p->refused = true;
         p->log().error("cluster", why, {{"member", p->spec->name}});
       },
       [=](pong_atom, std::uint64_t t) {
@@ -452,6 +462,27 @@ cluster_member::cluster_member(const topology& t, std::string self, std::string 
     : topo_(t), self_(std::move(self)), dir_(std::move(dir)), log_(log), epoch_(fresh_epoch()), calls_(calls) {}
 
 cluster_member::~cluster_member() { stop(); }
+
+std::string cluster_member::signature_of(const topology& t) {
+  std::string text = t.name + "\n";
+  for (const member_spec& m : t.cluster.members) text += "member " + m.name + "\n";
+  for (const node_spec& n : t.nodes) {
+    const message_info* in = find_message(n.in_type);
+    const message_info* out = find_message(n.out_type);
+    text += "node " + n.name + " at " + n.at + " " +
+            (n.kind == node_kind::ring ? "kernel " + n.kernel : "function " + n.function) + " " + n.in_type + "/" +
+            std::to_string(in ? in->id : 0) + " -> " + n.out_type + "/" + std::to_string(out ? out->id : 0) +
+            " fallback " + n.fallback + "\n";
+  }
+  std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a 64
+  for (const unsigned char ch : text) {
+    h ^= ch;
+    h *= 0x100000001b3ull;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
 
 void cluster_member::configure(caf::actor_system_config& cfg, const cluster_spec& c) {
   cfg.load<caf::io::middleman>();
@@ -513,6 +544,7 @@ void cluster_member::start(caf::actor_system& sys, std::shared_ptr<running_graph
   core_->serve = serve_;
   core_->log = &log_;
   for (const member_spec& m : cs.members) core_->members.insert(m.name);
+  core_->signature = signature_of(topo_);
   member_actor_ = sys.spawn(member_actor, core_);
   const std::string host = listen_host_.empty() ? me->host : listen_host_;
   caf::expected<std::uint16_t> port = cs.tls ? caf::openssl::publish(member_actor_, me->port, host.c_str(), true)
@@ -543,7 +575,7 @@ void cluster_member::start(caf::actor_system& sys, std::shared_ptr<running_graph
     p->owner = this;
     p->spec = cs.member(name);
     p->st.name = name;
-    p->link = sys.spawn(link_actor, p, topo_.name, self_, epoch_, cs.heartbeat_ms);
+    p->link = sys.spawn(link_actor, p, topo_.name, self_, epoch_, cs.heartbeat_ms, signature_of(topo_));
     peers_[name] = std::move(p);
   }
   connector_ = std::thread([this] { connector_loop(); });
@@ -553,6 +585,9 @@ void cluster_member::start(caf::actor_system& sys, std::shared_ptr<running_graph
     std::vector<std::string> missing;
     for (auto& [name, p] : peers_) {
       std::lock_guard<std::mutex> lock(p->mu);
+      if (p->refused)  // a refused hello does not get better by waiting: fail the start now
+        throw engine_error("member " + self_ + ": refused at start by " + name + " (" + p->spec->listen +
+                           "): " + p->last_error);
       if (!p->up) missing.push_back(name + " (" + p->spec->listen + "): " + p->last_error);
     }
     if (missing.empty()) return;
@@ -650,6 +685,25 @@ async_node_fn cluster_member::remote_node(const node_spec& n) {
 void cluster_member::stop() {
   if (stopping_.exchange(true)) return;
   if (connector_.joinable()) connector_.join();
+  // The link actors and the member actor are gone before stop() returns (bounded), so that the
+  // runtime's shutdown does not find them still running.
+  struct latch {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::size_t left = 0;
+  };
+  auto gone = std::make_shared<latch>();
+  auto await_exit = [&gone](const caf::actor& a) {
+    if (!a) return;
+    {
+      std::lock_guard<std::mutex> lock(gone->mu);
+      ++gone->left;
+    }
+    a->attach_functor([gone] {
+      std::lock_guard<std::mutex> lock(gone->mu);
+      if (--gone->left == 0) gone->cv.notify_all();
+    });
+  };
   std::vector<std::function<void(graph_result)>> open;
   for (auto& [name, p] : peers_) {
     {
@@ -660,13 +714,19 @@ void cluster_member::stop() {
       p->remote = caf::actor();
       p->candidate = caf::actor();
     }
+    await_exit(p->link);
     caf::anon_send_exit(p->link, caf::exit_reason::user_shutdown);
   }
   for (auto& d : open) d(error_result(errc::stopped, "member " + self_ + " stopped"));
   if (sys_ && member_actor_) {
     // (CAF 0.17.6's openssl::unpublish does not compile: a TLS port closes with the actor system.)
     if (!topo_.cluster.tls) (void)sys_->middleman().unpublish(member_actor_, port_);
+    await_exit(member_actor_);
     caf::anon_send_exit(member_actor_, caf::exit_reason::user_shutdown);
+  }
+  {
+    std::unique_lock<std::mutex> lock(gone->mu);
+    gone->cv.wait_for(lock, std::chrono::seconds(5), [&] { return gone->left == 0; });
   }
   if (core_) {
     std::lock_guard<std::mutex> lock(core_->mu);

@@ -8,8 +8,10 @@
 //     (or that is one of their fallbacks) and completes the application-level hello with each,
 //     within cluster.start_timeout_ms; a peer it cannot reach or that refuses it is an
 //     engine_error naming the member, its address and why (the program exits 4).
-//   * The hello: a link sends (cluster name, its member name, its epoch); the member actor accepts
-//     a name of the topology's members only, and only from a peer whose hello completed does it
+//   * The hello: a link sends (cluster name, its member name, its epoch, the topology's
+//     signature); the member actor accepts a name of the topology's members only, and only with
+//     the same signature (both run the same nodes, types and placement: the remote edges' types are
+//     checked at start), and only from a peer whose hello completed does it
 //     take requests and pings; anything else is dropped and counted (`unauthenticated`). The
 //     caller checks that the member answering at an address has the name it expects.
 //   * remote_node(n) is a graph step for a node placed on another member: the request goes into
@@ -84,6 +86,10 @@ class cluster_member {
   /// Checks the TLS files (readable, a certificate and a key that belong together); the reason
   /// when not ("" = fine, or no TLS).
   static std::string check_tls(const cluster_spec& c);
+  /// The topology's signature (16 hex digits: a hash of its name, members, and every node's name,
+  /// placement, kernel or function, message types with their file identifiers, and fallback).
+  /// A hello carries it; a member refuses a peer whose topology differs.
+  static std::string signature_of(const topology& t);
 
   /// Listen on `host` instead of the topology's `listen` host (`ringflow run --cluster-listen`:
   /// `cluster up` puts members in network namespaces). Before start().
