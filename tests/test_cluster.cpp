@@ -69,8 +69,9 @@ const std::string two_members =
 struct member {
   event_log log;
   engine eng;
-  member(const topology& t, const std::string& name, const std::string& dir, bool client, const std::string& log_file)
-      : log("warn", "json", log_file), eng(t, {}, log, options(name, dir, client)) {}
+  member(const topology& t, const std::string& name, const std::string& dir, bool client, const std::string& log_file,
+         program_config cfg = {})
+      : log("warn", "json", log_file), eng(t, std::move(cfg), log, options(name, dir, client)) {}
   static run_options options(const std::string& name, const std::string& dir, bool client) {
     run_options o;
     o.member = name;
@@ -404,4 +405,48 @@ TEST_CASE("cluster: backpressure holds across the link: a slow member answers ov
   CHECK(overloaded >= 1);
   m1.eng.stop();
   m2.eng.stop();
+}
+
+TEST_CASE(
+    "cluster: a member lost too often opens its breaker, stays on the fallback for the cool-down, then fails back",
+    "[ops][cluster]") {
+  const std::string dir = temp_dir("rf-cluster-breaker");
+  const topology t = parse(two_members);
+  program_config cfg;
+  cfg.breaker.failure_threshold = 2;  // the second loss within the window opens it
+  cfg.breaker.window_ms = 600000;
+  cfg.breaker.cooldown_ms = 3000;
+  cfg.breaker.cooldown_max_ms = 3000;
+  auto m2 = std::make_unique<member>(t, "m2", dir, false, dir + "/m2-0.log");
+  m2->eng.start();
+  member m1(t, "m1", dir, true, dir + "/m1.log", cfg);
+  m1.eng.start();
+  caf::expected<node_client> echo = m1.eng.client("echo@m2");
+  REQUIRE(echo);
+  auto gauge = [&](const char* name) { return metric(m1.eng.metrics_text(), name); };
+  // Loss 1: fails back as soon as m2 is there again.
+  m2.reset();
+  REQUIRE(eventually([&] { return m1.eng.summary().member_failovers == 1; }));
+  m2 = std::make_unique<member>(t, "m2", dir, false, dir + "/m2-1.log");
+  m2->eng.start();
+  REQUIRE(eventually([&] { return m1.eng.summary().member_failbacks == 1; }));
+  CHECK(gauge("ringflow_member_breaker_open") == 0);
+  // Loss 2 within the window: the breaker opens; m2 back at once is not dialled for 3 s.
+  m2.reset();
+  REQUIRE(eventually([&] { return m1.eng.summary().member_failovers == 2; }));
+  CHECK(gauge("ringflow_member_breaker_open") == 1);
+  CHECK(gauge("ringflow_member_breaker_opens_total") == 1);
+  const auto opened = std::chrono::steady_clock::now();
+  m2 = std::make_unique<member>(t, "m2", dir, false, dir + "/m2-2.log");
+  m2->eng.start();
+  call_result r = echo->call(echo_msg(5), 5s);  // served by the fallback (local_cpu) meanwhile
+  REQUIRE(r.ok());
+  CHECK(echo_seq(r.reply) == 5);
+  // The probe after the cool-down: fail-back (not before the cool-down has passed).
+  REQUIRE(eventually([&] { return m1.eng.summary().member_failbacks == 2; }, 30000ms));
+  CHECK(std::chrono::steady_clock::now() - opened >= 2900ms);
+  CHECK(gauge("ringflow_member_breaker_open") == 0);
+  r = echo->call(echo_msg(6), 5s);
+  REQUIRE(r.ok());
+  m1.eng.stop();
 }

@@ -323,6 +323,14 @@ int cmd_cluster_up(const cluster_args& a) {
         ++m.kills;
         ++kills;
         std::printf("[%6.2fs] member_kill: %s (pid %d) SIGKILLed\n", t, m.name.c_str(), static_cast<int>(m.pid));
+        // Reaped now (a SIGKILLed process is gone at once): a restart due in this same pass (a
+        // late pass on a loaded machine) must find the member not running, not skip.
+        int status = 0;
+        if (::waitpid(m.pid, &status, 0) == m.pid) {
+          m.pid = -1;
+          m.exit_code = 128 + SIGKILL;
+          m.killed_by_signal = SIGKILL;
+        }
       } else if (act == scheduled::restart && m.pid < 0) {
         std::filesystem::remove(dir + "/" + m.name + ".ready", ec);
         if (spawn(m, log_of(m), lab.get(), index_of(m))) {

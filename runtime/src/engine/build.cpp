@@ -49,6 +49,14 @@ void engine::impl::join_cluster() {
   cluster = std::make_unique<cluster_member>(topo, opts.member, opts.cluster_dir, log,
                                              !topo.load.empty() || opts.cluster_client);
   if (!opts.cluster_listen.empty()) cluster->listen_host(opts.cluster_listen);
+  const program_config pc = config_copy();
+  member_breaker_settings mb;  // the devices' breaker settings, for members too
+  mb.failure_threshold = static_cast<std::uint32_t>(pc.breaker.failure_threshold);
+  mb.window_ms = static_cast<std::uint64_t>(pc.breaker.window_ms);
+  mb.cooldown_ms = static_cast<std::uint64_t>(pc.breaker.cooldown_ms);
+  mb.cooldown_max_ms = static_cast<std::uint64_t>(pc.breaker.cooldown_max_ms);
+  mb.backoff = pc.breaker.backoff;
+  cluster->breaker(mb);
 }
 
 // Every node's run-time state; a ring node's placement and one ring_rt per replica.

@@ -91,8 +91,12 @@ struct cluster_member::peer {
   caf::actor candidate;   // connected, hello sent, no welcome yet
   std::uint64_t candidate_since_ns = 0;
   bool up = false, was_lost = false, ever_up = false;
-  bool refused = false;     // its last hello was refused (a start fails at once on it)
-  std::uint64_t epoch = 0;  // the remote incarnation
+  bool refused = false;  // its last hello was refused (a start fails at once on it)
+  // The breaker (member_breaker_settings): recent losses, open until, the probe's grace period.
+  std::deque<std::uint64_t> losses_at;
+  std::uint64_t open_until_ns = 0, probe_until_ns = 0;
+  std::uint64_t cooldown_ms = 0;  // the last cool-down (0: none yet)
+  std::uint64_t epoch = 0;        // the remote incarnation
   std::string last_error = "not connected yet";
   std::unordered_map<std::uint64_t, outbox_entry> outbox;
   std::uint64_t next_corr = 1;
@@ -162,6 +166,7 @@ struct cluster_member::peer {
   /// The member is lost: its outbox goes to each node's fallback.
   void lose(const std::string& why) {
     std::unordered_map<std::uint64_t, outbox_entry> taken;
+    bool breaker_opened = false;
     {
       std::lock_guard<std::mutex> lock(mu);
       if (!up) return;
@@ -172,8 +177,30 @@ struct cluster_member::peer {
       last_error = why;
       taken.swap(outbox);
       ++st.losses;
-      next_attempt_ns = steady_now();
+      const std::uint64_t now = steady_now();
+      next_attempt_ns = now;
+      const member_breaker_settings& b = owner->breaker_;
+      losses_at.push_back(now);
+      while (!losses_at.empty() && now - losses_at.front() > b.window_ms * 1'000'000ull) losses_at.pop_front();
+      const bool failed_probe = now < probe_until_ns;
+      if (failed_probe || losses_at.size() >= b.failure_threshold) {
+        cooldown_ms =
+            failed_probe && cooldown_ms
+                ? std::min<std::uint64_t>(b.cooldown_max_ms,
+                                          static_cast<std::uint64_t>(static_cast<double>(cooldown_ms) * b.backoff))
+                : b.cooldown_ms;
+        open_until_ns = now + cooldown_ms * 1'000'000ull;
+        next_attempt_ns = open_until_ns;  // the connector does not dial it before
+        probe_until_ns = 0;
+        losses_at.clear();
+        st.breaker_open = true;
+        ++st.breaker_opens;
+        breaker_opened = true;
+      }
     }
+    if (breaker_opened)
+      owner->log_.warn("cluster", "member " + spec->name + "'s breaker opened: it is not dialled during its cool-down",
+                       {{"member", spec->name}, {"cooldown_ms", cooldown_ms}});
     owner->failovers_.fetch_add(1, std::memory_order_relaxed);
     owner->log_.warn("cluster", "member " + spec->name + " lost: its nodes go to their fallbacks",
                      {{"member", spec->name}, {"reason", why}, {"replayed", taken.size()}});
@@ -425,6 +452,10 @@ caf::behavior link_actor(caf::event_based_actor* self, std::shared_ptr<cluster_m
           if (p->ever_up) ++p->st.reconnects;
           p->ever_up = true;
           if (back) ++p->st.failbacks;
+          if (p->st.breaker_open) {  // the probe after the cool-down succeeded
+            p->st.breaker_open = false;
+            p->probe_until_ns = steady_now() + p->cooldown_ms * 1'000'000ull;
+          }
         }
         if (back) p->count_failback();
         p->log().info("cluster",
@@ -787,6 +818,11 @@ std::string cluster_metrics_text(const cluster_stats& s) {
            [](const peer_stats& p) { return p.losses; });
   per_peer("ringflow_member_failbacks_total", "counter", "times the member came back (its nodes failed back)",
            [](const peer_stats& p) { return p.failbacks; });
+  per_peer("ringflow_member_breaker_open", "gauge",
+           "1 while the member's breaker is open (lost too often: not dialled, its nodes on their fallbacks)",
+           [](const peer_stats& p) { return p.breaker_open ? 1 : 0; });
+  per_peer("ringflow_member_breaker_opens_total", "counter", "times the member's breaker opened",
+           [](const peer_stats& p) { return p.breaker_opens; });
   per_peer("ringflow_member_fenced_replies_total", "counter",
            "replies from another incarnation of the member than the request went to (dropped)",
            [](const peer_stats& p) { return p.fenced; });

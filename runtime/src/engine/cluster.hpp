@@ -32,6 +32,8 @@
 //     connection dropped), is a member loss (a silent member: within timeout_ms + 5 ms).
 //     A lost member is dialled again every heartbeat_ms; a completed hello is the probe: its nodes
 //     fail back (new requests go to it again; requests already at the fallback finish there).
+//     A member lost too often opens its breaker (member_breaker_settings): not dialled until the
+//     cool-down ends.
 // Thread-safety: start/stop from the engine's controlling thread; remote_node's steps from any
 // thread (graph flows); stats from any thread.
 #pragma once
@@ -61,6 +63,18 @@ struct peer_stats {
   double rtt_us = 0;  // the last ping's round trip
   std::uint64_t requests = 0, bytes_sent = 0, bytes_received = 0, reconnects = 0, in_flight = 0;
   std::uint64_t losses = 0, failbacks = 0, fenced = 0, stale = 0;
+  bool breaker_open = false;  // lost too often: not dialled until its cool-down ends
+  std::uint64_t breaker_opens = 0;
+};
+
+/// A member's circuit breaker (the `breaker:` settings of devices, read at start): failure_threshold
+/// losses within window_ms open it for cooldown_ms — the member is not dialled, its nodes stay on
+/// their fallbacks — then a hello is the probe; lost again within a cool-down after that probe,
+/// it opens for the cool-down times backoff (at most cooldown_max_ms).
+struct member_breaker_settings {
+  std::uint32_t failure_threshold = 5;
+  std::uint64_t window_ms = 30000, cooldown_ms = 30000, cooldown_max_ms = 300000;
+  double backoff = 2.0;
 };
 
 struct cluster_stats {
@@ -94,6 +108,8 @@ class cluster_member {
   /// Listen on `host` instead of the topology's `listen` host (`ringflow run --cluster-listen`:
   /// `cluster up` puts members in network namespaces). Before start().
   void listen_host(std::string host) { listen_host_ = std::move(host); }
+  /// The members' breaker (before start()).
+  void breaker(const member_breaker_settings& b) { breaker_ = b; }
   /// `serve`: this member's own nodes (and standby copies) as a graph without edges.
   /// `local_fallback`: the serve graph again, for nodes with `fallback: local_cpu`.
   void start(caf::actor_system& sys, std::shared_ptr<running_graph> serve);
@@ -121,6 +137,7 @@ class cluster_member {
 
   const topology& topo_;
   std::string self_, dir_, listen_host_;
+  member_breaker_settings breaker_;
   event_log& log_;
   std::uint64_t epoch_ = 0;
   bool calls_ = true;
