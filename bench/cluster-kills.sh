@@ -32,7 +32,7 @@ rc=0
 "$program" cluster up "$topo" --dir "$work/cluster" --config "$work/config.yaml" --summary-json "$out" \
   >"$work/cluster-up.txt" 2>&1 || rc=$?
 tail -n 3 "$work/cluster-up.txt"
-python3 - "$out" "$kills" "$rc" <<'PY'
+if python3 - "$out" "$kills" "$rc" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1])); kills = int(sys.argv[2]); rc = int(sys.argv[3])
 keys = ["sent", "replied", "errors", "lost", "duplicated", "wrong", "member_kills", "member_restarts",
@@ -45,3 +45,6 @@ ok = (rc == 0 and s["lost"] == 0 and s["duplicated"] == 0 and s["wrong"] == 0 an
 print("cluster-kills:", "OK" if ok else "FAILED", f"(exit {rc})")
 sys.exit(0 if ok else 1)
 PY
+then rm -rf "$work"  # the members' logs are kept only when the run failed
+else echo "cluster-kills: logs in $work/cluster" >&2; exit 1
+fi
