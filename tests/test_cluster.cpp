@@ -211,6 +211,8 @@ using welcome_atom = caf::atom_constant<caf::atom("rf_welcome")>;
 using refuse_atom = caf::atom_constant<caf::atom("rf_refuse")>;
 using req_atom = caf::atom_constant<caf::atom("rf_req")>;
 using rep_atom = caf::atom_constant<caf::atom("rf_rep")>;
+using req_batch_atom = caf::atom_constant<caf::atom("rf_reqs")>;
+using rep_batch_atom = caf::atom_constant<caf::atom("rf_reps")>;
 
 // The value of metric `name` (the first sample) in Prometheus text; -1 when absent.
 double metric(const std::string& text, const std::string& name) {
@@ -245,6 +247,31 @@ rep wait_rep(caf::scoped_actor& self, std::chrono::milliseconds limit) {
       },
       caf::after(limit) >> [] {});
   return r;
+}
+
+// Answers until `n` arrived or `limit` passed: single (rf_rep) or batched (rf_reps), by corr.
+std::map<std::uint64_t, std::vector<rep>> wait_reps(caf::scoped_actor& self, std::size_t n,
+                                                    std::chrono::milliseconds limit) {
+  std::map<std::uint64_t, std::vector<rep>> got;
+  std::size_t count = 0;
+  const auto until = std::chrono::steady_clock::now() + limit;
+  bool quiet = false;
+  while (count < n && !quiet && std::chrono::steady_clock::now() < until) {
+    self->receive(
+        [&](rep_atom, std::uint64_t corr, std::uint64_t, std::uint8_t code, const std::string&,
+            std::vector<fb_msg>& o) {
+          got[corr].push_back(rep{true, corr, code, std::move(o)});
+          ++count;
+        },
+        [&](rep_batch_atom, std::vector<ringflow::ops::engine_parts::remote_rep>& reps) {
+          for (auto& r : reps) {
+            got[r.corr].push_back(rep{true, r.corr, r.code, std::move(r.outs)});
+            ++count;
+          }
+        },
+        caf::after(limit) >> [&] { quiet = true; });
+  }
+  return got;
 }
 
 }  // namespace
@@ -335,6 +362,37 @@ TEST_CASE("cluster protocol: hello first, requests deduped by origin, epoch and 
   CHECK_FALSE(wait_rep(self, 300ms).got);
   CHECK(count("ringflow_cluster_served_total") == 3);
   CHECK(count("ringflow_cluster_deduplicated_total") == 2);
+
+  // 7. A batch (rf_reqs: what a link sends when replies' callbacks send again) is the same
+  //    protocol per entry: each answered exactly once (singly or in an rf_reps batch), and a corr
+  //    of a batch seen before gets its stored answer, not a second serving.
+  using ringflow::ops::engine_parts::remote_req;
+  auto entry = [&](std::uint64_t corr, std::uint64_t seq) { return remote_req{corr, "echo", budget, echo_msg(seq)}; };
+  self->send(*h, req_batch_atom::value, std::uint64_t{8},
+             std::vector<remote_req>{entry(70001, 61), entry(70002, 62), entry(70003, 63)});
+  auto first = wait_reps(self, 3, 5s);
+  REQUIRE(first.size() == 3);
+  for (std::uint64_t corr = 70001; corr <= 70003; ++corr) {
+    REQUIRE(first[corr].size() == 1);
+    CHECK(first[corr][0].code == 0);
+    REQUIRE(first[corr][0].outs.size() == 1);
+    CHECK(echo_seq(first[corr][0].outs[0]) == 60 + (corr - 70000));
+  }
+  self->send(*h, req_batch_atom::value, std::uint64_t{8}, std::vector<remote_req>{entry(70002, 99), entry(70004, 64)});
+  auto second = wait_reps(self, 2, 5s);
+  REQUIRE(second[70002].size() == 1);
+  REQUIRE(second[70002][0].outs.size() == 1);
+  CHECK(echo_seq(second[70002][0].outs[0]) == 62);  // the stored answer
+  REQUIRE(second[70004].size() == 1);
+  REQUIRE(second[70004][0].outs.size() == 1);
+  CHECK(echo_seq(second[70004][0].outs[0]) == 64);
+  CHECK(wait_reps(self, 1, 300ms).empty());  // nothing more
+  CHECK(count("ringflow_cluster_served_total") == 7);
+  CHECK(count("ringflow_cluster_deduplicated_total") == 3);
+  // A batch of an old epoch is fenced whole.
+  self->send(*h, req_batch_atom::value, std::uint64_t{7}, std::vector<remote_req>{entry(9, 1), entry(10, 2)});
+  CHECK(wait_reps(self, 1, 300ms).empty());
+  CHECK(count("ringflow_cluster_fenced_requests_total") == 3);
   m2.eng.stop();
 }
 

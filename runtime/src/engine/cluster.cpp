@@ -38,6 +38,9 @@ using req_atom = caf::atom_constant<caf::atom("rf_req")>;
 using rep_atom = caf::atom_constant<caf::atom("rf_rep")>;
 using connected_atom = caf::atom_constant<caf::atom("rf_conn")>;
 using tick_atom = caf::atom_constant<caf::atom("rf_tick")>;
+using req_batch_atom = caf::atom_constant<caf::atom("rf_reqs")>;
+using rep_batch_atom = caf::atom_constant<caf::atom("rf_reps")>;
+using flush_atom = caf::atom_constant<caf::atom("rf_flush")>;
 
 constexpr std::size_t dedupe_window = 65536;
 constexpr std::uint64_t default_budget_ns = 10'000'000'000ull;  // a request without a deadline: 10 s
@@ -71,6 +74,13 @@ bool write_atomically(const std::string& path, const std::string& text) {
 
 }  // namespace
 
+namespace {
+// The link whose replies this thread is delivering (its link actor's handler): requests that the
+// replies' callbacks send to the same member wait in its `pending` and leave as one batch when the
+// handler ends, instead of one middleman message each.
+thread_local cluster_member::peer* batching_for = nullptr;
+}  // namespace
+
 // ---- a link to one member (the calling side) ---------------------------------------------------
 
 struct outbox_entry {
@@ -99,6 +109,7 @@ struct cluster_member::peer {
   std::uint64_t epoch = 0;        // the remote incarnation
   std::string last_error = "not connected yet";
   std::unordered_map<std::uint64_t, outbox_entry> outbox;
+  std::vector<remote_req> pending;  // sent by reply callbacks in the link actor: flushed as one batch
   std::uint64_t next_corr = 1;
   std::uint64_t last_pong_ns = 0;
   std::uint64_t last_ping_ns = 0;
@@ -133,9 +144,37 @@ struct cluster_member::peer {
       st.bytes_sent += m.bytes.size();
     }
     fb_msg wire = std::move(m);
-    wire.deadline_ns = 0;  // clocks differ between machines: the budget crosses instead
+    wire.deadline_ns = 0;        // clocks differ between machines: the budget crosses instead
+    if (batching_for == this) {  // in the link actor's reply handler: leaves with the others (flush)
+      std::lock_guard<std::mutex> lock(mu);
+      if (up && epoch == ep) {
+        pending.push_back(remote_req{corr, n.name, budget, std::move(wire)});
+        return true;
+      }
+      // Lost in between: the entry went to the fallback with the outbox (lose()).
+      return true;
+    }
     caf::send_as(link, to, req_atom::value, owner->epoch_, corr, n.name, budget, std::move(wire));
     return true;
+  }
+
+  /// The link actor, after a reply handler: the requests its callbacks sent to this member, in
+  /// one middleman message (one alone goes as a plain rf_req).
+  void flush(caf::event_based_actor* self) {
+    std::vector<remote_req> batch;
+    caf::actor to;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (pending.empty() || !up) return;
+      batch.swap(pending);
+      to = remote;
+    }
+    if (batch.size() == 1) {
+      remote_req& r = batch.front();
+      self->send(to, req_atom::value, owner->epoch_, r.corr, std::move(r.node), r.budget_ns, std::move(r.msg));
+    } else {
+      self->send(to, req_batch_atom::value, owner->epoch_, std::move(batch));
+    }
   }
 
   void on_reply(std::uint64_t corr, std::uint64_t from_epoch, std::uint8_t code, std::string detail,
@@ -176,6 +215,7 @@ struct cluster_member::peer {
       epoch = 0;
       last_error = why;
       taken.swap(outbox);
+      pending.clear();  // their entries are in the outbox: replayed at the fallback
       ++st.losses;
       const std::uint64_t now = steady_now();
       next_attempt_ns = now;
@@ -269,7 +309,7 @@ struct cluster_member::member_core {
   struct answer {
     std::uint64_t corr = 0;  // 0: an empty slot
     bool done = false;
-    caf::message reply;  // (rep_atom, corr, epoch, code, detail, outputs): shared with the send, not copied
+    remote_rep reply;  // kept for a duplicate (re-sent, not served again)
   };
   /// The dedupe window of one origin incarnation: the last dedupe_window correlation ids it sent
   /// (a link numbers its requests 1, 2, ...), slot corr % dedupe_window. No hashing, no allocation
@@ -287,6 +327,14 @@ struct cluster_member::member_core {
   std::map<std::string, origin> origins;                 // by member name (the latest hello)
   std::map<caf::actor_addr, std::string> authenticated;  // link actor -> member name
   std::map<std::string, window> windows;                 // the dedupe windows, by origin member
+  /// Answers not sent yet, by origin member: the member actor sends them as one batch (flush).
+  struct outgoing {
+    std::uint64_t epoch = 0;      // the origin incarnation they answer
+    std::uint64_t in_flight = 0;  // its requests being served
+    std::vector<remote_rep> reps;
+  };
+  std::map<std::string, outgoing> unsent;
+  caf::actor_addr actor;  // the member actor (its flush)
   std::uint64_t served = 0, deduped = 0, unauthenticated = 0, refused = 0, fenced = 0;
   std::uint64_t unauth_logged = 0;
 
@@ -301,21 +349,116 @@ struct cluster_member::member_core {
       log->warn("cluster", std::string("dropped a ") + what + " from a peer without a completed hello",
                 {{"member", self}, {"dropped", unauthenticated}});
   }
-  void send_answer(const key& k, const answer& a) {
+  /// The link actor of origin `member` while incarnation `epoch` is its latest (none: gone).
+  caf::actor reply_to(const std::string& member, std::uint64_t epoch) const {
+    auto it = origins.find(member);
+    return it == origins.end() || it->second.epoch != epoch ? caf::actor() : it->second.reply_to;
+  }
+  static void send_one(const caf::actor& to, remote_rep r) {
+    caf::anon_send(to, rep_atom::value, r.corr, r.epoch, r.code, std::move(r.detail), std::move(r.outs));
+  }
+  /// A duplicate's stored answer, again.
+  void resend(const key& k, const answer& a) {
+    if (caf::actor to = reply_to(k.member, k.epoch)) send_one(to, a.reply);
+  }
+  /// The origin's unsent answers (a new incarnation of the origin starts afresh: the old one's
+  /// answers have nobody to go to).
+  outgoing& unsent_to(const std::string& member, std::uint64_t epoch) {
+    outgoing& o = unsent[member];
+    if (o.epoch != epoch) o = outgoing{epoch, 0, {}};
+    return o;
+  }
+  /// A served request's answer (under mu). The last one the origin waits for is sent at once with
+  /// the unsent ones (true: the caller flushes, after the lock); otherwise it joins the unsent
+  /// batch, and the first of a batch asks the member actor to flush it (answers completing
+  /// meanwhile go with it: one middleman message under load, no extra hop at low load).
+  bool answer_later(const key& k, remote_rep r) {
+    outgoing& o = unsent_to(k.member, k.epoch);
+    o.reps.push_back(std::move(r));
+    if (o.in_flight > 0) --o.in_flight;
+    if (o.in_flight == 0) return true;
+    if (o.reps.size() == 1)
+      if (caf::actor self = caf::actor_cast<caf::actor>(actor)) caf::anon_send(self, flush_atom::value, k.member);
+    return false;
+  }
+  /// The member actor: every unsent answer to `member`, in one message (one alone as a plain rf_rep).
+  void flush(const std::string& member) {
     caf::actor to;
+    std::vector<remote_rep> reps;
     {
-      auto it = origins.find(k.member);
-      if (it == origins.end() || it->second.epoch != k.epoch) return;  // the origin's incarnation is gone
-      to = it->second.reply_to;
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = unsent.find(member);
+      if (it == unsent.end() || it->second.reps.empty()) return;
+      reps.swap(it->second.reps);
+      to = reply_to(member, it->second.epoch);
     }
-    caf::anon_send(to, a.reply);
+    if (!to) return;
+    if (reps.size() == 1) send_one(to, std::move(reps.front()));
+    else caf::anon_send(to, rep_batch_atom::value, std::move(reps));
   }
 };
 
 namespace {
 
-caf::behavior member_actor(caf::event_based_actor* self, std::shared_ptr<cluster_member::member_core> c) {
+/// One request from authenticated origin `from`: fenced by its epoch, deduped in its window, then
+/// served through the serve graph; its answer is stored in its slot and sent (answer_later).
+void serve_request(const std::shared_ptr<cluster_member::member_core>& c, const std::string& from,
+                   std::uint64_t origin_epoch, std::uint64_t corr, const std::string& node, std::int64_t budget_ns,
+                   fb_msg m) {
   using core = cluster_member::member_core;
+  core::key k;
+  {
+    std::lock_guard<std::mutex> lock(c->mu);
+    if (c->origins[from].epoch != origin_epoch) {
+      ++c->fenced;  // sent by an earlier incarnation of that member
+      return;
+    }
+    k.member = from;
+    k.epoch = origin_epoch;
+    k.corr = corr;
+    core::window& w = c->windows[k.member];
+    if (w.epoch != origin_epoch || w.slots.empty()) {
+      w.epoch = origin_epoch;
+      w.newest = 0;
+      w.slots.assign(dedupe_window, core::answer{});
+    }
+    // Older than the window (its answer may be forgotten) or seen: never served twice.
+    if (corr == 0 || (w.newest >= dedupe_window && corr <= w.newest - dedupe_window)) {
+      ++c->deduped;
+      return;
+    }
+    if (core::answer* seen = w.find(corr)) {
+      ++c->deduped;
+      if (seen->done) c->resend(k, *seen);
+      return;
+    }
+    w.slots[corr % dedupe_window] = core::answer{corr, false, {}};
+    w.newest = std::max(w.newest, corr);
+    ++c->unsent_to(from, origin_epoch).in_flight;
+    ++c->served;
+  }
+  m.deadline_ns = steady_now() + static_cast<std::uint64_t>(std::max<std::int64_t>(budget_ns, 1));
+  std::weak_ptr<core> weak = c;
+  c->serve->push(node, std::move(m), [weak, k](graph_result r) {
+    std::shared_ptr<core> cc = weak.lock();
+    if (!cc) return;
+    remote_rep rep{k.corr, cc->epoch, static_cast<std::uint8_t>(r.code), std::move(r.detail), std::move(r.outputs)};
+    bool now = false;
+    {
+      std::lock_guard<std::mutex> lock(cc->mu);
+      auto it = cc->windows.find(k.member);
+      if (it != cc->windows.end() && it->second.epoch == k.epoch)
+        if (core::answer* slot = it->second.find(k.corr)) {
+          slot->done = true;
+          slot->reply = rep;
+        }
+      now = cc->answer_later(k, std::move(rep));
+    }
+    if (now) cc->flush(k.member);
+  });
+}
+
+caf::behavior member_actor(caf::event_based_actor* self, std::shared_ptr<cluster_member::member_core> c) {
   return {
       [=](hello_atom, const std::string& cluster, const std::string& from, std::uint64_t epoch,
           const std::string& signature) {
@@ -348,56 +491,26 @@ caf::behavior member_actor(caf::event_based_actor* self, std::shared_ptr<cluster
         if (c->origin_of(self->current_sender()).empty()) return c->drop_unauthenticated("ping");
         self->send(caf::actor_cast<caf::actor>(self->current_sender()), pong_atom::value, t);
       },
-      [=](req_atom, std::uint64_t origin_epoch, std::uint64_t corr, const std::string& node, std::int64_t budget_ns,
+      [=](req_atom, std::uint64_t origin_epoch, std::uint64_t corr, std::string& node, std::int64_t budget_ns,
           fb_msg& m) {
-        core::key k;
+        std::string from;
         {
           std::lock_guard<std::mutex> lock(c->mu);
-          k.member = c->origin_of(self->current_sender());
-          if (k.member.empty()) return c->drop_unauthenticated("request");
-          if (c->origins[k.member].epoch != origin_epoch) {
-            ++c->fenced;  // sent by an earlier incarnation of that member
-            return;
-          }
-          k.epoch = origin_epoch;
-          k.corr = corr;
-          core::window& w = c->windows[k.member];
-          if (w.epoch != origin_epoch || w.slots.empty()) {
-            w.epoch = origin_epoch;
-            w.newest = 0;
-            w.slots.assign(dedupe_window, core::answer{});
-          }
-          // Older than the window (its answer may be forgotten) or seen: never served twice.
-          if (corr == 0 || (w.newest >= dedupe_window && corr <= w.newest - dedupe_window)) {
-            ++c->deduped;
-            return;
-          }
-          if (core::answer* seen = w.find(corr)) {
-            ++c->deduped;
-            if (seen->done) c->send_answer(k, *seen);
-            return;
-          }
-          w.slots[corr % dedupe_window] = core::answer{corr, false, {}};
-          w.newest = std::max(w.newest, corr);
-          ++c->served;
+          from = c->origin_of(self->current_sender());
+          if (from.empty()) return c->drop_unauthenticated("request");
         }
-        m.deadline_ns = steady_now() + static_cast<std::uint64_t>(std::max<std::int64_t>(budget_ns, 1));
-        std::weak_ptr<core> weak = c;
-        c->serve->push(node, std::move(m), [weak, k](graph_result r) {
-          std::shared_ptr<core> cc = weak.lock();
-          if (!cc) return;
-          std::lock_guard<std::mutex> lock(cc->mu);
-          core::answer a;
-          a.corr = k.corr;
-          a.done = true;
-          a.reply = caf::make_message(rep_atom::value, k.corr, cc->epoch, static_cast<std::uint8_t>(r.code),
-                                      std::move(r.detail), std::move(r.outputs));
-          cc->send_answer(k, a);
-          auto it = cc->windows.find(k.member);
-          if (it != cc->windows.end() && it->second.epoch == k.epoch)
-            if (core::answer* slot = it->second.find(k.corr)) *slot = std::move(a);
-        });
+        serve_request(c, from, origin_epoch, corr, node, budget_ns, std::move(m));
       },
+      [=](req_batch_atom, std::uint64_t origin_epoch, std::vector<remote_req>& batch) {
+        std::string from;
+        {
+          std::lock_guard<std::mutex> lock(c->mu);
+          from = c->origin_of(self->current_sender());
+          if (from.empty()) return c->drop_unauthenticated("request batch");
+        }
+        for (remote_req& r : batch) serve_request(c, from, origin_epoch, r.corr, r.node, r.budget_ns, std::move(r.msg));
+      },
+      [=](flush_atom, const std::string& member) { c->flush(member); },
   };
 }
 
@@ -477,7 +590,18 @@ caf::behavior link_actor(caf::event_based_actor* self, std::shared_ptr<cluster_m
         p->st.rtt_us = static_cast<double>(now - t) / 1000.0;
       },
       [=](rep_atom, std::uint64_t corr, std::uint64_t epoch, std::uint8_t code, std::string& detail,
-          std::vector<fb_msg>& outs) { p->on_reply(corr, epoch, code, std::move(detail), std::move(outs)); },
+          std::vector<fb_msg>& outs) {
+        batching_for = p.get();
+        p->on_reply(corr, epoch, code, std::move(detail), std::move(outs));
+        batching_for = nullptr;
+        p->flush(self);
+      },
+      [=](rep_batch_atom, std::vector<remote_rep>& reps) {
+        batching_for = p.get();
+        for (remote_rep& r : reps) p->on_reply(r.corr, r.epoch, r.code, std::move(r.detail), std::move(r.outs));
+        batching_for = nullptr;
+        p->flush(self);
+      },
       [=](tick_atom) {
         p->tick(self);
         self->delayed_send(self, tick_every, tick_atom::value);
@@ -517,6 +641,8 @@ std::string cluster_member::signature_of(const topology& t) {
 
 void cluster_member::configure(caf::actor_system_config& cfg, const cluster_spec& c) {
   cfg.load<caf::io::middleman>();
+  cfg.add_message_type<remote_req>("ringflow::remote_req");  // also std::vector<ringflow::remote_req>
+  cfg.add_message_type<remote_rep>("ringflow::remote_rep");
   cfg.set("middleman.heartbeat-interval", caf::timespan(std::chrono::milliseconds(c.heartbeat_ms)));
   cfg.set("middleman.connection-timeout", caf::timespan(std::chrono::milliseconds(c.timeout_ms)));
   if (c.tls) {
@@ -577,6 +703,7 @@ void cluster_member::start(caf::actor_system& sys, std::shared_ptr<running_graph
   for (const member_spec& m : cs.members) core_->members.insert(m.name);
   core_->signature = signature_of(topo_);
   member_actor_ = sys.spawn(member_actor, core_);
+  core_->actor = member_actor_.address();
   const std::string host = listen_host_.empty() ? me->host : listen_host_;
   caf::expected<std::uint16_t> port = cs.tls ? caf::openssl::publish(member_actor_, me->port, host.c_str(), true)
                                              : sys.middleman().publish(member_actor_, me->port, host.c_str(), true);
@@ -741,6 +868,7 @@ void cluster_member::stop() {
       std::lock_guard<std::mutex> lock(p->mu);
       for (auto& [corr, e] : p->outbox) open.push_back(std::move(e.done));
       p->outbox.clear();
+      p->pending.clear();
       p->up = false;
       p->remote = caf::actor();
       p->candidate = caf::actor();

@@ -40,6 +40,7 @@
 
 #include <caf/actor.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/meta/type_name.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -50,11 +51,37 @@
 #include <thread>
 #include <vector>
 
+#include "ringflow/actors/fb_msg.hpp"
 #include "ringflow/actors/graph.hpp"
 #include "ringflow/runtime/log.hpp"
 #include "ringflow/runtime/topology.hpp"
 
 namespace ringflow::ops::engine_parts {
+
+/// The wire protocol's batches (registered by configure()): one request of a batch (rf_reqs) —
+/// what a single rf_req carries after the origin's epoch.
+struct remote_req {
+  std::uint64_t corr = 0;
+  std::string node;
+  std::int64_t budget_ns = 0;
+  fb_msg msg;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, remote_req& x) {
+  return f(caf::meta::type_name("ringflow::remote_req"), x.corr, x.node, x.budget_ns, x.msg);
+}
+
+/// One answer of a batch (rf_reps): what a single rf_rep carries.
+struct remote_rep {
+  std::uint64_t corr = 0, epoch = 0;
+  std::uint8_t code = 0;
+  std::string detail;
+  std::vector<fb_msg> outs;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, remote_rep& x) {
+  return f(caf::meta::type_name("ringflow::remote_rep"), x.corr, x.epoch, x.code, x.detail, x.outs);
+}
 
 /// One peer link's counters (metrics, /topology, the summary).
 struct peer_stats {
