@@ -4,6 +4,8 @@
 // SIGKILL and started again, in both durability modes.
 #include <httplib.h>
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -443,6 +445,77 @@ TEST_CASE("durability: reply — after SIGKILL every trade answered is in the re
   REQUIRE(after.cp);
   CHECK(after.cp->requests_covered == durable + r2);
   check_consistent(state_of(*after.cp), durable + r2);
+}
+
+TEST_CASE("one writer per node's state: the owner lock refuses a second holder and is free once its process dies",
+          "[checkpoint]") {
+  const fs::path dir = fresh_dir("owner");
+  checkpoint_owner a;
+  REQUIRE(a.acquire(dir, "vwap", "member m2").empty());
+  CHECK(a.held());
+  {
+    std::ifstream in(dir / "vwap.owner");
+    std::string line;
+    std::getline(in, line);
+    CHECK_THAT(line, Catch::StartsWith("pid " + std::to_string(::getpid()) + " member m2 host "));
+  }
+  // flock is per open file: a second holder is refused even in this process, naming the first.
+  checkpoint_owner b;
+  std::string why = b.acquire(dir, "vwap", "member m3");
+  CHECK_FALSE(b.held());
+  CHECK_THAT(why, Catch::Contains("in use by another process") && Catch::Contains("member m2") &&
+                      Catch::Contains("two incarnations must never write one node's state"));
+  CHECK(b.acquire(dir, "other", "member m3").empty());  // another node's lock is its own
+  a.release();
+  CHECK(b.acquire(dir, "vwap", "member m3").empty());
+  b.release();
+
+  // Held by a child process: refused; the child SIGKILLed: free at once (the kernel drops it).
+  int ready[2];
+  REQUIRE(::pipe(ready) == 0);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    checkpoint_owner c;
+    const char ok = c.acquire(dir, "vwap", "member child").empty() ? 'y' : 'n';
+    (void)!::write(ready[1], &ok, 1);
+    for (;;) ::pause();
+  }
+  char ok = 0;
+  REQUIRE(::read(ready[0], &ok, 1) == 1);
+  REQUIRE(ok == 'y');
+  why = a.acquire(dir, "vwap", "member m2");
+  CHECK_THAT(why, Catch::Contains("pid " + std::to_string(child) + " member child"));
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ::close(ready[0]);
+  ::close(ready[1]);
+  CHECK(a.acquire(dir, "vwap", "member m2").empty());
+}
+
+TEST_CASE("a second ringflow run on a checkpoint folder in use is refused (exit 4) and changes nothing",
+          "[checkpoint][program]") {
+  const fs::path dir = fresh_dir("run-owner");
+  const fs::path topo = dir / "t.yaml";
+  { std::ofstream(topo) << topology("ckpts", "reply", 0); }
+  program_child first({"run", topo.string(), "--duration", "0", "--http", "127.0.0.1:0"}, "owner-first");
+  const int port = http_port(first);
+  REQUIRE(port != 0);
+  httplib::Client cli("127.0.0.1", port);
+  REQUIRE(poll_until([&] { return replied_so_far(cli) > 500; }, 30s));
+  const auto o = ringflow::testing::run_program(RINGFLOW_PROGRAM, {"run", topo.string(), "--http", "off"});
+  CHECK(o.code == 4);
+  CHECK_THAT(o.err, Catch::Contains("in use by another process") &&
+                        Catch::Contains("pid " + std::to_string(first.pid) + " run"));
+  // The first run goes on answering (the second wrote nothing: no checkpoint, no journal).
+  const std::uint64_t before = replied_so_far(cli);
+  CHECK(poll_until([&] { return replied_so_far(cli) > before + 200; }, 30s));
+  kill(first.pid, SIGKILL);
+  CHECK(first.wait() == 128 + SIGKILL);
+  const auto again =
+      ringflow::testing::run_program(RINGFLOW_PROGRAM, {"run", topo.string(), "--duration", "1", "--http", "off"});
+  CHECK(again.code == 0);  // the dead holder's lock went with its process
 }
 
 TEST_CASE("a checkpoint of another kernel or state size is refused (exit 4) unless --discard-checkpoints",

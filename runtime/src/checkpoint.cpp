@@ -2,11 +2,15 @@
 #include "ringflow/runtime/checkpoint.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 #include "ringflow/kernel.hpp"
 
@@ -307,6 +311,60 @@ journal_contents read_journal(const std::filesystem::path& file) {
     return j;
   }
   return decode_journal(bytes.data(), bytes.size());
+}
+
+// ---- checkpoint_owner ---------------------------------------------------------------------------
+
+checkpoint_owner& checkpoint_owner::operator=(checkpoint_owner&& o) noexcept {
+  if (this != &o) {
+    release();
+    fd_ = o.fd_;
+    file_ = std::move(o.file_);
+    o.fd_ = -1;
+  }
+  return *this;
+}
+
+std::string checkpoint_owner::acquire(const std::filesystem::path& dir, const std::string& node,
+                                      const std::string& who) {
+  release();
+  const std::filesystem::path file = dir / (node + ".owner");
+  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return "cannot open " + file.string() + ": " + std::strerror(errno);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(fd);
+    if (err != EWOULDBLOCK)
+      return "cannot lock " + file.string() + " (" + std::strerror(err) +
+             "): the folder must be on a filesystem with locks, so that two incarnations never write one state";
+    std::ifstream in(file);
+    std::string holder;
+    std::getline(in, holder);
+    return "its checkpoint folder " + dir.string() + " is in use by another process (" +
+           (holder.empty() ? std::string("it has not said who yet") : holder) + ", lock " + file.string() +
+           "): two incarnations must never write one node's state";
+  }
+  char host[256] = {};
+  (void)::gethostname(host, sizeof host - 1);
+  const auto since =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  std::ostringstream text;
+  text << "pid " << ::getpid() << " " << who << " host " << host << " since_unix_ms " << since << "\n";
+  const std::string t = text.str();
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, t.data(), t.size(), 0) != static_cast<ssize_t>(t.size())) {
+    // The lock holds without the text; only the refusal message of another process is poorer.
+  }
+  fd_ = fd;
+  file_ = file;
+  return {};
+}
+
+void checkpoint_owner::release() noexcept {
+  if (fd_ < 0) return;
+  ::flock(fd_, LOCK_UN);
+  ::close(fd_);
+  fd_ = -1;
 }
 
 }  // namespace ringflow::ops

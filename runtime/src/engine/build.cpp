@@ -108,7 +108,8 @@ void engine::impl::build_nodes() {
           r->opts.state.host_init = k->init_state;
           r->opts.state.host_apply = k->apply_state;
           if (n.checkpoint)  // resume from the node's durable checkpoint (checkpointer.hpp)
-            checkpoints.resume(n, r->name, *k, opts.discard_checkpoints, r->opts.state);
+            checkpoints.resume(n, r->name, *k, opts.discard_checkpoints, r->opts.state,
+                               opts.member.empty() ? std::string("run") : "member " + opts.member);
         }
         if (tracer) {
           trace_writer* t = tracer.get();

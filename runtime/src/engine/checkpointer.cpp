@@ -21,7 +21,7 @@ constexpr std::uint64_t ms_ns = 1000000u;
 }  // namespace
 
 void checkpointer::resume(const node_spec& n, const std::string& ring, const kernel_info& k, bool discard,
-                          ring_actor_options::state_options& into) {
+                          ring_actor_options::state_options& into, const std::string& who) {
   auto c = std::make_unique<node_ckpt>(checkpoint_store(n.checkpoint_path, ring));
   node_ckpt& ck = *c;
   ck.node = n.name;
@@ -31,6 +31,9 @@ void checkpointer::resume(const node_spec& n, const std::string& ring, const ker
   ck.info = &k;
   ck.every_ms = n.checkpoint_every_ms;
   if (std::string why = ck.store.prepare(); !why.empty()) throw engine_error("node '" + n.name + "': " + why);
+  // One writer per state: taken before anything is read, held until the final checkpoint.
+  if (std::string why = ck.owner.acquire(ck.store.dir(), ring, who); !why.empty())
+    throw engine_error("node '" + n.name + "': " + why);
   checkpoint_store::loaded l = ck.store.load();
   for (const std::string& r : l.refused)
     log_.warn("checkpoint", "node " + n.name + ": a checkpoint file is unusable (torn or corrupt): " + r,
@@ -227,6 +230,11 @@ void checkpointer::final_checkpoint(const core_lookup& stopped_core) {
       n->info->apply_state(v.bytes.data(), r.data(), static_cast<std::uint32_t>(r.size()));
     v.requests_covered = h->covered + h->since.size();
     write(*n, v);
+  }
+  // Nothing more is written: another incarnation may take the nodes now.
+  for (auto& n : nodes_) {
+    if (n->journal) n->journal->stop();
+    n->owner.release();
   }
 }
 

@@ -59,8 +59,10 @@ class checkpointer {
   /// A stateful node with a `checkpoint:`: its ring actor `ring` and kernel. Fills the ring
   /// actor's state options: the state to resume from (`initial`, empty: init), the requests it
   /// holds (`initial_covered`) and, for `durability: reply`, the journal (`durable`).
+  /// `who` names this process in the node's owner lock (checkpoint_owner: "member m2", "run");
+  /// a folder another live process holds is an engine_error naming the holder.
   void resume(const node_spec& n, const std::string& ring, const kernel_info& k, bool discard,
-              ring_actor_options::state_options& into);
+              ring_actor_options::state_options& into, const std::string& who = "run");
   [[nodiscard]] bool empty() const noexcept { return nodes_.empty(); }
   void start(core_lookup lookup);
   /// engine stop(), once the ring actors are stopped and before the runtime goes: each node's last
@@ -76,6 +78,7 @@ class checkpointer {
     const kernel_info* info = nullptr;
     std::uint32_t state_bytes = 0, every_ms = 1000;
     checkpoint_store store;
+    checkpoint_owner owner;                  // held while this process may write the node's state
     std::shared_ptr<reply_journal> journal;  // durability: reply
     std::uint64_t sequence = 0;              // of the latest checkpoint on disk
     std::uint64_t base_covered = 0;          // requests the resumed state held (the core counts on from there)

@@ -80,6 +80,41 @@ class checkpoint_store {
   std::string node_;
 };
 
+// ---- ownership: one writer per node's state ---------------------------------------------------
+//
+// `<node>.owner` in the node's checkpoint folder: a process that runs the node's ring actor holds
+// an exclusive flock(2) on it for as long as it may write the node's checkpoints and journal, so a
+// second incarnation (a second `ringflow run` of the same topology, a cluster member taking a node
+// over while the old one is still alive) can never write the same state beside it. The kernel drops
+// the lock when the holder's process dies (SIGKILL included), so a restart after a crash takes it
+// at once. The file's text says who holds it (pid, member, host, since), for the refusal message.
+// flock works across processes on one machine and over NFSv4 (Linux maps it to a byte-range lock);
+// a filesystem without locks (`ENOLCK`, `EOPNOTSUPP`) refuses the node, saying so.
+
+/// An exclusive lock on `<dir>/<node>.owner` (movable, not copyable; released by the destructor
+/// or release()).
+class checkpoint_owner {
+ public:
+  checkpoint_owner() = default;
+  ~checkpoint_owner() { release(); }
+  checkpoint_owner(checkpoint_owner&& o) noexcept : fd_(o.fd_), file_(std::move(o.file_)) { o.fd_ = -1; }
+  checkpoint_owner& operator=(checkpoint_owner&& o) noexcept;
+  checkpoint_owner(const checkpoint_owner&) = delete;
+  checkpoint_owner& operator=(const checkpoint_owner&) = delete;
+
+  /// Takes the lock without waiting; `who` is written into the file (e.g. "member m2"). "" when
+  /// held now, else why not: held by another process (naming the holder the file names) or the
+  /// file cannot be opened or locked (errno text).
+  [[nodiscard]] std::string acquire(const std::filesystem::path& dir, const std::string& node, const std::string& who);
+  void release() noexcept;
+  [[nodiscard]] bool held() const noexcept { return fd_ >= 0; }
+  [[nodiscard]] const std::filesystem::path& file() const noexcept { return file_; }
+
+ private:
+  int fd_ = -1;
+  std::filesystem::path file_;
+};
+
 // ---- durability: reply ------------------------------------------------------------------------
 //
 // `<node>.journal` holds every request applied since a checkpoint, in apply order, so a restart
