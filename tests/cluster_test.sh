@@ -10,6 +10,10 @@
 #               (lost 0); a member's TLS port refuses a client with another CA's certificate and
 #               one without a certificate; a member refuses a server with another CA's certificate
 #               (exit 4, unreachable at start). 77 without openssl.
+#   stateful    cluster-stateful.yaml: the stateful vwap node's member m2 killed mid-run -> m3 takes
+#               it over from the shared checkpoint folder, m2 restarted -> m3 hands it back; lost 0,
+#               duplicated 0, the only errors the trades in flight at the kill (unavailable: in doubt),
+#               and the final state holds every answered trade once (replied <= covered <= sent)
 #   partition   cluster-demo.yaml with m2 partitioned (members in network namespaces the harness
 #               makes, m2's veth down for 3 s, then up) -> lost 0, duplicated 0, m2's node rerouted by
 #               the heartbeat and failed back after the heal, m2 never restarted, no namespace left
@@ -45,6 +49,33 @@ demo)
   grep -q 'member m2 is back' "$work/run/m1.log" || fail "m1 did not log m2's return"
   echo "ok: sent $sent, replied $replied, lost 0, one failover and one fail-back"
   ;;
+stateful)
+  cp "$src/examples/topologies/cluster-stateful.yaml" "$work/t.yaml"  # its checkpoint folder: $work/cluster-state
+  "$ringflow" cluster up "$work/t.yaml" --dir "$work/run" --summary-json "$work/s.json"
+  rc=$?
+  [ "$rc" -eq 0 ] || { tail -n 30 "$work"/run/*.log; fail "cluster up exited $rc"; }
+  for k in lost duplicated wrong; do
+    [ "$(field "$work/s.json" $k)" = 0 ] || fail "$k is $(field "$work/s.json" $k), not 0"
+  done
+  sent=$(field "$work/s.json" sent); replied=$(field "$work/s.json" replied); errors=$(field "$work/s.json" errors)
+  [ "$sent" -gt 1000 ] || fail "only $sent messages sent"
+  grep -q '"balanced": true' "$work/s.json" || fail "sent != replied + errors + lost + wrong"
+  # The only errors: the trades in flight at the kill (max_in_flight 64), each "in doubt".
+  [ "$errors" -le 64 ] || fail "$errors errors (more than the trades in flight at the kill)"
+  if [ "$errors" -gt 0 ]; then
+    grep -q '"unavailable": '"$errors" "$work/s.json" || fail "errors other than in-doubt: $(grep -A3 errors_by_code "$work/s.json")"
+  fi
+  [ "$(field "$work/s.json" member_failovers)" -ge 1 ] || fail "no member failover"
+  [ "$(field "$work/s.json" member_failbacks)" -ge 1 ] || fail "no member fail-back"
+  grep -q 'took node vwap over from member m2' "$work/run/m3.log" || fail "m3 did not take vwap over"
+  grep -q 'node vwap: handed back' "$work/run/m3.log" || fail "m3 did not hand vwap back"
+  grep -q 'asked for it back' "$work/run/m2.log" || fail "m2's new incarnation did not ask for vwap back"
+  # The final checkpoint (m2's, at the end): requests_covered, a u64 at byte 28 of vwap.ckpt.
+  covered=$(od -An -t u8 -j 28 -N 8 "$work/cluster-state/vwap.ckpt" | tr -d ' ')
+  [ "$covered" -ge "$replied" ] || fail "the state holds $covered trades, $replied were answered (one lost)"
+  [ "$covered" -le "$sent" ] || fail "the state holds $covered trades, only $sent were sent (one applied twice)"
+  echo "ok: sent $sent, replied $replied, in doubt $errors, state holds $covered; taken over and handed back"
+  ;;
 bad-input)
   base='name: c
 cluster:
@@ -72,6 +103,24 @@ faults:
   expect "$base
 faults:
   - {kind: member_partition, member: m2, at_s: 1}" "missing 'restore_after_s'"
+  # A stateful node's fallback: a member only, with durability: reply, sharing its checkpoint folder.
+  st='name: c
+cluster:
+  members:
+    - {name: m1, listen: "127.0.0.1:7101"}
+    - {name: m2, listen: "127.0.0.1:7102", shares: [st]}
+    - {name: m3, listen: "127.0.0.1:7103", shares: [other]}
+nodes:
+  - {name: ingest, function: validate, type: Trade}
+  - {name: vwap, kernel: vwap, backend: cpu, at: m2, fallback: m3, checkpoint: {dir: st, durability: reply}}
+edges: [{from: ingest, to: vwap}]
+load:
+  - {name: t, target: ingest, message: Trade, rate: 100}'
+  expect "$st" "member 'm3' does not share its checkpoint folder"
+  expect "${st/fallback: m3/fallback: local_cpu}" "a stateful node cannot fall back to local_cpu"
+  expect "${st/durability: reply/durability: checkpoint}" "only with 'checkpoint: {dir: ..., durability: reply}'"
+  printf '%s\n' "${st/shares: \[other\]/shares: [st]}" > "$work/t.yaml"
+  out=$("$ringflow" validate "$work/t.yaml" 2>&1) || fail "a shared folder is refused: $out"
   printf '%s\n' "$base" > "$work/t.yaml"
   out=$("$ringflow" run "$work/t.yaml" --duration 1 2>&1); rc=$?
   [ "$rc" -eq 2 ] && grep -q -- "--member NAME" <<< "$out" || fail "run without --member: rc $rc: $out"

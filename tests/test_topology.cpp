@@ -298,9 +298,23 @@ TEST_CASE("a stateful kernel's node: state keys, one replica, on every backend a
               "'state' is for ring nodes");
 }
 
+TEST_CASE("a member's shares hold a folder and every folder below it, nothing beside it", "[topology]") {
+  member_spec m;
+  m.shares = {"/srv/state", "/mnt/vol/"};
+  CHECK(m.shares_folder("/srv/state"));
+  CHECK(m.shares_folder("/srv/state/vwap"));
+  CHECK(m.shares_folder("/srv/./state/a/../b"));
+  CHECK(m.shares_folder("/mnt/vol/x"));
+  CHECK(m.shares_folder("/mnt/vol"));
+  CHECK_FALSE(m.shares_folder("/srv/statefile"));
+  CHECK_FALSE(m.shares_folder("/srv"));
+  CHECK_FALSE(m.shares_folder("/srv/state/../other"));
+  CHECK_FALSE(member_spec{}.shares_folder("/srv/state"));
+}
+
 TEST_CASE("the shipped example topologies are valid", "[topology]") {
-  for (const char* f :
-       {"supervised-demo.yaml", "pipeline.yaml", "fanout.yaml", "isolated-demo.yaml", "stateful-demo.yaml"}) {
+  for (const char* f : {"supervised-demo.yaml", "pipeline.yaml", "fanout.yaml", "isolated-demo.yaml",
+                        "stateful-demo.yaml", "cluster-demo.yaml", "cluster-stateful.yaml"}) {
     std::vector<topology_error> errors;
     const auto t = load_topology(std::string(RINGFLOW_SOURCE_DIR) + "/examples/topologies/" + f, errors);
     INFO(f);

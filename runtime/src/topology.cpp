@@ -46,6 +46,18 @@ void topology::reindex() {
       index_.emplace("\x01dup" + std::to_string(i), i);  // keeps sizes equal
 }
 
+bool member_spec::shares_folder(const std::string& path) const {
+  std::error_code ec;
+  const std::filesystem::path p = std::filesystem::absolute(path, ec).lexically_normal();
+  for (const std::string& f : shares) {
+    const std::filesystem::path share = std::filesystem::path(f).lexically_normal();
+    auto a = share.begin(), b = p.begin();
+    for (; a != share.end() && b != p.end() && *a == *b; ++a, ++b) {}
+    if (a == share.end() || (std::next(a) == share.end() && a->empty())) return true;  // "dir/" ends in ""
+  }
+  return false;
+}
+
 const member_spec* cluster_spec::member(const std::string& n) const {
   for (const member_spec& m : members)
     if (m.name == n) return &m;
@@ -328,7 +340,7 @@ void read_cluster(reader& r, const yaml::node& c, topology& t) {
   }
   std::set<std::string> names, addresses;
   for (const auto& m : list) {
-    if (!r.map(m, "cluster member", {"name", "listen"})) continue;
+    if (!r.map(m, "cluster member", {"name", "listen", "shares"})) continue;
     member_spec ms;
     ms.pos = pos_of(m);
     ms.name = r.str(m, "name", "cluster member", true).value_or("");
@@ -344,6 +356,14 @@ void read_cluster(reader& r, const yaml::node& c, topology& t) {
                                  ms.listen + "'");
       else if (ms.port != 0 && !addresses.insert(ms.host + ":" + std::to_string(ms.port)).second)
         r.error(m["listen"], what + ": address " + ms.listen + " is another member's too");
+    }
+    if (const yaml::node sh = m["shares"]) {
+      if (!sh.IsSequence()) r.error(sh, what + ": 'shares' must be a list of folders");
+      else
+        for (const auto& f : sh) {
+          if (!f.IsScalar() || f.Scalar().empty()) r.error(f, what + ": 'shares' must be a list of folders");
+          else ms.shares.push_back(resolve_path(t, f.Scalar()));
+        }
     }
     cs.members.push_back(std::move(ms));
   }
@@ -398,10 +418,25 @@ void read_fallback(reader& r, const yaml::node& n, const topology& t, const std:
   } else if (s.fallback == s.at) {
     r.error(n["fallback"], what + ": its fallback is the member it runs on ('" + s.at + "')");
   }
-  if (s.stateful)
+  if (!s.stateful) return;
+  // A stateful node: one state, so one member at a time may hold it — the one that owns its
+  // checkpoint folder (checkpoint_owner); docs/OPERATIONS.md "Clusters", "Stateful nodes".
+  if (s.fallback == "local_cpu") {
     r.error(n["fallback"], what +
-                               ": a stateful node cannot fail over to another member yet (its state stays with "
-                               "its member; docs/OPERATIONS.md \"Clusters\")");
+                               ": a stateful node cannot fall back to local_cpu (every calling member would run "
+                               "a state of its own); name a member that shares its checkpoint folder");
+    return;
+  }
+  if (!s.checkpoint || s.durability != "reply") {
+    r.error(n["fallback"], what +
+                               ": a stateful node fails over to another member only with 'checkpoint: {dir: ..., "
+                               "durability: reply}' (every answered effect on disk for the member taking over)");
+    return;
+  }
+  for (const std::string& m : {s.at, s.fallback})
+    if (const member_spec* ms = t.cluster.member(m); ms && !ms->shares_folder(s.checkpoint_path))
+      r.error(n["fallback"], what + ": member '" + m + "' does not share its checkpoint folder " + s.checkpoint_path +
+                                 " (list it, or a folder above it, in the member's 'shares')");
 }
 
 void read_nodes(reader& r, const yaml::node& list, topology& t) {

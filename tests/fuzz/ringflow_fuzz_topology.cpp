@@ -38,6 +38,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     RF_CHECK(t->cluster.enabled() ? t->cluster.member(n.at) != nullptr : n.at.empty());
     RF_CHECK(n.fallback.empty() || n.fallback == "local_cpu" ||
              (t->cluster.member(n.fallback) != nullptr && n.fallback != n.at));
+    // A stateful node fails over only to a member, with durability: reply, both members sharing
+    // its checkpoint folder.
+    if (n.stateful && !n.fallback.empty()) {
+      RF_CHECK(n.fallback != "local_cpu" && n.checkpoint && n.durability == "reply");
+      RF_CHECK(t->cluster.member(n.at)->shares_folder(n.checkpoint_path));
+      RF_CHECK(t->cluster.member(n.fallback)->shares_folder(n.checkpoint_path));
+    }
   }
   for (const auto& l : t->load) RF_CHECK(t->cluster.enabled() ? t->cluster.member(l.at) != nullptr : l.at.empty());
   for (std::size_t i = 0; i < t->cluster.members.size(); ++i) {

@@ -1,5 +1,7 @@
 // Build (part of the engine): the ring actors of every node, the fault schedule compiled onto their
 // devices, the OTP supervisor tree and the graph. See ringflow/runtime/engine.hpp (start()).
+#include <algorithm>
+#include <filesystem>
 #include <set>
 
 #include "engine_state.hpp"
@@ -72,7 +74,8 @@ void engine::impl::build_nodes() {
         nodes[orig.name] = std::move(nr);
         continue;
       }
-      nr->standby = true;  // this member serves it while its own member is lost
+      nr->standby = true;           // this member serves it while its own member is lost
+      nr->dormant = orig.stateful;  // one state: started only when taken over (take_over())
       node_spec copy = orig;
       if (local_standby) {
         copy.backend = "cpu";
@@ -107,9 +110,13 @@ void engine::impl::build_nodes() {
           r->opts.state.verify = n.state_verify;  // the host replay runs the kernel's CPU handler
           r->opts.state.host_init = k->init_state;
           r->opts.state.host_apply = k->apply_state;
-          if (n.checkpoint)  // resume from the node's durable checkpoint (checkpointer.hpp)
+          // Resume from the node's durable checkpoint (checkpointer.hpp); a dormant standby does
+          // at its takeover. The home of a node that can fail over waits for a hand-back.
+          const bool can_move = cluster && !orig.fallback.empty() && orig.fallback != "local_cpu";
+          if (n.checkpoint && !nr->dormant)
             checkpoints.resume(n, r->name, *k, opts.discard_checkpoints, r->opts.state,
-                               opts.member.empty() ? std::string("run") : "member " + opts.member);
+                               opts.member.empty() ? std::string("run") : "member " + opts.member,
+                               can_move ? topo.cluster.start_timeout_ms : 0);
         }
         if (tracer) {
           trace_writer* t = tracer.get();
@@ -183,7 +190,7 @@ std::vector<child_spec> engine::impl::children_of(const std::string& sup) {
     spec.flags.period = std::chrono::milliseconds(s.period_ms);
     for (const std::string& node : s.children)
       for (auto& r : rings)
-        if (r->node->spec->name == node) spec.children.push_back(ring_child(*r));
+        if (r->node->spec->name == node && !r->node->dormant) spec.children.push_back(ring_child(*r));
     for (child_spec& nested : children_of(s.name)) spec.children.push_back(std::move(nested));
     out.push_back(supervisor_child(s.name, std::move(spec)));
   }
@@ -200,9 +207,9 @@ void engine::impl::build_tree() {
   std::set<std::string> claimed;
   for (const supervisor_entry& s : topo.supervisors) claimed.insert(s.children.begin(), s.children.end());
   for (auto& r : rings)
-    if (!claimed.count(r->node->spec->name)) spec.children.push_back(ring_child(*r));
+    if (!claimed.count(r->node->spec->name) && !r->node->dormant) spec.children.push_back(ring_child(*r));
   for (child_spec& c : children_of("")) spec.children.push_back(std::move(c));
-  if (spec.children.empty()) return;  // CPU nodes only
+  if (spec.children.empty() && !has_dormant()) return;  // CPU nodes only (a takeover adds a child)
   caf::expected<supervisor_ref> s = start_supervisor(*rt, std::move(spec));
   if (!s) throw engine_error("the supervisor tree did not start: " + rt->system().render(s.error()));
   root = std::move(*s);
@@ -302,6 +309,76 @@ void engine::impl::build_graph() {
   caf::expected<std::shared_ptr<running_graph>> started = g.start();
   if (!started) throw engine_error("the graph did not start: " + rt->system().render(started.error()));
   graph = std::move(*started);
+}
+
+// ---- stateful standbys: takeover and hand-back ----------------------------------------------------
+
+bool engine::impl::has_dormant() const {
+  return std::any_of(nodes.begin(), nodes.end(), [](const auto& kv) { return kv.second->dormant; });
+}
+
+std::string engine::impl::take_over(const std::string& node) {
+  std::lock_guard<std::mutex> lock(takeover_mu);
+  auto it = nodes.find(node);
+  if (it == nodes.end() || !it->second->dormant) return "node '" + node + "' has no standby on this member";
+  node_rt& nr = *it->second;
+  if (nr.taken) return {};
+  ring_rt* r = nullptr;
+  for (auto& x : rings)
+    if (x->node == &nr) r = x.get();
+  const node_spec* home = topo.node(node);
+  if (!r || !root || !home) return "node '" + node + "': nothing to start here";
+  r->opts.state.initial.clear();
+  r->opts.state.initial_covered = 0;
+  r->opts.state.durable.reset();
+  try {  // its lock first (refused while the home member still holds it), then its state from disk
+    checkpoints.resume(*nr.spec, r->name, *r->kernel, false, r->opts.state,
+                       "member " + opts.member + " (took it over from " + home->at + ")");
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  rt->remove_ring(r->name);  // an earlier takeover's stopped actor: its state is older than the disk's
+  caf::expected<caf::actor> a = root->start_child(ring_child(*r));
+  if (!a) {
+    checkpoints.hand_back(r->name, nullptr);
+    return "node '" + node + "': its ring actor did not start: " + rt->system().render(a.error());
+  }
+  nr.taken = true;
+  log.warn("cluster", "took node " + node + " over from member " + home->at + " (its state from its checkpoint folder)",
+           {{"node", node}, {"from", home->at}, {"requests_covered", r->opts.state.initial_covered}});
+  return {};
+}
+
+void engine::impl::hand_back(const std::string& node) {
+  std::lock_guard<std::mutex> lock(takeover_mu);
+  auto it = nodes.find(node);
+  if (it == nodes.end() || !it->second->taken) return;
+  node_rt& nr = *it->second;
+  for (auto& r : rings) {
+    if (r->node != &nr) continue;
+    const std::shared_ptr<ring_core> core = rt->ring(r->name);
+    if (root) (void)root->terminate_child(r->name);
+    checkpoints.hand_back(r->name, core);  // its last checkpoint, its journal closed, its lock released
+    rt->remove_ring(r->name);
+  }
+  nr.taken = false;
+  const node_spec* home = topo.node(node);
+  log.info("cluster", "handed node " + node + " back to member " + (home ? home->at : std::string("?")),
+           {{"node", node}});
+}
+
+bool engine::impl::wanted_back(const std::string& node) const {
+  auto it = nodes.find(node);
+  if (it == nodes.end() || !it->second->dormant) return false;
+  const node_spec& n = *it->second->spec;
+  // A request of the home member (checkpointer::resume: refreshed while it waits for the lock, removed
+  // once it serves); one older than the rest of its start (start_timeout_ms) + 1 s is stale (it died).
+  std::error_code ec;
+  const std::filesystem::path want = std::filesystem::path(n.checkpoint_path) / (n.name + ".want");
+  const auto t = std::filesystem::last_write_time(want, ec);
+  if (ec) return false;
+  const auto age = std::filesystem::file_time_type::clock::now() - t;
+  return age < std::chrono::milliseconds(std::uint64_t{topo.cluster.start_timeout_ms} + 1000);
 }
 
 }  // namespace ringflow::ops

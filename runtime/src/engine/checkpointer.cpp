@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <thread>
 
 #include "ringflow/runtime/engine.hpp"
 
@@ -21,7 +23,7 @@ constexpr std::uint64_t ms_ns = 1000000u;
 }  // namespace
 
 void checkpointer::resume(const node_spec& n, const std::string& ring, const kernel_info& k, bool discard,
-                          ring_actor_options::state_options& into, const std::string& who) {
+                          ring_actor_options::state_options& into, const std::string& who, std::uint32_t wait_ms) {
   auto c = std::make_unique<node_ckpt>(checkpoint_store(n.checkpoint_path, ring));
   node_ckpt& ck = *c;
   ck.node = n.name;
@@ -32,8 +34,30 @@ void checkpointer::resume(const node_spec& n, const std::string& ring, const ker
   ck.every_ms = n.checkpoint_every_ms;
   if (std::string why = ck.store.prepare(); !why.empty()) throw engine_error("node '" + n.name + "': " + why);
   // One writer per state: taken before anything is read, held until the final checkpoint.
-  if (std::string why = ck.owner.acquire(ck.store.dir(), ring, who); !why.empty())
-    throw engine_error("node '" + n.name + "': " + why);
+  std::string why = ck.owner.acquire(ck.store.dir(), ring, who);
+  if (!why.empty() && wait_ms > 0) {
+    // Held by the member that took the node over: ask for it back and wait (it hands it back
+    // with a last checkpoint, then releases the lock).
+    const std::filesystem::path want = ck.store.dir() / (ring + ".want");
+    { std::ofstream(want) << who << "\n"; }
+    log_.info("checkpoint", "node " + n.name + ": its state is held by another member; asked for it back",
+              {{"node", n.name}, {"holder", why}, {"wait_ms", wait_ms}});
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+    while (!(why = ck.owner.acquire(ck.store.dir(), ring, who)).empty() && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      std::error_code ec;  // fresh while this member waits (a stale one is ignored: standby_hooks)
+      std::filesystem::last_write_time(want, std::filesystem::file_time_type::clock::now(), ec);
+    }
+    if (why.empty()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      wants_.push_back(want);  // removed once this member serves again (clear_wants)
+    } else {
+      std::error_code ec;
+      std::filesystem::remove(want, ec);
+      why += " (not handed back within " + std::to_string(wait_ms) + " ms)";
+    }
+  }
+  if (!why.empty()) throw engine_error("node '" + n.name + "': " + why);
   checkpoint_store::loaded l = ck.store.load();
   for (const std::string& r : l.refused)
     log_.warn("checkpoint", "node " + n.name + ": a checkpoint file is unusable (torn or corrupt): " + r,
@@ -75,7 +99,41 @@ void checkpointer::resume(const node_spec& n, const std::string& ring, const ker
   into.initial = std::move(state);
   into.initial_covered = covered;
   into.durable = ck.journal;
+  std::lock_guard<std::mutex> lock(mu_);
+  ck.due_ns = steady_now() + ck.every_ms * ms_ns;
   nodes_.push_back(std::move(c));
+}
+
+void checkpointer::clear_wants() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const std::filesystem::path& w : wants_) {
+    std::error_code ec;
+    std::filesystem::remove(w, ec);
+  }
+  wants_.clear();
+}
+
+bool checkpointer::wanted_back(const std::string& ring) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& n : nodes_)
+    if (n->ring == ring) {
+      std::error_code ec;
+      return std::filesystem::exists(n->store.dir() / (ring + ".want"), ec);
+    }
+  return false;
+}
+
+void checkpointer::hand_back(const std::string& ring, const std::shared_ptr<ring_core>& core) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = std::find_if(nodes_.begin(), nodes_.end(), [&](const auto& n) { return n->ring == ring; });
+  if (it == nodes_.end()) return;
+  node_ckpt& n = **it;
+  final_one(n, core);
+  if (n.journal) n.journal->stop();
+  n.owner.release();
+  log_.info("checkpoint", "node " + n.node + ": handed back (last checkpoint written, lock released)",
+            {{"node", n.node}, {"requests_covered", n.written_covered}});
+  nodes_.erase(it);
 }
 
 void checkpointer::discard_journal(const node_ckpt& ck, std::vector<std::string>& moved, std::string& err) {
@@ -141,7 +199,7 @@ void checkpointer::fold_journal(node_ckpt& ck, const kernel_info& k, bool discar
 }
 
 void checkpointer::start(core_lookup lookup) {
-  if (nodes_.empty() || thread_.joinable()) return;
+  if ((nodes_.empty() && !takeovers_) || thread_.joinable()) return;
   lookup_ = std::move(lookup);
   const std::uint64_t now = steady_now();
   for (auto& n : nodes_) n->due_ns = now + n->every_ms * ms_ns;
@@ -211,26 +269,27 @@ void checkpointer::write(node_ckpt& n, const state_view& v) {
              {{"node", n.node}, {"sequence", c.sequence}, {"requests_covered", c.requests_covered}});
 }
 
+void checkpointer::final_one(node_ckpt& n, const std::shared_ptr<ring_core>& core) {
+  if (core) core->stop();  // stopped by its actor's end already, or now (a stateful stop waits for it)
+  const std::shared_ptr<const state_handover> h = core ? core->handover() : nullptr;
+  if (!h || !n.info || !n.info->apply_state || !n.info->init_state) {
+    log_.warn("checkpoint", "node " + n.node + ": no final checkpoint (its ring actor did not stop cleanly)",
+              {{"node", n.node}});
+    return;
+  }
+  state_view v;
+  v.bytes.assign(n.state_bytes, 0);
+  if (h->snapshot.size() >= n.state_bytes) std::copy_n(h->snapshot.begin(), n.state_bytes, v.bytes.begin());
+  else n.info->init_state(v.bytes.data());
+  for (const std::vector<std::uint8_t>& r : h->since)
+    n.info->apply_state(v.bytes.data(), r.data(), static_cast<std::uint32_t>(r.size()));
+  v.requests_covered = h->covered + h->since.size();
+  write(n, v);
+}
+
 void checkpointer::final_checkpoint(const core_lookup& stopped_core) {
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto& n : nodes_) {
-    const std::shared_ptr<ring_core> core = stopped_core(n->ring);
-    if (core) core->stop();  // stopped by its actor's end already, or now (a stateful stop waits for it)
-    const std::shared_ptr<const state_handover> h = core ? core->handover() : nullptr;
-    if (!h || !n->info || !n->info->apply_state || !n->info->init_state) {
-      log_.warn("checkpoint", "node " + n->node + ": no final checkpoint (its ring actor did not stop cleanly)",
-                {{"node", n->node}});
-      continue;
-    }
-    state_view v;
-    v.bytes.assign(n->state_bytes, 0);
-    if (h->snapshot.size() >= n->state_bytes) std::copy_n(h->snapshot.begin(), n->state_bytes, v.bytes.begin());
-    else n->info->init_state(v.bytes.data());
-    for (const std::vector<std::uint8_t>& r : h->since)
-      n->info->apply_state(v.bytes.data(), r.data(), static_cast<std::uint32_t>(r.size()));
-    v.requests_covered = h->covered + h->since.size();
-    write(*n, v);
-  }
+  for (auto& n : nodes_) final_one(*n, stopped_core(n->ring));
   // Nothing more is written: another incarnation may take the nodes now.
   for (auto& n : nodes_) {
     if (n->journal) n->journal->stop();
@@ -248,6 +307,7 @@ void checkpointer::stop() {
 }
 
 std::vector<checkpoint_view> checkpointer::views() const {
+  std::lock_guard<std::mutex> lock(mu_);
   std::vector<checkpoint_view> out;
   for (const auto& n : nodes_)
     out.push_back({n->ring, n->writes.load(std::memory_order_relaxed), n->failures.load(std::memory_order_relaxed),

@@ -61,8 +61,21 @@ class checkpointer {
   /// holds (`initial_covered`) and, for `durability: reply`, the journal (`durable`).
   /// `who` names this process in the node's owner lock (checkpoint_owner: "member m2", "run");
   /// a folder another live process holds is an engine_error naming the holder.
+  /// `wait_ms` > 0 (the home member of a stateful node that can fail over): a lock held by the
+  /// member that took the node over is asked back (`<ring>.want` in the folder, see wanted_back)
+  /// and waited for that long before it is an error. May run while the thread runs (a takeover).
   void resume(const node_spec& n, const std::string& ring, const kernel_info& k, bool discard,
-              ring_actor_options::state_options& into, const std::string& who = "run");
+              ring_actor_options::state_options& into, const std::string& who = "run", std::uint32_t wait_ms = 0);
+  /// The `<ring>.want` files resume() left (the member that held the node keeps answering "moved"
+  /// while they exist): removed once this member takes requests (after its cluster start).
+  void clear_wants();
+  /// Start the thread even with no node yet (nodes may be taken over later).
+  void expect_takeovers() { takeovers_ = true; }
+  /// The node's home member asks for it back (`<ring>.want` exists in its folder).
+  [[nodiscard]] bool wanted_back(const std::string& ring) const;
+  /// Hands a taken-over node back: its last checkpoint from its stopped `core` (as
+  /// final_checkpoint()), its journal stopped, its lock released; the node is forgotten here.
+  void hand_back(const std::string& ring, const std::shared_ptr<ring_core>& core);
   [[nodiscard]] bool empty() const noexcept { return nodes_.empty(); }
   void start(core_lookup lookup);
   /// engine stop(), once the ring actors are stopped and before the runtime goes: each node's last
@@ -98,11 +111,14 @@ class checkpointer {
   void fold_journal(node_ckpt& ck, const kernel_info& k, bool discard, std::vector<std::uint8_t>& state,
                     std::uint64_t& covered);
   void run();
+  void final_one(node_ckpt& n, const std::shared_ptr<ring_core>& core);
 
   event_log& log_;
+  bool takeovers_ = false;
+  std::vector<std::filesystem::path> wants_;
   std::vector<std::unique_ptr<node_ckpt>> nodes_;
   core_lookup lookup_;
-  std::mutex mu_;  // the thread vs final_checkpoint(): one of them steps at a time
+  mutable std::mutex mu_;  // nodes_; the thread vs final_checkpoint() and hand_back(): one steps at a time
   std::condition_variable cv_;
   bool stop_ = false;
   std::thread thread_;

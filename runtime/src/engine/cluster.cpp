@@ -109,7 +109,8 @@ struct cluster_member::peer {
   std::uint64_t epoch = 0;        // the remote incarnation
   std::string last_error = "not connected yet";
   std::unordered_map<std::uint64_t, outbox_entry> outbox;
-  std::vector<remote_req> pending;  // sent by reply callbacks in the link actor: flushed as one batch
+  std::vector<remote_req> pending;   // sent by reply callbacks in the link actor: flushed as one batch
+  std::vector<outbox_entry> parked;  // for this member while it is not up (its fallback said "moved")
   std::uint64_t next_corr = 1;
   std::uint64_t last_pong_ns = 0;
   std::uint64_t last_ping_ns = 0;
@@ -177,9 +178,37 @@ struct cluster_member::peer {
     }
   }
 
+  /// A request for one of this member's nodes that waits until it is up (then sent), or answered
+  /// `timeout` at its deadline.
+  void park(const node_spec& n, fb_msg m, std::function<void(graph_result)> done) {
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!up) {
+          outbox_entry e;
+          e.node = &n;
+          e.expire_ns = m.deadline_ns ? m.deadline_ns : steady_now() + default_budget_ns;
+          e.msg = std::move(m);
+          e.done = std::move(done);
+          parked.push_back(std::move(e));
+          return;
+        }
+      }
+      if (submit(n, m, done)) return;  // up now (or lost again in between: park)
+    }
+  }
+  /// The member is up again: its parked requests go to it (if it is lost again meanwhile, to the
+  /// node's fallback).
+  void send_parked(std::vector<outbox_entry> q) {
+    for (outbox_entry& e : q)
+      if (!submit(*e.node, e.msg, e.done)) owner->fallback(*e.node, std::move(e.msg), std::move(e.done), last_error);
+  }
+
   void on_reply(std::uint64_t corr, std::uint64_t from_epoch, std::uint8_t code, std::string detail,
                 std::vector<fb_msg> outs) {
     std::function<void(graph_result)> done;
+    const node_spec* node = nullptr;
+    fb_msg request;
     {
       std::lock_guard<std::mutex> lock(mu);
       auto it = outbox.find(corr);
@@ -192,8 +221,14 @@ struct cluster_member::peer {
         return;
       }
       done = std::move(it->second.done);
+      node = it->second.node;
+      if (code == moved_code) request = std::move(it->second.msg);
       outbox.erase(it);
       for (const fb_msg& o : outs) st.bytes_received += o.bytes.size();
+    }
+    if (code == moved_code) {  // a stateful node this fallback handed back: to its home member
+      owner->to_home(*node, std::move(request), std::move(done));
+      return;
     }
     graph_result r;
     r.code = static_cast<errc>(code);
@@ -244,7 +279,17 @@ struct cluster_member::peer {
     owner->failovers_.fetch_add(1, std::memory_order_relaxed);
     owner->log_.warn("cluster", "member " + spec->name + " lost: its nodes go to their fallbacks",
                      {{"member", spec->name}, {"reason", why}, {"replayed", taken.size()}});
-    for (auto& [corr, e] : taken) owner->fallback(*e.node, std::move(e.msg), std::move(e.done), why);
+    for (auto& [corr, e] : taken) {
+      if (e.node->stateful) {
+        // In doubt: it may have been applied (and be in the state its fallback resumes from), so it
+        // is never sent again; the caller hears so (docs/OPERATIONS.md "Stateful nodes").
+        e.done(error_result(errc::unavailable, "node '" + e.node->name + "': member '" + spec->name +
+                                                   "' was lost with the request in flight (" + why +
+                                                   "): it may or may not have been applied"));
+        continue;
+      }
+      owner->fallback(*e.node, std::move(e.msg), std::move(e.done), why);
+    }
   }
 
   /// Deadline sweep and the heartbeat (the link actor's tick).
@@ -260,6 +305,14 @@ struct cluster_member::peer {
         if (it->second.expire_ns < now) {
           expired.push_back(std::move(it->second.done));
           it = outbox.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      for (auto it = parked.begin(); it != parked.end();) {
+        if (it->expire_ns < now) {
+          expired.push_back(std::move(it->done));
+          it = parked.erase(it);
         } else {
           ++it;
         }
@@ -338,6 +391,28 @@ struct cluster_member::member_core {
   std::uint64_t served = 0, deduped = 0, unauthenticated = 0, refused = 0, fenced = 0;
   std::uint64_t unauth_logged = 0;
 
+  /// A stateful standby's life here (standby_hooks): dormant -> taking_over -> active ->
+  /// handing_back -> dormant. Requests that come while it is being taken over wait, in order.
+  struct queued {
+    key k;
+    std::int64_t budget_ns = 0;
+    fb_msg msg;
+  };
+  struct standby {
+    enum class phase { dormant, taking_over, active, handing_back } at = phase::dormant;
+    std::vector<queued> queue;
+    std::uint64_t in_flight = 0;       // pushed to the serve graph, not answered yet
+    std::uint64_t retry_after_ns = 0;  // a refused takeover's verdict holds until then
+    std::uint8_t verdict = 0;          // moved_code or errc::node_unreachable
+    std::string why;                   // the refused takeover's reason
+    std::uint64_t handed_back_ns = 0;  // 0: never
+  };
+  std::map<std::string, standby> standbys;
+  standby_hooks hooks;
+  std::uint64_t handed_back_window_ns = 0;  // after a hand-back, a held lock means "moved"
+  std::mutex workers_mu;
+  std::vector<std::thread> workers;  // takeovers (joined by cluster_member::stop)
+
   std::string origin_of(const caf::strong_actor_ptr& sender) {
     if (!sender) return {};
     auto it = authenticated.find(caf::actor_cast<caf::actor_addr>(sender));
@@ -400,13 +475,98 @@ struct cluster_member::member_core {
 
 namespace {
 
-/// One request from authenticated origin `from`: fenced by its epoch, deduped in its window, then
-/// served through the serve graph; its answer is stored in its slot and sent (answer_later).
-void serve_request(const std::shared_ptr<cluster_member::member_core>& c, const std::string& from,
-                   std::uint64_t origin_epoch, std::uint64_t corr, const std::string& node, std::int64_t budget_ns,
-                   fb_msg m) {
+using core_ptr = std::shared_ptr<cluster_member::member_core>;
+
+/// A served request's answer: stored in its dedupe slot and sent (answer_later).
+void complete(const core_ptr& c, const cluster_member::member_core::key& k, std::uint8_t code, std::string detail,
+              std::vector<fb_msg> outs) {
   using core = cluster_member::member_core;
+  remote_rep rep{k.corr, c->epoch, code, std::move(detail), std::move(outs)};
+  bool now = false;
+  {
+    std::lock_guard<std::mutex> lock(c->mu);
+    auto it = c->windows.find(k.member);
+    if (it != c->windows.end() && it->second.epoch == k.epoch)
+      if (core::answer* slot = it->second.find(k.corr)) {
+        slot->done = true;
+        slot->reply = rep;
+      }
+    now = c->answer_later(k, std::move(rep));
+  }
+  if (now) c->flush(k.member);
+}
+
+/// Through the serve graph (`standby`: counted in the node's standby in_flight).
+void push_serve(const core_ptr& c, const cluster_member::member_core::key& k, const std::string& node,
+                std::int64_t budget_ns, fb_msg m, bool standby) {
+  using core = cluster_member::member_core;
+  m.deadline_ns = steady_now() + static_cast<std::uint64_t>(std::max<std::int64_t>(budget_ns, 1));
+  std::weak_ptr<core> weak = c;
+  c->serve->push(node, std::move(m), [weak, k, node, standby](graph_result r) {
+    core_ptr cc = weak.lock();
+    if (!cc) return;
+    if (standby) {
+      std::lock_guard<std::mutex> lock(cc->mu);
+      auto it = cc->standbys.find(node);
+      if (it != cc->standbys.end() && it->second.in_flight > 0) --it->second.in_flight;
+    }
+    complete(cc, k, static_cast<std::uint8_t>(r.code), std::move(r.detail), std::move(r.outputs));
+  });
+}
+
+/// A takeover of standby `node` (its own thread: files and a ring actor's start), then the
+/// requests that waited for it, in order.
+void take_over(const core_ptr& c, const std::string& node) {
+  using sb = cluster_member::member_core::standby;
+  const std::string why = c->hooks.take_over ? c->hooks.take_over(node) : "no takeover here";
+  std::uint8_t verdict = static_cast<std::uint8_t>(errc::node_unreachable);
+  if (!why.empty()) {
+    std::lock_guard<std::mutex> lock(c->mu);
+    const sb& s = c->standbys[node];
+    const bool asked = (c->hooks.wanted_back && c->hooks.wanted_back(node)) ||
+                       (s.handed_back_ns && steady_now() - s.handed_back_ns < c->handed_back_window_ns);
+    if (asked) verdict = moved_code;  // its home member has it (or is about to): the caller goes there
+    c->log->warn("cluster", "member " + c->self + " did not take node " + node + " over: " + why,
+                 {{"node", node}, {"moved", asked}});
+  }
+  const std::string detail = verdict == moved_code
+                                 ? "node '" + node + "' went back to its home member"
+                                 : "node '" + node + "': its home member is unreachable and member '" + c->self +
+                                       "' cannot take it over: " + why;
+  for (;;) {
+    std::vector<cluster_member::member_core::queued> q;
+    {
+      std::lock_guard<std::mutex> lock(c->mu);
+      sb& s = c->standbys[node];
+      q.swap(s.queue);
+      if (q.empty()) {
+        s.at = why.empty() ? sb::phase::active : sb::phase::dormant;
+        if (!why.empty()) {
+          s.verdict = verdict;
+          s.why = detail;
+          s.retry_after_ns = steady_now() + 50'000'000ull;  // not one takeover attempt per request
+        }
+        return;
+      }
+      if (why.empty()) s.in_flight += q.size();
+    }
+    for (auto& x : q) {
+      if (why.empty()) push_serve(c, x.k, node, x.budget_ns, std::move(x.msg), true);
+      else complete(c, x.k, verdict, detail, {});
+    }
+  }
+}
+
+/// One request from authenticated origin `from`: fenced by its epoch, deduped in its window, then
+/// served through the serve graph (a stateful standby: taken over first, see standby_hooks).
+void serve_request(const core_ptr& c, const std::string& from, std::uint64_t origin_epoch, std::uint64_t corr,
+                   const std::string& node, std::int64_t budget_ns, fb_msg m) {
+  using core = cluster_member::member_core;
+  using sb = core::standby;
   core::key k;
+  enum class act { serve, serve_standby, wait, start_takeover, answer } what = act::serve;
+  std::uint8_t code = 0;
+  std::string detail;
   {
     std::lock_guard<std::mutex> lock(c->mu);
     if (c->origins[from].epoch != origin_epoch) {
@@ -436,26 +596,52 @@ void serve_request(const std::shared_ptr<cluster_member::member_core>& c, const 
     w.newest = std::max(w.newest, corr);
     ++c->unsent_to(from, origin_epoch).in_flight;
     ++c->served;
-  }
-  m.deadline_ns = steady_now() + static_cast<std::uint64_t>(std::max<std::int64_t>(budget_ns, 1));
-  std::weak_ptr<core> weak = c;
-  c->serve->push(node, std::move(m), [weak, k](graph_result r) {
-    std::shared_ptr<core> cc = weak.lock();
-    if (!cc) return;
-    remote_rep rep{k.corr, cc->epoch, static_cast<std::uint8_t>(r.code), std::move(r.detail), std::move(r.outputs)};
-    bool now = false;
-    {
-      std::lock_guard<std::mutex> lock(cc->mu);
-      auto it = cc->windows.find(k.member);
-      if (it != cc->windows.end() && it->second.epoch == k.epoch)
-        if (core::answer* slot = it->second.find(k.corr)) {
-          slot->done = true;
-          slot->reply = rep;
-        }
-      now = cc->answer_later(k, std::move(rep));
+    if (auto it = c->standbys.find(node); it != c->standbys.end()) {
+      sb& s = it->second;
+      switch (s.at) {
+        case sb::phase::active:
+          ++s.in_flight;
+          what = act::serve_standby;
+          break;
+        case sb::phase::handing_back:
+          what = act::answer;
+          code = moved_code;
+          detail = "node '" + node + "' is going back to its home member";
+          break;
+        case sb::phase::dormant:
+          if (steady_now() < s.retry_after_ns) {
+            what = act::answer;
+            code = s.verdict;
+            detail = s.why;
+            break;
+          }
+          if (c->hooks.wanted_back && c->hooks.wanted_back(node)) {  // its home member is taking it back
+            what = act::answer;
+            code = moved_code;
+            detail = "node '" + node + "' is going back to its home member";
+            break;
+          }
+          s.at = sb::phase::taking_over;
+          what = act::start_takeover;
+          [[fallthrough]];
+        case sb::phase::taking_over:
+          if (what != act::start_takeover) what = act::wait;
+          s.queue.push_back(core::queued{k, budget_ns, std::move(m)});
+          break;
+      }
     }
-    if (now) cc->flush(k.member);
-  });
+  }
+  switch (what) {
+    case act::answer: complete(c, k, code, std::move(detail), {}); return;
+    case act::wait: return;
+    case act::start_takeover: {
+      std::lock_guard<std::mutex> lock(c->workers_mu);
+      c->workers.emplace_back([c, node] { take_over(c, node); });
+      return;
+    }
+    case act::serve:
+    case act::serve_standby: push_serve(c, k, node, budget_ns, std::move(m), what == act::serve_standby); return;
+  }
 }
 
 caf::behavior member_actor(caf::event_based_actor* self, std::shared_ptr<cluster_member::member_core> c) {
@@ -544,6 +730,7 @@ caf::behavior link_actor(caf::event_based_actor* self, std::shared_ptr<cluster_m
       },
       [=](welcome_atom, const std::string& name, std::uint64_t epoch) {
         bool back = false;
+        std::vector<outbox_entry> parked;
         {
           std::lock_guard<std::mutex> lock(p->mu);
           caf::actor sender = caf::actor_cast<caf::actor>(self->current_sender());
@@ -569,7 +756,9 @@ caf::behavior link_actor(caf::event_based_actor* self, std::shared_ptr<cluster_m
             p->st.breaker_open = false;
             p->probe_until_ns = steady_now() + p->cooldown_ms * 1'000'000ull;
           }
+          parked.swap(p->parked);
         }
+        if (!parked.empty()) p->send_parked(std::move(parked));
         if (back) p->count_failback();
         p->log().info("cluster",
                       back ? "member " + p->spec->name + " is back: its nodes fail back"
@@ -702,6 +891,9 @@ void cluster_member::start(caf::actor_system& sys, std::shared_ptr<running_graph
   core_->log = &log_;
   for (const member_spec& m : cs.members) core_->members.insert(m.name);
   core_->signature = signature_of(topo_);
+  core_->hooks = standby_;
+  for (const std::string& node : standby_.nodes) core_->standbys[node];
+  core_->handed_back_window_ns = (std::uint64_t{cs.start_timeout_ms} + 1000) * 1'000'000ull;
   member_actor_ = sys.spawn(member_actor, core_);
   core_->actor = member_actor_.address();
   const std::string host = listen_host_.empty() ? me->host : listen_host_;
@@ -737,6 +929,7 @@ void cluster_member::start(caf::actor_system& sys, std::shared_ptr<running_graph
     peers_[name] = std::move(p);
   }
   connector_ = std::thread([this] { connector_loop(); });
+  if (!standby_.nodes.empty()) standby_thread_ = std::thread([this] { standby_loop(); });
   // Wait for every peer's hello (bounded): a member unreachable at start is an error.
   const auto limit = std::chrono::steady_clock::now() + std::chrono::milliseconds(cs.start_timeout_ms);
   for (;;) {
@@ -822,6 +1015,53 @@ void cluster_member::fallback(const node_spec& n, fb_msg m, std::function<void(g
                                                 ")" + (n.fallback.empty() ? "" : " and so is its fallback")));
 }
 
+void cluster_member::to_home(const node_spec& n, fb_msg m, std::function<void(graph_result)> done) {
+  peer* home = peer_of(n.at);
+  if (!home) {
+    done(error_result(errc::node_unreachable, "node '" + n.name + "': no link to its member '" + n.at + "'"));
+    return;
+  }
+  home->park(n, std::move(m), std::move(done));
+}
+
+// Hands a taken-over stateful node back once its home member asks (standby_hooks): new requests
+// are answered "moved" (their callers send them home), the ones being served finish, then the
+// engine stops it with a last checkpoint and releases its lock, which the home member waits for.
+void cluster_member::standby_loop() {
+  using sb = member_core::standby;
+  while (!stopping_.load(std::memory_order_acquire)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    for (const std::string& node : standby_.nodes) {
+      {
+        std::lock_guard<std::mutex> lock(core_->mu);
+        if (core_->standbys[node].at != sb::phase::active) continue;
+      }
+      if (!standby_.wanted_back(node)) continue;
+      {
+        std::lock_guard<std::mutex> lock(core_->mu);
+        core_->standbys[node].at = sb::phase::handing_back;
+      }
+      log_.info("cluster", "node " + node + "'s home member asks for it back: draining it here",
+                {{"node", node}, {"member", self_}});
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      for (;;) {
+        {
+          std::lock_guard<std::mutex> lock(core_->mu);
+          if (core_->standbys[node].in_flight == 0) break;
+        }
+        if (std::chrono::steady_clock::now() > until || stopping_.load(std::memory_order_acquire)) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      standby_.hand_back(node);
+      std::lock_guard<std::mutex> lock(core_->mu);
+      sb& s = core_->standbys[node];
+      s.at = sb::phase::dormant;
+      s.handed_back_ns = steady_now();
+      s.retry_after_ns = 0;
+    }
+  }
+}
+
 async_node_fn cluster_member::remote_node(const node_spec& n) {
   const node_spec* spec = &n;
   return [this, spec](fb_msg&& m, std::function<void(graph_result)> done) {
@@ -843,6 +1083,16 @@ async_node_fn cluster_member::remote_node(const node_spec& n) {
 void cluster_member::stop() {
   if (stopping_.exchange(true)) return;
   if (connector_.joinable()) connector_.join();
+  if (standby_thread_.joinable()) standby_thread_.join();
+  if (core_) {  // takeovers under way finish (the engine stops what they started)
+    std::vector<std::thread> w;
+    {
+      std::lock_guard<std::mutex> lock(core_->workers_mu);
+      w.swap(core_->workers);
+    }
+    for (std::thread& t : w)
+      if (t.joinable()) t.join();
+  }
   // The link actors and the member actor are gone before stop() returns (bounded), so that the
   // runtime's shutdown does not find them still running.
   struct latch {
@@ -869,6 +1119,8 @@ void cluster_member::stop() {
       for (auto& [corr, e] : p->outbox) open.push_back(std::move(e.done));
       p->outbox.clear();
       p->pending.clear();
+      for (outbox_entry& e : p->parked) open.push_back(std::move(e.done));
+      p->parked.clear();
       p->up = false;
       p->remote = caf::actor();
       p->candidate = caf::actor();

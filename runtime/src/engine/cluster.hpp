@@ -44,9 +44,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -112,6 +114,23 @@ struct cluster_stats {
   std::vector<peer_stats> peers;
 };
 
+/// The engine's side of this member's stateful standbys (nodes whose `fallback:` is this member):
+/// a standby is dormant until a request for it comes (its home member lost by the caller), then
+/// take_over() runs it here from its checkpoint folder — refused while the home member still holds
+/// its lock (a partition: the caller gets node_unreachable); once wanted_back() (the home member
+/// started again and asks for it), the member drains it, answers newer requests "moved" (the caller
+/// parks them for the home member) and hand_back() stops it with a last checkpoint.
+struct standby_hooks {
+  std::function<std::string(const std::string& node)> take_over;  // "" or why not (blocking)
+  std::function<void(const std::string& node)> hand_back;         // blocking
+  std::function<bool(const std::string& node)> wanted_back;
+  std::set<std::string> nodes;
+};
+
+/// The answer code (on the wire only) of a request for a node this member handed back to its
+/// home member: the caller sends it there instead (never delivered to a graph).
+inline constexpr std::uint8_t moved_code = 255;
+
 class cluster_member {
  public:
   /// `self`: this member's name; `dir`: where members' addresses are exchanged ("" = none: every
@@ -135,6 +154,8 @@ class cluster_member {
   /// Listen on `host` instead of the topology's `listen` host (`ringflow run --cluster-listen`:
   /// `cluster up` puts members in network namespaces). Before start().
   void listen_host(std::string host) { listen_host_ = std::move(host); }
+  /// This member's stateful standbys (before start()).
+  void standbys(standby_hooks h) { standby_ = std::move(h); }
   /// The members' breaker (before start()).
   void breaker(const member_breaker_settings& b) { breaker_ = b; }
   /// `serve`: this member's own nodes (and standby copies) as a graph without edges.
@@ -161,6 +182,10 @@ class cluster_member {
   /// errc::node_unreachable (`why`: what happened to the member).
   void fallback(const node_spec& n, fb_msg m, std::function<void(graph_result)> done, const std::string& why);
   void connector_loop();
+  void standby_loop();
+  /// A caller's request that the node's fallback answered `moved`: to its home member, parked
+  /// there until it is up again (bounded by the request's deadline).
+  void to_home(const node_spec& n, fb_msg m, std::function<void(graph_result)> done);
 
   const topology& topo_;
   std::string self_, dir_, listen_host_;
@@ -176,6 +201,8 @@ class cluster_member {
   std::shared_ptr<running_graph> serve_;
   std::atomic<bool> stopping_{false};
   std::thread connector_;
+  standby_hooks standby_;
+  std::thread standby_thread_;
   std::atomic<std::uint64_t> failovers_{0}, failbacks_{0};
 };
 

@@ -214,13 +214,26 @@ void engine::start() {
     m.build_tree();
     m.build_graph();
     m.build_serve_graph();  // engine::client's local nodes, other members' calls, local_cpu fallbacks
+    if (m.cluster && m.has_dormant()) {
+      m.checkpoints.expect_takeovers();
+      engine_parts::standby_hooks h;
+      impl* mp = &m;
+      h.take_over = [mp](const std::string& node) { return mp->take_over(node); };
+      h.hand_back = [mp](const std::string& node) { mp->hand_back(node); };
+      h.wanted_back = [mp](const std::string& node) { return mp->wanted_back(node); };
+      for (const auto& [name, nr] : m.nodes)
+        if (nr->dormant) h.nodes.insert(name);
+      m.cluster->standbys(std::move(h));
+    }
     if (m.cluster) m.cluster->start(m.rt->system(), m.serve);
+    m.checkpoints.clear_wants();  // this member serves its nodes again: the one that held them may forget them
     runtime* rt = m.rt.get();
     m.checkpoints.start([rt](const std::string& ring) -> std::shared_ptr<ring_core> {
       caf::expected<registry_entry> e = rt->registry().entry(ring);
       return e && e->core && !e->core->stopping() ? e->core : nullptr;
     });
   } catch (const std::exception& e) {
+    m.checkpoints.clear_wants();
     stop();
     throw engine_error(e.what());
   }

@@ -41,6 +41,10 @@ struct node_rt {
   /// nothing built), unless this member is its fallback: then it is also built here as a
   /// `standby` (served through the serve graph only). Without a cluster every node is local.
   bool remote = false, standby = false;
+  /// A stateful node's standby (`fallback:` this member): its ring actor starts only when this
+  /// member takes the node over (its home lost; take_over()) and stops when it hands it back.
+  bool dormant = false;
+  bool taken = false;               // taken over now (under impl::takeover_mu)
   std::vector<std::string> rings;   // ring actors of a ring node (one per replica)
   node_placement where;             // ring nodes: the devices behind them
   host_fault_schedule host_faults;  // kernel-host nodes: kill_worker and timed faults (tick() only)
@@ -156,6 +160,14 @@ struct engine::impl {
   caf::actor spawn_ring(engine_parts::ring_rt& r);
   child_spec ring_child(engine_parts::ring_rt& r);
   std::vector<child_spec> children_of(const std::string& sup);
+  // Stateful standbys (build.cpp; cluster.hpp standby_hooks): "" once node `node` runs here from
+  // its checkpoint folder (its lock taken), else why not; hand_back() stops it with a last
+  // checkpoint and releases the lock; wanted_back(): its home member asks for it.
+  std::mutex takeover_mu;
+  std::string take_over(const std::string& node);
+  void hand_back(const std::string& node);
+  [[nodiscard]] bool wanted_back(const std::string& node) const;
+  [[nodiscard]] bool has_dormant() const;
   ring_picker ring_picker_of(engine_parts::node_rt* nr);
   // engine.cpp
   void on_ladder_event(const ladder_event& e);

@@ -169,6 +169,12 @@ struct member_spec {
   std::string listen;      // "HOST:PORT" as written
   std::string host;        // parsed
   std::uint16_t port = 0;  // 0 = assigned at start (`cluster up` exchanges it)
+  /// `shares:` folders (absolute, resolved against the file's folder) this member reads and writes
+  /// as the same files as the other members listing them (a shared volume; every member on one
+  /// machine): a stateful node fails over only to a member sharing its checkpoint folder.
+  std::vector<std::string> shares;
+  /// A folder of `shares` holds `path` (absolute or relative to the working folder).
+  [[nodiscard]] bool shares_folder(const std::string& path) const;
 };
 
 /// A topology's `cluster:` section.
