@@ -14,6 +14,10 @@
 #               it over from the shared checkpoint folder, m2 restarted -> m3 hands it back; lost 0,
 #               duplicated 0, the only errors the trades in flight at the kill (unavailable: in doubt),
 #               and the final state holds every answered trade once (replied <= covered <= sent)
+#   stateful-partition  cluster-stateful.yaml with m2 partitioned instead of killed: m2 keeps the
+#               folder's lock, so m3 never takes vwap over (callers get node_unreachable at once,
+#               in-flight trades unavailable); after the heal m1 fails back to m2; lost 0, the state
+#               holds every answered trade once. 77 where namespaces cannot be made.
 #   partition   cluster-demo.yaml with m2 partitioned (members in network namespaces the harness
 #               makes, m2's veth down for 3 s, then up) -> lost 0, duplicated 0, m2's node rerouted by
 #               the heartbeat and failed back after the heal, m2 never restarted, no namespace left
@@ -235,6 +239,32 @@ YAML
   # ...and it was the certificate check that refused it: m1's TLS alert, as the rogue server saw it.
   grep -q "alert unknown ca" rogue.out || fail "m1 did not refuse the rogue's certificate: $(head -n 3 rogue.out)"
   echo "ok: TLS cluster run lost 0; m2 refused another CA's client and a client without a certificate; m1 refused a rogue server"
+  ;;
+stateful-partition)
+  sed -e 's/{kind: member_kill, member: m2, at_s: 3, restore_after_s: 2}/{kind: member_partition, member: m2, at_s: 3, restore_after_s: 2}/' \
+    "$src/examples/topologies/cluster-stateful.yaml" > "$work/t.yaml"
+  grep -q member_partition "$work/t.yaml" || fail "the partition topology was not made"
+  "$ringflow" cluster up "$work/t.yaml" --dir "$work/run" --summary-json "$work/s.json" > "$work/up.txt" 2>&1
+  rc=$?
+  if [ "$rc" -eq 77 ]; then echo "SKIP: $(tail -n 1 "$work/up.txt")"; exit 77; fi
+  [ "$rc" -eq 0 ] || { cat "$work/up.txt"; tail -n 30 "$work"/run/*.log; fail "cluster up exited $rc"; }
+  for k in lost duplicated wrong member_kills; do
+    [ "$(field "$work/s.json" $k)" = 0 ] || fail "$k is $(field "$work/s.json" $k), not 0"
+  done
+  grep -q '"balanced": true' "$work/s.json" || fail "sent != replied + errors + lost + wrong"
+  sent=$(field "$work/s.json" sent); replied=$(field "$work/s.json" replied)
+  unreachable=$(sed -n 's/^ *"node_unreachable": \([0-9]*\).*/\1/p' "$work/s.json" | head -1)
+  doubt=$(sed -n 's/^ *"unavailable": \([0-9]*\).*/\1/p' "$work/s.json" | head -1)
+  [ "$(field "$work/s.json" errors)" = $(( ${unreachable:-0} + ${doubt:-0} )) ] || fail "errors other than unreachable / in doubt"
+  [ "${unreachable:-0}" -gt 0 ] || fail "no caller was told node_unreachable during the partition"
+  [ "${doubt:-0}" -le 64 ] || fail "$doubt in doubt: more than the trades in flight"
+  [ "$(field "$work/s.json" member_partitions)" = 1 ] && [ "$(field "$work/s.json" member_heals)" = 1 ] || fail "not partitioned and healed once"
+  [ "$(field "$work/s.json" member_failbacks)" -ge 1 ] || fail "no fail-back after the heal"
+  grep -q 'took node vwap over' "$work/run/m3.log" && fail "m3 took vwap over while m2 held its lock"
+  grep -q 'did not take node vwap over' "$work/run/m3.log" || fail "m3 did not log why it did not take vwap over"
+  covered=$(od -An -t u8 -j 28 -N 8 "$work/cluster-state/vwap.ckpt" | tr -d ' ')
+  [ "$covered" -ge "$replied" ] && [ "$covered" -le "$sent" ] || fail "the state holds $covered trades: replied $replied, sent $sent"
+  echo "ok: sent $sent, replied $replied, unreachable $unreachable, in doubt $doubt, state $covered; never taken over"
   ;;
 partition)
   topo="$work/partition.yaml"

@@ -406,6 +406,7 @@ struct cluster_member::member_core {
     std::uint8_t verdict = 0;          // moved_code or errc::node_unreachable
     std::string why;                   // the refused takeover's reason
     std::uint64_t handed_back_ns = 0;  // 0: never
+    std::uint64_t refusal_logged_ns = 0;
   };
   std::map<std::string, standby> standbys;
   standby_hooks hooks;
@@ -522,12 +523,17 @@ void take_over(const core_ptr& c, const std::string& node) {
   std::uint8_t verdict = static_cast<std::uint8_t>(errc::node_unreachable);
   if (!why.empty()) {
     std::lock_guard<std::mutex> lock(c->mu);
-    const sb& s = c->standbys[node];
+    sb& s = c->standbys[node];
     const bool asked = (c->hooks.wanted_back && c->hooks.wanted_back(node)) ||
                        (s.handed_back_ns && steady_now() - s.handed_back_ns < c->handed_back_window_ns);
     if (asked) verdict = moved_code;  // its home member has it (or is about to): the caller goes there
-    c->log->warn("cluster", "member " + c->self + " did not take node " + node + " over: " + why,
-                 {{"node", node}, {"moved", asked}});
+    // Retried at most every 50 ms while the home member holds it (a partition): logged every 5 s.
+    const std::uint64_t now = steady_now();
+    if (now - s.refusal_logged_ns > 5'000'000'000ull || !s.refusal_logged_ns) {
+      s.refusal_logged_ns = now;
+      c->log->warn("cluster", "member " + c->self + " did not take node " + node + " over: " + why,
+                   {{"node", node}, {"moved", asked}});
+    }
   }
   const std::string detail = verdict == moved_code
                                  ? "node '" + node + "' went back to its home member"
