@@ -200,6 +200,7 @@ void checkpointer::fold_journal(node_ckpt& ck, const kernel_info& k, bool discar
 
 void checkpointer::start(core_lookup lookup) {
   if ((nodes_.empty() && !takeovers_) || thread_.joinable()) return;
+  std::lock_guard<std::mutex> lock(mu_);  // a takeover may add a node meanwhile (resume)
   lookup_ = std::move(lookup);
   const std::uint64_t now = steady_now();
   for (auto& n : nodes_) n->due_ns = now + n->every_ms * ms_ns;
