@@ -34,6 +34,16 @@ field() {  # the integer value of "key" in a JSON file written with dump(2)
   sed -n "s/^  \"$2\": \([0-9]*\),\{0,1\}$/\1/p" "$1" | head -1
 }
 
+up_partitioned() {  # `cluster up` of a topology with a member_partition: 77 without namespaces; lost 0
+  "$ringflow" cluster up "$1" --dir "$work/run" --summary-json "$work/s.json" > "$work/up.txt" 2>&1
+  rc=$?
+  if [ "$rc" -eq 77 ]; then echo "SKIP: $(tail -n 1 "$work/up.txt")"; exit 77; fi
+  [ "$rc" -eq 0 ] || { cat "$work/up.txt"; tail -n 30 "$work"/run/*.log; fail "cluster up exited $rc"; }
+  for k in lost duplicated wrong member_kills; do
+    [ "$(field "$work/s.json" $k)" = 0 ] || fail "$k is $(field "$work/s.json" $k), not 0"
+  done
+}
+
 case "$case_" in
 demo)
   "$ringflow" cluster up "$src/examples/topologies/cluster-demo.yaml" --dir "$work/run" --summary-json "$work/s.json"
@@ -244,13 +254,7 @@ stateful-partition)
   sed -e 's/{kind: member_kill, member: m2, at_s: 3, restore_after_s: 2}/{kind: member_partition, member: m2, at_s: 3, restore_after_s: 2}/' \
     "$src/examples/topologies/cluster-stateful.yaml" > "$work/t.yaml"
   grep -q member_partition "$work/t.yaml" || fail "the partition topology was not made"
-  "$ringflow" cluster up "$work/t.yaml" --dir "$work/run" --summary-json "$work/s.json" > "$work/up.txt" 2>&1
-  rc=$?
-  if [ "$rc" -eq 77 ]; then echo "SKIP: $(tail -n 1 "$work/up.txt")"; exit 77; fi
-  [ "$rc" -eq 0 ] || { cat "$work/up.txt"; tail -n 30 "$work"/run/*.log; fail "cluster up exited $rc"; }
-  for k in lost duplicated wrong member_kills; do
-    [ "$(field "$work/s.json" $k)" = 0 ] || fail "$k is $(field "$work/s.json" $k), not 0"
-  done
+  up_partitioned "$work/t.yaml"
   grep -q '"balanced": true' "$work/s.json" || fail "sent != replied + errors + lost + wrong"
   sent=$(field "$work/s.json" sent); replied=$(field "$work/s.json" replied)
   unreachable=$(sed -n 's/^ *"node_unreachable": \([0-9]*\).*/\1/p' "$work/s.json" | head -1)
@@ -272,13 +276,7 @@ partition)
     -e 's/{kind: member_kill, member: m2, at_s: 3, restore_after_s: 3}/{kind: member_partition, member: m2, at_s: 3, restore_after_s: 3}/' \
     "$src/examples/topologies/cluster-demo.yaml" > "$topo"
   grep -q member_partition "$topo" || fail "the partition topology was not made"
-  "$ringflow" cluster up "$topo" --dir "$work/run" --summary-json "$work/s.json" > "$work/up.txt" 2>&1
-  rc=$?
-  if [ "$rc" -eq 77 ]; then echo "SKIP: $(tail -n 1 "$work/up.txt")"; exit 77; fi
-  [ "$rc" -eq 0 ] || { cat "$work/up.txt"; tail -n 30 "$work"/run/*.log; fail "cluster up exited $rc"; }
-  for k in lost duplicated wrong member_kills; do
-    [ "$(field "$work/s.json" $k)" = 0 ] || fail "$k is $(field "$work/s.json" $k), not 0"
-  done
+  up_partitioned "$topo"
   [ "$(field "$work/s.json" member_partitions)" = 1 ] && [ "$(field "$work/s.json" member_heals)" = 1 ] ||
     fail "the partition was not cut and healed once: $(cat "$work/up.txt")"
   [ "$(field "$work/s.json" member_failovers)" -ge 1 ] || fail "no member failover"
