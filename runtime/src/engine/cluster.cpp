@@ -201,7 +201,8 @@ struct cluster_member::peer {
   /// node's fallback).
   void send_parked(std::vector<outbox_entry> q) {
     for (outbox_entry& e : q)
-      if (!submit(*e.node, e.msg, e.done)) owner->fallback(*e.node, std::move(e.msg), std::move(e.done), last_error);
+      if (!submit(*e.node, e.msg, e.done))
+        owner->fallback(*e.node, std::move(e.msg), std::move(e.done), "it was lost again at once");
   }
 
   void on_reply(std::uint64_t corr, std::uint64_t from_epoch, std::uint8_t code, std::string detail,
@@ -412,7 +413,7 @@ struct cluster_member::member_core {
   standby_hooks hooks;
   std::uint64_t handed_back_window_ns = 0;  // after a hand-back, a held lock means "moved"
   std::mutex workers_mu;
-  std::vector<std::thread> workers;  // takeovers (joined by cluster_member::stop)
+  std::map<std::string, std::thread> workers;  // each standby's last takeover (joined at the next, or by stop)
 
   std::string origin_of(const caf::strong_actor_ptr& sender) {
     if (!sender) return {};
@@ -641,8 +642,11 @@ void serve_request(const core_ptr& c, const std::string& from, std::uint64_t ori
     case act::answer: complete(c, k, code, std::move(detail), {}); return;
     case act::wait: return;
     case act::start_takeover: {
+      // One takeover per standby at a time (the phase says so): the previous one has returned.
       std::lock_guard<std::mutex> lock(c->workers_mu);
-      c->workers.emplace_back([c, node] { take_over(c, node); });
+      std::thread& t = c->workers[node];
+      if (t.joinable()) t.join();
+      t = std::thread([c, node] { take_over(c, node); });
       return;
     }
     case act::serve:
@@ -1091,12 +1095,12 @@ void cluster_member::stop() {
   if (connector_.joinable()) connector_.join();
   if (standby_thread_.joinable()) standby_thread_.join();
   if (core_) {  // takeovers under way finish (the engine stops what they started)
-    std::vector<std::thread> w;
+    std::map<std::string, std::thread> w;
     {
       std::lock_guard<std::mutex> lock(core_->workers_mu);
       w.swap(core_->workers);
     }
-    for (std::thread& t : w)
+    for (auto& [node, t] : w)
       if (t.joinable()) t.join();
   }
   // The link actors and the member actor are gone before stop() returns (bounded), so that the
